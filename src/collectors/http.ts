@@ -1,0 +1,29 @@
+import type { CollectorModule } from './types.js';
+
+export const http: CollectorModule = {
+  name: 'http',
+  families: [
+    { name: 'upkeep_http_duration_seconds', help: 'Time the health probe took to get its response.', type: 'gauge', labelNames: ['service'] },
+  ],
+  upFamily: { name: 'upkeep_http_up', help: 'Whether the service answered its health probe with the expected status (1) or not (0).', label: 'service' },
+  build({ config }) {
+    return config.targets.http.map((target) => ({
+      collector: 'http',
+      target: target.name,
+      async collect(signal: AbortSignal) {
+        const started = performance.now();
+        const timeout = AbortSignal.timeout((target.timeoutSeconds ?? config.collectors.timeoutSeconds) * 1000);
+        const response = await fetch(target.url, { signal: AbortSignal.any([signal, timeout]), redirect: 'manual' });
+        await response.body?.cancel();
+        const healthy = target.expectStatus === undefined ? response.status >= 200 && response.status < 300 : response.status === target.expectStatus;
+        const service = target.name;
+        return {
+          readings: [
+            { family: 'upkeep_http_up', labels: { service }, value: healthy ? 1 : 0 },
+            { family: 'upkeep_http_duration_seconds', labels: { service }, value: (performance.now() - started) / 1000 },
+          ],
+        };
+      },
+    }));
+  },
+};

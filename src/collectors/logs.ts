@@ -1,0 +1,55 @@
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CachedReading } from './cached.js';
+import { globToRegExp } from './glob.js';
+import type { CollectorModule } from './types.js';
+
+export interface DirUsage { bytes: number; files: number }
+
+/** Sums matching regular files below dir, without following symlinks (they may point anywhere). */
+export async function measureDir(dir: string, match: RegExp): Promise<DirUsage> {
+  const usage: DirUsage = { bytes: 0, files: 0 };
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const inner = await measureDir(path, match);
+      usage.bytes += inner.bytes;
+      usage.files += inner.files;
+    } else if (entry.isFile() && match.test(entry.name)) {
+      usage.bytes += (await lstat(path)).size;
+      usage.files += 1;
+    }
+  }
+  return usage;
+}
+
+export const logs: CollectorModule = {
+  name: 'logs',
+  families: [
+    { name: 'upkeep_log_dir_bytes', help: 'Bytes of log files matching the pattern below the directory.', type: 'gauge', labelNames: ['name'] },
+    { name: 'upkeep_log_files', help: 'Number of log files matching the pattern below the directory.', type: 'gauge', labelNames: ['name'] },
+  ],
+  build({ config }) {
+    return config.targets.logs.map((target) => {
+      const match = globToRegExp(target.pattern);
+      const cache = new CachedReading(target.refreshSeconds, () => measureDir(target.dir, match));
+      return {
+        collector: 'logs',
+        target: target.name,
+        async collect() {
+          const { value, ageSeconds } = await cache.get();
+          const name = target.name;
+          return {
+            readings: [
+              { family: 'upkeep_log_dir_bytes', labels: { name }, value: value.bytes },
+              { family: 'upkeep_log_files', labels: { name }, value: value.files },
+            ],
+            cacheAges: [{ reading: 'log_dir', ageSeconds }],
+          };
+        },
+        async close() { cache.stop(); },
+      };
+    });
+  },
+};

@@ -1,0 +1,92 @@
+import type { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Connections } from './connections.js';
+
+/**
+ * The contract between the engine and an action family. An action knows its system (SQL,
+ * Redis commands, Docker calls, files); the engine owns every guard: validation, locks,
+ * idempotency, cooldown, circuit breaker, risk gates, windows, dry-run, deadlines, journal.
+ */
+export type Risk = 'safe' | 'disruptive' | 'destructive';
+export type Trigger = 'alert' | 'manual' | 'schedule' | 'cli';
+
+/** One exact thing a run will do: an SQL statement, a Redis command, a Docker API call, a file path. */
+export interface PlanStep {
+  readonly kind: 'sql' | 'redis' | 'docker' | 'file' | 'exec';
+  /** The exact statement / command / call, as it will be executed. */
+  readonly detail: string;
+}
+
+/** What must be held while the action runs, so one run per (remediation, target object) happens at a time across replicas. */
+export type LockSpec =
+  | { readonly kind: 'postgres'; readonly target: string; readonly database: string; readonly key: string }
+  | { readonly kind: 'redis'; readonly target: string; readonly key: string }
+  | { readonly kind: 'local'; readonly key: string };
+
+export interface ActionContext {
+  readonly config: Readonly<Config>;
+  readonly log: Logger;
+  readonly connections: Connections;
+  /** Aborted when the run's deadline passes (or the engine shuts down). */
+  readonly signal: AbortSignal;
+  /** Epoch milliseconds by which the run must be finished. */
+  readonly deadline: number;
+}
+
+export interface CheckResult {
+  /** false: the condition has cleared and the run is skipped with `reason`. */
+  readonly proceed: boolean;
+  readonly reason: string;
+  /** What was observed (dead tuples, LASTSAVE...) - kept in the journal and passed to verify. */
+  readonly observed?: Readonly<Record<string, unknown>>;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly observed?: Readonly<Record<string, unknown>>;
+}
+
+export interface RunOutput {
+  /** Free-form, JSON-serialisable facts about the run (rows deleted, bytes reclaimed...). */
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A remediation. `P` is the validated parameter type. Every identifier in P that came from an
+ * alert label must be checked against the live catalog in `resolve` (and quoted when used).
+ */
+export interface Action<P> {
+  readonly name: string;
+  readonly description: string;
+  readonly params: z.ZodType<P>;
+  /** The risk of this particular invocation (e.g. postgres.vacuum with full: true is disruptive). */
+  risk(params: P): Risk;
+  /** Checks identifiers against the live catalog; throws ValidationError with a reason when one is unknown. */
+  resolve(params: P, context: ActionContext): Promise<P>;
+  /** What to lock while running. */
+  lock(params: P): LockSpec;
+  /** Is the condition still true? Called just before acting. */
+  check(params: P, context: ActionContext): Promise<CheckResult>;
+  /** The exact steps. A dry run records these and executes nothing. */
+  plan(params: P, context: ActionContext): Promise<PlanStep[]>;
+  run(params: P, plan: readonly PlanStep[], context: ActionContext): Promise<RunOutput>;
+  /** Did it work? A failed verification makes the run a failure. */
+  verify(params: P, before: CheckResult, output: RunOutput, context: ActionContext): Promise<VerifyResult>;
+}
+
+/**
+ * An action whose parameter type has been erased, for registries and the engine. Methods are
+ * declared in method syntax, so Action<Specific> is assignable here; the engine only ever hands
+ * an action back the value its own `params` schema produced.
+ */
+export type AnyAction = Action<unknown>;
+
+/** Rejected input: the engine journals it and answers 400 / skips, never runs anything. */
+export class ValidationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ValidationError';
+  }
+}

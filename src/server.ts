@@ -1,0 +1,60 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Gauge, Registry } from 'prom-client';
+import { buildScraper } from './collectors/index.js';
+import type { Scraper } from './collectors/scraper.js';
+import type { CollectorModule } from './collectors/types.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import { VERSION } from './version.js';
+
+const QUIET_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
+
+export interface AppOptions {
+  config: Readonly<Config>;
+  log: Logger;
+  /** Override the collector set (tests); defaults to every known collector. */
+  collectors?: readonly CollectorModule[];
+}
+
+export interface App {
+  fastify: FastifyInstance;
+  registry: Registry;
+  scraper: Scraper;
+}
+
+/** The whole HTTP app. Process concerns (listen, signals) live in cli.ts. */
+export async function buildApp(options: AppOptions): Promise<App> {
+  const { config, log } = options;
+  const registry = new Registry();
+  new Gauge({ name: 'upkeep_build_info', help: 'Always 1; the version label says which upkeep is running.', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
+  const scraper = buildScraper({ config, log }, registry, options.collectors);
+
+  // Widened to Fastify's logger type so route plugins see the default FastifyInstance.
+  const loggerInstance: FastifyBaseLogger = log;
+  const fastify: FastifyInstance = Fastify({ loggerInstance, bodyLimit: config.server.bodyLimitBytes,
+    // Scrapes and probes arrive every few seconds; logging them would drown the audit-worthy POSTs.
+    logController: new LogController({ disableRequestLogging: (request) => QUIET_ROUTES.has(request.url) }),
+  });
+  fastify.addHook('onClose', async () => { await scraper.close(); });
+  fastify.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      return reply.code(status).send({ error: 'internal error' });
+    }
+    return reply.code(status).send({ error: err.message });
+  });
+
+  fastify.get('/metrics', async (_request, reply) => {
+    const text = await scraper.scrape();
+    return reply.type(registry.contentType).send(text);
+  });
+  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  fastify.get('/readyz', async (_request, reply) => {
+    const targets = scraper.statuses();
+    // Ready means the config loaded and the app serves; a down target is reported, not fatal,
+    // because Prometheus must still be able to scrape upkeep_*_up 0 for it.
+    return reply.send({ status: 'ready', version: VERSION, targets });
+  });
+  return { fastify, registry, scraper };
+}

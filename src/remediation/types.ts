@@ -90,3 +90,50 @@ export class ValidationError extends Error {
     this.name = 'ValidationError';
   }
 }
+
+/** The alert that triggered a run, as Alertmanager identified it. */
+export interface AlertRef {
+  readonly fingerprint: string;
+  readonly startsAt: string;
+  readonly alertname: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Everything that asks for a run (webhook, manual POST, CLI, schedule) submits one of these. */
+export interface RunRequest {
+  readonly remediation: string;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly trigger: Trigger;
+  readonly dryRun?: boolean;
+  readonly alert?: AlertRef;
+  /** The highest risk the triggering rule allows for automatic runs. */
+  readonly allowRisk?: Risk;
+  /** The schedule entry or rule that produced the request, for the journal. */
+  readonly source?: string;
+}
+
+export type RunStatus =
+  | 'queued' | 'running' | 'success' | 'failure' | 'skipped' | 'dry_run'
+  | 'interrupted' | 'duplicate' | 'cancelled' | 'rejected';
+
+export interface RunRecord {
+  readonly id: string;
+  readonly remediation: string;
+  readonly trigger: Trigger;
+  readonly status: RunStatus;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly reason?: string;
+  readonly alert?: AlertRef;
+  readonly plan?: readonly PlanStep[];
+  readonly output?: Readonly<Record<string, unknown>>;
+  readonly verification?: VerifyResult;
+  readonly error?: string;
+  readonly queuedAt: string;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+}
+
+/** What a trigger needs from the engine. */
+export interface RunSubmitter {
+  submit(request: RunRequest): { runId: string; done: Promise<RunRecord> };
+}

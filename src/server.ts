@@ -36,6 +36,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
     logController: new LogController({ disableRequestLogging: (request) => QUIET_ROUTES.has(request.url) }),
   });
   fastify.addHook('onClose', async () => { await scraper.close(); });
+  // On shutdown, a response still in flight tells its client to hang up, so a keep-alive
+  // connection (every Prometheus scrape uses one) cannot hold the process open afterwards.
+  let closing = false;
+  fastify.addHook('preClose', async () => { closing = true; });
+  fastify.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close'); });
   fastify.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
     const status = err.statusCode ?? 500;
     if (status >= 500) {

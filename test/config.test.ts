@@ -1,0 +1,136 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { main, type Io } from '../src/cli.js';
+import { parseDurationSeconds } from '../src/config/duration.js';
+import { formatPath, interpolate } from '../src/config/interpolate.js';
+import { ConfigInvalid, loadConfig, parseConfig } from '../src/config/load.js';
+
+function capture(env: Record<string, string> = {}): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (line) => stdout.push(line), err: (line) => stderr.push(line), env };
+}
+
+async function configFile(text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-config-'));
+  const file = join(dir, 'upkeep.yml');
+  await writeFile(file, text);
+  return file;
+}
+
+t.test('durations read the way runbooks write them', async (t) => {
+  t.equal(parseDurationSeconds('30 days'), 30 * 86400);
+  t.equal(parseDurationSeconds('6 months'), 6 * 30 * 86400);
+  t.equal(parseDurationSeconds('12h'), 43200);
+  t.equal(parseDurationSeconds('90s'), 90);
+  t.equal(parseDurationSeconds('1.5 hours'), 5400);
+  t.equal(parseDurationSeconds('2 fortnights'), null);
+  t.equal(parseDurationSeconds('soon'), null);
+});
+
+t.test('paths are written as in error messages', async (t) => {
+  t.equal(formatPath(['targets', 'postgres', 0, 'url']), 'targets.postgres[0].url');
+  t.equal(formatPath([]), '(root)');
+});
+
+t.test('interpolation', async (t) => {
+  const errors: { path: string; message: string }[] = [];
+  const env = { HOST: 'db.internal', PORT: '5433', EMPTY: '', FLAG: 'true' };
+  const out = interpolate({
+    url: 'postgres://${HOST}:${PORT}/app',
+    port: '${PORT}',
+    fallback: '${MISSING:-9630}',
+    emptyUsesDefault: '${EMPTY:-x}',
+    flag: '${FLAG}',
+    word: '${HOST}',
+    list: ['${HOST}', 3, null],
+  }, env, errors);
+  t.same(out, {
+    url: 'postgres://db.internal:5433/app',
+    port: 5433,
+    fallback: 9630,
+    emptyUsesDefault: 'x',
+    flag: true,
+    word: 'db.internal',
+    list: ['db.internal', 3, null],
+  });
+  t.same(errors, []);
+  interpolate({ a: [{ token: 'Bearer ${SECRET}' }] }, {}, errors);
+  t.same(errors, [{ path: 'a[0].token', message: 'environment variable SECRET is not set and has no default' }]);
+});
+
+t.test('a valid config is typed, defaulted and frozen', async (t) => {
+  const result = parseConfig('targets:\n  disks: [{ path: / }]\n', {});
+  t.ok(result.ok);
+  if (!result.ok) return;
+  t.equal(result.config.server.port, 9630);
+  t.equal(result.config.collectors.timeoutSeconds, 5);
+  t.same(result.config.targets.disks, [{ path: '/' }]);
+  t.ok(Object.isFrozen(result.config.targets.disks[0]));
+  t.throws(() => { (result.config.server as { port: number }).port = 1; });
+});
+
+t.test('errors name their path', async (t) => {
+  const text = [
+    'server: { port: "${PORT}", colour: blue }',
+    'targets:',
+    '  postgres:',
+    '    - name: main',
+    '      url: 42',
+    '  disks: [{ path: / }]',
+    'collectors: { timeoutSeconds: fast }',
+  ].join('\n');
+  const result = parseConfig(text, {});
+  t.notOk(result.ok);
+  if (result.ok) return;
+  const messages = result.errors.map((e) => `${e.path}: ${e.message}`);
+  t.ok(messages.includes('server.port: environment variable PORT is not set and has no default'), 'unset variable');
+  t.ok(messages.includes('server.colour: unknown key'), 'unknown key');
+  t.ok(messages.some((m) => m.startsWith('targets.postgres[0].url: ')), 'wrong type in a list item');
+  t.ok(messages.some((m) => m.startsWith('collectors.timeoutSeconds: ')), 'wrong type');
+});
+
+t.test('YAML syntax errors and empty files', async (t) => {
+  const broken = parseConfig('server: [unclosed', {});
+  t.notOk(broken.ok);
+  if (!broken.ok) t.match(broken.errors[0]?.message, /not valid YAML/);
+  t.ok(parseConfig('', {}).ok, 'an empty file is the all-defaults config');
+});
+
+t.test('loadConfig reports an unreadable file', async (t) => {
+  await t.rejects(loadConfig('/nonexistent/upkeep.yml', {}), ConfigInvalid);
+});
+
+t.test('check-config', async (t) => {
+  t.test('rejects an unknown key, a wrong type and an unset variable, naming each path, exit 1', async (t) => {
+    const file = await configFile('server: { port: nope, authToken: "${UPKEEP_TOKEN}" }\ntargets: { disk: [] }\n');
+    const io = capture();
+    t.equal(await main(['check-config', '--config', file], io), 1);
+    const text = io.stderr.join('\n');
+    t.match(text, 'server.port: ');
+    t.match(text, 'server.authToken: environment variable UPKEEP_TOKEN is not set and has no default');
+    t.match(text, 'targets.disk: unknown key');
+  });
+  t.test('prints a summary and exits 0', async (t) => {
+    const io = capture({ UPKEEP_TOKEN: 's3cret' });
+    const file = await configFile('server: { authToken: "${UPKEEP_TOKEN}" }\ntargets: { disks: [{ path: / }] }\n');
+    t.equal(await main(['check-config', '--config', file], io), 0);
+    t.match(io.stdout.join('\n'), /config OK[\s\S]*disks=1[\s\S]*bearer token required/);
+    t.notMatch(io.stdout.join('\n'), 's3cret');
+  });
+  t.test('the shipped minimal example is valid', async (t) => {
+    const io = capture();
+    t.equal(await main(['check-config', '--config', 'examples/minimal.yml'], io), 0);
+    t.match(io.stdout.join('\n'), 'backups=1 disks=1 logs=1');
+  });
+  t.test('usage errors exit 2', async (t) => {
+    const io = capture();
+    t.equal(await main(['check-config'], io), 2);
+    t.match(io.stderr.join('\n'), '--config FILE is required');
+    t.equal(await main(['frobnicate'], io), 2);
+    t.match(io.stderr.join('\n'), 'unknown command "frobnicate"');
+    t.equal(await main(['check-config', '--bogus'], io), 2);
+  });
+});

@@ -1,0 +1,33 @@
+import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { appFromYaml, sample } from './app.js';
+
+t.test('log directory bytes and file count, recursive, symlinks not followed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-logs-'));
+  const outside = await mkdtemp(join(tmpdir(), 'upkeep-outside-'));
+  await writeFile(join(dir, 'app.log'), 'x'.repeat(1000));
+  await writeFile(join(dir, 'app.log.1.gz'), 'y'.repeat(500));
+  await writeFile(join(dir, 'notes.txt'), 'z'.repeat(300));
+  await mkdir(join(dir, 'worker'));
+  await writeFile(join(dir, 'worker', 'worker.log'), 'w'.repeat(200));
+  await writeFile(join(outside, 'huge.log'), 'h'.repeat(5000));
+  await symlink(join(outside, 'huge.log'), join(dir, 'linked.log'));
+  await symlink(outside, join(dir, 'linked-dir'));
+
+  const app = await appFromYaml(`targets:\n  logs:\n    - { name: refnet, dir: ${dir}, pattern: "*.log*" }\n`);
+  t.teardown(() => app.fastify.close());
+  const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  t.equal(sample(body, 'upkeep_log_dir_bytes{name="refnet"}'), 1700);
+  t.equal(sample(body, 'upkeep_log_files{name="refnet"}'), 3);
+  t.equal(sample(body, 'upkeep_collector_cache_age_seconds{collector="logs",target="refnet",reading="log_dir"}'), 0);
+});
+
+t.test('an unreadable log directory fails only its own collection', async (t) => {
+  const app = await appFromYaml('targets:\n  logs:\n    - { name: gone, dir: /nonexistent/logs }\n  disks: [{ path: / }]\n');
+  t.teardown(() => app.fastify.close());
+  const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  t.equal(sample(body, 'upkeep_collector_up{collector="logs",target="gone"}'), 0);
+  t.equal(sample(body, 'upkeep_collector_up{collector="disks",target="/"}'), 1);
+});

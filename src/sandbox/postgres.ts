@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { freePort, waitFor } from './ports.js';
+
+const run = promisify(execFile);
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+export interface PostgresServer {
+  port: number;
+  dataDir: string;
+  logFile: string;
+  /** A connection URL for the database (default "postgres"). */
+  url(database?: string): string;
+  /** Runs SQL on a short-lived connection and returns the rows. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], database?: string): Promise<R[]>;
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
+  /** Stops the server and deletes its data directory. */
+  destroy(): Promise<void>;
+}
+
+export interface PostgresOptions {
+  /** Extra postgresql.conf settings, e.g. { shared_preload_libraries: 'pg_stat_statements' }. */
+  settings?: Record<string, string>;
+}
+
+// initdb refuses to run as root, so as root the cluster belongs to the postgres user.
+const asRoot = userInfo().uid === 0;
+
+async function runPg(binary: string, args: string[]): Promise<string> {
+  const command = asRoot ? 'runuser' : join(PG_BIN, binary);
+  const fullArgs = asRoot ? ['-u', 'postgres', '--', join(PG_BIN, binary), ...args] : args;
+  const { stdout } = await run(command, fullArgs, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+/**
+ * A throwaway PostgreSQL 15 (used by the demo and the tests) on 127.0.0.1 and a free port, with trust auth for user postgres. */
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
+  const root = await mkdtemp(join(tmpdir(), 'upkeep-pg-'));
+  const dataDir = join(root, 'data');
+  const logFile = join(root, 'server.log');
+  if (asRoot) {
+    const { stdout } = await run('id', ['-u', 'postgres']);
+    const { stdout: gid } = await run('id', ['-g', 'postgres']);
+    await chown(root, Number(stdout.trim()), Number(gid.trim()));
+  }
+  await chmod(root, 0o755);
+  await runPg('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const port = await freePort();
+  const settings: Record<string, string> = {
+    listen_addresses: "'127.0.0.1'",
+    port: String(port),
+    unix_socket_directories: `'${root}'`,
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_connections: '200',
+    ...options.settings,
+  };
+  const opts = Object.entries(settings).map(([key, value]) => `-c ${key}=${value}`).join(' ');
+  const server: PostgresServer = {
+    port,
+    dataDir,
+    logFile,
+    url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    async query(sql, params, database) {
+      const client = new pg.Client({ connectionString: server.url(database) });
+      await client.connect();
+      try {
+        return (await client.query(sql, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    async start() {
+      await runPg('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', opts, '-w', '-t', '60', 'start']);
+      await waitFor('postgres', () => server.query('select 1'));
+    },
+    async stop(mode = 'fast') {
+      await runPg('pg_ctl', ['-D', dataDir, '-m', mode, '-w', 'stop']);
+    },
+    async destroy() {
+      await server.stop('immediate').catch(() => undefined);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}

@@ -1,0 +1,66 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, waitFor } from './ports.js';
+
+export interface RedisServer {
+  port: number;
+  dir: string;
+  url: string;
+  /** A new client; the caller quits it. */
+  client(): Redis;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export interface RedisOptions {
+  /** Extra redis-server arguments, e.g. ['--requirepass', 'secret']. */
+  args?: string[];
+  password?: string;
+}
+
+/** A throwaway redis-server on 127.0.0.1 and a free port, with its own data directory. */
+export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
+  const passwordArgs = options.password ? ['--requirepass', options.password] : [];
+  const server: RedisServer = {
+    port,
+    dir,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    client: () => new Redis({ host: '127.0.0.1', port, password: options.password, lazyConnect: false, maxRetriesPerRequest: 1 }),
+    async start() {
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...passwordArgs, ...(options.args ?? [])], { stdio: 'ignore' });
+      await waitFor('redis', async () => {
+        const probe = new Redis({ host: '127.0.0.1', port, password: options.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on('error', () => undefined); // refused connections are expected until it listens
+        try {
+          await probe.connect();
+          await probe.ping();
+        } finally {
+          probe.disconnect();
+        }
+      });
+    },
+    async stop() {
+      const running = child;
+      child = null;
+      if (!running || running.exitCode !== null) return;
+      const exited = once(running, 'exit');
+      running.kill('SIGKILL');
+      await exited;
+    },
+    async destroy() {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}

@@ -1,0 +1,86 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { freePort, waitFor } from './ports.js';
+import { startDaemon } from './process.js';
+
+export interface PrometheusOptions {
+  /** host:port of upkeep's /metrics. */
+  scrapeTarget: string;
+  ruleFiles?: string[];
+  /** host:port of an Alertmanager. */
+  alertmanager?: string;
+  intervalSeconds?: number;
+}
+
+export interface PrometheusServer {
+  port: number;
+  url: string;
+  /** Runs an instant query; throws with Prometheus's own message when it is invalid. */
+  query(expr: string): Promise<QueryResult[]>;
+  /** Active alerts as Prometheus sees them (pending or firing). */
+  alerts(): Promise<ActiveAlert[]>;
+  destroy(): Promise<void>;
+}
+
+const resultSchema = z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) });
+const queryResponse = z.object({
+  status: z.string(),
+  error: z.string().optional(),
+  data: z.object({ resultType: z.string(), result: z.array(resultSchema) }).optional(),
+});
+export type QueryResult = z.infer<typeof resultSchema>;
+
+const alertSchema = z.object({ labels: z.record(z.string(), z.string()), state: z.string(), activeAt: z.string().optional() });
+const alertsResponse = z.object({ data: z.object({ alerts: z.array(alertSchema) }) });
+export type ActiveAlert = z.infer<typeof alertSchema>;
+
+/** A throwaway Prometheus on 127.0.0.1 scraping one target at a short interval. */
+export async function startPrometheus(options: PrometheusOptions): Promise<PrometheusServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-prometheus-'));
+  const port = await freePort();
+  const interval = `${options.intervalSeconds ?? 1}s`;
+  const config = {
+    global: { scrape_interval: interval, evaluation_interval: interval },
+    rule_files: options.ruleFiles ?? [],
+    alerting: options.alertmanager ? { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] } : undefined,
+    scrape_configs: [{ job_name: 'upkeep', static_configs: [{ targets: [options.scrapeTarget] }] }],
+  };
+  await writeFile(join(dir, 'prometheus.yml'), JSON.stringify(config));
+  const daemon = startDaemon('prometheus', [
+    `--config.file=${join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+  ]);
+  const url = `http://127.0.0.1:${port}`;
+  const server: PrometheusServer = {
+    port,
+    url,
+    async query(expr) {
+      const response = await fetch(`${url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
+      const parsed = queryResponse.parse(await response.json());
+      if (parsed.status !== 'success' || !parsed.data) throw new Error(`${expr}: ${parsed.error ?? parsed.status}`);
+      return parsed.data.result;
+    },
+    async alerts() {
+      const response = await fetch(`${url}/api/v1/alerts`);
+      return alertsResponse.parse(await response.json()).data.alerts;
+    },
+    async destroy() {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor('prometheus', async () => {
+      if (daemon.child.exitCode !== null) throw new Error(`prometheus exited: ${daemon.output()}`);
+      const response = await fetch(`${url}/-/ready`);
+      if (!response.ok) throw new Error(`status ${response.status}`);
+    });
+  } catch (err) {
+    await server.destroy();
+    throw err;
+  }
+  return server;
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cronError } from '../remediation/windows.js';
 import { parseDurationSeconds } from './duration.js';
 
 // Every object is strict: a typo in a key is an error, never a silently ignored setting.
@@ -7,9 +8,11 @@ const seconds = z.number().positive();
 const duration = z.string().refine((text) => parseDurationSeconds(text) !== null, 'must be a duration such as "30 days" or "12h"');
 const params = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
 
+const regex = z.string().refine((text) => { try { new RegExp(text); return true; } catch { return false; } }, 'must be a valid regular expression');
+
 const tableFilter = z.strictObject({
-  include: z.array(z.string()).default([]),
-  exclude: z.array(z.string()).default([]),
+  include: z.array(regex).default([]),
+  exclude: z.array(regex).default([]),
   minDeadTuples: z.number().int().min(0).default(0),
   limit: z.number().int().positive().default(500),
 });
@@ -20,6 +23,8 @@ const postgresTarget = z.strictObject({
   databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
   tables: tableFilter.default({ include: [], exclude: [], minDeadTuples: 0, limit: 500 }),
   sizeRefreshSeconds: seconds.default(300),
+  // How often `databases: auto` looks for databases created or dropped since.
+  discoverRefreshSeconds: seconds.default(300),
   statements: z.strictObject({ enabled: z.boolean().default(false), limit: z.number().int().positive().default(10) })
     .default({ enabled: false, limit: 10 }),
 });
@@ -37,6 +42,7 @@ const dockerTarget = z.strictObject({
   host: z.string().optional(),
   port: z.number().int().positive().optional(),
   diskRefreshSeconds: seconds.default(300),
+  logRefreshSeconds: seconds.default(60),
 }).refine((t) => !(t.socketPath && t.host), 'set socketPath or host, not both');
 
 const backupTarget = z.strictObject({
@@ -74,7 +80,10 @@ const rule = z.strictObject({
 
 const window = z.strictObject({
   name,
-  cron: z.string().min(1),
+  cron: z.string().min(1).superRefine((text, ctx) => {
+    const problem = cronError(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   durationMinutes: z.number().int().positive(),
   timezone: z.string().optional(),
 });
@@ -125,6 +134,10 @@ export const configSchema = z.strictObject({
   remediation: z.strictObject({
     dryRun: z.boolean().default(false),
     timeoutSeconds: seconds.default(3600),
+    // How long a Postgres remediation waits for a table lock before failing (capped by the run's deadline).
+    lockTimeoutSeconds: seconds.default(60),
+    // Runs executing at once; the rest wait in the queue, where a resolved alert can still cancel them.
+    concurrency: z.number().int().positive().default(4),
     cooldownSeconds: z.number().min(0).default(300),
     circuitBreaker: z.strictObject({
       failures: z.number().int().positive().default(3),
@@ -133,7 +146,7 @@ export const configSchema = z.strictObject({
     rules: z.array(rule).default([]),
     windows: z.array(window).default([]),
     retention: z.array(retention).default([]),
-  }).default({ dryRun: false, timeoutSeconds: 3600, cooldownSeconds: 300, circuitBreaker: { failures: 3, windowSeconds: 3600 }, rules: [], windows: [], retention: [] }),
+  }).default({ dryRun: false, timeoutSeconds: 3600, lockTimeoutSeconds: 60, concurrency: 4, cooldownSeconds: 300, circuitBreaker: { failures: 3, windowSeconds: 3600 }, rules: [], windows: [], retention: [] }),
   schedule: z.array(scheduleEntry).default([]),
 });
 

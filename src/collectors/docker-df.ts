@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+// The parts of GET /system/df that disk usage needs. Docker sends null for empty lists.
+const list = <T extends z.ZodType>(item: T) => z.array(item).nullish().transform((items) => items ?? []);
+const systemDf = z.object({
+  LayersSize: z.number().nullish(),
+  Images: list(z.object({ Containers: z.number(), Size: z.number(), SharedSize: z.number() })),
+  Containers: list(z.object({ State: z.string(), SizeRw: z.number().nullish() })),
+  Volumes: list(z.object({ UsageData: z.object({ Size: z.number(), RefCount: z.number() }).nullish() })),
+  BuildCache: list(z.object({ Size: z.number(), InUse: z.boolean(), Shared: z.boolean() })),
+});
+
+export type DiskType = 'images' | 'containers' | 'volumes' | 'build_cache';
+export interface DiskUsage { readonly type: DiskType; readonly bytes: number; readonly reclaimableBytes: number }
+
+// A container in one of these states keeps its writable layer: `docker container prune` spares it.
+const ACTIVE_STATES = new Set(['running', 'paused', 'restarting']);
+
+/**
+ * Size and reclaimable bytes per type, computed the way `docker system df` computes them:
+ * images: all layers, minus the unshared part of images some container uses;
+ * containers: writable layers, reclaimable when the container is not active;
+ * volumes: reclaimable when no container references them; build cache: unshared, not in use.
+ */
+export function diskUsage(response: unknown): DiskUsage[] {
+  const df = systemDf.parse(response);
+  const layers = df.LayersSize ?? 0;
+  const usedByContainers = df.Images
+    .filter((image) => image.Containers > 0 && image.Size >= 0 && image.SharedSize >= 0)
+    .reduce((sum, image) => sum + image.Size - image.SharedSize, 0);
+  const containerBytes = (states: 'all' | 'inactive') => df.Containers
+    .filter((container) => states === 'all' || !ACTIVE_STATES.has(container.State))
+    .reduce((sum, container) => sum + (container.SizeRw ?? 0), 0);
+  const volumes = df.Volumes.flatMap((volume) => (volume.UsageData && volume.UsageData.Size >= 0 ? [volume.UsageData] : []));
+  const cache = df.BuildCache.filter((entry) => !entry.Shared);
+  return [
+    { type: 'images', bytes: layers, reclaimableBytes: layers - usedByContainers },
+    { type: 'containers', bytes: containerBytes('all'), reclaimableBytes: containerBytes('inactive') },
+    { type: 'volumes', bytes: sum(volumes.map((usage) => usage.Size)), reclaimableBytes: sum(volumes.filter((usage) => usage.RefCount === 0).map((usage) => usage.Size)) },
+    { type: 'build_cache', bytes: sum(cache.map((entry) => entry.Size)), reclaimableBytes: sum(cache.filter((entry) => !entry.InUse).map((entry) => entry.Size)) },
+  ];
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}

@@ -1,0 +1,89 @@
+import pg from 'pg';
+import type { Logger } from '../log.js';
+import { CachedReading } from './cached.js';
+import { readSizes, type DatabaseSizes } from './postgres-queries.js';
+
+// Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.
+const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
+// Longer than any sane scrape interval, so the scrape connection stays open between scrapes.
+const IDLE_CLOSE_MS = 120_000;
+
+export function databaseUrl(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
+/** The database named in the target's URL (discovery runs there), "postgres" when it names none. */
+export function urlDatabase(url: string): string {
+  const path = new URL(url).pathname.slice(1);
+  return path === '' ? 'postgres' : decodeURIComponent(path);
+}
+
+/**
+ * The connection to one database of a target: a pool of at most two clients (the scrape's and the
+ * background size refresh's), kept open across scrapes. pg.Pool drops a client whose server went
+ * away and connects a new one on the next query, so a restarted server needs nothing from us.
+ */
+export class DatabaseConnection {
+  readonly pool: pg.Pool;
+  readonly sizes: CachedReading<DatabaseSizes>;
+  private lastError: string | null = null;
+  private lastSizeError: string | null = null;
+
+  constructor(
+    readonly target: string,
+    readonly database: string,
+    url: string,
+    timeoutSeconds: number,
+    sizeRefreshSeconds: number,
+    private readonly log: Logger,
+  ) {
+    this.pool = new pg.Pool({
+      connectionString: databaseUrl(url, database),
+      max: 2,
+      idleTimeoutMillis: IDLE_CLOSE_MS,
+      connectionTimeoutMillis: timeoutSeconds * 1000,
+      statement_timeout: timeoutSeconds * 1000,
+      application_name: 'upkeep',
+      allowExitOnIdle: true,
+    });
+    // An idle client whose server restarted errors here; the pool discards it and the next
+    // scrape reports (and logs) whether the server is back.
+    this.pool.on('error', () => undefined);
+    this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS));
+  }
+
+  /** Sizes from cache, or null (logged once per distinct error) when they have never been read. */
+  async cachedSizes(): Promise<{ value: DatabaseSizes; ageSeconds: number } | null> {
+    try {
+      const sizes = await this.sizes.get();
+      this.noteSizeError(this.sizes.error);
+      return sizes;
+    } catch (err) {
+      this.noteSizeError(err instanceof Error ? err : new Error(String(err)));
+      return null;
+    }
+  }
+
+  /** Logs a database's failure when it starts or changes, and its recovery, not every scrape. */
+  noteResult(err: Error | null): void {
+    const message = err ? err.message : null;
+    if (message === this.lastError) return;
+    if (err) this.log.warn({ target: this.target, database: this.database, err }, 'postgres database collection failed');
+    else this.log.info({ target: this.target, database: this.database }, 'postgres database collection recovered');
+    this.lastError = message;
+  }
+
+  private noteSizeError(err: Error | null): void {
+    const message = err ? err.message : null;
+    if (message === this.lastSizeError) return;
+    this.lastSizeError = message;
+    if (err) this.log.warn({ target: this.target, database: this.database, err }, 'postgres size refresh failed; serving the last sizes read');
+  }
+
+  async close(): Promise<void> {
+    this.sizes.stop();
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,138 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import type { TableStats } from './postgres-tables.js';
+
+// Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
+const TABLE_STATS_SQL = `
+SELECT schemaname AS schema, relname AS "table",
+       n_dead_tup::float8 AS dead_tuples, n_live_tup::float8 AS live_tuples,
+       extract(epoch FROM greatest(last_vacuum, last_autovacuum))::float8 AS last_vacuum,
+       extract(epoch FROM greatest(last_analyze, last_autoanalyze))::float8 AS last_analyze
+FROM pg_stat_user_tables`;
+
+// Our own backend is excluded: its transaction is the scrape itself.
+const OLDEST_TRANSACTION_SQL = `
+SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8 AS age
+FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+
+const TABLE_SIZES_SQL = `
+SELECT schemaname AS schema, relname AS "table", pg_table_size(relid)::float8 AS bytes
+FROM pg_stat_user_tables`;
+
+const DATABASE_SIZE_SQL = 'SELECT pg_database_size(current_database())::float8 AS bytes';
+
+// Unique, primary-key and exclusion indexes enforce constraints, so "never scanned" does not make them droppable.
+const UNUSED_INDEXES_SQL = `
+SELECT count(*)::float8 AS count, coalesce(sum(pg_relation_size(s.indexrelid)), 0)::float8 AS bytes
+FROM pg_stat_user_indexes s JOIN pg_index i USING (indexrelid)
+WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND NOT i.indisexclusion`;
+
+const DISCOVER_SQL = `
+SELECT datname FROM pg_database
+WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')
+ORDER BY datname`;
+
+const STATEMENTS_SCHEMA_SQL = `
+SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'pg_stat_statements'`;
+
+const tableStatsRow = z.object({
+  schema: z.string(),
+  table: z.string(),
+  dead_tuples: z.number(),
+  live_tuples: z.number(),
+  last_vacuum: z.number().nullable(),
+  last_analyze: z.number().nullable(),
+});
+const sizeRow = z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() });
+const bytesRow = z.object({ bytes: z.number() });
+const ageRow = z.object({ age: z.number() });
+const unusedRow = z.object({ count: z.number(), bytes: z.number() });
+const datnameRow = z.object({ datname: z.string() });
+const schemaRow = z.object({ schema: z.string() });
+const statementRow = z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() });
+
+export interface DatabaseSizes {
+  readonly databaseBytes: number;
+  /** Keyed by tableKey(schema, table). */
+  readonly tableBytes: ReadonlyMap<string, number>;
+  readonly unusedIndexes: number;
+  readonly unusedIndexBytes: number;
+}
+
+export interface StatementStats { readonly queryid: string; readonly seconds: number; readonly calls: number }
+
+export function tableKey(schema: string, table: string): string {
+  return `${schema}\u0000${table}`;
+}
+
+export async function readTableStats(pool: pg.Pool, database: string): Promise<TableStats[]> {
+  const { rows } = await pool.query(TABLE_STATS_SQL);
+  return z.array(tableStatsRow).parse(rows).map((row) => ({
+    database,
+    schema: row.schema,
+    table: row.table,
+    deadTuples: row.dead_tuples,
+    liveTuples: row.live_tuples,
+    lastVacuumSeconds: row.last_vacuum,
+    lastAnalyzeSeconds: row.last_analyze,
+  }));
+}
+
+export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query(OLDEST_TRANSACTION_SQL);
+  return z.tuple([ageRow]).parse(rows)[0].age;
+}
+
+/**
+ * The expensive readings (pg_table_size is a stat() per relation file, about 350 ms on 3,400
+ * tables). They take an AccessShareLock per relation, so a short lock_timeout makes a table held
+ * by VACUUM FULL or ALTER fail this refresh (the cache keeps the last sizes) instead of hanging it.
+ */
+export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number): Promise<DatabaseSizes> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN READ ONLY');
+    await client.query(`SET LOCAL statement_timeout = ${Math.round(statementTimeoutSeconds * 1000)}`);
+    await client.query("SET LOCAL lock_timeout = '2s'");
+    const tables = z.array(sizeRow).parse((await client.query(TABLE_SIZES_SQL)).rows);
+    const [database] = z.tuple([bytesRow]).parse((await client.query(DATABASE_SIZE_SQL)).rows);
+    const [unused] = z.tuple([unusedRow]).parse((await client.query(UNUSED_INDEXES_SQL)).rows);
+    await client.query('COMMIT');
+    const tableBytes = new Map<string, number>();
+    // A table dropped while we measured has a NULL size: it simply has no size series.
+    for (const row of tables) if (row.bytes !== null) tableBytes.set(tableKey(row.schema, row.table), row.bytes);
+    return { databaseBytes: database.bytes, tableBytes, unusedIndexes: unused.count, unusedIndexBytes: unused.bytes };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export async function discoverDatabases(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query(DISCOVER_SQL);
+  return z.array(datnameRow).parse(rows).map((row) => row.datname);
+}
+
+/** Top statements by total execution time in this database; null when the extension is not installed here. */
+export async function readStatements(pool: pg.Pool, limit: number): Promise<StatementStats[] | null> {
+  const found = z.array(schemaRow).parse((await pool.query(STATEMENTS_SCHEMA_SQL)).rows);
+  const schema = found[0]?.schema;
+  if (schema === undefined) return null;
+  const view = `${quoteIdentifier(schema)}.pg_stat_statements`;
+  // One queryid can have several rows (per user, top-level or nested): sum them into one series.
+  const { rows } = await pool.query(
+    `SELECT queryid::text AS queryid, sum(total_exec_time)::float8 / 1000 AS seconds, sum(calls)::float8 AS calls
+     FROM ${view}
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND queryid IS NOT NULL
+     GROUP BY queryid ORDER BY sum(total_exec_time) DESC LIMIT $1`,
+    [limit],
+  );
+  return z.array(statementRow).parse(rows);
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

@@ -1,0 +1,48 @@
+/** One row of pg_stat_user_tables, as the postgres collector exports it. */
+export interface TableStats {
+  readonly database: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly deadTuples: number;
+  readonly liveTuples: number;
+  /** Unix seconds of the later of the manual and the auto run; null when never. */
+  readonly lastVacuumSeconds: number | null;
+  readonly lastAnalyzeSeconds: number | null;
+}
+
+export interface TableFilter {
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly minDeadTuples: number;
+  readonly limit: number;
+}
+
+/**
+ * Returns a function that bounds the per-table series of one target: keep tables whose
+ * "schema.table" matches an include pattern (all when none) and no exclude pattern, with at
+ * least minDeadTuples dead tuples, then the top `limit` by dead tuples across all databases.
+ * Ties break by database, schema and table name so the series set is stable between scrapes.
+ */
+export function tableSelector(filter: TableFilter): (tables: readonly TableStats[]) => TableStats[] {
+  const include = filter.include.map((pattern) => new RegExp(pattern));
+  const exclude = filter.exclude.map((pattern) => new RegExp(pattern));
+  const wanted = (table: TableStats): boolean => {
+    if (table.deadTuples < filter.minDeadTuples) return false;
+    const name = `${table.schema}.${table.table}`;
+    if (include.length > 0 && !include.some((pattern) => pattern.test(name))) return false;
+    return !exclude.some((pattern) => pattern.test(name));
+  };
+  return (tables) => tables.filter(wanted).sort(byDeadTuplesThenName).slice(0, filter.limit);
+}
+
+function byDeadTuplesThenName(a: TableStats, b: TableStats): number {
+  return b.deadTuples - a.deadTuples
+    || compare(a.database, b.database)
+    || compare(a.schema, b.schema)
+    || compare(a.table, b.table);
+}
+
+function compare(a: string, b: string): number {
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
+}

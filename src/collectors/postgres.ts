@@ -1,0 +1,170 @@
+import type { PostgresTarget } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { CachedReading } from './cached.js';
+import { DatabaseConnection, urlDatabase } from './postgres-database.js';
+import { discoverDatabases, readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
+import { tableSelector, type TableStats } from './postgres-tables.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+
+const TABLE = ['target', 'database', 'schema', 'table'];
+const DATABASE = ['target', 'database'];
+const STATEMENT = ['target', 'database', 'queryid'];
+
+const FAMILIES: readonly FamilySpec[] = [
+  { name: 'upkeep_postgres_database_up', help: 'Whether the last collection from this database succeeded (1) or failed (0); the target stays up while any of its databases answers.', type: 'gauge', labelNames: DATABASE },
+  { name: 'upkeep_postgres_dead_tuples', help: 'Estimated dead tuples (pg_stat_user_tables.n_dead_tup).', type: 'gauge', labelNames: TABLE },
+  { name: 'upkeep_postgres_live_tuples', help: 'Estimated live tuples (pg_stat_user_tables.n_live_tup).', type: 'gauge', labelNames: TABLE },
+  { name: 'upkeep_postgres_last_vacuum_timestamp_seconds', help: 'Unix time of the last manual or auto vacuum, whichever is later; absent when never vacuumed.', type: 'gauge', labelNames: TABLE },
+  { name: 'upkeep_postgres_last_analyze_timestamp_seconds', help: 'Unix time of the last manual or auto analyze, whichever is later; absent when never analyzed.', type: 'gauge', labelNames: TABLE },
+  { name: 'upkeep_postgres_table_size_bytes', help: 'pg_table_size of the table (heap, TOAST, free space and visibility maps; no indexes), refreshed every sizeRefreshSeconds.', type: 'gauge', labelNames: TABLE },
+  { name: 'upkeep_postgres_database_size_bytes', help: 'pg_database_size of the database, refreshed every sizeRefreshSeconds.', type: 'gauge', labelNames: DATABASE },
+  { name: 'upkeep_postgres_unused_indexes', help: 'Indexes never scanned since the statistics were reset, not counting unique, primary-key and exclusion indexes; refreshed every sizeRefreshSeconds.', type: 'gauge', labelNames: DATABASE },
+  { name: 'upkeep_postgres_unused_index_bytes', help: 'Total size of the indexes counted by upkeep_postgres_unused_indexes.', type: 'gauge', labelNames: DATABASE },
+  { name: 'upkeep_postgres_oldest_transaction_age_seconds', help: 'Age of the oldest open transaction in the database (pg_stat_activity.xact_start), 0 when none.', type: 'gauge', labelNames: DATABASE },
+  { name: 'upkeep_postgres_statement_seconds_total', help: 'Total execution time of one of the top statements by total time (pg_stat_statements), by queryid.', type: 'counter', labelNames: STATEMENT },
+  { name: 'upkeep_postgres_statement_calls_total', help: 'Calls of one of the top statements by total time (pg_stat_statements), by queryid.', type: 'counter', labelNames: STATEMENT },
+];
+
+interface DatabaseResult {
+  database: string;
+  tables: TableStats[];
+  oldestTransactionSeconds: number;
+  sizes: { value: DatabaseSizes; ageSeconds: number } | null;
+  statements: StatementStats[] | null;
+}
+
+/** One postgres target: a connection per database, discovered when `databases: auto`. */
+class PostgresCollector implements CollectorInstance {
+  readonly collector = 'postgres';
+  readonly target: string;
+  private readonly connections = new Map<string, DatabaseConnection>();
+  private readonly discovery: CachedReading<string[]> | null;
+  private readonly select: (tables: readonly TableStats[]) => TableStats[];
+  private readonly adminDatabase: string;
+  private lastStatementsError: string | null = null;
+
+  constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
+    this.target = config.name;
+    this.select = tableSelector(config.tables);
+    this.adminDatabase = urlDatabase(config.url);
+    this.discovery = config.databases === 'auto'
+      ? new CachedReading(config.discoverRefreshSeconds, () => discoverDatabases(this.connection(this.adminDatabase).pool))
+      : null;
+  }
+
+  async collect(): Promise<{ readings: Reading[]; cacheAges: CacheAge[] }> {
+    const databases = this.discovery ? (await this.discovery.get()).value : [...this.config.databases];
+    await this.closeGone(databases);
+    const outcomes = await Promise.all(databases.map((database) => this.collectDatabase(database)));
+    const failures = outcomes.filter((outcome): outcome is Error => outcome instanceof Error);
+    // Every database failing means the server (or our access to it) is down: the target is down.
+    if (failures.length === outcomes.length && failures[0]) throw failures[0];
+    const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
+    const readings: Reading[] = [];
+    const cacheAges: CacheAge[] = [];
+    for (const database of databases) {
+      const up = results.some((result) => result.database === database) ? 1 : 0;
+      readings.push({ family: 'upkeep_postgres_database_up', labels: { target: this.target, database }, value: up });
+    }
+    for (const result of results) {
+      this.pushDatabase(readings, result);
+      if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
+    }
+    const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
+    for (const table of this.select(results.flatMap((result) => result.tables))) {
+      this.pushTable(readings, table, sizesByDatabase.get(table.database));
+    }
+    return { readings, cacheAges };
+  }
+
+  async close(): Promise<void> {
+    this.discovery?.stop();
+    await Promise.allSettled([...this.connections.values()].map((connection) => connection.close()));
+    this.connections.clear();
+  }
+
+  private connection(database: string): DatabaseConnection {
+    let connection = this.connections.get(database);
+    if (!connection) {
+      connection = new DatabaseConnection(this.target, database, this.config.url, this.timeoutSeconds, this.config.sizeRefreshSeconds, this.log);
+      this.connections.set(database, connection);
+    }
+    return connection;
+  }
+
+  /** Closes the pools of databases that were dropped (or lost CONNECT) since the last discovery. */
+  private async closeGone(databases: readonly string[]): Promise<void> {
+    const keep = new Set([...databases, this.adminDatabase]);
+    const gone = [...this.connections.keys()].filter((database) => !keep.has(database));
+    for (const database of gone) {
+      const connection = this.connections.get(database);
+      this.connections.delete(database);
+      await connection?.close().catch(() => undefined);
+    }
+  }
+
+  private async collectDatabase(database: string): Promise<DatabaseResult | Error> {
+    const connection = this.connection(database);
+    try {
+      const tables = await readTableStats(connection.pool, database);
+      const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
+      const sizes = await connection.cachedSizes();
+      const statements = this.config.statements.enabled ? await this.statements(connection) : null;
+      connection.noteResult(null);
+      return { database, tables, oldestTransactionSeconds, sizes, statements };
+    } catch (err) {
+      const error = new Error(`database "${database}": ${err instanceof Error ? err.message : String(err)}`);
+      connection.noteResult(error);
+      return error;
+    }
+  }
+
+  /** pg_stat_statements is optional: when it cannot be read, say so once and export the rest. */
+  private async statements(connection: DatabaseConnection): Promise<StatementStats[] | null> {
+    try {
+      const statements = await readStatements(connection.pool, this.config.statements.limit);
+      this.lastStatementsError = null;
+      return statements;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (message !== this.lastStatementsError) this.log.warn({ target: this.target, database: connection.database, err }, 'cannot read pg_stat_statements; statement metrics skipped');
+      this.lastStatementsError = message;
+      return null;
+    }
+  }
+
+  private pushDatabase(readings: Reading[], result: DatabaseResult): void {
+    const labels = { target: this.target, database: result.database };
+    readings.push({ family: 'upkeep_postgres_oldest_transaction_age_seconds', labels, value: result.oldestTransactionSeconds });
+    if (result.sizes) {
+      const sizes = result.sizes.value;
+      readings.push({ family: 'upkeep_postgres_database_size_bytes', labels, value: sizes.databaseBytes });
+      readings.push({ family: 'upkeep_postgres_unused_indexes', labels, value: sizes.unusedIndexes });
+      readings.push({ family: 'upkeep_postgres_unused_index_bytes', labels, value: sizes.unusedIndexBytes });
+    }
+    for (const statement of result.statements ?? []) {
+      const statementLabels = { ...labels, queryid: statement.queryid };
+      readings.push({ family: 'upkeep_postgres_statement_seconds_total', labels: statementLabels, value: statement.seconds });
+      readings.push({ family: 'upkeep_postgres_statement_calls_total', labels: statementLabels, value: statement.calls });
+    }
+  }
+
+  private pushTable(readings: Reading[], table: TableStats, sizes: DatabaseSizes | undefined): void {
+    const labels = { target: this.target, database: table.database, schema: table.schema, table: table.table };
+    readings.push({ family: 'upkeep_postgres_dead_tuples', labels, value: table.deadTuples });
+    readings.push({ family: 'upkeep_postgres_live_tuples', labels, value: table.liveTuples });
+    if (table.lastVacuumSeconds !== null) readings.push({ family: 'upkeep_postgres_last_vacuum_timestamp_seconds', labels, value: table.lastVacuumSeconds });
+    if (table.lastAnalyzeSeconds !== null) readings.push({ family: 'upkeep_postgres_last_analyze_timestamp_seconds', labels, value: table.lastAnalyzeSeconds });
+    const bytes = sizes?.tableBytes.get(tableKey(table.schema, table.table));
+    if (bytes !== undefined) readings.push({ family: 'upkeep_postgres_table_size_bytes', labels, value: bytes });
+  }
+}
+
+export const postgres: CollectorModule = {
+  name: 'postgres',
+  families: FAMILIES,
+  upFamily: { name: 'upkeep_postgres_up', help: 'Whether the last collection from this PostgreSQL target succeeded (1) or failed (0).', label: 'target' },
+  build({ config, log }) {
+    return config.targets.postgres.map((target) => new PostgresCollector(target, config.collectors.timeoutSeconds, log));
+  },
+};

@@ -1,0 +1,76 @@
+import type { Reading } from './types.js';
+
+export interface KeyspaceEntry {
+  /** As INFO names it: "db0". */
+  readonly db: string;
+  readonly keys: number;
+  readonly expires: number;
+}
+
+export interface RedisInfo {
+  readonly fields: ReadonlyMap<string, string>;
+  readonly keyspace: readonly KeyspaceEntry[];
+}
+
+const KEYSPACE_LINE = /^(db\d+):(.*)$/;
+
+/** Parses the text of INFO: "# Section" headers, "key:value" lines, and "dbN:keys=..,expires=.." keyspace lines. */
+export function parseInfo(text: string): RedisInfo {
+  const fields = new Map<string, string>();
+  const keyspace: KeyspaceEntry[] = [];
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.trimEnd();
+    if (line === '' || line.startsWith('#')) continue;
+    const keyspaceMatch = KEYSPACE_LINE.exec(line);
+    if (keyspaceMatch?.[1] && keyspaceMatch[2] !== undefined) {
+      const entry = parseKeyspace(keyspaceMatch[1], keyspaceMatch[2]);
+      if (entry) keyspace.push(entry);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  return { fields, keyspace };
+}
+
+function parseKeyspace(db: string, text: string): KeyspaceEntry | null {
+  const values = new Map(text.split(',').map((pair) => {
+    const equals = pair.indexOf('=');
+    return [pair.slice(0, equals), Number(pair.slice(equals + 1))] as const;
+  }));
+  const keys = values.get('keys');
+  const expires = values.get('expires');
+  if (keys === undefined || expires === undefined || !Number.isFinite(keys) || !Number.isFinite(expires)) return null;
+  return { db, keys, expires };
+}
+
+// INFO field -> metric. Fields a server does not report (older versions, managed services) are skipped.
+const NUMERIC_FIELDS: readonly (readonly [string, string])[] = [
+  ['mem_fragmentation_ratio', 'upkeep_redis_mem_fragmentation_ratio'],
+  ['used_memory', 'upkeep_redis_memory_used_bytes'],
+  ['maxmemory', 'upkeep_redis_memory_max_bytes'],
+  ['rdb_last_save_time', 'upkeep_redis_rdb_last_save_timestamp_seconds'],
+  ['rdb_changes_since_last_save', 'upkeep_redis_rdb_changes_since_last_save'],
+  ['keyspace_hits', 'upkeep_redis_keyspace_hits_total'],
+  ['keyspace_misses', 'upkeep_redis_keyspace_misses_total'],
+];
+
+/**
+ * The readings INFO gives for one target. db0 is always reported (0 when empty), since INFO
+ * leaves empty databases out and a key-count series that vanishes would hide "it drained".
+ */
+export function infoReadings(info: RedisInfo, target: string): Reading[] {
+  const readings: Reading[] = [];
+  for (const [field, family] of NUMERIC_FIELDS) {
+    const value = Number.parseFloat(info.fields.get(field) ?? '');
+    if (Number.isFinite(value)) readings.push({ family, labels: { target }, value });
+  }
+  const bgsave = info.fields.get('rdb_last_bgsave_status');
+  if (bgsave !== undefined) readings.push({ family: 'upkeep_redis_rdb_last_bgsave_success', labels: { target }, value: bgsave === 'ok' ? 1 : 0 });
+  const keyspace = info.keyspace.some((entry) => entry.db === 'db0') ? info.keyspace : [{ db: 'db0', keys: 0, expires: 0 }, ...info.keyspace];
+  for (const entry of keyspace) {
+    readings.push({ family: 'upkeep_redis_keys', labels: { target, db: entry.db }, value: entry.keys });
+    readings.push({ family: 'upkeep_redis_expiring_keys', labels: { target, db: entry.db }, value: entry.expires });
+  }
+  return readings;
+}

@@ -36,9 +36,11 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   switch (command) {
     case 'serve': return withConfig(args, io, (config) => serve(config, args, io));
     case 'check-config': return withConfig(args, io, async (config) => { io.out(summarize(config)); return 0; });
-    case 'demo':
-      io.out('upkeep demo: coming soon. It will start throwaway PostgreSQL and Redis, inject problems and show upkeep fixing them.');
-      return 0;
+    case 'demo': {
+      const { runDemo } = await import('./demo/index.js');
+      const port = args.values.port === undefined ? 0 : Number(args.values.port);
+      return runDemo({ once: args.values.once ?? false, port }, { out: io.out, interrupted: waitForInterrupt });
+    }
     default:
       io.err(`unknown command "${command}"\n${USAGE}`);
       return 2;
@@ -102,6 +104,13 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   const app = await buildApp({ config, log });
   await app.fastify.listen({ host: args.values.host ?? config.server.host, port });
   return waitForShutdown(app.fastify, log);
+}
+
+function waitForInterrupt(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
 }
 
 /** Stops accepting, lets in-flight requests finish, closes clients, then resolves 0. */

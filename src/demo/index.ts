@@ -1,0 +1,87 @@
+import { pino } from 'pino';
+import { createLogger } from '../log.js';
+import { PROBLEMS, readProblems, renderTable } from './report.js';
+import { startScenario, type JournalRun, type Scenario } from './scenario.js';
+
+export interface DemoIo {
+  out: (line: string) => void;
+  /** Resolves when the operator asks to stop (Ctrl-C). */
+  interrupted: () => Promise<void>;
+}
+
+export interface DemoResult {
+  before: (number | undefined)[];
+  after: (number | undefined)[];
+  fixed: boolean[];
+  firedAlerts: string[];
+  runs: JournalRun[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Watches the loop until every problem is fixed and its alert has resolved, or the deadline
+ * passes. Returns what it saw; printing is the caller's business.
+ */
+export async function watchFixes(scenario: Scenario, onAlert: (name: string) => void, deadlineMs = 240_000): Promise<DemoResult> {
+  const before = readProblems(await scenario.metrics(), Date.now() / 1000);
+  const watched = new Set(PROBLEMS.map((p) => p.alert));
+  const fired = new Set<string>();
+  const deadline = Date.now() + deadlineMs;
+  let after = before;
+  let fixed = PROBLEMS.map(() => false);
+  while (Date.now() < deadline) {
+    for (const alert of await scenario.prometheus.alerts()) {
+      const name = alert.labels.alertname ?? '';
+      if (alert.state === 'firing' && watched.has(name) && !fired.has(name)) {
+        fired.add(name);
+        onAlert(name);
+      }
+    }
+    after = readProblems(await scenario.metrics(), Date.now() / 1000);
+    fixed = PROBLEMS.map((problem, index) => problem.fixed(after[index]));
+    const stillFiring = (await scenario.prometheus.alerts()).some((a) => watched.has(a.labels.alertname ?? ''));
+    if (fixed.every(Boolean) && fired.size > 0 && !stillFiring) break;
+    await sleep(1000);
+  }
+  return { before, after, fixed, firedAlerts: [...fired], runs: await scenario.runs() };
+}
+
+export function summarize(result: DemoResult): string {
+  const rows = PROBLEMS.map((problem, index) => {
+    const run = result.runs.find((candidate) => candidate.remediation === problem.remediation && candidate.status === 'success');
+    return [
+      problem.name,
+      problem.format(result.before[index]),
+      problem.format(result.after[index]),
+      problem.alert,
+      `${problem.remediation}${run ? ` (${run.trigger}, ${run.status})` : ''}`,
+      result.fixed[index] ? 'fixed' : 'NOT FIXED',
+    ];
+  });
+  return renderTable(['problem', 'before', 'after', 'alert', 'remediation (trigger, status)', 'result'], rows);
+}
+
+export async function runDemo(options: { once: boolean; port?: number }, io: DemoIo): Promise<number> {
+  // Logs go to stderr at warn so the terminal shows the story, not the chatter.
+  const log = createLogger({ level: 'warn', destination: pino.destination(2) });
+  io.out('upkeep demo: starting throwaway PostgreSQL and Redis, making the problems the runbooks fight...');
+  const scenario = await startScenario({ log, port: options.port });
+  try {
+    io.out(`upkeep is serving ${scenario.url}/metrics; Prometheus at ${scenario.prometheus.url}, Alertmanager at ${scenario.alertmanager.url}${scenario.docker ? '; Docker is reachable and monitored' : ''}.`);
+    io.out('Waiting for the shipped alert rules to fire and upkeep to fix what they point at...');
+    const result = await watchFixes(scenario, (name) => io.out(`  alert firing: ${name}`));
+    io.out('');
+    io.out(summarize(result));
+    io.out('');
+    io.out(`journal: ${result.runs.length} run(s); see ${scenario.url}/runs`);
+    const allFixed = result.fixed.every(Boolean);
+    if (!allFixed) io.out('Some problems were not fixed in time; the journal says why.');
+    if (options.once) return allFixed ? 0 : 1;
+    io.out('Still serving /metrics. Press Ctrl-C to stop.');
+    await io.interrupted();
+    return 0;
+  } finally {
+    await scenario.stop();
+  }
+}

@@ -4,7 +4,13 @@ import { buildScraper } from './collectors/index.js';
 import type { Scraper } from './collectors/scraper.js';
 import type { CollectorModule } from './collectors/types.js';
 import type { Config } from './config/schema.js';
+import { alertmanagerRoutes } from './http/alertmanager.js';
+import { bearerAuth } from './http/auth.js';
+import { remediationRoutes } from './http/remediations.js';
+import { runRoutes } from './http/runs.js';
 import type { Logger } from './log.js';
+import { Engine } from './remediation/engine.js';
+import type { AnyAction } from './remediation/types.js';
 import { VERSION } from './version.js';
 
 const QUIET_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
@@ -14,12 +20,15 @@ export interface AppOptions {
   log: Logger;
   /** Override the collector set (tests); defaults to every known collector. */
   collectors?: readonly CollectorModule[];
+  /** Override the remediation set (tests); defaults to every known remediation. */
+  actions?: readonly AnyAction[];
 }
 
 export interface App {
   fastify: FastifyInstance;
   registry: Registry;
   scraper: Scraper;
+  engine: Engine;
 }
 
 /** The whole HTTP app. Process concerns (listen, signals) live in cli.ts. */
@@ -35,7 +44,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // Scrapes and probes arrive every few seconds; logging them would drown the audit-worthy POSTs.
     logController: new LogController({ disableRequestLogging: (request) => QUIET_ROUTES.has(request.url) }),
   });
-  fastify.addHook('onClose', async () => { await scraper.close(); });
+  const engine = await Engine.create({ config, log, registry, ...(options.actions ? { actions: options.actions } : {}) });
+  fastify.addHook('onClose', async () => { await scraper.close(); await engine.close(); });
   // On shutdown, a response still in flight tells its client to hang up, so a keep-alive
   // connection (every Prometheus scrape uses one) cannot hold the process open afterwards.
   let closing = false;
@@ -61,5 +71,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // because Prometheus must still be able to scrape upkeep_*_up 0 for it.
     return reply.send({ status: 'ready', version: VERSION, targets });
   });
-  return { fastify, registry, scraper };
+  await fastify.register(bearerAuth, { token: config.server.authToken });
+  await fastify.register(alertmanagerRoutes, { engine, config });
+  await fastify.register(remediationRoutes, { engine });
+  await fastify.register(runRoutes, { engine });
+  return { fastify, registry, scraper, engine };
 }

@@ -1,4 +1,12 @@
+import { analyze, vacuum } from './postgres.js';
+import { reindex } from './postgres-reindex.js';
+import { retention } from './postgres-retention.js';
 import type { AnyAction } from './types.js';
 
 /** Every remediation upkeep knows. Adding one is one file in src/remediation and one line here. */
-export const ACTIONS: readonly AnyAction[] = [];
+export const ACTIONS: readonly AnyAction[] = [
+  vacuum,
+  analyze,
+  reindex,
+  retention,
+];

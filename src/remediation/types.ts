@@ -60,6 +60,8 @@ export interface RunOutput {
 export interface Action<P> {
   readonly name: string;
   readonly description: string;
+  /** Human summary of the risk class for GET /remediations, e.g. "safe; full: true is disruptive". */
+  readonly riskClass?: string;
   readonly params: z.ZodType<P>;
   /** The risk of this particular invocation (e.g. postgres.vacuum with full: true is disruptive). */
   risk(params: P): Risk;
@@ -110,6 +112,8 @@ export interface RunRequest {
   readonly allowRisk?: Risk;
   /** The schedule entry or rule that produced the request, for the journal. */
   readonly source?: string;
+  /** Overrides `remediation.timeoutSeconds` for this run. */
+  readonly timeoutSeconds?: number;
 }
 
 export type RunStatus =
@@ -131,7 +135,28 @@ export interface RunRecord {
   readonly queuedAt: string;
   readonly startedAt?: string;
   readonly finishedAt?: string;
+  /** Whether this run was (or would have been) a dry run. */
+  readonly dryRun?: boolean;
+  /** The risk of this invocation, once its parameters were valid. */
+  readonly risk?: Risk;
+  /** The schedule entry or rule that produced the request. */
+  readonly source?: string;
+  /** What `check` observed just before acting. */
+  readonly check?: CheckResult;
+  /** Why a run was skipped, as a stable word: condition, lock, cooldown, circuit, risk, window. */
+  readonly skipCode?: SkipCode;
+  /** For a duplicate: the run that already handled this alert. */
+  readonly duplicateOf?: string;
+  /** The (remediation, target object) the run locked; cooldowns are kept per lock key. */
+  readonly lockKey?: string;
+  /** The Alertmanager silence held while the run went on. */
+  readonly silenceId?: string;
+  /** The process that owns the run, so a restart only marks its own dead runs interrupted. */
+  readonly host?: string;
+  readonly pid?: number;
 }
+
+export type SkipCode = 'condition' | 'lock' | 'cooldown' | 'circuit' | 'risk' | 'window';
 
 /** What a trigger needs from the engine. */
 export interface RunSubmitter {

@@ -1,0 +1,58 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Engine } from '../remediation/engine.js';
+import { runRecordSchema } from '../remediation/journal.js';
+import type { AnyAction } from '../remediation/types.js';
+import { describeIssues, errorReply, useZod } from './zod.js';
+
+const remediationInfo = z.object({ name: z.string(), description: z.string(), risk: z.string(), params: z.record(z.string(), z.unknown()) });
+const runBody = z.strictObject({
+  params: z.record(z.string(), z.unknown()).default({}),
+  dryRun: z.boolean().optional(),
+  timeoutSeconds: z.number().positive().optional(),
+}).default({ params: {} });
+const runQuery = z.object({ wait: z.enum(['true', 'false']).optional() });
+const nameParam = z.object({ name: z.string() });
+
+function describeRemediation(action: AnyAction) {
+  return {
+    name: action.name,
+    description: action.description,
+    risk: action.riskClass ?? 'see description',
+    params: z.toJSONSchema(action.params, { io: 'input', unrepresentable: 'any' }),
+  };
+}
+
+/** GET /remediations and POST /remediations/:name (a manual run, optionally waiting for it). */
+export async function remediationRoutes(fastify: FastifyInstance, options: { engine: Engine }): Promise<void> {
+  const { engine } = options;
+  useZod(fastify);
+  fastify.get('/remediations', { schema: { response: { 200: z.object({ remediations: z.array(remediationInfo) }) } } }, async () => ({
+    remediations: engine.listActions().map(describeRemediation),
+  }));
+
+  fastify.post('/remediations/:name', {
+    schema: {
+      params: nameParam, querystring: runQuery, body: runBody,
+      response: { 200: runRecordSchema, 202: z.object({ runId: z.string() }), 400: errorReply, 401: errorReply, 404: errorReply, 413: errorReply },
+    },
+  }, async (request, reply) => {
+    const { name } = nameParam.parse(request.params);
+    const body = runBody.parse(request.body);
+    const action = engine.action(name);
+    if (!action) {
+      return reply.code(404).send({ error: `unknown remediation "${name}"; GET /remediations lists them (${engine.listActions().map((known) => known.name).join(', ')})` });
+    }
+    // Catch malformed params here, so the caller gets a 400 and nothing is queued.
+    const parsed = action.params.safeParse(body.params);
+    if (!parsed.success) return reply.code(400).send({ error: `invalid params: ${describeIssues(parsed.error.issues)}` });
+    const submitted = engine.submit({
+      remediation: name, params: body.params, trigger: 'manual',
+      ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}),
+      ...(body.timeoutSeconds !== undefined ? { timeoutSeconds: body.timeoutSeconds } : {}),
+    });
+    await submitted.journalled;
+    if (runQuery.parse(request.query).wait === 'true') return reply.code(200).send(await submitted.done);
+    return reply.code(202).send({ runId: submitted.runId });
+  });
+}

@@ -1,0 +1,328 @@
+import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { ACTIONS } from './actions.js';
+import { SilenceClient } from './alertmanager.js';
+import { Connections } from './connections.js';
+import { RunConnections } from './engine-connections.js';
+import { idempotencyKey, riskGate, RunHistory } from './guards.js';
+import { Journal, type RunFilter } from './journal.js';
+import { Locks, lockName } from './locks.js';
+import { RemediationMetrics } from './metrics.js';
+import { ValidationError, type ActionContext, type AnyAction, type RunRecord, type RunRequest, type Risk, type RunSubmitter, type SkipCode } from './types.js';
+import { openWindow } from './windows.js';
+
+export interface EngineOptions {
+  config: Readonly<Config>;
+  log: Logger;
+  /** The app's registry; a private one when omitted (the CLI). */
+  registry?: Registry;
+  /** Defaults to every known remediation. */
+  actions?: readonly AnyAction[];
+  /** The clock, in epoch milliseconds (tests move it to open and close windows). */
+  now?: () => number;
+}
+
+interface Job {
+  record: RunRecord;
+  request: RunRequest;
+  action: AnyAction;
+  settle: (record: RunRecord) => void;
+}
+
+/** Ends the current step of a run with a final status. */
+class Stop extends Error {
+  constructor(readonly status: 'skipped' | 'rejected', readonly reason: string, readonly code?: SkipCode) {
+    super(reason);
+  }
+}
+
+class ShutDown extends Error {}
+
+// After a deadline, how long an action may take to notice before the engine stops waiting for it.
+const ABANDON_AFTER_DEADLINE_MS = 5000;
+const SILENCE_MARGIN_MS = 60_000;
+
+/**
+ * Every trigger (alert, manual POST, CLI, schedule) submits here. The engine owns the guards:
+ * validation, idempotency, risk gates and windows, circuit breaker, cooldown, locks, check before
+ * and verify after, dry-run, deadlines, silences and the journal. Actions only know their system.
+ */
+export class Engine implements RunSubmitter {
+  private readonly actions: ReadonlyMap<string, AnyAction>;
+  private readonly queue: Job[] = [];
+  private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly connections: Connections;
+  private readonly locks: Locks;
+  private readonly history: RunHistory;
+  private readonly silences: SilenceClient | null;
+  private readonly now: () => number;
+  readonly metrics: RemediationMetrics;
+  private closing = false;
+
+  private constructor(private readonly options: EngineOptions, private readonly journal: Journal) {
+    const { config } = options;
+    this.actions = new Map((options.actions ?? ACTIONS).map((action) => [action.name, action]));
+    this.connections = new Connections(config);
+    this.locks = new Locks(this.connections);
+    this.history = new RunHistory(config.remediation);
+    this.silences = config.alertmanager ? new SilenceClient(config.alertmanager.url) : null;
+    this.now = options.now ?? Date.now;
+    this.metrics = new RemediationMetrics(options.registry ?? new Registry(), [...this.actions.keys()],
+      (remediation) => this.history.circuitOpen(remediation, this.now()));
+  }
+
+  /** Opens the journal under state.dir, marks runs a crash left behind as interrupted, and rebuilds the guards' memory. */
+  static async create(options: EngineOptions): Promise<Engine> {
+    const journal = await Journal.open(options.config.state.dir);
+    const engine = new Engine(options, journal);
+    if (journal.skippedLines > 0) options.log.warn({ file: journal.file, lines: journal.skippedLines }, 'journal lines could not be read and were skipped');
+    const interrupted = await journal.recoverInterrupted(new Date(engine.now()));
+    for (const record of interrupted) {
+      options.log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted');
+      engine.metrics.finished(record.remediation, record.status, null, engine.now());
+    }
+    engine.history.replay(journal.all());
+    // The last success survives a restart, so "remediation has not succeeded for N days" alerts keep working.
+    const lastSuccess = new Map<string, number>();
+    for (const record of journal.all()) {
+      if (record.status !== 'success' || !record.finishedAt || !engine.actions.has(record.remediation)) continue;
+      lastSuccess.set(record.remediation, Math.max(lastSuccess.get(record.remediation) ?? 0, Date.parse(record.finishedAt)));
+    }
+    for (const [remediation, at] of lastSuccess) engine.metrics.lastSuccess.set({ remediation }, at / 1000);
+    return engine;
+  }
+
+  listActions(): AnyAction[] {
+    return [...this.actions.values()];
+  }
+
+  action(name: string): AnyAction | undefined {
+    return this.actions.get(name);
+  }
+
+  get(id: string): RunRecord | undefined {
+    return this.journal.get(id);
+  }
+
+  list(filter: RunFilter): RunRecord[] {
+    return this.journal.list(filter);
+  }
+
+  /**
+   * Queues a run (or settles it at once: unknown remediation, duplicate alert, shutting down).
+   * `journalled` resolves once the request is on disk, so an acknowledged alert is never lost.
+   */
+  submit(request: RunRequest): { runId: string; done: Promise<RunRecord>; journalled: Promise<void> } {
+    const record: RunRecord = {
+      id: randomUUID(), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
+      queuedAt: new Date(this.now()).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
+      host: this.journal.host, pid: process.pid,
+      ...(request.alert ? { alert: request.alert } : {}), ...(request.source ? { source: request.source } : {}),
+    };
+    const settled = (done: Promise<RunRecord>) => ({ runId: record.id, done, journalled: done.then(() => undefined) });
+    const action = this.actions.get(request.remediation);
+    if (this.closing) return settled(this.finish(record, { status: 'cancelled', reason: 'upkeep is shutting down' }));
+    if (!action) return settled(this.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"` }));
+    if (request.alert) {
+      const handledBy = this.history.claimAlert(idempotencyKey(request.alert, request.remediation), record.id);
+      if (handledBy !== undefined) {
+        return settled(this.finish(record, { status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` }));
+      }
+    }
+    let settle: (record: RunRecord) => void = () => undefined;
+    const done = new Promise<RunRecord>((resolve) => { settle = resolve; });
+    this.queue.push({ record, request, action, settle });
+    const journalled = this.journal.append(record);
+    journalled
+      .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
+      .finally(() => this.pump());
+    return { runId: record.id, done, journalled };
+  }
+
+  /** A resolved alert: its runs that have not started yet are cancelled. */
+  cancelQueued(fingerprint: string, reason: string): RunRecord[] {
+    const cancelled: RunRecord[] = [];
+    for (const job of [...this.queue]) {
+      if (job.record.alert?.fingerprint !== fingerprint) continue;
+      this.queue.splice(this.queue.indexOf(job), 1);
+      const record = { ...job.record, status: 'cancelled' as const, reason, finishedAt: new Date(this.now()).toISOString() };
+      cancelled.push(record);
+      void this.finish(record, {}).then(job.settle);
+    }
+    return cancelled;
+  }
+
+  private pump(): void {
+    while (!this.closing && this.active.size < this.options.config.remediation.concurrency) {
+      const job = this.queue.shift();
+      if (!job) return;
+      const controller = new AbortController();
+      const done = this.execute(job, controller).then(job.settle);
+      this.active.set(job.record.id, { controller, done });
+      void done.finally(() => {
+        this.active.delete(job.record.id);
+        this.pump();
+      });
+    }
+  }
+
+  private async execute(job: Job, controller: AbortController): Promise<RunRecord> {
+    const { config, log } = this.options;
+    const { request, action } = job;
+    const startedMs = this.now();
+    const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
+    const deadline = Date.now() + timeoutMs;
+    const connections = new RunConnections(config, this.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log);
+    const runLog = log.child({ runId: job.record.id, remediation: action.name });
+    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline };
+    // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
+    controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
+    const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
+    let record: RunRecord = { ...job.record, status: 'running', startedAt: new Date(startedMs).toISOString() };
+    this.metrics.running.inc({ remediation: action.name });
+    const step = <T>(work: Promise<T>) => untilAbandoned(work, controller.signal);
+    let releaseAlert = false;
+    try {
+      await this.journal.append(record);
+      const parsed = action.params.safeParse(request.params);
+      if (!parsed.success) throw new Stop('rejected', `invalid params: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(params)'}: ${issue.message}`).join('; ')}`);
+      const risk = action.risk(parsed.data);
+      record = { ...record, risk };
+      const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
+      if (automatic) this.refuseAutomatic(action.name, risk, request);
+      const params = await step(action.resolve(parsed.data, context));
+      const lockSpec = action.lock(params);
+      const lockKey = lockName(action.name, lockSpec);
+      record = { ...record, lockKey };
+      const cooldown = this.history.cooldownRemaining(lockKey, this.now());
+      if (automatic && !record.dryRun && cooldown > 0) throw new Stop('skipped', `cooldown: ${lockKey} ran less than ${config.remediation.cooldownSeconds}s ago; ${cooldown}s left`, 'cooldown');
+      if (record.dryRun) {
+        const check = await step(action.check(params, context));
+        const plan = await step(action.plan(params, context));
+        const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
+        record = { ...record, status: 'dry_run', check, plan, reason };
+      } else {
+        const lock = await step(this.locks.acquire(lockSpec, deadline - Date.now() + SILENCE_MARGIN_MS));
+        if (!lock) throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}`, 'lock');
+        const silenceId = await this.silence(request, record, deadline, runLog);
+        try {
+          record = await this.act(record, action, params, context, step, silenceId);
+        } finally {
+          if (silenceId) await this.expireSilence(silenceId, runLog);
+          await lock.release().catch((err: unknown) => runLog.error({ err }, 'releasing the lock failed'));
+        }
+      }
+    } catch (err) {
+      if (err instanceof Stop) {
+        record = { ...record, status: err.status, reason: err.reason, ...(err.code ? { skipCode: err.code } : {}) };
+        releaseAlert = err.status === 'skipped' && err.code !== undefined && ['risk', 'window', 'circuit', 'cooldown'].includes(err.code);
+      } else if (err instanceof ValidationError) {
+        record = { ...record, status: 'rejected', reason: err.message };
+      } else if (err instanceof ShutDown || (controller.signal.aborted && controller.signal.reason instanceof ShutDown)) {
+        record = { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorText(err) };
+      } else {
+        const deadlinePassed = controller.signal.aborted;
+        const error = deadlinePassed ? `${errorText(controller.signal.reason)}: ${errorText(err)}` : errorText(err);
+        record = { ...record, status: 'failure', error };
+        runLog.error({ err }, 'remediation failed');
+      }
+    } finally {
+      clearTimeout(timer);
+      await connections.close();
+      this.metrics.running.dec({ remediation: action.name });
+    }
+    if (releaseAlert && request.alert) this.history.releaseAlert(idempotencyKey(request.alert, action.name), record.id);
+    return this.finish(record, {}, (this.now() - startedMs) / 1000);
+  }
+
+  /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */
+  private refuseAutomatic(remediation: string, risk: Risk, request: RunRequest): void {
+    const gate = riskGate(risk, request.allowRisk, openWindow(this.options.config.remediation.windows, this.now()));
+    if (gate) throw new Stop('skipped', gate.reason, gate.code);
+    if (this.history.circuitOpen(remediation, this.now())) {
+      const { failures, windowSeconds } = this.options.config.remediation.circuitBreaker;
+      throw new Stop('skipped', `circuit open: ${remediation} failed ${failures} or more times in the last ${windowSeconds}s; automatic runs are refused until it succeeds (run it manually) or the failures age out`, 'circuit');
+    }
+  }
+
+  private async act(record: RunRecord, action: AnyAction, params: unknown, context: ActionContext, step: <T>(work: Promise<T>) => Promise<T>, silenceId: string | null): Promise<RunRecord> {
+    const withSilence = silenceId ? { ...record, silenceId } : record;
+    const check = await step(action.check(params, context));
+    if (!check.proceed) return { ...withSilence, status: 'skipped', skipCode: 'condition', check, reason: `condition cleared: ${check.reason}` };
+    const plan = await step(action.plan(params, context));
+    await this.journal.append({ ...withSilence, check, plan });
+    const output = await step(action.run(params, plan, context));
+    const verification = await step(action.verify(params, check, output, context));
+    const verified = { ...withSilence, check, plan, output: output.detail, verification };
+    return verification.ok
+      ? { ...verified, status: 'success' }
+      : { ...verified, status: 'failure', error: `verification failed: ${verification.detail}` };
+  }
+
+  private async silence(request: RunRequest, record: RunRecord, deadline: number, log: Logger): Promise<string | null> {
+    if (!this.silences || !request.alert) return null;
+    try {
+      const id = await this.silences.silence(request.alert.labels, new Date(deadline + SILENCE_MARGIN_MS), `upkeep is running ${record.remediation} (run ${record.id})`);
+      log.info({ silenceId: id }, 'alert silenced while the remediation runs');
+      return id;
+    } catch (err) {
+      // A down Alertmanager must not stop the remediation; the alert just keeps notifying.
+      log.warn({ err }, 'could not create a silence');
+      return null;
+    }
+  }
+
+  private async expireSilence(silenceId: string, log: Logger): Promise<void> {
+    try {
+      await this.silences?.expire(silenceId);
+    } catch (err) {
+      log.warn({ err, silenceId }, 'could not expire the silence; it ends by itself shortly after the run deadline');
+    }
+  }
+
+  private async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null): Promise<RunRecord> {
+    const finished: RunRecord = { ...record, ...changes, finishedAt: record.finishedAt ?? new Date(this.now()).toISOString() };
+    this.history.recordFinish(finished);
+    const executed = finished.status === 'success' || finished.status === 'failure' ? durationSeconds : null;
+    this.metrics.finished(finished.remediation, finished.status, executed, this.now());
+    try {
+      await this.journal.append(finished);
+    } catch (err) {
+      this.options.log.error({ err, runId: finished.id }, 'cannot write the journal');
+    }
+    return finished;
+  }
+
+  /** Cancels queued runs, interrupts running ones, and closes the journal and clients. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const job of this.queue.splice(0)) {
+      void this.finish({ ...job.record, status: 'cancelled', reason: 'upkeep shut down before the run started' }, {}).then(job.settle);
+    }
+    for (const { controller } of this.active.values()) controller.abort(new ShutDown('upkeep shut down'));
+    await Promise.all([...this.active.values()].map(({ done }) => done));
+    await this.journal.close();
+    await this.connections.close();
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Resolves with the work, or rejects once the signal has been aborted for a grace period the work ignored. */
+function untilAbandoned<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => { timer = setTimeout(() => reject(signal.reason), ABANDON_AFTER_DEADLINE_MS); };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    });
+  });
+}

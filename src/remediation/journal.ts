@@ -1,0 +1,179 @@
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { RunRecord, RunStatus } from './types.js';
+
+/**
+ * The durable, append-only run journal: one JSON line per state change of a run (queued,
+ * running, finished), fsync'd before the append resolves. Reading it back folds the lines by run
+ * id, so the last line of a run is its state. Appends are group-committed: lines that arrive
+ * while a write is in flight share the next write and fsync.
+ */
+const step = z.object({ kind: z.enum(['sql', 'redis', 'docker', 'file', 'exec']), detail: z.string() });
+const json = z.record(z.string(), z.unknown());
+const alert = z.object({ fingerprint: z.string(), startsAt: z.string(), alertname: z.string(), labels: z.record(z.string(), z.string()) });
+const statuses = ['queued', 'running', 'success', 'failure', 'skipped', 'dry_run', 'interrupted', 'duplicate', 'cancelled', 'rejected'] as const;
+
+export const runRecordSchema = z.object({
+  id: z.string(),
+  remediation: z.string(),
+  trigger: z.enum(['alert', 'manual', 'schedule', 'cli']),
+  status: z.enum(statuses),
+  params: json,
+  reason: z.string().optional(),
+  alert: alert.optional(),
+  plan: z.array(step).optional(),
+  output: json.optional(),
+  verification: z.object({ ok: z.boolean(), detail: z.string(), observed: json.optional() }).optional(),
+  error: z.string().optional(),
+  queuedAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  dryRun: z.boolean().optional(),
+  risk: z.enum(['safe', 'disruptive', 'destructive']).optional(),
+  source: z.string().optional(),
+  check: z.object({ proceed: z.boolean(), reason: z.string(), observed: json.optional() }).optional(),
+  skipCode: z.enum(['condition', 'lock', 'cooldown', 'circuit', 'risk', 'window']).optional(),
+  duplicateOf: z.string().optional(),
+  lockKey: z.string().optional(),
+  silenceId: z.string().optional(),
+  host: z.string().optional(),
+  pid: z.number().optional(),
+});
+
+const UNFINISHED: ReadonlySet<RunStatus> = new Set(['queued', 'running']);
+
+export function isFinished(status: RunStatus): boolean {
+  return !UNFINISHED.has(status);
+}
+
+export interface RunFilter {
+  remediation?: string;
+  status?: RunStatus;
+  trigger?: RunRecord['trigger'];
+  limit?: number;
+}
+
+/** True when the process that owned an unfinished run is still alive on this host (e.g. a server while `upkeep run` starts). */
+function ownerAlive(record: RunRecord, host: string): boolean {
+  if (record.host !== host || record.pid === undefined || record.pid === process.pid) return false;
+  try {
+    process.kill(record.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Journal {
+  private readonly runs = new Map<string, RunRecord>();
+  private pending: { line: string; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private writing: Promise<void> | null = null;
+  readonly host = hostname();
+  /** Lines that could not be read back (a torn last line after a crash). */
+  skippedLines = 0;
+
+  private constructor(readonly file: string, private readonly handle: FileHandle) {}
+
+  /** Opens (creating) the journal under `stateDir` and loads its runs. */
+  static async open(stateDir: string): Promise<Journal> {
+    const dir = join(stateDir, 'journal');
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, 'runs.jsonl');
+    const handle = await open(file, 'a');
+    const journal = new Journal(file, handle);
+    journal.load(await readFile(file, 'utf8'));
+    return journal;
+  }
+
+  private load(text: string): void {
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        this.skippedLines += 1;
+        continue;
+      }
+      const result = runRecordSchema.safeParse(parsed);
+      if (!result.success) {
+        this.skippedLines += 1;
+        continue;
+      }
+      this.runs.delete(result.data.id); // re-insert so iteration order is "last changed last"
+      this.runs.set(result.data.id, result.data);
+    }
+  }
+
+  /** Marks runs that a dead process left queued or running as interrupted; returns them. */
+  async recoverInterrupted(now: Date): Promise<RunRecord[]> {
+    const interrupted: RunRecord[] = [];
+    for (const record of [...this.runs.values()]) {
+      if (isFinished(record.status) || ownerAlive(record, this.host)) continue;
+      const wasRunning = record.status === 'running';
+      interrupted.push({
+        ...record,
+        status: 'interrupted',
+        reason: wasRunning ? 'upkeep stopped while the run was in progress; check the target before re-running' : 'upkeep stopped before the run started',
+        finishedAt: now.toISOString(),
+      });
+    }
+    await Promise.all(interrupted.map((record) => this.append(record)));
+    return interrupted;
+  }
+
+  get(id: string): RunRecord | undefined {
+    return this.runs.get(id);
+  }
+
+  all(): IterableIterator<RunRecord> {
+    return this.runs.values();
+  }
+
+  /** Newest first. */
+  list(filter: RunFilter = {}): RunRecord[] {
+    const matched: RunRecord[] = [];
+    const records = [...this.runs.values()].sort((a, b) => (a.queuedAt < b.queuedAt ? 1 : a.queuedAt > b.queuedAt ? -1 : 0));
+    for (const record of records) {
+      if (filter.remediation !== undefined && record.remediation !== filter.remediation) continue;
+      if (filter.status !== undefined && record.status !== filter.status) continue;
+      if (filter.trigger !== undefined && record.trigger !== filter.trigger) continue;
+      matched.push(record);
+      if (filter.limit !== undefined && matched.length >= filter.limit) break;
+    }
+    return matched;
+  }
+
+  /** Records the run's new state; resolves once the line is on disk. */
+  append(record: RunRecord): Promise<void> {
+    this.runs.delete(record.id);
+    this.runs.set(record.id, record);
+    const line = `${JSON.stringify(record)}\n`;
+    return new Promise((resolve, reject) => {
+      this.pending.push({ line, resolve, reject });
+      if (!this.writing) this.writing = this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        await this.handle.write(batch.map((entry) => entry.line).join(''));
+        await this.handle.datasync();
+        for (const entry of batch) entry.resolve();
+      } catch (err) {
+        for (const entry of batch) entry.reject(err as Error);
+      }
+    }
+    this.writing = null;
+  }
+
+  async close(): Promise<void> {
+    if (this.writing) await this.writing;
+    await this.handle.close();
+  }
+}

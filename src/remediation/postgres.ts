@@ -1,0 +1,129 @@
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import { checkTarget, findRelation, runPlan, sqlSteps, statsOf, where, withClient, type Relation } from './postgres-catalog.js';
+import { analyzeStatement, qualified, vacuumStatement } from './postgres-sql.js';
+import { count, flag, identifier } from './params.js';
+import type { Action, ActionContext, CheckResult } from './types.js';
+
+
+const vacuumParams = z.strictObject({
+  target: identifier,
+  database: identifier,
+  table: identifier.optional(),
+  analyze: flag(true),
+  full: flag(false),
+  // Overrides the target's tables.minDeadTuples: the run proceeds only above it.
+  minDeadTuples: count().optional(),
+});
+type VacuumParams = z.infer<typeof vacuumParams>;
+
+interface DeadTable { schema: string; name: string; oid: number; deadTuples: number; vacuumCount: number; filenode: number | null }
+
+function threshold(params: VacuumParams, config: Readonly<Config>): number {
+  return params.minDeadTuples ?? config.targets.postgres.find((entry) => entry.name === params.target)?.tables.minDeadTuples ?? 0;
+}
+
+/** The tables this vacuum is about, with their stats now: the named one, or every one over the threshold. */
+async function vacuumTables(params: VacuumParams, context: ActionContext): Promise<{ tables: DeadTable[]; over: DeadTable[] }> {
+  const limit = threshold(params, context.config);
+  return withClient(context, params.target, params.database, async (client) => {
+    let relations: Relation[];
+    if (params.table !== undefined) {
+      relations = [await findRelation(client, params.table, 'table', where(params))];
+    } else {
+      const maxTables = context.config.targets.postgres.find((entry) => entry.name === params.target)?.tables.limit ?? 500;
+      const result = await client.query(
+        'select relid::int as oid, schemaname as schema, relname as name from pg_stat_user_tables where n_dead_tup > $1 order by n_dead_tup desc, relid limit $2',
+        [limit, maxTables]);
+      relations = z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows);
+    }
+    const tables: DeadTable[] = [];
+    for (const relation of relations) tables.push({ ...relation, ...(await statsOf(client, relation.oid)) });
+    return { tables, over: tables.filter((table) => table.deadTuples > limit) };
+  });
+}
+
+export const vacuum: Action<VacuumParams> = {
+  name: 'postgres.vacuum',
+  description: 'VACUUM (ANALYZE) one table, or every table over the dead-tuple threshold (minDeadTuples, default the target\'s tables.minDeadTuples).',
+  riskClass: 'safe; full: true is disruptive (VACUUM FULL holds an ACCESS EXCLUSIVE lock while it rewrites the table)',
+  params: vacuumParams,
+  risk: (params) => (params.full ? 'disruptive' : 'safe'),
+  async resolve(params, context) {
+    checkTarget(context.config, params.target, params.database);
+    await vacuumTables(params, context);
+    return params;
+  },
+  lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `vacuum:${params.table ?? '*'}` }),
+  async check(params, context): Promise<CheckResult> {
+    const { over, tables } = await vacuumTables(params, context);
+    const observed = { threshold: threshold(params, context.config), tables };
+    if (over.length === 0) {
+      const what = params.table !== undefined ? `${params.table} has ${tables[0]?.deadTuples ?? 0} dead tuples` : 'no table has dead tuples';
+      return { proceed: false, reason: `${what}, not over the threshold ${observed.threshold}`, observed };
+    }
+    return { proceed: true, reason: `${over.map((table) => `${table.schema}.${table.name}: ${table.deadTuples} dead tuples`).join(', ')}`, observed };
+  },
+  async plan(params, context) {
+    const { over } = await vacuumTables(params, context);
+    return sqlSteps(over.map((table) => vacuumStatement(table, { full: params.full, analyze: params.analyze })));
+  },
+  run: (params, plan, context) => runPlan(context, params, plan, params.table ?? `tables in ${where(params)}`),
+  async verify(params, before, _output, context) {
+    const previous = z.object({ tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable() })) })
+      .parse(before.observed ?? { tables: [] }).tables.filter((table) => table.deadTuples > threshold(params, context.config));
+    const after = await withClient(context, params.target, params.database, async (client) =>
+      Promise.all(previous.map(async (table) => ({ table, stats: await statsOf(client, table.oid) }))));
+    const problems: string[] = [];
+    for (const { table, stats } of after) {
+      const name = qualified(table);
+      // VACUUM FULL rewrites the table into a new file; a plain VACUUM counts itself in vacuum_count.
+      const ran = params.full ? stats.filenode !== table.filenode : stats.vacuumCount > table.vacuumCount;
+      if (!ran) problems.push(`${name}: no sign the vacuum ran (vacuum_count ${stats.vacuumCount}, was ${table.vacuumCount})`);
+      else if (stats.deadTuples >= table.deadTuples && stats.deadTuples > 0) {
+        problems.push(`${name}: dead tuples did not fall (${table.deadTuples} before, ${stats.deadTuples} after); an old open transaction may be holding them`);
+      }
+    }
+    const observed = { tables: after.map(({ table, stats }) => ({ schema: table.schema, name: table.name, ...stats })) };
+    if (problems.length > 0) return { ok: false, detail: problems.join('; '), observed };
+    return { ok: true, detail: after.map(({ table, stats }) => `${table.schema}.${table.name}: dead tuples ${table.deadTuples} -> ${stats.deadTuples}`).join(', '), observed };
+  },
+};
+
+const analyzeParams = z.strictObject({ target: identifier, database: identifier, table: identifier });
+type AnalyzeParams = z.infer<typeof analyzeParams>;
+
+async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Promise<DeadTable & { analyzeCount: number }> {
+  return withClient(context, params.target, params.database, async (client) => {
+    const relation = await findRelation(client, params.table, 'table', where(params));
+    return { ...relation, ...(await statsOf(client, relation.oid)) };
+  });
+}
+
+export const analyze: Action<AnalyzeParams> = {
+  name: 'postgres.analyze',
+  description: 'ANALYZE one table, refreshing the planner statistics.',
+  riskClass: 'safe',
+  params: analyzeParams,
+  risk: () => 'safe',
+  async resolve(params, context) {
+    checkTarget(context.config, params.target, params.database);
+    await analyzeTarget(params, context);
+    return params;
+  },
+  lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `analyze:${params.table}` }),
+  async check(params, context) {
+    const table = await analyzeTarget(params, context);
+    return { proceed: true, reason: `analyze_count is ${table.analyzeCount}`, observed: { table } };
+  },
+  async plan(params, context) {
+    return sqlSteps([analyzeStatement(await analyzeTarget(params, context))]);
+  },
+  run: (params, plan, context) => runPlan(context, params, plan, params.table),
+  async verify(params, before, _output, context) {
+    const previous = z.object({ table: z.object({ analyzeCount: z.number() }) }).parse(before.observed);
+    const now = await analyzeTarget(params, context);
+    const ok = now.analyzeCount > previous.table.analyzeCount;
+    return { ok, detail: `analyze_count ${previous.table.analyzeCount} -> ${now.analyzeCount}`, observed: { analyzeCount: now.analyzeCount } };
+  },
+};

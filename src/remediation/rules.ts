@@ -1,0 +1,40 @@
+import type { RemediationRule } from '../config/schema.js';
+
+/** Rules whose every `match` label equals the alert's label of the same name, with their index. */
+export function matchingRules(rules: readonly RemediationRule[], labels: Readonly<Record<string, string>>): { rule: RemediationRule; index: number }[] {
+  return rules
+    .map((rule, index) => ({ rule, index }))
+    .filter(({ rule }) => Object.entries(rule.match).every(([name, value]) => labels[name] === value));
+}
+
+const PLACEHOLDER = /\{\{\s*labels\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+export class TemplateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TemplateError';
+  }
+}
+
+/**
+ * Fills `{{labels.x}}` placeholders from the alert's labels. The result is still untrusted text:
+ * the action validates it against its schema and the live catalog before anything uses it.
+ */
+export function templateParams(
+  params: Readonly<Record<string, string | number | boolean>>,
+  labels: Readonly<Record<string, string>>,
+): Record<string, string | number | boolean> {
+  const filled: Record<string, string | number | boolean> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (typeof value !== 'string') {
+      filled[key] = value;
+      continue;
+    }
+    filled[key] = value.replace(PLACEHOLDER, (_placeholder, label: string) => {
+      const labelValue = labels[label];
+      if (labelValue === undefined) throw new TemplateError(`param "${key}" needs label "${label}", which the alert does not have`);
+      return labelValue;
+    });
+  }
+  return filled;
+}

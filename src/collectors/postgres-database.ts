@@ -70,7 +70,8 @@ export class DatabaseConnection {
   noteResult(err: Error | null): void {
     const message = err ? err.message : null;
     if (message === this.lastError) return;
-    if (err) this.log.warn({ target: this.target, database: this.database, err }, 'postgres database collection failed');
+    // The message, not the Error: it is what names the cause (connection refused, no such database).
+    if (err) this.log.warn({ target: this.target, database: this.database, err: message }, 'postgres database collection failed');
     else this.log.info({ target: this.target, database: this.database }, 'postgres database collection recovered');
     this.lastError = message;
   }
@@ -79,7 +80,7 @@ export class DatabaseConnection {
     const message = err ? err.message : null;
     if (message === this.lastSizeError) return;
     this.lastSizeError = message;
-    if (err) this.log.warn({ target: this.target, database: this.database, err }, 'postgres size refresh failed; serving the last sizes read');
+    if (err) this.log.warn({ target: this.target, database: this.database, err: message }, 'postgres size refresh failed; serving the last sizes read');
   }
 
   async close(): Promise<void> {

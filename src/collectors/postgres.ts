@@ -127,7 +127,7 @@ class PostgresCollector implements CollectorInstance {
       return statements;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (message !== this.lastStatementsError) this.log.warn({ target: this.target, database: connection.database, err }, 'cannot read pg_stat_statements; statement metrics skipped');
+      if (message !== this.lastStatementsError) this.log.warn({ target: this.target, database: connection.database, err: message }, 'cannot read pg_stat_statements; statement metrics skipped');
       this.lastStatementsError = message;
       return null;
     }

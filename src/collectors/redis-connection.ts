@@ -1,4 +1,13 @@
+import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
+
+export interface RedisConnectionOptions {
+  readonly url: string;
+  readonly timeoutSeconds: number;
+  readonly connectionName: string;
+  /** CA certificate (PEM) for rediss:// servers signed by a private CA. */
+  readonly caFile?: string | undefined;
+}
 
 /**
  * One ioredis client that reconnects when it is next used rather than on a timer: with no retry
@@ -8,11 +17,32 @@ import { Redis } from 'ioredis';
  * and database number; ioredis reads them all from it.
  */
 export class RedisConnection {
-  readonly client: Redis;
+  private client: Promise<Redis> | null = null;
   private connecting: Promise<void> | null = null;
 
-  constructor(url: string, timeoutSeconds: number, connectionName: string) {
-    this.client = new Redis(url, {
+  constructor(private readonly options: RedisConnectionOptions) {}
+
+  /** The client, connected. */
+  async ready(): Promise<Redis> {
+    // A CA file that cannot be read now may be readable on the next scrape: do not keep the failure.
+    this.client ??= this.create().catch((err: unknown) => { this.client = null; throw err; });
+    const client = await this.client;
+    if (client.status !== 'ready') {
+      this.connecting ??= client.connect().finally(() => { this.connecting = null; });
+      await this.connecting;
+    }
+    return client;
+  }
+
+  async close(): Promise<void> {
+    const client = await this.client?.catch(() => null);
+    client?.disconnect();
+  }
+
+  private async create(): Promise<Redis> {
+    const { url, timeoutSeconds, connectionName, caFile } = this.options;
+    const tls = caFile && url.startsWith('rediss:') ? { tls: { ca: await readFile(caFile) } } : {};
+    const client = new Redis(url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       retryStrategy: () => null,
@@ -20,21 +50,10 @@ export class RedisConnection {
       connectTimeout: timeoutSeconds * 1000,
       commandTimeout: timeoutSeconds * 1000,
       connectionName,
+      ...tls,
     });
     // Failures surface on the command that needed the connection; this only keeps the event handled.
-    this.client.on('error', () => undefined);
-  }
-
-  /** The client, connected. */
-  async ready(): Promise<Redis> {
-    if (this.client.status !== 'ready') {
-      this.connecting ??= this.client.connect().finally(() => { this.connecting = null; });
-      await this.connecting;
-    }
-    return this.client;
-  }
-
-  close(): void {
-    this.client.disconnect();
+    client.on('error', () => undefined);
+    return client;
   }
 }

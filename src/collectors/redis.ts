@@ -53,8 +53,9 @@ class RedisCollector implements CollectorInstance {
 
   constructor(private readonly config: RedisTarget, timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
-    this.main = new RedisConnection(config.url, timeoutSeconds, 'upkeep');
-    this.scanner = new RedisConnection(config.url, timeoutSeconds, 'upkeep-scan');
+    const connection = { url: config.url, timeoutSeconds, caFile: config.caFile };
+    this.main = new RedisConnection({ ...connection, connectionName: 'upkeep' });
+    this.scanner = new RedisConnection({ ...connection, connectionName: 'upkeep-scan' });
     this.patterns = new CachedReading(config.keyPatternRefreshSeconds, () => this.scanPatterns());
   }
 
@@ -76,8 +77,7 @@ class RedisCollector implements CollectorInstance {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.scanTimer);
-    this.main.close();
-    this.scanner.close();
+    await Promise.all([this.main.close(), this.scanner.close()]);
   }
 
   private async scanPatterns(): Promise<Map<string, number>> {
@@ -91,7 +91,7 @@ class RedisCollector implements CollectorInstance {
       return counts;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (message !== this.lastScanError) this.log.warn({ target: this.target, err }, 'redis key-pattern SCAN failed; serving the last counts');
+      if (message !== this.lastScanError) this.log.warn({ target: this.target, err: message }, 'redis key-pattern SCAN failed; serving the last counts');
       this.lastScanError = message;
       throw err;
     }

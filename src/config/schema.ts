@@ -34,6 +34,8 @@ const redisTarget = z.strictObject({
   url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
   keyPatterns: z.array(z.string().min(1)).default([]),
   keyPatternRefreshSeconds: seconds.default(60),
+  // PEM file of the CA that signed the server's certificate, for rediss:// with a private CA.
+  caFile: z.string().min(1).optional(),
 });
 
 const dockerTarget = z.strictObject({

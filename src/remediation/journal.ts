@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { RunRecord, RunStatus } from './types.js';
 
@@ -74,16 +74,20 @@ export class Journal {
   /** Lines that could not be read back (a torn last line after a crash). */
   skippedLines = 0;
 
-  private constructor(readonly file: string, private readonly handle: FileHandle) {}
+  private handle: FileHandle | null = null;
 
-  /** Opens (creating) the journal under `stateDir` and loads its runs. */
+  private constructor(readonly file: string) {}
+
+  /** Loads the journal under `stateDir`; the file is created on the first append, so an app that never runs anything writes nothing. */
   static async open(stateDir: string): Promise<Journal> {
-    const dir = join(stateDir, 'journal');
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, 'runs.jsonl');
-    const handle = await open(file, 'a');
-    const journal = new Journal(file, handle);
-    journal.load(await readFile(file, 'utf8'));
+    const journal = new Journal(join(stateDir, 'journal', 'runs.jsonl'));
+    let text = '';
+    try {
+      text = await readFile(journal.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    journal.load(text);
     return journal;
   }
 
@@ -162,6 +166,10 @@ export class Journal {
       const batch = this.pending;
       this.pending = [];
       try {
+        if (!this.handle) {
+          await mkdir(dirname(this.file), { recursive: true });
+          this.handle = await open(this.file, 'a');
+        }
         await this.handle.write(batch.map((entry) => entry.line).join(''));
         await this.handle.datasync();
         for (const entry of batch) entry.resolve();
@@ -174,6 +182,7 @@ export class Journal {
 
   async close(): Promise<void> {
     if (this.writing) await this.writing;
-    await this.handle.close();
+    await this.handle?.close();
+    this.handle = null;
   }
 }

@@ -1,0 +1,91 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { z } from 'zod';
+import { configSchema, type Config } from '../../src/config/schema.js';
+import { createLogger, type Logger } from '../../src/log.js';
+import { runRecordSchema } from '../../src/remediation/journal.js';
+import type { RunRecord } from '../../src/remediation/types.js';
+import { buildApp, type App } from '../../src/server.js';
+import { waitFor } from '../fixtures/ports.js';
+
+/** A fresh state dir, removed at teardown. */
+export async function tempDir(t: { teardown(fn: () => unknown): void }, prefix = 'upkeep-state-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export const VACUUM_RULE = {
+  match: { alertname: 'PostgresDeadTuplesHigh' },
+  remediation: 'postgres.vacuum',
+  params: { target: '{{labels.target}}', database: '{{labels.database}}', table: '{{labels.schema}}.{{labels.table}}' },
+};
+
+/** A validated config: the given object over a quiet base (no collectors, no cooldown). */
+export function testConfig(raw: Record<string, unknown>): Readonly<Config> {
+  const remediation = { cooldownSeconds: 0, ...(raw.remediation as Record<string, unknown> | undefined) };
+  return configSchema.parse({ collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] }, ...raw, remediation });
+}
+
+/** A logger whose output is kept in memory, for tests that grep it. */
+export function capturedLogger(level = 'debug'): { log: Logger; text: () => string } {
+  const chunks: string[] = [];
+  const destination = new Writable({ write(chunk: Buffer, _encoding, callback) { chunks.push(chunk.toString()); callback(); } });
+  return { log: createLogger({ level, destination }), text: () => chunks.join('') };
+}
+
+export async function startApp(t: { teardown(fn: () => unknown): void }, config: Readonly<Config>, log: Logger = createLogger({ level: 'silent' })): Promise<App> {
+  const app = await buildApp({ config, log, collectors: [] });
+  t.teardown(() => app.fastify.close());
+  return app;
+}
+
+const fixture = z.object({ alerts: z.array(z.object({ labels: z.record(z.string(), z.string()), fingerprint: z.string(), startsAt: z.string(), status: z.string() }).passthrough()) }).passthrough();
+
+/** The captured Alertmanager payload, with the first alert's labels, fingerprint or startsAt replaced. */
+export async function webhookPayload(change: { labels?: Record<string, string>; fingerprint?: string; startsAt?: string; status?: 'firing' | 'resolved' } = {}): Promise<Record<string, unknown>> {
+  const payload = fixture.parse(JSON.parse(await readFile(new URL('../fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
+  const [alert] = payload.alerts;
+  if (!alert) throw new Error('fixture has no alert');
+  const edited = {
+    ...alert,
+    labels: { ...alert.labels, ...change.labels },
+    fingerprint: change.fingerprint ?? alert.fingerprint,
+    startsAt: change.startsAt ?? alert.startsAt,
+    status: change.status ?? alert.status,
+  };
+  return { ...payload, status: edited.status, alerts: [edited] };
+}
+
+const webhookReply = z.object({
+  accepted: z.array(z.object({ runId: z.string(), remediation: z.string(), status: z.string(), fingerprint: z.string() })),
+  ignored: z.array(z.object({ reason: z.string(), fingerprint: z.string() })),
+});
+
+export async function postWebhook(app: App, payload: unknown, token?: string) {
+  const response = await app.fastify.inject({
+    method: 'POST', url: '/alertmanager', payload: JSON.stringify(payload),
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+  });
+  return { statusCode: response.statusCode, body: response.statusCode === 202 ? webhookReply.parse(response.json()) : null, raw: response.body };
+}
+
+const FINISHED = new Set(['success', 'failure', 'skipped', 'dry_run', 'interrupted', 'duplicate', 'cancelled', 'rejected']);
+
+/** Polls GET /runs/:id until the run has finished. */
+export async function finishedRun(app: App, runId: string): Promise<RunRecord> {
+  return waitFor(`run ${runId}`, async () => {
+    const response = await app.fastify.inject({ method: 'GET', url: `/runs/${runId}` });
+    const record = runRecordSchema.parse(response.json());
+    if (!FINISHED.has(record.status)) throw new Error(`still ${record.status}`);
+    return record;
+  }, 60_000, 50);
+}
+
+/** The journal file's lines, parsed. */
+export async function journalLines(stateDir: string): Promise<RunRecord[]> {
+  const text = await readFile(join(stateDir, 'journal', 'runs.jsonl'), 'utf8');
+  return text.trim().split('\n').map((line) => runRecordSchema.parse(JSON.parse(line)));
+}

@@ -1,0 +1,27 @@
+import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
+import { waitFor } from '../fixtures/ports.js';
+
+/** A throwaway server with autovacuum off (so only upkeep vacuums) and every statement logged. */
+export async function startTestPostgres(t: { teardown(fn: () => unknown): void }, settings: Record<string, string> = {}): Promise<PostgresServer> {
+  const server = await startPostgres({ settings: { autovacuum: 'off', log_statement: "'all'", ...settings } });
+  t.teardown(() => server.destroy());
+  return server;
+}
+
+/** Creates `table` in `database` with `rows` rows and deletes `dead` of them, then waits until the stats show the dead tuples. */
+export async function tableWithDeadTuples(server: PostgresServer, database: string, table: string, rows = 1000, dead = 400): Promise<void> {
+  await server.query(`create table ${table} (id int primary key, payload text)`, [], database);
+  await server.query(`insert into ${table} select g, repeat('x', 50) from generate_series(1, ${rows}) g`, [], database);
+  await server.query(`delete from ${table} where id <= ${dead}`, [], database);
+  await waitFor(`dead tuples in ${table}`, async () => {
+    const stats = await tableStats(server, database, table);
+    if (stats.deadTuples < dead) throw new Error(`only ${stats.deadTuples} dead tuples so far`);
+  });
+}
+
+export async function tableStats(server: PostgresServer, database: string, table: string): Promise<{ deadTuples: number; vacuumCount: number; analyzeCount: number }> {
+  const [row] = await server.query<{ dead: string; vacuums: string; analyzes: string }>(
+    'select n_dead_tup as dead, vacuum_count as vacuums, analyze_count as analyzes from pg_stat_user_tables where relname = $1', [table], database);
+  if (!row) throw new Error(`no stats for ${table}`);
+  return { deadTuples: Number(row.dead), vacuumCount: Number(row.vacuums), analyzeCount: Number(row.analyzes) };
+}

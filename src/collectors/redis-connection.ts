@@ -19,6 +19,7 @@ export interface RedisConnectionOptions {
 export class RedisConnection {
   private client: Promise<Redis> | null = null;
   private connecting: Promise<void> | null = null;
+  private lastError: Error | null = null;
 
   constructor(private readonly options: RedisConnectionOptions) {}
 
@@ -28,7 +29,11 @@ export class RedisConnection {
     this.client ??= this.create().catch((err: unknown) => { this.client = null; throw err; });
     const client = await this.client;
     if (client.status !== 'ready') {
-      this.connecting ??= client.connect().finally(() => { this.connecting = null; });
+      this.lastError = null;
+      this.connecting ??= client.connect()
+        // ioredis rejects with "Connection is closed."; the error event before it says why (WRONGPASS, ECONNREFUSED, a certificate).
+        .catch((err: unknown) => { throw this.lastError ?? err; })
+        .finally(() => { this.connecting = null; });
       await this.connecting;
     }
     return client;
@@ -52,8 +57,8 @@ export class RedisConnection {
       connectionName,
       ...tls,
     });
-    // Failures surface on the command that needed the connection; this only keeps the event handled.
-    client.on('error', () => undefined);
+    // Failures surface on the command or connect that needed the connection; this keeps the cause for it.
+    client.on('error', (err: Error) => { this.lastError = err; });
     return client;
   }
 }

@@ -208,7 +208,7 @@ export class Engine implements RunSubmitter {
         if (!lock) throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}`, 'lock');
         const silenceId = await this.silence(request, record, deadline, runLog);
         try {
-          record = await this.act(record, action, params, context, step, silenceId);
+          record = await this.act(record, action, params, context, step, silenceId, (progress) => { record = progress; });
         } finally {
           if (silenceId) await this.expireSilence(silenceId, runLog);
           await lock.release().catch((err: unknown) => runLog.error({ err }, 'releasing the lock failed'));
@@ -247,11 +247,17 @@ export class Engine implements RunSubmitter {
     }
   }
 
-  private async act(record: RunRecord, action: AnyAction, params: unknown, context: ActionContext, step: <T>(work: Promise<T>) => Promise<T>, silenceId: string | null): Promise<RunRecord> {
+  /** Check, plan, run, verify. `progress` keeps what is known so far, so a failure is journalled with its plan. */
+  private async act(
+    record: RunRecord, action: AnyAction, params: unknown, context: ActionContext,
+    step: <T>(work: Promise<T>) => Promise<T>, silenceId: string | null, progress: (record: RunRecord) => void,
+  ): Promise<RunRecord> {
     const withSilence = silenceId ? { ...record, silenceId } : record;
+    progress(withSilence);
     const check = await step(action.check(params, context));
     if (!check.proceed) return { ...withSilence, status: 'skipped', skipCode: 'condition', check, reason: `condition cleared: ${check.reason}` };
     const plan = await step(action.plan(params, context));
+    progress({ ...withSilence, check, plan });
     await this.journal.append({ ...withSilence, check, plan });
     const output = await step(action.run(params, plan, context));
     const verification = await step(action.verify(params, check, output, context));

@@ -1,6 +1,8 @@
 import { analyze, vacuum } from './postgres.js';
 import { reindex } from './postgres-reindex.js';
 import { retention } from './postgres-retention.js';
+import { bgsave, memoryPurge } from './redis.js';
+import { expireKeys } from './redis-keys.js';
 import type { AnyAction } from './types.js';
 
 /** Every remediation upkeep knows. Adding one is one file in src/remediation and one line here. */
@@ -9,4 +11,7 @@ export const ACTIONS: readonly AnyAction[] = [
   analyze,
   reindex,
   retention,
+  bgsave,
+  memoryPurge,
+  expireKeys,
 ];

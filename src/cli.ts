@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigInvalid, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
+import { parseParams, runFromCli } from './remediation/engine-cli.js';
 import { buildApp } from './server.js';
 
 const USAGE = `usage:
@@ -36,6 +37,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   switch (command) {
     case 'serve': return withConfig(args, io, (config) => serve(config, args, io));
     case 'check-config': return withConfig(args, io, async (config) => { io.out(summarize(config)); return 0; });
+    case 'run': return withConfig(args, io, (config) => runRemediation(config, args, io));
     case 'demo': {
       const { runDemo } = await import('./demo/index.js');
       const port = args.values.port === undefined ? 0 : Number(args.values.port);
@@ -45,6 +47,24 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       io.err(`unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+async function runRemediation(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
+  const [remediation] = args.positionals;
+  if (!remediation) {
+    io.err(`which remediation? (GET /remediations lists them)\n${USAGE}`);
+    return 2;
+  }
+  let params: Record<string, string>;
+  try {
+    params = parseParams(args.values.param ?? []);
+  } catch (err) {
+    io.err(`${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  // Logs go to stderr, so stdout carries only the plan and the result.
+  const log = createLogger({ level: args.values['log-level'] ?? 'warn', destination: process.stderr });
+  return runFromCli(config, log, { remediation, params, dryRun: args.values['dry-run'] ?? false }, io.out);
 }
 
 function parse(argv: readonly string[]) {

@@ -1,0 +1,80 @@
+import pg from 'pg';
+import t from 'tap';
+import { startAlertmanager } from '../fixtures/alertmanager.js';
+import { DEAD_TUPLES_ALERT } from '../fixtures/alertmanager-capture.js';
+import { freePort, waitFor } from '../fixtures/ports.js';
+import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { capturedLogger, finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
+
+const TOKEN = 'am-webhook-token-4d1c';
+
+t.test('a real Alertmanager: its webhook triggers the run, and the alert is silenced while the run goes on', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const port = await freePort();
+  const alertmanager = await startAlertmanager({ webhookUrl: `http://127.0.0.1:${port}/alertmanager`, token: TOKEN });
+  t.teardown(() => alertmanager.destroy());
+  const app = await startApp(t, testConfig({
+    server: { authToken: TOKEN },
+    state: { dir: await tempDir(t) },
+    alertmanager: { url: alertmanager.url },
+    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+    remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600 },
+  }));
+  await app.fastify.listen({ host: '127.0.0.1', port });
+
+  const locker = new pg.Client({ connectionString: server.url('app') });
+  await locker.connect();
+  await locker.query('begin; lock table orders in access exclusive mode');
+  t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
+
+  await alertmanager.postAlerts([DEAD_TUPLES_ALERT]);
+  const runId = await waitFor('the webhook run', async () => {
+    const [run] = (await app.fastify.inject({ method: 'GET', url: '/runs?trigger=alert' })).json().runs;
+    if (!run) throw new Error('no run yet');
+    return run.id as string;
+  });
+  const active = await waitFor('an active silence', async () => {
+    const silences = (await alertmanager.silences()).filter((silence) => silence.status.state === 'active');
+    if (silences.length !== 1) throw new Error(`${silences.length} active silences`);
+    return silences[0]!;
+  });
+  t.match(active.comment, new RegExp(`run ${runId}`));
+  t.same(Object.fromEntries(active.matchers.map((matcher) => [matcher.name, matcher.value])), DEAD_TUPLES_ALERT.labels, 'the silence matches exactly the alert');
+
+  await locker.query('commit');
+  const run = await finishedRun(app, runId);
+  t.equal(run.status, 'success');
+  t.equal(run.silenceId, active.id);
+  const [after] = (await alertmanager.silences()).filter((silence) => silence.id === active.id);
+  t.equal(after?.status.state, 'expired', 'the silence is expired when the run ends');
+});
+
+t.test('the silence is expired at once when the run fails; a down Alertmanager does not stop the run', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const alertmanager = await startAlertmanager();
+  t.teardown(() => alertmanager.destroy());
+  const base = { targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1 } };
+  const app = await startApp(t, testConfig({ ...base, state: { dir: await tempDir(t) }, alertmanager: { url: alertmanager.url } }));
+  const locker = new pg.Client({ connectionString: server.url('app') });
+  await locker.connect();
+  await locker.query('begin; lock table orders in access exclusive mode');
+  t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
+
+  const failed = await finishedRun(app, (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '');
+  t.equal(failed.status, 'failure');
+  const [silence] = (await alertmanager.silences()).filter((candidate) => candidate.id === failed.silenceId);
+  t.equal(silence?.status.state, 'expired');
+  await locker.query('commit');
+
+  const captured = capturedLogger('warn');
+  const downPort = await freePort();
+  const down = await startApp(t, testConfig({ ...base, state: { dir: await tempDir(t) }, alertmanager: { url: `http://127.0.0.1:${downPort}/` } }), captured.log);
+  const ran = await finishedRun(down, (await postWebhook(down, await webhookPayload({ fingerprint: 'other' }))).body?.accepted[0]?.runId ?? '');
+  t.equal(ran.status, 'success');
+  t.notOk(ran.silenceId);
+  t.match(captured.text(), /could not create a silence/);
+});

@@ -1,6 +1,7 @@
 import { analyze, vacuum } from './postgres.js';
 import { reindex } from './postgres-reindex.js';
 import { retention } from './postgres-retention.js';
+import { dockerPrune } from './docker.js';
 import { bgsave, memoryPurge } from './redis.js';
 import { expireKeys } from './redis-keys.js';
 import type { AnyAction } from './types.js';
@@ -14,4 +15,5 @@ export const ACTIONS: readonly AnyAction[] = [
   bgsave,
   memoryPurge,
   expireKeys,
+  dockerPrune,
 ];

@@ -64,6 +64,13 @@ const logTarget = z.strictObject({
   refreshSeconds: seconds.default(60),
 });
 
+// Directories of disposable files (temporary files, caches) that files.cleanup may delete from.
+const fileTarget = z.strictObject({
+  name,
+  dir: z.string().min(1),
+  pattern: z.string().min(1).default('*'),
+});
+
 const httpTarget = z.strictObject({
   name,
   url: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL'),
@@ -128,7 +135,8 @@ export const configSchema = z.strictObject({
     disks: z.array(diskTarget).default([]),
     logs: z.array(logTarget).default([]),
     http: z.array(httpTarget).default([]),
-  }).default({ postgres: [], redis: [], docker: [], backups: [], disks: [], logs: [], http: [] }),
+    files: z.array(fileTarget).default([]),
+  }).default({ postgres: [], redis: [], docker: [], backups: [], disks: [], logs: [], http: [], files: [] }),
   collectors: z.strictObject({
     timeoutSeconds: seconds.default(5),
     disabled: z.array(z.string()).default([]),
@@ -159,6 +167,7 @@ export type DockerTarget = Config['targets']['docker'][number];
 export type BackupTarget = Config['targets']['backups'][number];
 export type LogTarget = Config['targets']['logs'][number];
 export type HttpTarget = Config['targets']['http'][number];
+export type FileTarget = Config['targets']['files'][number];
 export type RemediationRule = Config['remediation']['rules'][number];
 export type RetentionPolicy = Config['remediation']['retention'][number];
 export type ScheduleEntry = Config['schedule'][number];

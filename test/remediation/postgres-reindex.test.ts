@@ -1,0 +1,85 @@
+import t from 'tap';
+import { startApp, tempDir, testConfig } from '../http/helpers.js';
+import { startTestPostgres, tableStats } from './postgres-fixture.js';
+
+t.test('reindex (CONCURRENTLY by default) and analyze, with their verification', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await server.query('create table items (id int primary key, sku text)', [], 'app');
+  await server.query('create index items_sku on items (sku)', [], 'app');
+  await server.query("insert into items select g, 'sku' || g from generate_series(1, 500) g", [], 'app');
+  await server.query('create table bare (id int)', [], 'app');
+  const app = await startApp(t, testConfig({
+    state: { dir: await tempDir(t) },
+    targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'] }] },
+  }));
+  const run = async (remediation: string, params: Record<string, unknown>, dryRun = false) =>
+    (await app.fastify.inject({ method: 'POST', url: `/remediations/${remediation}?wait=true`, payload: { params, dryRun } })).json();
+  const target = { target: 'main', database: 'app' };
+
+  const index = await run('postgres.reindex', { ...target, index: 'public.items_sku' });
+  t.equal(index.status, 'success', index.error);
+  t.same(index.plan, [{ kind: 'sql', detail: 'REINDEX INDEX CONCURRENTLY "public"."items_sku"' }]);
+  t.equal(index.risk, 'safe');
+  t.match(index.verification.detail, /1 index\(es\) rebuilt, all valid/);
+
+  const table = await run('postgres.reindex', { ...target, table: 'items', concurrently: false }, true);
+  t.equal(table.status, 'dry_run');
+  t.equal(table.risk, 'disruptive');
+  t.same(table.plan, [{ kind: 'sql', detail: 'REINDEX TABLE "public"."items"' }]);
+  const tableRun = await run('postgres.reindex', { ...target, table: 'items' });
+  t.equal(tableRun.status, 'success', tableRun.error);
+  t.match(tableRun.verification.detail, /2 index\(es\) rebuilt/);
+
+  const database = await run('postgres.reindex', target);
+  t.equal(database.status, 'success', database.error);
+  t.same(database.plan, [{ kind: 'sql', detail: 'REINDEX DATABASE CONCURRENTLY "app"' }]);
+  t.equal(database.verification.detail, 'database reindexed, all valid');
+
+  const noIndexes = await run('postgres.reindex', { ...target, table: 'bare' });
+  t.equal(noIndexes.status, 'skipped');
+  t.match(noIndexes.reason, /has no indexes/);
+  const both = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.reindex', payload: { params: { ...target, table: 'items', index: 'items_sku' } } });
+  t.equal(both.statusCode, 400);
+  t.match(both.json().error, /give table or index, not both/);
+  const notAnIndex = await run('postgres.reindex', { ...target, index: 'items' });
+  t.match(notAnIndex.reason, /^index "items" does not exist in main\/app$/);
+  const otherDatabase = await run('postgres.reindex', { target: 'main', database: 'postgres' });
+  t.equal(otherDatabase.status, 'rejected');
+  t.match(otherDatabase.reason, /database "postgres" is not in targets.postgres "main" databases/);
+
+  const before = await tableStats(server, 'app', 'items');
+  const analyze = await run('postgres.analyze', { ...target, table: 'public.items' });
+  t.equal(analyze.status, 'success', analyze.error);
+  t.same(analyze.plan, [{ kind: 'sql', detail: 'ANALYZE "public"."items"' }]);
+  t.equal(analyze.verification.detail, `analyze_count ${before.analyzeCount} -> ${before.analyzeCount + 1}`);
+});
+
+t.test('vacuum without a table: every table over the threshold', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  for (const [table, dead] of [['a', 50], ['b', 300], ['c', 0]] as const) {
+    await server.query(`create table ${table} (id int)`, [], 'app');
+    await server.query(`insert into ${table} select generate_series(1, 400)`, [], 'app');
+    if (dead > 0) await server.query(`delete from ${table} where id <= ${dead}`, [], 'app');
+  }
+  const { waitFor } = await import('../fixtures/ports.js');
+  await waitFor('stats', async () => { if ((await tableStats(server, 'app', 'b')).deadTuples < 300) throw new Error('not yet'); });
+  await waitFor('stats', async () => { if ((await tableStats(server, 'app', 'a')).deadTuples < 50) throw new Error('not yet'); });
+  const app = await startApp(t, testConfig({
+    state: { dir: await tempDir(t) },
+    targets: { postgres: [{ name: 'main', url: server.url('app'), tables: { minDeadTuples: 100 } }] },
+  }));
+  const response = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', analyze: 'false' } } });
+  const run = response.json();
+  t.equal(run.status, 'success', run.error);
+  t.same(run.plan, [{ kind: 'sql', detail: 'VACUUM "public"."b"' }], 'only the table over the target\'s minDeadTuples');
+  const lower = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', minDeadTuples: '10' } } })).json();
+  t.same(lower.plan, [{ kind: 'sql', detail: 'VACUUM (ANALYZE) "public"."a"' }], 'minDeadTuples overrides the target');
+  const none = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app' } } })).json();
+  t.equal(none.status, 'skipped');
+  t.match(none.reason, /no table has dead tuples, not over the threshold 100/);
+  const missingDb = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'nope' } } })).json();
+  t.equal(missingDb.status, 'rejected');
+  t.equal(missingDb.reason, 'database "nope" does not exist on postgres target "main"');
+});

@@ -92,7 +92,8 @@ function checkInvocation(t: Test, where: string, remediation: string, params: Pa
   if (remediation.startsWith('docker.')) t.ok(names(targets.docker).includes(String(params.target)), `${where}: docker target exists`);
   if (remediation.startsWith('backup.')) t.ok(targets.backups.find((backup) => backup.name === params.backup)?.source, `${where}: backup exists and has a source`);
   if (remediation === 'postgres.retention') t.ok(names(config.remediation.retention).includes(String(params.policy)), `${where}: retention policy exists`);
-  if (remediation === 'logs.rotate' || remediation === 'files.cleanup') t.ok(names(targets.logs).includes(String(params.name)), `${where}: directory exists`);
+  if (remediation === 'logs.rotate') t.ok(names(targets.logs).includes(String(params.name)), `${where}: log directory exists`);
+  if (remediation === 'files.cleanup') t.ok(names(targets.files).includes(String(params.name)), `${where}: files directory exists`);
   if (typeof params.database === 'string' && remediation.startsWith('postgres.')) {
     const target = targets.postgres.find((candidate) => candidate.name === params.target);
     t.ok(target && (target.databases === 'auto' || target.databases.includes(params.database)), `${where}: database ${params.database} is monitored`);
@@ -172,7 +173,8 @@ t.test('refnet.yml: schedule, rules and the runbook\'s whole schedule', async (t
   t.match(scheduled(config, 'redis.expire_keys'), [{ cron: '0 4 * * *', params: { pattern: 'celery-task-meta-*', when: 'ttl-over', ttlOverSeconds: 604800 } }], 'Celery cleanup at 04:00');
   t.match(config.remediation.retention, [{ name: 'job_logs', table: 'public.job_logs', timestampColumn: 'created_at', olderThan: '30 days', archiveTable: null }]);
   t.match(scheduled(config, 'postgres.retention'), [{ cron: '5 4 * * *', params: { policy: 'job_logs' } }], 'job_logs retention daily');
-  t.match(scheduled(config, 'files.cleanup'), [{ cron: '10 4 * * *', params: { olderThanHours: 24 } }], 'temp files older than a day');
+  t.match(scheduled(config, 'files.cleanup'), [{ cron: '10 4 * * *', params: { name: 'api-tmp', olderThanHours: 24 } }], 'temp files older than a day');
+  t.match(config.targets.files, [{ name: 'api-tmp', pattern: '*' }], 'the api container\'s /tmp, mounted from the host');
   t.match(scheduled(config, 'postgres.vacuum'), [{ cron: '0 2 * * 0', params: { database: 'refnet', analyze: true } }], 'weekly VACUUM ANALYZE, Sunday 02:00');
   t.match(scheduled(config, 'postgres.reindex'), [{ cron: '0 3 * * 0', params: { concurrently: true } }], 'weekly REINDEX, concurrently');
   t.match(scheduled(config, 'docker.prune'), [{ cron: '30 3 * * 0', params: { volumes: false } }], 'weekly Docker prune, volumes never');

@@ -1,0 +1,173 @@
+/**
+ * Scrape benchmark: upkeep side by side with Debian's prometheus-postgres-exporter and
+ * prometheus-redis-exporter, on the same throwaway PostgreSQL and Redis.
+ *   npm run bench:scrape [-- --scrapes 15 --tables 3400]
+ * Prints numbers; it asserts nothing. See docs/performance.md, "Scrape benchmark".
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { freePort } from '../src/sandbox/ports.js';
+import { startPostgres, type PostgresServer } from '../src/sandbox/postgres.js';
+import { startRedis, type RedisServer } from '../src/sandbox/redis.js';
+import { createTables, loadRedis } from './scrape-data.js';
+import { percentile, RssSampler, scrape, startService, type Scrape, type Service } from './scrape-procs.js';
+
+const { values: options } = parseArgs({
+  options: {
+    scrapes: { type: 'string', default: '15' },
+    tables: { type: 'string', default: '3400' },
+    databases: { type: 'string', default: '3' },
+    'matching-keys': { type: 'string', default: '1000000' },
+    'other-keys': { type: 'string', default: '200000' },
+    'pattern-refresh': { type: 'string', default: '10' },
+  },
+});
+const SCRAPES = Number(options.scrapes);
+const TABLES = Number(options.tables);
+const DATABASES = Array.from({ length: Number(options.databases) }, (_, i) => `bench${i + 1}`);
+const PATTERN = 'celery-task-meta-*';
+const PATTERN_REFRESH_SECONDS = Number(options['pattern-refresh']);
+const MB = 1024 * 1024;
+
+interface Measured { name: string; scrapes: Scrape[]; peakRss: number }
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function scrapeMany(service: Service, count: number, pauseMs = 0): Promise<Scrape[]> {
+  const results: Scrape[] = [];
+  for (let i = 0; i < count; i += 1) {
+    results.push(await scrape(service.url));
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+  return results;
+}
+
+/** database/schema/table of every per-table dead-tuple series in an exposition. */
+function tablesIn(text: string, metric: string, labels: [string, string, string]): Set<string> {
+  const found = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const value = (label: string) => new RegExp(`[{,]${label}="([^"]*)"`).exec(line)?.[1] ?? '';
+    found.add(labels.map(value).join('/'));
+  }
+  return found;
+}
+
+function sampleValue(text: string, prefix: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+async function startUpkeep(name: string, dir: string, yaml: string): Promise<Service> {
+  const port = await freePort();
+  const config = join(dir, `${name}.yaml`);
+  await writeFile(config, yaml);
+  const launcher = new URL('scrape-upkeep.mjs', import.meta.url).pathname;
+  return startService(`upkeep (${name})`, process.execPath, [launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+    `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
+}
+
+async function setUp(dir: string): Promise<{ postgres: PostgresServer; redis: RedisServer }> {
+  const started = performance.now();
+  // Autovacuum off keeps every table's dead tuples in place for the whole run.
+  const postgres = await startPostgres({ settings: { autovacuum: 'off' } });
+  const redis = await startRedis({ args: ['--enable-debug-command', 'yes'] });
+  await Promise.all(DATABASES.map((database) => createTables(postgres, database, TABLES)));
+  await loadRedis(redis, Number(options['matching-keys']), Number(options['other-keys']));
+  log(`setup: ${DATABASES.length} databases x ${TABLES} tables, Redis with ${options['matching-keys']} + ${options['other-keys']} keys, in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  return { postgres, redis };
+}
+
+function row(measured: Measured): string {
+  const seconds = measured.scrapes.map((s) => s.seconds * 1000);
+  const bytes = measured.scrapes.at(-1)?.bytes ?? 0;
+  return `| ${measured.name} | ${percentile(seconds, 50).toFixed(1)} | ${percentile(seconds, 95).toFixed(1)} | ${bytes.toLocaleString('en-US')} | ${(measured.peakRss / MB).toFixed(0)} |`;
+}
+
+function ratio(label: string, ours: Measured, theirs: Measured, goal: number): string {
+  const value = percentile(ours.scrapes.map((s) => s.seconds), 50) / percentile(theirs.scrapes.map((s) => s.seconds), 50);
+  return `${label}: ${value.toFixed(4)}x (goal <= ${goal}x: ${value <= goal ? 'met' : 'NOT met'})`;
+}
+
+/** Compiles upkeep into dist/ (npm run build), so it is measured as it is deployed. */
+async function build(): Promise<void> {
+  const tsc = new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname;
+  const project = new URL('../tsconfig.build.json', import.meta.url).pathname;
+  await promisify(execFile)(process.execPath, [tsc, '-p', project]);
+}
+
+async function main(): Promise<void> {
+  await build();
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-bench-'));
+  const services: Service[] = [];
+  let servers: { postgres: PostgresServer; redis: RedisServer } | undefined;
+  try {
+    servers = await setUp(dir);
+    const { postgres, redis } = servers;
+    const upkeepPostgres = await startUpkeep('postgres', dir, `targets:\n  postgres:\n    - { name: bench, url: "${postgres.url()}", databases: auto, tables: { limit: 100000 } }\n`);
+    const upkeepRedis = await startUpkeep('redis', dir, `targets:\n  redis:\n    - { name: bench, url: "${redis.url}", keyPatterns: ["${PATTERN}"], keyPatternRefreshSeconds: ${PATTERN_REFRESH_SECONDS} }\n`);
+    services.push(upkeepPostgres, upkeepRedis);
+    const pgPort = await freePort();
+    const postgresExporter = await startService('postgres_exporter', '/usr/bin/prometheus-postgres-exporter', [
+      '--auto-discover-databases', `--extend.query-path=${new URL('scrape-queries.yaml', import.meta.url).pathname}`,
+      '--disable-default-metrics', '--disable-settings-metrics', '--no-collector.database', '--no-collector.bgwriter',
+      `--web.listen-address=127.0.0.1:${pgPort}`, '--log.level=warn',
+      // 0.11.1 cannot re-parse a URL without a password when it discovers databases; a connstring works.
+    ], `http://127.0.0.1:${pgPort}/metrics`, `http://127.0.0.1:${pgPort}/`, { DATA_SOURCE_NAME: `host=127.0.0.1 port=${postgres.port} user=postgres dbname=postgres sslmode=disable` });
+    services.push(postgresExporter);
+    const redisPort = await freePort();
+    const redisExporter = await startService('redis_exporter', '/usr/bin/prometheus-redis-exporter', [
+      `--redis.addr=redis://127.0.0.1:${redis.port}`, `--count-keys=db0=${PATTERN}`, `--web.listen-address=127.0.0.1:${redisPort}`,
+    ], `http://127.0.0.1:${redisPort}/metrics`, `http://127.0.0.1:${redisPort}/`);
+    services.push(redisExporter);
+    const sampler = new RssSampler(services.map((service) => service.pid));
+    const measured = (service: Service, scrapes: Scrape[]): Measured => ({ name: service.name, scrapes, peakRss: sampler.peaks.get(service.pid) ?? 0 });
+
+    log(`\nPostgreSQL: ${SCRAPES} scrapes each, after one warm-up scrape`);
+    const upkeepCold = await scrape(upkeepPostgres.url);
+    const upkeepPg = await scrapeMany(upkeepPostgres, SCRAPES);
+    await scrape(postgresExporter.url);
+    const exporterPg = await scrapeMany(postgresExporter, SCRAPES);
+    const ours = tablesIn(upkeepPg.at(-1)?.text ?? '', 'upkeep_postgres_dead_tuples', ['database', 'schema', 'table']);
+    const theirs = tablesIn(exporterPg.at(-1)?.text ?? '', 'pg_stat_user_tables_n_dead_tup', ['datname', 'schemaname', 'relname']);
+    const same = ours.size === theirs.size && [...ours].every((name) => theirs.has(name));
+    log(`tables covered: upkeep ${ours.size}, postgres_exporter ${theirs.size}, same set: ${same}`);
+    log(`upkeep's first scrape (sizes read, connections opened): ${(upkeepCold.seconds * 1000).toFixed(0)} ms`);
+
+    log(`\nRedis: ${SCRAPES} scrapes each; upkeep's every 500 ms so the background SCAN (every ${PATTERN_REFRESH_SECONDS} s) runs between them`);
+    const redisCold = await scrape(upkeepRedis.url);
+    const upkeepRedisScrapes = await scrapeMany(upkeepRedis, SCRAPES, 500);
+    await scrape(redisExporter.url);
+    const exporterRedis = await scrapeMany(redisExporter, SCRAPES);
+    const ages = upkeepRedisScrapes.map((s) => sampleValue(s.text, 'upkeep_collector_cache_age_seconds{collector="redis",target="bench",reading="pattern_keys"}') ?? Number.NaN);
+    log(`pattern count: upkeep ${sampleValue(upkeepRedisScrapes.at(-1)?.text ?? '', 'upkeep_redis_pattern_keys{')}, redis_exporter ${sampleValue(exporterRedis.at(-1)?.text ?? '', 'redis_keys_count{')}`);
+    log(`upkeep pattern-count age over its scrapes: max ${Math.max(...ages).toFixed(2)} s (interval ${PATTERN_REFRESH_SECONDS} s)`);
+    log(`upkeep's first scrape (waits for the first SCAN of ${options['matching-keys']} + ${options['other-keys']} keys): ${(redisCold.seconds * 1000).toFixed(0)} ms`);
+
+    await sampler.sample();
+    sampler.stop();
+    const results = {
+      upkeepPg: measured(upkeepPostgres, upkeepPg), exporterPg: measured(postgresExporter, exporterPg),
+      upkeepRedis: measured(upkeepRedis, upkeepRedisScrapes), exporterRedis: measured(redisExporter, exporterRedis),
+    };
+    log('\n| scraper | p50 ms | p95 ms | output bytes | peak RSS MB |\n|---|---:|---:|---:|---:|');
+    for (const result of Object.values(results)) log(row(result));
+    log('');
+    log(ratio('postgres scrape p50, upkeep / postgres_exporter', results.upkeepPg, results.exporterPg, 0.25));
+    log(ratio('redis scrape p50 with pattern counts, upkeep / redis_exporter', results.upkeepRedis, results.exporterRedis, 0.05));
+    const upkeepPeak = Math.max(results.upkeepPg.peakRss, results.upkeepRedis.peakRss) / MB;
+    log(`upkeep peak RSS: ${upkeepPeak.toFixed(0)} MB (goal <= 150 MB: ${upkeepPeak <= 150 ? 'met' : 'NOT met'})`);
+  } finally {
+    for (const service of services) await service.stop();
+    await servers?.postgres.destroy();
+    await servers?.redis.destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -2,6 +2,7 @@ import { analyze, vacuum } from './postgres.js';
 import { reindex } from './postgres-reindex.js';
 import { retention } from './postgres-retention.js';
 import { dockerPrune } from './docker.js';
+import { filesCleanup, logsRotate } from './files.js';
 import { bgsave, memoryPurge } from './redis.js';
 import { expireKeys } from './redis-keys.js';
 import type { AnyAction } from './types.js';
@@ -16,4 +17,6 @@ export const ACTIONS: readonly AnyAction[] = [
   memoryPurge,
   expireKeys,
   dockerPrune,
+  logsRotate,
+  filesCleanup,
 ];

@@ -8,7 +8,9 @@ interface TrackedClient {
   readonly target: string;
   readonly database: string;
   readonly pid: number;
-  ended: boolean;
+  /** Really closes the connection (the client's own end()). */
+  readonly close: () => Promise<void>;
+  broken: boolean;
 }
 
 // After pg_cancel_backend, how long a statement gets to unwind before its backend is terminated.
@@ -22,6 +24,8 @@ const CANCEL_GRACE_MS = 2000;
  */
 export class RunConnections extends Connections {
   private readonly tracked: TrackedClient[] = [];
+  private readonly idle = new Map<string, TrackedClient[]>();
+  private closed = false;
 
   constructor(
     config: Readonly<Config>,
@@ -34,6 +38,11 @@ export class RunConnections extends Connections {
   }
 
   override async postgres(target: string, database: string, applicationName = 'upkeep-remediation'): Promise<pg.Client> {
+    const key = `${target}\u0000${database}\u0000${applicationName}`;
+    const idle = this.idle.get(key) ?? [];
+    let reusable = idle.pop();
+    while (reusable?.broken) reusable = idle.pop();
+    if (reusable) return reusable.client;
     const client = await this.shared.postgres(target, database, applicationName);
     const remainingMs = Math.max(1, Math.floor(this.deadline - Date.now()));
     const lockTimeoutMs = Math.min(remainingMs, this.lockTimeoutMs);
@@ -42,10 +51,14 @@ export class RunConnections extends Connections {
         "select pg_backend_pid() as pid, set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
         [`${remainingMs}ms`, `${lockTimeoutMs}ms`],
       );
-      const entry: TrackedClient = { client, target, database, pid: result.rows[0]?.pid ?? 0, ended: false };
-      const end = client.end.bind(client);
-      // Actions end their clients; the wrapper remembers it so close() does not end them twice.
-      client.end = (() => { entry.ended = true; return end(); }) as typeof client.end;
+      const entry: TrackedClient = { client, target, database, pid: result.rows[0]?.pid ?? 0, close: client.end.bind(client), broken: false };
+      client.on('error', () => { entry.broken = true; });
+      // An action's end() hands the session back to this run instead of closing it: the run's next
+      // step reuses it (one connection per run, not one per step) and close() ends it for real.
+      client.end = (() => {
+        this.idle.set(key, [...(this.idle.get(key) ?? []), entry]);
+        return Promise.resolve();
+      }) as typeof client.end;
       this.tracked.push(entry);
       return client;
     } catch (err) {
@@ -64,7 +77,8 @@ export class RunConnections extends Connections {
 
   /** The backends this run still has open. */
   openBackends(): { target: string; database: string; pid: number }[] {
-    return this.tracked.filter((entry) => !entry.ended).map(({ target, database, pid }) => ({ target, database, pid }));
+    if (this.closed) return [];
+    return this.tracked.map(({ target, database, pid }) => ({ target, database, pid }));
   }
 
   /** The deadline passed: cancel what our backends are doing; terminate any that are still busy after a grace period. */
@@ -97,8 +111,10 @@ export class RunConnections extends Connections {
     }
   }
 
-  /** Ends every client the action left open. */
+  /** Ends every connection the run opened. */
   override async close(): Promise<void> {
-    await Promise.all(this.tracked.filter((entry) => !entry.ended).map((entry) => entry.client.end().catch(() => undefined)));
+    this.closed = true;
+    this.idle.clear();
+    await Promise.all(this.tracked.map((entry) => entry.close().catch(() => undefined)));
   }
 }

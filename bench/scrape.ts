@@ -1,7 +1,7 @@
 /**
  * Scrape benchmark: upkeep side by side with Debian's prometheus-postgres-exporter and
  * prometheus-redis-exporter, on the same throwaway PostgreSQL and Redis.
- *   npm run bench:scrape [-- --scrapes 15 --tables 3400]
+ *   npm run bench:scrape [-- --scrapes 15 --tables 3400 --upkeep-node-options=--max-old-space-size=128]
  * Prints numbers; it asserts nothing. See docs/performance.md, "Scrape benchmark".
  */
 import { execFile } from 'node:child_process';
@@ -23,6 +23,8 @@ const { values: options } = parseArgs({
     'matching-keys': { type: 'string', default: '1000000' },
     'other-keys': { type: 'string', default: '200000' },
     'pattern-refresh': { type: 'string', default: '10' },
+    // Extra node flags for the upkeep processes, e.g. "--max-old-space-size=128".
+    'upkeep-node-options': { type: 'string', default: '' },
   },
 });
 const SCRAPES = Number(options.scrapes);
@@ -68,7 +70,8 @@ async function startUpkeep(name: string, dir: string, yaml: string): Promise<Ser
   const config = join(dir, `${name}.yaml`);
   await writeFile(config, yaml);
   const launcher = new URL('scrape-upkeep.mjs', import.meta.url).pathname;
-  return startService(`upkeep (${name})`, process.execPath, [launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+  const nodeOptions = options['upkeep-node-options'].split(' ').filter((flag) => flag !== '');
+  return startService(`upkeep (${name})`, process.execPath, [...nodeOptions, launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
     `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
 }
 
@@ -108,6 +111,7 @@ async function main(): Promise<void> {
   let servers: { postgres: PostgresServer; redis: RedisServer } | undefined;
   try {
     servers = await setUp(dir);
+    if (options['upkeep-node-options'] !== '') log(`upkeep runs with node ${options['upkeep-node-options']}`);
     const { postgres, redis } = servers;
     const upkeepPostgres = await startUpkeep('postgres', dir, `targets:\n  postgres:\n    - { name: bench, url: "${postgres.url()}", databases: auto, tables: { limit: 100000 } }\n`);
     const upkeepRedis = await startUpkeep('redis', dir, `targets:\n  redis:\n    - { name: bench, url: "${redis.url}", keyPatterns: ["${PATTERN}"], keyPatternRefreshSeconds: ${PATTERN_REFRESH_SECONDS} }\n`);

@@ -7,9 +7,9 @@ import { RedisConnection } from './redis-connection.js';
 import { infoReadings, parseInfo } from './redis-info.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
 
-// Keys examined per SCAN call: large enough that 1M keys take ~100 round trips, small enough
-// that one call blocks the server for about a millisecond.
-export const SCAN_COUNT = 5000;
+// Keys examined per SCAN call: redis_exporter's batch size. Each call blocks the server for well
+// under a millisecond on an idle machine; 1.2M keys take 1,200 round trips, off the scrape path.
+export const SCAN_COUNT = 1000;
 
 const TARGET = ['target'];
 const FAMILIES: readonly FamilySpec[] = [

@@ -186,6 +186,27 @@ t.test('postgres collector', async (t) => {
     t.equal(app.logs.filter((entry) => entry.msg === 'cannot read pg_stat_statements; statement metrics skipped').length, 1);
   });
 
+  t.test('least privilege: pg_monitor is enough; without it other sessions are invisible', async (t) => {
+    await server.query('CREATE ROLE upkeep_monitor LOGIN; GRANT pg_monitor TO upkeep_monitor; CREATE ROLE upkeep_plain LOGIN');
+    const other = new pg.Client({ connectionString: server.url('app2') });
+    await other.connect();
+    t.teardown(() => other.end());
+    await other.query('BEGIN');
+    await other.query('SELECT txid_current()');
+    const asRole = (role: string) => `targets:\n  postgres:\n    - { name: main, url: "${server.url().replace('postgres@', `${role}@`)}", databases: [app1, app2], tables: { limit: 5000 } }\n`;
+    const monitor = (await (await testApp(t, asRole('upkeep_monitor'))).scrape()).samples;
+    t.equal(valueOf(monitor, 'upkeep_postgres_up'), 1);
+    t.ok((valueOf(monitor, 'upkeep_postgres_oldest_transaction_age_seconds', { database: 'app2' }) ?? 0) > 0, 'sees the open transaction of another role');
+    t.equal(tableNames(monitor).length, 2 * TABLES + 1);
+    t.equal(byLabels(monitor, 'upkeep_postgres_table_size_bytes', TABLE_KEYS).size, 2 * TABLES + 1, 'reads every table size');
+    t.equal(valueOf(monitor, 'upkeep_postgres_unused_indexes', { database: 'app1' }), 1);
+    t.ok((valueOf(monitor, 'upkeep_postgres_database_size_bytes', { database: 'app1' }) ?? 0) > 0);
+    const plain = (await (await testApp(t, asRole('upkeep_plain'))).scrape()).samples;
+    t.equal(valueOf(plain, 'upkeep_postgres_up'), 1);
+    t.equal(valueOf(plain, 'upkeep_postgres_oldest_transaction_age_seconds', { database: 'app2' }), 0, 'a role without pg_monitor cannot see it');
+    await other.query('ROLLBACK');
+  });
+
   t.test('faults: PostgreSQL stopped mid-run, then back, without rebuilding the app', async (t) => {
     const app = await testApp(t, targetYaml(server, 'databases: auto\ntables: { limit: 5000 }'));
     t.equal(valueOf((await app.scrape()).samples, 'upkeep_postgres_up', { target: 'main' }), 1);

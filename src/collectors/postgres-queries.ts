@@ -91,6 +91,7 @@ export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {
  */
 export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number): Promise<DatabaseSizes> {
   const client = await pool.connect();
+  let failed = false;
   try {
     await client.query('BEGIN READ ONLY');
     await client.query(`SET LOCAL statement_timeout = ${Math.round(statementTimeoutSeconds * 1000)}`);
@@ -104,10 +105,11 @@ export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number):
     for (const row of tables) if (row.bytes !== null) tableBytes.set(tableKey(row.schema, row.table), row.bytes);
     return { databaseBytes: database.bytes, tableBytes, unusedIndexes: unused.count, unusedIndexBytes: unused.bytes };
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    failed = true;
     throw err;
   } finally {
-    client.release();
+    // After a failure the connection may be mid-transaction or broken: discard it rather than reuse it.
+    client.release(failed);
   }
 }
 

@@ -38,9 +38,9 @@ function parseKeyspace(db: string, text: string): KeyspaceEntry | null {
     const equals = pair.indexOf('=');
     return [pair.slice(0, equals), Number(pair.slice(equals + 1))] as const;
   }));
-  const keys = values.get('keys');
-  const expires = values.get('expires');
-  if (keys === undefined || expires === undefined || !Number.isFinite(keys) || !Number.isFinite(expires)) return null;
+  const keys = values.get('keys') ?? Number.NaN;
+  const expires = values.get('expires') ?? Number.NaN;
+  if (!Number.isFinite(keys) || !Number.isFinite(expires)) return null;
   return { db, keys, expires };
 }
 

@@ -3,7 +3,9 @@ import { mkdir, mkdtemp, rename, rm, stat, symlink, unlink, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Docker from 'dockerode';
 import t from 'tap';
+import { ContainerLogs, containerName } from '../../src/collectors/docker-logs.js';
 import { DOCKER_SOCKET, ensureDocker, ensureTestImage, runContainer, TEST_IMAGE } from '../fixtures/docker.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
 import { byLabels, testApp, valueOf, type Sample } from './helpers.js';
@@ -148,6 +150,15 @@ t.test('docker collector', async (t) => {
     t.equal(valueOf(back.samples, 'upkeep_docker_up', { target: 'local' }), 1, 'up on the next scrape, same app');
     t.equal(valueOf(back.samples, 'upkeep_collector_up', { collector: 'docker', target: 'local' }), 1);
     t.equal(valueOf(back.samples, 'upkeep_docker_container_running', { container: names.running }), 1);
+  });
+
+  t.test('a container removed between the list and the inspect is skipped; a dead daemon is an error', async (t) => {
+    const ghost = { Id: 'f'.repeat(64), Names: [], State: 'exited' };
+    t.equal(containerName(ghost), 'ffffffffffff', 'no name: the short id, as docker ps shows it');
+    const sizes = await new ContainerLogs(docker).measure([ghost]);
+    t.same([sizes.bytes.size, sizes.errors], [0, 0], 'the daemon answers 404 and the container has no log to measure');
+    const unreachable = new Docker({ socketPath: join(tmpdir(), `${prefix}-missing.sock`) });
+    await t.rejects(new ContainerLogs(unreachable).measure([ghost]), /ENOENT/);
   });
 
   t.test('a daemon reached by host and port that does not answer is up 0', async (t) => {

@@ -47,8 +47,8 @@ t.test('a failed BGSAVE reads as 0', async (t) => {
 });
 
 t.test('missing or unreadable fields are skipped; an empty db0 still reports 0 keys', (t) => {
-  const info = parseInfo('# Memory\r\nused_memory:abc\r\nmaxmemory:0\r\nnocolon\r\n# Keyspace\r\ndb2:keys=5,expires=x,avg_ttl=0\r\ndb4:keys=7,expires=2\r\n');
-  t.same(info.keyspace, [{ db: 'db4', keys: 7, expires: 2 }], 'a keyspace line with a non-number is dropped');
+  const info = parseInfo('# Memory\r\nused_memory:abc\r\nmaxmemory:0\r\nnocolon\r\n# Keyspace\r\ndb2:keys=5,expires=x,avg_ttl=0\r\ndb6:keys=3\r\ndb4:keys=7,expires=2\r\n');
+  t.same(info.keyspace, [{ db: 'db4', keys: 7, expires: 2 }], 'a keyspace line with a non-number or a missing count is dropped');
   t.same(valuesOf(infoReadings(info, 'x')), {
     upkeep_redis_memory_max_bytes: 0,
     'upkeep_redis_keys{db0}': 0,

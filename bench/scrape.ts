@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { freePort } from '../src/sandbox/ports.js';
@@ -141,7 +141,8 @@ async function main(): Promise<void> {
     const theirs = tablesIn(exporterPg.at(-1)?.text ?? '', 'pg_stat_user_tables_n_dead_tup', ['datname', 'schemaname', 'relname']);
     const same = ours.size === theirs.size && [...ours].every((name) => theirs.has(name));
     log(`tables covered: upkeep ${ours.size}, postgres_exporter ${theirs.size}, same set: ${same}`);
-    log(`upkeep's first scrape (sizes read, connections opened): ${(upkeepCold.seconds * 1000).toFixed(0)} ms`);
+    const coldSizes = upkeepCold.text.includes('upkeep_postgres_table_size_bytes{');
+    log(`upkeep's first scrape (connections opened${coldSizes ? ', sizes read' : '; sizes not read yet'}): ${(upkeepCold.seconds * 1000).toFixed(0)} ms`);
 
     log(`\nRedis: ${SCRAPES} scrapes each; upkeep's every 500 ms so the background SCAN (every ${PATTERN_REFRESH_SECONDS} s) runs between them`);
     const redisCold = await scrape(upkeepRedis.url);
@@ -150,8 +151,10 @@ async function main(): Promise<void> {
     const exporterRedis = await scrapeMany(redisExporter, SCRAPES);
     const ages = upkeepRedisScrapes.map((s) => sampleValue(s.text, 'upkeep_collector_cache_age_seconds{collector="redis",target="bench",reading="pattern_keys"}') ?? Number.NaN);
     log(`pattern count: upkeep ${sampleValue(upkeepRedisScrapes.at(-1)?.text ?? '', 'upkeep_redis_pattern_keys{')}, redis_exporter ${sampleValue(exporterRedis.at(-1)?.text ?? '', 'redis_keys_count{')}`);
-    log(`upkeep pattern-count age over its scrapes: max ${Math.max(...ages).toFixed(2)} s (interval ${PATTERN_REFRESH_SECONDS} s)`);
-    log(`upkeep's first scrape (waits for the first SCAN of ${options['matching-keys']} + ${options['other-keys']} keys): ${(redisCold.seconds * 1000).toFixed(0)} ms`);
+    const counted = ages.filter((age) => Number.isFinite(age));
+    log(`upkeep pattern-count age over its scrapes: max ${Math.max(...counted).toFixed(2)} s (interval ${PATTERN_REFRESH_SECONDS} s); ${ages.length - counted.length} of ${ages.length} scrapes had no count yet`);
+    const coldCount = sampleValue(redisCold.text, 'upkeep_redis_pattern_keys{');
+    log(`upkeep's first scrape: ${(redisCold.seconds * 1000).toFixed(0)} ms, ${coldCount === undefined ? 'before the first SCAN finished (no count yet)' : `with the first count (${coldCount})`}`);
 
     await sampler.sample();
     sampler.stop();
@@ -166,6 +169,8 @@ async function main(): Promise<void> {
     log(ratio('redis scrape p50 with pattern counts, upkeep / redis_exporter', results.upkeepRedis, results.exporterRedis, 0.05));
     const upkeepPeak = Math.max(results.upkeepPg.peakRss, results.upkeepRedis.peakRss) / MB;
     log(`upkeep peak RSS: ${upkeepPeak.toFixed(0)} MB (goal <= 150 MB: ${upkeepPeak <= 150 ? 'met' : 'NOT met'})`);
+    // Timings depend on what else the machine runs: say so next to them.
+    log(`machine: ${cpus().length} CPUs, load average at the end ${loadavg().map((load) => load.toFixed(1)).join(' ')}`);
   } finally {
     for (const service of services) await service.stop();
     await servers?.postgres.destroy();

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import { CachedReading } from './cached.js';
@@ -30,6 +31,8 @@ export class DatabaseConnection {
   readonly sizes: CachedReading<DatabaseSizes>;
   private lastError: string | null = null;
   private lastSizeError: string | null = null;
+  private readonly firstSizeWaitMs: number;
+  private sizesRead = false;
 
   constructor(
     readonly target: string,
@@ -51,13 +54,20 @@ export class DatabaseConnection {
     // An idle client whose server restarted errors here; the pool discards it and the next
     // scrape reports (and logs) whether the server is back.
     this.pool.on('error', () => undefined);
+    this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS));
   }
 
-  /** Sizes from cache, or null (logged once per distinct error) when they have never been read. */
+  /**
+   * Sizes from cache, or null when none has been read yet: the first read is waited for only up to
+   * half the scrape's timeout (it keeps going in the background), so a big catalog cannot fail the
+   * first scrapes. Failures are logged once per distinct error.
+   */
   async cachedSizes(): Promise<{ value: DatabaseSizes; ageSeconds: number } | null> {
     try {
-      const sizes = await this.sizes.get();
+      const sizes = this.sizesRead ? await this.sizes.get() : await Promise.race([this.sizes.get(), delay(this.firstSizeWaitMs, null, { ref: false })]);
+      if (!sizes) return null;
+      this.sizesRead = true;
       this.noteSizeError(this.sizes.error);
       return sizes;
     } catch (err) {

@@ -173,6 +173,12 @@ t.test('postgres collector', async (t) => {
     t.equal(valueOf(samples, 'upkeep_postgres_database_up', { database: 'app2' }), 1, 'the database is up');
     t.equal(byLabels(samples, 'upkeep_postgres_table_size_bytes', TABLE_KEYS).size, 0, 'with no sizes ever read, there are no size series');
     t.equal(tableNames(samples).length, TABLES, 'but the tuple counts are there');
+    // With a 2 s scrape timeout the first size read is waited for 1 s: it is still waiting for the lock then.
+    const quick = await testApp(t, `${yaml}collectors: { timeoutSeconds: 2 }\n`);
+    const first = await quick.scrape();
+    t.equal(valueOf(first.samples, 'upkeep_postgres_up'), 1, 'the first scrape does not wait for sizes past half its timeout');
+    t.equal(byLabels(first.samples, 'upkeep_postgres_table_size_bytes', TABLE_KEYS).size, 0);
+    t.equal(tableNames(first.samples).length, TABLES);
     await locker.query('ROLLBACK');
   });
 

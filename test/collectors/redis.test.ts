@@ -34,6 +34,7 @@ async function scanCount(client: Redis, pattern: string): Promise<number> {
 
 async function populate(server: RedisServer): Promise<Redis> {
   const client = server.client();
+  client.on('error', () => undefined); // it reconnects by itself after the fault test's restart
   const pipeline = client.pipeline();
   for (let i = 0; i < 300; i += 1) pipeline.set(`celery-task-meta-${i}`, 'result');
   for (let i = 0; i < 50; i += 1) {
@@ -117,6 +118,19 @@ t.test('redis collector', async (t) => {
     t.equal(valueOf(samples, 'upkeep_redis_up', { target: 'cache' }), 1);
     t.equal(valueOf(samples, 'upkeep_redis_pattern_keys', { pattern: 'celery-task-meta-*' }), 300);
     t.equal(valueOf(samples, 'upkeep_redis_keys', { db: 'db0' }), 352);
+
+    // A user that may not SCAN still gets everything else; the counts are missing and it is said once.
+    await client.call('ACL', 'SETUSER', 'noscan', 'on', '>noscan-pw', 'resetkeys', '-@all', '+info', '+slowlog|len');
+    const noScan = await testApp(t, redisYaml(`redis://noscan:noscan-pw@127.0.0.1:${server.port}`, 'keyPatterns: ["celery-task-meta-*"]'));
+    await noScan.scrape();
+    const partial = (await noScan.scrape()).samples;
+    t.equal(valueOf(partial, 'upkeep_redis_up', { target: 'cache' }), 1);
+    t.equal(valueOf(partial, 'upkeep_redis_keys', { db: 'db0' }), 352);
+    t.equal(valueOf(partial, 'upkeep_redis_pattern_keys'), undefined, 'no count rather than a wrong one');
+    t.equal(valueOf(partial, 'upkeep_collector_cache_age_seconds', { reading: 'pattern_keys' }), undefined);
+    const scanFailures = noScan.logs.filter((entry) => entry.msg === 'redis key-pattern SCAN failed; serving the last counts');
+    t.equal(scanFailures.length, 1, 'logged once');
+    t.match(scanFailures[0], { err: /NOPERM/ });
 
     const wrong = await testApp(t, redisYaml(`redis://upkeep:wrong@127.0.0.1:${server.port}`));
     const denied = await wrong.scrape();

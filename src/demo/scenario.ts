@@ -9,6 +9,7 @@ import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { startAlertmanager, type AlertmanagerServer } from '../sandbox/alertmanager.js';
+import { freePort } from '../sandbox/ports.js';
 import { startPostgres, type PostgresServer } from '../sandbox/postgres.js';
 import { startPrometheus, type PrometheusServer } from '../sandbox/prometheus.js';
 import { startRedis, type RedisServer } from '../sandbox/redis.js';
@@ -68,18 +69,20 @@ async function dockerReachable(): Promise<boolean> {
   }
 }
 
-function demoConfig(postgres: PostgresServer, redis: RedisServer, dirs: Scenario['dirs'], token: string, docker: boolean, interval: number): string {
+function demoConfig(postgres: PostgresServer, redis: RedisServer, dirs: Scenario['dirs'], token: string, docker: boolean, interval: number, port: number): string {
   return `
-server: { host: 127.0.0.1, port: 0, authToken: "${token}" }
+server: { host: 127.0.0.1, port: ${port}, authToken: "${token}" }
 state: { dir: "${dirs.state}" }
 targets:
   postgres:
-    - { name: main, url: "${postgres.url('refnet')}", databases: [refnet], sizeRefreshSeconds: ${interval} }
+    - { name: main, url: "${postgres.url('refnet')}", databases: [refnet], sizeRefreshSeconds: ${interval}, statements: { enabled: true, limit: 10 } }
   redis:
     - { name: cache, url: "${redis.url}", keyPatterns: ["celery-task-meta-*"], keyPatternRefreshSeconds: ${interval} }
 ${docker ? '  docker:\n    - { name: local, socketPath: /var/run/docker.sock, diskRefreshSeconds: 10 }\n' : ''}  backups:
     - { name: refnet, dir: "${dirs.backups}", pattern: "refnet_*.sql.gz", keepDays: 7, source: { target: main, database: refnet } }
   disks: [{ path: / }]
+  http:
+    - { name: upkeep-self, url: "http://127.0.0.1:${port}/healthz" }
   logs:
     - { name: app, dir: "${dirs.logs}", pattern: "*.log*", refreshSeconds: ${interval} }
 collectors: { timeoutSeconds: 5 }
@@ -118,13 +121,15 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
   const cleanups: (() => Promise<unknown>)[] = [() => rm(root, { recursive: true, force: true })];
   const stop = async () => { for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined); };
   try {
-    const postgres = await startPostgres();
+    // pg_stat_statements feeds the slow-query panel, as the runbooks' monthly top-10 report did.
+    const postgres = await startPostgres({ settings: { shared_preload_libraries: "'pg_stat_statements'" } });
     cleanups.push(() => postgres.destroy());
-    const redis = await startRedis({ args: ['--enable-protected-configs', 'yes'] });
+    const redis = await startRedis({ args: ['--enable-protected-configs', 'yes', '--maxmemory', '256mb'] });
     cleanups.push(() => redis.destroy());
     const docker = await dockerReachable();
 
     await postgres.query('CREATE DATABASE refnet');
+    await postgres.query('CREATE EXTENSION pg_stat_statements', [], 'refnet');
     await makeDeadTuples(postgres.url('refnet'), 'public.job_logs', 60_000, 40_000);
     await makeDeadTuples(postgres.url('refnet'), 'public.documents', 20_000, 0);
     await makeStaleBackup(dirs.backups, 'refnet', 72);
@@ -133,12 +138,14 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
     await makeBigLog(dirs.logs, 20 * 1024 * 1024, 3);
 
     const token = randomBytes(16).toString('hex');
-    const parsed = parseConfig(demoConfig(postgres, redis, dirs, token, docker, interval), {});
+    const port = options.port || (await freePort());
+    const parsed = parseConfig(demoConfig(postgres, redis, dirs, token, docker, interval, port), {});
     if (!parsed.ok) throw new Error(`demo config: ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
     const config = parsed.config;
     const app = await buildApp({ config, log: options.log });
     cleanups.push(() => app.fastify.close());
-    const url = (await app.fastify.listen({ host: '127.0.0.1', port: options.port ?? 0 })).replace('localhost', '127.0.0.1');
+    await app.fastify.listen({ host: '127.0.0.1', port });
+    const url = `http://127.0.0.1:${port}`;
 
     const alertmanager = await startAlertmanager({ webhookUrl: `${url}/alertmanager`, bearerToken: token });
     cleanups.push(() => alertmanager.destroy());

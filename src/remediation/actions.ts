@@ -1,6 +1,8 @@
 import { analyze, vacuum } from './postgres.js';
 import { reindex } from './postgres-reindex.js';
 import { retention } from './postgres-retention.js';
+import { pgDump } from './backup.js';
+import { backupVerify } from './backup-verify.js';
 import { dockerPrune } from './docker.js';
 import { filesCleanup, logsRotate } from './files.js';
 import { bgsave, memoryPurge } from './redis.js';
@@ -19,4 +21,6 @@ export const ACTIONS: readonly AnyAction[] = [
   dockerPrune,
   logsRotate,
   filesCleanup,
+  pgDump,
+  backupVerify,
 ];

@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, constants, readdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+const DEBIAN_ROOT = '/usr/lib/postgresql';
+const FALLBACK_DIRS = ['/usr/local/bin', '/usr/bin'];
+const STDERR_TAIL_BYTES = 4096;
+
+async function firstExecutable(candidates: readonly string[]): Promise<string | null> {
+  for (const candidate of candidates) {
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+  }
+  return null;
+}
+
+/**
+ * The client binary to use: the newest Debian-style /usr/lib/postgresql/N/bin one (pg_dump must be
+ * at least the server's major version), else /usr/local/bin or /usr/bin. Absolute, so the child
+ * needs no PATH.
+ */
+export async function postgresBinary(name: 'pg_dump' | 'psql', root = DEBIAN_ROOT): Promise<string> {
+  const versions = await readdir(root).catch(() => [] as string[]);
+  const found = await firstExecutable([
+    ...versions.filter((version) => /^\d+(\.\d+)?$/.test(version)).sort((a, b) => Number(b) - Number(a)).map((version) => join(root, version, 'bin', name)),
+    ...FALLBACK_DIRS.map((dir) => join(dir, name)),
+  ]);
+  if (!found) throw new Error(`${name} not found in ${root}/*/bin or ${FALLBACK_DIRS.join(', ')}; install the PostgreSQL client (apt-get install postgresql-client)`);
+  return found;
+}
+
+/** A base system tool (gzip, tail), by absolute path. */
+export async function systemBinary(name: 'gzip' | 'tail'): Promise<string> {
+  const found = await firstExecutable(['/usr/bin', '/bin', '/usr/local/bin'].map((dir) => join(dir, name)));
+  if (!found) throw new Error(`${name} not found in /usr/bin, /bin or /usr/local/bin; install it`);
+  return found;
+}
+
+/**
+ * A libpq URL without its password, plus the environment that carries the password instead, so it
+ * never shows in the process list.
+ */
+export function libpqTarget(connectionUrl: string): { url: string; env: Record<string, string> } {
+  const url = new URL(connectionUrl);
+  const password = decodeURIComponent(url.password);
+  url.password = '';
+  return { url: url.toString(), env: password ? { PGPASSWORD: password } : {} };
+}
+
+/** Keeps the last few KB of a child's stderr, for error messages. */
+export function stderrTail(stream: Readable | null): () => string {
+  let tail = '';
+  stream?.setEncoding('utf8').on('data', (chunk: string) => {
+    tail = (tail + chunk).slice(-STDERR_TAIL_BYTES);
+  });
+  return () => tail.trim();
+}
+
+/** Resolves with the exit code (or the signal that ended the child), after its stdio closed. */
+export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+export type Stdio = 'ignore' | 'pipe' | number | Readable;
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
+
+/**
+ * The command line that runs `binary` so it dies with upkeep: setpriv --pdeathsig KILL (util-linux)
+ * where available. Without it a kill -9 of upkeep would leave pg_dump and gzip running to the end.
+ */
+export async function childCommand(binary: string): Promise<string[]> {
+  const setpriv = await firstExecutable(SETPRIV);
+  return setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', binary] : [binary];
+}
+
+export function spawnClient(command: readonly string[], args: readonly string[], env: Record<string, string>, stdio: [Stdio, Stdio, 'pipe'], signal: AbortSignal): ChildProcess {
+  const [binary = '', ...prefix] = command;
+  // Only what libpq needs: the child does not inherit upkeep's environment (tokens, other secrets).
+  return spawn(binary, [...prefix, ...args], { env: { PGCONNECT_TIMEOUT: '30', ...env }, stdio, signal, killSignal: 'SIGTERM' });
+}
+
+/** A stdio stream spawned as 'pipe' (never null then; the types cannot know that). */
+export function piped<T>(stream: T | null, what: string): T {
+  if (stream === null) throw new Error(`${what} is not piped`);
+  return stream;
+}
+
+const ENDING_BYTES = 256;
+
+/** "gzip: /dir/file.gz: unexpected end of file" -> "unexpected end of file". */
+export function gzipMessage(stderr: string, path: string): string {
+  return stderr.split('\n').map((line) => line.replace(/^gzip: /, '').replace(`${path}: `, '')).join('; ');
+}
+
+/**
+ * gzip -dc FILE | tail -c 256, joined by an OS pipe: proves the whole file decompresses (CRC and
+ * length checked) and returns how the dump ends, without the dump passing through upkeep.
+ */
+export async function dumpEnding(path: string, signal: AbortSignal): Promise<string> {
+  const [gzip, tail] = await Promise.all([systemBinary('gzip').then(childCommand), systemBinary('tail').then(childCommand)]);
+  const unzip = spawnClient(gzip, ['-dc', '--', path], {}, ['ignore', 'pipe', 'pipe'], signal);
+  const unzipError = stderrTail(unzip.stderr);
+  const unzipExit = exited(unzip);
+  const decompressed = piped(unzip.stdout, 'gzip stdout');
+  const last = spawnClient(tail, ['-c', String(ENDING_BYTES)], {}, [decompressed, 'pipe', 'pipe'], signal);
+  decompressed.destroy();
+  let ending = '';
+  piped(last.stdout, 'tail stdout').setEncoding('latin1').on('data', (chunk: string) => { ending += chunk; });
+  const [unzipped] = await Promise.all([unzipExit, exited(last)]);
+  if (unzipped.code !== 0) throw new Error(`${basename(path)} is corrupt or truncated: ${gzipMessage(unzipError(), path) || `gzip exited with ${unzipped.code ?? unzipped.signal}`}`);
+  return ending;
+}

@@ -1,0 +1,196 @@
+import type { ChildProcess } from 'node:child_process';
+import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
+import { globToRegExp } from '../collectors/glob.js';
+import type { BackupTarget, Config } from '../config/schema.js';
+import { redactUrl } from '../log.js';
+import { childCommand, dumpEnding, exited, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
+import { withClient } from './postgres-catalog.js';
+import { count, identifier } from './params.js';
+import { ValidationError, type Action, type ActionContext, type PlanStep } from './types.js';
+
+const DAY_SECONDS = 86_400;
+/** What pg_dump writes last in a plain dump; a dump without it was cut short. */
+export const DUMP_TRAILER = '-- PostgreSQL database dump complete';
+
+export type SourcedBackup = BackupTarget & { source: NonNullable<BackupTarget['source']> };
+
+export function requireBackup(config: Readonly<Config>, name: string): SourcedBackup {
+  const entry = config.targets.backups.find((candidate) => candidate.name === name);
+  if (!entry) throw new ValidationError(`unknown backup "${name}" (not in targets.backups)`);
+  const { source } = entry;
+  if (!source) throw new ValidationError(`backup "${name}" has no source: set targets.backups[${name}].source { target, database }`);
+  if (!config.targets.postgres.some((target) => target.name === source.target)) {
+    throw new ValidationError(`backup "${name}": source target "${source.target}" is not in targets.postgres`);
+  }
+  return { ...entry, source };
+}
+
+/** NAME_YYYYmmdd_HHMMSS.sql.gz, in UTC so names never repeat or go backwards across DST. */
+export function backupFileName(name: string, at: Date): string {
+  const pad = (value: number) => String(value).padStart(2, '0');
+  const stamp = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}_${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
+  return `${name}_${stamp}.sql.gz`;
+}
+
+/** Files past keepDays, never the newest valid backup (even when it is old itself). */
+export function retentionVictims(files: readonly BackupFile[], newest: BackupFile | null, nowSeconds: number, keepDays: number): BackupFile[] {
+  return files.filter((file) => file.path !== newest?.path && nowSeconds - file.mtimeSeconds > keepDays * DAY_SECONDS);
+}
+
+function partialName(file: string): string {
+  return `${file}.partial`;
+}
+
+/** Leftovers of dumps that died (kill -9, power loss): ours by name, and nobody else dumps while we hold the lock. */
+async function removeStalePartials(backup: SourcedBackup): Promise<string[]> {
+  const ours = new RegExp(`^${backup.name.replace(/[.+^${}()|[\]\\*?-]/g, '\\$&')}_\\d{8}_\\d{6}\\.sql\\.gz\\.partial$`);
+  const stale = (await readdir(backup.dir)).filter((name) => ours.test(name));
+  for (const name of stale) await unlink(join(backup.dir, name));
+  return stale;
+}
+
+interface DumpResult { gzipBytes: number }
+
+/**
+ * pg_dump | gzip > partial, as the runbook does it: the two processes are joined by an OS pipe and
+ * gzip writes straight into the file, so no dump byte passes through upkeep (its memory stays at
+ * its baseline whatever the database size) and the speed is the shell pipeline's. The file is
+ * fsynced before it is closed.
+ */
+async function dumpTo(partial: string, backup: SourcedBackup, progressSeconds: number, context: ActionContext): Promise<DumpResult> {
+  const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
+  const [pgDumpCommand, gzipCommand] = await Promise.all([postgresBinary('pg_dump').then(childCommand), systemBinary('gzip').then(childCommand)]);
+  const handle = await open(partial, 'wx', 0o640);
+  const started = Date.now();
+  const progress = setInterval(() => {
+    void handle.stat().then((info) => context.log.info({ backup: backup.name, gzipBytes: info.size, seconds: Math.round((Date.now() - started) / 1000) }, 'pg_dump in progress'), () => undefined);
+  }, progressSeconds * 1000);
+  progress.unref();
+  const children: ChildProcess[] = [];
+  try {
+    const dump = spawnClient(pgDumpCommand, ['--format=plain', '--no-password', '--dbname', target.url], target.env, ['ignore', 'pipe', 'pipe'], context.signal);
+    children.push(dump);
+    const dumpError = stderrTail(dump.stderr);
+    const dumpExit = exited(dump);
+    const output = piped(dump.stdout, 'pg_dump stdout');
+    const gzip = spawnClient(gzipCommand, ['-c'], {}, [output, handle.fd, 'pipe'], context.signal);
+    children.push(gzip);
+    output.destroy(); // gzip holds its own copy; ours would only keep the pipe open if gzip died
+    const gzipError = stderrTail(gzip.stderr);
+    const [dumped, zipped] = await Promise.all([dumpExit, exited(gzip)]);
+    if (dumped.code !== 0) throw new Error(`pg_dump exited with ${dumped.code ?? dumped.signal}: ${redactUrl(dumpError()) || 'no error output'}`);
+    if (zipped.code !== 0) throw new Error(`gzip exited with ${zipped.code ?? zipped.signal}: ${gzipError() || 'no error output'}`);
+    await handle.sync();
+    return { gzipBytes: (await handle.stat()).size };
+  } catch (err) {
+    for (const child of children) child.kill('SIGKILL');
+    throw err;
+  } finally {
+    clearInterval(progress);
+    await handle.close();
+  }
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Whether the file decompresses in full to a dump that ends with pg_dump's trailer. */
+export async function dumpComplete(path: string, signal: AbortSignal): Promise<boolean> {
+  return (await dumpEnding(path, signal)).includes(DUMP_TRAILER);
+}
+
+const backupParams = z.strictObject({
+  backup: identifier,
+  /** Overrides the backup's keepDays for this run. */
+  keepDays: count().refine((days) => days > 0, 'must be at least 1').optional(),
+  /** How often a long dump logs its progress. */
+  progressSeconds: count().refine((seconds) => seconds > 0, 'must be at least 1').default(10),
+});
+export type BackupParams = z.infer<typeof backupParams>;
+
+function destination(backup: SourcedBackup, at: Date): string {
+  return join(backup.dir, backupFileName(backup.name, at));
+}
+
+export const pgDump: Action<BackupParams> = {
+  name: 'backup.pg_dump',
+  description: 'Stream pg_dump through gzip to DIR/NAME_YYYYmmdd_HHMMSS.sql.gz via a temporary name, fsync and rename it, then keep keepDays days (never the newest valid backup).',
+  riskClass: 'safe (reads the database; deletes only backups past keepDays, never the newest)',
+  params: backupParams,
+  risk: () => 'safe',
+  async resolve(params, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const sample = backupFileName(backup.name, new Date());
+    if (!globToRegExp(backup.pattern).test(sample)) {
+      throw new ValidationError(`backup "${backup.name}": pg_dump writes names like ${sample}, which pattern "${backup.pattern}" does not match; use pattern "${backup.name}_*.sql.gz"`);
+    }
+    // The source database must exist (withClient says so clearly when it does not).
+    await withClient(context, backup.source.target, backup.source.database, async (client) => client.query('select 1'));
+    return params;
+  },
+  lock: (params) => ({ kind: 'local', key: `backup:${params.backup}` }),
+  async check(params, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const newest = await newestValidBackup(await listBackups(backup.dir, backup.pattern).catch(() => []));
+    return { proceed: true, reason: newest ? `newest backup is ${newest.name}` : 'no backup yet', observed: { newest: newest?.name ?? null } };
+  },
+  async plan(params, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const file = destination(backup, new Date());
+    const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
+    const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
+    const victims = retentionVictims(files, null, Date.now() / 1000, params.keepDays ?? backup.keepDays);
+    return [
+      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} --format=plain --no-password --dbname ${redactUrl(target.url)} | ${await systemBinary('gzip')} -c > ${partialName(file)}` },
+      { kind: 'file', detail: `fsync ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
+      ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
+    ];
+  },
+  async run(params, _plan, context) {
+    const backup = requireBackup(context.config, params.backup);
+    await mkdir(backup.dir, { recursive: true });
+    const removedPartials = await removeStalePartials(backup);
+    const file = destination(backup, new Date());
+    const partial = partialName(file);
+    const started = Date.now();
+    try {
+      const dumped = await dumpTo(partial, backup, params.progressSeconds, context);
+      await link(partial, file); // never replaces an existing backup, unlike rename
+      await unlink(partial);
+      await fsyncDirectory(backup.dir);
+      const deleted = await applyRetention(backup, params.keepDays ?? backup.keepDays);
+      const seconds = (Date.now() - started) / 1000;
+      context.log.info({ backup: backup.name, file, ...dumped, seconds }, 'backup written');
+      return { detail: { file, ...dumped, seconds, deleted, removedPartials } };
+    } catch (err) {
+      await unlink(partial).catch(() => undefined);
+      throw err;
+    }
+  },
+  async verify(params, _before, output, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const file = String(output.detail.file);
+    const listed = (await listBackups(backup.dir, backup.pattern)).find((candidate) => candidate.path === file);
+    if (!listed) return { ok: false, detail: `${file} is not counted as a backup (missing, empty, or not matching ${backup.pattern})` };
+    const complete = await dumpComplete(file, context.signal).catch((err: Error) => err.message);
+    if (complete === false) return { ok: false, detail: `${listed.name} is incomplete: no "${DUMP_TRAILER}" at its end` };
+    if (complete !== true) return { ok: false, detail: complete };
+    return { ok: true, detail: `${listed.name}: ${listed.sizeBytes} bytes, decompresses in full and ends with the pg_dump trailer`, observed: { sizeBytes: listed.sizeBytes } };
+  },
+};
+
+async function applyRetention(backup: SourcedBackup, keepDays: number): Promise<string[]> {
+  const files = await listBackups(backup.dir, backup.pattern);
+  const victims = retentionVictims(files, await newestValidBackup(files), Date.now() / 1000, keepDays);
+  for (const victim of victims) await unlink(victim.path);
+  return victims.map((victim) => victim.name);
+}

@@ -10,6 +10,7 @@ import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
 import type { Logger } from './log.js';
 import { Engine } from './remediation/engine.js';
+import { startSchedule } from './remediation/schedule.js';
 import type { AnyAction } from './remediation/types.js';
 import { VERSION } from './version.js';
 
@@ -45,7 +46,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     logController: new LogController({ disableRequestLogging: (request) => QUIET_ROUTES.has(request.url) }),
   });
   const engine = await Engine.create({ config, log, registry, ...(options.actions ? { actions: options.actions } : {}) });
-  fastify.addHook('onClose', async () => { await scraper.close(); await engine.close(); });
+  const schedule = startSchedule({ config, submitter: engine, registry, log });
+  fastify.addHook('onClose', async () => { await schedule.stop(); await scraper.close(); await engine.close(); });
   // On shutdown, a response still in flight tells its client to hang up, so a keep-alive
   // connection (every Prometheus scrape uses one) cannot hold the process open afterwards.
   let closing = false;

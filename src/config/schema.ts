@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import { z } from 'zod';
 import { cronError } from '../remediation/windows.js';
 import { parseDurationSeconds } from './duration.js';
@@ -111,12 +112,23 @@ const retention = z.strictObject({
 
 const scheduleEntry = z.strictObject({
   name,
-  cron: z.string().min(1),
+  cron: z.string().min(1).refine((text) => cron.validate(text), 'must be a cron expression (5 fields, or 6 with seconds first)'),
   remediation: z.string().min(1),
   params: params.default({}),
-  timezone: z.string().optional(),
+  timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as "Asia/Tokyo" or "UTC"').optional(),
   dryRun: z.boolean().optional(),
+  // A schedule is an automatic trigger: disruptive or destructive entries need this and an open window.
+  allowRisk: z.enum(['safe', 'disruptive', 'destructive']).default('safe'),
 });
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const configSchema = z.strictObject({
   server: z.strictObject({

@@ -105,7 +105,7 @@ remediation:
   # The demo's maintenance window is always open so the destructive Celery cleanup may run.
   windows: [{ name: demo, cron: "* * * * *", durationMinutes: 1440 }]
 schedule:
-  - { name: rotate-app-logs, cron: "*/${interval * 5} * * * * *", remediation: logs.rotate, params: { name: app } }
+  - { name: rotate-app-logs, cron: "*/${interval * 5} * * * * *", remediation: logs.rotate, params: { name: app }, allowRisk: disruptive }
 `;
 }
 

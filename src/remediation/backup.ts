@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
 import { globToRegExp } from '../collectors/glob.js';
@@ -44,9 +44,14 @@ function partialName(file: string): string {
   return `${file}.partial`;
 }
 
+/** NAME_YYYYmmdd_HHMMSS.sql.gz followed by `suffix`, as a RegExp. */
+function backupNamePattern(name: string, suffix: string): RegExp {
+  return new RegExp(`^${name.replace(/[.+^${}()|[\]\\*?-]/g, '\\$&')}_\\d{8}_\\d{6}\\.sql\\.gz${suffix.replace('.', '\\.')}$`);
+}
+
 /** Leftovers of dumps that died (kill -9, power loss): ours by name, and nobody else dumps while we hold the lock. */
 async function removeStalePartials(backup: SourcedBackup): Promise<string[]> {
-  const ours = new RegExp(`^${backup.name.replace(/[.+^${}()|[\]\\*?-]/g, '\\$&')}_\\d{8}_\\d{6}\\.sql\\.gz\\.partial$`);
+  const ours = backupNamePattern(backup.name, '.partial');
   const stale = (await readdir(backup.dir)).filter((name) => ours.test(name));
   for (const name of stale) await unlink(join(backup.dir, name));
   return stale;
@@ -121,6 +126,16 @@ function destination(backup: SourcedBackup, at: Date): string {
   return join(backup.dir, backupFileName(backup.name, at));
 }
 
+/** The file the journalled plan announced (the plan names it), so the run writes exactly that file. */
+export function plannedFile(plan: readonly PlanStep[], backup: SourcedBackup): string | null {
+  const ours = backupNamePattern(backup.name, '');
+  for (const step of plan) {
+    const named = /, rename to (.+), fsync /.exec(step.detail)?.[1];
+    if (step.kind === 'file' && named && dirname(named) === dirname(destination(backup, new Date(0))) && ours.test(basename(named))) return named;
+  }
+  return null;
+}
+
 export const pgDump: Action<BackupParams> = {
   name: 'backup.pg_dump',
   description: 'Stream pg_dump through gzip to DIR/NAME_YYYYmmdd_HHMMSS.sql.gz via a temporary name, fsync and rename it, then keep keepDays days (never the newest valid backup).',
@@ -155,11 +170,11 @@ export const pgDump: Action<BackupParams> = {
       ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
     ];
   },
-  async run(params, _plan, context) {
+  async run(params, plan, context) {
     const backup = requireBackup(context.config, params.backup);
     await mkdir(backup.dir, { recursive: true });
     const removedPartials = await removeStalePartials(backup);
-    const file = destination(backup, new Date());
+    const file = plannedFile(plan, backup) ?? destination(backup, new Date());
     const partial = partialName(file);
     const started = Date.now();
     try {

@@ -5,15 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
-import { z } from 'zod';
 import { listBackups, type BackupFile } from '../../src/collectors/backups.js';
 import { backupFileName, dumpComplete, pgDump, retentionVictims } from '../../src/remediation/backup.js';
 import { libpqTarget, postgresBinary } from '../../src/remediation/backup-process.js';
+import { main } from '../../src/cli.js';
+import { Engine } from '../../src/remediation/engine.js';
 import { ValidationError } from '../../src/remediation/types.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { waitFor } from '../fixtures/ports.js';
 import { makeDatabase, restoreWithPsql, sampleRss, tableCounts, writeConfigFile } from './backup-fixture.js';
-import { buildContext, perform } from './context.js';
+import { buildContext, perform, testConfig } from './context.js';
 
 const DAY = 86_400;
 
@@ -32,8 +33,7 @@ async function alive(pid: number): Promise<boolean> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return status !== '' && !/^State:\s+Z/m.test(status);
 }
-const CHILD = new URL('./backup-child.ts', import.meta.url).pathname;
-const outputShape = z.object({ output: z.object({ file: z.string(), gzipBytes: z.number(), deleted: z.array(z.string()), removedPartials: z.array(z.string()) }), verification: z.object({ ok: z.boolean(), detail: z.string() }) });
+const UPKEEP = new URL('../../bin/upkeep.js', import.meta.url).pathname;
 
 t.test('pure parts', async (t) => {
   t.equal(backupFileName('refnet', new Date(Date.UTC(2025, 0, 2, 3, 4, 5))), 'refnet_20250102_030405.sql.gz');
@@ -85,32 +85,31 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
   t.teardown(() => context.close());
   let firstBackup = '';
 
-  t.test('the dump restores to the same per-table row counts, with RSS under 150 MB', async (t) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, configFile, 'backup.pg_dump', JSON.stringify({ backup: 'refnet' })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.test('`upkeep run`: the dump restores to the same per-table row counts, with RSS under 150 MB', async (t) => {
+    const child = spawn(process.execPath, [UPKEEP, 'run', 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rss = sampleRss(child.pid ?? 0);
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
     const [code] = await once(child, 'close');
     rss.stop();
-    t.equal(code, 0);
-    t.ok(rss.peak() > 0 && rss.peak() < 150 * 1024 * 1024, `peak RSS of the dumping process: ${Math.round(rss.peak() / 1048576)} MB`);
-    const result = outputShape.parse(JSON.parse(stdout));
-    t.equal(result.verification.ok, true);
-    t.match(result.output.file, /\/refnet_\d{8}_\d{6}\.sql\.gz$/);
-    t.match(result.verification.detail, /decompresses in full and ends with the pg_dump trailer/);
-    t.ok(result.output.gzipBytes > 20 * 1024 * 1024, `${result.output.gzipBytes} bytes compressed`);
-    t.equal((await stat(result.output.file)).size, result.output.gzipBytes);
-    t.same((await listBackups(dir, 'refnet_*.sql.gz')).map((file) => file.path), [result.output.file]);
-    firstBackup = result.output.file;
+    t.equal(code, 0, code === 0 ? 'exit code 0' : stdout);
+    t.ok(rss.peak() > 0 && rss.peak() < 150 * 1024 * 1024, `peak RSS of upkeep while dumping: ${Math.round(rss.peak() / 1048576)} MB`);
+    t.match(stdout, /^run \S+: backup\.pg_dump \(cli\)\nplan:\n  exec: \S+pg_dump --format=plain --no-password --dbname \S+ \| \S+gzip -c > \S+\.partial\n/);
+    t.match(stdout, /status: success\nverification: ok: refnet_\d{8}_\d{6}\.sql\.gz: \d+ bytes, decompresses in full and ends with the pg_dump trailer/);
+    const backups = await listBackups(dir, 'refnet_*.sql.gz');
+    t.equal(backups.length, 1);
+    firstBackup = backups[0]?.path ?? '';
+    t.ok(stdout.includes(`rename to ${firstBackup}, fsync`), 'the file the plan announced is the file written');
+    t.ok((backups[0]?.sizeBytes ?? 0) > 20 * 1024 * 1024, `${backups[0]?.sizeBytes} bytes compressed`);
     await server.query('create database restored');
-    await restoreWithPsql(result.output.file, server.url('restored'));
+    await restoreWithPsql(firstBackup, server.url('restored'));
     t.same(await tableCounts(server.url('restored')), sourceCounts, 'every table has the same row count after a restore');
     t.same(sourceCounts.map((table) => `${table.schema}.${table.name}`), ['app.small', 'public.Mixed Case', 'public.empty_table', 'public.events', 'public.parted']);
   });
 
-  t.test('kill -9 mid-dump leaves nothing the backups collector counts; the next run removes the leftover', async (t) => {
+  t.test('kill -9 of `upkeep run` mid-dump leaves nothing the backups collector counts; the next run cleans up', async (t) => {
     const before = await listBackups(dir, 'refnet_*.sql.gz');
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, configFile, 'backup.pg_dump', JSON.stringify({ backup: 'refnet' })], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [UPKEEP, 'run', 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: 'ignore' });
     const exited = once(child, 'exit');
     const partial = await waitFor('a partial dump of more than 1 MB', async () => {
       const name = (await readdir(dir)).find((entry) => entry.endsWith('.partial'));
@@ -118,21 +117,23 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
       return name;
     }, 120_000, 50);
     const helpers = await childrenOf(child.pid ?? 0);
-    t.same(helpers.map((helper) => helper.name).sort(), ['gzip', 'pg_dump'], 'pg_dump and gzip run as children of the dumping process');
+    t.same(helpers.map((helper) => helper.name).sort(), ['gzip', 'pg_dump'], 'pg_dump and gzip run as children of upkeep');
     child.kill('SIGKILL');
     await exited;
     for (const helper of helpers) await waitFor(`${helper.name} to die with its parent`, async () => { if (await alive(helper.pid)) throw new Error('alive'); });
     const sizeAfterKill = (await stat(join(dir, partial))).size;
     t.same(await listBackups(dir, 'refnet_*.sql.gz'), before, 'the collector sees exactly the backups from before');
     t.equal((await stat(join(dir, partial))).size, sizeAfterKill, 'nothing writes to the leftover any more');
-    t.ok((await readdir(dir)).includes(partial), 'the half-written file is still there, under its temporary name');
-    const result = await perform(pgDump, { backup: 'refnet', progressSeconds: 1 }, context);
-    t.same(result.output.detail.removedPartials, [partial]);
-    t.notOk((await readdir(dir)).some((entry) => entry.endsWith('.partial')));
-    t.equal(result.verification.ok, true);
-    const progress = context.logLines.filter((line) => line.msg === 'pg_dump in progress');
-    if (Number(result.output.detail.seconds) >= 3) t.ok(progress.length > 0, 'a long dump logs its progress');
+
+    const out: string[] = [];
+    const code = await main(['run', 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { out: (line) => out.push(line), err: () => undefined, env: {} });
+    t.equal(code, 0, code === 0 ? 'exit code 0' : out.join('\n'));
+    t.notOk((await readdir(dir)).some((entry) => entry.endsWith('.partial')), 'the next run removed the leftover');
     t.equal((await listBackups(dir, 'refnet_*.sql.gz')).length, 2);
+    const engine = await Engine.create({ config: testConfig(raw), log: context.log });
+    const interrupted = engine.list({ status: 'interrupted' });
+    await engine.close();
+    t.same(interrupted.map((run) => [run.remediation, run.trigger]), [['backup.pg_dump', 'cli']], 'the killed run is journalled as interrupted');
   });
 
   t.test('retention removes only files older than keepDays and keeps the newest', async (t) => {
@@ -154,7 +155,9 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
       `unlink ${join(dir, 'refnet_20200101_000000.sql.gz')} (older than 7 days)`,
     ]);
     t.match(plan[0]?.detail, new RegExp(`pg_dump --format=plain --no-password --dbname postgres://postgres@127\\.0\\.0\\.1:${server.port}/refnet \\| /(usr/)?bin/gzip -c > ${dir}/refnet_\\d{8}_\\d{6}\\.sql\\.gz\\.partial$`));
-    const result = await perform(pgDump, params, context);
+    const result = await perform(pgDump, { ...params, progressSeconds: 1 }, context);
+    const progress = context.logLines.filter((line) => line.msg === 'pg_dump in progress');
+    if (Number(result.output.detail.seconds) >= 3) t.ok(progress.length > 0, 'a long dump logs its progress');
     t.same(result.output.detail.deleted, ['refnet_20200102_000000.sql.gz', 'refnet_20200101_000000.sql.gz']);
     const names = (await readdir(dir)).sort();
     t.ok(names.includes('refnet_20200103_000000.sql.gz'), 'six days old: kept');

@@ -14,6 +14,8 @@ export interface DemoResult {
   after: (number | undefined)[];
   fixed: boolean[];
   firedAlerts: string[];
+  /** Seconds from the alert being seen firing to the problem's metric being healthy, per problem. */
+  secondsToFix: (number | undefined)[];
   runs: JournalRun[];
 }
 
@@ -26,7 +28,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function watchFixes(scenario: Scenario, onAlert: (name: string) => void, deadlineMs = 240_000): Promise<DemoResult> {
   const before = readProblems(await scenario.metrics(), Date.now() / 1000);
   const watched = new Set(PROBLEMS.map((p) => p.alert));
-  const fired = new Set<string>();
+  const fired = new Map<string, number>();
+  const fixedAt: (number | undefined)[] = PROBLEMS.map(() => undefined);
   const deadline = Date.now() + deadlineMs;
   let after = before;
   let fixed = PROBLEMS.map(() => false);
@@ -34,17 +37,24 @@ export async function watchFixes(scenario: Scenario, onAlert: (name: string) => 
     for (const alert of await scenario.prometheus.alerts()) {
       const name = alert.labels.alertname ?? '';
       if (alert.state === 'firing' && watched.has(name) && !fired.has(name)) {
-        fired.add(name);
+        // Prometheus's activeAt is when the condition was first true; with `for: 0s` that is when it fired.
+        fired.set(name, alert.activeAt ? Date.parse(alert.activeAt) : Date.now());
         onAlert(name);
       }
     }
     after = readProblems(await scenario.metrics(), Date.now() / 1000);
     fixed = PROBLEMS.map((problem, index) => problem.fixed(after[index]));
+    fixed.forEach((isFixed, index) => { if (isFixed && fixedAt[index] === undefined) fixedAt[index] = Date.now(); });
     const stillFiring = (await scenario.prometheus.alerts()).some((a) => watched.has(a.labels.alertname ?? ''));
     if (fixed.every(Boolean) && fired.size > 0 && !stillFiring) break;
     await sleep(1000);
   }
-  return { before, after, fixed, firedAlerts: [...fired], runs: await scenario.runs() };
+  const secondsToFix = PROBLEMS.map((problem, index) => {
+    const firedAt = fired.get(problem.alert);
+    const at = fixedAt[index];
+    return firedAt === undefined || at === undefined ? undefined : Math.max(0, (at - firedAt) / 1000);
+  });
+  return { before, after, fixed, firedAlerts: [...fired.keys()], secondsToFix, runs: await scenario.runs() };
 }
 
 export function summarize(result: DemoResult): string {
@@ -57,9 +67,10 @@ export function summarize(result: DemoResult): string {
       problem.alert,
       `${problem.remediation}${run ? ` (${run.trigger}, ${run.status})` : ''}`,
       result.fixed[index] ? 'fixed' : 'NOT FIXED',
+      result.secondsToFix[index] === undefined ? '-' : `${result.secondsToFix[index]!.toFixed(1)} s`,
     ];
   });
-  return renderTable(['problem', 'before', 'after', 'alert', 'remediation (trigger, status)', 'result'], rows);
+  return renderTable(['problem', 'before', 'after', 'alert', 'remediation (trigger, status)', 'result', 'firing -> fixed'], rows);
 }
 
 export async function runDemo(options: { once: boolean; port?: number }, io: DemoIo): Promise<number> {

@@ -1,7 +1,11 @@
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { startRedis } from '../fixtures/redis.js';
+import { redis as redisCollector } from '../../src/collectors/redis.js';
 import { bgsave, memoryPurge, readPersistence } from '../../src/remediation/redis.js';
+import { buildApp } from '../../src/server.js';
 import { ValidationError } from '../../src/remediation/types.js';
 import { buildContext, perform } from './context.js';
 
@@ -10,7 +14,9 @@ t.test('redis.bgsave', async (t) => {
   t.teardown(() => server.destroy());
   const client = server.client();
   t.teardown(() => client.disconnect());
-  const context = buildContext({ targets: { redis: [{ name: 'cache', url: server.url }] } });
+  const state = await mkdtemp(join(tmpdir(), 'upkeep-redis-state-'));
+  t.teardown(() => rm(state, { recursive: true, force: true }));
+  const context = buildContext({ state: { dir: state }, targets: { redis: [{ name: 'cache', url: server.url }] } });
   t.teardown(() => context.close());
   await client.set('some', 'data');
 
@@ -24,6 +30,21 @@ t.test('redis.bgsave', async (t) => {
     t.equal(result.verification.ok, true);
     t.match(result.verification.detail, /LASTSAVE advanced/);
     t.same(result.plan.map((step) => step.detail.split(' ')[0]), ['BGSAVE', 'INFO']);
+  });
+
+  t.test('upkeep_redis_rdb_last_save_timestamp_seconds follows on the next scrape', async (t) => {
+    const app = await buildApp({ config: context.config, log: context.log, collectors: [redisCollector] });
+    t.teardown(() => app.fastify.close());
+    const scrape = async () => {
+      const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+      return Number(/^upkeep_redis_rdb_last_save_timestamp_seconds\{target="cache"\} (\S+)$/m.exec(body)?.[1]);
+    };
+    const before = await scrape();
+    t.equal(before, Number(await client.lastsave()));
+    const result = await perform(bgsave, { target: 'cache' }, context);
+    const after = await scrape();
+    t.ok(after > before, `metric ${before} -> ${after}`);
+    t.equal(after, result.output.detail.lastSave);
   });
 
   t.test('a save already in progress is joined, not failed', async (t) => {

@@ -29,12 +29,15 @@ export function createLogger(options: { level?: string; destination?: Destinatio
 }
 
 function serializeError(err: unknown): unknown {
-  const base = pino.stdSerializers.err(err as Error);
-  return redactDeep(base);
+  // Usually already serialized (and redacted) by the log formatter above.
+  return redactDeep(err);
 }
 
 function redactDeep(value: unknown): unknown {
   if (typeof value === 'string') return redactUrl(value);
+  // pino applies formatters.log before serializers, and an Error has no enumerable fields:
+  // serialize it here or its message and stack would be logged as {}.
+  if (value instanceof Error) return redactDeep(pino.stdSerializers.err(value));
   if (Array.isArray(value)) return value.map(redactDeep);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};

@@ -22,4 +22,7 @@ t.test('secrets never reach the log output', async (t) => {
   for (const secret of ['tok-123', 'pw-456', 'pw-789', 'pw-000']) t.notMatch(text, secret, `${secret} is redacted`);
   t.match(text, 'postgres://u:***@h/db');
   t.match(text, '"msg":"failed"');
+  t.match(text, 'connect to redis://:***@127.0.0.1:1 failed', 'the error message is kept, redacted');
+  t.match(text, '"type":"Error"');
+  t.match(text, '"stack":"Error: connect to redis://:***@');
 });

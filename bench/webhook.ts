@@ -27,6 +27,7 @@ const { values: options } = parseArgs({
     tables: { type: 'string', default: '20' },
     concurrency: { type: 'string', default: '4' },
     'burst-seconds': { type: 'string', default: '10' },
+    'baseline-seconds': { type: 'string', default: '10' },
   },
 });
 const RATE = Number(options.rate);
@@ -34,6 +35,7 @@ const DURATION = Number(options.duration);
 const TABLES = Number(options.tables);
 const TOKEN = 'bench-token';
 const BURST_SECONDS = Number(options['burst-seconds']);
+const BASELINE_SECONDS = Number(options['baseline-seconds']);
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })) });
 
 function log(line: string): void {
@@ -87,9 +89,9 @@ const fixture = z.object({ alerts: z.array(z.object({ labels: z.record(z.string(
   .parse(JSON.parse(await readFile(new URL('../test/fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
 
 /** The captured payload with alert number `n`: its own fingerprint and table. */
-function payload(n: number): string {
+function payload(n: number, alertname = 'PostgresDeadTuplesHigh'): string {
   const [alert] = fixture.alerts;
-  const labels = { ...alert?.labels, table: `t${n % TABLES}` };
+  const labels = { ...alert?.labels, alertname, table: `t${n % TABLES}` };
   return JSON.stringify({ ...fixture, commonLabels: labels, groupLabels: labels, alerts: [{ ...alert, labels, fingerprint: n.toString(16).padStart(16, '0'), startsAt: new Date().toISOString() }] });
 }
 
@@ -128,20 +130,30 @@ try {
   log(`load average before: ${loadavg().map((load) => load.toFixed(2)).join(' ')} on ${cpus().length} CPUs`);
   log(`webhook benchmark: ${RATE} req/s for ${DURATION}s, 1 alert per payload, ${TABLES} tables, remediation.dryRun: true, concurrency ${options.concurrency}`);
 
-  // Steady load: one POST every 1000/RATE ms, open loop; latency counts from the scheduled send time.
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const report = (title: string, run: Awaited<ReturnType<typeof paced>>) => {
+    const codes = new Map<number, number>();
+    for (const status of run.statuses) codes.set(status, (codes.get(status) ?? 0) + 1);
+    log(title);
+    log(`  requests:           ${run.latencies.length} in ${run.seconds.toFixed(1)}s; replies ${[...codes].map(([code, count]) => `${code} x${count}`).join(', ')}; errors ${run.errors}`);
+    log(`  ack latency (ms):   p50 ${percentile(run.latencies, 50)}, p90 ${percentile(run.latencies, 90)}, p99 ${percentile(run.latencies, 99)}, max ${percentile(run.latencies, 100)}`);
+  };
+
+  // Baseline: the same requests, but with an alertname no rule matches, so nothing is queued or
+  // journalled. It shows what the HTTP path alone costs on this machine at this moment.
+  if (BASELINE_SECONDS > 0) {
+    let other = 0;
+    report(`baseline ${RATE} req/s for ${BASELINE_SECONDS}s, alerts matching no rule:`, await paced(RATE, BASELINE_SECONDS, async () => (await post(agent, port, payload(other++, 'NoRuleForThis'))).status));
+  }
+
+  // Steady load: one POST every 1000/RATE ms, open loop; latency counts from the scheduled send time.
   const steady = await paced(RATE, DURATION, async () => {
     const { status, body } = await post(agent, port, payload(sent++));
     record(status, body);
     return status;
   });
   agent.destroy();
-  const codes = new Map<number, number>();
-  for (const status of steady.statuses) codes.set(status, (codes.get(status) ?? 0) + 1);
-  log('');
-  log(`steady ${RATE} req/s (open loop, own sender):`);
-  log(`  requests:           ${steady.latencies.length} in ${steady.seconds.toFixed(1)}s; replies ${[...codes].map(([code, count]) => `${code} x${count}`).join(', ')}; errors ${steady.errors}`);
-  log(`  ack latency (ms):   p50 ${percentile(steady.latencies, 50)}, p90 ${percentile(steady.latencies, 90)}, p99 ${percentile(steady.latencies, 99)}, max ${percentile(steady.latencies, 100)} (goal: p99 < 20)`);
+  report(`steady ${RATE} req/s for ${DURATION}s (open loop, own sender; goal: p99 < 20 ms):`, steady);
 
   // Bursts: autocannon's fixed-rate mode sends each second's requests back to back on every
   // connection, as Alertmanager does when many groups flush at once.

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { webhookPayloadSchema, type WebhookAlert } from '../remediation/alertmanager.js';
+import { webhookPayloadSchema, type WebhookAlert, type WebhookPayload } from '../remediation/alertmanager.js';
 import type { Engine } from '../remediation/engine.js';
 import { matchingRules, templateParams, TemplateError } from '../remediation/rules.js';
 import { errorReply, useZod } from './zod.js';
@@ -20,10 +20,11 @@ type Ignored = z.infer<typeof ignored>;
 export async function alertmanagerRoutes(fastify: FastifyInstance, options: { engine: Engine; config: Readonly<Config> }): Promise<void> {
   const { engine, config } = options;
   useZod(fastify);
-  fastify.post('/alertmanager', {
+  // The zod validator compiler (useZod) replaces the body with the parsed payload.
+  fastify.post<{ Body: WebhookPayload }>('/alertmanager', {
     schema: { body: webhookPayloadSchema, response: { 202: webhookReply, 400: errorReply, 401: errorReply, 413: errorReply } },
   }, async (request, reply) => {
-    const payload = webhookPayloadSchema.parse(request.body);
+    const payload = request.body;
     const result = { accepted: [] as Accepted[], ignored: [] as Ignored[] };
     const writes: Promise<void>[] = [];
     for (const alert of payload.alerts) {

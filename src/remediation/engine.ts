@@ -112,7 +112,8 @@ export class Engine implements RunSubmitter {
 
   /**
    * Queues a run (or settles it at once: unknown remediation, duplicate alert, shutting down).
-   * `journalled` resolves once the request is on disk, so an acknowledged alert is never lost.
+   * `journalled` resolves once the request is in the journal file, so an acknowledged alert is
+   * never lost when upkeep dies; its fsync completes in the same group commit right after.
    */
   submit(request: RunRequest): { runId: string; done: Promise<RunRecord>; journalled: Promise<void> } {
     const record: RunRecord = {
@@ -134,11 +135,13 @@ export class Engine implements RunSubmitter {
     let settle: (record: RunRecord) => void = () => undefined;
     const done = new Promise<RunRecord>((resolve) => { settle = resolve; });
     this.queue.push({ record, request, action, settle });
-    const journalled = this.journal.append(record);
-    journalled
+    // The request is acknowledged once its line is in the file (it survives upkeep being killed);
+    // the fsync follows in the same group commit without holding up the acknowledgement.
+    const { written, durable } = this.journal.enqueue(record);
+    durable
       .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
       .finally(() => this.pump());
-    return { runId: record.id, done, journalled };
+    return { runId: record.id, done, journalled: written };
   }
 
   /** A resolved alert: its runs that have not started yet are cancelled. */

@@ -6,7 +6,7 @@ import type { RunRecord, RunStatus } from './types.js';
 
 /**
  * The durable, append-only run journal: one JSON line per state change of a run (queued,
- * running, finished), fsync'd before the append resolves. Reading it back folds the lines by run
+ * running, finished), each fsync'd. Reading it back folds the lines by run
  * id, so the last line of a run is its state. Appends are group-committed: lines that arrive
  * while a write is in flight share the next write and fsync.
  */
@@ -66,9 +66,30 @@ function ownerAlive(record: RunRecord, host: string): boolean {
   }
 }
 
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve: () => void = () => undefined;
+  let reject: (err: Error) => void = () => undefined;
+  const promise = new Promise<void>((ok, fail) => { resolve = ok; reject = fail; });
+  // A caller may only wait for one of written/durable; the other must not be an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+interface PendingLine {
+  readonly line: string;
+  readonly written: Deferred;
+  readonly durable: Deferred;
+}
+
 export class Journal {
   private readonly runs = new Map<string, RunRecord>();
-  private pending: { line: string; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private pending: PendingLine[] = [];
   private writing: Promise<void> | null = null;
   readonly host = hostname();
   /** Lines that could not be read back (a torn last line after a crash). */
@@ -150,17 +171,25 @@ export class Journal {
     return matched;
   }
 
-  /** Records the run's new state; resolves once the line is on disk. */
+  /** Records the run's new state; resolves once the line is fsync'd. */
   append(record: RunRecord): Promise<void> {
-    this.runs.delete(record.id);
-    this.runs.set(record.id, record);
-    const line = `${JSON.stringify(record)}\n`;
-    return new Promise((resolve, reject) => {
-      this.pending.push({ line, resolve, reject });
-      if (!this.writing) this.writing = this.flush();
-    });
+    return this.enqueue(record).durable;
   }
 
+  /**
+   * Records the run's new state; `written` resolves once the line is in the file (it survives
+   * upkeep being killed), `durable` once it is fsync'd (it survives the machine going down).
+   */
+  enqueue(record: RunRecord): { written: Promise<void>; durable: Promise<void> } {
+    this.runs.delete(record.id);
+    this.runs.set(record.id, record);
+    const entry: PendingLine = { line: `${JSON.stringify(record)}\n`, written: deferred(), durable: deferred() };
+    this.pending.push(entry);
+    if (!this.writing) this.writing = this.flush();
+    return { written: entry.written.promise, durable: entry.durable.promise };
+  }
+
+  // Group commit: one write and one fsync for every line that arrived since the last batch.
   private async flush(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending;
@@ -171,10 +200,14 @@ export class Journal {
           this.handle = await open(this.file, 'a');
         }
         await this.handle.write(batch.map((entry) => entry.line).join(''));
+        for (const entry of batch) entry.written.resolve();
         await this.handle.datasync();
-        for (const entry of batch) entry.resolve();
+        for (const entry of batch) entry.durable.resolve();
       } catch (err) {
-        for (const entry of batch) entry.reject(err as Error);
+        for (const entry of batch) {
+          entry.written.reject(err as Error);
+          entry.durable.reject(err as Error);
+        }
       }
     }
     this.writing = null;

@@ -6,7 +6,7 @@ import { ACTIONS } from './actions.js';
 import { SilenceClient } from './alertmanager.js';
 import { Connections } from './connections.js';
 import { RunConnections } from './engine-connections.js';
-import { idempotencyKey, riskGate, RunHistory } from './guards.js';
+import { consumesAlert, idempotencyKey, riskGate, RunHistory } from './guards.js';
 import { Journal, type RunFilter } from './journal.js';
 import { Locks, lockName } from './locks.js';
 import { RemediationMetrics } from './metrics.js';
@@ -186,7 +186,6 @@ export class Engine implements RunSubmitter {
     let record: RunRecord = { ...job.record, status: 'running', startedAt: new Date(startedMs).toISOString() };
     this.metrics.running.inc({ remediation: action.name });
     const step = <T>(work: Promise<T>) => untilAbandoned(work, controller.signal);
-    let releaseAlert = false;
     try {
       await this.journal.append(record);
       const parsed = action.params.safeParse(request.params);
@@ -220,7 +219,6 @@ export class Engine implements RunSubmitter {
     } catch (err) {
       if (err instanceof Stop) {
         record = { ...record, status: err.status, reason: err.reason, ...(err.code ? { skipCode: err.code } : {}) };
-        releaseAlert = err.status === 'skipped' && err.code !== undefined && ['risk', 'window', 'circuit', 'cooldown'].includes(err.code);
       } else if (err instanceof ValidationError) {
         record = { ...record, status: 'rejected', reason: err.message };
       } else if (err instanceof ShutDown || (controller.signal.aborted && controller.signal.reason instanceof ShutDown)) {
@@ -236,7 +234,8 @@ export class Engine implements RunSubmitter {
       await connections.close();
       this.metrics.running.dec({ remediation: action.name });
     }
-    if (releaseAlert && request.alert) this.history.releaseAlert(idempotencyKey(request.alert, action.name), record.id);
+    // Refused for reasons of timing (window, cooldown...): a re-delivery of the alert may run later.
+    if (request.alert && !consumesAlert(record)) this.history.releaseAlert(idempotencyKey(request.alert, action.name), record.id);
     return this.finish(record, {}, (this.now() - startedMs) / 1000);
   }
 

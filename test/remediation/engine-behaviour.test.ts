@@ -181,3 +181,18 @@ t.test('locks: Redis SET NX PX with an owner-checked release, Postgres advisory 
   t.ok(await locksA.acquire({ kind: 'postgres', target: 'main', database: 'postgres', key: 'x' }, 0), 'a failed acquire frees the local lock');
   t.equal(lockName('r', { kind: 'redis', target: 'cache', key: 'k' }), 'r redis:cache:k');
 });
+
+t.test('an alert refused outside the window runs when re-delivered inside it', async (t) => {
+  let clock = Date.parse('2024-03-05T01:00:00Z');
+  const config = testConfig({ state: { dir: await tempDir(t) }, remediation: { windows: [{ name: 'nightly', cron: '0 2 * * *', durationMinutes: 60, timezone: 'UTC' }] } });
+  const engine = await Engine.create({ config, log: createLogger({ level: 'silent' }), actions: [testAction({ risk: 'disruptive' })], now: () => clock });
+  t.teardown(() => engine.close());
+  const alert = { fingerprint: 'f1', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+  const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert, allowRisk: 'disruptive' as const };
+  const outside = await engine.submit(request).done;
+  t.equal(outside.skipCode, 'window');
+  clock = Date.parse('2024-03-05T02:30:00Z');
+  const inside = await engine.submit(request).done;
+  t.equal(inside.status, 'success', 'not a duplicate: the refusal did not use up the alert');
+  t.equal((await engine.submit(request).done).status, 'duplicate', 'the run that happened does');
+});

@@ -1,4 +1,5 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerode } from '../lazy.js';
 import { z } from 'zod';
 import type { DockerTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -22,6 +23,7 @@ const FAMILIES: readonly FamilySpec[] = [
 const STOPPED_STATES = new Set(['exited', 'created', 'dead']);
 
 export function dockerClient(target: DockerTarget, timeoutSeconds: number): Docker {
+  const Docker = dockerode();
   return target.host
     ? new Docker({ host: target.host, port: target.port ?? 2375, timeout: timeoutSeconds * 1000 })
     : new Docker({ socketPath: target.socketPath ?? '/var/run/docker.sock', timeout: timeoutSeconds * 1000 });

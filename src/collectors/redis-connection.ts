@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../lazy.js';
 
 export interface RedisConnectionOptions {
   readonly url: string;
@@ -47,7 +48,7 @@ export class RedisConnection {
   private async create(): Promise<Redis> {
     const { url, timeoutSeconds, connectionName, caFile } = this.options;
     const tls = caFile && url.startsWith('rediss:') ? { tls: { ca: await readFile(caFile) } } : {};
-    const client = new Redis(url, {
+    const client = new (ioredis().Redis)(url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       retryStrategy: () => null,

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import { registerSnapshot, type SnapshotMetric } from '../metrics/snapshot.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading } from './types.js';
 
 export interface TargetStatus {
   collector: string;
@@ -134,9 +134,9 @@ export class Scraper {
   }
 
   private publish(): void {
-    const byFamily = new Map<string, { labels: Record<string, string>; value: number }[]>();
+    const byFamily = new Map<string, { labels: Labels; value: number }[]>();
     for (const name of this.families.keys()) byFamily.set(name, []);
-    const push = (family: string, labels: Record<string, string>, value: number) => {
+    const push = (family: string, labels: Labels, value: number) => {
       const list = byFamily.get(family);
       if (!list) throw new Error(`collector emitted undeclared metric family ${family}`);
       list.push({ labels, value });
@@ -148,7 +148,7 @@ export class Scraper {
       push('upkeep_collector_duration_seconds', meta, state.durationSeconds);
       if (state.status.lastSuccessSeconds !== null) push('upkeep_collector_last_success_timestamp_seconds', meta, state.status.lastSuccessSeconds);
       for (const age of state.cacheAges) push('upkeep_collector_cache_age_seconds', { ...meta, reading: age.reading }, age.ageSeconds);
-      for (const reading of state.readings) push(reading.family, { ...reading.labels }, reading.value);
+      for (const reading of state.readings) push(reading.family, reading.labels, reading.value);
       const upFamily = state.module.upFamily;
       // A collector may report its target down while the collection itself worked (an HTTP 500).
       const reportedItself = state.readings.some((reading) => reading.family === upFamily?.name);

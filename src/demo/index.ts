@@ -46,7 +46,9 @@ export async function watchFixes(scenario: Scenario, onAlert: (name: string) => 
     fixed = PROBLEMS.map((problem, index) => problem.fixed(after[index]));
     fixed.forEach((isFixed, index) => { if (isFixed && fixedAt[index] === undefined) fixedAt[index] = Date.now(); });
     const stillFiring = (await scenario.prometheus.alerts()).some((a) => watched.has(a.labels.alertname ?? ''));
-    if (fixed.every(Boolean) && fired.size > 0 && !stillFiring) break;
+    const runs = await scenario.runs();
+    const allRan = PROBLEMS.every((problem) => runs.some((run) => run.remediation === problem.remediation && run.status === 'success'));
+    if (fixed.every(Boolean) && allRan && fired.size > 0 && !stillFiring) break;
     await sleep(1000);
   }
   const secondsToFix = PROBLEMS.map((problem, index) => {

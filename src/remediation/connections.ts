@@ -1,7 +1,8 @@
-import Docker from 'dockerode';
-import { Redis } from 'ioredis';
+import type Docker from 'dockerode';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Config } from '../config/schema.js';
+import { dockerode, ioredis } from '../lazy.js';
 import { ValidationError } from './types.js';
 
 /**
@@ -36,7 +37,7 @@ export class Connections {
     if (existing) return existing;
     const entry = this.config.targets.redis.find((candidate) => candidate.name === target);
     if (!entry) throw new ValidationError(`unknown redis target "${target}"`);
-    const client = new Redis(entry.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+    const client = new (ioredis().Redis)(entry.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
     client.on('error', () => undefined); // reconnects by itself; commands report the failure
     this.redisClients.set(target, client);
     return client;
@@ -47,6 +48,7 @@ export class Connections {
     if (existing) return existing;
     const entry = this.config.targets.docker.find((candidate) => candidate.name === target);
     if (!entry) throw new ValidationError(`unknown docker target "${target}"`);
+    const Docker = dockerode();
     const client = entry.host
       ? new Docker({ host: entry.host, port: entry.port ?? 2375 })
       : new Docker({ socketPath: entry.socketPath ?? '/var/run/docker.sock' });

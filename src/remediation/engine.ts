@@ -206,7 +206,12 @@ export class Engine implements RunSubmitter {
         const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
         record = { ...record, status: 'dry_run', check, plan, reason };
       } else {
-        const lock = await step(this.locks.acquire(lockSpec, deadline - Date.now() + SILENCE_MARGIN_MS));
+        const acquiring = this.locks.acquire(lockSpec, deadline - Date.now() + SILENCE_MARGIN_MS);
+        const lock = await step(acquiring).catch((err: unknown) => {
+          // Given up on at the deadline: if the lock still arrives later, let it go at once.
+          void acquiring.then((late) => late?.release(), () => undefined);
+          throw err;
+        });
         if (!lock) throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}`, 'lock');
         const silenceId = await this.silence(request, record, deadline, runLog);
         try {

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { findPolicy } from '../../src/remediation/postgres-retention.js';
+import { createLogger } from '../../src/log.js';
+import { Connections } from '../../src/remediation/connections.js';
+import { findPolicy, retention } from '../../src/remediation/postgres-retention.js';
 import { finishedRun, postWebhook, startApp, tempDir, testConfig, webhookPayload } from '../http/helpers.js';
 import { startTestPostgres } from './postgres-fixture.js';
 
@@ -29,7 +31,7 @@ t.test('archive-mode retention moves exactly the old rows and keeps source + arc
     targets: { postgres: [{ name: 'main', url: server.url('app') }] },
     remediation: {
       retention: [
-        { name: 'logs', target: 'main', database: 'app', table: 'public.logs', timestampColumn: 'created_at', olderThan: '30 days', archiveTable: 'public.logs_archive', batchSize: 100 },
+        { name: 'logs', target: 'main', database: 'app', table: 'public.logs', timestampColumn: 'created_at', olderThan: '30 days', archiveTable: 'public.logs_archive', batchSize: 125 },
         { name: 'job_logs', target: 'main', database: 'app', table: 'job_logs', timestampColumn: 'created_at', olderThan: '30 days', batchSize: 7 },
       ],
     },
@@ -41,7 +43,7 @@ t.test('archive-mode retention moves exactly the old rows and keeps source + arc
   t.equal(dry.status, 'dry_run');
   t.equal(dry.plan.length, 5);
   t.equal(dry.plan[0].detail, 'BEGIN');
-  t.match(dry.plan[1].detail, /^SELECT ctid::text AS tid FROM "public"."logs" WHERE "created_at" < '[^']+'::timestamptz LIMIT 100 FOR UPDATE$/);
+  t.match(dry.plan[1].detail, /^SELECT ctid::text AS tid FROM "public"."logs" WHERE "created_at" < '[^']+'::timestamptz LIMIT 125 FOR UPDATE$/);
   t.equal(dry.plan[2].detail, 'INSERT INTO "public"."logs_archive" ("id", "created_at", "message") SELECT "id", "created_at", "message" FROM "public"."logs" WHERE ctid = ANY ($1::tid[]) -- $1: the ctids selected above');
   t.equal(dry.plan[3].detail, 'DELETE FROM "public"."logs" WHERE ctid = ANY ($1::tid[])');
   t.same(await counts(server), before, 'the dry run moved nothing');
@@ -49,7 +51,7 @@ t.test('archive-mode retention moves exactly the old rows and keeps source + arc
   const run = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { policy: 'logs' } } })).json();
   t.equal(run.status, 'success', run.error);
   t.equal(run.risk, 'destructive');
-  t.match(run.output, { deleted: 250, archived: 250, batches: 3 });
+  t.match(run.output, { deleted: 250, archived: 250, batches: 3 }, 'two full batches, then an empty one ends it');
   t.match(run.verification.detail, /^250 row\(s\) older than .* moved to "public"."logs_archive"$/);
   const after = await counts(server);
   t.equal(after.source + after.archive, before.source + before.archive, 'source + archive is constant');
@@ -103,4 +105,31 @@ t.test('findPolicy matches declared tables with or without their schema', async 
   t.equal(findPolicy([policy], { table: 'job_logs', target: 'main', database: 'app' }).name, 'p');
   t.throws(() => findPolicy([policy], { table: 'job_logs', database: 'other' }), /not declared/);
   t.throws(() => findPolicy([], { policy: 'p' }), /declared: none/);
+});
+
+t.test('retention verification fails when old rows remain or the archive count differs', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await seedLogs(server);
+  const config = testConfig({
+    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+    remediation: { retention: [{ name: 'logs', target: 'main', database: 'app', table: 'public.logs', timestampColumn: 'created_at', olderThan: '30 days', archiveTable: 'public.logs_archive' }] },
+  });
+  const connections = new Connections(config);
+  t.teardown(() => connections.close());
+  const controller = new AbortController();
+  const context = { config, log: createLogger({ level: 'silent' }), connections, signal: controller.signal, deadline: Date.now() + 60_000 };
+  const params = { policy: 'logs' };
+  const before = { proceed: true, reason: '' };
+  const left = await retention.verify(params, before, { detail: { cutoff: '2999-01-01T00:00:00.000Z', deleted: 0, archived: 0 } }, context);
+  t.equal(left.ok, false);
+  t.match(left.detail, /^400 row\(s\) older than the cutoff 2999-01-01T00:00:00.000Z are still there$/);
+  const mismatch = await retention.verify(params, before, { detail: { cutoff: '1999-01-01T00:00:00.000Z', deleted: 2, archived: 1 } }, context);
+  t.same([mismatch.ok, mismatch.detail], [false, 'archived 1 rows but deleted 2']);
+  await t.rejects(retention.run(params, [{ kind: 'sql', detail: 'BEGIN' }], context), /retention plan has no cutoff/);
+  const plan = await retention.plan(params, context);
+  controller.abort(new Error('deadline of 1s passed'));
+  await t.rejects(retention.run(params, plan, context), /deadline of 1s passed/);
+  const [{ total }] = await server.query<{ total: string }>('select count(*) as total from logs', [], 'app') as [{ total: string }];
+  t.equal(Number(total), 400, 'an aborted run deletes nothing');
 });

@@ -201,10 +201,7 @@ export class Engine implements RunSubmitter {
       const cooldown = this.history.cooldownRemaining(lockKey, this.now());
       if (automatic && !record.dryRun && cooldown > 0) throw new Stop('skipped', `cooldown: ${lockKey} ran less than ${config.remediation.cooldownSeconds}s ago; ${cooldown}s left`, 'cooldown');
       if (record.dryRun) {
-        const check = await step(action.check(params, context));
-        const plan = await step(action.plan(params, context));
-        const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
-        record = { ...record, status: 'dry_run', check, plan, reason };
+        record = await this.dryRun(record, action, params, context, step);
       } else {
         const acquiring = this.locks.acquire(lockSpec, deadline - Date.now() + SILENCE_MARGIN_MS);
         const lock = await step(acquiring).catch((err: unknown) => {
@@ -222,18 +219,7 @@ export class Engine implements RunSubmitter {
         }
       }
     } catch (err) {
-      if (err instanceof Stop) {
-        record = { ...record, status: err.status, reason: err.reason, ...(err.code ? { skipCode: err.code } : {}) };
-      } else if (err instanceof ValidationError) {
-        record = { ...record, status: 'rejected', reason: err.message };
-      } else if (err instanceof ShutDown || (controller.signal.aborted && controller.signal.reason instanceof ShutDown)) {
-        record = { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorText(err) };
-      } else {
-        const deadlinePassed = controller.signal.aborted;
-        const error = deadlinePassed ? `${errorText(controller.signal.reason)}: ${errorText(err)}` : errorText(err);
-        record = { ...record, status: 'failure', error };
-        runLog.error({ err }, 'remediation failed');
-      }
+      record = this.stopped(record, err, controller.signal, runLog);
     } finally {
       clearTimeout(timer);
       await connections.close();
@@ -242,6 +228,25 @@ export class Engine implements RunSubmitter {
     // Refused for reasons of timing (window, cooldown...): a re-delivery of the alert may run later.
     if (request.alert && !consumesAlert(record)) this.history.releaseAlert(idempotencyKey(request.alert, action.name), record.id);
     return this.finish(record, {}, (this.now() - startedMs) / 1000);
+  }
+
+  /** The run ended early: a refusal, a rejection, a shutdown or a failure. */
+  private stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: Logger): RunRecord {
+    if (err instanceof Stop) return { ...record, status: err.status, reason: err.reason, ...(err.code ? { skipCode: err.code } : {}) };
+    if (err instanceof ValidationError) return { ...record, status: 'rejected', reason: err.message };
+    if (err instanceof ShutDown || (signal.aborted && signal.reason instanceof ShutDown)) {
+      return { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorText(err) };
+    }
+    log.error({ err }, 'remediation failed');
+    return { ...record, status: 'failure', error: signal.aborted ? `${errorText(signal.reason)}: ${errorText(err)}` : errorText(err) };
+  }
+
+  /** A dry run: the exact plan, nothing executed, no lock and no silence. */
+  private async dryRun(record: RunRecord, action: AnyAction, params: unknown, context: ActionContext, step: <T>(work: Promise<T>) => Promise<T>): Promise<RunRecord> {
+    const check = await step(action.check(params, context));
+    const plan = await step(action.plan(params, context));
+    const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
+    return { ...record, status: 'dry_run', check, plan, reason };
   }
 
   /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */

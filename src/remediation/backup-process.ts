@@ -89,7 +89,8 @@ export function piped<T>(stream: T | null, what: string): T {
   return stream;
 }
 
-const ENDING_BYTES = 256;
+// pg_dump 15.14+ ends with \unrestrict KEY after the "dump complete" comment; 1 KB holds both.
+export const ENDING_BYTES = 1024;
 
 /** "gzip: /dir/file.gz: unexpected end of file" -> "unexpected end of file". */
 export function gzipMessage(stderr: string, path: string): string {
@@ -97,7 +98,7 @@ export function gzipMessage(stderr: string, path: string): string {
 }
 
 /**
- * gzip -dc FILE | tail -c 256, joined by an OS pipe: proves the whole file decompresses (CRC and
+ * gzip -dc FILE | tail -c 1024, joined by an OS pipe: proves the whole file decompresses (CRC and
  * length checked) and returns how the dump ends, without the dump passing through upkeep.
  */
 export async function dumpEnding(path: string, signal: AbortSignal): Promise<string> {

@@ -4,7 +4,7 @@ import { listBackups, newestValidBackup, type BackupFile } from '../collectors/b
 import { redactUrl } from '../log.js';
 import { recordVerify } from '../state/verify-ledger.js';
 import { DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';
-import { childCommand, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
+import { childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
 import { qualified, quoteIdent, type QualifiedName } from './postgres-sql.js';
 import { identifier } from './params.js';
 import type { Action, ActionContext } from './types.js';
@@ -146,7 +146,7 @@ export const backupVerify: Action<VerifyParams> = {
     const scratchUrl = libpqTarget(context.connections.postgresUrl(backup.source.target, scratch)).url;
     return [
       { kind: 'sql', detail: `drop database if exists <each leftover ${scratchPrefix(backup.name)}* of a verify that died> with (force)` },
-      { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('tail')} -c 256 (the file must decompress and end with "${DUMP_TRAILER}")` },
+      { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('tail')} -c ${ENDING_BYTES} (the file must decompress and end with "${DUMP_TRAILER}")` },
       { kind: 'sql', detail: `create database ${quoteIdent(scratch)} template template0` },
       { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await postgresBinary('psql')} --no-psqlrc --quiet --set ON_ERROR_STOP=1 --dbname ${redactUrl(scratchUrl)}` },
       { kind: 'sql', detail: `select count(*) from <each user table> in ${quoteIdent(scratch)} and in ${quoteIdent(backup.source.database)}` },

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -6,12 +5,14 @@ import { listBackups, newestValidBackup, type BackupFile } from '../collectors/b
 import { globToRegExp } from '../collectors/glob.js';
 import type { BackupTarget, Config } from '../config/schema.js';
 import { redactUrl } from '../log.js';
-import { childCommand, dumpEnding, exited, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
+import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from './backup-process.js';
 import { withClient } from './postgres-catalog.js';
 import { count, identifier } from './params.js';
 import { ValidationError, type Action, type ActionContext, type PlanStep } from './types.js';
 
 const DAY_SECONDS = 86_400;
+// gzip's default level, the one the runbook's `| gzip` uses.
+const GZIP_LEVEL = 6;
 /** What pg_dump writes last in a plain dump; a dump without it was cut short. */
 export const DUMP_TRAILER = '-- PostgreSQL database dump complete';
 
@@ -59,40 +60,32 @@ async function removeStalePartials(backup: SourcedBackup): Promise<string[]> {
 
 interface DumpResult { gzipBytes: number }
 
+/** The runbook's gzip, done by pg_dump itself: for plain format, --compress gzips the whole output. */
+export function pgDumpArgs(url: string): string[] {
+  return ['--format=plain', `--compress=${GZIP_LEVEL}`, '--no-password', '--dbname', url];
+}
+
 /**
- * pg_dump | gzip > partial, as the runbook does it: the two processes are joined by an OS pipe and
- * gzip writes straight into the file, so no dump byte passes through upkeep (its memory stays at
- * its baseline whatever the database size) and the speed is the shell pipeline's. The file is
- * fsynced before it is closed.
+ * pg_dump writes the gzipped dump straight into the partial file (its stdout is the file): no dump
+ * byte passes through upkeep, so its memory stays at its baseline whatever the database size, and
+ * the speed is pg_dump's own. The file is fsynced before it is closed.
  */
 async function dumpTo(partial: string, backup: SourcedBackup, progressSeconds: number, context: ActionContext): Promise<DumpResult> {
   const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
-  const [pgDumpCommand, gzipCommand] = await Promise.all([postgresBinary('pg_dump').then(childCommand), systemBinary('gzip').then(childCommand)]);
+  const command = await childCommand(await postgresBinary('pg_dump'));
   const handle = await open(partial, 'wx', 0o640);
   const started = Date.now();
   const progress = setInterval(() => {
     void handle.stat().then((info) => context.log.info({ backup: backup.name, gzipBytes: info.size, seconds: Math.round((Date.now() - started) / 1000) }, 'pg_dump in progress'), () => undefined);
   }, progressSeconds * 1000);
   progress.unref();
-  const children: ChildProcess[] = [];
   try {
-    const dump = spawnClient(pgDumpCommand, ['--format=plain', '--no-password', '--dbname', target.url], target.env, ['ignore', 'pipe', 'pipe'], context.signal);
-    children.push(dump);
+    const dump = spawnClient(command, pgDumpArgs(target.url), target.env, ['ignore', handle.fd, 'pipe'], context.signal);
     const dumpError = stderrTail(dump.stderr);
-    const dumpExit = exited(dump);
-    const output = piped(dump.stdout, 'pg_dump stdout');
-    const gzip = spawnClient(gzipCommand, ['-c'], {}, [output, handle.fd, 'pipe'], context.signal);
-    children.push(gzip);
-    output.destroy(); // gzip holds its own copy; ours would only keep the pipe open if gzip died
-    const gzipError = stderrTail(gzip.stderr);
-    const [dumped, zipped] = await Promise.all([dumpExit, exited(gzip)]);
-    if (dumped.code !== 0) throw new Error(`pg_dump exited with ${dumped.code ?? dumped.signal}: ${redactUrl(dumpError()) || 'no error output'}`);
-    if (zipped.code !== 0) throw new Error(`gzip exited with ${zipped.code ?? zipped.signal}: ${gzipError() || 'no error output'}`);
+    const status = await exited(dump);
+    if (status.code !== 0) throw new Error(`pg_dump exited with ${status.code ?? status.signal}: ${redactUrl(dumpError()) || 'no error output'}`);
     await handle.sync();
     return { gzipBytes: (await handle.stat()).size };
-  } catch (err) {
-    for (const child of children) child.kill('SIGKILL');
-    throw err;
   } finally {
     clearInterval(progress);
     await handle.close();
@@ -165,7 +158,7 @@ export const pgDump: Action<BackupParams> = {
     const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
     const victims = retentionVictims(files, null, Date.now() / 1000, params.keepDays ?? backup.keepDays);
     return [
-      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} --format=plain --no-password --dbname ${redactUrl(target.url)} | ${await systemBinary('gzip')} -c > ${partialName(file)}` },
+      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} ${pgDumpArgs(redactUrl(target.url)).join(' ')} > ${partialName(file)}` },
       { kind: 'file', detail: `fsync ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
       ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
     ];

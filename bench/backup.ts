@@ -127,10 +127,10 @@ async function main(): Promise<void> {
     const actionSeconds = median(results.upkeep.map((entry) => entry.actionSeconds ?? Number.NaN));
     const processSeconds = median(results.upkeep.map((entry) => entry.seconds));
     log('');
-    log('| | median s | gzip MB | peak RSS MB (process) | peak RSS MB (with pg_dump, gzip) |');
+    log('| | median s | gzip MB | peak RSS MB (process) | peak RSS MB (process and children) |');
     log('|---|---:|---:|---:|---:|');
     const row = (name: string, seconds: number, entries: Measured[]) => log(`| ${name} | ${seconds.toFixed(2)} | ${(median(entries.map((e) => e.bytes)) / MB).toFixed(1)} | ${(Math.max(...entries.map((e) => e.ownRss)) / MB).toFixed(0)} | ${(Math.max(...entries.map((e) => e.treeRss)) / MB).toFixed(0)} |`);
-    row('runbook `pg_dump | gzip > file` (bash)', runbookSeconds, results.runbook);
+    row('runbook `pg_dump \\| gzip > file` (bash)', runbookSeconds, results.runbook);
     row('`backup.pg_dump` (the action)', actionSeconds, results.upkeep);
     row('`upkeep run backup.pg_dump` (whole process, incl. verify)', processSeconds, results.upkeep);
     log('');

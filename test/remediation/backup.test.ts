@@ -34,6 +34,11 @@ async function alive(pid: number): Promise<boolean> {
   return status !== '' && !/^State:\s+Z/m.test(status);
 }
 const UPKEEP = new URL('../../bin/upkeep.js', import.meta.url).pathname;
+// `upkeep run` as a separate, uninstrumented process: tap injects its coverage loader through
+// NODE_OPTIONS, and coverage of the sources as tsx compiles them in a child, merged with the
+// test's own, empties the coverage report. exec keeps the PID, so RSS is sampled on upkeep itself.
+const CHILD_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: tmpdir() };
+const UPKEEP_RUN = ['-u', 'NODE_OPTIONS', process.execPath, UPKEEP, 'run'];
 
 t.test('pure parts', async (t) => {
   t.equal(backupFileName('refnet', new Date(Date.UTC(2025, 0, 2, 3, 4, 5))), 'refnet_20250102_030405.sql.gz');
@@ -86,7 +91,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
   let firstBackup = '';
 
   t.test('`upkeep run`: the dump restores to the same per-table row counts, with RSS under 150 MB', async (t) => {
-    const child = spawn(process.execPath, [UPKEEP, 'run', 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('/usr/bin/env', [...UPKEEP_RUN, 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'], env: CHILD_ENV });
     const rss = sampleRss(child.pid ?? 0);
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
@@ -109,7 +114,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
 
   t.test('kill -9 of `upkeep run` mid-dump leaves nothing the backups collector counts; the next run cleans up', async (t) => {
     const before = await listBackups(dir, 'refnet_*.sql.gz');
-    const child = spawn(process.execPath, [UPKEEP, 'run', 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: 'ignore' });
+    const child = spawn('/usr/bin/env', [...UPKEEP_RUN, 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: 'ignore', env: CHILD_ENV });
     const exited = once(child, 'exit');
     const partial = await waitFor('a partial dump of more than 1 MB', async () => {
       const name = (await readdir(dir)).find((entry) => entry.endsWith('.partial'));

@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // Runs the compiled build when there is one (an installed package), else the TypeScript
-// sources through tsx (a checkout), so `npm run demo` needs no build step.
+// sources (a checkout), so `npm run demo` needs no build step.
 import { existsSync } from 'node:fs';
 
 const compiled = new URL('../dist/cli.js', import.meta.url);
 const sources = new URL('../src/cli.ts', import.meta.url);
 let cli;
-if (existsSync(sources)) {
-  const { register } = await import('tsx/esm/api');
-  register();
-  cli = await import(sources.href);
-} else {
+if (!existsSync(sources)) {
   cli = await import(compiled.href);
+} else {
+  if (process.env.TAP === '1') {
+    // Started by a test: transpile exactly as tap does, so the coverage this process reports
+    // lines up with (and merges into) the coverage of the same files in the test process.
+    await import('@tapjs/typescript/import');
+  } else {
+    const { register } = await import('tsx/esm/api');
+    register();
+  }
+  cli = await import(sources.href);
 }
 process.exitCode = await cli.main(process.argv.slice(2));

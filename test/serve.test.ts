@@ -8,7 +8,7 @@ import t from 'tap';
 import { freePort, waitFor } from './fixtures/ports.js';
 
 /** Starts `upkeep serve` as a real process, the way an operator would. */
-function serve(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
+function serve(args: string[], env: Record<string, string | undefined> = {}): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, ['bin/upkeep.js', 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
@@ -78,7 +78,8 @@ t.test('SIGTERM during a slow scrape: the scrape completes, then the process exi
 });
 
 t.test('a bad --port or config file is an error, not a crash', async (t) => {
-  const bad = serve(['--config', 'examples/minimal.yml', '--port', 'http']);
+  // Without tap in the environment the launcher runs the sources through tsx, as a checkout does.
+  const bad = serve(['--config', 'examples/minimal.yml', '--port', 'http'], { TAP: undefined });
   const [code] = await once(bad.child, 'exit');
   t.equal(code, 2);
   t.match(bad.output(), '--port must be a port number');

@@ -19,7 +19,7 @@ export interface RunningSchedule {
 }
 
 /** node-cron's own messages (a tick skipped because the last run is still going...) go to pino. */
-function cronLogger(log: Logger): CronLogger {
+export function cronLogger(log: Logger): CronLogger {
   return {
     info: (message) => log.info(message),
     warn: (message) => log.warn(message),

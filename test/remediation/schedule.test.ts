@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { main } from '../../src/cli.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Engine } from '../../src/remediation/engine.js';
-import { startSchedule } from '../../src/remediation/schedule.js';
+import { cronLogger, startSchedule } from '../../src/remediation/schedule.js';
 import type { RunRecord } from '../../src/remediation/types.js';
 import { buildApp } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -30,6 +30,22 @@ async function stateDir(t: Test): Promise<string> {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
+
+t.test("node-cron's messages go to the logger", async (t) => {
+  const context = buildContext({});
+  const log = cronLogger(context.log);
+  log.info('started');
+  log.warn('task still running, new execution blocked by overlap prevention!');
+  log.error('Task failed with error!', new Error('boom'));
+  log.error(new Error('bare'));
+  log.debug('tick');
+  log.debug(new Error('odd'));
+  t.same(context.logLines.map((line) => [line.level, line.msg]), [
+    [30, 'started'], [40, 'task still running, new execution blocked by overlap prevention!'],
+    [50, 'Task failed with error!'], [50, 'schedule error'], [20, 'tick'], [20, 'schedule'],
+  ]);
+  t.match(context.logLines[2]?.err, { message: 'boom' });
+});
 
 t.test('schedule entries are validated with the config', async (t) => {
   const result = parseConfig('schedule:\n  - { name: bad, cron: "61 * * * *", remediation: redis.bgsave, timezone: Mars/Base }\n', {});
@@ -72,7 +88,10 @@ t.test('a seconds-field entry runs through the engine with trigger schedule', as
   const tokyo = new Date(next('tokyo-nightly') * 1000);
   t.equal(tokyo.getUTCHours(), 17, '02:00 in Asia/Tokyo is 17:00 UTC');
   t.equal(tokyo.getUTCMinutes(), 0);
-  t.ok(context.logLines.some((line) => line.msg === 'scheduled run finished' && line.job === 'every-second-bgsave'));
+  // The journal settles the run a moment before the schedule's own log line is written.
+  await waitFor('the schedule to log the finished run', async () => {
+    if (!context.logLines.some((line) => line.msg === 'scheduled run finished' && line.job === 'every-second-bgsave')) throw new Error('not yet');
+  });
 });
 
 t.test('a manual run during a scheduled one is refused by the lock', async (t) => {

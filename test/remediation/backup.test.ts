@@ -34,9 +34,8 @@ async function alive(pid: number): Promise<boolean> {
   return status !== '' && !/^State:\s+Z/m.test(status);
 }
 const UPKEEP = new URL('../../bin/upkeep.js', import.meta.url).pathname;
-// `upkeep run` as a separate, uninstrumented process: tap injects its coverage loader through
-// NODE_OPTIONS, and coverage of the sources as tsx compiles them in a child, merged with the
-// test's own, empties the coverage report. exec keeps the PID, so RSS is sampled on upkeep itself.
+// `upkeep run` as a separate process without tap's loaders (tap adds them through NODE_OPTIONS),
+// so its RSS is upkeep's own, as an operator would run it. env execs node, keeping the PID.
 const CHILD_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: tmpdir() };
 const UPKEEP_RUN = ['-u', 'NODE_OPTIONS', process.execPath, UPKEEP, 'run'];
 

@@ -5,7 +5,6 @@ import { analyzeStatement, qualified, vacuumStatement } from './postgres-sql.js'
 import { count, flag, identifier } from './params.js';
 import type { Action, ActionContext, CheckResult } from './types.js';
 
-
 const vacuumParams = z.strictObject({
   target: identifier,
   database: identifier,
@@ -18,6 +17,11 @@ const vacuumParams = z.strictObject({
 type VacuumParams = z.infer<typeof vacuumParams>;
 
 interface DeadTable { schema: string; name: string; oid: number; deadTuples: number; vacuumCount: number; filenode: number | null }
+
+// What check() observed, read back in verify() (the engine hands it over as plain JSON).
+const observedTables = z.object({
+  tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable() })),
+});
 
 function threshold(params: VacuumParams, config: Readonly<Config>): number {
   return params.minDeadTuples ?? config.targets.postgres.find((entry) => entry.name === params.target)?.tables.minDeadTuples ?? 0;
@@ -70,8 +74,7 @@ export const vacuum: Action<VacuumParams> = {
   },
   run: (params, plan, context) => runPlan(context, params, plan, params.table ?? `tables in ${where(params)}`),
   async verify(params, before, _output, context) {
-    const previous = z.object({ tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable() })) })
-      .parse(before.observed ?? { tables: [] }).tables.filter((table) => table.deadTuples > threshold(params, context.config));
+    const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => table.deadTuples > threshold(params, context.config));
     const after = await withClient(context, params.target, params.database, async (client) =>
       Promise.all(previous.map(async (table) => ({ table, stats: await statsOf(client, table.oid) }))));
     const problems: string[] = [];

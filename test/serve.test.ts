@@ -8,8 +8,12 @@ import t from 'tap';
 import { freePort, waitFor } from './fixtures/ports.js';
 
 /** Starts `upkeep serve` as a real process, the way an operator would. */
-function serve(args: string[], env: Record<string, string | undefined> = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ['bin/upkeep.js', 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function serve(args: string[], env: Record<string, string> = {}, outsideTap = false): { child: ChildProcess; output: () => string } {
+  const command = [process.execPath, 'bin/upkeep.js', 'serve', ...args];
+  // tap injects its loaders into every child's NODE_OPTIONS; `env -u` takes them out again, so
+  // this process runs as a user's would (through tsx) and reports no coverage to merge.
+  const [file, ...rest] = outsideTap ? ['env', '-u', 'NODE_OPTIONS', '-u', 'TAP', ...command] : command;
+  const child = spawn(file!, rest, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
@@ -78,8 +82,7 @@ t.test('SIGTERM during a slow scrape: the scrape completes, then the process exi
 });
 
 t.test('a bad --port or config file is an error, not a crash', async (t) => {
-  // Without tap in the environment the launcher runs the sources through tsx, as a checkout does.
-  const bad = serve(['--config', 'examples/minimal.yml', '--port', 'http'], { TAP: undefined });
+  const bad = serve(['--config', 'examples/minimal.yml', '--port', 'http'], {}, true);
   const [code] = await once(bad.child, 'exit');
   t.equal(code, 2);
   t.match(bad.output(), '--port must be a port number');

@@ -114,8 +114,10 @@ function checkSchedule(t: Test, config: Readonly<Config>): void {
   for (const entry of config.schedule) {
     t.ok(cron.validate(entry.cron), `schedule ${entry.name}: node-cron accepts "${entry.cron}"`);
     checkInvocation(t, `schedule ${entry.name}`, entry.remediation, entry.params, config, false);
-    if (specRisk(entry.remediation, entry.params) === 'safe') continue;
-    // Automatic disruptive and destructive runs need an open maintenance window.
+    const risk = specRisk(entry.remediation, entry.params);
+    if (risk === 'safe') continue;
+    // Automatic disruptive and destructive runs need the entry to allow them and an open maintenance window.
+    t.ok(RANK[entry.allowRisk] >= RANK[risk], `schedule ${entry.name}: allowRisk covers a ${risk} run`);
     for (const at of nextRuns(entry, 3)) t.ok(openWindow(config.remediation.windows, at.getTime()), `schedule ${entry.name}: a window is open at ${at.toISOString()}`);
   }
 }

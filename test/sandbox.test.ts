@@ -1,10 +1,11 @@
 import { createServer } from 'node:http';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startAlertmanager } from '../src/sandbox/alertmanager.js';
 import { freePort, waitFor } from '../src/sandbox/ports.js';
+import { startUntilReady } from '../src/sandbox/process.js';
 import { startPrometheus } from '../src/sandbox/prometheus.js';
 import { appFromYaml } from './host/app.js';
 
@@ -46,4 +47,11 @@ t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it wi
   t.equal(delivery.authorization, 'Bearer sandbox-token');
   t.match(JSON.parse(delivery.body), { version: '4', status: 'firing', alerts: [{ labels: { alertname: 'DiskSeen', path: '/' } }] });
   t.match(await prometheus.alerts(), [{ labels: { alertname: 'DiskSeen' }, state: 'firing' }]);
+});
+
+t.test('a program that dies at start is reported with its output, and its directory is removed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-daemon-'));
+  const port = await freePort();
+  await t.rejects(startUntilReady('prometheus', 'prometheus', ['--config.file=/nonexistent/prometheus.yml', `--web.listen-address=127.0.0.1:${port}`], `http://127.0.0.1:${port}`, dir), /prometheus exited: .*nonexistent/s);
+  await t.rejects(stat(dir), { code: 'ENOENT' });
 });

@@ -1,8 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './ports.js';
-import { startDaemon } from './process.js';
+import { freePort } from './ports.js';
+import { startUntilReady } from './process.js';
 
 export interface AlertmanagerOptions {
   /** Where to POST notifications (upkeep's /alertmanager). */
@@ -28,30 +28,12 @@ export async function startAlertmanager(options: AlertmanagerOptions): Promise<A
     receivers: [{ name: 'upkeep', webhook_configs: [webhook] }],
   };
   await writeFile(join(dir, 'alertmanager.yml'), JSON.stringify(config));
-  const daemon = startDaemon('prometheus-alertmanager', [
+  const url = `http://127.0.0.1:${port}`;
+  const { destroy } = await startUntilReady('alertmanager', 'prometheus-alertmanager', [
     `--config.file=${join(dir, 'alertmanager.yml')}`,
     `--storage.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`,
     '--cluster.listen-address=',
-  ]);
-  const url = `http://127.0.0.1:${port}`;
-  const server: AlertmanagerServer = {
-    port,
-    url,
-    async destroy() {
-      await daemon.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-  try {
-    await waitFor('alertmanager', async () => {
-      if (daemon.child.exitCode !== null) throw new Error(`alertmanager exited: ${daemon.output()}`);
-      const response = await fetch(`${url}/-/ready`);
-      if (!response.ok) throw new Error(`status ${response.status}`);
-    });
-  } catch (err) {
-    await server.destroy();
-    throw err;
-  }
-  return server;
+  ], url, dir);
+  return { port, url, destroy };
 }

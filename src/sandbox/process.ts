@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
+import { waitFor } from './ports.js';
 
 export interface Daemon {
   readonly child: ChildProcess;
@@ -27,4 +29,33 @@ export function startDaemon(command: string, args: readonly string[]): Daemon {
       clearTimeout(timer);
     },
   };
+}
+
+export interface ReadyDaemon {
+  readonly daemon: Daemon;
+  /** Stops the program and deletes its working directory. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * Starts a Prometheus-family program that owns `dir` and waits for its `/-/ready` endpoint;
+ * on failure it is stopped, its directory removed, and the error carries what it printed.
+ */
+export async function startUntilReady(name: string, command: string, args: readonly string[], url: string, dir: string): Promise<ReadyDaemon> {
+  const daemon = startDaemon(command, args);
+  const destroy = async () => {
+    await daemon.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(name, async () => {
+      if (daemon.child.exitCode !== null) throw new Error(`${name} exited: ${daemon.output()}`);
+      const response = await fetch(`${url}/-/ready`);
+      if (!response.ok) throw new Error(`status ${response.status}`);
+    });
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+  return { daemon, destroy };
 }

@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { freePort, waitFor } from './ports.js';
-import { startDaemon } from './process.js';
+import { freePort } from './ports.js';
+import { startUntilReady } from './process.js';
 
 export interface PrometheusOptions {
   /** host:port of upkeep's /metrics. */
@@ -48,12 +48,12 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     scrape_configs: [{ job_name: 'upkeep', static_configs: [{ targets: [options.scrapeTarget] }] }],
   };
   await writeFile(join(dir, 'prometheus.yml'), JSON.stringify(config));
-  const daemon = startDaemon('prometheus', [
+  const url = `http://127.0.0.1:${port}`;
+  const { destroy } = await startUntilReady('prometheus', 'prometheus', [
     `--config.file=${join(dir, 'prometheus.yml')}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`,
-  ]);
-  const url = `http://127.0.0.1:${port}`;
+  ], url, dir);
   const server: PrometheusServer = {
     port,
     url,
@@ -67,20 +67,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       const response = await fetch(`${url}/api/v1/alerts`);
       return alertsResponse.parse(await response.json()).data.alerts;
     },
-    async destroy() {
-      await daemon.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
+    destroy,
   };
-  try {
-    await waitFor('prometheus', async () => {
-      if (daemon.child.exitCode !== null) throw new Error(`prometheus exited: ${daemon.output()}`);
-      const response = await fetch(`${url}/-/ready`);
-      if (!response.ok) throw new Error(`status ${response.status}`);
-    });
-  } catch (err) {
-    await server.destroy();
-    throw err;
-  }
   return server;
 }

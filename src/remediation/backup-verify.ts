@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
 import { redactUrl } from '../log.js';
 import { recordVerify } from '../state/verify-ledger.js';
-import { DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';
+import { backupLock, DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';
 import { childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
 import { qualified, quoteIdent, type QualifiedName } from './postgres-sql.js';
 import { identifier } from './params.js';
@@ -134,7 +134,7 @@ export const backupVerify: Action<VerifyParams> = {
     return params;
   },
   // The same key as backup.pg_dump: no verify while a dump of the same backup is being written.
-  lock: (params) => ({ kind: 'local', key: `backup:${params.backup}` }),
+  lock: backupLock,
   async check(params, context) {
     const newest = await newestBackup(requireBackup(context.config, params.backup));
     return { proceed: true, reason: `newest backup is ${newest.name}`, observed: { file: newest.name, sizeBytes: newest.sizeBytes } };

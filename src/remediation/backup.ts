@@ -8,7 +8,7 @@ import { redactUrl } from '../log.js';
 import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from './backup-process.js';
 import { withClient } from './postgres-catalog.js';
 import { count, identifier } from './params.js';
-import { ValidationError, type Action, type ActionContext, type PlanStep } from './types.js';
+import { ValidationError, type Action, type ActionContext, type LockSpec, type PlanStep } from './types.js';
 
 const DAY_SECONDS = 86_400;
 // gzip's default level, the one the runbook's `| gzip` uses.
@@ -17,6 +17,15 @@ const GZIP_LEVEL = 6;
 export const DUMP_TRAILER = '-- PostgreSQL database dump complete';
 
 export type SourcedBackup = BackupTarget & { source: NonNullable<BackupTarget['source']> };
+
+/**
+ * Dumps and verifies of one backup take turns across replicas: the advisory lock lives on the
+ * source's server, which every replica reaches.
+ */
+export function backupLock(params: { backup: string }, config: Readonly<Config>): LockSpec {
+  const { source } = requireBackup(config, params.backup);
+  return { kind: 'postgres', target: source.target, database: source.database, key: `backup:${params.backup}` };
+}
 
 export function requireBackup(config: Readonly<Config>, name: string): SourcedBackup {
   const entry = config.targets.backups.find((candidate) => candidate.name === name);
@@ -145,7 +154,7 @@ export const pgDump: Action<BackupParams> = {
     await withClient(context, backup.source.target, backup.source.database, async (client) => client.query('select 1'));
     return params;
   },
-  lock: (params) => ({ kind: 'local', key: `backup:${params.backup}` }),
+  lock: backupLock,
   async check(params, context) {
     const backup = requireBackup(context.config, params.backup);
     const newest = await newestValidBackup(await listBackups(backup.dir, backup.pattern).catch(() => []));

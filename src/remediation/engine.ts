@@ -195,7 +195,7 @@ export class Engine implements RunSubmitter {
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
       if (automatic) this.refuseAutomatic(action.name, risk, request);
       const params = await step(action.resolve(parsed.data, context));
-      const lockSpec = action.lock(params);
+      const lockSpec = action.lock(params, context.config);
       const lockKey = lockName(action.name, lockSpec);
       record = { ...record, lockKey };
       const cooldown = this.history.cooldownRemaining(lockKey, this.now());

@@ -68,7 +68,7 @@ export interface Action<P> {
   /** Checks identifiers against the live catalog; throws ValidationError with a reason when one is unknown. */
   resolve(params: P, context: ActionContext): Promise<P>;
   /** What to lock while running. */
-  lock(params: P): LockSpec;
+  lock(params: P, config: Readonly<Config>): LockSpec;
   /** Is the condition still true? Called just before acting. */
   check(params: P, context: ActionContext): Promise<CheckResult>;
   /** The exact steps. A dry run records these and executes nothing. */

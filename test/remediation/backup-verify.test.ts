@@ -10,7 +10,7 @@ import { ValidationError } from '../../src/remediation/types.js';
 import { readVerify } from '../../src/state/verify-ledger.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { makeDatabase } from './backup-fixture.js';
-import { buildContext, perform } from './context.js';
+import { buildContext, perform, testConfig } from './context.js';
 
 t.test('pure parts', async (t) => {
   const table = (schema: string, name: string, rows: number) => ({ schema, name, rows });
@@ -24,7 +24,9 @@ t.test('pure parts', async (t) => {
   t.ok(scratchPrefix('x'.repeat(100)).length <= 50, 'room left for the timestamp within 63 characters');
   t.equal(backupVerify.params.parse({ backup: 'x', maxRowDifferenceRatio: '0.25' }).maxRowDifferenceRatio, 0.25);
   t.equal(backupVerify.risk(backupVerify.params.parse({ backup: 'x' })), 'safe');
-  t.same(backupVerify.lock(backupVerify.params.parse({ backup: 'x' })), pgDump.lock(pgDump.params.parse({ backup: 'x' })), 'verify and dump of one backup never overlap');
+  const withBackup = testConfig({ targets: { postgres: [{ name: 'main', url: 'postgres://127.0.0.1/x' }], backups: [{ name: 'x', dir: '/tmp', pattern: 'x_*.sql.gz', source: { target: 'main', database: 'app' } }] } });
+  t.same(backupVerify.lock(backupVerify.params.parse({ backup: 'x' }), withBackup), pgDump.lock(pgDump.params.parse({ backup: 'x' }), withBackup), 'verify and dump of one backup never overlap');
+  t.same(pgDump.lock(pgDump.params.parse({ backup: 'x' }), withBackup), { kind: 'postgres', target: 'main', database: 'app', key: 'backup:x' }, 'across replicas: an advisory lock on the source server');
 });
 
 const outputShape = z.object({ file: z.string(), scratchDatabase: z.string(), droppedStale: z.array(z.string()), tables: z.number(), rows: z.number(), comparedWithSource: z.boolean(), problems: z.array(z.unknown()) });

@@ -58,7 +58,6 @@ t.test('pure parts', async (t) => {
   }
   t.equal(await postgresBinary('pg_dump', fake), join(fake, '16', 'bin', 'pg_dump'), 'the newest client wins');
   t.equal(pgDump.risk(pgDump.params.parse({ backup: 'x' })), 'safe');
-  t.same(pgDump.lock(pgDump.params.parse({ backup: 'x' })), { kind: 'local', key: 'backup:x' });
   t.throws(() => pgDump.params.parse({ backup: 'x', keepDays: 0 }));
 });
 

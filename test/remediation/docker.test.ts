@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { DOCKER_SOCKET, ensureDocker, ensureTestImage, runContainer, TEST_IMAGE } from '../fixtures/docker.js';
 import { dockerPrune, pruneFilters, pruneScope } from '../../src/remediation/docker.js';
 import { ValidationError } from '../../src/remediation/types.js';
-import { buildContext, perform } from './context.js';
+import { buildContext, perform, testConfig } from './context.js';
 
 const run = promisify(execFile);
 
@@ -70,7 +70,7 @@ t.test('filters and scope', async (t) => {
   t.throws(() => dockerPrune.params.parse({ target: 'local', label: 'bad label' }));
   t.throws(() => dockerPrune.params.parse({ target: 'local', until: 'yesterday' }));
   t.ok(dockerPrune.params.parse({ target: 'local', until: '2024-01-02T03:04:05Z' }));
-  t.same(dockerPrune.lock(params), { kind: 'local', key: 'docker.prune:local' });
+  t.same(dockerPrune.lock(params, testConfig({})), { kind: 'local', key: 'docker.prune:local' });
 });
 
 t.test('docker.prune against the real daemon', async (t) => {

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { cleanupSteps, describeSteps, filesCleanup, logsRotate, rotationMatcher, rotationSteps, type FoundFile } from '../../src/remediation/files.js';
 import { ValidationError } from '../../src/remediation/types.js';
-import { buildContext, perform } from './context.js';
+import { buildContext, perform, testConfig } from './context.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -45,8 +45,8 @@ t.test('pure planning', async (t) => {
   t.same(logsRotate.params.parse({ name: 'x', compressAfterDays: '2', deleteAfterDays: '14' }), { name: 'x', compressAfterDays: 2, deleteAfterDays: 14 });
   t.equal(logsRotate.risk(logsRotate.params.parse({ name: 'x' })), 'disruptive');
   t.equal(filesCleanup.risk(filesCleanup.params.parse({ name: 'x' })), 'destructive');
-  t.same(logsRotate.lock(logsRotate.params.parse({ name: 'x' })), { kind: 'local', key: 'logs.rotate:x' });
-  t.same(filesCleanup.lock(filesCleanup.params.parse({ name: 'x' })), { kind: 'local', key: 'files.cleanup:x' });
+  t.same(logsRotate.lock(logsRotate.params.parse({ name: 'x' }), testConfig({})), { kind: 'local', key: 'logs.rotate:x' });
+  t.same(filesCleanup.lock(filesCleanup.params.parse({ name: 'x' }), testConfig({})), { kind: 'local', key: 'files.cleanup:x' });
 });
 
 t.test('logs.rotate on files with known mtimes', async (t) => {

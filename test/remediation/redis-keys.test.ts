@@ -5,7 +5,7 @@ import t from 'tap';
 import { startRedis } from '../fixtures/redis.js';
 import { countMatching, expireKeys, meetsCondition, type ExpireParams } from '../../src/remediation/redis-keys.js';
 import { ValidationError } from '../../src/remediation/types.js';
-import { buildContext, perform } from './context.js';
+import { buildContext, perform, testConfig } from './context.js';
 
 const run = promisify(execFile);
 const PATTERN = 'celery-task-meta-*';
@@ -57,7 +57,7 @@ t.test('parameter rules', async (t) => {
   t.throws(() => expireKeys.params.parse({ target: 'c', pattern: 'p', batchSize: 100_000 }));
   const params = expireKeys.params.parse({ target: 'c', pattern: 'p' });
   t.equal(expireKeys.risk(params), 'destructive');
-  t.same(expireKeys.lock(params), { kind: 'redis', target: 'c', key: 'redis.expire_keys:p' });
+  t.same(expireKeys.lock(params, testConfig({})), { kind: 'redis', target: 'c', key: 'redis.expire_keys:p' });
 });
 
 t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {

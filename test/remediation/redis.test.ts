@@ -7,7 +7,7 @@ import { redis as redisCollector } from '../../src/collectors/redis.js';
 import { bgsave, memoryPurge, readPersistence } from '../../src/remediation/redis.js';
 import { buildApp } from '../../src/server.js';
 import { ValidationError } from '../../src/remediation/types.js';
-import { buildContext, perform } from './context.js';
+import { buildContext, perform, testConfig } from './context.js';
 
 t.test('redis.bgsave', async (t) => {
   const server = await startRedis();
@@ -79,7 +79,7 @@ t.test('redis.bgsave', async (t) => {
 
   t.test('unknown target is a validation error', async (t) => {
     await t.rejects(bgsave.resolve({ target: 'nope' }, context), ValidationError);
-    t.same(bgsave.lock({ target: 'cache' }), { kind: 'redis', target: 'cache', key: 'redis.bgsave' });
+    t.same(bgsave.lock({ target: 'cache' }, testConfig({})), { kind: 'redis', target: 'cache', key: 'redis.bgsave' });
     t.equal(bgsave.risk({ target: 'cache' }), 'safe');
   });
 
@@ -138,6 +138,6 @@ t.test('redis.memory_purge', async (t) => {
     t.equal(verification.ok, false);
     await t.rejects(memoryPurge.resolve({ target: 'other', activeDefrag: true }, context), /unknown redis target "other"/);
     t.equal(memoryPurge.risk({ target: 'cache', activeDefrag: true }), 'safe');
-    t.equal(memoryPurge.lock({ target: 'cache', activeDefrag: true }).key, 'redis.memory_purge');
+    t.equal(memoryPurge.lock({ target: 'cache', activeDefrag: true }, testConfig({})).key, 'redis.memory_purge');
   });
 });

@@ -71,14 +71,35 @@ const pruneReply = z.object({
   ImagesDeleted: z.array(z.object({ Deleted: z.string().optional(), Untagged: z.string().optional() })).nullish(),
 });
 
+function callPrune(docker: Docker, kind: PruneKind, options: { filters: string; abortSignal: AbortSignal }): Promise<unknown> {
+  if (kind === 'containers') return docker.pruneContainers(options);
+  if (kind === 'images') return docker.pruneImages(options);
+  if (kind === 'networks') return docker.pruneNetworks(options);
+  if (kind === 'volumes') return docker.pruneVolumes(options);
+  return pruneBuildCache(docker, options);
+}
+
+const busyStatus = z.object({ statusCode: z.literal(409) });
+
+/**
+ * The daemon runs one prune of a kind at a time and answers 409 to a second one (another tool,
+ * an operator's `docker system prune`). That is not a failure of ours: wait for it and go on,
+ * until the run's deadline aborts the wait.
+ */
+export async function pruneWhenFree(call: () => Promise<unknown>, signal: AbortSignal, waitMs = 500): Promise<unknown> {
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!busyStatus.safeParse(err).success || signal.aborted) throw err;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
+
 async function prune(docker: Docker, kind: PruneKind, filters: Record<string, string[]>, signal: AbortSignal): Promise<PruneResult> {
   const options = { filters: JSON.stringify(filters), abortSignal: signal };
-  let reply: unknown;
-  if (kind === 'containers') reply = await docker.pruneContainers(options);
-  else if (kind === 'images') reply = await docker.pruneImages(options);
-  else if (kind === 'networks') reply = await docker.pruneNetworks(options);
-  else if (kind === 'volumes') reply = await docker.pruneVolumes(options);
-  else reply = await pruneBuildCache(docker, options);
+  const reply = await pruneWhenFree(() => callPrune(docker, kind, options), signal);
   const parsed = pruneReply.parse(reply);
   const deleted = [
     ...(parsed.ContainersDeleted ?? []), ...(parsed.VolumesDeleted ?? []), ...(parsed.NetworksDeleted ?? []), ...(parsed.CachesDeleted ?? []),

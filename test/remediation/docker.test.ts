@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import t from 'tap';
 import { z } from 'zod';
 import { DOCKER_SOCKET, ensureDocker, ensureTestImage, runContainer, TEST_IMAGE } from '../fixtures/docker.js';
-import { dockerPrune, pruneFilters, pruneScope } from '../../src/remediation/docker.js';
+import { dockerPrune, pruneFilters, pruneScope, pruneWhenFree } from '../../src/remediation/docker.js';
 import { ValidationError } from '../../src/remediation/types.js';
 import { buildContext, perform, testConfig } from './context.js';
 
@@ -153,4 +153,16 @@ t.test('docker.prune against the real daemon', async (t) => {
     t.equal(verification.ok, false);
     t.match(verification.detail, `still listed after the prune: ${running.id}`);
   });
+});
+
+t.test('a prune already running on the daemon (409) is waited for, other errors are not', async (t) => {
+  const busy = Object.assign(new Error('a prune operation is already running'), { statusCode: 409 });
+  let calls = 0;
+  const reply = await pruneWhenFree(async () => { calls += 1; if (calls < 3) throw busy; return { SpaceReclaimed: 7 }; }, new AbortController().signal, 1);
+  t.same(reply, { SpaceReclaimed: 7 });
+  t.equal(calls, 3);
+  await t.rejects(pruneWhenFree(async () => { throw Object.assign(new Error('boom'), { statusCode: 500 }); }, new AbortController().signal, 1), /boom/);
+  const aborted = new AbortController();
+  aborted.abort();
+  await t.rejects(pruneWhenFree(async () => { throw busy; }, aborted.signal, 1), /already running/, 'the deadline ends the wait');
 });

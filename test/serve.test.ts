@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort, waitFor } from './fixtures/ports.js';
+import { promtoolCheckMetrics } from './fixtures/promtool.js';
 
 /** Starts `upkeep serve` as a real process, the way an operator would. */
 function serve(args: string[], env: Record<string, string> = {}, outsideTap = false): { child: ChildProcess; output: () => string } {
@@ -20,14 +21,6 @@ function serve(args: string[], env: Record<string, string> = {}, outsideTap = fa
   return { child, output: () => output };
 }
 
-function promtoolCheckMetrics(text: string): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    const child = execFile('promtool', ['check', 'metrics'], (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr });
-    });
-    child.stdin?.end(text);
-  });
-}
 
 t.test('upkeep serve --config examples/minimal.yml serves metrics that promtool accepts', async (t) => {
   const port = await freePort();

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -8,18 +7,9 @@ import t from 'tap';
 import { DOCKER_SOCKET, ensureDocker } from '../fixtures/docker.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { startRedis } from '../fixtures/redis.js';
+import { promtoolCheckMetrics } from '../fixtures/promtool.js';
 import { testApp, valueOf } from './helpers.js';
 
-/** Runs `promtool check metrics` on the text and returns what it printed, and its exit code. */
-async function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stdin.end(text);
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, output };
-}
 
 t.test('promtool check metrics finds nothing with every collector on', async (t) => {
   await ensureDocker();
@@ -58,7 +48,7 @@ targets:
   t.same(collectors.filter((sample) => sample.value !== 1), [], 'every collector succeeded, so every family is in the output');
   t.ok(valueOf(samples, 'upkeep_postgres_statement_calls_total') !== undefined, 'statement counters are in the output');
   t.ok(valueOf(samples, 'upkeep_postgres_last_vacuum_timestamp_seconds') !== undefined);
-  const { code, output } = await promtoolCheck(text);
+  const { code, output } = await promtoolCheckMetrics(text);
   t.equal(output, '', 'no findings');
   t.equal(code, 0);
 });

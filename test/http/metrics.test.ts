@@ -1,18 +1,8 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import t from 'tap';
+import { promtoolCheckMetrics } from '../fixtures/promtool.js';
 import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
 import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
-async function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stdin.end(text);
-  const [code] = await once(child, 'close');
-  return { code: typeof code === 'number' ? code : null, output };
-}
 
 t.test('the remediation metrics pass promtool check metrics, before and after runs', async (t) => {
   const pg = await startTestPostgres(t);
@@ -27,7 +17,7 @@ t.test('the remediation metrics pass promtool check metrics, before and after ru
   const empty = await scrape();
   t.match(empty, /^upkeep_remediation_runs_total\{remediation="postgres\.retention",outcome="dry_run"\} 0$/m, 'every series exists from the start');
   t.match(empty, /^upkeep_remediation_running\{remediation="postgres\.vacuum"\} 0$/m);
-  t.same(await promtoolCheck(empty), { code: 0, output: '' });
+  t.same(await promtoolCheckMetrics(empty), { code: 0, output: '' });
 
   t.equal((await finishedRun(app, (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '')).status, 'success');
   await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.analyze?wait=true', payload: { params: { target: 'main', database: 'app', table: 'nope' } } });
@@ -36,5 +26,5 @@ t.test('the remediation metrics pass promtool check metrics, before and after ru
   t.match(text, /^upkeep_remediation_runs_total\{remediation="postgres\.analyze",outcome="skipped"\} 1$/m, 'a rejected run counts as skipped');
   t.match(text, /^upkeep_remediation_duration_seconds_bucket\{le="\+Inf",remediation="postgres\.vacuum"\} 1$/m);
   t.match(text, /^upkeep_remediation_last_success_timestamp_seconds\{remediation="postgres\.vacuum"\} \d+(\.\d+)?$/m);
-  t.same(await promtoolCheck(text), { code: 0, output: '' });
+  t.same(await promtoolCheckMetrics(text), { code: 0, output: '' });
 });

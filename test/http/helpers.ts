@@ -9,6 +9,7 @@ import { runRecordSchema } from '../../src/remediation/journal.js';
 import type { RunRecord } from '../../src/remediation/types.js';
 import { buildApp, type App } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
+import type { PostgresServer } from '../fixtures/postgres.js';
 
 /** A fresh state dir, removed at teardown. */
 export async function tempDir(t: { teardown(fn: () => unknown): void }, prefix = 'upkeep-state-'): Promise<string> {
@@ -88,4 +89,9 @@ export async function finishedRun(app: App, runId: string): Promise<RunRecord> {
 export async function journalLines(stateDir: string): Promise<RunRecord[]> {
   const text = await readFile(join(stateDir, 'journal', 'runs.jsonl'), 'utf8');
   return text.trim().split('\n').map((line) => runRecordSchema.parse(JSON.parse(line)));
+}
+
+/** An app on a temporary state dir, watching the "app" database of `server` as postgres target "main". */
+export async function startMainApp(t: { teardown(fn: () => unknown): void }, server: PostgresServer, rest: Record<string, unknown> = {}): Promise<App> {
+  return startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, ...rest }));
 }

@@ -2,7 +2,7 @@ import pg from 'pg';
 import t from 'tap';
 import { waitFor } from '../fixtures/ports.js';
 import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
-import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
+import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload, startMainApp } from './helpers.js';
 
 t.test('GET /remediations describes each remediation with its risk and parameter schema', async (t) => {
   const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) } }));
@@ -75,11 +75,9 @@ t.test('a resolved alert cancels its queued runs', async (t) => {
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
   await tableWithDeadTuples(server, 'app', 'customers');
-  const app = await startApp(t, testConfig({
-    state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+  const app = await startMainApp(t, server, {
     remediation: { rules: [VACUUM_RULE], concurrency: 1, lockTimeoutSeconds: 600 },
-  }));
+  });
   const locker = new pg.Client({ connectionString: server.url('app') });
   await locker.connect();
   await locker.query('begin; lock table orders in access exclusive mode');

@@ -2,7 +2,7 @@ import pg from 'pg';
 import t from 'tap';
 import { waitFor } from '../fixtures/ports.js';
 import type { PostgresServer } from '../fixtures/postgres.js';
-import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from '../http/helpers.js';
+import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload, startMainApp } from '../http/helpers.js';
 import { startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
 
 /** Another session holding ACCESS EXCLUSIVE on the table until release(). */
@@ -62,11 +62,9 @@ t.test('a vacuum blocked by ACCESS EXCLUSIVE fails at lock_timeout and leaves no
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const app = await startApp(t, testConfig({
-    state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+  const app = await startMainApp(t, server, {
     remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1 },
-  }));
+  });
   const lock = await holdTableLock(server, 'app', 'orders');
   t.teardown(() => lock.release());
   const run = await finishedRun(app, (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '');
@@ -85,11 +83,9 @@ t.test('at the run deadline the backend is cancelled and none of ours is left', 
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const app = await startApp(t, testConfig({
-    state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+  const app = await startMainApp(t, server, {
     remediation: { lockTimeoutSeconds: 600 },
-  }));
+  });
   const lock = await holdTableLock(server, 'app', 'orders');
   t.teardown(() => lock.release());
   const response = await app.fastify.inject({
@@ -110,11 +106,9 @@ t.test('after N failures the circuit opens: automatic runs are refused and the m
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const app = await startApp(t, testConfig({
-    state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+  const app = await startMainApp(t, server, {
     remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1, circuitBreaker: { failures: 2, windowSeconds: 3600 } },
-  }));
+  });
   const circuitMetric = async () => {
     const text = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
     return /^upkeep_remediation_circuit_open\{remediation="postgres\.vacuum"\} (\d+)$/m.exec(text)?.[1];

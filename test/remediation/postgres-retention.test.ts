@@ -2,7 +2,7 @@ import t from 'tap';
 import { createLogger } from '../../src/log.js';
 import { Connections } from '../../src/remediation/connections.js';
 import { findPolicy, retention } from '../../src/remediation/postgres-retention.js';
-import { finishedRun, postWebhook, startApp, tempDir, testConfig, webhookPayload } from '../http/helpers.js';
+import { finishedRun, postWebhook, testConfig, webhookPayload, startMainApp } from '../http/helpers.js';
 import { startTestPostgres } from './postgres-fixture.js';
 
 async function seedLogs(server: Awaited<ReturnType<typeof startTestPostgres>>): Promise<void> {
@@ -26,16 +26,14 @@ t.test('archive-mode retention moves exactly the old rows and keeps source + arc
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await seedLogs(server);
-  const app = await startApp(t, testConfig({
-    state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+  const app = await startMainApp(t, server, {
     remediation: {
       retention: [
         { name: 'logs', target: 'main', database: 'app', table: 'public.logs', timestampColumn: 'created_at', olderThan: '30 days', archiveTable: 'public.logs_archive', batchSize: 125 },
         { name: 'job_logs', target: 'main', database: 'app', table: 'job_logs', timestampColumn: 'created_at', olderThan: '30 days', batchSize: 7 },
       ],
     },
-  }));
+  });
   const before = await counts(server);
   t.same(before, { source: 400, archive: 0, oldSource: 250, archivedTail: null });
 
@@ -75,15 +73,13 @@ t.test('retention on an undeclared table is refused, from an alert or by hand', 
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await seedLogs(server);
-  const app = await startApp(t, testConfig({
-    state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+  const app = await startMainApp(t, server, {
     remediation: {
       retention: [{ name: 'job_logs', target: 'main', database: 'app', table: 'public.job_logs', timestampColumn: 'created_at', olderThan: '30 days' }],
       rules: [{ match: { alertname: 'LogsTooBig' }, remediation: 'postgres.retention', allowRisk: 'destructive', params: { table: '{{labels.table}}' } }],
       windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1 }],
     },
-  }));
+  });
   const manual = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { table: 'public.logs' } } })).json();
   t.equal(manual.status, 'rejected');
   t.match(manual.reason, /^table "public.logs" is not declared in remediation.retention; upkeep only deletes rows from declared tables \(declared: job_logs\)$/);

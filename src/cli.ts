@@ -4,12 +4,45 @@ import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { parseParams, runFromCli } from './remediation/engine-cli.js';
 import { buildApp } from './server.js';
+import { VERSION } from './version.js';
 
 const USAGE = `usage:
   upkeep [serve] --config FILE [--host H] [--port N]
   upkeep check-config --config FILE
   upkeep run REMEDIATION [--param k=v ...] [--dry-run] --config FILE
-  upkeep demo [--once]`;
+  upkeep demo [--once]
+  upkeep help COMMAND | --help | --version
+every command takes --log-level LEVEL (fatal, error, warn, info, debug, trace, silent)`;
+
+const LEVELS: ReadonlySet<string> = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const LOG_LEVEL = '  --log-level LEVEL  fatal, error, warn, info, debug, trace or silent';
+
+/** What `upkeep help COMMAND` prints: every flag the command reads. */
+const HELP: Readonly<Record<string, string>> = {
+  serve: `upkeep [serve] --config FILE [--host H] [--port N] [--log-level LEVEL]
+Runs the service: /metrics, /healthz, /readyz and the remediation API.
+  -c, --config FILE  the YAML config (required)
+  --host H           listen address (default: server.host, 127.0.0.1)
+  --port N           listen port (default: server.port, 9630)
+${LOG_LEVEL} (default info)`,
+  'check-config': `upkeep check-config --config FILE [--log-level LEVEL]
+Validates the config; prints a summary and exits 0, or names each error's path and exits 1.
+  -c, --config FILE  the YAML config (required)
+${LOG_LEVEL}`,
+  run: `upkeep run REMEDIATION [--param k=v ...] [--dry-run] --config FILE [--log-level LEVEL]
+Runs one remediation through the engine (same guards and journal) and prints the plan and result.
+  -c, --config FILE  the YAML config (required)
+  --param k=v        a parameter; repeat for several (GET /remediations lists each one's)
+  --dry-run          record the plan, execute nothing
+${LOG_LEVEL} (default warn; logs go to stderr)`,
+  demo: `upkeep demo [--once] [--port N] [--log-level LEVEL]
+A self-contained tour on throwaway PostgreSQL and Redis servers.
+  --once             exit after the tour instead of serving /metrics until Ctrl-C
+  --port N           where the demo's upkeep listens (default: a free port)
+${LOG_LEVEL} (default warn)`,
+  help: `upkeep help COMMAND
+Prints the flags of COMMAND (serve, check-config, run, demo).`,
+};
 
 export interface Io {
   out: (line: string) => void;
@@ -25,6 +58,15 @@ const defaultIo: Io = {
 
 /** Returns the exit code; `serve` resolves only once the server has shut down. */
 export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-v') {
+    io.out(VERSION);
+    return 0;
+  }
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    io.out(USAGE);
+    return 0;
+  }
+  if (argv[0] === 'help') return help(argv[1], io);
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const rest = command === argv[0] ? argv.slice(1) : argv;
   let args: ReturnType<typeof parse>;
@@ -34,6 +76,12 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
     io.err(`${(err as Error).message}\n${USAGE}`);
     return 2;
   }
+  if (args.values.help) return help(command, io);
+  const level = args.values['log-level'];
+  if (level !== undefined && !LEVELS.has(level)) {
+    io.err(`--log-level must be one of ${[...LEVELS].join(', ')}, got "${level}"`);
+    return 2;
+  }
   switch (command) {
     case 'serve': return withConfig(args, io, (config) => serve(config, args, io));
     case 'check-config': return withConfig(args, io, async (config) => { io.out(summarize(config)); return 0; });
@@ -41,12 +89,26 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
     case 'demo': {
       const { runDemo } = await import('./demo/index.js');
       const port = args.values.port === undefined ? 0 : Number(args.values.port);
-      return runDemo({ once: args.values.once ?? false, port }, { out: io.out, interrupted: waitForInterrupt });
+      return runDemo({ once: args.values.once ?? false, port, ...(level !== undefined ? { logLevel: level } : {}) }, { out: io.out, interrupted: waitForInterrupt });
     }
     default:
       io.err(`unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+function help(command: string | undefined, io: Io): number {
+  if (command === undefined) {
+    io.out(USAGE);
+    return 0;
+  }
+  const text = HELP[command];
+  if (text === undefined) {
+    io.err(`unknown command "${command}"\n${USAGE}`);
+    return 2;
+  }
+  io.out(text);
+  return 0;
 }
 
 async function runRemediation(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
@@ -79,6 +141,7 @@ function parse(argv: readonly string[]) {
       'dry-run': { type: 'boolean' },
       once: { type: 'boolean' },
       'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
 }

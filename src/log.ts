@@ -2,47 +2,87 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 
-// Passwords inside connection URLs are masked wherever a URL is logged.
+// Passwords inside connection URLs (user:password@ and ?password=) are masked wherever a URL is logged.
 const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@\s/]+@/gi;
+const QUERY_SECRET = /([?&](?:password|sslpassword|passfile|token|auth|secret)=)[^&\s"']*/gi;
 
 export function redactUrl(text: string): string {
-  return text.replace(URL_PASSWORD, '$1***@');
+  return text.replace(URL_PASSWORD, '$1***@').replace(QUERY_SECRET, '$1***');
+}
+
+// Keys whose values are secrets wherever they appear in a logged object.
+const SECRET_KEYS = new Set(['authtoken', 'authorization', 'password', 'token', 'passwd', 'secret']);
+const MAX_DEPTH = 8;
+
+/**
+ * Masks secrets in what is about to be logged. It walks only plain objects and arrays, never
+ * class instances (sockets, requests, clients), so it cannot recurse into the runtime's object
+ * graph; a cycle or a deep tree is cut off rather than followed.
+ */
+export function redactValue(value: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (typeof value === 'string') return redactUrl(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return serializeError(value);
+  if (seen.has(value) || depth >= MAX_DEPTH) return '[…]';
+  if (Array.isArray(value)) {
+    seen.add(value);
+    return value.map((item) => redactValue(item, depth + 1, seen));
+  }
+  if (!isPlainObject(value)) return `[${value.constructor?.name ?? 'object'}]`;
+  seen.add(value);
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    out[key] = SECRET_KEYS.has(key.toLowerCase()) && child !== undefined && child !== '' ? '***' : redactValue(child, depth + 1, seen);
+  }
+  return out;
+}
+
+function isPlainObject(value: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * An error as JSON: type, message, stack, code, and its own plain fields, all redacted. ioredis
+ * errors carry the failed command (`AUTH user password`), so command arguments are never kept.
+ */
+export function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return redactValue(err);
+  const out: Record<string, unknown> = { type: err.name, message: redactUrl(err.message) };
+  if (err.stack !== undefined) out.stack = redactUrl(err.stack);
+  for (const [key, child] of Object.entries(err)) {
+    if (key === 'command' || key === 'args' || key === 'previousErrors') continue;
+    out[key] = redactValue(child, 1);
+  }
+  const command: unknown = Reflect.get(err, 'command');
+  if (command !== null && typeof command === 'object') {
+    const name: unknown = Reflect.get(command, 'name');
+    if (typeof name === 'string') out.command = name;
+  }
+  if (err.cause !== undefined) out.cause = err.cause instanceof Error ? serializeError(err.cause) : redactValue(err.cause, 1);
+  return out;
 }
 
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
       level: options.level ?? 'info',
-      redact: {
-        paths: ['authToken', '*.authToken', 'req.headers.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'],
-        censor: '***',
-      },
-      formatters: {
-        log(object) {
-          return redactDeep(object) as Record<string, unknown>;
-        },
-      },
-      serializers: { err: serializeError },
+      formatters: { log: (object) => redactRecord(object) },
+      serializers: { err: serializeError, error: serializeError },
     },
     options.destination,
   );
 }
 
-function serializeError(err: unknown): unknown {
-  // Usually already serialized (and redacted) by the log formatter above.
-  return redactDeep(err);
+function redactRecord(object: Record<string, unknown>): Record<string, unknown> {
+  const redacted = redactValue(object);
+  return redacted !== null && typeof redacted === 'object' && !Array.isArray(redacted) ? { ...redacted } : {};
 }
 
-function redactDeep(value: unknown): unknown {
-  if (typeof value === 'string') return redactUrl(value);
-  // pino applies formatters.log before serializers, and an Error has no enumerable fields:
-  // serialize it here or its message and stack would be logged as {}.
-  if (value instanceof Error) return redactDeep(pino.stdSerializers.err(value));
-  if (Array.isArray(value)) return value.map(redactDeep);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, child] of Object.entries(value)) out[key] = redactDeep(child);
-    return out;
-  }
-  return value;
+/** A request's path for the log: the query's values are masked (a client may put anything there). */
+export function loggedPath(url: string): string {
+  const question = url.indexOf('?');
+  if (question < 0) return url;
+  const keys = url.slice(question + 1).split('&').filter((part) => part !== '').map((part) => `${part.split('=')[0] ?? ''}=***`);
+  return `${url.slice(0, question)}?${keys.join('&')}`;
 }

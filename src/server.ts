@@ -8,7 +8,7 @@ import { alertmanagerRoutes } from './http/alertmanager.js';
 import { bearerAuth } from './http/auth.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
-import type { Logger } from './log.js';
+import { loggedPath, type Logger } from './log.js';
 import { Engine } from './remediation/engine.js';
 import { startSchedule } from './remediation/schedule.js';
 import type { AnyAction } from './remediation/types.js';
@@ -42,8 +42,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // Widened to Fastify's logger type so route plugins see the default FastifyInstance.
   const loggerInstance: FastifyBaseLogger = log;
   const fastify: FastifyInstance = Fastify({ loggerInstance, bodyLimit: config.server.bodyLimitBytes,
-    // Scrapes and probes arrive every few seconds; logging them would drown the audit-worthy POSTs.
-    logController: new LogController({ disableRequestLogging: (request) => QUIET_ROUTES.has(request.url) }),
+    // Fastify's own request lines log the raw request; upkeep writes one line per request itself.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  // One line per API request. Scrapes and probes arrive every few seconds; logging them would
+  // drown the audit-worthy POSTs.
+  fastify.addHook('onResponse', async (request, reply) => {
+    const path = request.url.split('?')[0] ?? request.url;
+    if (QUIET_ROUTES.has(path)) return;
+    request.log.info({ method: request.method, path: loggedPath(request.url), status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
   const engine = await Engine.create({ config, log, registry, ...(options.actions ? { actions: options.actions } : {}) });
   const schedule = startSchedule({ config, submitter: engine, registry, log });

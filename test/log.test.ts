@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger, redactUrl } from '../src/log.js';
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { createLogger, loggedPath, redactUrl } from '../src/log.js';
 
 function captured() {
   const lines: string[] = [];
@@ -25,4 +27,42 @@ t.test('secrets never reach the log output', async (t) => {
   t.match(text, 'connect to redis://:***@127.0.0.1:1 failed', 'the error message is kept, redacted');
   t.match(text, '"type":"Error"');
   t.match(text, '"stack":"Error: connect to redis://:***@');
+});
+
+t.test('logging a socket, a request or a cycle cannot crash the process', async (t) => {
+  const { lines, log } = captured();
+  const server = createServer((request, response) => {
+    log.info({ req: request, res: response, socket: request.socket }, 'raw objects');
+    response.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const reply = await fetch(`http://127.0.0.1:${address.port}/x?password=hunter2`);
+  t.equal(await reply.text(), 'ok');
+  const cyclic: Record<string, unknown> = { name: 'loop' };
+  cyclic.self = cyclic;
+  log.info({ cyclic }, 'cycle');
+  const [raw, cycle] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.same(raw, { level: 30, time: raw?.time, pid: process.pid, hostname: hostname(), req: '[IncomingMessage]', res: '[ServerResponse]', socket: '[Socket]', msg: 'raw objects' });
+  t.same(cycle?.cyclic, { name: 'loop', self: '[…]' });
+});
+
+t.test('a redis error never logs the command arguments (AUTH user password)', async (t) => {
+  const { lines, log } = captured();
+  const err = Object.assign(new Error('WRONGPASS invalid username-password pair or user is disabled.'), {
+    command: { name: 'auth', args: ['upkeep', 'pw-redis-1'] }, args: ['pw-redis-2'],
+  });
+  log.error({ err }, 'redis failed');
+  const text = lines.join('');
+  t.notMatch(text, 'pw-redis-1');
+  t.notMatch(text, 'pw-redis-2');
+  t.match(JSON.parse(text), { err: { type: 'Error', message: 'WRONGPASS invalid username-password pair or user is disabled.', command: 'auth' } });
+});
+
+t.test('a ?password= query parameter and the request path query are masked', async (t) => {
+  t.equal(redactUrl('postgres://app@db/refnet?sslmode=disable&password=hunter2'), 'postgres://app@db/refnet?sslmode=disable&password=***');
+  t.equal(loggedPath('/runs?limit=5&cursor=abc'), '/runs?limit=***&cursor=***');
+  t.equal(loggedPath('/runs'), '/runs');
 });

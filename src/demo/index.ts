@@ -75,9 +75,9 @@ export function summarize(result: DemoResult): string {
   return renderTable(['problem', 'before', 'after', 'alert', 'remediation (trigger, status)', 'result', 'firing -> fixed'], rows);
 }
 
-export async function runDemo(options: { once: boolean; port?: number }, io: DemoIo): Promise<number> {
+export async function runDemo(options: { once: boolean; port?: number; logLevel?: string }, io: DemoIo): Promise<number> {
   // Logs go to stderr at warn so the terminal shows the story, not the chatter.
-  const log = createLogger({ level: 'warn', destination: pino.destination(2) });
+  const log = createLogger({ level: options.logLevel ?? 'warn', destination: pino.destination(2) });
   io.out('upkeep demo: starting throwaway PostgreSQL and Redis, making the problems the runbooks fight...');
   const scenario = await startScenario({ log, port: options.port });
   try {

@@ -237,7 +237,8 @@ export class Engine implements RunSubmitter {
     if (err instanceof ShutDown || (signal.aborted && signal.reason instanceof ShutDown)) {
       return { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorText(err) };
     }
-    log.error({ err }, 'remediation failed');
+    // The 'run finished' line carries the message; the stack is for whoever turns on debug.
+    log.debug({ err }, 'remediation failed');
     return { ...record, status: 'failure', error: signal.aborted ? `${errorText(signal.reason)}: ${errorText(err)}` : errorText(err) };
   }
 
@@ -305,6 +306,7 @@ export class Engine implements RunSubmitter {
     this.history.recordFinish(finished);
     const executed = finished.status === 'success' || finished.status === 'failure' ? durationSeconds : null;
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
+    logFinished(this.options.log, finished, durationSeconds);
     try {
       await this.journal.append(finished);
     } catch (err) {
@@ -325,6 +327,21 @@ export class Engine implements RunSubmitter {
     await this.journal.close();
     await this.connections.close();
   }
+}
+
+const FINISHED_LEVEL: Readonly<Record<RunRecord['status'], 'info' | 'warn' | 'error'>> = {
+  queued: 'info', running: 'info', success: 'info', dry_run: 'info', skipped: 'info', duplicate: 'info', cancelled: 'info',
+  rejected: 'warn', failure: 'error', interrupted: 'error',
+};
+
+/** One line per finished run: what ran, on what, how it ended and, when it did not succeed, why. */
+function logFinished(log: Logger, record: RunRecord, durationSeconds: number | null): void {
+  const why = record.error ?? record.reason;
+  log[FINISHED_LEVEL[record.status]]({
+    runId: record.id, remediation: record.remediation, trigger: record.trigger, target: record.lockKey ?? null, status: record.status,
+    durationSeconds: durationSeconds === null ? null : Math.round(durationSeconds * 1000) / 1000,
+    ...(record.status !== 'success' && why !== undefined ? { reason: why } : {}),
+  }, 'run finished');
 }
 
 function errorText(err: unknown): string {

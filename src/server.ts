@@ -80,6 +80,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // because Prometheus must still be able to scrape upkeep_*_up 0 for it.
     return reply.send({ status: 'ready', version: VERSION, targets });
   });
+  // Every POST takes JSON; anything else is a 415, not a string handed to the JSON schema.
+  fastify.removeContentTypeParser(['text/plain']);
   await fastify.register(bearerAuth, { token: config.server.authToken });
   await fastify.register(alertmanagerRoutes, { engine, config });
   await fastify.register(remediationRoutes, { engine });

@@ -1,0 +1,86 @@
+import { readFile } from 'node:fs/promises';
+import t from 'tap';
+import { serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
+
+const TOKEN = 'tok-product-7f3a9c';
+
+t.test('the installed package: compiled dist/ run by plain node, --help and --version', async (t) => {
+  const version = await upkeep(['--version']);
+  t.equal(version.code, 0);
+  const packageJson = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.equal(version.stdout, `${packageJson.version}\n`);
+  const help = await upkeep(['--help']);
+  t.equal(help.code, 0);
+  for (const flag of ['--config', '--host', '--port', '--param', '--dry-run', '--once', '--log-level', 'help COMMAND']) t.match(help.stdout, flag);
+  for (const command of ['serve', 'check-config', 'run', 'demo']) {
+    const one = await upkeep(['help', command]);
+    t.equal(one.code, 0, `help ${command}`);
+    t.match(one.stdout, '--log-level', `help ${command} lists --log-level`);
+  }
+  t.equal((await upkeep(['help', 'nope'])).code, 2);
+  t.equal((await upkeep(['serve', '--log-level', 'loud', '--config', 'x'])).code, 2);
+});
+
+/** Sends one request and checks the exact status and that the process is still alive. */
+async function expectStatus(t: Tap.Test, served: Served, method: string, path: string, status: number, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.headers = { 'content-type': 'application/json', ...headers };
+  }
+  const response = await fetch(`${served.base}${path}`, init);
+  const text = await response.text();
+  t.equal(response.status, status, `${method} ${path} -> ${status}: ${text.slice(0, 200)}`);
+  t.ok(served.alive(), `alive after ${method} ${path}`);
+  return response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text;
+}
+
+t.test('the installed serve answers every documented route, valid and invalid, and stays up', async (t) => {
+  const { file } = await writeConfig(t, {
+    server: { host: '127.0.0.1', authToken: TOKEN },
+    targets: { disks: [{ path: '/' }] },
+    remediation: { dryRun: true, rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'tmp' } }] },
+  });
+  const served = await serveInstalled(t, file);
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  t.match(await expectStatus(t, served, 'GET', '/metrics', 200), /upkeep_build_info\{version="/);
+  t.same(await expectStatus(t, served, 'GET', '/healthz', 200), { status: 'ok' });
+  t.match(await expectStatus(t, served, 'GET', '/readyz', 200), { status: 'ready' });
+  t.match(await expectStatus(t, served, 'GET', '/remediations', 200), { remediations: [{ name: 'postgres.vacuum' }] });
+  t.match(await expectStatus(t, served, 'GET', '/runs', 200), { runs: [] });
+  t.match(await expectStatus(t, served, 'GET', '/runs?limit=0', 400), { error: /limit/ });
+  t.match(await expectStatus(t, served, 'GET', '/runs?status=nope', 400), { error: /status/ });
+  t.match(await expectStatus(t, served, 'GET', '/runs/00000000-0000-0000-0000-000000000000', 404), { error: /no run/ });
+
+  t.match(await expectStatus(t, served, 'POST', '/remediations/postgres.vacuum', 401, { params: {} }), { error: /bearer/ });
+  t.match(await expectStatus(t, served, 'POST', '/remediations/postgres.vacuum', 401, { params: {} }, { authorization: 'Bearer wrong' }), { error: /invalid bearer/ });
+  t.match(await expectStatus(t, served, 'POST', '/remediations/nope.nope', 404, { params: {} }, auth), { error: /unknown remediation/ });
+  t.match(await expectStatus(t, served, 'POST', '/remediations/postgres.vacuum', 400, { params: {} }, auth), { error: /invalid params/ });
+  t.match(await expectStatus(t, served, 'POST', '/remediations/postgres.vacuum', 400, '{not json', auth), { error: /JSON|json/ });
+  t.match(await expectStatus(t, served, 'POST', '/remediations/postgres.vacuum', 415, 'x=1', { ...auth, 'content-type': 'text/plain' }), { error: /content type|Content-Type|media type/i });
+  t.match(await expectStatus(t, served, 'POST', '/alertmanager', 400, { version: '4' }, auth), { error: /invalid body/ });
+  t.match(await expectStatus(t, served, 'POST', '/alertmanager', 413, { version: '4', pad: 'x'.repeat(2 * 1024 * 1024) }, auth), { error: /large/i });
+
+  const accepted = await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 200, { params: { name: 'missing' }, dryRun: true }, auth);
+  t.match(accepted, { status: 'rejected', trigger: 'manual' });
+  const runs = await expectStatus(t, served, 'GET', '/runs?limit=5', 200);
+  t.match(runs, { runs: [{ remediation: 'files.cleanup', status: 'rejected' }] });
+
+  const code = await served.stop();
+  t.equal(code, 0, served.output());
+  const lines = served.logLines();
+  t.same(lines.filter((line) => 'notJson' in line), [], 'every log line is JSON');
+  const requests = lines.filter((line) => line.msg === 'request');
+  // /metrics, /healthz and /readyz are probes and scrapes: they are not logged.
+  t.same(requests.map((line) => `${String(line.method)} ${String(line.path)} ${String(line.status)}`), [
+    'GET /remediations 200', 'GET /runs 200', 'GET /runs?limit=*** 400', 'GET /runs?status=*** 400',
+    'GET /runs/00000000-0000-0000-0000-000000000000 404',
+    'POST /remediations/postgres.vacuum 401', 'POST /remediations/postgres.vacuum 401', 'POST /remediations/nope.nope 404',
+    'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 415',
+    'POST /alertmanager 400', 'POST /alertmanager 413', 'POST /remediations/files.cleanup?wait=*** 200', 'GET /runs?limit=*** 200',
+  ]);
+  const finished = lines.filter((line) => line.msg === 'run finished');
+  t.match(finished, [{ level: 40, remediation: 'files.cleanup', trigger: 'manual', status: 'rejected', reason: /missing/ }]);
+  t.notMatch(served.output(), TOKEN, 'the token is never logged');
+});

@@ -134,3 +134,21 @@ t.test('check-config', async (t) => {
     t.equal(await main(['check-config', '--bogus'], io), 2);
   });
 });
+
+t.test('${file:/path} reads a secret from a file (Kubernetes secrets, systemd credentials)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-secret-'));
+  await writeFile(join(dir, 'token'), '12345\n');
+  await writeFile(join(dir, 'big'), 'x'.repeat(70_000));
+  const parsed = parseConfig(`server: { authToken: "\${file:${dir}/token}" }\ntargets: { redis: [{ name: c, url: "redis://:\${file:${dir}/token}@127.0.0.1:6379" }] }\n`, {});
+  t.ok(parsed.ok);
+  if (parsed.ok) {
+    t.equal(parsed.config.server.authToken, '12345', 'one trailing newline is dropped; a numeric secret stays a string');
+    t.equal(parsed.config.targets.redis[0]?.url, 'redis://:12345@127.0.0.1:6379');
+  }
+  const missing = parseConfig(`server: { authToken: "\${file:${dir}/nope}" }\n`, {});
+  t.same(missing.ok ? [] : missing.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/nope (ENOENT)` }]);
+  const relative = parseConfig('server: { authToken: "${file:token}" }\n', {});
+  t.same(relative.ok ? [] : relative.errors, [{ path: 'server.authToken', message: '${file:token} must name an absolute path' }]);
+  const big = parseConfig(`server: { authToken: "\${file:${dir}/big}" }\n`, {});
+  t.same(big.ok ? [] : big.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/big (is larger than 65536 bytes)` }]);
+});

@@ -1,9 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { parse as parseYamlScalar } from 'yaml';
 
 export interface InterpolationError { path: string; message: string }
 
-const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
-const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
+/** Reads a `${file:/path}` reference: a Kubernetes secret volume, a systemd credential. */
+export type FileReader = (path: string) => string;
+
+// A secret is a token or a password, not a document: a bigger file is a mistake in the path.
+const MAX_SECRET_FILE_BYTES = 65_536;
+
+export const readSecretFile: FileReader = (path) => {
+  const content = readFileSync(path);
+  if (content.length > MAX_SECRET_FILE_BYTES) throw new Error(`is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+  // Files written by `echo` or editors end with a newline that is not part of the secret.
+  return content.toString('utf8').replace(/\r?\n$/, '');
+};
+
+const REFERENCE = /\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}/g;
+const WHOLE_REFERENCE = /^\$\{(?:file:[^}]+|[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?)\}$/;
 
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
@@ -15,7 +30,7 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 }
 
 /**
- * Replaces ${VAR} and ${VAR:-default} in every string of a parsed YAML tree.
+ * Replaces ${VAR}, ${VAR:-default} and ${file:/path} in every string of a parsed YAML tree.
  * A value that is one whole reference is re-read as a YAML scalar, so `port: ${PORT:-9630}`
  * becomes the number 9630 while `url: "postgres://${HOST}/db"` stays a string.
  * Substitution happens after parsing so a variable's content can never change the document's shape.
@@ -25,12 +40,13 @@ export function interpolate(
   env: Readonly<Record<string, string | undefined>>,
   errors: InterpolationError[],
   path: PropertyKey[] = [],
+  readFile: FileReader = readSecretFile,
 ): unknown {
-  if (typeof node === 'string') return interpolateString(node, env, errors, path);
-  if (Array.isArray(node)) return node.map((item, index) => interpolate(item, env, errors, [...path, index]));
+  if (typeof node === 'string') return interpolateString(node, env, errors, path, readFile);
+  if (Array.isArray(node)) return node.map((item, index) => interpolate(item, env, errors, [...path, index], readFile));
   if (node !== null && typeof node === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(node)) out[key] = interpolate(value, env, errors, [...path, key]);
+    for (const [key, value] of Object.entries(node)) out[key] = interpolate(value, env, errors, [...path, key], readFile);
     return out;
   }
   return node;
@@ -41,16 +57,34 @@ function interpolateString(
   env: Readonly<Record<string, string | undefined>>,
   errors: InterpolationError[],
   path: PropertyKey[],
+  readFile: FileReader,
 ): unknown {
   if (!text.includes('${')) return text;
-  const replaced = text.replace(REFERENCE, (_whole, name: string, fallback: string | undefined) => {
+  const replaced = text.replace(REFERENCE, (_whole, file: string | undefined, name: string, fallback: string | undefined) => {
+    if (file !== undefined) return fileValue(file, path, errors, readFile);
     const value = env[name];
     if (value !== undefined && value !== '') return value;
     if (fallback !== undefined) return fallback;
     errors.push({ path: formatPath(path), message: `environment variable ${name} is not set and has no default` });
     return '';
   });
-  if (!WHOLE_REFERENCE.test(text)) return replaced;
+  // A secret read from a file stays a string even when it looks like a number.
+  if (!WHOLE_REFERENCE.test(text) || text.startsWith('${file:')) return replaced;
   const scalar: unknown = parseYamlScalar(replaced);
   return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : replaced;
+}
+
+function fileValue(file: string, path: PropertyKey[], errors: InterpolationError[], readFile: FileReader): string {
+  if (!isAbsolute(file)) {
+    errors.push({ path: formatPath(path), message: `\${file:${file}} must name an absolute path` });
+    return '';
+  }
+  try {
+    return readFile(file);
+  } catch (err) {
+    // Name the file and the reason, never any of its content.
+    const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : err instanceof Error ? err.message : 'unreadable';
+    errors.push({ path: formatPath(path), message: `cannot read secret file ${file} (${code})` });
+    return '';
+  }
 }

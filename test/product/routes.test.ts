@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
 
 const TOKEN = 'tok-product-7f3a9c';
@@ -22,7 +22,7 @@ t.test('the installed package: compiled dist/ run by plain node, --help and --ve
 });
 
 /** Sends one request and checks the exact status and that the process is still alive. */
-async function expectStatus(t: Tap.Test, served: Served, method: string, path: string, status: number, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+async function expectStatus(t: Test, served: Served, method: string, path: string, status: number, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);

@@ -58,14 +58,15 @@ function isPlainObject(value: object): boolean {
 
 /**
  * An error as JSON: type, message, stack, code, and its own plain fields, all redacted. ioredis
- * errors carry the failed command (`AUTH user password`), so command arguments are never kept.
+ * errors carry the failed command (`HELLO 3 AUTH user password`), so command arguments are never
+ * kept, and neither is Node's `input` (an invalid URL's whole text, password included).
  */
 export function serializeError(err: unknown): unknown {
   if (!(err instanceof Error)) return redactValue(err);
   const out: Record<string, unknown> = { type: err.name, message: redactText(err.message) };
   if (err.stack !== undefined) out.stack = redactText(err.stack);
   for (const [key, child] of Object.entries(err)) {
-    if (key === 'command' || key === 'args' || key === 'previousErrors') continue;
+    if (key === 'command' || key === 'args' || key === 'previousErrors' || key === 'input') continue;
     out[key] = redactValue(child, 1);
   }
   const command: unknown = Reflect.get(err, 'command');

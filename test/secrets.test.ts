@@ -1,6 +1,7 @@
 import t from 'tap';
 import { z } from 'zod';
 import { main } from '../src/cli.js';
+import { parseConfig } from '../src/config/load.js';
 import { configSchema } from '../src/config/schema.js';
 import { runRecordSchema } from '../src/remediation/journal.js';
 import { buildApp } from '../src/server.js';
@@ -94,4 +95,19 @@ t.test('check-config refuses an http target or Alertmanager URL with credentials
     '  targets.http[0].url: must not contain credentials (user:password@): upkeep sends none; use an endpoint that needs no login',
   ]);
   t.same(leaks(err.join('\n')), []);
+});
+
+t.test('a YAML error names the line and column, never the line itself (it may hold a password)', async (t) => {
+  const url = `postgres://u:${SECRETS.pgQuery}@127.0.0.1/db`;
+  const line = `  postgres: [{ name: main, url: "${url}" ]`;
+  const cases: Array<[string, string]> = [
+    [`targets:\n${line}\n`, `Flow map in block collection must be sufficiently indented and end with a } at line 2, column ${line.indexOf(' ]') + 2}`],
+    [`server: { authToken: '${SECRETS.authToken}\n`, "Missing closing 'quote at line 2, column 1"],
+    // The parser prints warnings, excerpt included, to stderr; they are config errors instead.
+    [`server: { authToken: !vault ${SECRETS.authToken} }\n`, 'Unresolved tag: !vault at line 1, column 22'],
+  ];
+  for (const [text, problem] of cases) {
+    const parsed = parseConfig(text, {});
+    t.same(parsed.ok ? [] : parsed.errors, [{ path: '(root)', message: `not valid YAML: ${problem}` }]);
+  }
 });

@@ -26,7 +26,7 @@ export function parseConfig(text: string, env: Readonly<Record<string, string | 
     if (problem) throw problem;
     raw = document.toJS() ?? {};
   } catch (err) {
-    return { ok: false, errors: [{ path: '(root)', message: `not valid YAML: ${yamlProblem(err)}` }] };
+    return { ok: false, errors: [{ path: '(root)', message: `not valid YAML: ${yamlProblem(err as Error)}` }] };
   }
   const errors: ConfigError[] = [];
   const expanded = interpolate(raw, env, errors);
@@ -40,8 +40,8 @@ export function parseConfig(text: string, env: Readonly<Record<string, string | 
  * The parser's reason and position ("… at line 2, column 64"), without the excerpt of the
  * offending line it appends: that line may hold a password.
  */
-function yamlProblem(err: unknown): string {
-  const firstLine = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+function yamlProblem(err: Error): string {
+  const firstLine = err.message.split('\n')[0] ?? '';
   return firstLine.replace(/:$/, '');
 }
 

@@ -133,11 +133,11 @@ async function restore(file: BackupFile, scratchUrl: string, target: string, con
   const [unzipped, filtered, restored] = await Promise.all([unzipExit, filterExit, exited(child)]);
   if (unzipped.code !== 0 && !brokenPipe(unzipped, unzipError())) throw new Error(`backup ${file.name} is corrupt or truncated: ${gzipMessage(unzipError(), file.path)}`);
   if (restored.code !== 0) {
-    const error = redactText(psqlError()) || 'no error output';
+    const error = redactText(psqlError());
     const hint = PRIVILEGE_ERROR.test(error) ? ` (the restore runs as the role of postgres target "${target}"; docs/security.md lists what backup.verify needs)` : '';
     throw new Error(`restoring ${file.name} failed (psql exit ${restored.code ?? restored.signal}): ${error}${hint}`);
   }
-  if (filtered.code !== 0) throw new Error(`restoring ${file.name} failed: sed exited with ${filtered.code ?? filtered.signal}: ${filterError() || 'no error output'}`);
+  if (filtered.code !== 0) throw new Error(`restoring ${file.name} failed: sed exited with ${filtered.code ?? filtered.signal}: ${filterError()}`);
 }
 
 async function sourceCounts(backup: SourcedBackup, context: ActionContext): Promise<{ counts: TableCount[] } | { error: string }> {

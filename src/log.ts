@@ -10,6 +10,20 @@ export function redactUrl(text: string): string {
   return text.replace(URL_PASSWORD, '$1***@').replace(QUERY_SECRET, '$1***');
 }
 
+// Redis quotes a refused command's arguments in its reply ("ERR unknown command 'HELLO', with args
+// beginning with: '3' 'AUTH' 'upkeep' 'PASSWORD'", which is what a Redis 5 answers ioredis's HELLO).
+const REDIS_ARGS = /(with args beginning with:)[^\n]*/gi;
+
+/** Free text about to leave upkeep (a log line, an error in the journal, /readyz): URLs and Redis command arguments masked. */
+export function redactText(text: string): string {
+  return redactUrl(text).replace(REDIS_ARGS, '$1 ***');
+}
+
+/** An error's message, safe to show anywhere (lastError, the journal's `error`, CLI output). */
+export function errorMessage(err: unknown): string {
+  return redactText(err instanceof Error ? err.message : String(err));
+}
+
 // Keys whose values are secrets wherever they appear in a logged object.
 const SECRET_KEYS = new Set(['authtoken', 'authorization', 'password', 'token', 'passwd', 'secret']);
 const MAX_DEPTH = 8;
@@ -20,7 +34,7 @@ const MAX_DEPTH = 8;
  * graph; a cycle or a deep tree is cut off rather than followed.
  */
 export function redactValue(value: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
-  if (typeof value === 'string') return redactUrl(value);
+  if (typeof value === 'string') return redactText(value);
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof Error) return serializeError(value);
   if (seen.has(value) || depth >= MAX_DEPTH) return '[…]';
@@ -44,14 +58,15 @@ function isPlainObject(value: object): boolean {
 
 /**
  * An error as JSON: type, message, stack, code, and its own plain fields, all redacted. ioredis
- * errors carry the failed command (`AUTH user password`), so command arguments are never kept.
+ * errors carry the failed command (`HELLO 3 AUTH user password`), so command arguments are never
+ * kept, and neither is Node's `input` (an invalid URL's whole text, password included).
  */
 export function serializeError(err: unknown): unknown {
   if (!(err instanceof Error)) return redactValue(err);
-  const out: Record<string, unknown> = { type: err.name, message: redactUrl(err.message) };
-  if (err.stack !== undefined) out.stack = redactUrl(err.stack);
+  const out: Record<string, unknown> = { type: err.name, message: redactText(err.message) };
+  if (err.stack !== undefined) out.stack = redactText(err.stack);
   for (const [key, child] of Object.entries(err)) {
-    if (key === 'command' || key === 'args' || key === 'previousErrors') continue;
+    if (key === 'command' || key === 'args' || key === 'previousErrors' || key === 'input') continue;
     out[key] = redactValue(child, 1);
   }
   const command: unknown = Reflect.get(err, 'command');

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
-import { createLogger, loggedPath, redactUrl } from '../src/log.js';
+import { createLogger, errorMessage, loggedPath, redactText, redactUrl } from '../src/log.js';
 
 function captured() {
   const lines: string[] = [];
@@ -65,4 +65,19 @@ t.test('a ?password= query parameter and the request path query are masked', asy
   t.equal(redactUrl('postgres://app@db/refnet?sslmode=disable&password=hunter2'), 'postgres://app@db/refnet?sslmode=disable&password=***');
   t.equal(loggedPath('/runs?limit=5&cursor=abc'), '/runs?limit=***&cursor=***');
   t.equal(loggedPath('/runs'), '/runs');
+});
+
+t.test('free text and error messages: URLs and Redis command arguments are masked', async (t) => {
+  // What Redis 5 answers ioredis's HELLO 3 AUTH user password: the arguments come back in the message.
+  const reply = "ERR unknown command 'HELLO', with args beginning with: '3' 'AUTH' 'upkeep' 'pw-redis-3' ";
+  t.equal(redactText(reply), "ERR unknown command 'HELLO', with args beginning with: ***");
+  t.equal(redactText('connect to postgres://u:pw-4@h/db?password=pw-5 failed'), 'connect to postgres://u:***@h/db?password=*** failed');
+  t.equal(errorMessage(new Error(reply)), "ERR unknown command 'HELLO', with args beginning with: ***");
+  t.equal(errorMessage('redis://:pw-6@h:1 refused'), 'redis://:***@h:1 refused');
+  const { lines, log } = captured();
+  const invalidUrl = Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL', input: 'postgres://u:pw 7@h:99999/db' });
+  log.error({ err: invalidUrl, detail: reply }, 'failed');
+  const text = lines.join('');
+  for (const secret of ['pw-redis-3', 'pw 7']) t.notMatch(text, secret, `${secret} is not logged`);
+  t.match(JSON.parse(text), { err: { type: 'TypeError', message: 'Invalid URL', code: 'ERR_INVALID_URL' }, detail: "ERR unknown command 'HELLO', with args beginning with: ***" });
 });

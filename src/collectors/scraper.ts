@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import type { Logger } from '../log.js';
+import { errorMessage, type Logger } from '../log.js';
 import { registerSnapshot, type SnapshotMetric } from '../metrics/snapshot.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading } from './types.js';
 
@@ -117,7 +117,8 @@ export class Scraper {
       state.durationSeconds = (performance.now() - started) / 1000;
       state.status = { ...state.status, up: true, lastSuccessSeconds: Date.now() / 1000, lastError: null };
     } catch (err) {
-      this.fail(state, err instanceof Error ? err.message : String(err), started);
+      // Shown in /readyz and the log: a URL's password or a Redis command's arguments are masked.
+      this.fail(state, errorMessage(err), started);
     } finally {
       clearTimeout(timer);
     }

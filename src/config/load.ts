@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 import { formatPath, interpolate, type InterpolationError } from './interpolate.js';
@@ -19,9 +19,14 @@ export type ParseResult = { ok: true; config: Readonly<Config> } | { ok: false; 
 export function parseConfig(text: string, env: Readonly<Record<string, string | undefined>>): ParseResult {
   let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    // A warning (an unknown tag, a bad directive) is an error too: the config is strict, and the
+    // parser would print the offending line, secrets included, to stderr.
+    const document = parseDocument(text);
+    const problem = document.errors[0] ?? document.warnings[0];
+    if (problem) throw problem;
+    raw = document.toJS() ?? {};
   } catch (err) {
-    return { ok: false, errors: [{ path: '(root)', message: `not valid YAML: ${(err as Error).message}` }] };
+    return { ok: false, errors: [{ path: '(root)', message: `not valid YAML: ${yamlProblem(err as Error)}` }] };
   }
   const errors: ConfigError[] = [];
   const expanded = interpolate(raw, env, errors);
@@ -29,6 +34,15 @@ export function parseConfig(text: string, env: Readonly<Record<string, string | 
   if (!result.success) errors.push(...result.error.issues.flatMap(describeIssue));
   if (errors.length > 0 || !result.success) return { ok: false, errors };
   return { ok: true, config: deepFreeze(result.data) };
+}
+
+/**
+ * The parser's reason and position ("… at line 2, column 64"), without the excerpt of the
+ * offending line it appends: that line may hold a password.
+ */
+function yamlProblem(err: Error): string {
+  const firstLine = err.message.split('\n')[0] ?? '';
+  return firstLine.replace(/:$/, '');
 }
 
 export async function loadConfig(file: string, env: Readonly<Record<string, string | undefined>>): Promise<Readonly<Config>> {

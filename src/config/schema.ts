@@ -18,9 +18,16 @@ const tableFilter = z.strictObject({
   limit: z.number().int().positive().default(500),
 });
 
+/**
+ * A URL that parses: an unparseable one would fail later with an error carrying the whole URL, and
+ * its password with it. The message never echoes the value.
+ */
+const parseableUrl = (scheme: RegExp, message: string) => z.string().regex(scheme, { message, abort: true })
+  .refine((text) => URL.canParse(text), 'must be a valid URL (percent-encode special characters in the user name and password)');
+
 const postgresTarget = z.strictObject({
   name,
-  url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
   tables: tableFilter.default({ include: [], exclude: [], minDeadTuples: 0, limit: 500 }),
   sizeRefreshSeconds: seconds.default(300),
@@ -32,7 +39,7 @@ const postgresTarget = z.strictObject({
 
 const redisTarget = z.strictObject({
   name,
-  url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  url: parseableUrl(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
   keyPatterns: z.array(z.string().min(1)).default([]),
   keyPatternRefreshSeconds: seconds.default(60),
   // PEM file of the CA that signed the server's certificate, for rediss:// with a private CA.
@@ -72,9 +79,16 @@ const fileTarget = z.strictObject({
   pattern: z.string().min(1).default('*'),
 });
 
+/**
+ * fetch refuses a URL with credentials, and its error (shown in /readyz) quotes the URL whole: such
+ * a URL is refused here instead, by path, without echoing it.
+ */
+const httpUrl = (message: string) => parseableUrl(/^https?:\/\//, message)
+  .refine((text) => !URL.canParse(text) || (new URL(text).username === '' && new URL(text).password === ''), 'must not contain credentials (user:password@): upkeep sends none; use an endpoint that needs no login');
+
 const httpTarget = z.strictObject({
   name,
-  url: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL'),
+  url: httpUrl('must be an http:// or https:// URL'),
   timeoutSeconds: seconds.optional(),
   expectStatus: z.number().int().min(100).max(599).optional(),
 });
@@ -138,7 +152,7 @@ export const configSchema = z.strictObject({
     bodyLimitBytes: z.number().int().positive().default(1048576),
   }).default({ host: '127.0.0.1', port: 9630, bodyLimitBytes: 1048576 }),
   state: z.strictObject({ dir: z.string().default('./data') }).default({ dir: './data' }),
-  alertmanager: z.strictObject({ url: z.string().regex(/^https?:\/\//, 'must be an http(s) URL') }).optional(),
+  alertmanager: z.strictObject({ url: httpUrl('must be an http(s) URL') }).optional(),
   targets: z.strictObject({
     postgres: z.array(postgresTarget).default([]),
     redis: z.array(redisTarget).default([]),

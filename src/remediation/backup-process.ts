@@ -29,21 +29,25 @@ export async function postgresBinary(name: 'pg_dump' | 'psql', root = DEBIAN_ROO
   return found;
 }
 
-/** A base system tool (gzip, tail), by absolute path. */
-export async function systemBinary(name: 'gzip' | 'tail'): Promise<string> {
+/** A base system tool (gzip, tail, sed), by absolute path. */
+export async function systemBinary(name: 'gzip' | 'tail' | 'sed'): Promise<string> {
   const found = await firstExecutable(['/usr/bin', '/bin', '/usr/local/bin'].map((dir) => join(dir, name)));
   if (!found) throw new Error(`${name} not found in /usr/bin, /bin or /usr/local/bin; install it`);
   return found;
 }
 
 /**
- * A libpq URL without its password, plus the environment that carries the password instead, so it
- * never shows in the process list.
+ * A libpq URL without its password (neither `user:password@` nor `?password=`), plus the
+ * environment that carries the password instead, so it never shows in the process list or a plan.
+ * The password is read as node-pg reads it (the query's first), so pg_dump logs in exactly as
+ * upkeep's own clients do. The other query parameters are kept as written: libpq decodes only %XX.
  */
 export function libpqTarget(connectionUrl: string): { url: string; env: Record<string, string> } {
   const url = new URL(connectionUrl);
-  const password = decodeURIComponent(url.password);
+  const password = new URLSearchParams(url.search).get('password') || decodeURIComponent(url.password);
+  const kept = url.search.slice(1).split('&').filter((pair) => pair !== '' && !new URLSearchParams(pair).has('password'));
   url.password = '';
+  url.search = kept.length > 0 ? `?${kept.join('&')}` : '';
   return { url: url.toString(), env: password ? { PGPASSWORD: password } : {} };
 }
 
@@ -56,8 +60,20 @@ export function stderrTail(stream: Readable | null): () => string {
   return () => tail.trim();
 }
 
+/** How a child ended: its exit code, or the signal that ended it. */
+export interface ExitStatus { code: number | null; signal: NodeJS.Signals | null }
+
+/**
+ * Whether a child early in a pipeline died only because the next one stopped reading: a consequence
+ * of the next one's failure, not a cause. Node joins children with socket pairs, so the writer sees
+ * "Connection reset by peer" as often as SIGPIPE or "Broken pipe".
+ */
+export function brokenPipe(status: ExitStatus, stderr: string): boolean {
+  return status.signal === 'SIGPIPE' || /stdout: (broken pipe|connection reset by peer)/i.test(stderr);
+}
+
 /** Resolves with the exit code (or the signal that ended the child), after its stdio closed. */
-export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export function exited(child: ChildProcess): Promise<ExitStatus> {
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal }));

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
-import { redactUrl } from '../log.js';
+import { errorMessage, redactText } from '../log.js';
 import { recordVerify } from '../state/verify-ledger.js';
 import { backupLock, DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';
-import { childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
+import { brokenPipe, childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from './backup-process.js';
 import { qualified, quoteIdent, type QualifiedName } from './postgres-sql.js';
 import { identifier } from './params.js';
 import type { Action, ActionContext } from './types.js';
@@ -88,20 +88,56 @@ async function checkComplete(file: BackupFile, signal: AbortSignal): Promise<voi
   }
 }
 
-/** gzip -dc FILE | psql -v ON_ERROR_STOP=1, joined by an OS pipe as in checkComplete. */
-async function restore(file: BackupFile, scratchUrl: string, context: ActionContext): Promise<void> {
-  const target = libpqTarget(scratchUrl);
-  const [gzip, psql] = await Promise.all([systemBinary('gzip').then(childCommand), postgresBinary('psql').then(childCommand)]);
+/**
+ * The statements a restoring role that neither owns the dump's objects nor is a superuser cannot run:
+ * owners, grants, default privileges, session authorization and extension comments. They are left
+ * out of the restore only (the backup keeps them), like pg_restore's --no-owner --no-privileges for
+ * a plain dump; a verify counts rows, which they do not change. COPY data passes untouched.
+ */
+export const RESTORE_FILTER: readonly string[] = [
+  '/^COPY .* FROM stdin;$/,/^\\\\\\.$/b',
+  '/^(ALTER .* OWNER TO .*|ALTER DEFAULT PRIVILEGES .*|GRANT .*|REVOKE .*|(RE)?SET SESSION AUTHORIZATION.*|COMMENT ON EXTENSION .*);$/d',
+];
+
+function filterArgs(): string[] {
+  return ['-E', ...RESTORE_FILTER.flatMap((expression) => ['-e', expression])];
+}
+
+function psqlArgs(url: string): string[] {
+  return ['--no-psqlrc', '--quiet', '--no-password', '--set', 'ON_ERROR_STOP=1', '--dbname', url];
+}
+
+// Errors that come from the role's rights, not from the dump.
+const PRIVILEGE_ERROR = /permission denied|must be (owner|member|superuser)/i;
+
+/**
+ * gzip -dc FILE | sed (RESTORE_FILTER) | psql -v ON_ERROR_STOP=1, joined by OS pipes as in
+ * checkComplete. When psql stops at an error, gzip and sed die of a broken pipe: psql's own error
+ * is then the cause reported, never "corrupt".
+ */
+async function restore(file: BackupFile, scratchUrl: string, target: string, context: ActionContext): Promise<void> {
+  const libpq = libpqTarget(scratchUrl);
+  const [gzip, sed, psql] = await Promise.all([systemBinary('gzip').then(childCommand), systemBinary('sed').then(childCommand), postgresBinary('psql').then(childCommand)]);
   const unzip = spawnClient(gzip, ['-dc', '--', file.path], {}, ['ignore', 'pipe', 'pipe'], context.signal);
   const unzipError = stderrTail(unzip.stderr);
   const unzipExit = exited(unzip);
-  const sql = piped(unzip.stdout, 'gzip stdout');
-  const child = spawnClient(psql, ['--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--dbname', target.url], target.env, [sql, 'ignore', 'pipe'], context.signal);
+  const dump = piped(unzip.stdout, 'gzip stdout');
+  const filter = spawnClient(sed, filterArgs(), {}, [dump, 'pipe', 'pipe'], context.signal);
+  dump.destroy();
+  const filterError = stderrTail(filter.stderr);
+  const filterExit = exited(filter);
+  const sql = piped(filter.stdout, 'sed stdout');
+  const child = spawnClient(psql, psqlArgs(libpq.url), libpq.env, [sql, 'ignore', 'pipe'], context.signal);
   sql.destroy();
   const psqlError = stderrTail(child.stderr);
-  const [unzipped, restored] = await Promise.all([unzipExit, exited(child)]);
-  if (unzipped.code !== 0) throw new Error(`backup ${file.name} is corrupt or truncated: ${gzipMessage(unzipError(), file.path)}`);
-  if (restored.code !== 0) throw new Error(`restoring ${file.name} failed (psql exit ${restored.code ?? restored.signal}): ${redactUrl(psqlError())}`);
+  const [unzipped, filtered, restored] = await Promise.all([unzipExit, filterExit, exited(child)]);
+  if (unzipped.code !== 0 && !brokenPipe(unzipped, unzipError())) throw new Error(`backup ${file.name} is corrupt or truncated: ${gzipMessage(unzipError(), file.path)}`);
+  if (restored.code !== 0) {
+    const error = redactText(psqlError());
+    const hint = PRIVILEGE_ERROR.test(error) ? ` (the restore runs as the role of postgres target "${target}"; docs/security.md lists what backup.verify needs)` : '';
+    throw new Error(`restoring ${file.name} failed (psql exit ${restored.code ?? restored.signal}): ${error}${hint}`);
+  }
+  if (filtered.code !== 0) throw new Error(`restoring ${file.name} failed: sed exited with ${filtered.code ?? filtered.signal}: ${filterError()}`);
 }
 
 async function sourceCounts(backup: SourcedBackup, context: ActionContext): Promise<{ counts: TableCount[] } | { error: string }> {
@@ -113,7 +149,7 @@ async function sourceCounts(backup: SourcedBackup, context: ActionContext): Prom
       await client.end();
     }
   } catch (err) {
-    return { error: (err as Error).message };
+    return { error: errorMessage(err) };
   }
 }
 
@@ -144,11 +180,13 @@ export const backupVerify: Action<VerifyParams> = {
     const newest = await newestBackup(backup);
     const scratch = scratchName(backup.name, new Date());
     const scratchUrl = libpqTarget(context.connections.postgresUrl(backup.source.target, scratch)).url;
+    const filter = filterArgs().map((arg) => (arg.startsWith('-') ? arg : `'${arg}'`)).join(' ');
     return [
       { kind: 'sql', detail: `drop database if exists <each leftover ${scratchPrefix(backup.name)}* of a verify that died> with (force)` },
       { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('tail')} -c ${ENDING_BYTES} (the file must decompress and end with "${DUMP_TRAILER}")` },
       { kind: 'sql', detail: `create database ${quoteIdent(scratch)} template template0` },
-      { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await postgresBinary('psql')} --no-psqlrc --quiet --set ON_ERROR_STOP=1 --dbname ${redactUrl(scratchUrl)}` },
+      // The password travels in PGPASSWORD, never in the URL: this is the command line run.
+      { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('sed')} ${filter} | ${await postgresBinary('psql')} ${psqlArgs(scratchUrl).join(' ')}` },
       { kind: 'sql', detail: `select count(*) from <each user table> in ${quoteIdent(scratch)} and in ${quoteIdent(backup.source.database)}` },
       { kind: 'sql', detail: `drop database if exists ${quoteIdent(scratch)} with (force)` },
     ];
@@ -163,7 +201,7 @@ export const backupVerify: Action<VerifyParams> = {
       await checkComplete(file, context.signal);
       await admin.query(`create database ${quoteIdent(scratch)} template template0`);
       try {
-        await restore(file, context.connections.postgresUrl(backup.source.target, scratch), context);
+        await restore(file, context.connections.postgresUrl(backup.source.target, scratch), backup.source.target, context);
         const restored = await withScratch(context, backup, scratch, countRows);
         const source = await sourceCounts(backup, context);
         const problems = 'counts' in source ? compareCounts(restored, source.counts, params.maxRowDifferenceRatio) : [];

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
 import { globToRegExp } from '../collectors/glob.js';
 import type { BackupTarget, Config } from '../config/schema.js';
-import { redactUrl } from '../log.js';
+import { redactText } from '../log.js';
 import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from './backup-process.js';
 import { withClient } from './postgres-catalog.js';
 import { count, identifier } from './params.js';
@@ -92,7 +92,7 @@ async function dumpTo(partial: string, backup: SourcedBackup, progressSeconds: n
     const dump = spawnClient(command, pgDumpArgs(target.url), target.env, ['ignore', handle.fd, 'pipe'], context.signal);
     const dumpError = stderrTail(dump.stderr);
     const status = await exited(dump);
-    if (status.code !== 0) throw new Error(`pg_dump exited with ${status.code ?? status.signal}: ${redactUrl(dumpError()) || 'no error output'}`);
+    if (status.code !== 0) throw new Error(`pg_dump exited with ${status.code ?? status.signal}: ${redactText(dumpError()) || 'no error output'}`);
     await handle.sync();
     return { gzipBytes: (await handle.stat()).size };
   } finally {
@@ -167,7 +167,8 @@ export const pgDump: Action<BackupParams> = {
     const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
     const victims = retentionVictims(files, null, Date.now() / 1000, params.keepDays ?? backup.keepDays);
     return [
-      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} ${pgDumpArgs(redactUrl(target.url)).join(' ')} > ${partialName(file)}` },
+      // Exactly the command line run (the password travels in PGPASSWORD, never in the URL).
+      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} ${pgDumpArgs(target.url).join(' ')} > ${partialName(file)}` },
       { kind: 'file', detail: `fsync ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
       ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
     ];

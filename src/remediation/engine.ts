@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import { errorMessage, type Logger } from '../log.js';
 import { ACTIONS } from './actions.js';
 import { SilenceClient } from './alertmanager.js';
 import { Connections } from './connections.js';
@@ -344,8 +344,9 @@ function logFinished(log: Logger, record: RunRecord, durationSeconds: number | n
   }, 'run finished');
 }
 
+/** The journal's `error`: shown by /runs and `upkeep run`, so secrets are masked here, once. */
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 /** Resolves with the work, or rejects once the signal has been aborted for a grace period the work ignored. */

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { parseInfo } from '../collectors/redis-info.js';
+import { errorMessage } from '../log.js';
 import { flag, identifier } from './params.js';
 import { ValidationError, type Action, type LockSpec } from './types.js';
 
@@ -171,7 +172,8 @@ async function enableActiveDefrag(redis: Redis): Promise<{ state: ActiveDefrag; 
     await redis.config('SET', 'activedefrag', 'yes');
     return { state: 'enabled' };
   } catch (err) {
-    return { state: 'unsupported', reason: (err as Error).message };
+    // Journalled and logged: masked like every error text that leaves upkeep.
+    return { state: 'unsupported', reason: errorMessage(err) };
   }
 }
 

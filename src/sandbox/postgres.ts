@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,10 +26,27 @@ export interface PostgresServer {
 export interface PostgresOptions {
   /** Extra postgresql.conf settings, e.g. { shared_preload_libraries: 'pg_stat_statements' }. */
   settings?: Record<string, string>;
+  /**
+   * Roles that must log in over 127.0.0.1 with a password (scram-sha-256), as on a real server;
+   * every other connection keeps trust auth. The caller creates the roles (`create role ... password`).
+   */
+  passwordRoles?: readonly string[];
 }
 
 // initdb refuses to run as root, so as root the cluster belongs to the postgres user.
 const asRoot = userInfo().uid === 0;
+
+/** pg_hba.conf: password roles first (the first matching line wins), then trust for everyone else. */
+async function writeHba(root: string, passwordRoles: readonly string[]): Promise<string> {
+  const file = join(root, 'pg_hba.conf');
+  const lines = [
+    ...passwordRoles.map((role) => `host all ${JSON.stringify(role)} 127.0.0.1/32 scram-sha-256`),
+    'local all all trust',
+    'host all all 127.0.0.1/32 trust',
+  ];
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o644 });
+  return file;
+}
 
 async function runPg(binary: string, args: string[]): Promise<string> {
   const command = asRoot ? 'runuser' : join(PG_BIN, binary);
@@ -39,7 +56,9 @@ async function runPg(binary: string, args: string[]): Promise<string> {
 }
 
 /**
- * A throwaway PostgreSQL 15 (used by the demo and the tests) on 127.0.0.1 and a free port, with trust auth for user postgres. */
+ * A throwaway PostgreSQL 15 (used by the demo and the tests) on 127.0.0.1 and a free port, with
+ * trust auth for user postgres (and password auth for `passwordRoles`).
+ */
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
   const root = await mkdtemp(join(tmpdir(), 'upkeep-pg-'));
   const dataDir = join(root, 'data');
@@ -60,6 +79,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     synchronous_commit: 'off',
     full_page_writes: 'off',
     max_connections: '200',
+    ...(options.passwordRoles?.length ? { hba_file: `'${await writeHba(root, options.passwordRoles)}'` } : {}),
     ...options.settings,
   };
   const opts = Object.entries(settings).map(([key, value]) => `-c ${key}=${value}`).join(' ');

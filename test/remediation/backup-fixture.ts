@@ -46,6 +46,29 @@ export async function makeDatabase(server: PostgresServer, database: string, siz
   }
 }
 
+/**
+ * A database as production has it: owned by an application role, with grants to another role,
+ * default privileges, a function, and the trusted contrib extensions citext and pgcrypto. upkeep
+ * reaches it as `role`, which logs in with `password` and holds only what docs/security.md asks
+ * for backup.pg_dump and backup.verify: pg_read_all_data and CREATEDB. The server must list `role`
+ * in passwordRoles.
+ */
+export async function makeOwnedDatabase(server: PostgresServer, database: string, role: string, password: string, rows: number): Promise<void> {
+  await server.query(`create role ${role} login createdb password '${password}' in role pg_read_all_data`);
+  await server.query('create role app_owner login');
+  await server.query('create role reporting');
+  await server.query(`create database ${database} owner app_owner`);
+  await server.query(`create extension citext; create extension pgcrypto;
+    create schema app authorization app_owner;
+    set role app_owner;
+    create table app.users (id int primary key, email citext not null, digest bytea not null);
+    insert into app.users select g, 'User' || g || '@Example.com', digest(g::text, 'sha256') from generate_series(1, ${rows}) g;
+    create function app.user_count() returns bigint language plpgsql as $$ begin return (select count(*) from app.users); end $$;
+    grant select on app.users to reporting;
+    alter default privileges grant select on tables to reporting;
+    reset role;`, [], database);
+}
+
 export async function tableCounts(url: string): Promise<TableCount[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();

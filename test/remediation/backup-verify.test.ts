@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { pgDump } from '../../src/remediation/backup.js';
@@ -9,7 +9,7 @@ import { backupVerify, compareCounts, scratchPrefix } from '../../src/remediatio
 import { ValidationError } from '../../src/remediation/types.js';
 import { readVerify } from '../../src/state/verify-ledger.js';
 import { startPostgres } from '../fixtures/postgres.js';
-import { makeDatabase } from './backup-fixture.js';
+import { makeDatabase, makeOwnedDatabase } from './backup-fixture.js';
 import { buildContext, perform, testConfig } from './context.js';
 
 t.test('pure parts', async (t) => {
@@ -72,7 +72,7 @@ t.test('backup.verify against a real server', async (t) => {
     t.ok(Math.abs((ledger?.timestamp ?? 0) - Date.now() / 1000) < 600);
     t.same(await scratchDatabases(), []);
     t.same(result.plan.map((step) => step.kind), ['sql', 'exec', 'sql', 'exec', 'sql', 'sql']);
-    t.match(result.plan[3]?.detail, /gzip -dc -- .*refnet_\d{8}_\d{6}\.sql\.gz \| .*psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --dbname postgres:\/\/postgres@127\.0\.0\.1:\d+\/upkeep_verify_refnet_/);
+    t.match(result.plan[3]?.detail, /gzip -dc -- .*refnet_\d{8}_\d{6}\.sql\.gz \| .*psql --no-psqlrc --quiet --no-password --set ON_ERROR_STOP=1 --dbname postgres:\/\/postgres@127\.0\.0\.1:\d+\/upkeep_verify_refnet_/);
   });
 
   t.test('row counts that drifted beyond the ratio fail the verification and are not recorded', async (t) => {
@@ -141,5 +141,48 @@ t.test('backup.verify against a real server', async (t) => {
     const verification = await backupVerify.verify(params, { proceed: true, reason: '' }, { detail: { file: 'x', scratchDatabase: 'upkeep_verify_none', tables: 0, comparedWithSource: false, problems: [] } }, context);
     t.equal(verification.ok, false);
     t.match(verification.detail, /the restore produced no tables/);
+  });
+});
+
+t.test('a role with only pg_read_all_data and CREATEDB, logging in with a password, dumps and verifies', async (t) => {
+  const password = 'pw-verify-role-5d1c';
+  const server = await startPostgres({ passwordRoles: ['upkeep_backup'] });
+  t.teardown(() => server.destroy());
+  // Enough rows that psql stopping early leaves gzip and sed writing into a closed pipe.
+  await makeOwnedDatabase(server, 'owned', 'upkeep_backup', password, 100_000);
+  const root = await mkdtemp(join(tmpdir(), 'upkeep-verify-role-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const context = buildContext({
+    state: { dir: join(root, 'state') },
+    targets: {
+      postgres: [{ name: 'main', url: `postgres://upkeep_backup@127.0.0.1:${server.port}/postgres?password=${password}` }],
+      backups: [{ name: 'owned', dir: join(root, 'backups'), pattern: 'owned_*.sql.gz', source: { target: 'main', database: 'owned' } }],
+    },
+  });
+  t.teardown(() => context.close());
+  const dumped = await perform(pgDump, { backup: 'owned' }, context);
+  t.equal(dumped.verification.ok, true, dumped.verification.detail);
+  const sql = gunzipSync(await readFile(String(dumped.output.detail.file))).toString();
+  for (const kept of ['ALTER TABLE app.users OWNER TO app_owner;', 'GRANT SELECT ON TABLE app.users TO reporting;', 'CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;']) {
+    t.ok(sql.includes(kept), `the backup keeps "${kept}"`);
+  }
+  for (const step of dumped.plan) t.notMatch(step.detail, password, 'the plan never shows the password');
+
+  t.test('the restore leaves out owners and grants the role cannot set, and the counts match', async (t) => {
+    const result = await perform(backupVerify, { backup: 'owned', maxRowDifferenceRatio: 0 }, context);
+    t.equal(result.verification.ok, true, result.verification.detail);
+    t.match(result.output.detail, { tables: 1, rows: 100_000, comparedWithSource: true, problems: [] });
+    t.match(result.plan[3]?.detail, /gzip -dc -- .*owned_\d{8}_\d{6}\.sql\.gz \| .*sed -E -e '.*' -e '.*OWNER TO.*' \| .*psql --no-psqlrc --quiet --no-password --set ON_ERROR_STOP=1 --dbname postgres:\/\/upkeep_backup@127\.0\.0\.1:\d+\/upkeep_verify_owned_\w+$/);
+    for (const step of result.plan) t.notMatch(step.detail, password);
+  });
+
+  t.test('an extension only a superuser can create fails the verify with psql\'s own error', async (t) => {
+    await server.query('create extension pageinspect', [], 'owned');
+    t.teardown(() => server.query('drop extension pageinspect', [], 'owned'));
+    await perform(pgDump, { backup: 'owned' }, context);
+    await t.rejects(perform(backupVerify, { backup: 'owned' }, context), {
+      message: /^restoring owned_\d{8}_\d{6}\.sql\.gz failed \(psql exit 3\): ERROR: {2}permission denied to create extension "pageinspect"\nHINT: {2}Must be superuser to create this extension\. \(the restore runs as the role of postgres target "main"; docs\/security\.md lists what backup\.verify needs\)$/,
+    });
+    t.same(await server.query("select datname from pg_database where datname like 'upkeep_verify_%'"), [], 'the scratch database is dropped');
   });
 });

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { listBackups, type BackupFile } from '../../src/collectors/backups.js';
 import { backupFileName, dumpComplete, pgDump, retentionVictims } from '../../src/remediation/backup.js';
-import { libpqTarget, postgresBinary } from '../../src/remediation/backup-process.js';
+import { brokenPipe, libpqTarget, postgresBinary } from '../../src/remediation/backup-process.js';
 import { main } from '../../src/cli.js';
 import { Engine } from '../../src/remediation/engine.js';
 import { ValidationError } from '../../src/remediation/types.js';
@@ -49,6 +49,13 @@ t.test('pure parts', async (t) => {
   t.same(retentionVictims(allOld, allOld[0] ?? null, now, 7).map((victim) => victim.name), ['twenty'], 'the newest valid backup stays even when it is old');
   t.same(libpqTarget('postgres://app:s%40cret@127.0.0.1:5432/refnet?sslmode=disable'), { url: 'postgres://app@127.0.0.1:5432/refnet?sslmode=disable', env: { PGPASSWORD: 's@cret' } });
   t.same(libpqTarget('postgres://app@127.0.0.1/refnet').env, {});
+  // ?password= leaves the URL too, read as node-pg reads it; the other parameters stay as written.
+  t.same(libpqTarget('postgres://app@h/db?sslmode=require&password=p%26w+x&options=-c%20a%3D1'), { url: 'postgres://app@h/db?sslmode=require&options=-c%20a%3D1', env: { PGPASSWORD: 'p&w x' } });
+  t.same(libpqTarget('postgres://app:userinfo@h/db?password=query'), { url: 'postgres://app@h/db', env: { PGPASSWORD: 'query' } }, 'the query wins, as in node-pg');
+  t.same(libpqTarget('postgres://app:userinfo@h/db?password='), { url: 'postgres://app@h/db', env: { PGPASSWORD: 'userinfo' } });
+  t.same(brokenPipe({ code: 1, signal: null }, 'gzip: stdout: Connection reset by peer'), true);
+  t.same(brokenPipe({ code: null, signal: 'SIGPIPE' }, ''), true);
+  t.same(brokenPipe({ code: 1, signal: null }, 'gzip: x.gz: unexpected end of file'), false);
   const fake = await mkdtemp(join(tmpdir(), 'upkeep-pgbin-'));
   t.teardown(() => rm(fake, { recursive: true, force: true }));
   for (const version of ['9.6', '13', '16']) {

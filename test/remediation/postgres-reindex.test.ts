@@ -9,9 +9,10 @@ t.test('reindex (CONCURRENTLY by default) and analyze, with their verification',
   await server.query('create index items_sku on items (sku)', [], 'app');
   await server.query("insert into items select g, 'sku' || g from generate_series(1, 500) g", [], 'app');
   await server.query('create table bare (id int)', [], 'app');
+  await server.query('create table secrets (id int primary key)', [], 'app');
   const app = await startApp(t, testConfig({
     state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'] }] },
+    targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'], tables: { exclude: ['^public\\.secrets$'] } }] },
   }));
   const run = async (remediation: string, params: Record<string, unknown>, dryRun = false) =>
     (await app.fastify.inject({ method: 'POST', url: `/remediations/${remediation}?wait=true`, payload: { params, dryRun } })).json();
@@ -31,10 +32,25 @@ t.test('reindex (CONCURRENTLY by default) and analyze, with their verification',
   t.equal(tableRun.status, 'success', tableRun.error);
   t.match(tableRun.verification.detail, /2 index\(es\) rebuilt/);
 
+  // The whole database: every table the target watches that has an index, never the excluded one.
   const database = await run('postgres.reindex', target);
   t.equal(database.status, 'success', database.error);
-  t.same(database.plan, [{ kind: 'sql', detail: 'REINDEX DATABASE CONCURRENTLY "app"' }]);
-  t.equal(database.verification.detail, 'database reindexed, all valid');
+  t.same(database.plan, [{ kind: 'sql', detail: 'REINDEX TABLE CONCURRENTLY "public"."items"' }]);
+  t.equal(database.check.reason, 'rebuilding 2 index(es) in 1 table(s) of database app');
+  t.equal(database.verification.detail, '2 index(es) rebuilt, all valid');
+  const everything = await run('postgres.reindex', { ...target, outsideFilters: true }, true);
+  t.same(everything.plan, [
+    { kind: 'sql', detail: 'REINDEX TABLE CONCURRENTLY "public"."items"' }, { kind: 'sql', detail: 'REINDEX TABLE CONCURRENTLY "public"."secrets"' },
+  ], 'outsideFilters: every user table, biggest indexes first, never a system catalog');
+  const excludedIndex = await run('postgres.reindex', { ...target, index: 'secrets_pkey' });
+  t.equal(excludedIndex.status, 'rejected', 'an index is in scope when its table is');
+  t.equal(excludedIndex.reason, 'public.secrets is outside targets.postgres "main" tables.include/exclude (a manual or CLI run can go further with outsideFilters: true)');
+  const catalogIndex = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.reindex', payload: { params: { ...target, index: 'pg_catalog.pg_class_oid_index' } } });
+  t.equal(catalogIndex.statusCode, 400);
+  t.match(catalogIndex.json().error, /system schema pg_catalog/);
+  const catalogAllowed = await run('postgres.reindex', { ...target, index: 'pg_catalog.pg_class_oid_index', concurrently: false, allowSystemCatalogs: true }, true);
+  t.equal(catalogAllowed.status, 'dry_run', 'an operator may name a system catalog explicitly');
+  t.same(catalogAllowed.plan, [{ kind: 'sql', detail: 'REINDEX INDEX "pg_catalog"."pg_class_oid_index"' }]);
 
   const noIndexes = await run('postgres.reindex', { ...target, table: 'bare' });
   t.equal(noIndexes.status, 'skipped');
@@ -44,9 +60,9 @@ t.test('reindex (CONCURRENTLY by default) and analyze, with their verification',
   t.match(both.json().error, /give table or index, not both/);
   const notAnIndex = await run('postgres.reindex', { ...target, index: 'items' });
   t.match(notAnIndex.reason, /^index "items" does not exist in main\/app$/);
-  const otherDatabase = await run('postgres.reindex', { target: 'main', database: 'postgres' });
-  t.equal(otherDatabase.status, 'rejected');
-  t.match(otherDatabase.reason, /database "postgres" is not in targets.postgres "main" databases/);
+  const otherDatabase = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.reindex', payload: { params: { target: 'main', database: 'postgres' } } });
+  t.equal(otherDatabase.statusCode, 400, 'refused before anything is queued');
+  t.same(otherDatabase.json(), { error: 'database "postgres" is not in targets.postgres "main" databases (app)' });
 
   const before = await tableStats(server, 'app', 'items');
   const analyze = await run('postgres.analyze', { ...target, table: 'public.items' });
@@ -81,5 +97,5 @@ t.test('vacuum without a table: every table over the threshold', async (t) => {
   t.match(none.reason, /no table has dead tuples, not over the threshold 100/);
   const missingDb = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'nope' } } })).json();
   t.equal(missingDb.status, 'rejected');
-  t.equal(missingDb.reason, 'database "nope" does not exist on postgres target "main"');
+  t.match(missingDb.reason, /^database "nope" is not watched by targets.postgres "main" \(databases: auto watches/);
 });

@@ -12,7 +12,12 @@ t.test('reindex (CONCURRENTLY by default) and analyze, with their verification',
   await server.query('create table secrets (id int primary key)', [], 'app');
   const app = await startApp(t, testConfig({
     state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'], tables: { exclude: ['^public\\.secrets$'] } }] },
+    targets: {
+      postgres: [
+        { name: 'main', url: server.url('app'), databases: ['app'], tables: { exclude: ['^public\\.secrets$'] } },
+        { name: 'narrow', url: server.url('app'), databases: ['app'], tables: { include: ['^public\\.nothing$'] } },
+      ],
+    },
   }));
   const run = async (remediation: string, params: Record<string, unknown>, dryRun = false) =>
     (await app.fastify.inject({ method: 'POST', url: `/remediations/${remediation}?wait=true`, payload: { params, dryRun } })).json();
@@ -48,6 +53,9 @@ t.test('reindex (CONCURRENTLY by default) and analyze, with their verification',
   const catalogIndex = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.reindex', payload: { params: { ...target, index: 'pg_catalog.pg_class_oid_index' } } });
   t.equal(catalogIndex.statusCode, 400);
   t.match(catalogIndex.json().error, /system schema pg_catalog/);
+  const nothingInScope = await run('postgres.reindex', { target: 'narrow', database: 'app' });
+  t.equal(nothingInScope.status, 'skipped');
+  t.equal(nothingInScope.reason, 'condition cleared: no table in scope in database app has an index');
   const catalogAllowed = await run('postgres.reindex', { ...target, index: 'pg_catalog.pg_class_oid_index', concurrently: false, allowSystemCatalogs: true }, true);
   t.equal(catalogAllowed.status, 'dry_run', 'an operator may name a system catalog explicitly');
   t.same(catalogAllowed.plan, [{ kind: 'sql', detail: 'REINDEX INDEX "pg_catalog"."pg_class_oid_index"' }]);
@@ -63,6 +71,15 @@ t.test('reindex (CONCURRENTLY by default) and analyze, with their verification',
   const otherDatabase = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.reindex', payload: { params: { target: 'main', database: 'postgres' } } });
   t.equal(otherDatabase.statusCode, 400, 'refused before anything is queued');
   t.same(otherDatabase.json(), { error: 'database "postgres" is not in targets.postgres "main" databases (app)' });
+
+  // A name is read as written first, then as SQL would read it: "Items" and items are two tables.
+  await server.query('create table "Items" (id int)', [], 'app');
+  const mixedCase = await run('postgres.analyze', { ...target, table: 'Items' }, true);
+  t.same(mixedCase.plan, [{ kind: 'sql', detail: 'ANALYZE "public"."Items"' }], 'the literal name wins');
+  const folded = await run('postgres.analyze', { ...target, table: 'PUBLIC.ITEMS' }, true);
+  t.same(folded.plan, [{ kind: 'sql', detail: 'ANALYZE "public"."items"' }], 'no literal match: the SQL reading');
+  const quoted = await run('postgres.analyze', { ...target, table: '"Items"' }, true);
+  t.same(quoted.plan, [{ kind: 'sql', detail: 'ANALYZE "public"."Items"' }]);
 
   const before = await tableStats(server, 'app', 'items');
   const analyze = await run('postgres.analyze', { ...target, table: 'public.items' });

@@ -110,6 +110,11 @@ t.test('guards: idempotency, cooldown, circuit breaker, risk gate', async (t) =>
   t.equal(history.circuitOpen('postgres.vacuum', t0 + 125_000), true);
   history.recordFinish(record({ status: 'success', finishedAt: '2024-01-01T00:02:02Z' }));
   t.equal(history.circuitOpen('postgres.vacuum', t0 + 125_000), false, 'a success closes the circuit');
+  for (const second of [3, 4, 5, 6]) history.recordFinish(record({ status: 'rejected', lockKey: 'k2', finishedAt: `2024-01-01T00:02:0${second}Z` }));
+  t.equal(history.recentFailures('postgres.vacuum', t0 + 127_000), 0, 'rejections are not failures');
+  t.equal(history.circuitOpen('postgres.vacuum', t0 + 127_000), false, 'so they never open the circuit');
+  t.equal(history.cooldownRemaining('k2', t0 + 127_000), 0, 'nor start a cooldown: nothing executed');
+  t.equal(consumesAlert(record({ alert, status: 'rejected' })), true, 'a rejected alert is handled: its re-deliveries are duplicates');
 
   const window = { name: 'w', cron: '* * * * *', durationMinutes: 1 };
   t.equal(riskGate('safe', undefined, null), null);

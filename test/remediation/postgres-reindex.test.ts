@@ -101,8 +101,15 @@ t.test('vacuum without a table: every table over the threshold', async (t) => {
   await waitFor('stats', async () => { if ((await tableStats(server, 'app', 'a')).deadTuples < 50) throw new Error('not yet'); });
   const app = await startApp(t, testConfig({
     state: { dir: await tempDir(t) },
-    targets: { postgres: [{ name: 'main', url: server.url('app'), tables: { minDeadTuples: 100 } }] },
+    targets: {
+      postgres: [
+        { name: 'main', url: server.url('app'), tables: { minDeadTuples: 100 } },
+        { name: 'filtered', url: server.url('app'), tables: { exclude: ['^public\\.b$'] } },
+      ],
+    },
   }));
+  const filtered = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'filtered', database: 'app' }, dryRun: true } })).json();
+  t.same(filtered.plan, [{ kind: 'sql', detail: 'VACUUM (ANALYZE) "public"."a"' }], 'every table over the threshold that the filters admit');
   const response = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', analyze: 'false' } } });
   const run = response.json();
   t.equal(run.status, 'success', run.error);

@@ -57,7 +57,7 @@ export function refusal(config: Readonly<Config>, scope: Scope, table: Qualified
  */
 export function screenScope(config: Readonly<Config>, trigger: Trigger, scope: Scope, names: { table?: string | undefined; index?: string | undefined } = {}): void {
   if ((trigger === 'alert' || trigger === 'schedule') && (scope.outsideFilters || scope.allowSystemCatalogs)) {
-    throw new ValidationError(`outsideFilters and allowSystemCatalogs are for manual and CLI runs only; a ${trigger} run acts only on what targets.postgres "${scope.target}" watches`);
+    throw new ValidationError(`outsideFilters and allowSystemCatalogs are for manual and CLI runs only; ${trigger === 'alert' ? 'an alert' : 'a schedule'} run acts only on what targets.postgres "${scope.target}" watches`);
   }
   if (scope.outsideFilters) postgresTarget(config, scope.target);
   else checkTarget(config, scope.target, scope.database);

@@ -78,7 +78,7 @@ t.test('alerts naming what the target does not watch are rejected, run nothing, 
     ['nul', { table: 'orders\u0000' }, 'invalid params: table: must not contain control characters'],
     ['analyze', { alertname: 'PostgresStatsStale', schema: 'pg_catalog', table: 'pg_statistic' }, 'pg_catalog.pg_statistic is in the system schema pg_catalog; upkeep acts only on user tables (a manual or CLI run can go further with allowSystemCatalogs: true)'],
     ['reindex', { alertname: 'PostgresIndexBloat', index: 'pg_catalog.pg_class_oid_index' }, 'pg_catalog.pg_class_oid_index is in the system schema pg_catalog; upkeep acts only on user tables (a manual or CLI run can go further with allowSystemCatalogs: true)'],
-    ['widening', { alertname: 'Widening', table: 'public.secrets' }, 'outsideFilters and allowSystemCatalogs are for manual and CLI runs only; a alert run acts only on what targets.postgres "main" watches'],
+    ['widening', { alertname: 'Widening', table: 'public.secrets' }, 'outsideFilters and allowSystemCatalogs are for manual and CLI runs only; an alert run acts only on what targets.postgres "main" watches'],
   ];
   const rejectedIds: string[] = [];
   for (const [fingerprint, labels, reason] of screened) {

@@ -54,7 +54,7 @@ t.test('manual and CLI runs go further only when their params say so; automatic 
   t.match(screen('orders', { target: 'nope', outsideFilters: true }, 'manual'), /unknown postgres target "nope"/);
   for (const trigger of ['alert', 'schedule'] as const) {
     t.equal(screen('public.orders', { outsideFilters: true }, trigger),
-      `ValidationError: outsideFilters and allowSystemCatalogs are for manual and CLI runs only; a ${trigger} run acts only on what targets.postgres "main" watches`);
+      `ValidationError: outsideFilters and allowSystemCatalogs are for manual and CLI runs only; ${trigger === 'alert' ? 'an alert' : 'a schedule'} run acts only on what targets.postgres "main" watches`);
     t.match(screen('public.orders', { allowSystemCatalogs: true }, trigger), /for manual and CLI runs only/);
   }
   t.equal(screen('orders', { target: 'auto', database: 'anything' }), null, 'databases: auto is checked against discovery when the run resolves');

@@ -15,12 +15,6 @@ export function databaseUrl(url: string, database: string): string {
   return parsed.toString();
 }
 
-/** The database named in the target's URL (discovery runs there), "postgres" when it names none. */
-export function urlDatabase(url: string): string {
-  const path = new URL(url).pathname.slice(1);
-  return path === '' ? 'postgres' : decodeURIComponent(path);
-}
-
 /**
  * The connection to one database of a target: a pool of at most two clients (the scrape's and the
  * background size refresh's), kept open across scrapes. pg.Pool drops a client whose server went

@@ -27,11 +27,6 @@ SELECT count(*)::float8 AS count, coalesce(sum(pg_relation_size(s.indexrelid)), 
 FROM pg_stat_user_indexes s JOIN pg_index i USING (indexrelid)
 WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND NOT i.indisexclusion`;
 
-const DISCOVER_SQL = `
-SELECT datname FROM pg_database
-WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')
-ORDER BY datname`;
-
 const STATEMENTS_SCHEMA_SQL = `
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_stat_statements'`;
@@ -48,7 +43,6 @@ const sizeRow = z.object({ schema: z.string(), table: z.string(), bytes: z.numbe
 const bytesRow = z.object({ bytes: z.number() });
 const ageRow = z.object({ age: z.number() });
 const unusedRow = z.object({ count: z.number(), bytes: z.number() });
-const datnameRow = z.object({ datname: z.string() });
 const schemaRow = z.object({ schema: z.string() });
 const statementRow = z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() });
 
@@ -111,11 +105,6 @@ export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number):
     // After a failure the connection may be mid-transaction or broken: discard it rather than reuse it.
     client.release(failed);
   }
-}
-
-export async function discoverDatabases(pool: pg.Pool): Promise<string[]> {
-  const { rows } = await pool.query(DISCOVER_SQL);
-  return z.array(datnameRow).parse(rows).map((row) => row.datname);
 }
 
 /** Top statements by total execution time in this database; null when the extension is not installed here. */

@@ -1,3 +1,5 @@
+import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
+
 /** One row of pg_stat_user_tables, as the postgres collector exports it. */
 export interface TableStats {
   readonly database: string;
@@ -10,9 +12,7 @@ export interface TableStats {
   readonly lastAnalyzeSeconds: number | null;
 }
 
-export interface TableFilter {
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
+export interface TableFilter extends TablePatterns {
   readonly minDeadTuples: number;
   readonly limit: number;
 }
@@ -24,14 +24,8 @@ export interface TableFilter {
  * Ties break by database, schema and table name so the series set is stable between scrapes.
  */
 export function tableSelector(filter: TableFilter): (tables: readonly TableStats[]) => TableStats[] {
-  const include = filter.include.map((pattern) => new RegExp(pattern));
-  const exclude = filter.exclude.map((pattern) => new RegExp(pattern));
-  const wanted = (table: TableStats): boolean => {
-    if (table.deadTuples < filter.minDeadTuples) return false;
-    const name = `${table.schema}.${table.table}`;
-    if (include.length > 0 && !include.some((pattern) => pattern.test(name))) return false;
-    return !exclude.some((pattern) => pattern.test(name));
-  };
+  const admitted = tableFilter(filter);
+  const wanted = (table: TableStats): boolean => table.deadTuples >= filter.minDeadTuples && admitted(table.schema, table.table);
   return (tables) => tables.filter(wanted).sort(byDeadTuplesThenName).slice(0, filter.limit);
 }
 

@@ -1,8 +1,9 @@
 import type { PostgresTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { CachedReading } from './cached.js';
-import { DatabaseConnection, urlDatabase } from './postgres-database.js';
-import { discoverDatabases, readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
+import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
+import { DatabaseConnection } from './postgres-database.js';
+import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { tableSelector, type TableStats } from './postgres-tables.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
 

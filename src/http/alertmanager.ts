@@ -2,12 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { webhookPayloadSchema, type WebhookAlert, type WebhookPayload } from '../remediation/alertmanager.js';
-import type { Engine } from '../remediation/engine.js';
+import type { Engine, Submitted } from '../remediation/engine.js';
 import { matchingRules, templateParams, TemplateError } from '../remediation/rules.js';
 import { errorReply, useZod } from './zod.js';
 
 const accepted = z.object({ fingerprint: z.string(), alertname: z.string(), remediation: z.string(), runId: z.string(), status: z.string() });
-const ignored = z.object({ fingerprint: z.string(), alertname: z.string(), status: z.string(), reason: z.string() });
+// A run the engine rejected at once (invalid params, a name outside what the target watches) is
+// listed here with its runId: it is journalled and counted as rejected, and nothing is queued.
+const ignored = z.object({ fingerprint: z.string(), alertname: z.string(), status: z.string(), reason: z.string(), remediation: z.string().optional(), runId: z.string().optional() });
 const webhookReply = z.object({ accepted: z.array(accepted), ignored: z.array(ignored) });
 type Accepted = z.infer<typeof accepted>;
 type Ignored = z.infer<typeof ignored>;
@@ -42,12 +44,16 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
       }
       for (const { rule, index } of rules) {
         const submitted = submitRule(engine, alert, rule, index);
-        if ('reason' in submitted) {
-          result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: submitted.reason });
+        if ('templateError' in submitted) {
+          result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: submitted.templateError });
           continue;
         }
         writes.push(submitted.journalled);
-        result.accepted.push({ fingerprint: alert.fingerprint, alertname, remediation: rule.remediation, runId: submitted.runId, status: engine.get(submitted.runId)?.status ?? 'queued' });
+        if (submitted.status === 'rejected') {
+          result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: `rejected: ${submitted.reason}`, remediation: rule.remediation, runId: submitted.runId });
+          continue;
+        }
+        result.accepted.push({ fingerprint: alert.fingerprint, alertname, remediation: rule.remediation, runId: submitted.runId, status: submitted.status });
       }
     }
     await Promise.all(writes);
@@ -56,12 +62,12 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
   });
 }
 
-function submitRule(engine: Engine, alert: WebhookAlert, rule: Readonly<Config['remediation']['rules'][number]>, index: number): { runId: string; journalled: Promise<void> } | { reason: string } {
+function submitRule(engine: Engine, alert: WebhookAlert, rule: Readonly<Config['remediation']['rules'][number]>, index: number): Submitted | { templateError: string } {
   let params: Record<string, string | number | boolean>;
   try {
     params = templateParams(rule.params, alert.labels);
   } catch (err) {
-    if (err instanceof TemplateError) return { reason: `rule remediation.rules[${index}]: ${err.message}` };
+    if (err instanceof TemplateError) return { templateError: `rule remediation.rules[${index}]: ${err.message}` };
     throw err;
   }
   return engine.submit({

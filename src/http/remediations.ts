@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Engine } from '../remediation/engine.js';
 import { runRecordSchema } from '../remediation/journal.js';
 import type { AnyAction } from '../remediation/types.js';
-import { describeIssues, errorReply, useZod } from './zod.js';
+import { errorReply, useZod } from './zod.js';
 
 const remediationInfo = z.object({ name: z.string(), description: z.string(), risk: z.string(), params: z.record(z.string(), z.unknown()) });
 const runBody = z.strictObject({
@@ -43,9 +43,9 @@ export async function remediationRoutes(fastify: FastifyInstance, options: { eng
     if (!action) {
       return reply.code(404).send({ error: `unknown remediation "${name}"; GET /remediations lists them (${engine.listActions().map((known) => known.name).join(', ')})` });
     }
-    // Catch malformed params here, so the caller gets a 400 and nothing is queued.
-    const parsed = action.params.safeParse(body.params);
-    if (!parsed.success) return reply.code(400).send({ error: `invalid params: ${describeIssues(parsed.error.issues)}` });
+    // Malformed params, and names the config alone refuses, get a 400 here: nothing is queued or journalled.
+    const screened = engine.screen(action, body.params, 'manual');
+    if ('reason' in screened) return reply.code(400).send({ error: screened.reason });
     const submitted = engine.submit({
       remediation: name, params: body.params, trigger: 'manual',
       ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}),

@@ -21,7 +21,8 @@ const pruneParams = z.strictObject({
   volumes: flag(false),
   until: z.string().regex(UNTIL, 'must be a duration such as "24h" or a timestamp').optional(),
   /** Only objects with these labels ("k=v,k2", "!k" = without k): confines a prune to what one deployment owns. */
-  label: labelList.pipe(z.array(z.string().regex(LABEL, 'must be key, key=value or !key'))).optional(),
+  // An empty filter (say, from an alert label that was blank) would prune everything: refused.
+  label: labelList.pipe(z.array(z.string().regex(LABEL, 'must be key, key=value or !key')).min(1, 'must name at least one label; an empty filter would prune everything (leave label out to prune without one)')).optional(),
 });
 export type PruneParams = z.infer<typeof pruneParams>;
 
@@ -145,6 +146,7 @@ export const dockerPrune: Action<PruneParams> = {
   riskClass: 'safe; volumes: true is destructive (a volume is data, and "unused" only means no container mounts it right now)',
   params: pruneParams,
   risk: (params) => (params.volumes ? 'destructive' : 'safe'),
+  screen: (params, config) => { requireDockerTarget(params, config); },
   async resolve(params, context) {
     requireDockerTarget(params, context.config);
     if (params.volumes && params.until !== undefined) {

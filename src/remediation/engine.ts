@@ -10,7 +10,7 @@ import { consumesAlert, idempotencyKey, riskGate, RunHistory } from './guards.js
 import { Journal, type RunFilter } from './journal.js';
 import { Locks, lockName } from './locks.js';
 import { RemediationMetrics } from './metrics.js';
-import { ValidationError, type ActionContext, type AnyAction, type RunRecord, type RunRequest, type Risk, type RunSubmitter, type SkipCode } from './types.js';
+import { ValidationError, type ActionContext, type AnyAction, type RunRecord, type RunRequest, type RunStatus, type Risk, type RunSubmitter, type SkipCode, type Trigger } from './types.js';
 import { openWindow } from './windows.js';
 
 export interface EngineOptions {
@@ -28,12 +28,18 @@ interface Job {
   record: RunRecord;
   request: RunRequest;
   action: AnyAction;
+  /** What the action's params schema made of request.params. */
+  params: unknown;
   settle: (record: RunRecord) => void;
 }
 
-/** Ends the current step of a run with a final status. */
+/** What submit() did: queued the run, or settled it at once with a final status and the reason. */
+export type Submitted = { runId: string; done: Promise<RunRecord>; journalled: Promise<void> }
+  & ({ status: 'queued' } | { status: Exclude<RunStatus, 'queued' | 'running'>; reason: string });
+
+/** Ends the current step of a run as skipped. */
 class Stop extends Error {
-  constructor(readonly status: 'skipped' | 'rejected', readonly reason: string, readonly code?: SkipCode) {
+  constructor(readonly status: 'skipped', readonly reason: string, readonly code: SkipCode) {
     super(reason);
   }
 }
@@ -111,37 +117,59 @@ export class Engine implements RunSubmitter {
   }
 
   /**
-   * Queues a run (or settles it at once: unknown remediation, duplicate alert, shutting down).
+   * Parses params against the action's schema and runs its screen (what the config alone refuses):
+   * the parsed params, or the reason a run with them is rejected before it is queued.
+   */
+  screen(action: AnyAction, params: unknown, trigger: Trigger): { params: unknown } | { reason: string } {
+    const parsed = action.params.safeParse(params);
+    if (!parsed.success) return { reason: `invalid params: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(params)'}: ${issue.message}`).join('; ')}` };
+    try {
+      action.screen?.(parsed.data, this.options.config, trigger);
+    } catch (err) {
+      if (err instanceof ValidationError) return { reason: err.message };
+      throw err;
+    }
+    return { params: parsed.data };
+  }
+
+  /**
+   * Queues a run, or settles it at once: unknown remediation, duplicate alert, shutting down, or
+   * rejected by the screen (then nothing is queued, and the caller can say why right away).
    * `journalled` resolves once the request is in the journal file, so an acknowledged alert is
    * never lost when upkeep dies; its fsync completes in the same group commit right after.
    */
-  submit(request: RunRequest): { runId: string; done: Promise<RunRecord>; journalled: Promise<void> } {
+  submit(request: RunRequest): Submitted {
     const record: RunRecord = {
       id: randomUUID(), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
       queuedAt: new Date(this.now()).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
       host: this.journal.host, pid: process.pid,
       ...(request.alert ? { alert: request.alert } : {}), ...(request.source ? { source: request.source } : {}),
     };
-    const settled = (done: Promise<RunRecord>) => ({ runId: record.id, done, journalled: done.then(() => undefined) });
+    const settled = (changes: Partial<RunRecord> & { status: Exclude<RunStatus, 'queued' | 'running'>; reason: string }): Submitted => {
+      const done = this.finish(record, changes);
+      return { runId: record.id, done, journalled: done.then(() => undefined), status: changes.status, reason: changes.reason };
+    };
     const action = this.actions.get(request.remediation);
-    if (this.closing) return settled(this.finish(record, { status: 'cancelled', reason: 'upkeep is shutting down' }));
-    if (!action) return settled(this.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"` }));
+    if (this.closing) return settled({ status: 'cancelled', reason: 'upkeep is shutting down' });
+    if (!action) return settled({ status: 'rejected', reason: `unknown remediation "${request.remediation}"` });
     if (request.alert) {
       const handledBy = this.history.claimAlert(idempotencyKey(request.alert, request.remediation), record.id);
-      if (handledBy !== undefined) {
-        return settled(this.finish(record, { status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` }));
-      }
+      if (handledBy !== undefined) return settled({ status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` });
     }
+    // Refused by the config alone: journalled and counted as rejected, never queued. The alert stays
+    // claimed, so its re-deliveries are duplicates rather than rejections counted again.
+    const screened = this.screen(action, request.params, request.trigger);
+    if ('reason' in screened) return settled({ status: 'rejected', reason: screened.reason });
     let settle: (record: RunRecord) => void = () => undefined;
     const done = new Promise<RunRecord>((resolve) => { settle = resolve; });
-    this.queue.push({ record, request, action, settle });
+    this.queue.push({ record, request, action, params: screened.params, settle });
     // The request is acknowledged once its line is in the file (it survives upkeep being killed);
     // the fsync follows in the same group commit without holding up the acknowledgement.
     const { written, durable } = this.journal.enqueue(record);
     durable
       .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
       .finally(() => this.pump());
-    return { runId: record.id, done, journalled: written };
+    return { runId: record.id, done, journalled: written, status: 'queued' };
   }
 
   /** A resolved alert: its runs that have not started yet are cancelled. */
@@ -179,7 +207,7 @@ export class Engine implements RunSubmitter {
     const deadline = Date.now() + timeoutMs;
     const connections = new RunConnections(config, this.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
-    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline };
+    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger };
     // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
     controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
@@ -188,13 +216,11 @@ export class Engine implements RunSubmitter {
     const step = <T>(work: Promise<T>) => untilAbandoned(work, controller.signal);
     try {
       await this.journal.append(record);
-      const parsed = action.params.safeParse(request.params);
-      if (!parsed.success) throw new Stop('rejected', `invalid params: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(params)'}: ${issue.message}`).join('; ')}`);
-      const risk = action.risk(parsed.data);
+      const risk = action.risk(job.params);
       record = { ...record, risk };
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
       if (automatic) this.refuseAutomatic(action.name, risk, request);
-      const params = await step(action.resolve(parsed.data, context));
+      const params = await step(action.resolve(job.params, context));
       const lockSpec = action.lock(params, context.config);
       const lockKey = lockName(action.name, lockSpec);
       record = { ...record, lockKey };
@@ -232,7 +258,7 @@ export class Engine implements RunSubmitter {
 
   /** The run ended early: a refusal, a rejection, a shutdown or a failure. */
   private stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: Logger): RunRecord {
-    if (err instanceof Stop) return { ...record, status: err.status, reason: err.reason, ...(err.code ? { skipCode: err.code } : {}) };
+    if (err instanceof Stop) return { ...record, status: err.status, reason: err.reason, skipCode: err.code };
     if (err instanceof ValidationError) return { ...record, status: 'rejected', reason: err.message };
     if (err instanceof ShutDown || (signal.aborted && signal.reason instanceof ShutDown)) {
       return { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorText(err) };

@@ -165,13 +165,13 @@ function logArea(config: Readonly<Config>, name: string): Area {
   return entry;
 }
 
-/** files.cleanup works on targets.files entries, or on a log directory; a name in both is ambiguous. */
+/**
+ * files.cleanup deletes only from targets.files entries: directories the operator declared as
+ * disposable. Log directories have logs.rotate, which keeps recent files.
+ */
 export function cleanupArea(config: Readonly<Config>, name: string): Area {
-  const files = config.targets.files.find((candidate) => candidate.name === name);
-  const logs = config.targets.logs.find((candidate) => candidate.name === name);
-  if (files && logs) throw new ValidationError(`"${name}" names both a targets.files and a targets.logs entry; rename one`);
-  const area = files ?? logs;
-  if (!area) throw new ValidationError(`unknown directory "${name}" (not in targets.files or targets.logs)`);
+  const area = config.targets.files.find((candidate) => candidate.name === name);
+  if (!area) throw new ValidationError(`unknown directory "${name}" (not in targets.files; files.cleanup deletes only from those)`);
   return area;
 }
 
@@ -211,6 +211,7 @@ export const logsRotate: Action<RotateParams> = {
   riskClass: 'disruptive (a program still writing to a rotated file loses those writes); never follows symlinks',
   params: rotateParams,
   risk: () => 'disruptive',
+  screen: (params, config) => { logArea(config, params.name); },
   async resolve(params, context) {
     await ensureDirectory(logArea(context.config, params.name));
     return params;
@@ -255,10 +256,11 @@ async function cleanupFor(params: CleanupParams, context: ActionContext) {
 
 export const filesCleanup: Action<CleanupParams> = {
   name: 'files.cleanup',
-  description: 'Delete files matching the pattern and older than olderThanHours in a configured directory (targets.files or targets.logs).',
-  riskClass: 'destructive (deletes files); configured directories and patterns only, never through a symlink',
+  description: 'Delete files matching the pattern and older than olderThanHours in a targets.files directory.',
+  riskClass: 'destructive (deletes files); targets.files directories and patterns only, never through a symlink',
   params: cleanupParams,
   risk: () => 'destructive',
+  screen: (params, config) => { cleanupArea(config, params.name); },
   async resolve(params, context) {
     await ensureDirectory(cleanupArea(context.config, params.name));
     return params;

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { RunStatus } from './types.js';
 
-export type Outcome = 'success' | 'failure' | 'skipped' | 'dry_run';
+export type Outcome = 'success' | 'failure' | 'skipped' | 'rejected' | 'dry_run';
 
 /** How a final run status is counted in upkeep_remediation_runs_total; null: not counted (still in flight). */
 export function outcomeOf(status: RunStatus): Outcome | null {
@@ -10,12 +10,15 @@ export function outcomeOf(status: RunStatus): Outcome | null {
     case 'dry_run': return 'dry_run';
     // A run that died with the process did not do its job: it counts against the remediation.
     case 'failure': case 'interrupted': return 'failure';
-    case 'skipped': case 'duplicate': case 'cancelled': case 'rejected': return 'skipped';
+    // Refused input (a bad label, a name outside what the target watches): its own outcome, with its
+    // own alert, and never a failure, so it cannot open the circuit breaker.
+    case 'rejected': return 'rejected';
+    case 'skipped': case 'duplicate': case 'cancelled': return 'skipped';
     default: return null;
   }
 }
 
-const OUTCOMES: readonly Outcome[] = ['success', 'failure', 'skipped', 'dry_run'];
+const OUTCOMES: readonly Outcome[] = ['success', 'failure', 'skipped', 'rejected', 'dry_run'];
 
 /** The remediation families on the app's registry. */
 export class RemediationMetrics {
@@ -27,7 +30,7 @@ export class RemediationMetrics {
 
   constructor(registry: Registry, remediations: readonly string[], circuitOpen: (remediation: string) => boolean) {
     const registers = [registry];
-    this.runs = new Counter({ name: 'upkeep_remediation_runs_total', help: 'Remediation runs by outcome (success, failure, skipped, dry_run).', labelNames: ['remediation', 'outcome'], registers });
+    this.runs = new Counter({ name: 'upkeep_remediation_runs_total', help: 'Remediation runs by outcome (success, failure, skipped, rejected, dry_run).', labelNames: ['remediation', 'outcome'], registers });
     this.duration = new Histogram({
       name: 'upkeep_remediation_duration_seconds', help: 'How long remediation runs that executed took, from start to verification.',
       labelNames: ['remediation'], buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600], registers,

@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { nameCandidates, type QualifiedName } from './postgres-sql.js';
-import type { Config } from '../config/schema.js';
+import { nameReadings, type QualifiedName } from './postgres-sql.js';
 import { ValidationError, type ActionContext, type PlanStep, type RunOutput } from './types.js';
 
 const pgError = z.object({ code: z.string(), message: z.string() });
@@ -33,30 +32,45 @@ export function explainLockTimeout(err: unknown, what: string, lockTimeoutSecond
   return new Error(`could not lock ${what} within lock_timeout (${lockTimeoutSeconds}s): another session holds a conflicting lock; find it in pg_locks and retry when it is gone (${(err as Error).message})`);
 }
 
-const relationRow = z.object({ oid: z.number(), schema: z.string(), name: z.string() });
+const relationRow = z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() });
 export type Relation = QualifiedName & { readonly oid: number };
 
-// relkinds: r table, p partitioned table, m materialized view; i index, I partitioned index.
-const RELKINDS = { table: ['r', 'p', 'm'], index: ['i', 'I'] } as const;
+// relkinds: r table, p partitioned table, m materialized view, t TOAST table; i index, I partitioned index.
+const RELKINDS = { table: ['r', 'p', 'm', 't'], index: ['i', 'I'] } as const;
 
 /**
  * Finds a table or index named by untrusted text in the live catalog. The text is only ever a
  * bind parameter here; what comes back are the catalog's own names, which the caller quotes.
+ * A literal split of the text ("public.Orders") wins; its SQL reading (`PUBLIC."Orders"`) is
+ * the fallback, so every spelling of one relation resolves to it.
  */
 export async function findRelation(client: pg.Client, text: string, kind: 'table' | 'index', where: string): Promise<Relation> {
-  const candidates = nameCandidates(text);
+  const readings = nameReadings(text);
   const result = await client.query(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name
-       from unnest($1::text[], $2::text[]) as wanted(schema, name)
+    `select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wanted.literal
+       from unnest($1::text[], $2::text[], $3::boolean[]) as wanted(schema, name, literal)
        join pg_namespace n on n.nspname = wanted.schema
        join pg_class c on c.relnamespace = n.oid and c.relname = wanted.name
-      where c.relkind = any($3::"char"[])`,
-    [candidates.map((candidate) => candidate.schema), candidates.map((candidate) => candidate.name), [...RELKINDS[kind]]],
+      where c.relkind = any($4::"char"[])`,
+    [readings.map((reading) => reading.schema), readings.map((reading) => reading.name), readings.map((reading) => reading.literal), [...RELKINDS[kind]]],
   );
-  const rows = z.array(relationRow).parse(result.rows);
+  const found = z.array(relationRow).parse(result.rows);
+  const literal = found.filter((row) => row.literal);
+  const rows = literal.length > 0 ? literal : found;
   if (rows.length === 0) throw new ValidationError(`${kind} ${JSON.stringify(text)} does not exist in ${where}`);
   if (rows.length > 1) throw new ValidationError(`${kind} ${JSON.stringify(text)} is ambiguous in ${where}: ${rows.map((row) => `${row.schema}.${row.name}`).join(', ')}`);
-  return rows[0]!;
+  const [{ oid, schema, name }] = rows as [z.infer<typeof relationRow>];
+  return { oid, schema, name };
+}
+
+/** The table an index belongs to. */
+export async function tableOfIndex(client: pg.Client, index: Relation): Promise<Relation> {
+  const result = await client.query(
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name
+       from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+      where i.indexrelid = $1`, [index.oid]);
+  // Every index has a table; a missing row would mean the index was dropped meanwhile, and fails the run.
+  return z.object({ oid: z.number(), schema: z.string(), name: z.string() }).parse(result.rows[0]);
 }
 
 /** Column names of a relation, in order. */
@@ -76,15 +90,6 @@ export async function statsOf(client: pg.Client, oid: number): Promise<TableStat
        from pg_stat_all_tables where relid = $1`, [oid]);
   const row = result.rows[0];
   return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null } : tableStats.parse(row);
-}
-
-/** A configured target, and a database it may touch (the target's list when it has one). */
-export function checkTarget(config: Readonly<Config>, target: string, database: string): void {
-  const entry = config.targets.postgres.find((candidate) => candidate.name === target);
-  if (!entry) throw new ValidationError(`unknown postgres target ${JSON.stringify(target)}`);
-  if (entry.databases !== 'auto' && !entry.databases.includes(database)) {
-    throw new ValidationError(`database ${JSON.stringify(database)} is not in targets.postgres "${target}" databases`);
-  }
 }
 
 export function where(params: { target: string; database: string }): string {

@@ -2,8 +2,10 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { RetentionPolicy } from '../config/schema.js';
 import { parseDurationSeconds } from '../config/duration.js';
-import { checkTarget, columnsOf, explainLockTimeout, findRelation, withClient } from './postgres-catalog.js';
-import { nameCandidates, qualified, retentionSql, type QualifiedName } from './postgres-sql.js';
+import { isSystemSchema } from '../systems/postgres/watched.js';
+import { columnsOf, explainLockTimeout, findRelation, withClient, type Relation } from './postgres-catalog.js';
+import { checkTarget } from './postgres-scope.js';
+import { nameReadings, qualified, retentionSql, type QualifiedName } from './postgres-sql.js';
 import { identifier } from './params.js';
 import { ValidationError, type Action, type ActionContext, type PlanStep } from './types.js';
 
@@ -18,7 +20,7 @@ const retentionParams = z.strictObject({
 type RetentionParams = z.infer<typeof retentionParams>;
 
 function sameTable(declared: string, asked: string): boolean {
-  const key = (text: string) => nameCandidates(text).map((name) => `${name.schema}\u0000${name.name}`);
+  const key = (text: string) => nameReadings(text).map((name) => `${name.schema}\u0000${name.name}`);
   return key(declared).some((candidate) => key(asked).includes(candidate));
 }
 
@@ -44,13 +46,19 @@ interface Resolved {
   readonly columns: string[];
 }
 
+/** A declared table, refused when it is a system catalog: a policy never deletes from those. */
+async function userTable(client: pg.Client, policy: RetentionPolicy, text: string): Promise<Relation> {
+  const table = await findRelation(client, text, 'table', `${policy.target}/${policy.database}`);
+  if (isSystemSchema(table.schema)) throw new ValidationError(`retention "${policy.name}": ${table.schema}.${table.name} is in the system schema ${table.schema}; retention acts only on user tables`);
+  return table;
+}
+
 async function resolvePolicy(client: pg.Client, policy: RetentionPolicy): Promise<Resolved> {
-  const where = `${policy.target}/${policy.database}`;
-  const table = await findRelation(client, policy.table, 'table', where);
+  const table = await userTable(client, policy, policy.table);
   const columns = await columnsOf(client, table.oid);
   if (!columns.includes(policy.timestampColumn)) throw new ValidationError(`retention "${policy.name}": column ${JSON.stringify(policy.timestampColumn)} does not exist in ${policy.table}`);
   if (policy.archiveTable === null) return { policy, table, archive: null, columns };
-  const archive = await findRelation(client, policy.archiveTable, 'table', where);
+  const archive = await userTable(client, policy, policy.archiveTable);
   const archiveColumns = await columnsOf(client, archive.oid);
   const missing = columns.filter((column) => !archiveColumns.includes(column));
   if (missing.length > 0) throw new ValidationError(`retention "${policy.name}": archive table ${policy.archiveTable} lacks column(s) ${missing.join(', ')}`);
@@ -85,6 +93,10 @@ export const retention: Action<RetentionParams> = {
   riskClass: 'destructive',
   params: retentionParams,
   risk: () => 'destructive',
+  screen(params, config) {
+    const policy = findPolicy(config.remediation.retention, params);
+    checkTarget(config, policy.target, policy.database);
+  },
   async resolve(params, context) {
     const policy = findPolicy(context.config.remediation.retention, params);
     checkTarget(context.config, policy.target, policy.database);

@@ -35,6 +35,42 @@ export function nameCandidates(text: string): QualifiedName[] {
   return candidates;
 }
 
+// One identifier as SQL reads it: "quoted" (exact, "" for a quote) or unquoted (folded to lower case).
+const SQL_IDENTIFIER = /"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)/y;
+
+/**
+ * "schema.table" read the way PostgreSQL reads it: `PUBLIC.Orders` is public.orders, `"Odd.Name"`
+ * is one name. No schema means public; null when the text is not one or two SQL identifiers.
+ */
+export function sqlName(text: string): QualifiedName | null {
+  const parts: string[] = [];
+  for (let index = 0; ;) {
+    SQL_IDENTIFIER.lastIndex = index;
+    const match = SQL_IDENTIFIER.exec(text);
+    if (!match) return null;
+    parts.push(match[1] !== undefined ? match[1].replace(/""/g, '"') : (match[2] ?? '').toLowerCase());
+    index = SQL_IDENTIFIER.lastIndex;
+    if (index === text.length) break;
+    if (text[index] !== '.' || parts.length === 2) return null;
+    index += 1;
+  }
+  const [first = '', second] = parts;
+  return second === undefined ? { schema: 'public', name: first } : { schema: first, name: second };
+}
+
+export interface NameReading extends QualifiedName {
+  /** A literal split of the text (preferred), rather than its SQL reading. */
+  readonly literal: boolean;
+}
+
+/** Every (schema, name) a text may mean: its literal splits, then its SQL reading when that differs. */
+export function nameReadings(text: string): NameReading[] {
+  const readings: NameReading[] = nameCandidates(text).map((name) => ({ ...name, literal: true }));
+  const sql = sqlName(text);
+  if (sql && !readings.some((reading) => reading.schema === sql.schema && reading.name === sql.name)) readings.push({ ...sql, literal: false });
+  return readings;
+}
+
 export function vacuumStatement(table: QualifiedName, options: { full: boolean; analyze: boolean }): string {
   const flags = [options.full ? 'FULL' : null, options.analyze ? 'ANALYZE' : null].filter((flag) => flag !== null);
   return `VACUUM ${flags.length > 0 ? `(${flags.join(', ')}) ` : ''}${qualified(table)}`;
@@ -44,12 +80,12 @@ export function analyzeStatement(table: QualifiedName): string {
   return `ANALYZE ${qualified(table)}`;
 }
 
-export type ReindexScope = { kind: 'index' | 'table'; name: QualifiedName } | { kind: 'database'; database: string };
+export interface ReindexTarget { readonly kind: 'index' | 'table'; readonly name: QualifiedName }
 
-export function reindexStatement(scope: ReindexScope, concurrently: boolean): string {
-  const how = concurrently ? ' CONCURRENTLY' : '';
-  if (scope.kind === 'database') return `REINDEX DATABASE${how} ${quoteIdent(scope.database)}`;
-  return `REINDEX ${scope.kind.toUpperCase()}${how} ${qualified(scope.name)}`;
+// There is no REINDEX DATABASE: it cannot leave out the tables a target's filters exclude, and on
+// PostgreSQL 15 and older it also rebuilds the system catalogs' indexes.
+export function reindexStatement(target: ReindexTarget, concurrently: boolean): string {
+  return `REINDEX ${target.kind.toUpperCase()}${concurrently ? ' CONCURRENTLY' : ''} ${qualified(target.name)}`;
 }
 
 export interface RetentionSql {

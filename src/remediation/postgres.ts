@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { checkTarget, findRelation, runPlan, sqlSteps, statsOf, where, withClient, type Relation } from './postgres-catalog.js';
+import { findRelation, runPlan, sqlSteps, statsOf, where, withClient, type Relation } from './postgres-catalog.js';
+import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from './postgres-sql.js';
 import { count, flag, identifier } from './params.js';
 import type { Action, ActionContext, CheckResult } from './types.js';
@@ -13,6 +14,7 @@ const vacuumParams = z.strictObject({
   full: flag(false),
   // Overrides the target's tables.minDeadTuples: the run proceeds only above it.
   minDeadTuples: count().optional(),
+  ...scopeParams,
 });
 type VacuumParams = z.infer<typeof vacuumParams>;
 
@@ -37,9 +39,10 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
     } else {
       const maxTables = context.config.targets.postgres.find((entry) => entry.name === params.target)?.tables.limit ?? 500;
       const result = await client.query(
-        'select relid::int as oid, schemaname as schema, relname as name from pg_stat_user_tables where n_dead_tup > $1 order by n_dead_tup desc, relid limit $2',
-        [limit, maxTables]);
-      relations = z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows);
+        'select relid::int as oid, schemaname as schema, relname as name from pg_stat_user_tables where n_dead_tup > $1 order by n_dead_tup desc, relid',
+        [limit]);
+      relations = z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows)
+        .filter(inScope(context.config, params)).slice(0, maxTables);
     }
     const tables: DeadTable[] = [];
     for (const relation of relations) tables.push({ ...relation, ...(await statsOf(client, relation.oid)) });
@@ -53,17 +56,22 @@ export const vacuum: Action<VacuumParams> = {
   riskClass: 'safe; full: true is disruptive (VACUUM FULL holds an ACCESS EXCLUSIVE lock while it rewrites the table)',
   params: vacuumParams,
   risk: (params) => (params.full ? 'disruptive' : 'safe'),
+  screen: (params, config, trigger) => screenScope(config, trigger, params, { table: params.table }),
   async resolve(params, context) {
-    checkTarget(context.config, params.target, params.database);
-    await vacuumTables(params, context);
-    return params;
+    if (params.table === undefined) {
+      await resolveScope(params, context);
+      return params;
+    }
+    return { ...params, table: qualified(await resolveTable(params, params.table, context)) };
   },
+  // After resolve, `table` is the catalog's quoted name: every spelling of a table shares one lock and one cooldown.
   lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `vacuum:${params.table ?? '*'}` }),
   async check(params, context): Promise<CheckResult> {
     const { over, tables } = await vacuumTables(params, context);
     const observed = { threshold: threshold(params, context.config), tables };
     if (over.length === 0) {
-      const what = params.table !== undefined ? `${params.table} has ${tables[0]?.deadTuples ?? 0} dead tuples` : 'no table has dead tuples';
+      const [named] = tables;
+      const what = params.table !== undefined && named ? `${named.schema}.${named.name} has ${named.deadTuples} dead tuples` : 'no table has dead tuples';
       return { proceed: false, reason: `${what}, not over the threshold ${observed.threshold}`, observed };
     }
     return { proceed: true, reason: `${over.map((table) => `${table.schema}.${table.name}: ${table.deadTuples} dead tuples`).join(', ')}`, observed };
@@ -94,7 +102,7 @@ export const vacuum: Action<VacuumParams> = {
   },
 };
 
-const analyzeParams = z.strictObject({ target: identifier, database: identifier, table: identifier });
+const analyzeParams = z.strictObject({ target: identifier, database: identifier, table: identifier, ...scopeParams });
 type AnalyzeParams = z.infer<typeof analyzeParams>;
 
 async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Promise<DeadTable & { analyzeCount: number }> {
@@ -110,10 +118,9 @@ export const analyze: Action<AnalyzeParams> = {
   riskClass: 'safe',
   params: analyzeParams,
   risk: () => 'safe',
+  screen: (params, config, trigger) => screenScope(config, trigger, params, { table: params.table }),
   async resolve(params, context) {
-    checkTarget(context.config, params.target, params.database);
-    await analyzeTarget(params, context);
-    return params;
+    return { ...params, table: qualified(await resolveTable(params, params.table, context)) };
   },
   lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `analyze:${params.table}` }),
   async check(params, context) {

@@ -32,6 +32,8 @@ export interface ActionContext {
   readonly signal: AbortSignal;
   /** Epoch milliseconds by which the run must be finished. */
   readonly deadline: number;
+  /** Who asked: alert and schedule runs act only on what the config lets them (see `screen`). */
+  readonly trigger: Trigger;
 }
 
 export interface CheckResult {
@@ -65,7 +67,17 @@ export interface Action<P> {
   readonly params: z.ZodType<P>;
   /** The risk of this particular invocation (e.g. postgres.vacuum with full: true is disruptive). */
   risk(params: P): Risk;
-  /** Checks identifiers against the live catalog; throws ValidationError with a reason when one is unknown. */
+  /**
+   * Refuses what the config alone shows is not allowed (a system schema, a table outside the
+   * target's filters, an unwatched database...), before the run is queued: throws ValidationError.
+   * Pure and synchronous, so the webhook can answer with the reason.
+   */
+  screen?(params: P, config: Readonly<Config>, trigger: Trigger): void;
+  /**
+   * Checks identifiers against the live catalog; throws ValidationError with a reason when one is
+   * unknown or not allowed. Returns the params with names as the catalog spells them, so two
+   * spellings of one object share a lock and a cooldown.
+   */
   resolve(params: P, context: ActionContext): Promise<P>;
   /** What to lock while running. */
   lock(params: P, config: Readonly<Config>): LockSpec;

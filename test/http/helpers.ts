@@ -62,7 +62,7 @@ export async function webhookPayload(change: { labels?: Record<string, string>; 
 
 const webhookReply = z.object({
   accepted: z.array(z.object({ runId: z.string(), remediation: z.string(), status: z.string(), fingerprint: z.string() })),
-  ignored: z.array(z.object({ reason: z.string(), fingerprint: z.string() })),
+  ignored: z.array(z.object({ reason: z.string(), fingerprint: z.string(), remediation: z.string().optional(), runId: z.string().optional() })),
 });
 
 export async function postWebhook(app: App, payload: unknown, token?: string) {

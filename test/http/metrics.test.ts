@@ -23,7 +23,9 @@ t.test('the remediation metrics pass promtool check metrics, before and after ru
   await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.analyze?wait=true', payload: { params: { target: 'main', database: 'app', table: 'nope' } } });
   const text = await scrape();
   t.match(text, /^upkeep_remediation_runs_total\{remediation="postgres\.vacuum",outcome="success"\} 1$/m);
-  t.match(text, /^upkeep_remediation_runs_total\{remediation="postgres\.analyze",outcome="skipped"\} 1$/m, 'a rejected run counts as skipped');
+  t.match(text, /^upkeep_remediation_runs_total\{remediation="postgres\.analyze",outcome="rejected"\} 1$/m, 'a rejected run has its own outcome');
+  t.match(text, /^upkeep_remediation_runs_total\{remediation="postgres\.analyze",outcome="skipped"\} 0$/m, 'not skipped');
+  t.match(empty, /^upkeep_remediation_runs_total\{remediation="postgres\.vacuum",outcome="rejected"\} 0$/m, 'the rejected series exists from the start');
   t.match(text, /^upkeep_remediation_duration_seconds_bucket\{le="\+Inf",remediation="postgres\.vacuum"\} 1$/m);
   t.match(text, /^upkeep_remediation_last_success_timestamp_seconds\{remediation="postgres\.vacuum"\} \d+(\.\d+)?$/m);
   t.same(await promtoolCheckMetrics(text), { code: 0, output: '' });

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { waitFor } from '../fixtures/ports.js';
@@ -47,17 +48,23 @@ t.test('malformed input gets a 4xx naming the problem, and nothing runs', async 
 });
 
 t.test('GET /runs filters the journal; GET /runs/:id finds one run', async (t) => {
-  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) } }));
+  const gone = join(await tempDir(t), 'gone');
+  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { files: [{ name: 'tmp', dir: gone }], logs: [{ name: 'app', dir: gone }] } }));
   const submit = (remediation: string, params: Record<string, unknown>) => app.fastify.inject({ method: 'POST', url: `/remediations/${remediation}?wait=true`, payload: { params, dryRun: true } });
-  const first = (await submit('postgres.vacuum', { target: 'nowhere', database: 'app' })).json();
+  // Refused by the config alone: a 400, and nothing is journalled.
+  const screened = await submit('postgres.vacuum', { target: 'nowhere', database: 'app' });
+  t.equal(screened.statusCode, 400);
+  t.same(screened.json(), { error: 'unknown postgres target "nowhere"' });
+  // Refused once the run looks at the system: journalled as rejected.
+  const first = (await submit('files.cleanup', { name: 'tmp' })).json();
   t.equal(first.status, 'rejected');
-  t.match(first.reason, /unknown postgres target "nowhere"/);
-  const second = (await submit('postgres.analyze', { target: 'nowhere', database: 'app', table: 't' })).json();
+  t.match(first.reason, /^tmp: cannot use .*gone: ENOENT/);
+  const second = (await submit('logs.rotate', { name: 'app' })).json();
 
   const all = (await app.fastify.inject({ method: 'GET', url: '/runs' })).json().runs;
   t.same(all.map((run: { id: string }) => run.id), [second.id, first.id], 'newest first');
-  const vacuums = (await app.fastify.inject({ method: 'GET', url: '/runs?remediation=postgres.vacuum&status=rejected&trigger=manual' })).json().runs;
-  t.same(vacuums.map((run: { id: string }) => run.id), [first.id]);
+  const cleanups = (await app.fastify.inject({ method: 'GET', url: '/runs?remediation=files.cleanup&status=rejected&trigger=manual' })).json().runs;
+  t.same(cleanups.map((run: { id: string }) => run.id), [first.id]);
   t.same((await app.fastify.inject({ method: 'GET', url: '/runs?trigger=alert' })).json().runs, []);
   t.equal((await app.fastify.inject({ method: 'GET', url: '/runs?limit=1' })).json().runs.length, 1);
   t.equal((await app.fastify.inject({ method: 'GET', url: '/runs?status=bogus' })).statusCode, 400);
@@ -65,7 +72,7 @@ t.test('GET /runs filters the journal; GET /runs/:id finds one run', async (t) =
   const missing = await app.fastify.inject({ method: 'GET', url: '/runs/nope' });
   t.equal(missing.statusCode, 404);
   t.same(missing.json(), { error: 'no run with id "nope"' });
-  const accepted = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum', payload: { params: { target: 'nowhere', database: 'app' } } });
+  const accepted = await app.fastify.inject({ method: 'POST', url: '/remediations/files.cleanup', payload: { params: { name: 'tmp' } } });
   t.equal(accepted.statusCode, 202);
   t.equal((await finishedRun(app, accepted.json().runId)).status, 'rejected');
 });

@@ -4,7 +4,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { Connections } from '../../src/remediation/connections.js';
-import type { Action, ActionContext, CheckResult, PlanStep, RunOutput, VerifyResult } from '../../src/remediation/types.js';
+import type { Action, ActionContext, CheckResult, PlanStep, RunOutput, Trigger, VerifyResult } from '../../src/remediation/types.js';
 
 export interface TestContext extends ActionContext {
   /** Every log line written while the context was in use, parsed. */
@@ -21,7 +21,7 @@ export function testConfig(raw: Record<string, unknown>): Readonly<Config> {
 }
 
 /** A real ActionContext: real connections from the config, a logger that records its lines. */
-export function buildContext(raw: Record<string, unknown>, options: { timeoutMs?: number } = {}): TestContext {
+export function buildContext(raw: Record<string, unknown>, options: { timeoutMs?: number; trigger?: Trigger } = {}): TestContext {
   const config = testConfig(raw);
   const logLines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
@@ -39,6 +39,7 @@ export function buildContext(raw: Record<string, unknown>, options: { timeoutMs?
     connections,
     signal: abort.signal,
     deadline: Date.now() + timeoutMs,
+    trigger: options.trigger ?? 'manual',
     logLines,
     abort,
     close: () => connections.close(),

@@ -68,6 +68,11 @@ t.test('filters and scope', async (t) => {
   t.equal(dockerPrune.risk(dockerPrune.params.parse({ target: 'local' })), 'safe');
   t.equal(dockerPrune.risk(dockerPrune.params.parse({ target: 'local', volumes: true })), 'destructive');
   t.throws(() => dockerPrune.params.parse({ target: 'local', label: 'bad label' }));
+  // A blank label (say, an alert label that was empty) would otherwise mean "no filter": prune everything.
+  for (const blank of ['', ' ', ' , ', [], ['', ' ']]) {
+    t.throws(() => dockerPrune.params.parse({ target: 'local', label: blank }), /must name at least one label; an empty filter would prune everything/, JSON.stringify(blank));
+  }
+  t.throws(() => dockerPrune.screen?.(params, testConfig({}), 'alert'), /unknown docker target "local"/, 'an unknown target is refused before the run is queued');
   t.throws(() => dockerPrune.params.parse({ target: 'local', until: 'yesterday' }));
   t.ok(dockerPrune.params.parse({ target: 'local', until: '2024-01-02T03:04:05Z' }));
   t.same(dockerPrune.lock(params, testConfig({})), { kind: 'local', key: 'docker.prune:local' });

@@ -40,8 +40,17 @@ t.test('upkeep run: same engine, guards and journal; prints the plan and the res
   t.equal(await main(['run', 'postgres.vacuum', '--param', 'target=main', '--param', 'database=app', '--param', 'table=public.nope', '--config', configFile], rejected.io), 1);
   t.match(rejected.out.join('\n'), /status: rejected\nreason: table "public.nope" does not exist in main\/app/);
 
+  // A system catalog only when the operator says so: refused by default, planned with allowSystemCatalogs=true.
+  const catalog = ['run', 'postgres.analyze', '--param', 'target=main', '--param', 'database=app', '--param', 'table=pg_catalog.pg_class', '--config', configFile];
+  const refused = io();
+  t.equal(await main(catalog, refused.io), 1);
+  t.match(refused.out.join('\n'), /status: rejected\nreason: pg_catalog\.pg_class is in the system schema pg_catalog; upkeep acts only on user tables \(a manual or CLI run can go further with allowSystemCatalogs: true\)/);
+  const allowed = io();
+  t.equal(await main([...catalog, '--param', 'allowSystemCatalogs=true', '--dry-run'], allowed.io), 0);
+  t.match(allowed.out.join('\n'), /plan:\n {2}sql: ANALYZE "pg_catalog"\."pg_class"\nstatus: dry_run/);
+
   const statuses = [...new Map((await journalLines(stateDir)).map((line) => [line.id, line.status])).values()];
-  t.same(statuses, ['dry_run', 'success', 'skipped', 'rejected'], 'every CLI run is in the journal');
+  t.same(statuses, ['dry_run', 'success', 'skipped', 'rejected', 'rejected', 'dry_run'], 'every CLI run is in the journal');
 
   const usage = io();
   t.equal(await main(['run', '--config', configFile], usage.io), 2);

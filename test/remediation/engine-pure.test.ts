@@ -1,7 +1,7 @@
 import t from 'tap';
 import { consumesAlert, idempotencyKey, riskGate, RunHistory } from '../../src/remediation/guards.js';
 import { outcomeOf } from '../../src/remediation/metrics.js';
-import { nameCandidates, quoteIdent, reindexStatement, retentionSql, vacuumStatement } from '../../src/remediation/postgres-sql.js';
+import { nameCandidates, nameReadings, quoteIdent, reindexStatement, retentionSql, sqlName, vacuumStatement } from '../../src/remediation/postgres-sql.js';
 import { matchingRules, templateParams } from '../../src/remediation/rules.js';
 import type { RunRecord } from '../../src/remediation/types.js';
 import { cronError, cronMatches, openWindow, parseCron } from '../../src/remediation/windows.js';
@@ -56,8 +56,19 @@ t.test('SQL text: identifiers always quoted', async (t) => {
   t.same(nameCandidates('orders'), [{ schema: 'public', name: 'orders' }]);
   t.same(nameCandidates('.x'), [{ schema: 'public', name: '.x' }]);
   t.same(nameCandidates('x.'), [{ schema: 'public', name: 'x.' }]);
+  // The SQL reading of a name: how PostgreSQL itself would read it in a statement.
+  t.same(sqlName('PUBLIC.Orders'), { schema: 'public', name: 'orders' });
+  t.same(sqlName('"orders"'), { schema: 'public', name: 'orders' });
+  t.same(sqlName('"Odd ""Name"".x"'), { schema: 'public', name: 'Odd "Name".x' });
+  t.same(sqlName('"public"."a.b"'), { schema: 'public', name: 'a.b' });
+  t.same(sqlName('_x$1.y'), { schema: '_x$1', name: 'y' });
+  for (const text of ['a.b.c', '"open', 'a..b', 'a.', '.a', '1abc', 'a b', 'x; DROP TABLE y', '""']) t.equal(sqlName(text), null, `not SQL: ${text}`);
+  t.same(nameReadings('PUBLIC.orders'), [{ schema: 'PUBLIC', name: 'orders', literal: true }, { schema: 'public', name: 'orders', literal: false }]);
+  t.same(nameReadings('public.orders'), [{ schema: 'public', name: 'orders', literal: true }], 'the SQL reading is left out when it is the literal one');
+  t.same(nameReadings('"public"."orders"'), [{ schema: '"public"', name: '"orders"', literal: true }, { schema: 'public', name: 'orders', literal: false }]);
   t.equal(vacuumStatement({ schema: 's', name: 't' }, { full: false, analyze: false }), 'VACUUM "s"."t"');
-  t.equal(reindexStatement({ kind: 'database', database: 'd"b' }, false), 'REINDEX DATABASE "d""b"');
+  t.equal(reindexStatement({ kind: 'index', name: { schema: 's', name: 'i"x' } }, false), 'REINDEX INDEX "s"."i""x"');
+  t.equal(reindexStatement({ kind: 'table', name: { schema: 's', name: 't' } }, true), 'REINDEX TABLE CONCURRENTLY "s"."t"');
   const sql = retentionSql({ table: { schema: 's', name: 't' }, archive: null, columns: ['a'], timestampColumn: 'ts', cutoff: new Date('2024-01-01T00:00:00Z'), batchSize: 10, where: 'deleted_at IS NOT NULL' });
   t.equal(sql.countOlder, `SELECT count(*)::bigint AS rows FROM "s"."t" WHERE "ts" < '2024-01-01T00:00:00.000Z'::timestamptz AND (deleted_at IS NOT NULL)`);
   t.equal(sql.insertArchive, '');
@@ -99,6 +110,11 @@ t.test('guards: idempotency, cooldown, circuit breaker, risk gate', async (t) =>
   t.equal(history.circuitOpen('postgres.vacuum', t0 + 125_000), true);
   history.recordFinish(record({ status: 'success', finishedAt: '2024-01-01T00:02:02Z' }));
   t.equal(history.circuitOpen('postgres.vacuum', t0 + 125_000), false, 'a success closes the circuit');
+  for (const second of [3, 4, 5, 6]) history.recordFinish(record({ status: 'rejected', lockKey: 'k2', finishedAt: `2024-01-01T00:02:0${second}Z` }));
+  t.equal(history.recentFailures('postgres.vacuum', t0 + 127_000), 0, 'rejections are not failures');
+  t.equal(history.circuitOpen('postgres.vacuum', t0 + 127_000), false, 'so they never open the circuit');
+  t.equal(history.cooldownRemaining('k2', t0 + 127_000), 0, 'nor start a cooldown: nothing executed');
+  t.equal(consumesAlert(record({ alert, status: 'rejected' })), true, 'a rejected alert is handled: its re-deliveries are duplicates');
 
   const window = { name: 'w', cron: '* * * * *', durationMinutes: 1 };
   t.equal(riskGate('safe', undefined, null), null);
@@ -109,5 +125,5 @@ t.test('guards: idempotency, cooldown, circuit breaker, risk gate', async (t) =>
 
 t.test('outcomes counted in upkeep_remediation_runs_total', async (t) => {
   t.same(['success', 'dry_run', 'failure', 'interrupted', 'skipped', 'duplicate', 'cancelled', 'rejected', 'queued', 'running'].map((status) => outcomeOf(status as RunRecord['status'])),
-    ['success', 'dry_run', 'failure', 'failure', 'skipped', 'skipped', 'skipped', 'skipped', null, null]);
+    ['success', 'dry_run', 'failure', 'failure', 'skipped', 'skipped', 'skipped', 'rejected', null, null]);
 });

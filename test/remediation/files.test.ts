@@ -178,11 +178,15 @@ t.test('files.cleanup', async (t) => {
     t.match(verification.detail, /still to delete: fresh.tmp/);
   });
 
-  t.test('names: a log directory works, ambiguous, unknown and non-directories do not', async (t) => {
-    const params = await filesCleanup.resolve(filesCleanup.params.parse({ name: 'applogs' }), context);
-    t.equal((await filesCleanup.check(params, context)).proceed, false);
-    await t.rejects(filesCleanup.resolve(filesCleanup.params.parse({ name: 'both' }), context), /names both a targets.files and a targets.logs entry/);
+  t.test('names: only targets.files entries; log directories, unknown names and non-directories are refused', async (t) => {
+    const both = await filesCleanup.resolve(filesCleanup.params.parse({ name: 'both', olderThanHours: 100 }), context);
+    t.match(await filesCleanup.check(both, context), { proceed: false, observed: { delete: 0, files: 2 } }, 'a name also used by targets.logs means the files entry');
+    const notFiles = 'unknown directory "applogs" (not in targets.files; files.cleanup deletes only from those)';
+    t.throws(() => filesCleanup.screen?.(filesCleanup.params.parse({ name: 'applogs' }), context.config, 'alert'), { name: 'ValidationError', message: notFiles }, 'refused before the run is queued');
+    await t.rejects(filesCleanup.resolve(filesCleanup.params.parse({ name: 'applogs' }), context), { name: 'ValidationError', message: notFiles });
     await t.rejects(filesCleanup.resolve(filesCleanup.params.parse({ name: 'nope' }), context), /unknown directory "nope"/);
     await t.rejects(filesCleanup.resolve(filesCleanup.params.parse({ name: 'notdir' }), context), /is not a directory/);
+    t.throws(() => logsRotate.screen?.(logsRotate.params.parse({ name: 'tmp' }), context.config, 'alert'), /unknown log directory "tmp" \(not in targets.logs\)/);
+    t.throws(() => filesCleanup.params.parse({ name: '../../etc\u0000' }), /must not contain control characters/);
   });
 });

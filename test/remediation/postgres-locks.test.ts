@@ -50,7 +50,7 @@ t.test('two replicas get the same alert: one VACUUM runs, the other is skipped b
   const secondRun = await finishedRun(second, (await postWebhook(second, payload)).body?.accepted[0]?.runId ?? '');
   t.equal(secondRun.status, 'skipped');
   t.equal(secondRun.skipCode, 'lock');
-  t.match(secondRun.reason, /^locked: another run of postgres\.vacuum holds the lock on postgres\.vacuum postgres:main\/app:vacuum:public\.orders$/);
+  t.match(secondRun.reason, /^locked: another run of postgres\.vacuum holds the lock on postgres\.vacuum postgres:main\/app:vacuum:"public"\."orders"$/);
 
   await lock.release();
   const firstRun = await finishedRun(first, firstReply.body?.accepted[0]?.runId ?? '');
@@ -69,7 +69,7 @@ t.test('a vacuum blocked by ACCESS EXCLUSIVE fails at lock_timeout and leaves no
   t.teardown(() => lock.release());
   const run = await finishedRun(app, (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '');
   t.equal(run.status, 'failure');
-  t.match(run.error, /^could not lock public\.orders within lock_timeout \(1s\): another session holds a conflicting lock; .*canceling statement due to lock timeout/);
+  t.match(run.error, /^could not lock "public"\."orders" within lock_timeout \(1s\): another session holds a conflicting lock; .*canceling statement due to lock timeout/);
   t.same(run.plan, [{ kind: 'sql', detail: 'VACUUM (ANALYZE) "public"."orders"' }], 'the plan is journalled with the failure');
   await waitFor('our backends to go', async () => {
     const left = await ourBackends(server);

@@ -75,20 +75,27 @@ t.test('retention on an undeclared table is refused, from an alert or by hand', 
   await seedLogs(server);
   const app = await startMainApp(t, server, {
     remediation: {
-      retention: [{ name: 'job_logs', target: 'main', database: 'app', table: 'public.job_logs', timestampColumn: 'created_at', olderThan: '30 days' }],
+      retention: [
+        { name: 'job_logs', target: 'main', database: 'app', table: 'public.job_logs', timestampColumn: 'created_at', olderThan: '30 days' },
+        { name: 'catalog', target: 'main', database: 'app', table: 'pg_catalog.pg_description', timestampColumn: 'objoid', olderThan: '30 days' },
+      ],
       rules: [{ match: { alertname: 'LogsTooBig' }, remediation: 'postgres.retention', allowRisk: 'destructive', params: { table: '{{labels.table}}' } }],
       windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1 }],
     },
   });
-  const manual = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { table: 'public.logs' } } })).json();
-  t.equal(manual.status, 'rejected');
-  t.match(manual.reason, /^table "public.logs" is not declared in remediation.retention; upkeep only deletes rows from declared tables \(declared: job_logs\)$/);
+  const manual = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { table: 'public.logs' } } });
+  t.equal(manual.statusCode, 400, 'refused by the config alone: nothing is queued');
+  t.same(manual.json(), { error: 'table "public.logs" is not declared in remediation.retention; upkeep only deletes rows from declared tables (declared: job_logs, catalog)' });
+  const catalog = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { policy: 'catalog' }, dryRun: true } })).json();
+  t.equal(catalog.status, 'rejected', 'even a declared policy never deletes from a system catalog');
+  t.equal(catalog.reason, 'retention "catalog": pg_catalog.pg_description is in the system schema pg_catalog; retention acts only on user tables');
   const alert = await postWebhook(app, await webhookPayload({ labels: { alertname: 'LogsTooBig', table: 'public.logs' }, fingerprint: 'logs1' }));
-  const fromAlert = await finishedRun(app, alert.body?.accepted[0]?.runId ?? '');
-  t.equal(fromAlert.status, 'rejected');
-  t.match(fromAlert.reason, /table "public.logs" is not declared in remediation.retention/);
-  const byName = (await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { policy: 'logs' } } })).json();
-  t.match(byName.reason, /no retention policy named "logs"/);
+  t.same(alert.body?.accepted, []);
+  t.match(alert.body?.ignored, [{ fingerprint: 'logs1', reason: 'rejected: table "public.logs" is not declared in remediation.retention; upkeep only deletes rows from declared tables (declared: job_logs, catalog)' }]);
+  const fromAlert = await finishedRun(app, alert.body?.ignored[0]?.runId ?? '');
+  t.equal(fromAlert.status, 'rejected', 'journalled as rejected');
+  const byName = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params: { policy: 'logs' } } });
+  t.match(byName.json().error, /no retention policy named "logs"/);
   const unknownKey = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention', payload: { params: { policy: 'job_logs', where: 'true' } } });
   t.equal(unknownKey.statusCode, 400, 'a caller cannot widen a policy');
   const [{ total }] = await server.query<{ total: string }>('select count(*) as total from logs', [], 'app') as [{ total: string }];
@@ -114,7 +121,7 @@ t.test('retention verification fails when old rows remain or the archive count d
   const connections = new Connections(config);
   t.teardown(() => connections.close());
   const controller = new AbortController();
-  const context = { config, log: createLogger({ level: 'silent' }), connections, signal: controller.signal, deadline: Date.now() + 60_000 };
+  const context = { config, log: createLogger({ level: 'silent' }), connections, signal: controller.signal, deadline: Date.now() + 60_000, trigger: 'manual' as const };
   const params = { policy: 'logs' };
   const before = { proceed: true, reason: '' };
   const left = await retention.verify(params, before, { detail: { cutoff: '2999-01-01T00:00:00.000Z', deleted: 0, archived: 0 } }, context);

@@ -38,7 +38,8 @@ async function expectStatus(t: Test, served: Served, method: string, path: strin
 t.test('the installed serve answers every documented route, valid and invalid, and stays up', async (t) => {
   const { file } = await writeConfig(t, {
     server: { host: '127.0.0.1', authToken: TOKEN },
-    targets: { disks: [{ path: '/' }] },
+    // check-config refuses a rule naming a directory that is not declared, so declare one (never used: dry run).
+    targets: { disks: [{ path: '/' }], files: [{ name: 'tmp', dir: '/nonexistent/upkeep-product-tmp' }] },
     remediation: { dryRun: true, rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'tmp' } }] },
   });
   const served = await serveInstalled(t, file);

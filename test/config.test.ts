@@ -57,6 +57,9 @@ t.test('interpolation', async (t) => {
     list: ['db.internal', 3, null],
   });
   t.same(errors, []);
+  t.same(interpolate({ quote: '${QUOTE}', fallback: '${MISSING:-"/var/log}', flow: '${FLOW}' }, { QUOTE: '"s3cret', FLOW: '[a' }, errors),
+    { quote: '"s3cret', fallback: '"/var/log', flow: '[a' }, 'a value YAML cannot read as a scalar stays a string (found by the config fuzz suite)');
+  t.same(errors, []);
   interpolate({ a: [{ token: 'Bearer ${SECRET}' }] }, {}, errors);
   t.same(errors, [{ path: 'a[0].token', message: 'environment variable SECRET is not set and has no default' }]);
 });

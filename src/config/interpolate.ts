@@ -78,8 +78,18 @@ function interpolateString(
   });
   // A secret read from a file stays a string even when it looks like a number.
   if (!WHOLE_REFERENCE.test(text) || text.startsWith('${file:')) return replaced;
-  const scalar: unknown = parseYamlScalar(replaced);
-  return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : replaced;
+  return asNumberOrBoolean(replaced);
+}
+
+/** `9630` and `true` become a number and a boolean; anything else, even text YAML cannot read (`"a`), stays a string. */
+function asNumberOrBoolean(text: string): unknown {
+  let scalar: unknown;
+  try {
+    scalar = parseYamlScalar(text);
+  } catch {
+    return text;
+  }
+  return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : text;
 }
 
 function fileValue(file: string, path: PropertyKey[], errors: InterpolationError[], readFile: FileReader): string {

@@ -26,11 +26,12 @@ const HELP: Readonly<Record<string, string>> = {
   serve: `upkeep [serve] --config FILE [--host H] [--port N] [--log-level LEVEL]
 Runs the service: /metrics, /healthz, /readyz and the remediation API.
   -c, --config FILE  the YAML config (required)
-  --host H           listen address (default: server.host, 127.0.0.1)
+  --host H           listen address (default: server.host, 127.0.0.1); beyond loopback, server.authToken is required
   --port N           listen port (default: server.port, 9630)
 ${LOG_LEVEL} (default info)`,
   'check-config': `upkeep check-config --config FILE [--log-level LEVEL]
-Validates the config; prints a summary and exits 0, or names each error's path and exits 1.
+Validates the config (types, and that every remediation, param, target and collector it names
+exists); prints a summary and exits 0, or names each error's path and exits 1.
   -c, --config FILE  the YAML config (required)
 ${LOG_LEVEL}`,
   run: `upkeep run REMEDIATION [--param k=v ...] [--dry-run] --config FILE [--log-level LEVEL]

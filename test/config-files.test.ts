@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +45,10 @@ t.test('files that are not a regular, small, text file are refused before they a
   t.same(await loadErrors(join(dir, 'link-to-fifo')), ['(file): cannot read (is a FIFO, not a regular file)'], 'nor a symlink to one');
   t.same(await loadErrors(dir), ['(file): cannot read (is a directory, not a regular file)']);
   t.same(await loadErrors('/dev/zero'), ['(file): cannot read (is a character device, not a regular file)']);
+  const socket = createServer().listen(join(dir, 'socket'));
+  await once(socket, 'listening');
+  t.teardown(() => socket.close());
+  t.same(await loadErrors(join(dir, 'socket')), ['(file): cannot read (is a socket, not a regular file)']);
   t.same(await loadErrors(join(dir, 'big.yml')), [`(file): cannot read (is larger than ${MAX_CONFIG_BYTES} bytes)`]);
   t.same(await loadErrors(join(dir, 'binary.yml')), ['(file): is a binary file (it contains NUL bytes), not YAML text']);
   t.same(await loadErrors(join(dir, 'latin1.yml')), ['(file): is not UTF-8 text']);
@@ -91,6 +97,7 @@ t.test('aliases: recursion, bombs and unresolved names', async (t) => {
   for (const [name, previous] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd']] as const) laughs.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(', ')}]`);
   t.same(errorsOf(`${laughs.join('\n')}\n`), ['(root): too many YAML alias expansions (at most 100): an alias bomb?']);
   t.same(errorsOf('a: *nope\n'), ['(root): a YAML alias (*name) refers to no anchor (&name) defined before it']);
+  t.same(errorsOf('%YAML 1.1\n---\na: &a 1\nc: { <<: *a }\n'), ['(root): not valid YAML: it cannot be turned into data'], 'any other failure of the library');
   const shared = parseConfig('x-disk: &disk { path: / }\n', {});
   t.notOk(shared.ok, 'an unknown top-level key is still an error');
   const reused = parseConfig('targets:\n  disks: [&root { path: / }, *root]\n', {});

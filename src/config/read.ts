@@ -8,13 +8,15 @@ export class FileRefused extends Error {
   }
 }
 
+const KINDS: readonly [(info: Stats) => boolean, string][] = [
+  [(info) => info.isDirectory(), 'a directory'],
+  [(info) => info.isFIFO(), 'a FIFO'],
+  [(info) => info.isSocket(), 'a socket'],
+  [(info) => info.isCharacterDevice(), 'a character device'],
+];
+
 function kind(info: Stats): string {
-  if (info.isDirectory()) return 'a directory';
-  if (info.isFIFO()) return 'a FIFO';
-  if (info.isSocket()) return 'a socket';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isBlockDevice()) return 'a block device';
-  return 'not a regular file';
+  return KINDS.find(([matches]) => matches(info))?.[1] ?? 'a block device';
 }
 
 function requireRegular(info: Stats): void {

@@ -76,7 +76,6 @@ function referencedList(config: Readonly<Config>, family: string, param: string)
     if (family === 'postgres') return { label: 'targets.postgres', names: names(targets.postgres) };
     if (family === 'redis') return { label: 'targets.redis', names: names(targets.redis) };
     if (family === 'docker') return { label: 'targets.docker', names: names(targets.docker) };
-    if (family === 'http') return { label: 'targets.http', names: names(targets.http) };
   }
   if (param === 'backup') return { label: 'targets.backups', names: names(targets.backups) };
   if (param === 'name' && family === 'logs') return { label: 'targets.logs', names: names(targets.logs) };

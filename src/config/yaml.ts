@@ -40,7 +40,6 @@ function conversionError(err: unknown): ConfigError {
   let message = 'not valid YAML: it cannot be turned into data';
   if (text.startsWith('Excessive alias count')) message = `too many YAML alias expansions (at most ${MAX_ALIAS_EXPANSIONS}): an alias bomb?`;
   else if (text.startsWith('Unresolved alias')) message = 'a YAML alias (*name) refers to no anchor (&name) defined before it';
-  else if (err instanceof RangeError) message = `nested too deeply (at most ${MAX_DEPTH} levels)`;
   return { path: '(root)', message };
 }
 
@@ -48,7 +47,8 @@ function conversionError(err: unknown): ConfigError {
 export function readYaml(text: string): YamlResult {
   let value: unknown;
   try {
-    const document = parseDocument(text, { uniqueKeys: true });
+    // logLevel 'error': the library's warnings go to process.emitWarning and may quote the text.
+    const document = parseDocument(text, { uniqueKeys: true, logLevel: 'error' });
     const first = document.errors[0];
     if (first) return { ok: false, errors: [syntaxError(first)] };
     value = document.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS }) ?? {};

@@ -1,7 +1,11 @@
 import { parseArgs } from 'node:util';
+import { COLLECTORS } from './collectors/index.js';
+import { openToNetwork } from './config/checks.js';
 import { ConfigInvalid, loadConfig } from './config/load.js';
+import { checkReferences, type Registries } from './config/references.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
+import { ACTIONS } from './remediation/actions.js';
 import { parseParams, runFromCli } from './remediation/engine-cli.js';
 import { buildApp } from './server.js';
 import { VERSION } from './version.js';
@@ -22,11 +26,12 @@ const HELP: Readonly<Record<string, string>> = {
   serve: `upkeep [serve] --config FILE [--host H] [--port N] [--log-level LEVEL]
 Runs the service: /metrics, /healthz, /readyz and the remediation API.
   -c, --config FILE  the YAML config (required)
-  --host H           listen address (default: server.host, 127.0.0.1)
+  --host H           listen address (default: server.host, 127.0.0.1); beyond loopback, server.authToken is required
   --port N           listen port (default: server.port, 9630)
 ${LOG_LEVEL} (default info)`,
   'check-config': `upkeep check-config --config FILE [--log-level LEVEL]
-Validates the config; prints a summary and exits 0, or names each error's path and exits 1.
+Validates the config (types, and that every remediation, param, target and collector it names
+exists); prints a summary and exits 0, or names each error's path and exits 1.
   -c, --config FILE  the YAML config (required)
 ${LOG_LEVEL}`,
   run: `upkeep run REMEDIATION [--param k=v ...] [--dry-run] --config FILE [--log-level LEVEL]
@@ -146,21 +151,26 @@ function parse(argv: readonly string[]) {
   });
 }
 
+const REGISTRIES: Registries = { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) };
+
+/** Loads and cross-checks the config; every command that reads one refuses to go on with an error in it. */
 async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config: Readonly<Config>) => Promise<number>): Promise<number> {
   const file = args.values.config;
   if (!file) {
     io.err(`--config FILE is required\n${USAGE}`);
     return 2;
   }
+  let config: Readonly<Config>;
   try {
-    return await body(await loadConfig(file, io.env));
+    config = await loadConfig(file, io.env);
+    const problems = checkReferences(config, REGISTRIES);
+    if (problems.length > 0) throw new ConfigInvalid(file, problems);
   } catch (err) {
-    if (err instanceof ConfigInvalid) {
-      io.err(err.message);
-      return 1;
-    }
-    throw err;
+    // Anything else is a bug; its message could quote the file, so only its type is shown.
+    io.err(err instanceof ConfigInvalid ? err.message : `${file}: the config could not be checked (${err instanceof Error ? err.name : 'error'})`);
+    return 1;
   }
+  return body(config);
 }
 
 export function summarize(config: Readonly<Config>): string {
@@ -183,6 +193,11 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     io.err(`--port must be a port number, got "${args.values.port}"`);
     return 2;
+  }
+  const open = args.values.host === undefined ? null : openToNetwork(args.values.host, config.server.authToken);
+  if (open) {
+    io.err(`--host: server.authToken ${open}`);
+    return 1;
   }
   const app = await buildApp({ config, log });
   await app.fastify.listen({ host: args.values.host ?? config.server.host, port });

@@ -57,6 +57,9 @@ t.test('interpolation', async (t) => {
     list: ['db.internal', 3, null],
   });
   t.same(errors, []);
+  t.same(interpolate({ quote: '${QUOTE}', fallback: '${MISSING:-"/var/log}', flow: '${FLOW}' }, { QUOTE: '"s3cret', FLOW: '[a' }, errors),
+    { quote: '"s3cret', fallback: '"/var/log', flow: '[a' }, 'a value YAML cannot read as a scalar stays a string (found by the config fuzz suite)');
+  t.same(errors, []);
   interpolate({ a: [{ token: 'Bearer ${SECRET}' }] }, {}, errors);
   t.same(errors, [{ path: 'a[0].token', message: 'environment variable SECRET is not set and has no default' }]);
 });
@@ -124,6 +127,39 @@ t.test('check-config', async (t) => {
     const io = capture();
     t.equal(await main(['check-config', '--config', 'examples/minimal.yml'], io), 0);
     t.match(io.stdout.join('\n'), 'backups=1 disks=1 logs=1');
+  });
+  t.test('cross-checks against the remediations and collectors, in check-config, serve and run alike', async (t) => {
+    const file = await configFile([
+      'targets: { disks: [{ path: / }] }',
+      'collectors: { disabled: [disk] }',
+      'remediation: { rules: [{ match: { alertname: A }, remediation: redis.bgsave, params: { target: cache } }] }',
+      'schedule: [{ name: s, cron: "0 2 * * *", remediation: postgres.vacum, params: {} }]',
+      '',
+    ].join('\n'));
+    const expected = [
+      `${file}: 3 config error(s)`,
+      '  collectors.disabled[0]: is not a collector; the collectors are disks, backups, logs, http, postgres, redis, docker',
+      '  remediation.rules[0].params.target: names no targets.redis entry',
+      '  schedule[0].remediation: unknown remediation (did you mean "postgres.vacuum"?)',
+    ].join('\n');
+    for (const command of [['check-config'], ['serve'], ['run', 'redis.bgsave']]) {
+      const io = capture();
+      t.equal(await main([...command, '--config', file], io), 1, command.join(' '));
+      t.same(io.stderr, [expected], `${command[0]} refuses with the same messages`);
+    }
+  });
+  t.test('serve --host beyond loopback needs a token', async (t) => {
+    const file = await configFile('targets: { disks: [{ path: / }] }\n');
+    const io = capture();
+    t.equal(await main(['serve', '--config', file, '--host', '0.0.0.0', '--port', '0'], io), 1);
+    t.same(io.stderr, ['--host: server.authToken is empty while the listen address is not loopback (127.0.0.1, ::1, localhost): every POST would be open to the network; set a token or listen on 127.0.0.1']);
+  });
+  t.test('an unexpected error while loading prints its type, never a stack or the file', async (t) => {
+    const file = await configFile('server: { authToken: "${UPKEEP_TOKEN}" }\n');
+    const hostile = new Proxy({}, { get: () => { throw new TypeError('s3cret in a message'); } });
+    const io = { ...capture(), env: hostile };
+    t.equal(await main(['check-config', '--config', file], io), 1);
+    t.same(io.stderr, [`${file}: the config could not be checked (TypeError)`]);
   });
   t.test('usage errors exit 2', async (t) => {
     const io = capture();

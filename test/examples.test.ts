@@ -12,7 +12,8 @@ import { parseConfig } from '../src/config/load.js';
 import type { Config, RemediationRule, ScheduleEntry } from '../src/config/schema.js';
 import { ACTIONS } from '../src/remediation/actions.js';
 import { templateParams } from '../src/remediation/rules.js';
-import { cronError, openWindow } from '../src/remediation/windows.js';
+import { cronError } from '../src/config/cron.js';
+import { openWindow } from '../src/remediation/windows.js';
 import { freePort, waitFor } from '../src/sandbox/ports.js';
 import { startDaemon } from '../src/sandbox/process.js';
 

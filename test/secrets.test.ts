@@ -101,13 +101,13 @@ t.test('a YAML error names the line and column, never the line itself (it may ho
   const url = `postgres://u:${SECRETS.pgQuery}@127.0.0.1/db`;
   const line = `  postgres: [{ name: main, url: "${url}" ]`;
   const cases: Array<[string, string]> = [
-    [`targets:\n${line}\n`, `Flow map in block collection must be sufficiently indented and end with a } at line 2, column ${line.indexOf(' ]') + 2}`],
-    [`server: { authToken: '${SECRETS.authToken}\n`, "Missing closing 'quote at line 2, column 1"],
+    [`targets:\n${line}\n`, `at line 2, column ${line.indexOf(' ]') + 2}: bad indentation`],
+    [`server: { authToken: '${SECRETS.authToken}\n`, 'at line 2, column 1: a closing bracket, quote, comma or colon is missing'],
     // The parser prints warnings, excerpt included, to stderr; they are config errors instead.
-    [`server: { authToken: !vault ${SECRETS.authToken} }\n`, 'Unresolved tag: !vault at line 1, column 22'],
+    [`server: { authToken: !vault ${SECRETS.authToken} }\n`, 'at line 1, column 22: an unknown tag (!name); upkeep reads plain YAML'],
   ];
   for (const [text, problem] of cases) {
     const parsed = parseConfig(text, {});
-    t.same(parsed.ok ? [] : parsed.errors, [{ path: '(root)', message: `not valid YAML: ${problem}` }]);
+    t.same(parsed.ok ? [] : parsed.errors, [{ path: '(root)', message: `not valid YAML ${problem}` }]);
   }
 });

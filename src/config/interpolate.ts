@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse as parseYamlScalar } from 'yaml';
+import { readFailure, readRegularFile } from './read.js';
 
 export interface InterpolationError { path: string; message: string }
 
@@ -11,8 +11,7 @@ export type FileReader = (path: string) => string;
 const MAX_SECRET_FILE_BYTES = 65_536;
 
 export const readSecretFile: FileReader = (path) => {
-  const content = readFileSync(path);
-  if (content.length > MAX_SECRET_FILE_BYTES) throw new Error(`is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+  const content = readRegularFile(path, MAX_SECRET_FILE_BYTES);
   // Files written by `echo` or editors end with a newline that is not part of the secret.
   return content.toString('utf8').replace(/\r?\n$/, '');
 };
@@ -20,11 +19,20 @@ export const readSecretFile: FileReader = (path) => {
 const REFERENCE = /\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}/g;
 const WHOLE_REFERENCE = /^\$\{(?:file:[^}]+|[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?)\}$/;
 
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const MAX_KEY_SHOWN = 64;
+
+/**
+ * `targets.postgres[0].url`. A key that is not a plain word (a label name with dots, a key with a
+ * newline, a 1 MB key) is shown quoted and cut short, so a path is always one short line.
+ */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const part of path) {
+    const key = String(part);
     if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
+    else if (PLAIN_KEY.test(key) && key.length <= MAX_KEY_SHOWN) out += out === '' ? key : `.${key}`;
+    else out += `[${JSON.stringify(key.length > MAX_KEY_SHOWN ? `${key.slice(0, MAX_KEY_SHOWN)}…` : key)}]`;
   }
   return out === '' ? '(root)' : out;
 }
@@ -70,8 +78,18 @@ function interpolateString(
   });
   // A secret read from a file stays a string even when it looks like a number.
   if (!WHOLE_REFERENCE.test(text) || text.startsWith('${file:')) return replaced;
-  const scalar: unknown = parseYamlScalar(replaced);
-  return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : replaced;
+  return asNumberOrBoolean(replaced);
+}
+
+/** `9630` and `true` become a number and a boolean; anything else, even text YAML cannot read (`"a`), stays a string. */
+function asNumberOrBoolean(text: string): unknown {
+  let scalar: unknown;
+  try {
+    scalar = parseYamlScalar(text);
+  } catch {
+    return text;
+  }
+  return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : text;
 }
 
 function fileValue(file: string, path: PropertyKey[], errors: InterpolationError[], readFile: FileReader): string {
@@ -83,8 +101,7 @@ function fileValue(file: string, path: PropertyKey[], errors: InterpolationError
     return readFile(file);
   } catch (err) {
     // Name the file and the reason, never any of its content.
-    const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : err instanceof Error ? err.message : 'unreadable';
-    errors.push({ path: formatPath(path), message: `cannot read secret file ${file} (${code})` });
+    errors.push({ path: formatPath(path), message: `cannot read secret file ${file} (${readFailure(err)})` });
     return '';
   }
 }

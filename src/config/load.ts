@@ -1,14 +1,22 @@
-import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { checkConsistency } from './checks.js';
 import { configSchema, type Config } from './schema.js';
 import { formatPath, interpolate, type InterpolationError } from './interpolate.js';
+import { readFailure, readRegularFile } from './read.js';
+import { readYaml } from './yaml.js';
 
 export type ConfigError = InterpolationError;
 
+/** The largest config file upkeep reads: a whole runbook's config is a few KiB. */
+export const MAX_CONFIG_BYTES = 1_048_576;
+// Enough to fix a broken file in a few passes; a fuzzed file can produce thousands.
+const MAX_ERRORS_SHOWN = 50;
+
 export class ConfigInvalid extends Error {
   constructor(readonly file: string, readonly errors: readonly ConfigError[]) {
-    super(`${file}: ${errors.length} config error(s)\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`);
+    const shown = errors.slice(0, MAX_ERRORS_SHOWN).map((e) => `  ${e.path}: ${e.message}`);
+    if (errors.length > MAX_ERRORS_SHOWN) shown.push(`  … and ${errors.length - MAX_ERRORS_SHOWN} more`);
+    super(`${file}: ${errors.length} config error(s)\n${shown.join('\n')}`);
     this.name = 'ConfigInvalid';
   }
 }
@@ -17,51 +25,53 @@ export type ParseResult = { ok: true; config: Readonly<Config> } | { ok: false; 
 
 /** Turns YAML text into a validated, frozen config. Pure: the environment is passed in. */
 export function parseConfig(text: string, env: Readonly<Record<string, string | undefined>>): ParseResult {
-  let raw: unknown;
-  try {
-    // A warning (an unknown tag, a bad directive) is an error too: the config is strict, and the
-    // parser would print the offending line, secrets included, to stderr.
-    const document = parseDocument(text);
-    const problem = document.errors[0] ?? document.warnings[0];
-    if (problem) throw problem;
-    raw = document.toJS() ?? {};
-  } catch (err) {
-    return { ok: false, errors: [{ path: '(root)', message: `not valid YAML: ${yamlProblem(err as Error)}` }] };
-  }
+  const raw = readYaml(text);
+  if (!raw.ok) return raw;
   const errors: ConfigError[] = [];
-  const expanded = interpolate(raw, env, errors);
-  const result = configSchema.safeParse(expanded);
-  if (!result.success) errors.push(...result.error.issues.flatMap(describeIssue));
+  const expanded = interpolate(raw.value, env, errors);
+  const result = configSchema.safeParse(expanded, ZOD_MESSAGES);
+  if (!result.success) errors.push(...result.error.issues.flatMap((issue) => describeIssue(issue)));
   if (errors.length > 0 || !result.success) return { ok: false, errors };
+  errors.push(...checkConsistency(result.data));
+  if (errors.length > 0) return { ok: false, errors };
   return { ok: true, config: deepFreeze(result.data) };
 }
 
-/**
- * The parser's reason and position ("… at line 2, column 64"), without the excerpt of the
- * offending line it appends: that line may hold a password.
- */
-function yamlProblem(err: Error): string {
-  const firstLine = err.message.split('\n')[0] ?? '';
-  return firstLine.replace(/:$/, '');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The file's text: a regular file of at most MAX_CONFIG_BYTES, UTF-8, not binary. */
+function readConfigText(file: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFile(file, MAX_CONFIG_BYTES);
+  } catch (err) {
+    throw new ConfigInvalid(file, [{ path: '(file)', message: `cannot read (${readFailure(err)})` }]);
+  }
+  if (bytes.includes(0)) throw new ConfigInvalid(file, [{ path: '(file)', message: 'is a binary file (it contains NUL bytes), not YAML text' }]);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ConfigInvalid(file, [{ path: '(file)', message: 'is not UTF-8 text' }]);
+  }
 }
 
 export async function loadConfig(file: string, env: Readonly<Record<string, string | undefined>>): Promise<Readonly<Config>> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigInvalid(file, [{ path: '(file)', message: `cannot read: ${(err as Error).message}` }]);
-  }
-  const result = parseConfig(text, env);
+  const result = parseConfig(readConfigText(file), env);
   if (!result.ok) throw new ConfigInvalid(file, result.errors);
   return result.config;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): ConfigError[] {
+/** zod says "expected string, received undefined" for a missing key; people say "is required". */
+export const ZOD_MESSAGES: z.core.ParseContext<z.core.$ZodIssue> = {
+  error: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : undefined),
+};
+
+/** A zod issue as config errors, under `prefix` (e.g. the params of `schedule[0]`). */
+export function describeIssue(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): ConfigError[] {
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown key' }));
+    return issue.keys.map((key) => ({ path: formatPath([...prefix, ...issue.path, key]), message: 'unknown key' }));
   }
-  return [{ path: formatPath(issue.path), message: issue.message }];
+  return [{ path: formatPath([...prefix, ...issue.path]), message: issue.message }];
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,6 +1,6 @@
 import cron from 'node-cron';
 import { z } from 'zod';
-import { cronError } from '../remediation/windows.js';
+import { cronError } from './cron.js';
 import { parseDurationSeconds } from './duration.js';
 
 // Every object is strict: a typo in a key is an error, never a silently ignored setting.

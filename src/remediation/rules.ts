@@ -1,4 +1,5 @@
 import type { RemediationRule } from '../config/schema.js';
+import { LABEL_PLACEHOLDER } from '../config/template.js';
 
 /** Rules whose every `match` label equals the alert's label of the same name, with their index. */
 export function matchingRules(rules: readonly RemediationRule[], labels: Readonly<Record<string, string>>): { rule: RemediationRule; index: number }[] {
@@ -6,8 +7,6 @@ export function matchingRules(rules: readonly RemediationRule[], labels: Readonl
     .map((rule, index) => ({ rule, index }))
     .filter(({ rule }) => Object.entries(rule.match).every(([name, value]) => labels[name] === value));
 }
-
-const PLACEHOLDER = /\{\{\s*labels\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
 export class TemplateError extends Error {
   constructor(message: string) {
@@ -30,7 +29,7 @@ export function templateParams(
       filled[key] = value;
       continue;
     }
-    filled[key] = value.replace(PLACEHOLDER, (_placeholder, label: string) => {
+    filled[key] = value.replace(LABEL_PLACEHOLDER, (_placeholder, label: string) => {
       const labelValue = labels[label];
       if (labelValue === undefined) throw new TemplateError(`param "${key}" needs label "${label}", which the alert does not have`);
       return labelValue;

@@ -4,7 +4,8 @@ import { outcomeOf } from '../../src/remediation/metrics.js';
 import { nameCandidates, nameReadings, quoteIdent, reindexStatement, retentionSql, sqlName, vacuumStatement } from '../../src/remediation/postgres-sql.js';
 import { matchingRules, templateParams } from '../../src/remediation/rules.js';
 import type { RunRecord } from '../../src/remediation/types.js';
-import { cronError, cronMatches, openWindow, parseCron } from '../../src/remediation/windows.js';
+import { cronError, parseCron } from '../../src/config/cron.js';
+import { cronMatches, openWindow } from '../../src/remediation/windows.js';
 import { testConfig } from '../http/helpers.js';
 
 t.test('cron expressions and maintenance windows', async (t) => {

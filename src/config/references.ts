@@ -1,0 +1,187 @@
+import { z } from 'zod';
+import { formatPath } from './interpolate.js';
+import { describeIssue, ZOD_MESSAGES, type ConfigError } from './load.js';
+import type { Config } from './schema.js';
+import { isTemplated } from './template.js';
+
+/**
+ * Cross-checks that need the registries: the remediations (name and params schema) and the
+ * collector names. The CLI passes them in, so the config layer never imports the engine.
+ */
+export interface KnownRemediation {
+  readonly name: string;
+  readonly params: z.ZodType;
+}
+
+export interface Registries {
+  readonly remediations: readonly KnownRemediation[];
+  readonly collectors: readonly string[];
+}
+
+type Params = Readonly<Record<string, string | number | boolean>>;
+type Path = readonly PropertyKey[];
+
+/** Edit distance, for "did you mean". Inputs are short names; anything long gets no suggestion. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+const MAX_SUGGESTED_LENGTH = 64;
+
+/** The known name closest to a typo (or the one it is the last part of: `vacuum`), if any is close. */
+export function nearestName(given: string, known: readonly string[]): string | null {
+  if (given.length > MAX_SUGGESTED_LENGTH) return null;
+  // Two edits, fewer for short names: "q" is not a typo of "p".
+  const maxDistance = Math.min(2, Math.floor(given.length / 2));
+  const lower = given.toLowerCase();
+  const suffixed = known.find((name) => name.toLowerCase().endsWith(`.${lower}`));
+  if (suffixed) return suffixed;
+  let best: { name: string; distance: number } | null = null;
+  for (const name of known) {
+    const d = distance(lower, name.toLowerCase());
+    if (d <= maxDistance && (best === null || d < best.distance)) best = { name, distance: d };
+  }
+  return best?.name ?? null;
+}
+
+function didYouMean(given: string, known: readonly string[]): string {
+  const near = nearestName(given, known);
+  return near === null ? '' : ` (did you mean "${near}"?)`;
+}
+
+interface NamedList {
+  readonly label: string;
+  readonly names: readonly string[];
+}
+
+const names = (list: readonly { name: string }[]): string[] => list.map((entry) => entry.name);
+
+/**
+ * How actions name the objects they act on: in an action of family F (`postgres.vacuum` is F =
+ * postgres), `target` is a `targets.F` entry, `backup` a `targets.backups` entry, `name` a
+ * `targets.logs` (logs.*) or `targets.files` (files.*, which also takes a log directory) entry,
+ * and `policy` a `remediation.retention` policy.
+ */
+function referencedList(config: Readonly<Config>, family: string, param: string): NamedList | null {
+  const { targets } = config;
+  if (param === 'target') {
+    if (family === 'postgres') return { label: 'targets.postgres', names: names(targets.postgres) };
+    if (family === 'redis') return { label: 'targets.redis', names: names(targets.redis) };
+    if (family === 'docker') return { label: 'targets.docker', names: names(targets.docker) };
+  }
+  if (param === 'backup') return { label: 'targets.backups', names: names(targets.backups) };
+  if (param === 'name' && family === 'logs') return { label: 'targets.logs', names: names(targets.logs) };
+  if (param === 'name' && family === 'files') return { label: 'targets.files or targets.logs', names: [...names(targets.files), ...names(targets.logs)] };
+  if (param === 'policy') return { label: 'remediation.retention', names: names(config.remediation.retention) };
+  return null;
+}
+
+/** Literal names in params must exist; a templated one is checked against the config when the alert fills it. */
+function checkNames(config: Readonly<Config>, remediation: string, params: Params, skip: ReadonlySet<string>, prefix: Path): ConfigError[] {
+  const family = remediation.split('.')[0] ?? '';
+  const errors: ConfigError[] = [];
+  const literal = (key: string): string | null => {
+    const value = params[key];
+    return typeof value === 'string' && !skip.has(key) ? value : null;
+  };
+  for (const key of Object.keys(params)) {
+    const value = literal(key);
+    const list = referencedList(config, family, key);
+    if (value === null || list === null) continue;
+    if (!list.names.includes(value)) errors.push({ path: formatPath([...prefix, key]), message: `names no ${list.label} entry${didYouMean(value, list.names)}` });
+  }
+  const backup = literal('backup');
+  const entry = config.targets.backups.find((candidate) => candidate.name === backup);
+  if (family === 'backup' && entry && !entry.source) {
+    errors.push({ path: formatPath([...prefix, 'backup']), message: `names a targets.backups entry without source { target, database }, which ${remediation} needs` });
+  }
+  const target = config.targets.postgres.find((candidate) => candidate.name === literal('target'));
+  const database = literal('database');
+  if (family === 'postgres' && target && database !== null && target.databases !== 'auto' && !target.databases.includes(database)) {
+    errors.push({ path: formatPath([...prefix, 'database']), message: 'is not in that target\'s databases list' });
+  }
+  return errors;
+}
+
+/** Params with no placeholder: the remediation's own schema decides, exactly as it will at run time. */
+function parseWhole(schema: z.ZodType, params: Params, prefix: Path): { errors: ConfigError[]; badKeys: Set<string> } {
+  const result = schema.safeParse(params, ZOD_MESSAGES);
+  if (result.success) return { errors: [], badKeys: new Set() };
+  return {
+    errors: result.error.issues.flatMap((issue) => describeIssue(issue, prefix)),
+    badKeys: new Set(result.error.issues.map((issue) => String(issue.path[0] ?? ''))),
+  };
+}
+
+/**
+ * Some params are templated: each literal one is parsed against its own field, unknown keys and
+ * missing required ones are reported, and rules across fields wait for the alert's values.
+ */
+function parseLiterals(schema: z.ZodType, params: Params, templated: ReadonlySet<string>, prefix: Path): { errors: ConfigError[]; badKeys: Set<string> } {
+  const errors: ConfigError[] = [];
+  const badKeys = new Set<string>();
+  if (!(schema instanceof z.ZodObject)) return { errors, badKeys };
+  const shape: Readonly<Record<string, z.core.$ZodType>> = schema.shape;
+  const fail = (key: string, found: ConfigError[]) => {
+    errors.push(...found);
+    badKeys.add(key);
+  };
+  for (const [key, value] of Object.entries(params)) {
+    const field = shape[key];
+    if (!field) fail(key, [{ path: formatPath([...prefix, key]), message: 'unknown key' }]);
+    if (!field || templated.has(key)) continue;
+    const result = z.safeParse(field, value, ZOD_MESSAGES);
+    if (!result.success) fail(key, result.error.issues.flatMap((issue) => describeIssue(issue, [...prefix, key])));
+  }
+  for (const [key, field] of Object.entries(shape)) {
+    const result = Object.hasOwn(params, key) ? null : z.safeParse(field, undefined, ZOD_MESSAGES);
+    if (result && !result.success) fail(key, result.error.issues.flatMap((issue) => describeIssue(issue, [...prefix, key])));
+  }
+  return { errors, badKeys };
+}
+
+function checkInvocation(config: Readonly<Config>, registries: Registries, prefix: Path, remediation: string, params: Params, fromAlert: boolean): ConfigError[] {
+  const action = registries.remediations.find((candidate) => candidate.name === remediation);
+  if (!action) {
+    const known = registries.remediations.map((candidate) => candidate.name);
+    const near = nearestName(remediation, known);
+    const hint = near === null ? `; the remediations are ${known.join(', ')}` : ` (did you mean "${near}"?)`;
+    return [{ path: formatPath([...prefix, 'remediation']), message: `unknown remediation${hint}` }];
+  }
+  const templated = new Set(Object.keys(params).filter((key) => isTemplated(params[key])));
+  if (!fromAlert && templated.size > 0) {
+    return [...templated].map((key) => ({ path: formatPath([...prefix, 'params', key]), message: '{{labels.…}} is filled from an alert\'s labels, and a schedule entry has no alert' }));
+  }
+  const paramsPath = [...prefix, 'params'];
+  const parsed = templated.size === 0 ? parseWhole(action.params, params, paramsPath) : parseLiterals(action.params, params, templated, paramsPath);
+  return [...parsed.errors, ...checkNames(config, remediation, params, new Set([...templated, ...parsed.badKeys]), paramsPath)];
+}
+
+/**
+ * Everything about rules, schedule entries and disabled collectors that can be proved before
+ * anything runs. Each error names its path; no message quotes the offending value (it could be
+ * a secret pasted in the wrong place), only the known names it should have been.
+ */
+export function checkReferences(config: Readonly<Config>, registries: Registries): ConfigError[] {
+  const errors: ConfigError[] = [];
+  config.collectors.disabled.forEach((name, index) => {
+    if (!registries.collectors.includes(name)) {
+      errors.push({ path: `collectors.disabled[${index}]`, message: `is not a collector; the collectors are ${registries.collectors.join(', ')}` });
+    }
+  });
+  config.remediation.rules.forEach((rule, index) => {
+    errors.push(...checkInvocation(config, registries, ['remediation', 'rules', index], rule.remediation, rule.params, true));
+  });
+  config.schedule.forEach((entry, index) => {
+    errors.push(...checkInvocation(config, registries, ['schedule', index], entry.remediation, entry.params, false));
+  });
+  return errors;
+}

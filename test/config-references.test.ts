@@ -124,8 +124,11 @@ t.test('the targets, backups, logs, files and policies named by literal params e
     { path: 'schedule[0].params.name', message: 'names no targets.logs entry' },
   ], 'logs.rotate works on log directories only');
   t.same(check(schedule('files.cleanup', { name: 'tmp', olderThanHours: 1 })), [
-    { path: 'schedule[0].params.name', message: 'names no targets.files or targets.logs entry' },
+    { path: 'schedule[0].params.name', message: 'names no targets.files entry' },
   ]);
+  t.same(check(schedule('files.cleanup', { name: 'app-logs', olderThanHours: 1 })), [
+    { path: 'schedule[0].params.name', message: 'names no targets.files entry' },
+  ], 'files.cleanup never deletes from a log directory');
   t.same(check(schedule('postgres.retention', { policy: 'job-logs' })), [
     { path: 'schedule[0].params.policy', message: 'names no remediation.retention entry (did you mean "job_logs"?)' },
   ]);

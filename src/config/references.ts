@@ -79,7 +79,7 @@ function referencedList(config: Readonly<Config>, family: string, param: string)
   }
   if (param === 'backup') return { label: 'targets.backups', names: names(targets.backups) };
   if (param === 'name' && family === 'logs') return { label: 'targets.logs', names: names(targets.logs) };
-  if (param === 'name' && family === 'files') return { label: 'targets.files or targets.logs', names: [...names(targets.files), ...names(targets.logs)] };
+  if (param === 'name' && family === 'files') return { label: 'targets.files', names: names(targets.files) };
   if (param === 'policy') return { label: 'remediation.retention', names: names(config.remediation.retention) };
   return null;
 }

@@ -47,7 +47,6 @@ t.test('a config whose every reference resolves has no errors', async (t) => {
       { name: 'd', cron: '0 2 * * *', remediation: 'redis.expire_keys', params: { target: 'cache', pattern: 'x*', when: 'ttl-over', ttlOverSeconds: 60 } },
       { name: 'e', cron: '0 2 * * *', remediation: 'logs.rotate', params: { name: 'app-logs' } },
       { name: 'f', cron: '0 2 * * *', remediation: 'files.cleanup', params: { name: 'scratch', olderThanHours: 24 } },
-      { name: 'g', cron: '0 2 * * *', remediation: 'files.cleanup', params: { name: 'app-logs', olderThanHours: 24 } },
       { name: 'h', cron: '0 2 * * *', remediation: 'backup.verify', params: { backup: 'nightly' } },
     ],
   }), []);

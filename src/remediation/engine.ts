@@ -40,6 +40,14 @@ class Stop extends Error {
 
 class ShutDown extends Error {}
 
+/** The queue holds remediation.maxQueued runs already: the request is refused whole and nothing is journalled. */
+export class QueueFull extends Error {
+  constructor(readonly limit: number) {
+    super(`the run queue is full: at most ${limit} runs may wait (remediation.maxQueued); retry later`);
+    this.name = 'QueueFull';
+  }
+}
+
 // After a deadline, how long an action may take to notice before the engine stops waiting for it.
 const ABANDON_AFTER_DEADLINE_MS = 5000;
 const SILENCE_MARGIN_MS = 60_000;
@@ -112,6 +120,7 @@ export class Engine implements RunSubmitter {
 
   /**
    * Queues a run (or settles it at once: unknown remediation, duplicate alert, shutting down).
+   * Throws QueueFull, having recorded nothing, when remediation.maxQueued runs are already waiting.
    * `journalled` resolves once the request is in the journal file, so an acknowledged alert is
    * never lost when upkeep dies; its fsync completes in the same group commit right after.
    */
@@ -126,6 +135,8 @@ export class Engine implements RunSubmitter {
     const action = this.actions.get(request.remediation);
     if (this.closing) return settled(this.finish(record, { status: 'cancelled', reason: 'upkeep is shutting down' }));
     if (!action) return settled(this.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"` }));
+    // Checked before the alert is claimed, so a refused alert is not taken for a duplicate when it comes again.
+    if (this.queueRoom() < 1) throw new QueueFull(this.options.config.remediation.maxQueued);
     if (request.alert) {
       const handledBy = this.history.claimAlert(idempotencyKey(request.alert, request.remediation), record.id);
       if (handledBy !== undefined) {
@@ -142,6 +153,11 @@ export class Engine implements RunSubmitter {
       .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
       .finally(() => this.pump());
     return { runId: record.id, done, journalled: written };
+  }
+
+  /** How many more runs the queue takes before submit throws QueueFull. */
+  queueRoom(): number {
+    return Math.max(0, this.options.config.remediation.maxQueued - this.queue.length);
   }
 
   /** A resolved alert: its runs that have not started yet are cancelled. */

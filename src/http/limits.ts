@@ -69,14 +69,38 @@ export function checkParams(limits: ServerLimits) {
       for (const [name, value] of entries) {
         const nameBytes = bytes(name);
         if (nameBytes > limits.maxParamNameBytes) return `a param name of ${nameBytes} bytes, at most ${limits.maxParamNameBytes} (server.maxParamNameBytes)`;
-        // Parsed from JSON, so the value always has a JSON text.
-        const valueBytes = bytes(JSON.stringify(value));
-        if (valueBytes > limits.maxParamValueBytes) return `param "${name}" is ${valueBytes} bytes as JSON, at most ${limits.maxParamValueBytes} (server.maxParamValueBytes)`;
+        if (jsonLongerThan(value, limits.maxParamValueBytes)) return `param "${name}" is over ${limits.maxParamValueBytes} bytes as JSON (server.maxParamValueBytes)`;
       }
       return null;
     })();
     if (problem !== null) ctx.addIssue({ code: 'custom', path: ['params'], message: problem });
   };
+}
+
+/**
+ * Whether a parsed JSON value's text is longer than `limit` bytes. Counted with an explicit stack,
+ * not JSON.stringify, which recurses and overflows on a value nested a few thousand levels deep;
+ * the walk stops as soon as the limit is passed, so its cost is bounded by the limit.
+ */
+export function jsonLongerThan(value: unknown, limit: number): boolean {
+  let total = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item !== null && typeof item === 'object') {
+      const entries = Array.isArray(item) ? item.map((child): [string | null, unknown] => [null, child]) : Object.entries(item);
+      // Brackets and separators, then each key with its colon.
+      total += 2 + Math.max(0, entries.length - 1);
+      for (const [key, child] of entries) {
+        if (key !== null) total += bytes(JSON.stringify(key)) + 1;
+        pending.push(child);
+      }
+    } else {
+      total += bytes(JSON.stringify(item));
+    }
+    if (total > limit) return true;
+  }
+  return false;
 }
 
 /** 429: the queue is full. Nothing was queued or journalled; the client may send the same request again later. */

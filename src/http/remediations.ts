@@ -15,7 +15,8 @@ function runBodySchema(config: Readonly<Config>) {
   return z.strictObject({
     params: z.record(z.string(), z.unknown()).default({}),
     dryRun: z.boolean().optional(),
-    timeoutSeconds: z.number().positive().max(maxTimeoutSeconds, `must be at most ${maxTimeoutSeconds} (remediation.maxTimeoutSeconds)`).optional(),
+    // Under a second a run cannot even connect: it would only ever fail on its deadline.
+    timeoutSeconds: z.number().min(1, 'must be at least 1').max(maxTimeoutSeconds, `must be at most ${maxTimeoutSeconds} (remediation.maxTimeoutSeconds)`).optional(),
   }).superRefine(checkParams(config.server)).default({ params: {} });
 }
 const runQuery = z.object({ wait: z.enum(['true', 'false']).optional() });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { z } from 'zod';
-import { labelProblem } from '../../src/http/limits.js';
+import { jsonLongerThan, labelProblem } from '../../src/http/limits.js';
 import { buildApp, type App } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
 import { gatedAction } from '../remediation/gated-action.js';
@@ -52,9 +52,10 @@ t.test('size limits: each one is a 4xx that names its config key, and nothing is
   const manualCases: [string, unknown, string][] = [
     ['too many params', { params: { n: 1, a: 1, b: 1 } }, 'invalid body: params: 3 params, at most 2 (server.maxParams)'],
     ['a long param name', { params: { ['k'.repeat(9)]: 1 } }, 'invalid body: params: a param name of 9 bytes, at most 8 (server.maxParamNameBytes)'],
-    ['a long param value, as JSON', { params: { n: 'x'.repeat(15) } }, 'invalid body: params: param "n" is 17 bytes as JSON, at most 16 (server.maxParamValueBytes)'],
-    ['a nested param value', { params: { n: { deep: [1, 2, 3, 4, 5] } } }, 'invalid body: params: param "n" is 20 bytes as JSON, at most 16 (server.maxParamValueBytes)'],
+    ['a long param value, as JSON', { params: { n: 'x'.repeat(15) } }, 'invalid body: params: param "n" is over 16 bytes as JSON (server.maxParamValueBytes)'],
+    ['a nested param value', { params: { n: { deep: [1, 2, 3, 4, 5] } } }, 'invalid body: params: param "n" is over 16 bytes as JSON (server.maxParamValueBytes)'],
     ['timeoutSeconds over the maximum', { params: { n: 1 }, timeoutSeconds: 601 }, 'invalid body: timeoutSeconds: must be at most 600 (remediation.maxTimeoutSeconds)'],
+    ['timeoutSeconds under a second', { params: { n: 1 }, timeoutSeconds: 0.001 }, 'invalid body: timeoutSeconds: must be at least 1'],
     ['a timeout Node cannot hold', { params: { n: 1 }, timeoutSeconds: 2 ** 31 }, 'invalid body: timeoutSeconds: must be at most 600 (remediation.maxTimeoutSeconds)'],
   ];
   for (const [what, body, error] of manualCases) {
@@ -62,6 +63,10 @@ t.test('size limits: each one is a 4xx that names its config key, and nothing is
     t.equal(reply.statusCode, 400, what);
     t.same(errorReply.parse(reply.json()), { error }, what);
   }
+  // Deeper than JSON.stringify can recurse: still a plain 400.
+  const deep = await app.fastify.inject({ method: 'POST', url: '/remediations/test.gated', headers: { 'content-type': 'application/json' }, payload: `{"params":{"n":${'['.repeat(50_000)}${']'.repeat(50_000)}}}` });
+  t.equal(deep.statusCode, 400);
+  t.same(deep.json(), { error: 'invalid body: params: param "n" is over 16 bytes as JSON (server.maxParamValueBytes)' });
   t.same(await runs(app), [], 'no refused request queued anything');
 
   // At the limits exactly, everything is accepted.
@@ -79,7 +84,7 @@ t.test('size limits: each one is a 4xx that names its config key, and nothing is
     return `${method} ${path} ${status}`;
   });
   t.same(lines, [
-    'POST /alertmanager 413', ...Array<string>(4).fill('POST /alertmanager 400'), ...Array<string>(6).fill('POST /remediations/test.gated 400'),
+    'POST /alertmanager 413', ...Array<string>(4).fill('POST /alertmanager 400'), ...Array<string>(8).fill('POST /remediations/test.gated 400'),
     'GET /runs?limit=*** 200', 'POST /alertmanager 202', 'POST /remediations/test.gated 400', 'POST /remediations/test.gated 202', 'GET /runs?limit=*** 200',
   ]);
 });
@@ -131,6 +136,15 @@ t.test('remediation.maxQueued: a webhook is queued whole or refused whole (429, 
   t.equal(again.statusCode, 202, 'the refused payload is accepted whole when sent again');
   t.same(again.body?.accepted.map((run) => run.status), ['queued', 'queued']);
   t.equal((await runs(app)).length, 5);
+});
+
+t.test('jsonLongerThan agrees with JSON.stringify, byte for byte', async (t) => {
+  const values: unknown[] = [null, true, 0, -1.5e-7, 'é"\\\n', '🧹', [], {}, [1, [2, [3]], { a: null }], { 'k"ey': ['x', { y: 'ü' }], z: 12 }];
+  for (const value of values) {
+    const length = Buffer.byteLength(JSON.stringify(value));
+    t.equal(jsonLongerThan(value, length), false, `${JSON.stringify(value)} fits in ${length} bytes`);
+    t.equal(jsonLongerThan(value, length - 1), true, `${JSON.stringify(value)} does not fit in ${length - 1}`);
+  }
 });
 
 t.test('labelProblem counts labels first, then checks each name and value', async (t) => {

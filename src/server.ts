@@ -8,6 +8,7 @@ import { alertmanagerRoutes } from './http/alertmanager.js';
 import { bearerAuth } from './http/auth.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
+import { jsonBodies } from './http/json-body.js';
 import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow-clients.js';
 import { loggedPath, type Logger } from './log.js';
 import { Engine } from './remediation/engine.js';
@@ -85,6 +86,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
   // Every POST takes JSON; anything else is a 415, not a string handed to the JSON schema.
   fastify.removeContentTypeParser(['text/plain']);
+  jsonBodies(fastify);
   await fastify.register(bearerAuth, { token: config.server.authToken });
   await fastify.register(alertmanagerRoutes, { engine, config });
   await fastify.register(remediationRoutes, { engine, config });

@@ -14,7 +14,7 @@ import { allRuns, FINAL, rssBytes } from './runs.js';
 const SEED = 0x5eed_0009;
 const WEBHOOK_PAYLOADS = 400;
 const MANUAL_BODIES = 300;
-// upkeep idles near 70 MB; a leak or an unbounded buffer would show well above this.
+// upkeep starts near 100 MB and peaks near 200 MB here; a leak or an unbounded buffer would show above this.
 const RSS_LIMIT_BYTES = 300 * 1024 * 1024;
 const TOKEN = 'tok-fuzz-1d9e77';
 
@@ -63,7 +63,7 @@ t.test('fuzz: mutated webhooks and manual runs against the installed serve', asy
     remediation: { dryRun: true, cooldownSeconds: 0, rules: [VACUUM_RULE] },
   });
   const served = await serveInstalled(t, file);
-  const rss = { max: await rssBytes(served.child.pid ?? 0) };
+  const rss = { start: await rssBytes(served.child.pid ?? 0), max: 0 };
   const random = seeded(SEED);
   const fixture = z.record(z.string(), z.unknown()).parse(JSON.parse(await readFile(new URL('../fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
 
@@ -89,7 +89,8 @@ t.test('fuzz: mutated webhooks and manual runs against the installed serve', asy
   const failed = z.object({ runs: z.array(z.object({ remediation: z.string(), params: z.unknown(), error: z.string().optional() })) })
     .parse(await (await fetch(`${served.base}/runs?status=failure&limit=100`)).json()).runs;
   t.same(failed.map((run) => `${run.remediation} ${JSON.stringify(run.params).slice(0, 200)}: ${run.error ?? ''}`), [], 'no dry run failed: bad input is rejected, not tried');
-  t.ok(rss.max < RSS_LIMIT_BYTES, `RSS stayed under ${RSS_LIMIT_BYTES / 1048576} MB (peak ${Math.round(rss.max / 1048576)} MB)`);
+  t.comment(`RSS ${Math.round(rss.start / 1048576)} MB at start, ${Math.round(rss.max / 1048576)} MB at peak`);
+  t.ok(rss.max < RSS_LIMIT_BYTES, `RSS stayed under ${RSS_LIMIT_BYTES / 1048576} MB`);
 
   const [orders] = await postgres.query<{ rows: string }>('select count(*) as rows from public.orders', [], 'app');
   t.equal(orders?.rows, '600', 'the table the metacharacters aimed at is intact');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { z } from 'zod';
-import { jsonLongerThan, labelProblem } from '../../src/http/limits.js';
+import { alertCount, jsonLongerThan, labelProblem } from '../../src/http/limits.js';
 import { buildApp, type App } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
 import { gatedAction } from '../remediation/gated-action.js';
@@ -151,4 +151,12 @@ t.test('labelProblem counts labels first, then checks each name and value', asyn
   const limits = testConfig({ server: SMALL }).server;
   t.equal(labelProblem({ alertname: 'A' }, limits), null);
   t.equal(labelProblem({ ['ü'.repeat(9)]: 'v' }, limits), 'a label name of 18 bytes, at most 16 (server.maxLabelNameBytes)');
+});
+
+t.test('alertCount reads the alerts of anything that parsed as JSON', async (t) => {
+  t.equal(alertCount(null), 0);
+  t.equal(alertCount('4'), 0);
+  t.equal(alertCount([{ alerts: [1] }]), 0);
+  t.equal(alertCount({ alerts: 'many' }), 0);
+  t.equal(alertCount({ alerts: [1, 2, 3] }), 3);
 });

@@ -1,6 +1,7 @@
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { z } from 'zod';
+import { clientErrorHandler } from '../../src/http/slow-clients.js';
 import { buildApp } from '../../src/server.js';
 import { parseResponse, postHead, slowClient } from '../fixtures/slow-client.js';
 import { gatedAction } from '../remediation/gated-action.js';
@@ -68,4 +69,29 @@ t.test('slow clients: headers, body and idle timeouts close the connection; a 40
   t.same(refusals, [`400 malformed HTTP request`, `408 ${TIMEOUT_ERROR}`, `408 ${TIMEOUT_ERROR}`, '431 the request headers are too large']);
   t.same(logged.filter((line) => line.msg === 'request').map((line) => `${String(line.method)} ${String(line.path)} ${String(line.status)}`),
     ['POST /alertmanager 401', 'POST /remediations/test.gated?wait=*** 200']);
+});
+
+t.test('the client error handler leaves reset or closed sockets alone, and never writes to a closed one', async (t) => {
+  const captured = capturedLogger('info');
+  const handler = clientErrorHandler(testConfig({}).server, captured.log);
+  const fail = (code: string) => Object.assign(new Error(code), { code });
+
+  const reset = new Socket();
+  handler(fail('ECONNRESET'), reset);
+  t.equal(reset.destroyed, false, 'a reset connection is already gone: nothing to do');
+  reset.destroy();
+  const destroyed = new Socket();
+  destroyed.destroy();
+  handler(fail('HPE_INVALID_METHOD'), destroyed);
+
+  const ended = new Socket();
+  ended.end();
+  const written: unknown[] = [];
+  ended.write = (chunk: unknown) => { written.push(chunk); return true; };
+  handler(fail('HPE_INVALID_METHOD'), ended);
+  t.same(written, [], 'nothing is written to a socket that can no longer send');
+  t.equal(ended.destroyed, true);
+
+  t.same(captured.text().trim().split('\n').map((line) => z.object({ msg: z.string(), status: z.number(), remoteAddress: z.null() }).parse(JSON.parse(line))),
+    [{ msg: 'connection refused', status: 400, remoteAddress: null }]);
 });

@@ -1,5 +1,9 @@
+import { Registry } from 'prom-client';
 import t from 'tap';
-import { Engine } from '../../src/remediation/engine.js';
+import { z } from 'zod';
+import { Engine, QueueFull } from '../../src/remediation/engine.js';
+import { startSchedule } from '../../src/remediation/schedule.js';
+import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
 import { gatedAction } from './gated-action.js';
 
@@ -31,4 +35,18 @@ t.test('remediation.maxQueued: a full queue refuses a run, records nothing, and 
   const runs = new Set((await journalLines(stateDir)).map((record) => record.id));
   t.equal(runs.size, 3, 'the journal holds the three runs that were accepted and nothing of the refused ones');
   t.same(captured.text().split('\n').filter((line) => line.includes('"run finished"')).map((line) => (JSON.parse(line) as { status: string }).status), ['success', 'success', 'success']);
+});
+
+t.test('a schedule tick that finds the queue full runs nothing and says so', async (t) => {
+  const captured = capturedLogger('info');
+  const config = testConfig({ schedule: [{ name: 'every-second', cron: '* * * * * *', remediation: 'test.gated', params: { n: 1 } }] });
+  const submitter = { submit: (): never => { throw new QueueFull(1); } };
+  const schedule = startSchedule({ config, submitter, registry: new Registry(), log: captured.log });
+  t.teardown(() => schedule.stop());
+  const line = await waitFor('the refused tick to be logged', async () => {
+    const found = captured.text().split('\n').find((text) => text.includes('scheduled run could not be submitted'));
+    if (found === undefined) throw new Error('not yet');
+    return z.object({ level: z.number(), job: z.string(), err: z.object({ message: z.string() }) }).parse(JSON.parse(found));
+  }, 10_000, 50);
+  t.same({ level: line.level, job: line.job, message: line.err.message }, { level: 50, job: 'every-second', message: 'the run queue is full: at most 1 runs may wait (remediation.maxQueued); retry later' });
 });

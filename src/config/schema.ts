@@ -7,7 +7,7 @@ import { parseDurationSeconds } from './duration.js';
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"');
 // Node's timers hold at most 2^31-1 ms (24.8 days) and fire at once beyond it; every seconds
 // value ends up in a timer somewhere, so each is capped well below that.
-export const MAX_TIMER_SECONDS = 2_000_000;
+const MAX_TIMER_SECONDS = 2_000_000;
 const seconds = z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (about 23 days)`);
 const count = (fallback: number) => z.number().int().positive().default(fallback);
 const duration = z.string().refine((text) => parseDurationSeconds(text) !== null, 'must be a duration such as "30 days" or "12h"');

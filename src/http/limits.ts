@@ -11,7 +11,7 @@ import type { QueueFull } from '../remediation/engine.js';
 type ServerLimits = Readonly<Config['server']>;
 
 // A guess at how long a full queue takes to drain a little; a client may retry sooner.
-export const RETRY_AFTER_SECONDS = 5;
+const RETRY_AFTER_SECONDS = 5;
 
 function bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');

@@ -146,7 +146,8 @@ export const configSchema = z.strictObject({
     idleTimeoutSeconds: seconds.default(10),
     keepAliveTimeoutSeconds: seconds.default(72),
     shutdownTimeoutSeconds: seconds.default(10),
-    // Sizes of what a webhook or a manual run may carry.
+    // Sizes of what a request, a webhook or a manual run may carry.
+    maxHeaderBytes: count(16384),
     maxAlertsPerWebhook: count(1000),
     maxLabels: count(64),
     maxLabelNameBytes: count(256),

@@ -23,7 +23,7 @@ export function timeoutOptions(server: Readonly<Config['server']>) {
     keepAliveTimeout: milliseconds(server.keepAliveTimeoutSeconds),
     // Node looks for expired requests every connectionsCheckingInterval (30 s by default), which
     // would stretch a short timeout; once a second keeps the cut close to the configured value.
-    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout) },
+    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout), maxHeaderSize: server.maxHeaderBytes },
   };
 }
 
@@ -42,7 +42,7 @@ export function clientErrorHandler(server: Readonly<Config['server']>, log: Logg
     const [status, text, error] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'Request Timeout', timeout]
       : err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request Header Fields Too Large', 'the request headers are too large']
+        ? [431, 'Request Header Fields Too Large', `the request headers are over ${server.maxHeaderBytes} bytes (server.maxHeaderBytes)`]
         : [400, 'Bad Request', 'malformed HTTP request'];
     log.info({ status, reason: error, remoteAddress: socket.remoteAddress ?? null }, 'connection refused');
     const body = JSON.stringify({ error });

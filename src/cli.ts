@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { COLLECTORS } from './collectors/index.js';
 import { openToNetwork } from './config/checks.js';
+import type { FastifyInstance } from 'fastify';
 import { ConfigInvalid, loadConfig } from './config/load.js';
 import { checkReferences, type Registries } from './config/references.js';
 import type { Config } from './config/schema.js';
@@ -201,7 +202,7 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   }
   const app = await buildApp({ config, log });
   await app.fastify.listen({ host: args.values.host ?? config.server.host, port });
-  return waitForShutdown(app.fastify, log);
+  return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);
 }
 
 function waitForInterrupt(): Promise<void> {
@@ -211,25 +212,30 @@ function waitForInterrupt(): Promise<void> {
   });
 }
 
-/** Stops accepting, lets in-flight requests finish, closes clients, then resolves 0. */
-function waitForShutdown(fastify: { close(): Promise<void> }, log: Logger): Promise<number> {
+/**
+ * Stops accepting, lets in-flight requests finish, closes clients, then resolves 0. Past the
+ * deadline (server.shutdownTimeoutSeconds) nothing may hold the process: a client still sending,
+ * a run ignoring its abort. Every connection is closed and the process exits 1 at once; runs left
+ * unfinished are journalled as interrupted at the next start.
+ */
+function waitForShutdown(fastify: FastifyInstance, log: Logger, deadlineSeconds: number): Promise<number> {
   return new Promise((resolve) => {
     let closing = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (closing) return;
       closing = true;
-      log.info({ signal }, 'shutting down');
-      // A stuck client must not keep the process alive forever.
+      log.info({ signal, deadlineSeconds }, 'shutting down');
       const deadline = setTimeout(() => {
-        log.error('shutdown deadline passed; exiting');
-        resolve(1);
-      }, 10_000);
-      deadline.unref();
+        fastify.server.closeAllConnections();
+        log.error({ deadlineSeconds }, 'shutdown deadline passed; closed every connection, exiting');
+        process.exit(1);
+      }, deadlineSeconds * 1000);
       fastify.close().then(() => {
         clearTimeout(deadline);
         log.info('stopped');
         resolve(0);
       }, (err: unknown) => {
+        clearTimeout(deadline);
         log.error({ err }, 'error during shutdown');
         resolve(1);
       });

@@ -6,8 +6,10 @@ import type { CollectorModule } from './collectors/types.js';
 import type { Config } from './config/schema.js';
 import { alertmanagerRoutes } from './http/alertmanager.js';
 import { bearerAuth } from './http/auth.js';
+import { jsonBodies } from './http/json-body.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
+import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow-clients.js';
 import { loggedPath, type Logger } from './log.js';
 import { Engine } from './remediation/engine.js';
 import { startSchedule } from './remediation/schedule.js';
@@ -44,7 +46,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const fastify: FastifyInstance = Fastify({ loggerInstance, bodyLimit: config.server.bodyLimitBytes,
     // Fastify's own request lines log the raw request; upkeep writes one line per request itself.
     logController: new LogController({ disableRequestLogging: true }),
+    ...timeoutOptions(config.server), clientErrorHandler: clientErrorHandler(config.server, log),
   });
+  connectionHooks(fastify);
   // One line per API request. Scrapes and probes arrive every few seconds; logging them would
   // drown the audit-worthy POSTs.
   fastify.addHook('onResponse', async (request, reply) => {
@@ -82,9 +86,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
   // Every POST takes JSON; anything else is a 415, not a string handed to the JSON schema.
   fastify.removeContentTypeParser(['text/plain']);
+  jsonBodies(fastify);
   await fastify.register(bearerAuth, { token: config.server.authToken });
   await fastify.register(alertmanagerRoutes, { engine, config });
-  await fastify.register(remediationRoutes, { engine });
+  await fastify.register(remediationRoutes, { engine, config });
   await fastify.register(runRoutes, { engine });
   return { fastify, registry, scraper, engine };
 }

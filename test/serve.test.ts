@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { freePort, waitFor } from './fixtures/ports.js';
 import { promtoolCheckMetrics } from './fixtures/promtool.js';
+import { postHead, slowClient } from './fixtures/slow-client.js';
 
 /** Starts `upkeep serve` as a real process, the way an operator would. */
 function serve(args: string[], env: Record<string, string> = {}, outsideTap = false): { child: ChildProcess; output: () => string } {
@@ -83,4 +84,26 @@ t.test('a bad --port or config file is an error, not a crash', async (t) => {
   const [missingCode] = await once(missing.child, 'exit');
   t.equal(missingCode, 1);
   t.match(missing.output(), '/nonexistent.yml: 1 config error(s)');
+});
+
+t.test('SIGTERM while a client is still sending: at server.shutdownTimeoutSeconds every connection is closed and the process exits 1', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-serve-'));
+  const config = join(dir, 'upkeep.yml');
+  await writeFile(config, `state: { dir: ${JSON.stringify(join(dir, 'state'))} }\nserver: { shutdownTimeoutSeconds: 1, requestTimeoutSeconds: 600, idleTimeoutSeconds: 600 }\n`);
+  const port = await freePort();
+  const { child, output } = serve(['--config', config, '--port', String(port)]);
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  await waitFor('upkeep to listen', async () => { await fetch(`http://127.0.0.1:${port}/healthz`); });
+  const body = 'x'.repeat(10_000);
+  const client = slowClient(port, { head: postHead('/alertmanager', body.length), trickle: body });
+  // Answered after the slow request's head was read: that request is in flight when the signal comes.
+  await fetch(`http://127.0.0.1:${port}/healthz`);
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const [code] = await exited;
+  t.equal(code, 1, output());
+  await client.closed;
+  t.ok(client.cutWhileSending(), 'the slow client was cut off');
+  t.match(output(), '"msg":"shutdown deadline passed; closed every connection, exiting"');
+  t.notMatch(output(), '"msg":"stopped"');
 });

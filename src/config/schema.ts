@@ -5,7 +5,11 @@ import { parseDurationSeconds } from './duration.js';
 
 // Every object is strict: a typo in a key is an error, never a silently ignored setting.
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"');
-const seconds = z.number().positive();
+// Node's timers hold at most 2^31-1 ms (24.8 days) and fire at once beyond it; every seconds
+// value ends up in a timer somewhere, so each is capped well below that.
+const MAX_TIMER_SECONDS = 2_000_000;
+const seconds = z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (about 23 days)`);
+const count = (fallback: number) => z.number().int().positive().default(fallback);
 const duration = z.string().refine((text) => parseDurationSeconds(text) !== null, 'must be a duration such as "30 days" or "12h"');
 const params = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
 
@@ -150,7 +154,24 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65535).default(9630),
     authToken: z.string().optional(),
     bodyLimitBytes: z.number().int().positive().default(1048576),
-  }).default({ host: '127.0.0.1', port: 9630, bodyLimitBytes: 1048576 }),
+    // Slow clients: every limit on how long a client may hold a connection (docs/configuration.md).
+    headersTimeoutSeconds: seconds.default(10),
+    requestTimeoutSeconds: seconds.default(30),
+    idleTimeoutSeconds: seconds.default(10),
+    keepAliveTimeoutSeconds: seconds.default(72),
+    shutdownTimeoutSeconds: seconds.default(10),
+    // Sizes of what a request, a webhook or a manual run may carry.
+    maxHeaderBytes: count(16384),
+    maxAlertsPerWebhook: count(1000),
+    maxLabels: count(64),
+    maxLabelNameBytes: count(256),
+    maxLabelValueBytes: count(4096),
+    maxParams: count(32),
+    maxParamNameBytes: count(128),
+    maxParamValueBytes: count(4096),
+  }).refine((server) => server.headersTimeoutSeconds <= server.requestTimeoutSeconds, {
+    path: ['headersTimeoutSeconds'], message: 'must not be more than server.requestTimeoutSeconds (the headers are part of the request)',
+  }).prefault({}),
   state: z.strictObject({ dir: z.string().default('./data') }).default({ dir: './data' }),
   alertmanager: z.strictObject({ url: httpUrl('must be an http(s) URL') }).optional(),
   targets: z.strictObject({
@@ -174,6 +195,10 @@ export const configSchema = z.strictObject({
     lockTimeoutSeconds: seconds.default(60),
     // Runs executing at once; the rest wait in the queue, where a resolved alert can still cancel them.
     concurrency: z.number().int().positive().default(4),
+    // Runs waiting for a free slot; beyond it POST /alertmanager and POST /remediations answer 429.
+    maxQueued: count(1000),
+    // The largest timeoutSeconds a request may ask for.
+    maxTimeoutSeconds: seconds.default(86400),
     cooldownSeconds: z.number().min(0).default(300),
     circuitBreaker: z.strictObject({
       failures: z.number().int().positive().default(3),
@@ -182,7 +207,9 @@ export const configSchema = z.strictObject({
     rules: z.array(rule).default([]),
     windows: z.array(window).default([]),
     retention: z.array(retention).default([]),
-  }).default({ dryRun: false, timeoutSeconds: 3600, lockTimeoutSeconds: 60, concurrency: 4, cooldownSeconds: 300, circuitBreaker: { failures: 3, windowSeconds: 3600 }, rules: [], windows: [], retention: [] }),
+  }).refine((remediation) => remediation.timeoutSeconds <= remediation.maxTimeoutSeconds, {
+    path: ['timeoutSeconds'], message: 'must not be more than remediation.maxTimeoutSeconds',
+  }).prefault({}),
   schedule: z.array(scheduleEntry).default([]),
 });
 

@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { webhookPayloadSchema, type WebhookAlert, type WebhookPayload } from '../remediation/alertmanager.js';
-import type { Engine, Submitted } from '../remediation/engine.js';
+import { QueueFull, type Engine, type Submitted } from '../remediation/engine.js';
 import { matchingRules, templateParams, TemplateError } from '../remediation/rules.js';
+import { alertCount, checkWebhookLabels, sendQueueFull } from './limits.js';
 import { errorReply, useZod } from './zod.js';
 
 const accepted = z.object({ fingerprint: z.string(), alertname: z.string(), remediation: z.string(), runId: z.string(), status: z.string() });
@@ -17,16 +18,36 @@ type Ignored = z.infer<typeof ignored>;
 /**
  * POST /alertmanager: each alert is handled by its own status. Firing alerts are matched against
  * remediation.rules and queued; resolved ones cancel their queued runs. The reply (202) comes as
- * soon as the accepted runs are journalled; the runs happen in the background.
+ * soon as the accepted runs are journalled; the runs happen in the background. A payload is taken
+ * whole or refused whole (413 too many alerts, 429 the queue has no room for all its runs), so a
+ * refusal changes nothing and the same payload can simply be sent again.
  */
 export async function alertmanagerRoutes(fastify: FastifyInstance, options: { engine: Engine; config: Readonly<Config> }): Promise<void> {
   const { engine, config } = options;
+  const { maxAlertsPerWebhook } = config.server;
+  const { maxQueued } = config.remediation;
   useZod(fastify);
   // The zod validator compiler (useZod) replaces the body with the parsed payload.
   fastify.post<{ Body: WebhookPayload }>('/alertmanager', {
-    schema: { body: webhookPayloadSchema, response: { 202: webhookReply, 400: errorReply, 401: errorReply, 413: errorReply } },
+    schema: {
+      body: webhookPayloadSchema.superRefine(checkWebhookLabels(config.server)),
+      response: { 202: webhookReply, 400: errorReply, 401: errorReply, 413: errorReply, 429: errorReply },
+    },
+    // Counted before validation, so a payload of too many alerts costs no more than its parse.
+    preValidation: async (request, reply) => {
+      const count = alertCount(request.body);
+      if (count > maxAlertsPerWebhook) {
+        return reply.code(413).send({ error: `${count} alerts in one payload, at most ${maxAlertsPerWebhook} (server.maxAlertsPerWebhook); set max_alerts in Alertmanager's webhook_config` });
+      }
+    },
   }, async (request, reply) => {
     const payload = request.body;
+    // Every (firing alert, matching rule) may queue a run; all of them must fit, or none is queued.
+    const wanted = payload.alerts.reduce((sum, alert) => sum + (alert.status === 'firing' ? matchingRules(config.remediation.rules, alert.labels).length : 0), 0);
+    if (wanted > maxQueued) {
+      return reply.code(413).send({ error: `this payload asks for ${wanted} runs, more than the queue holds: ${maxQueued} (remediation.maxQueued); set max_alerts in Alertmanager's webhook_config` });
+    }
+    if (wanted > engine.queueRoom()) return sendQueueFull(reply, new QueueFull(maxQueued));
     const result = { accepted: [] as Accepted[], ignored: [] as Ignored[] };
     const writes: Promise<void>[] = [];
     for (const alert of payload.alerts) {
@@ -57,7 +78,8 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
       }
     }
     await Promise.all(writes);
-    request.log.info({ accepted: result.accepted.length, ignored: result.ignored.length }, 'alertmanager webhook handled');
+    // The request's own line (server.ts) is the info-level record; the counts are detail.
+    request.log.debug({ accepted: result.accepted.length, ignored: result.ignored.length }, 'alertmanager webhook handled');
     return reply.code(202).send(result);
   });
 }

@@ -1,16 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Engine } from '../remediation/engine.js';
+import type { Config } from '../config/schema.js';
+import { QueueFull, type Engine } from '../remediation/engine.js';
 import { runRecordSchema } from '../remediation/journal.js';
 import type { AnyAction } from '../remediation/types.js';
+import { checkParams, sendQueueFull } from './limits.js';
 import { errorReply, useZod } from './zod.js';
 
 const remediationInfo = z.object({ name: z.string(), description: z.string(), risk: z.string(), params: z.record(z.string(), z.unknown()) });
-const runBody = z.strictObject({
-  params: z.record(z.string(), z.unknown()).default({}),
-  dryRun: z.boolean().optional(),
-  timeoutSeconds: z.number().positive().optional(),
-}).default({ params: {} });
+
+/** A manual run's body, within the limits: params (server.maxParams*) and timeoutSeconds (remediation.maxTimeoutSeconds). */
+function runBodySchema(config: Readonly<Config>) {
+  const { maxTimeoutSeconds } = config.remediation;
+  return z.strictObject({
+    params: z.record(z.string(), z.unknown()).default({}),
+    dryRun: z.boolean().optional(),
+    // Under a second a run cannot even connect: it would only ever fail on its deadline.
+    timeoutSeconds: z.number().min(1, 'must be at least 1').max(maxTimeoutSeconds, `must be at most ${maxTimeoutSeconds} (remediation.maxTimeoutSeconds)`).optional(),
+  }).superRefine(checkParams(config.server)).default({ params: {} });
+}
 const runQuery = z.object({ wait: z.enum(['true', 'false']).optional() });
 const nameParam = z.object({ name: z.string() });
 
@@ -24,8 +32,9 @@ function describeRemediation(action: AnyAction) {
 }
 
 /** GET /remediations and POST /remediations/:name (a manual run, optionally waiting for it). */
-export async function remediationRoutes(fastify: FastifyInstance, options: { engine: Engine }): Promise<void> {
+export async function remediationRoutes(fastify: FastifyInstance, options: { engine: Engine; config: Readonly<Config> }): Promise<void> {
   const { engine } = options;
+  const runBody = runBodySchema(options.config);
   useZod(fastify);
   fastify.get('/remediations', { schema: { response: { 200: z.object({ remediations: z.array(remediationInfo) }) } } }, async () => ({
     remediations: engine.listActions().map(describeRemediation),
@@ -34,7 +43,7 @@ export async function remediationRoutes(fastify: FastifyInstance, options: { eng
   fastify.post('/remediations/:name', {
     schema: {
       params: nameParam, querystring: runQuery, body: runBody,
-      response: { 200: runRecordSchema, 202: z.object({ runId: z.string() }), 400: errorReply, 401: errorReply, 404: errorReply, 413: errorReply },
+      response: { 200: runRecordSchema, 202: z.object({ runId: z.string() }), 400: errorReply, 401: errorReply, 404: errorReply, 413: errorReply, 429: errorReply },
     },
   }, async (request, reply) => {
     const { name } = nameParam.parse(request.params);
@@ -46,11 +55,17 @@ export async function remediationRoutes(fastify: FastifyInstance, options: { eng
     // Malformed params, and names the config alone refuses, get a 400 here: nothing is queued or journalled.
     const screened = engine.screen(action, body.params, 'manual');
     if ('reason' in screened) return reply.code(400).send({ error: screened.reason });
-    const submitted = engine.submit({
-      remediation: name, params: body.params, trigger: 'manual',
-      ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}),
-      ...(body.timeoutSeconds !== undefined ? { timeoutSeconds: body.timeoutSeconds } : {}),
-    });
+    let submitted: ReturnType<Engine['submit']>;
+    try {
+      submitted = engine.submit({
+        remediation: name, params: body.params, trigger: 'manual',
+        ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}),
+        ...(body.timeoutSeconds !== undefined ? { timeoutSeconds: body.timeoutSeconds } : {}),
+      });
+    } catch (err) {
+      if (err instanceof QueueFull) return sendQueueFull(reply, err);
+      throw err;
+    }
     await submitted.journalled;
     if (runQuery.parse(request.query).wait === 'true') return reply.code(200).send(await submitted.done);
     return reply.code(202).send({ runId: submitted.runId });

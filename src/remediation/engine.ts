@@ -46,6 +46,14 @@ class Stop extends Error {
 
 class ShutDown extends Error {}
 
+/** The queue holds remediation.maxQueued runs already: the request is refused whole and nothing is journalled. */
+export class QueueFull extends Error {
+  constructor(readonly limit: number) {
+    super(`the run queue is full: at most ${limit} runs may wait (remediation.maxQueued); retry later`);
+    this.name = 'QueueFull';
+  }
+}
+
 // After a deadline, how long an action may take to notice before the engine stops waiting for it.
 const ABANDON_AFTER_DEADLINE_MS = 5000;
 const SILENCE_MARGIN_MS = 60_000;
@@ -135,6 +143,7 @@ export class Engine implements RunSubmitter {
   /**
    * Queues a run, or settles it at once: unknown remediation, duplicate alert, shutting down, or
    * rejected by the screen (then nothing is queued, and the caller can say why right away).
+   * Throws QueueFull, having recorded nothing, when remediation.maxQueued runs are already waiting.
    * `journalled` resolves once the request is in the journal file, so an acknowledged alert is
    * never lost when upkeep dies; its fsync completes in the same group commit right after.
    */
@@ -152,6 +161,8 @@ export class Engine implements RunSubmitter {
     const action = this.actions.get(request.remediation);
     if (this.closing) return settled({ status: 'cancelled', reason: 'upkeep is shutting down' });
     if (!action) return settled({ status: 'rejected', reason: `unknown remediation "${request.remediation}"` });
+    // Checked before the alert is claimed, so a refused alert is not taken for a duplicate when it comes again.
+    if (this.queueRoom() < 1) throw new QueueFull(this.options.config.remediation.maxQueued);
     if (request.alert) {
       const handledBy = this.history.claimAlert(idempotencyKey(request.alert, request.remediation), record.id);
       if (handledBy !== undefined) return settled({ status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` });
@@ -170,6 +181,11 @@ export class Engine implements RunSubmitter {
       .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
       .finally(() => this.pump());
     return { runId: record.id, done, journalled: written, status: 'queued' };
+  }
+
+  /** How many more runs the queue takes before submit throws QueueFull. */
+  queueRoom(): number {
+    return Math.max(0, this.options.config.remediation.maxQueued - this.queue.length);
   }
 
   /** A resolved alert: its runs that have not started yet are cancelled. */

@@ -10,9 +10,10 @@ export function count() {
   return z.preprocess((value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value), z.number().int().min(0));
 }
 
-/**
- * A non-empty name that came from outside; the action still checks it against the live catalog.
- * No name upkeep acts on contains a control character, and a NUL byte would otherwise reach
- * PostgreSQL as a bind parameter and fail the run instead of rejecting it.
- */
-export const identifier = z.string().min(1, 'must not be empty').max(255, 'is too long').regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+// Control characters (a NUL ends a PostgreSQL startup packet) and lone UTF-16 surrogates (not
+// encodable in a URL or UTF-8) make no valid name anywhere: refused here, before any connection.
+const UNUSABLE = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** A non-empty name that came from outside; the action still checks it against the live catalog. */
+export const identifier = z.string().min(1, 'must not be empty').max(255, 'is too long')
+  .refine((name) => !UNUSABLE.test(name), 'must not contain control characters or broken Unicode');

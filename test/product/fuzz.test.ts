@@ -18,10 +18,11 @@ const MANUAL_BODIES = 300;
 const RSS_LIMIT_BYTES = 300 * 1024 * 1024;
 const TOKEN = 'tok-fuzz-1d9e77';
 
-const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })), ignored: z.array(z.object({ reason: z.string() })) });
+const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })), ignored: z.array(z.object({ reason: z.string(), runId: z.string().optional() })) });
 const errorReply = z.object({ error: z.string().min(1) });
 
-interface Outcome { status: number; runIds: string[] }
+/** runIds: the runs a 2xx queued; rejectedIds: alerts the webhook journalled as rejected (listed under ignored) and never queued. */
+interface Outcome { status: number; runIds: string[]; rejectedIds: string[] }
 
 /** Sends one fuzzed request and checks what every reply must satisfy; returns the runs it created. */
 async function send(t: Test, served: Served, request: FuzzRequest, rss: { max: number }): Promise<Outcome> {
@@ -37,10 +38,13 @@ async function send(t: Test, served: Served, request: FuzzRequest, rss: { max: n
   const json: unknown = (() => { try { return JSON.parse(text); } catch { return null; } })();
   if (response.status >= 400) {
     if (!errorReply.safeParse(json).success) t.fail(`a 4xx is JSON with an error: ${where}`);
-    return { status: response.status, runIds: [] };
+    return { status: response.status, runIds: [], rejectedIds: [] };
   }
-  if (response.status === 202 && request.path === '/alertmanager') return { status: 202, runIds: webhookReply.parse(json).accepted.map((run) => run.runId) };
-  return { status: response.status, runIds: [z.object({ runId: z.string() }).or(z.object({ id: z.string() })).transform((run) => ('runId' in run ? run.runId : run.id)).parse(json)] };
+  if (response.status === 202 && request.path === '/alertmanager') {
+    const reply = webhookReply.parse(json);
+    return { status: 202, runIds: reply.accepted.map((run) => run.runId), rejectedIds: reply.ignored.flatMap((entry) => (entry.runId === undefined ? [] : [entry.runId])) };
+  }
+  return { status: response.status, runIds: [z.object({ runId: z.string() }).or(z.object({ id: z.string() })).transform((run) => ('runId' in run ? run.runId : run.id)).parse(json)], rejectedIds: [] };
 }
 
 function tally(outcomes: readonly Outcome[]): string {
@@ -84,7 +88,10 @@ t.test('fuzz: mutated webhooks and manual runs against the installed serve', asy
     if (all.some((run) => !FINAL.has(run.status))) throw new Error('runs still going');
     return all;
   }, 120_000, 250);
-  t.same(runs.map((run) => run.id).sort(), [...acknowledged].sort(), 'every run in the journal was acknowledged by a 2xx: no refused input created one');
+  const rejected = new Set([...webhooks, ...manual].flatMap((outcome) => outcome.rejectedIds));
+  t.same(runs.filter((run) => !rejected.has(run.id)).map((run) => run.id).sort(), [...acknowledged].sort(), 'every run in the journal was acknowledged by a 2xx: no refused input created one');
+  t.same(runs.filter((run) => rejected.has(run.id) && run.status !== 'rejected'), [], 'an alert the webhook listed as rejected was journalled as rejected and never ran');
+  t.comment(`${rejected.size} fuzzed alerts were journalled as rejected`);
   t.notOk(runs.some((run) => run.status === 'success'), 'nothing executed');
   const failed = z.object({ runs: z.array(z.object({ remediation: z.string(), params: z.unknown(), error: z.string().optional() })) })
     .parse(await (await fetch(`${served.base}/runs?status=failure&limit=100`)).json()).runs;

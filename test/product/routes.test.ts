@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
 
@@ -36,10 +38,13 @@ async function expectStatus(t: Test, served: Served, method: string, path: strin
 }
 
 t.test('the installed serve answers every documented route, valid and invalid, and stays up', async (t) => {
+  const scratch = await mkdtemp(join(tmpdir(), 'upkeep-routes-tmp-'));
+  t.teardown(() => rm(scratch, { recursive: true, force: true }));
+  await writeFile(join(scratch, 'old.tmp'), 'x');
   const { file } = await writeConfig(t, {
     server: { host: '127.0.0.1', authToken: TOKEN },
     // check-config refuses a rule naming a directory that is not declared, so declare one (never used: dry run).
-    targets: { disks: [{ path: '/' }], files: [{ name: 'tmp', dir: '/nonexistent/upkeep-product-tmp' }] },
+    targets: { disks: [{ path: '/' }], files: [{ name: 'tmp', dir: scratch }] },
     remediation: { dryRun: true, rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'tmp' } }] },
   });
   const served = await serveInstalled(t, file);
@@ -63,10 +68,11 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   t.match(await expectStatus(t, served, 'POST', '/alertmanager', 400, { version: '4' }, auth), { error: /invalid body/ });
   t.match(await expectStatus(t, served, 'POST', '/alertmanager', 413, { version: '4', pad: 'x'.repeat(2 * 1024 * 1024) }, auth), { error: /large/i });
 
-  const accepted = await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 200, { params: { name: 'missing' }, dryRun: true }, auth);
-  t.match(accepted, { status: 'rejected', trigger: 'manual' });
+  t.match(await expectStatus(t, served, 'POST', '/remediations/files.cleanup', 400, { params: { name: 'missing' } }, auth), { error: /unknown directory "missing"/ });
+  const accepted = await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 200, { params: { name: 'tmp', olderThanHours: 0 }, dryRun: true }, auth);
+  t.match(accepted, { status: 'dry_run', trigger: 'manual' });
   const runs = await expectStatus(t, served, 'GET', '/runs?limit=5', 200);
-  t.match(runs, { runs: [{ remediation: 'files.cleanup', status: 'rejected' }] });
+  t.match(runs, { runs: [{ remediation: 'files.cleanup', status: 'dry_run' }] });
 
   const code = await served.stop();
   t.equal(code, 0, served.output());
@@ -79,9 +85,11 @@ t.test('the installed serve answers every documented route, valid and invalid, a
     'GET /runs/00000000-0000-0000-0000-000000000000 404',
     'POST /remediations/postgres.vacuum 401', 'POST /remediations/postgres.vacuum 401', 'POST /remediations/nope.nope 404',
     'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 415',
-    'POST /alertmanager 400', 'POST /alertmanager 413', 'POST /remediations/files.cleanup?wait=*** 200', 'GET /runs?limit=*** 200',
+    'POST /alertmanager 400', 'POST /alertmanager 413', 'POST /remediations/files.cleanup 400', 'POST /remediations/files.cleanup?wait=*** 200', 'GET /runs?limit=*** 200',
   ]);
   const finished = lines.filter((line) => line.msg === 'run finished');
-  t.match(finished, [{ level: 40, remediation: 'files.cleanup', trigger: 'manual', status: 'rejected', reason: /missing/ }]);
+  t.match(finished, [{ level: 30, remediation: 'files.cleanup', trigger: 'manual', status: 'dry_run', reason: /dry run/ }]);
+  t.equal(finished.length, 1, 'one line for the one run; the refused request queued none');
+  t.same(await readdir(scratch), ['old.tmp'], 'a dry run deletes nothing');
   t.notMatch(served.output(), TOKEN, 'the token is never logged');
 });

@@ -21,9 +21,9 @@ export async function imageId(reference: string): Promise<string | null> {
  * `docker build ARGS -t TAG` for an image kept as a build cache between runs: when the tag moves
  * to a new image, the one it named before is removed, so the cache holds one image per tag.
  */
-export async function buildCached(tag: string, args: readonly string[]): Promise<void> {
+export async function buildCached(tag: string, args: readonly string[], context = '.'): Promise<void> {
   const before = await imageId(tag);
-  await docker(['build', '--network', 'host', ...args, '-t', tag, '.']);
+  await docker(['build', '--network', 'host', ...args, '-t', tag, context]);
   if (before && before !== await imageId(tag)) await docker(['image', 'rm', before]).catch(() => undefined);
 }
 

@@ -22,8 +22,8 @@ const SUITE = 'bookworm';
 const VARIANT = 'minbase';
 const SOURCES = '/etc/apt/sources.list.d/debian.sources';
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
-export const BASE_REPOSITORY = 'upkeep-test-base';
-export const CACHE_DIR = join(tmpdir(), 'upkeep-test-cache');
+const BASE_REPOSITORY = 'upkeep-test-base';
+const CACHE_DIR = join(tmpdir(), 'upkeep-test-cache');
 // Bump when the recipe below changes in a way the inputs do not show.
 const RECIPE = 1;
 
@@ -65,12 +65,12 @@ async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
 
-export async function imageExists(reference: string): Promise<boolean> {
+async function imageExists(reference: string): Promise<boolean> {
   return run('docker', ['image', 'inspect', reference]).then(() => true, () => false);
 }
 
 /** Runs `fn` while holding a lock directory; a lock older than `staleMs` was left by a killed process. */
-export async function underLock<T>(lock: string, fn: () => Promise<T>, staleMs = 20 * 60_000): Promise<T> {
+async function underLock<T>(lock: string, fn: () => Promise<T>, staleMs = 20 * 60_000): Promise<T> {
   await mkdir(CACHE_DIR, { recursive: true });
   for (;;) {
     try {

@@ -6,14 +6,14 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 // The classic builder: this machine's docker CLI has no buildx, and the tests need no BuildKit feature.
-export const DOCKER_ENV = { ...process.env, DOCKER_BUILDKIT: '0' };
+const DOCKER_ENV = { ...process.env, DOCKER_BUILDKIT: '0' };
 
 export async function docker(args: readonly string[]): Promise<string> {
   const { stdout } = await run('docker', [...args], { env: DOCKER_ENV, cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
   return stdout;
 }
 
-export async function imageId(reference: string): Promise<string | null> {
+async function imageId(reference: string): Promise<string | null> {
   return docker(['image', 'inspect', '--format', '{{.Id}}', reference]).then((out) => out.trim(), () => null);
 }
 

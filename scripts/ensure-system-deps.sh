@@ -11,6 +11,11 @@ declare -A PROBE=(
   [prometheus]=/usr/bin/promtool
   [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
   [busybox-static]=/usr/bin/busybox
+  # The deploy tests (test/deploy/): a Debian root for the local base image, systemd-analyze and
+  # systemd as PID 1 in a container, and the doc's curl commands.
+  [debootstrap]=/usr/sbin/debootstrap
+  [systemd]=/usr/bin/systemd-analyze
+  [curl]=/usr/bin/curl
 )
 if [[ "${UPKEEP_BENCH_DEPS:-}" == 1 ]]; then
   PROBE[prometheus-postgres-exporter]=/usr/bin/prometheus-postgres-exporter

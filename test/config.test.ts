@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -187,4 +187,20 @@ t.test('${file:/path} reads a secret from a file (Kubernetes secrets, systemd cr
   t.same(relative.ok ? [] : relative.errors, [{ path: 'server.authToken', message: '${file:token} must name an absolute path' }]);
   const big = parseConfig(`server: { authToken: "\${file:${dir}/big}" }\n`, {});
   t.same(big.ok ? [] : big.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/big (is larger than 65536 bytes)` }]);
+});
+
+t.test('${file:${VAR}/name}: the path may hold variables (systemd\'s $CREDENTIALS_DIRECTORY)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-credentials-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'token'), 's3cret\n');
+  const config = 'server: { authToken: "${file:${CREDENTIALS_DIRECTORY}/token}" }\nstate: { dir: "${STATE_DIRECTORY:-/var/lib/upkeep}" }\n';
+  const parsed = parseConfig(config, { CREDENTIALS_DIRECTORY: dir });
+  t.ok(parsed.ok);
+  if (parsed.ok) t.equal(parsed.config.server.authToken, 's3cret');
+  const fallback = parseConfig('server: { authToken: "${file:${NOT_SET:-' + dir + '}/token}" }\n', {});
+  t.equal(fallback.ok && fallback.config.server.authToken, 's3cret', 'the default of an unset variable');
+  const unset = parseConfig(config, {});
+  t.same(unset.ok ? [] : unset.errors, [{ path: 'server.authToken', message: 'environment variable CREDENTIALS_DIRECTORY is not set and has no default' }], 'one error: the file is not read');
+  const dollar = parseConfig(`server: { authToken: "\${file:${dir}/a$b}" }\n`, {});
+  t.same(dollar.ok ? [] : dollar.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/a$b (ENOENT)` }], 'a lone $ is part of the path');
 });

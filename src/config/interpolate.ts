@@ -16,8 +16,12 @@ export const readSecretFile: FileReader = (path) => {
   return content.toString('utf8').replace(/\r?\n$/, '');
 };
 
-const REFERENCE = /\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}/g;
-const WHOLE_REFERENCE = /^\$\{(?:file:[^}]+|[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?)\}$/;
+// A file path may itself hold ${VAR} or ${VAR:-default}: systemd's credentials live under
+// $CREDENTIALS_DIRECTORY, so a config says "${file:${CREDENTIALS_DIRECTORY}/token}".
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^{}]*))?\}/g;
+const FILE_PATH = String.raw`(?:[^{}$]|\$(?!\{)|\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^{}]*)?\})+`;
+const REFERENCE = new RegExp(String.raw`\$\{(?:file:(${FILE_PATH})|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}`, 'g');
+const WHOLE_REFERENCE = new RegExp(String.raw`^\$\{(?:file:${FILE_PATH}|[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?)\}$`);
 
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const MAX_KEY_SHOWN = 64;
@@ -69,12 +73,11 @@ function interpolateString(
 ): unknown {
   if (!text.includes('${')) return text;
   const replaced = text.replace(REFERENCE, (_whole, file: string | undefined, name: string, fallback: string | undefined) => {
-    if (file !== undefined) return fileValue(file, path, errors, readFile);
-    const value = env[name];
-    if (value !== undefined && value !== '') return value;
-    if (fallback !== undefined) return fallback;
-    errors.push({ path: formatPath(path), message: `environment variable ${name} is not set and has no default` });
-    return '';
+    if (file === undefined) return variable(name, fallback, env, errors, path);
+    const before = errors.length;
+    const filePath = file.replace(VARIABLE, (_inner, innerName: string, innerFallback: string | undefined) => variable(innerName, innerFallback, env, errors, path));
+    // An unset variable already named the problem; reading what is left of the path would add a misleading one.
+    return errors.length > before ? '' : fileValue(filePath, path, errors, readFile);
   });
   // A secret read from a file stays a string even when it looks like a number.
   if (!WHOLE_REFERENCE.test(text) || text.startsWith('${file:')) return replaced;
@@ -90,6 +93,20 @@ function asNumberOrBoolean(text: string): unknown {
     return text;
   }
   return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : text;
+}
+
+function variable(
+  name: string,
+  fallback: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  errors: InterpolationError[],
+  path: PropertyKey[],
+): string {
+  const value = env[name];
+  if (value !== undefined && value !== '') return value;
+  if (fallback !== undefined) return fallback;
+  errors.push({ path: formatPath(path), message: `environment variable ${name} is not set and has no default` });
+  return '';
 }
 
 function fileValue(file: string, path: PropertyKey[], errors: InterpolationError[], readFile: FileReader): string {

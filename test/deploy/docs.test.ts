@@ -32,10 +32,7 @@ t.test('every relative link and every repo path the doc names exists', async (t)
   const links = [...doc.matchAll(/\]\(([^)#]+)(#[^)]*)?\)/g)].map((match) => match[1] ?? '').filter((link) => !/^[a-z]+:/.test(link));
   t.ok(links.includes('security.md'), 'privileges in detail are in docs/security.md');
   for (const link of new Set(links)) {
-    const found = await exists(join(dirname(DOC.pathname), link));
-    // docs/security.md is written by the hardening work at the same time as this doc.
-    const todo = !found && link === 'security.md' ? 'docs/security.md lands with the hardening issue' : false;
-    t.ok(found, `${link} exists`, { todo });
+    t.ok(await exists(join(dirname(DOC.pathname), link)), `${link} exists`);
   }
   const paths = [...doc.matchAll(/`((?:deploy|alerts|grafana|examples)\/[^`*\s]*|Dockerfile)`/g)].map((match) => match[1] ?? '');
   t.ok(paths.length > 5);

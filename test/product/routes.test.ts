@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -41,6 +41,7 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   const scratch = await mkdtemp(join(tmpdir(), 'upkeep-routes-tmp-'));
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
   await writeFile(join(scratch, 'old.tmp'), 'x');
+  await utimes(join(scratch, 'old.tmp'), new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000));
   const { file } = await writeConfig(t, {
     server: { host: '127.0.0.1', authToken: TOKEN },
     // check-config refuses a rule naming a directory that is not declared, so declare one (never used: dry run).
@@ -69,7 +70,7 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   t.match(await expectStatus(t, served, 'POST', '/alertmanager', 413, { version: '4', pad: 'x'.repeat(2 * 1024 * 1024) }, auth), { error: /large/i });
 
   t.match(await expectStatus(t, served, 'POST', '/remediations/files.cleanup', 400, { params: { name: 'missing' } }, auth), { error: /unknown directory "missing"/ });
-  const accepted = await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 200, { params: { name: 'tmp', olderThanHours: 0 }, dryRun: true }, auth);
+  const accepted = await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 200, { params: { name: 'tmp', olderThanHours: 1 }, dryRun: true }, auth);
   t.match(accepted, { status: 'dry_run', trigger: 'manual' });
   const runs = await expectStatus(t, served, 'GET', '/runs?limit=5', 200);
   t.match(runs, { runs: [{ remediation: 'files.cleanup', status: 'dry_run' }] });

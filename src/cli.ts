@@ -1,15 +1,11 @@
 import { parseArgs } from 'node:util';
-import { COLLECTORS } from './collectors/index.js';
-import { openToNetwork } from './config/checks.js';
 import type { FastifyInstance } from 'fastify';
-import { ConfigInvalid, loadConfig } from './config/load.js';
-import { checkReferences, type Registries } from './config/references.js';
 import type { Config } from './config/schema.js';
-import { createLogger, type Logger } from './log.js';
-import { ACTIONS } from './remediation/actions.js';
-import { parseParams, runFromCli } from './remediation/engine-cli.js';
-import { buildApp } from './server.js';
+import type { Logger } from './log.js';
 import { VERSION } from './version.js';
+
+// Each command imports what it needs when it runs: `--version` and `--help` load no framework,
+// and `serve` reaches its first /healthz sooner.
 
 const USAGE = `usage:
   upkeep [serve] --config FILE [--host H] [--port N]
@@ -123,6 +119,8 @@ async function runRemediation(config: Readonly<Config>, args: ReturnType<typeof 
     io.err(`which remediation? (GET /remediations lists them)\n${USAGE}`);
     return 2;
   }
+  const { parseParams, runFromCli } = await import('./remediation/engine-cli.js');
+  const { createLogger } = await import('./log.js');
   let params: Record<string, string>;
   try {
     params = parseParams(args.values.param ?? []);
@@ -152,8 +150,6 @@ function parse(argv: readonly string[]) {
   });
 }
 
-const REGISTRIES: Registries = { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) };
-
 /** Loads and cross-checks the config; every command that reads one refuses to go on with an error in it. */
 async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config: Readonly<Config>) => Promise<number>): Promise<number> {
   const file = args.values.config;
@@ -161,10 +157,13 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
     io.err(`--config FILE is required\n${USAGE}`);
     return 2;
   }
+  const [{ ConfigInvalid, loadConfig }, { checkReferences }, { ACTIONS }, { COLLECTORS }] = await Promise.all([
+    import('./config/load.js'), import('./config/references.js'), import('./remediation/actions.js'), import('./collectors/index.js'),
+  ]);
   let config: Readonly<Config>;
   try {
     config = await loadConfig(file, io.env);
-    const problems = checkReferences(config, REGISTRIES);
+    const problems = checkReferences(config, { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) });
     if (problems.length > 0) throw new ConfigInvalid(file, problems);
   } catch (err) {
     // Anything else is a bug; its message could quote the file, so only its type is shown.
@@ -189,6 +188,7 @@ export function summarize(config: Readonly<Config>): string {
 }
 
 async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
+  const [{ createLogger }, { openToNetwork }, { buildApp }] = await Promise.all([import('./log.js'), import('./config/checks.js'), import('./server.js')]);
   const log = createLogger({ level: args.values['log-level'] ?? 'info' });
   const port = args.values.port === undefined ? config.server.port : Number(args.values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
+import { postgresDriver } from '../lazy.js';
 import type { Logger } from '../log.js';
 import { CachedReading } from './cached.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
@@ -36,7 +37,7 @@ export class DatabaseConnection {
     sizeRefreshSeconds: number,
     private readonly log: Logger,
   ) {
-    this.pool = new pg.Pool({
+    this.pool = new (postgresDriver().Pool)({
       connectionString: databaseUrl(url, database),
       max: 2,
       idleTimeoutMillis: IDLE_CLOSE_MS,

@@ -1,8 +1,8 @@
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config/schema.js';
-import { dockerode, ioredis } from '../lazy.js';
+import { dockerode, ioredis, postgresDriver } from '../lazy.js';
 import { ValidationError } from './types.js';
 
 /**
@@ -26,7 +26,7 @@ export class Connections {
 
   /** A new, connected client; the caller must end() it. */
   async postgres(target: string, database: string, applicationName = 'upkeep-remediation'): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: this.postgresUrl(target, database), application_name: applicationName });
+    const client = new (postgresDriver().Client)({ connectionString: this.postgresUrl(target, database), application_name: applicationName });
     client.on('error', () => undefined); // a dropped connection surfaces on the next query instead
     await client.connect();
     return client;

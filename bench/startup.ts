@@ -1,0 +1,94 @@
+/**
+ * Start-up benchmark: the installed package (`npm pack`, installed with production dependencies
+ * only, run by plain node) from spawn to its first 200 on /healthz, and its idle RSS, side by side
+ * with Debian's prometheus-postgres-exporter and prometheus-redis-exporter from spawn to their
+ * first answer, on the same machine in one run.
+ *   npm run bench:startup [-- --runs 10]
+ * Prints numbers and MET / NOT MET against the goal (first /healthz under 1 s); asserts nothing.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { freePort } from '../src/sandbox/ports.js';
+import { startPostgres } from '../src/sandbox/postgres.js';
+import { startRedis } from '../src/sandbox/redis.js';
+import { upkeepBin } from '../test/product/installed.js';
+
+const { values: options } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
+const RUNS = Number(options.runs);
+const GOAL_MS = 1000;
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN) / 1024;
+}
+
+/** Milliseconds from spawn to the first 200 from `path`, and the RSS one second after it. */
+async function timeToFirstAnswer(command: string, args: (port: number) => string[], path: string, env: Record<string, string> = {}): Promise<{ ms: number; rssMb: number }> {
+  const port = await freePort();
+  const started = process.hrtime.bigint();
+  // In a temporary directory: examples/minimal.yml keeps its state in ./data.
+  const child = spawn(command, args(port), { stdio: 'ignore', cwd: tmpdir(), env: { PATH: process.env.PATH ?? '', ...env } });
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}`);
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`);
+        await response.arrayBuffer();
+        if (response.status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return { ms, rssMb: await rssMb(child.pid ?? 0) };
+  } finally {
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function series(name: string, measure: () => Promise<{ ms: number; rssMb: number }>): Promise<{ name: string; ms: number; rssMb: number }> {
+  const results = [];
+  for (let run = 0; run < RUNS; run += 1) results.push(await measure());
+  return { name, ms: median(results.map((result) => result.ms)), rssMb: median(results.map((result) => result.rssMb)) };
+}
+
+log(`start-up benchmark: ${RUNS} runs each, ${cpus().length} CPUs, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
+const bin = await upkeepBin();
+const config = new URL('../examples/minimal.yml', import.meta.url).pathname;
+const postgres = await startPostgres();
+const redis = await startRedis();
+try {
+  const upkeep = await series('upkeep (installed, examples/minimal.yml)', () =>
+    timeToFirstAnswer(bin, (port) => ['serve', '--config', config, '--port', String(port)], '/healthz'));
+  const postgresExporter = await series('postgres_exporter', () => timeToFirstAnswer('/usr/bin/prometheus-postgres-exporter',
+    (port) => [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], '/',
+    { DATA_SOURCE_NAME: `host=127.0.0.1 port=${postgres.port} user=postgres dbname=postgres sslmode=disable` }));
+  const redisExporter = await series('redis_exporter', () => timeToFirstAnswer('/usr/bin/prometheus-redis-exporter',
+    (port) => [`--redis.addr=redis://127.0.0.1:${redis.port}`, `--web.listen-address=127.0.0.1:${port}`], '/'));
+  log('');
+  log('| program | spawn to first answer, median | idle RSS, median |');
+  log('|---|---|---|');
+  for (const row of [upkeep, postgresExporter, redisExporter]) log(`| ${row.name} | ${row.ms.toFixed(0)} ms | ${row.rssMb.toFixed(1)} MB |`);
+  log('');
+  log(`upkeep / postgres_exporter: ${(upkeep.ms / postgresExporter.ms).toFixed(2)}x; upkeep / redis_exporter: ${(upkeep.ms / redisExporter.ms).toFixed(2)}x`);
+  log(`goal: first /healthz under ${GOAL_MS} ms: ${upkeep.ms.toFixed(0)} ms: ${upkeep.ms < GOAL_MS ? 'MET' : 'NOT MET'}`);
+} finally {
+  await postgres.destroy();
+  await redis.destroy();
+}

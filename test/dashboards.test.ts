@@ -5,7 +5,7 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
-import { createLogger } from '../src/log.js';
+import { bufferLogger } from './fixtures/log.js';
 import { waitFor } from '../src/sandbox/ports.js';
 import { startPrometheus } from '../src/sandbox/prometheus.js';
 import { buildApp } from '../src/server.js';
@@ -139,8 +139,10 @@ t.test('every metric the dashboards use is one upkeep exports', async (t) => {
   t.teardown(() => rm(state, { recursive: true, force: true }));
   const parsed = parseConfig(`state: { dir: ${JSON.stringify(state)} }\n`, {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const app = await buildApp({ config: parsed.config, log: createLogger({ level: 'silent' }) });
+  const logged = bufferLogger();
+  const app = await buildApp({ config: parsed.config, log: logged.log });
   t.teardown(() => app.fastify.close());
+  t.same(logged.lines().filter((line) => Number(line.level) >= 40), [], 'building the app logs no warning or error');
   const exported = new Set(app.registry.getMetricsAsArray().map((metric) => metric.name));
   // SPEC's schedule family is emitted by the scheduler, which is not part of an app without a schedule.
   exported.add('upkeep_schedule_next_run_timestamp_seconds');

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
-import { createLogger } from '../src/log.js';
+import { bufferLogger } from './fixtures/log.js';
 import { ensureDocker, ensureTestImage, runContainer } from './fixtures/docker.js';
 import { waitFor } from '../src/sandbox/ports.js';
 import { sampleValue } from '../src/demo/report.js';
@@ -21,7 +21,8 @@ t.test('Prometheus -> Alertmanager -> upkeep fixes what the alerts point at', as
   await ensureTestImage(docker);
   const container = await runContainer(docker, { name: `upkeep-e2e-${process.pid}`, cmd: ['sh', '-c', 'echo started; sleep 600'] });
   t.teardown(() => container.remove({ force: true }));
-  const scenario = await startScenario({ log: createLogger({ level: 'silent' }) });
+  const logged = bufferLogger();
+  const scenario = await startScenario({ log: logged.log });
   t.teardown(() => scenario.stop());
   const { postgres, prometheus } = scenario;
   const tableStats = async (table: string) => {
@@ -120,6 +121,13 @@ t.test('Prometheus -> Alertmanager -> upkeep fixes what the alerts point at', as
       if (empty.size > 0) throw new Error([...empty].join('\n'));
     }, 60_000, 2000).catch(() => undefined);
     for (const { file, expr, query } of expressions) t.notOk(empty.has(query), `${file}: ${expr}`);
+  });
+
+  await t.test('the log says what upkeep did, one JSON line per finished run', async (t) => {
+    const lines = logged.lines();
+    t.same(lines.filter((line) => 'notJson' in line), [], 'every line is JSON');
+    const fixed = lines.filter((line) => line.msg === 'run finished' && line.status === 'success').map((line) => String(line.remediation));
+    for (const remediation of ['postgres.vacuum', 'backup.pg_dump', 'redis.bgsave', 'backup.verify']) t.ok(fixed.includes(remediation), `a success line for ${remediation}`);
   });
 });
 

@@ -5,9 +5,9 @@ import { buildScraper } from '../../src/collectors/index.js';
 import { Scraper } from '../../src/collectors/scraper.js';
 import type { CollectorInstance, CollectorModule } from '../../src/collectors/types.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import { bufferLogger } from '../fixtures/log.js';
 
-const log = createLogger({ level: 'silent' });
+const { log } = bufferLogger();
 
 function fakeModule(name: string, instances: CollectorInstance[], extra: Partial<CollectorModule> = {}): [CollectorModule, CollectorInstance[]] {
   const module: CollectorModule = {

@@ -1,12 +1,12 @@
 import { buildApp, type App } from '../../src/server.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import { bufferLogger } from '../fixtures/log.js';
 
-/** An app built from YAML text, with logs discarded; closed by the caller's teardown. */
+/** An app built from YAML text, logging at info into memory; closed by the caller's teardown. */
 export async function appFromYaml(yaml: string, env: Record<string, string> = {}): Promise<App> {
   const parsed = parseConfig(yaml, env);
   if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
-  return buildApp({ config: parsed.config, log: createLogger({ level: 'silent' }) });
+  return buildApp({ config: parsed.config, log: bufferLogger().log });
 }
 
 /** The value of one exact series in exposition text, or undefined. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createLogger } from '../../src/log.js';
+import { bufferLogger } from '../fixtures/log.js';
 import { Connections } from '../../src/remediation/connections.js';
 import { findPolicy, retention } from '../../src/remediation/postgres-retention.js';
 import { finishedRun, postWebhook, testConfig, webhookPayload, startMainApp } from '../http/helpers.js';
@@ -121,7 +121,7 @@ t.test('retention verification fails when old rows remain or the archive count d
   const connections = new Connections(config);
   t.teardown(() => connections.close());
   const controller = new AbortController();
-  const context = { config, log: createLogger({ level: 'silent' }), connections, signal: controller.signal, deadline: Date.now() + 60_000, trigger: 'manual' as const };
+  const context = { config, log: bufferLogger().log, connections, signal: controller.signal, deadline: Date.now() + 60_000, trigger: 'manual' as const };
   const params = { policy: 'logs' };
   const before = { proceed: true, reason: '' };
   const left = await retention.verify(params, before, { detail: { cutoff: '2999-01-01T00:00:00.000Z', deleted: 0, archived: 0 } }, context);

@@ -136,8 +136,14 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65535).default(9630),
     authToken: z.string().optional(),
     bodyLimitBytes: z.number().int().positive().default(1048576),
-  }).default({ host: '127.0.0.1', port: 9630, bodyLimitBytes: 1048576 }),
-  state: z.strictObject({ dir: z.string().default('./data') }).default({ dir: './data' }),
+    // The most runs one GET /runs page may hold (its `limit`).
+    runsPageLimit: z.number().int().min(1).max(1000).default(1000),
+  }).default({ host: '127.0.0.1', port: 9630, bodyLimitBytes: 1048576, runsPageLimit: 1000 }),
+  state: z.strictObject({
+    dir: z.string().default('./data'),
+    // How long the journal keeps runs; whole segments older than this are removed.
+    retention: duration.default('90 days'),
+  }).default({ dir: './data', retention: '90 days' }),
   alertmanager: z.strictObject({ url: z.string().regex(/^https?:\/\//, 'must be an http(s) URL') }).optional(),
   targets: z.strictObject({
     postgres: z.array(postgresTarget).default([]),

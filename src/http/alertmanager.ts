@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { webhookPayloadSchema, type WebhookAlert, type WebhookPayload } from '../remediation/alertmanager.js';
 import type { Engine } from '../remediation/engine.js';
 import { matchingRules, templateParams, TemplateError } from '../remediation/rules.js';
+import type { RunStatus } from '../remediation/types.js';
 import { errorReply, useZod } from './zod.js';
 
 const accepted = z.object({ fingerprint: z.string(), alertname: z.string(), remediation: z.string(), runId: z.string(), status: z.string() });
@@ -46,8 +47,9 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
           result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: submitted.reason });
           continue;
         }
-        writes.push(submitted.journalled);
-        result.accepted.push({ fingerprint: alert.fingerprint, alertname, remediation: rule.remediation, runId: submitted.runId, status: engine.get(submitted.runId)?.status ?? 'queued' });
+        const entry = { fingerprint: alert.fingerprint, alertname, remediation: rule.remediation, runId: submitted.runId, status: 'queued' };
+        writes.push(submitted.journalled.then((status) => { entry.status = status; }));
+        result.accepted.push(entry);
       }
     }
     await Promise.all(writes);
@@ -56,7 +58,7 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
   });
 }
 
-function submitRule(engine: Engine, alert: WebhookAlert, rule: Readonly<Config['remediation']['rules'][number]>, index: number): { runId: string; journalled: Promise<void> } | { reason: string } {
+function submitRule(engine: Engine, alert: WebhookAlert, rule: Readonly<Config['remediation']['rules'][number]>, index: number): { runId: string; journalled: Promise<RunStatus> } | { reason: string } {
   let params: Record<string, string | number | boolean>;
   try {
     params = templateParams(rule.params, alert.labels);

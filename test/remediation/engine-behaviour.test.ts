@@ -1,4 +1,4 @@
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { createLogger } from '../../src/log.js';
 import { Connections } from '../../src/remediation/connections.js';
 import { Engine } from '../../src/remediation/engine.js';
-import { Journal } from '../../src/remediation/journal.js';
 import { Locks, lockName, redisLockKey } from '../../src/remediation/locks.js';
+import { openStateStore } from '../../src/state/open.js';
 import type { Action, LockSpec, Risk, RunRecord } from '../../src/remediation/types.js';
 import { startRedis } from '../fixtures/redis.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
@@ -118,23 +118,24 @@ t.test('journal: torn lines are skipped, dead owners\' runs are interrupted, liv
   const captured = capturedLogger('warn');
   const engine = await Engine.create({ config: testConfig({ state: { dir: stateDir } }), log: captured.log, actions: [testAction()] });
   t.teardown(() => engine.close());
-  t.equal(engine.get('queued-dead')?.status, 'interrupted');
-  t.equal(engine.get('queued-dead')?.reason, 'upkeep stopped before the run started');
-  t.equal(engine.get('running-live')?.status, 'running', 'the parent process is alive: not ours to interrupt');
+  t.equal((await engine.get('queued-dead'))?.status, 'interrupted');
+  t.equal((await engine.get('queued-dead'))?.reason, 'upkeep stopped before the run started');
+  t.equal((await engine.get('running-live'))?.status, 'running', 'the parent process is alive: not ours to interrupt');
   t.match(captured.text(), /"lines":2.*journal lines could not be read/);
-  t.same(engine.list({ status: 'success' }).map((run: RunRecord) => run.id), ['ok']);
-  t.same(engine.list({ limit: 1 }).map((run: RunRecord) => run.id), ['ok'], 'newest first');
+  t.same((await engine.list({ status: 'success' })).runs.map((run: RunRecord) => run.id), ['ok']);
+  t.same((await engine.list({}, null, 1)).runs.map((run: RunRecord) => run.id), ['ok'], 'newest first');
   const metrics = await engine.metrics.lastSuccess.get();
   t.same(metrics.values.map((value) => value.value), [], 'a success of an unknown remediation is not exported');
 });
 
 t.test('the journal is created on the first append and appended with fsync', async (t) => {
   const stateDir = await tempDir(t);
-  const journal = await Journal.open(stateDir);
-  await journal.close();
+  const config = testConfig({ state: { dir: stateDir } });
+  const store = await openStateStore(config, createLogger({ level: 'silent' }), Date.now);
+  await store.close();
+  t.same(await readdir(stateDir), [], 'a store that never ran anything wrote nothing');
   const engine = await engineWith(t, [testAction()], {}, stateDir);
   await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done;
-  await appendFile(join(stateDir, 'journal', 'runs.jsonl'), '');
   t.same((await journalLines(stateDir)).map((line) => line.status), ['queued', 'running', 'running', 'success'], 'queued, started, planned, finished');
 });
 

@@ -1,0 +1,510 @@
+import { mkdir, open, readdir, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isFinished, runRecordSchema } from '../remediation/journal.js';
+import type { RunRecord } from '../remediation/types.js';
+import { IndexCache } from './index-cache.js';
+import { collectPage, readRecords, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';
+import { LineWriter } from './line-writer.js';
+import { otherProcessAlive } from './owner.js';
+import { idTime } from './run-id.js';
+import { compareKeys, decodeCursor, encodeCursor, type RunKey } from './run-key.js';
+import { encodeIndex, readIndexHeader, summarise, type IndexHeader } from './segment-index.js';
+import { scanLines } from './segment-scan.js';
+import type { RunFilter, RunPage } from './store.js';
+import { TailIndex } from './tail-index.js';
+
+export interface FileJournalOptions {
+  /** `STATE_DIR/journal`. */
+  readonly dir: string;
+  readonly now: () => number;
+  /** Sealed segments whose newest line is older than this are removed. */
+  readonly retentionMs: number;
+  /** A segment is rotated once it holds this many bytes, this many runs, or is this old. */
+  readonly segmentBytes: number;
+  readonly segmentRuns: number;
+  readonly segmentAgeMs: number;
+  /** How long a rotated segment stays in memory before its index is written (late appends). */
+  readonly sealGraceMs: number;
+  readonly indexCacheBytes: number;
+}
+
+export const JOURNAL_LIMITS = {
+  segmentBytes: 64 * 1024 * 1024,
+  segmentRuns: 20_000,
+  segmentAgeMs: 86_400_000,
+  sealGraceMs: 60_000,
+  indexCacheBytes: 16 * 1024 * 1024,
+} as const;
+
+/** Lines past this many bytes wait for the next page. */
+const PAGE_BYTES = 4 * 1024 * 1024;
+// Pages read at once; more wait their turn, so concurrent GET /runs cannot pile up pages in memory.
+const CONCURRENT_PAGES = 4;
+const LEGACY_FILE = 'runs.jsonl';
+const SEGMENT = /^runs-(\d{8})\.(jsonl|idx)$/;
+const LEGACY_CHUNK_BYTES = 4 * 1024 * 1024;
+
+export function segmentName(seq: number, kind: 'jsonl' | 'idx'): string {
+  return `runs-${String(seq).padStart(8, '0')}.${kind}`;
+}
+
+interface Sealed {
+  readonly seq: number;
+  readonly file: string;
+  readonly indexFile: string;
+  readonly header: IndexHeader;
+}
+
+interface Tail {
+  readonly seq: number;
+  readonly file: string;
+  readonly index: TailIndex;
+  /** When this process made the segment; null for one found on disk, whose age counts from its first line. */
+  readonly createdAt: number | null;
+  /** When a newer segment was first seen: the grace before sealing counts from here. */
+  rotatedAt: number | null;
+  reader: FileHandle | null;
+}
+
+/**
+ * The file store's run journal: append-only JSON-lines segments under `STATE_DIR/journal`
+ * (`runs-00000001.jsonl`, ...), rotated by size, run count and age. A rotated segment gets an
+ * on-disk index once the grace for late appends has passed; until then, and for the segment
+ * being written, the index is in memory (TailIndex). Reads never scan the journal: GET /runs
+ * walks indexes newest first, GET /runs/:id finds the segment from the id's time. Several
+ * processes (a server and `upkeep run`) may append at once: each batch is one append of whole
+ * lines, every process follows the newest segment, and each reads the others' lines as it
+ * catches up with the files before answering.
+ */
+export class FileJournal {
+  private sealed: Sealed[] = [];
+  private tails: Tail[] = [];
+  private dirStamp: number | null = null;
+  private appending: { seq: number; handle: FileHandle } | null = null;
+  private lock: Promise<unknown> = Promise.resolve();
+  private queuedRefresh: Promise<void> | null = null;
+  private readonly cache: IndexCache;
+  private readonly writer: LineWriter;
+  private legacy: string | null = null;
+  private readersActive = 0;
+  private readonly readersWaiting: (() => void)[] = [];
+  /** Lines that could not be read at open (a torn last line after a crash), per file. */
+  readonly skipped: { file: string; lines: number }[] = [];
+
+  private constructor(private readonly options: FileJournalOptions) {
+    this.cache = new IndexCache(options.indexCacheBytes);
+    this.writer = new LineWriter({
+      write: (batch) => this.exclusive(async () => {
+        await this.refresh();
+        await this.rotateIfDue();
+        await (await this.appendHandle()).write(batch);
+      }),
+      sync: async () => { await this.appending?.handle.datasync(); },
+      close: async () => {
+        await this.appending?.handle.close();
+        this.appending = null;
+      },
+    });
+  }
+
+  /** Lists the segments, reads the unsealed ones into memory and re-indexes any that grew after sealing. Creates nothing. */
+  static async open(options: FileJournalOptions): Promise<FileJournal> {
+    const journal = new FileJournal(options);
+    const names = await journal.names();
+    if (names.includes(LEGACY_FILE)) {
+      // A journal from before segments; any segments beside it are from a migration that did not finish.
+      journal.legacy = join(options.dir, LEGACY_FILE);
+      for (const name of names) if (SEGMENT.test(name)) await unlink(join(options.dir, name));
+    }
+    await journal.exclusive(async () => {
+      await journal.relist(true);
+      for (const tail of journal.tails) await terminateTornLine(tail.file);
+      await journal.refresh();
+    });
+    for (const tail of journal.tails) if (tail.index.skippedLines > 0) journal.skipped.push({ file: tail.file, lines: tail.index.skippedLines });
+    return journal;
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return await readdir(this.options.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  /** One at a time: listing, reading tails, rotating, sealing and removing segments. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.lock.then(work, work);
+    this.lock = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Reads what other processes (and this one) appended since the last look. */
+  private catchUp(): Promise<void> {
+    this.queuedRefresh ??= this.exclusive(async () => {
+      this.queuedRefresh = null;
+      await this.refresh();
+    });
+    return this.queuedRefresh;
+  }
+
+  private async refresh(): Promise<void> {
+    let stamp: number | null = null;
+    try {
+      stamp = (await stat(this.options.dir)).mtimeMs;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    // A segment was created, sealed or removed (by this process or another) when the directory changed.
+    if (stamp !== this.dirStamp) {
+      this.dirStamp = stamp;
+      await this.relist(false);
+    }
+    for (const tail of this.tails) await this.readTail(tail);
+  }
+
+  private async relist(starting: boolean): Promise<void> {
+    const names = await this.names();
+    const segments = new Set<number>();
+    const indexed = new Set<number>();
+    for (const name of names) {
+      const match = SEGMENT.exec(name);
+      if (!match) continue;
+      (match[2] === 'jsonl' ? segments : indexed).add(Number(match[1]));
+    }
+    const newest = Math.max(0, ...segments);
+    const sealed: Sealed[] = [];
+    const tails: Tail[] = [];
+    for (const seq of [...segments].sort((a, b) => a - b)) {
+      const file = join(this.options.dir, segmentName(seq, 'jsonl'));
+      const indexFile = join(this.options.dir, segmentName(seq, 'idx'));
+      const known = this.sealed.find((segment) => segment.seq === seq);
+      let header = known?.header ?? null;
+      if (!header && indexed.has(seq)) {
+        header = await readIndexHeader(indexFile).catch(() => null);
+        // Lines appended after the index was written (a writer that missed the rotation): index it again.
+        if (header && starting && await sizeOf(file) > header.bytes) {
+          await unlink(indexFile).catch(ignoreMissing);
+          header = null;
+        }
+      }
+      if (header) {
+        sealed.push(known ?? { seq, file, indexFile, header });
+        continue;
+      }
+      const tail = this.tails.find((segment) => segment.seq === seq) ?? { seq, file, index: new TailIndex(), createdAt: null, rotatedAt: null, reader: null };
+      if (seq < newest) tail.rotatedAt ??= this.options.now();
+      tails.push(tail);
+    }
+    for (const gone of this.sealed.filter((segment) => !sealed.includes(segment))) this.cache.forget(gone.indexFile);
+    for (const gone of this.tails.filter((tail) => !tails.includes(tail))) await gone.reader?.close();
+    this.sealed = sealed;
+    this.tails = tails;
+  }
+
+  private async readTail(tail: Tail): Promise<void> {
+    try {
+      tail.reader ??= await open(tail.file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const { size } = await tail.reader.stat();
+    if (size > tail.index.bytes) tail.index.bytes = await scanLines(tail.reader, tail.index.bytes, (line, offset) => tail.index.addLine(line, offset));
+  }
+
+  private async rotateIfDue(): Promise<void> {
+    const now = this.options.now();
+    const active = this.tails.at(-1);
+    const born = active?.createdAt ?? active?.index.firstLineMs ?? now;
+    const full = active !== undefined && active.index.bytes > 0 && (active.index.bytes >= this.options.segmentBytes
+      || active.index.runs >= this.options.segmentRuns || now - born >= this.options.segmentAgeMs);
+    if (!active || full) {
+      const seq = Math.max(0, ...this.sealed.map((segment) => segment.seq), ...this.tails.map((tail) => tail.seq)) + 1;
+      if (active) active.rotatedAt = now;
+      this.tails.push({ seq, file: join(this.options.dir, segmentName(seq, 'jsonl')), index: new TailIndex(), createdAt: now, rotatedAt: null, reader: null });
+      // Created now, so other processes follow it from their next append.
+      await this.appendHandle();
+    }
+    for (const tail of this.tails.slice(0, -1)) {
+      if (tail.rotatedAt !== null && now - tail.rotatedAt >= this.options.sealGraceMs) await this.seal(tail);
+    }
+  }
+
+  private async appendHandle(): Promise<FileHandle> {
+    const active = this.tails.at(-1);
+    if (!active) throw new Error('no journal segment to append to');
+    if (this.appending?.seq === active.seq) return this.appending.handle;
+    await this.appending?.handle.close();
+    this.appending = null;
+    await mkdir(this.options.dir, { recursive: true });
+    const handle = await open(active.file, 'a+');
+    await endWithNewline(handle);
+    this.appending = { seq: active.seq, handle };
+    return handle;
+  }
+
+  /** Writes the segment's index, so it leaves memory; runs still unfinished are carried in the header. */
+  private async seal(tail: Tail): Promise<void> {
+    await this.readTail(tail);
+    const before = this.sealed.filter((segment) => segment.seq < tail.seq).at(-1);
+    const candidates = new Map<string, RunKey>();
+    for (const key of before?.header.open ?? []) candidates.set(key.id, key);
+    for (const entry of tail.index.unfinished()) candidates.set(entry.id, { time: entry.time, id: entry.id });
+    const open: RunKey[] = [];
+    for (const key of candidates.values()) {
+      const latest = await this.locate(key);
+      if (latest && !isFinished(latest.entry.status)) open.push(key);
+    }
+    const header: IndexHeader = {
+      version: 1, bytes: tail.index.bytes, lastLineMs: tail.index.lastLineMs, open, skippedLines: tail.index.skippedLines,
+      ...summarise(tail.index.sorted),
+    };
+    const indexFile = join(this.options.dir, segmentName(tail.seq, 'idx'));
+    await writeFile(`${indexFile}.${process.pid}.tmp`, encodeIndex(header, tail.index.sorted));
+    await rename(`${indexFile}.${process.pid}.tmp`, indexFile);
+    await tail.reader?.close();
+    this.tails = this.tails.filter((other) => other !== tail);
+    this.sealed = [...this.sealed, { seq: tail.seq, file: tail.file, indexFile, header }].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Every segment, newest first. */
+  private newestFirst(): ({ tail: Tail } | { sealed: Sealed })[] {
+    const all = [...this.tails.map((tail) => ({ seq: tail.seq, segment: { tail } })), ...this.sealed.map((sealed) => ({ seq: sealed.seq, segment: { sealed } }))];
+    return all.sort((a, b) => b.seq - a.seq).map((item) => item.segment);
+  }
+
+  /** The run's last line: the newest segment holding the run has it. */
+  private async locate(key: RunKey): Promise<Located | undefined> {
+    for (const segment of this.newestFirst()) {
+      if ('tail' in segment) {
+        const entry = segment.tail.index.get(key.id);
+        if (entry) return { entry, file: segment.tail.file };
+        continue;
+      }
+      const { minKey, maxKey } = segment.sealed.header;
+      if (!minKey || !maxKey || compareKeys(key, minKey) < 0 || compareKeys(key, maxKey) > 0) continue;
+      const entry = (await this.cache.load(segment.sealed.indexFile))?.find(key);
+      if (entry) return { entry, file: segment.sealed.file };
+    }
+    return undefined;
+  }
+
+  /** For ids from before time-ordered ids: only segments that hold such ids are searched. */
+  private async locateId(id: string): Promise<Located | undefined> {
+    for (const segment of this.newestFirst()) {
+      if ('tail' in segment) {
+        const entry = segment.tail.index.get(id);
+        if (entry) return { entry, file: segment.tail.file };
+        continue;
+      }
+      if (!segment.sealed.header.legacyIds) continue;
+      const entry = (await this.cache.load(segment.sealed.indexFile))?.findId(id);
+      if (entry) return { entry, file: segment.sealed.file };
+    }
+    return undefined;
+  }
+
+  append(record: RunRecord): { written: Promise<void>; durable: Promise<void> } {
+    return this.writer.enqueue(JSON.stringify(record));
+  }
+
+  async get(id: string): Promise<RunRecord | undefined> {
+    await this.catchUp();
+    const time = idTime(id);
+    const located = time === null ? await this.locateId(id) : await this.locate({ time, id });
+    if (!located) return undefined;
+    const [record] = await readRecords([located]);
+    return record;
+  }
+
+  async list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage> {
+    const before = cursor === null ? null : decodeCursor(cursor);
+    await this.catchUp();
+    await this.readerTurn();
+    try {
+      const { picked, next } = await collectPage(this.pageSources(filter), filter, before, { runs: limit, bytes: PAGE_BYTES }, async (located) => {
+        const latest = await this.locate(located.entry);
+        return latest?.file === located.file && latest.entry.offset === located.entry.offset;
+      });
+      const records = await readRecords(picked);
+      return { runs: records.filter((record): record is RunRecord => record !== undefined), next: next ? encodeCursor(next) : null };
+    } finally {
+      this.readerDone();
+    }
+  }
+
+  private async readerTurn(): Promise<void> {
+    if (this.readersActive >= CONCURRENT_PAGES) await new Promise<void>((resolve) => this.readersWaiting.push(resolve));
+    this.readersActive += 1;
+  }
+
+  private readerDone(): void {
+    this.readersActive -= 1;
+    this.readersWaiting.shift()?.();
+  }
+
+  /** The segments that can hold runs matching the filter: a segment whose counts say none is skipped. */
+  private pageSources(filter: RunFilter): PageSource[] {
+    const sources: PageSource[] = [];
+    for (const segment of this.sealed) {
+      const { header } = segment;
+      if (!header.minKey || !header.maxKey) continue;
+      const remediation = filter.remediation === undefined ? 0 : header.remediations.indexOf(filter.remediation);
+      if (remediation === -1 || (filter.remediation !== undefined && header.counts.remediation[remediation] === 0)) continue;
+      if (filter.status !== undefined && !header.counts.status[filter.status]) continue;
+      if (filter.trigger !== undefined && !header.counts.trigger[filter.trigger]) continue;
+      sources.push({
+        minKey: header.minKey, maxKey: header.maxKey,
+        walk: async (before, walkFilter) => {
+          const index = await this.cache.load(segment.indexFile);
+          return index ? sealedWalker(index, segment.file, before, walkFilter) : tailWalker(new TailIndex(), segment.file, null, walkFilter);
+        },
+      });
+    }
+    for (const tail of this.tails) {
+      const first = tail.index.sorted[0];
+      const last = tail.index.sorted.at(-1);
+      if (!first || !last) continue;
+      if (filter.remediation !== undefined && !tail.index.remediationCounts.has(filter.remediation)) continue;
+      if (filter.status !== undefined && !tail.index.statusCounts.has(filter.status)) continue;
+      if (filter.trigger !== undefined && !tail.index.triggerCounts.has(filter.trigger)) continue;
+      sources.push({ minKey: first, maxKey: last, walk: async (before, walkFilter) => tailWalker(tail.index, tail.file, before, walkFilter) });
+    }
+    return sources;
+  }
+
+  /** Marks runs that a dead process left queued or running as interrupted; returns them. */
+  async recoverInterrupted(now: Date): Promise<RunRecord[]> {
+    await this.catchUp();
+    const candidates = new Map<string, RunKey>();
+    for (const key of this.sealed.at(-1)?.header.open ?? []) candidates.set(key.id, key);
+    for (const tail of this.tails) for (const entry of tail.index.unfinished()) candidates.set(entry.id, entry);
+    const interrupted: RunRecord[] = [];
+    for (const key of candidates.values()) {
+      const located = await this.locate(key);
+      if (!located || isFinished(located.entry.status)) continue;
+      const [record] = await readRecords([located]);
+      if (!record || otherProcessAlive(record.host, record.pid)) continue;
+      const wasRunning = record.status === 'running';
+      interrupted.push({
+        ...record,
+        status: 'interrupted',
+        reason: wasRunning ? 'upkeep stopped while the run was in progress; check the target before re-running' : 'upkeep stopped before the run started',
+        finishedAt: now.toISOString(),
+      });
+    }
+    await Promise.all(interrupted.map((record) => this.append(record).durable));
+    return interrupted;
+  }
+
+  /** Rotates an old segment, seals rotated ones, and removes sealed segments past the retention (never the newest). */
+  maintain(): Promise<void> {
+    return this.exclusive(async () => {
+      await this.refresh();
+      const active = this.tails.at(-1);
+      if (active && active.index.bytes > 0) await this.rotateIfDue();
+      const horizon = this.options.now() - this.options.retentionMs;
+      const expired = this.sealed.slice(0, -1).filter((segment) => segment.header.lastLineMs < horizon);
+      for (const segment of expired) {
+        // The lines first: an index without its segment is ignored, a segment without its index would be read again.
+        await unlink(segment.file).catch(ignoreMissing);
+        await unlink(segment.indexFile).catch(ignoreMissing);
+        this.cache.forget(segment.indexFile);
+      }
+      this.sealed = this.sealed.filter((segment) => !expired.includes(segment));
+    });
+  }
+
+  /**
+   * Reads a journal from before segments (`runs.jsonl`) once: each record is handed to the caller
+   * (which rebuilds the guards' memory from them) and appended to the segments; then the old
+   * file is removed. Memory holds one chunk of lines at a time.
+   */
+  async *legacyRecords(): AsyncGenerator<RunRecord> {
+    const file = this.legacy;
+    if (!file) return;
+    this.legacy = null;
+    const handle = await open(file, 'r');
+    let skipped = 0;
+    try {
+      const { size } = await handle.stat();
+      for (let offset = 0; offset < size;) {
+        const lines: string[] = [];
+        const records: RunRecord[] = [];
+        const end = await scanLines(handle, offset, (line) => {
+          const text = line.toString('utf8');
+          if (text.trim() === '') return;
+          const record = parseLegacy(text);
+          if (!record) skipped += 1;
+          else {
+            lines.push(text);
+            records.push(record);
+          }
+        }, LEGACY_CHUNK_BYTES);
+        if (end === offset) {
+          skipped += 1; // a torn last line
+          break;
+        }
+        offset = end;
+        if (lines.length > 0) await this.writer.enqueue(lines.join('\n')).durable;
+        yield* records;
+      }
+    } finally {
+      await handle.close();
+    }
+    if (skipped > 0) this.skipped.push({ file, lines: skipped });
+    await unlink(file);
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
+    await this.exclusive(async () => {
+      for (const tail of this.tails) await tail.reader?.close();
+      for (const tail of this.tails) tail.reader = null;
+    });
+  }
+}
+
+function parseLegacy(text: string): RunRecord | undefined {
+  try {
+    const parsed = runRecordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function sizeOf(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}
+
+/** A crash can leave half a line at the end; the next line must not be glued to it. */
+async function endWithNewline(handle: FileHandle): Promise<void> {
+  const { size } = await handle.stat();
+  if (size === 0) return;
+  const last = Buffer.alloc(1);
+  await handle.read(last, 0, 1, size - 1);
+  // Another process mid-write is harmless: appends are atomic, so this lands after its line.
+  if (last[0] !== 0x0a) await handle.write('\n');
+}
+
+async function terminateTornLine(file: string): Promise<void> {
+  const handle = await open(file, 'a+');
+  try {
+    await endWithNewline(handle);
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Run ids that sort by the time they were made (the UUIDv7 layout: 48 bits of epoch ms, the
+ * version, a 12-bit sequence, the variant and 62 random bits). A store finds a run's place from
+ * its id alone, and ids made by one process in the same millisecond keep their order.
+ */
+const TIME_ORDERED = /^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const SEQUENCE_MAX = 0xfff;
+
+let lastMs = -1;
+let sequence = 0;
+
+export function newRunId(nowMs: number): string {
+  let ms = Math.max(0, Math.floor(nowMs));
+  if (ms <= lastMs && ms > lastMs - 1000) {
+    // Same millisecond (or a clock that stepped back a little): keep counting from the last id.
+    ms = lastMs;
+    sequence += 1;
+    if (sequence > SEQUENCE_MAX) {
+      ms += 1;
+      sequence = 0;
+    }
+  } else {
+    sequence = 0;
+  }
+  lastMs = ms;
+  const time = ms.toString(16).padStart(12, '0');
+  const random = randomBytes(8);
+  const variant = ((random[0] ?? 0) & 0x3f) | 0x80;
+  const tail = random.subarray(1).toString('hex');
+  return `${time.slice(0, 8)}-${time.slice(8)}-7${sequence.toString(16).padStart(3, '0')}-${variant.toString(16)}${tail.slice(0, 2)}-${tail.slice(2, 14)}`;
+}
+
+/** The epoch ms a time-ordered id was made at; null for any other id (a journal from before them). */
+export function idTime(id: string): number | null {
+  const match = TIME_ORDERED.exec(id);
+  if (!match) return null;
+  return Number.parseInt(`${match[1]}${match[2]}`, 16);
+}

@@ -1,0 +1,204 @@
+import { open } from 'node:fs/promises';
+import { z } from 'zod';
+import { RUN_STATUSES, TRIGGERS } from '../remediation/journal.js';
+import type { RunStatus, Trigger } from '../remediation/types.js';
+import { idTime } from './run-id.js';
+import { compareKeys, ID_BYTES, idField, type RunKey } from './run-key.js';
+
+/**
+ * The on-disk index of a sealed journal segment, so GET /runs and GET /runs/:id never scan the
+ * journal: a JSON header (what the segment holds, for skipping it) and one fixed-size entry per
+ * run, sorted by key, pointing at the run's last line in the segment. Layout:
+ *   "UPKIDX1\n", u32 header length, header JSON, entries (ENTRY_BYTES each).
+ * Entry: f64 time, f64 line offset, u32 line length, u8 status, u8 trigger, u16 remediation
+ * (an index into header.remediations), then the id (UTF-8, NUL-padded to ID_BYTES).
+ */
+const MAGIC = Buffer.from('UPKIDX1\n');
+export const ENTRY_BYTES = 64;
+const ID_AT = 24;
+
+/** A run's last line in a segment, with what filters need. */
+export interface IndexEntry {
+  readonly time: number;
+  readonly id: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly status: RunStatus;
+  readonly trigger: Trigger;
+  readonly remediation: string;
+}
+
+const key = z.object({ time: z.number(), id: z.string() });
+const headerSchema = z.object({
+  version: z.literal(1),
+  /** How many bytes of the segment the entries cover; lines past it were appended late. */
+  bytes: z.number().int().nonnegative(),
+  count: z.number().int().nonnegative(),
+  minKey: key.nullable(),
+  maxKey: key.nullable(),
+  /** The newest line's time (finishedAt, startedAt or queuedAt): retention drops the segment after it. */
+  lastLineMs: z.number(),
+  remediations: z.array(z.string()),
+  counts: z.object({ status: z.record(z.string(), z.number()), trigger: z.record(z.string(), z.number()), remediation: z.array(z.number()) }),
+  /** Runs still queued or running, in this segment or an older one, when it was sealed. */
+  open: z.array(key),
+  /** Whether any id is not time-ordered, so a lookup by such an id must search this segment. */
+  legacyIds: z.boolean(),
+  skippedLines: z.number().int().nonnegative(),
+});
+export type IndexHeader = z.infer<typeof headerSchema>;
+
+/** The header facts derived from a set of entries; the caller adds bytes, lastLineMs, open and skippedLines. */
+export function summarise(entries: readonly IndexEntry[]): Pick<IndexHeader, 'count' | 'minKey' | 'maxKey' | 'remediations' | 'counts' | 'legacyIds'> {
+  const remediations = [...new Set(entries.map((entry) => entry.remediation))].sort();
+  const counts: IndexHeader['counts'] = { status: {}, trigger: {}, remediation: remediations.map(() => 0) };
+  const position = new Map(remediations.map((name, index) => [name, index]));
+  let legacyIds = false;
+  for (const entry of entries) {
+    counts.status[entry.status] = (counts.status[entry.status] ?? 0) + 1;
+    counts.trigger[entry.trigger] = (counts.trigger[entry.trigger] ?? 0) + 1;
+    const at = position.get(entry.remediation) ?? 0;
+    counts.remediation[at] = (counts.remediation[at] ?? 0) + 1;
+    if (idTime(entry.id) === null) legacyIds = true;
+  }
+  const first = entries[0];
+  const last = entries.at(-1);
+  return {
+    count: entries.length, remediations, counts, legacyIds,
+    minKey: first ? { time: first.time, id: first.id } : null,
+    maxKey: last ? { time: last.time, id: last.id } : null,
+  };
+}
+
+/** Encodes entries (already sorted by key) under a header. */
+export function encodeIndex(header: IndexHeader, entries: readonly IndexEntry[]): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  const out = Buffer.alloc(MAGIC.length + 4 + json.length + entries.length * ENTRY_BYTES);
+  MAGIC.copy(out, 0);
+  out.writeUInt32LE(json.length, MAGIC.length);
+  json.copy(out, MAGIC.length + 4);
+  const codes = new Map(header.remediations.map((name, index) => [name, index]));
+  let at = MAGIC.length + 4 + json.length;
+  for (const entry of entries) {
+    writeEntry(out, at, entry, codes.get(entry.remediation) ?? 0);
+    at += ENTRY_BYTES;
+  }
+  return out;
+}
+
+export function writeEntry(out: Buffer, at: number, entry: IndexEntry, remediationCode: number): void {
+  out.writeDoubleLE(entry.time, at);
+  out.writeDoubleLE(entry.offset, at + 8);
+  out.writeUInt32LE(entry.length, at + 16);
+  out.writeUInt8(RUN_STATUSES.indexOf(entry.status), at + 20);
+  out.writeUInt8(TRIGGERS.indexOf(entry.trigger), at + 21);
+  out.writeUInt16LE(remediationCode, at + 22);
+  idField(entry.id).copy(out, at + ID_AT);
+}
+
+function parseHeader(buffer: Buffer, file: string): { header: IndexHeader; entriesAt: number } {
+  if (buffer.length < MAGIC.length + 4 || !buffer.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error(`${file}: not a journal index`);
+  const length = buffer.readUInt32LE(MAGIC.length);
+  const entriesAt = MAGIC.length + 4 + length;
+  if (buffer.length < entriesAt) throw new Error(`${file}: index header is truncated`);
+  const header = headerSchema.parse(JSON.parse(buffer.subarray(MAGIC.length + 4, entriesAt).toString('utf8')));
+  return { header, entriesAt };
+}
+
+/** Reads only the header (what start-up needs of every sealed segment). */
+export async function readIndexHeader(file: string): Promise<IndexHeader> {
+  const handle = await open(file, 'r');
+  try {
+    const prefix = Buffer.alloc(MAGIC.length + 4);
+    await handle.read(prefix, 0, prefix.length, 0);
+    if (!prefix.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error(`${file}: not a journal index`);
+    const length = prefix.readUInt32LE(MAGIC.length);
+    const whole = Buffer.alloc(prefix.length + length);
+    prefix.copy(whole, 0);
+    const { bytesRead } = await handle.read(whole, prefix.length, length, prefix.length);
+    if (bytesRead !== length) throw new Error(`${file}: index header is truncated`);
+    return parseHeader(whole, file).header;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A loaded index: entries read straight from the buffer, never copied into objects wholesale. */
+export class SegmentIndex {
+  readonly header: IndexHeader;
+  readonly count: number;
+  private readonly entriesAt: number;
+
+  constructor(private readonly buffer: Buffer, file: string) {
+    const parsed = parseHeader(buffer, file);
+    this.header = parsed.header;
+    this.entriesAt = parsed.entriesAt;
+    this.count = Math.floor((buffer.length - this.entriesAt) / ENTRY_BYTES);
+    if (this.count !== this.header.count) throw new Error(`${file}: index holds ${this.count} entries, its header says ${this.header.count}`);
+  }
+
+  get byteLength(): number {
+    return this.buffer.length;
+  }
+
+  private at(i: number): number {
+    return this.entriesAt + i * ENTRY_BYTES;
+  }
+
+  time(i: number): number {
+    return this.buffer.readDoubleLE(this.at(i));
+  }
+
+  id(i: number): string {
+    const start = this.at(i) + ID_AT;
+    const end = this.buffer.indexOf(0, start);
+    return this.buffer.toString('utf8', start, end === -1 || end > start + ID_BYTES ? start + ID_BYTES : end);
+  }
+
+  statusCode(i: number): number {
+    return this.buffer.readUInt8(this.at(i) + 20);
+  }
+
+  triggerCode(i: number): number {
+    return this.buffer.readUInt8(this.at(i) + 21);
+  }
+
+  remediationCode(i: number): number {
+    return this.buffer.readUInt16LE(this.at(i) + 22);
+  }
+
+  entry(i: number): IndexEntry {
+    const at = this.at(i);
+    return {
+      time: this.time(i), id: this.id(i),
+      offset: this.buffer.readDoubleLE(at + 8), length: this.buffer.readUInt32LE(at + 16),
+      status: RUN_STATUSES[this.statusCode(i)] ?? 'queued', trigger: TRIGGERS[this.triggerCode(i)] ?? 'manual',
+      remediation: this.header.remediations[this.remediationCode(i)] ?? '',
+    };
+  }
+
+  /** The first position whose key is not less than `key` (count when there is none). */
+  lowerBound(key: RunKey): number {
+    let low = 0;
+    let high = this.count;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (compareKeys({ time: this.time(middle), id: this.id(middle) }, key) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** The entry of exactly this key, if the segment has it. */
+  find(key: RunKey): IndexEntry | undefined {
+    const at = this.lowerBound(key);
+    if (at >= this.count || this.time(at) !== key.time || this.id(at) !== key.id) return undefined;
+    return this.entry(at);
+  }
+
+  /** The entry of this id, searched entry by entry (ids from before time-ordered ids). */
+  findId(id: string): IndexEntry | undefined {
+    for (let i = 0; i < this.count; i += 1) if (this.id(i) === id) return this.entry(i);
+    return undefined;
+  }
+}

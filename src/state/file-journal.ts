@@ -28,13 +28,15 @@ export interface FileJournalOptions {
   readonly indexCacheBytes: number;
 }
 
-export const JOURNAL_LIMITS = {
+export type JournalLimits = Pick<FileJournalOptions, 'segmentBytes' | 'segmentRuns' | 'segmentAgeMs' | 'sealGraceMs' | 'indexCacheBytes'>;
+
+export const JOURNAL_LIMITS: JournalLimits = {
   segmentBytes: 64 * 1024 * 1024,
   segmentRuns: 20_000,
   segmentAgeMs: 86_400_000,
   sealGraceMs: 60_000,
   indexCacheBytes: 16 * 1024 * 1024,
-} as const;
+};
 
 /** Lines past this many bytes wait for the next page. */
 const PAGE_BYTES = 4 * 1024 * 1024;

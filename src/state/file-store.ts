@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { RunRecord } from '../remediation/types.js';
-import { FileJournal, JOURNAL_LIMITS } from './file-journal.js';
+import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
 import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from './guard-file.js';
 import type { RunFilter, RunPage, StateStore } from './store.js';
 
@@ -16,7 +16,7 @@ export interface FileStoreOptions {
   /** How often retention, rotation and compaction run (they also run at open). */
   readonly maintenanceMs?: number;
   /** Smaller segments for tests; the defaults are JOURNAL_LIMITS. */
-  readonly limits?: Partial<typeof JOURNAL_LIMITS>;
+  readonly limits?: Partial<JournalLimits>;
 }
 
 const MAINTENANCE_MS = 3_600_000;

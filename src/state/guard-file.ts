@@ -102,13 +102,17 @@ export class GuardFile implements GuardMemory {
     if (names.includes(SNAPSHOT)) await this.replayFile(join(this.options.dir, SNAPSHOT));
     for (const name of names.filter((entry) => EVENTS.test(entry)).sort()) {
       const file = join(this.options.dir, name);
+      const alive = writerAlive(name);
       // A file vanishes when another process compacted it into the snapshot meanwhile.
-      if (await this.replayFile(file) && !writerAlive(name)) this.merged.add(file);
+      if (await this.replayFile(file, !alive) && !alive) this.merged.add(file);
     }
   }
 
-  /** Applies every event of a file; false when the file is gone. */
-  private async replayFile(file: string): Promise<boolean> {
+  /**
+   * Applies every event of a file; false when the file is gone. Half a last line is being
+   * written when its writer lives, and torn (skipped) when it does not.
+   */
+  private async replayFile(file: string, finished = true): Promise<boolean> {
     let handle;
     try {
       handle = await open(file, 'r');
@@ -118,7 +122,7 @@ export class GuardFile implements GuardMemory {
     }
     let bad = 0;
     try {
-      await scanLines(handle, 0, (line) => {
+      const end = await scanLines(handle, 0, (line) => {
         if (line.length === 0) return;
         let parsed: GuardEvent;
         try {
@@ -129,6 +133,7 @@ export class GuardFile implements GuardMemory {
         }
         this.apply(parsed);
       });
+      if (finished && end < (await handle.stat()).size) bad += 1;
     } finally {
       await handle.close();
     }

@@ -30,7 +30,9 @@ export async function runRoutes(fastify: FastifyInstance, options: { engine: Eng
       ...(query.trigger !== undefined ? { trigger: query.trigger } : {}),
     };
     try {
-      return await engine.list(filter, query.cursor ?? null, query.limit);
+      const page = await engine.listJson(filter, query.cursor ?? null, query.limit);
+      // The records are already JSON (checked by the store): joined, not parsed and serialised again.
+      return reply.type('application/json; charset=utf-8').serializer((text) => String(text)).send(`{"runs":[${page.runs.join(',')}],"next":${JSON.stringify(page.next)}}`);
     } catch (err) {
       if (err instanceof InvalidCursorError) return reply.code(400).send({ error: err.message });
       throw err;

@@ -13,7 +13,7 @@ import { openWindow } from './windows.js';
 import { HOST } from '../state/owner.js';
 import { openStateStore } from '../state/open.js';
 import { newRunId } from '../state/run-id.js';
-import type { RunFilter, RunPage, StateStore } from '../state/store.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore } from '../state/store.js';
 
 export interface EngineOptions {
   config: Readonly<Config>;
@@ -116,6 +116,11 @@ export class Engine implements RunSubmitter {
   /** Newest first, a page at a time: pass `next` back as `cursor`. */
   list(filter: RunFilter, cursor: string | null = null, limit = 100): Promise<RunPage> {
     return this.store.list(filter, cursor, limit);
+  }
+
+  /** The same page with each run as its JSON text, for GET /runs. */
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson> {
+    return this.store.listJson(filter, cursor, limit);
   }
 
   /**

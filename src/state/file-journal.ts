@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { isFinished, runRecordSchema } from '../remediation/journal.js';
 import type { RunRecord } from '../remediation/types.js';
 import { IndexCache } from './index-cache.js';
-import { collectPage, readRecords, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';
+import { collectPage, parseRecord, readLines, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';
 import { LineWriter } from './line-writer.js';
 import { otherProcessAlive } from './owner.js';
 import { idTime } from './run-id.js';
 import { compareKeys, decodeCursor, encodeCursor, type RunKey } from './run-key.js';
 import { encodeIndex, readIndexHeader, summarise, type IndexHeader } from './segment-index.js';
 import { scanLines } from './segment-scan.js';
-import type { RunFilter, RunPage } from './store.js';
+import type { RunFilter, RunPage, RunPageJson } from './store.js';
 import { TailIndex } from './tail-index.js';
 
 export interface FileJournalOptions {
@@ -35,7 +35,7 @@ export const JOURNAL_LIMITS: JournalLimits = {
   segmentRuns: 20_000,
   segmentAgeMs: 86_400_000,
   sealGraceMs: 60_000,
-  indexCacheBytes: 16 * 1024 * 1024,
+  indexCacheBytes: 4 * 1024 * 1024,
 };
 
 /** Lines past this many bytes wait for the next page. */
@@ -99,7 +99,14 @@ export class FileJournal {
       write: (batch) => this.exclusive(async () => {
         await this.refresh();
         await this.rotateIfDue();
-        await (await this.appendHandle()).write(batch);
+        const handle = await this.appendHandle();
+        const { bytesWritten } = await handle.write(batch);
+        if (bytesWritten < Buffer.byteLength(batch)) {
+          // A full disk: the next batch opens the file again and starts on a line of its own.
+          await this.appending?.handle.close();
+          this.appending = null;
+          throw new Error(`the journal took ${bytesWritten} of ${Buffer.byteLength(batch)} bytes (is the disk full?)`);
+        }
       }),
       sync: async () => { await this.appending?.handle.datasync(); },
       close: async () => {
@@ -318,11 +325,20 @@ export class FileJournal {
     const time = idTime(id);
     const located = time === null ? await this.locateId(id) : await this.locate({ time, id });
     if (!located) return undefined;
-    const [record] = await readRecords([located]);
-    return record;
+    const [line] = await readLines([located]);
+    return parseRecord(line, id);
   }
 
   async list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage> {
+    const page = await this.listJson(filter, cursor, limit);
+    return { runs: page.runs.map((line) => runRecordSchema.parse(JSON.parse(line))), next: page.next };
+  }
+
+  /**
+   * A page as the records' JSON texts, each checked against the record schema and then passed
+   * on as it is: a page never holds more than its lines, so a reply costs little memory.
+   */
+  async listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson> {
     const before = cursor === null ? null : decodeCursor(cursor);
     await this.catchUp();
     await this.readerTurn();
@@ -331,8 +347,12 @@ export class FileJournal {
         const latest = await this.locate(located.entry);
         return latest?.file === located.file && latest.entry.offset === located.entry.offset;
       });
-      const records = await readRecords(picked);
-      return { runs: records.filter((record): record is RunRecord => record !== undefined), next: next ? encodeCursor(next) : null };
+      const lines = await readLines(picked);
+      const runs: string[] = [];
+      lines.forEach((line, at) => {
+        if (line !== undefined && parseRecord(line, picked[at]?.entry.id ?? '')) runs.push(line);
+      });
+      return { runs, next: next ? encodeCursor(next) : null };
     } finally {
       this.readerDone();
     }
@@ -388,7 +408,8 @@ export class FileJournal {
     for (const key of candidates.values()) {
       const located = await this.locate(key);
       if (!located || isFinished(located.entry.status)) continue;
-      const [record] = await readRecords([located]);
+      const [line] = await readLines([located]);
+      const record = parseRecord(line, key.id);
       if (!record || otherProcessAlive(record.host, record.pid)) continue;
       const wasRunning = record.status === 'running';
       interrupted.push({
@@ -492,14 +513,17 @@ function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
 }
 
-/** A crash can leave half a line at the end; the next line must not be glued to it. */
+/**
+ * A crash can leave half a line at the end; the next line must not be glued to it. The tab
+ * also means a torn line never ends with "}", so the index never takes it for a whole record.
+ * Another process mid-write is harmless: appends are atomic, so this lands after its line.
+ */
 async function endWithNewline(handle: FileHandle): Promise<void> {
   const { size } = await handle.stat();
   if (size === 0) return;
   const last = Buffer.alloc(1);
   await handle.read(last, 0, 1, size - 1);
-  // Another process mid-write is harmless: appends are atomic, so this lands after its line.
-  if (last[0] !== 0x0a) await handle.write('\n');
+  if (last[0] !== 0x0a) await handle.write('\t\n');
 }
 
 async function terminateTornLine(file: string): Promise<void> {

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { RunRecord } from '../remediation/types.js';
 import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
 import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from './guard-file.js';
-import type { RunFilter, RunPage, StateStore } from './store.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore } from './store.js';
 
 export interface FileStoreOptions {
   /** `state.dir`: the journal goes to `journal/`, the guards' memory to `guards/`. */
@@ -66,6 +66,10 @@ export class FileStore implements StateStore {
 
   list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage> {
     return this.journal.list(filter, cursor, limit);
+  }
+
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson> {
+    return this.journal.listJson(filter, cursor, limit);
   }
 
   recoverInterrupted(now: Date): Promise<RunRecord[]> {

@@ -1,8 +1,9 @@
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { FileSink, LineWriter } from './line-writer.js';
 import { HOST, otherProcessAlive } from './owner.js';
+import { idTime } from './run-id.js';
 import { scanLines } from './segment-scan.js';
 import type { GuardMemory, RunOutcome } from './store.js';
 
@@ -27,7 +28,7 @@ export interface GuardFileOptions {
 }
 
 export const CLAIM_TTL_MS = 7 * 86_400_000;
-export const CLAIM_LIMIT = 100_000;
+export const CLAIM_LIMIT = 50_000;
 // Only the count against circuitBreaker.failures matters; more than this is never needed.
 const FAILURES_KEPT = 1000;
 const SNAPSHOT = 'snapshot.jsonl';
@@ -40,16 +41,41 @@ function writerAlive(name: string): boolean {
   return otherProcessAlive(host === FILE_HOST ? HOST : host, Number(pid));
 }
 
-const event = z.union([
-  z.tuple([z.literal('claim'), z.string(), z.string(), z.number()]),
-  z.tuple([z.literal('release'), z.string(), z.string()]),
-  z.tuple([z.literal('outcome'), z.string(), z.string(), z.number(), z.string().nullable(), z.enum(['success', 'failure']).nullable()]),
-]);
-type GuardEvent = z.infer<typeof event>;
+type GuardEvent =
+  | readonly ['claim', string, string, number]
+  | readonly ['release', string, string]
+  | readonly ['outcome', string, string, number, string | null, 'success' | 'failure' | null];
 
-interface Claim {
-  readonly runId: string;
-  readonly at: number;
+/**
+ * One events line, checked element by element: start-up reads tens of thousands of these, and
+ * a schema library's copies of each would only make garbage.
+ */
+function parseEvent(text: string): GuardEvent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(value)) return null;
+  const [kind, first, second, at, lockKey, result]: unknown[] = value;
+  if (typeof first !== 'string' || typeof second !== 'string') return null;
+  if (kind === 'claim' && value.length === 4 && typeof at === 'number') return ['claim', first, second, at];
+  if (kind === 'release' && value.length === 3) return ['release', first, second];
+  const validResult = result === 'success' || result === 'failure' || result === null;
+  if (kind === 'outcome' && value.length === 6 && typeof at === 'number' && (typeof lockKey === 'string' || lockKey === null) && validResult) {
+    return ['outcome', first, second, at, lockKey, result];
+  }
+  return null;
+}
+
+/**
+ * Claims are the bulk of this memory (tens of thousands), so each costs little: the key is kept
+ * as a 22-character hash, the value is the run id, and the time comes from the time-ordered id
+ * (kept apart only for other ids, from journals before them).
+ */
+export function claimKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, 22);
 }
 
 interface Failure {
@@ -58,7 +84,9 @@ interface Failure {
 }
 
 export class GuardFile implements GuardMemory {
-  private readonly claims = new Map<string, Claim>();
+  /** Hashed claim key to run id, oldest first. */
+  private readonly claims = new Map<string, string>();
+  private readonly claimTimes = new Map<string, number>();
   private readonly executed = new Map<string, number>();
   private readonly failures = new Map<string, Failure[]>();
   private readonly successes = new Map<string, number>();
@@ -124,14 +152,9 @@ export class GuardFile implements GuardMemory {
     try {
       const end = await scanLines(handle, 0, (line) => {
         if (line.length === 0) return;
-        let parsed: GuardEvent;
-        try {
-          parsed = event.parse(JSON.parse(line.toString('utf8')));
-        } catch {
-          bad += 1;
-          return;
-        }
-        this.apply(parsed);
+        const parsed = parseEvent(line.toString('utf8'));
+        if (parsed) this.apply(parsed);
+        else bad += 1;
       });
       if (finished && end < (await handle.stat()).size) bad += 1;
     } finally {
@@ -144,10 +167,14 @@ export class GuardFile implements GuardMemory {
   private apply(change: GuardEvent): void {
     switch (change[0]) {
       case 'claim':
-        if (!this.claims.has(change[1])) this.claims.set(change[1], { runId: change[2], at: change[3] });
+        if (this.claims.has(change[1])) return;
+        this.claims.set(change[1], change[2]);
+        if (idTime(change[2]) !== change[3]) this.claimTimes.set(change[1], change[3]);
         return;
       case 'release':
-        if (this.claims.get(change[1])?.runId === change[2]) this.claims.delete(change[1]);
+        if (this.claims.get(change[1]) !== change[2]) return;
+        this.claims.delete(change[1]);
+        this.claimTimes.delete(change[1]);
         return;
       case 'outcome': {
         const [, remediation, runId, at, lockKey, result] = change;
@@ -170,17 +197,19 @@ export class GuardFile implements GuardMemory {
   }
 
   async claimAlert(key: string, runId: string, atMs: number): Promise<string | undefined> {
-    const existing = this.claims.get(key);
-    if (existing !== undefined) return existing.runId;
+    const hashed = claimKey(key);
+    const existing = this.claims.get(hashed);
+    if (existing !== undefined) return existing;
     // Decided here, synchronously, so two deliveries in flight at once cannot both claim it.
-    await this.record(['claim', key, runId, atMs]);
+    await this.record(['claim', hashed, runId, atMs]);
     if (this.claims.size > this.options.claimLimit) this.pruneClaims();
     return undefined;
   }
 
   async releaseAlert(key: string, runId: string): Promise<void> {
-    if (this.claims.get(key)?.runId !== runId) return;
-    await this.record(['release', key, runId]);
+    const hashed = claimKey(key);
+    if (this.claims.get(hashed) !== runId) return;
+    await this.record(['release', hashed, runId]);
   }
 
   async recordOutcome(outcome: RunOutcome): Promise<void> {
@@ -204,10 +233,15 @@ export class GuardFile implements GuardMemory {
   private pruneClaims(): void {
     const expired = this.options.now() - this.options.claimTtlMs;
     // Claims are kept in the order they were made, so the oldest come first.
-    for (const [key, claim] of this.claims) {
-      if (claim.at >= expired && this.claims.size <= this.options.claimLimit) break;
+    for (const [key, runId] of this.claims) {
+      if (this.claimTime(key, runId) >= expired && this.claims.size <= this.options.claimLimit) break;
       this.claims.delete(key);
+      this.claimTimes.delete(key);
     }
+  }
+
+  private claimTime(key: string, runId: string): number {
+    return this.claimTimes.get(key) ?? idTime(runId) ?? 0;
   }
 
   /** Drops what no guard can need any more; true when anything went. */
@@ -255,7 +289,7 @@ export class GuardFile implements GuardMemory {
 
   private snapshotLines(): string[] {
     const lines: string[] = [];
-    for (const [key, claim] of this.claims) lines.push(JSON.stringify(['claim', key, claim.runId, claim.at]));
+    for (const [key, runId] of this.claims) lines.push(JSON.stringify(['claim', key, runId, this.claimTime(key, runId)]));
     for (const [lockKey, at] of this.executed) lines.push(JSON.stringify(['outcome', '', '', at, lockKey, null]));
     for (const [remediation, at] of this.successes) lines.push(JSON.stringify(['outcome', remediation, '', at, null, 'success']));
     for (const [remediation, list] of this.failures) for (const failure of list) lines.push(JSON.stringify(['outcome', remediation, failure.runId, failure.at, null, 'failure']));

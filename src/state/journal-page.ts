@@ -127,15 +127,14 @@ export async function collectPage(
 
 // Lines closer than this are read in one go: a page's lines mostly sit near each other.
 const READ_GAP = 64 * 1024;
-const READ_SPAN = 4 * 1024 * 1024;
+const READ_SPAN = 256 * 1024;
 
 /**
- * Reads the records the entries point at, in the entries' order, one read per run of nearby
- * lines. A line that does not parse as a record (hand-edited, or a file that went away with
- * retention) is left out.
+ * Reads the lines the entries point at, in the entries' order, one read per run of nearby
+ * lines. A line whose file went away with retention is undefined.
  */
-export async function readRecords(located: readonly Located[]): Promise<(RunRecord | undefined)[]> {
-  const records: (RunRecord | undefined)[] = located.map(() => undefined);
+export async function readLines(located: readonly Located[]): Promise<(string | undefined)[]> {
+  const lines: (string | undefined)[] = located.map(() => undefined);
   const byFile = new Map<string, number[]>();
   located.forEach((item, at) => {
     const positions = byFile.get(item.file);
@@ -161,12 +160,12 @@ export async function readRecords(located: readonly Located[]): Promise<(RunReco
           if (!entry || (last > first && (entry.offset - end > READ_GAP || entry.offset + entry.length - start > READ_SPAN))) break;
           end = Math.max(end, entry.offset + entry.length);
         }
-        const buffer = Buffer.alloc(end - start);
-        await handle.read(buffer, 0, buffer.length, start);
+        const buffer = Buffer.allocUnsafe(end - start);
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
         for (let i = first; i < last; i += 1) {
           const at = ordered[i] ?? 0;
           const entry = located[at]?.entry;
-          if (entry) records[at] = parseRecord(buffer.toString('utf8', entry.offset - start, entry.offset - start + entry.length), entry.id);
+          if (entry && entry.offset + entry.length - start <= bytesRead) lines[at] = buffer.toString('utf8', entry.offset - start, entry.offset - start + entry.length);
         }
         first = last;
       }
@@ -174,10 +173,12 @@ export async function readRecords(located: readonly Located[]): Promise<(RunReco
       await handle.close();
     }
   }
-  return records;
+  return lines;
 }
 
-function parseRecord(line: string, id: string): RunRecord | undefined {
+/** The run record a line holds, if it is one (and of that run): every line read back is checked. */
+export function parseRecord(line: string | undefined, id: string): RunRecord | undefined {
+  if (line === undefined) return undefined;
   try {
     const parsed = runRecordSchema.safeParse(JSON.parse(line));
     return parsed.success && parsed.data.id === id ? parsed.data : undefined;

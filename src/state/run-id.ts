@@ -10,6 +10,18 @@ const SEQUENCE_MAX = 0xfff;
 
 let lastMs = -1;
 let sequence = 0;
+// Random bytes are drawn 4 KiB at a time: one syscall per 512 ids, not one per id.
+let pool = Buffer.alloc(0);
+let pooled = 0;
+
+function random8(): Buffer {
+  if (pooled + 8 > pool.length) {
+    pool = randomBytes(4096);
+    pooled = 0;
+  }
+  pooled += 8;
+  return pool.subarray(pooled - 8, pooled);
+}
 
 export function newRunId(nowMs: number): string {
   let ms = Math.max(0, Math.floor(nowMs));
@@ -26,7 +38,7 @@ export function newRunId(nowMs: number): string {
   }
   lastMs = ms;
   const time = ms.toString(16).padStart(12, '0');
-  const random = randomBytes(8);
+  const random = random8();
   const variant = ((random[0] ?? 0) & 0x3f) | 0x80;
   const tail = random.subarray(1).toString('hex');
   return `${time.slice(0, 8)}-${time.slice(8)}-7${sequence.toString(16).padStart(3, '0')}-${variant.toString(16)}${tail.slice(0, 2)}-${tail.slice(2, 14)}`;

@@ -18,13 +18,6 @@ export function runKey(id: string, queuedAt: string): RunKey {
   return { time: idTime(id) ?? (Number.isNaN(parsed) ? 0 : parsed), id };
 }
 
-/** The id as the index stores it: UTF-8, NUL-padded to ID_BYTES. */
-export function idField(id: string): Buffer {
-  const field = Buffer.alloc(ID_BYTES);
-  field.write(id, 'utf8');
-  return field;
-}
-
 export function compareKeys(a: RunKey, b: RunKey): number {
   if (a.time !== b.time) return a.time < b.time ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { RUN_STATUSES, TRIGGERS } from '../remediation/journal.js';
 import type { RunStatus, Trigger } from '../remediation/types.js';
 import { idTime } from './run-id.js';
-import { compareKeys, ID_BYTES, idField, type RunKey } from './run-key.js';
+import { compareKeys, ID_BYTES, type RunKey } from './run-key.js';
 
 /**
  * The on-disk index of a sealed journal segment, so GET /runs and GET /runs/:id never scan the
@@ -72,28 +72,40 @@ export function summarise(entries: readonly IndexEntry[]): Pick<IndexHeader, 'co
 
 /** Encodes entries (already sorted by key) under a header. */
 export function encodeIndex(header: IndexHeader, entries: readonly IndexEntry[]): Buffer {
+  return Buffer.concat([encodeHeader(header), encodeEntries(header, entries)]);
+}
+
+export function encodeHeader(header: IndexHeader): Buffer {
   const json = Buffer.from(JSON.stringify(header));
-  const out = Buffer.alloc(MAGIC.length + 4 + json.length + entries.length * ENTRY_BYTES);
+  const out = Buffer.alloc(MAGIC.length + 4 + json.length);
   MAGIC.copy(out, 0);
   out.writeUInt32LE(json.length, MAGIC.length);
   json.copy(out, MAGIC.length + 4);
-  const codes = new Map(header.remediations.map((name, index) => [name, index]));
-  let at = MAGIC.length + 4 + json.length;
-  for (const entry of entries) {
-    writeEntry(out, at, entry, codes.get(entry.remediation) ?? 0);
-    at += ENTRY_BYTES;
-  }
   return out;
 }
 
-export function writeEntry(out: Buffer, at: number, entry: IndexEntry, remediationCode: number): void {
-  out.writeDoubleLE(entry.time, at);
-  out.writeDoubleLE(entry.offset, at + 8);
-  out.writeUInt32LE(entry.length, at + 16);
-  out.writeUInt8(RUN_STATUSES.indexOf(entry.status), at + 20);
-  out.writeUInt8(TRIGGERS.indexOf(entry.trigger), at + 21);
-  out.writeUInt16LE(remediationCode, at + 22);
-  idField(entry.id).copy(out, at + ID_AT);
+/** The entries part of an index; remediations are coded by their place in header.remediations. */
+export function encodeEntries(header: IndexHeader, entries: readonly IndexEntry[]): Buffer {
+  const out = Buffer.alloc(entries.length * ENTRY_BYTES);
+  const codes = new Map(header.remediations.map((name, index) => [name, index]));
+  entries.forEach((entry, i) => {
+    const at = i * ENTRY_BYTES;
+    out.writeDoubleLE(entry.offset, at + 8);
+    out.writeUInt32LE(entry.length, at + 16);
+    out.writeUInt8(RUN_STATUSES.indexOf(entry.status), at + 20);
+    out.writeUInt8(TRIGGERS.indexOf(entry.trigger), at + 21);
+    out.writeUInt16LE(codes.get(entry.remediation) ?? 0, at + 22);
+    setEntryKey(out, i, entry);
+  });
+  return out;
+}
+
+/** Writes entry i's key into an entries part (a bulk writer re-keys a template this way). */
+export function setEntryKey(entries: Buffer, i: number, key: RunKey): void {
+  const at = i * ENTRY_BYTES;
+  entries.writeDoubleLE(key.time, at);
+  entries.fill(0, at + ID_AT, at + ENTRY_BYTES);
+  entries.write(key.id, at + ID_AT, ID_BYTES, 'utf8');
 }
 
 function parseHeader(buffer: Buffer, file: string): { header: IndexHeader; entriesAt: number } {

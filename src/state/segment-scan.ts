@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
-import { z } from 'zod';
 import { runRecordSchema } from '../remediation/journal.js';
+import { idTime } from './run-id.js';
 import { ID_BYTES, runKey } from './run-key.js';
 import type { IndexEntry } from './segment-index.js';
 
@@ -14,42 +14,69 @@ const NEWLINE = 0x0a;
  * Stops after about `maxBytes`. Returns the offset just past the last complete line.
  */
 export async function scanLines(handle: FileHandle, from: number, onLine: (line: Buffer, offset: number) => void, maxBytes = Infinity): Promise<number> {
+  // One buffer for the whole scan: lines are handed out as views of it, valid during the call.
+  let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  let carried = 0;
   let position = from;
-  let carry = Buffer.alloc(0);
   let lineStart = from;
   for (;;) {
-    const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    const { bytesRead } = await handle.read(chunk, 0, CHUNK_BYTES, position);
+    if (carried === buffer.length) {
+      // A line longer than the buffer: make room for the rest of it.
+      const bigger = Buffer.allocUnsafe(buffer.length * 2);
+      buffer.copy(bigger, 0, 0, carried);
+      buffer = bigger;
+    }
+    const { bytesRead } = await handle.read(buffer, carried, buffer.length - carried, position);
     if (bytesRead === 0) break;
     position += bytesRead;
-    const data = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+    const end = carried + bytesRead;
     let start = 0;
-    for (let end = data.indexOf(NEWLINE, start); end !== -1; end = data.indexOf(NEWLINE, start)) {
-      onLine(data.subarray(start, end), lineStart);
-      lineStart += end - start + 1;
-      start = end + 1;
+    for (let newline = buffer.indexOf(NEWLINE, start); newline !== -1 && newline < end; newline = buffer.indexOf(NEWLINE, start)) {
+      onLine(buffer.subarray(start, newline), lineStart);
+      lineStart += newline - start + 1;
+      start = newline + 1;
     }
-    carry = Buffer.from(data.subarray(start));
+    buffer.copy(buffer, 0, start, end);
+    carried = end - start;
     if (lineStart - from >= maxBytes) break;
   }
   return lineStart;
 }
 
-// Only what the index needs; the whole record is parsed with runRecordSchema when it is read.
-const indexedFields = z.object({
-  id: z.string().min(1).refine((id) => Buffer.byteLength(id) <= ID_BYTES && !id.includes('\0'), `at most ${ID_BYTES} bytes`),
-  remediation: z.string(),
-  trigger: runRecordSchema.shape.trigger,
-  status: runRecordSchema.shape.status,
-  queuedAt: z.string(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
-});
-
 export type ParsedLine = { kind: 'blank' } | { kind: 'invalid' } | { kind: 'run'; entry: IndexEntry; lineMs: number };
 
-/** What one journal line contributes to the index. */
+const { trigger: triggerSchema, status: statusSchema } = runRecordSchema.shape;
+
+// upkeep writes a record's first keys in this order; a line that starts so and ends with "}" is
+// indexed without parsing it whole (a torn line never ends with "}": see endWithNewline).
+const OWN_LINE = /^\{"id":"([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})","remediation":"([^"\\]*)","trigger":"([a-z]+)","status":"([a-z_]+)",/;
+const FINISHED_LAST = /"finishedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"\}$/;
+const CLOSING_BRACE = 0x7d;
+
+/**
+ * What one journal line contributes to the index. Only the fields an index needs are checked
+ * here (the whole record is checked with runRecordSchema when it is read), so indexing the
+ * segment being written at start makes little garbage: upkeep's own lines are matched, any
+ * other line is parsed and checked field by field.
+ */
 export function parseLine(line: Buffer, offset: number): ParsedLine {
+  if (line[line.length - 1] === CLOSING_BRACE) {
+    const own = OWN_LINE.exec(line.toString('latin1', 0, 256));
+    const trigger = triggerSchema.safeParse(own?.[3]);
+    const status = statusSchema.safeParse(own?.[4]);
+    const id = own?.[1];
+    const time = id === undefined ? null : idTime(id);
+    if (id !== undefined && time !== null && own?.[2] !== undefined && trigger.success && status.success) {
+      // The line's time is its finishedAt when that is the last key (as upkeep writes it), else the run's.
+      const finished = FINISHED_LAST.exec(line.toString('latin1', Math.max(0, line.length - 64)));
+      const remediation = Buffer.from(own[2], 'latin1').toString('utf8');
+      return { kind: 'run', lineMs: finished?.[1] ? Date.parse(finished[1]) : time, entry: { time, id, offset, length: line.length, status: status.data, trigger: trigger.data, remediation } };
+    }
+  }
+  return parseAnyLine(line, offset);
+}
+
+function parseAnyLine(line: Buffer, offset: number): ParsedLine {
   const text = line.toString('utf8');
   if (text.trim() === '') return { kind: 'blank' };
   let value: unknown;
@@ -58,13 +85,18 @@ export function parseLine(line: Buffer, offset: number): ParsedLine {
   } catch {
     return { kind: 'invalid' };
   }
-  const parsed = indexedFields.safeParse(value);
-  if (!parsed.success) return { kind: 'invalid' };
-  const fields = parsed.data;
-  const lineMs = Date.parse(fields.finishedAt ?? fields.startedAt ?? fields.queuedAt);
+  if (typeof value !== 'object' || value === null) return { kind: 'invalid' };
+  const field = (name: string): unknown => Reflect.get(value, name);
+  const [id, remediation, queuedAt, startedAt, finishedAt] = ['id', 'remediation', 'queuedAt', 'startedAt', 'finishedAt'].map(field);
+  const trigger = triggerSchema.safeParse(field('trigger'));
+  const status = statusSchema.safeParse(field('status'));
+  if (typeof id !== 'string' || id === '' || Buffer.byteLength(id) > ID_BYTES || id.includes('\0')) return { kind: 'invalid' };
+  if (typeof remediation !== 'string' || typeof queuedAt !== 'string' || !trigger.success || !status.success) return { kind: 'invalid' };
+  const time = typeof finishedAt === 'string' ? finishedAt : typeof startedAt === 'string' ? startedAt : queuedAt;
+  const lineMs = Date.parse(time);
   return {
     kind: 'run',
     lineMs: Number.isNaN(lineMs) ? 0 : lineMs,
-    entry: { ...runKey(fields.id, fields.queuedAt), offset, length: line.length, status: fields.status, trigger: fields.trigger, remediation: fields.remediation },
+    entry: { ...runKey(id, queuedAt), offset, length: line.length, status: status.data, trigger: trigger.data, remediation },
   };
 }

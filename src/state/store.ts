@@ -18,6 +18,8 @@ export interface StateStore {
   get(id: string): Promise<RunRecord | undefined>;
   /** Newest first; `next` is null on the last page. Throws InvalidCursorError for a cursor it did not make. */
   list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage>;
+  /** The same page with each run as its JSON text (checked against the record schema), for a reply that need not rebuild objects. */
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson>;
   /** Marks runs that a dead process left queued or running as interrupted; returns them. */
   recoverInterrupted(now: Date): Promise<RunRecord[]>;
   /**
@@ -65,6 +67,12 @@ export interface RunFilter {
 export interface RunPage {
   runs: RunRecord[];
   /** Pass back as `cursor` for the next page; null when there is none. */
+  next: string | null;
+}
+
+export interface RunPageJson {
+  /** Each a run record as JSON. */
+  runs: string[];
   next: string | null;
 }
 

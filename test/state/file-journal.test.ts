@@ -153,7 +153,7 @@ t.test('a torn last line after a crash is skipped and the next line starts on it
   await reopened.append(after).durable;
   t.same((await reopened.list({}, null, 10)).runs, [after, before]);
   const lines = (await readFile(join(dir, segment ?? ''), 'utf8')).split('\n');
-  t.equal(lines[1], '{"id":"torn","remediation":"postgres.vac', 'the torn line stays as it was, on its own line');
+  t.equal(lines[1], '{"id":"torn","remediation":"postgres.vac\t', 'the torn line stays on its own line, ended so that it never reads as a record');
   t.same(JSON.parse(lines[2] ?? ''), after);
 });
 

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { FileStore } from '../../src/state/file-store.js';
-import { CLAIM_TTL_MS, GuardFile, type GuardFileOptions } from '../../src/state/guard-file.js';
+import { CLAIM_TTL_MS, claimKey, GuardFile, type GuardFileOptions } from '../../src/state/guard-file.js';
 import { capturedLogger, tempDir } from '../http/helpers.js';
 import { clock, finished, queued, T0 } from './journal-fixture.js';
 
@@ -73,8 +73,8 @@ t.test('events files of live processes are read and kept; those of dead ones are
   const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
   const liveFile = `events-${host}-${process.ppid}-1-1.jsonl`;
   const deadFile = `events-${host}-999999999-1-1.jsonl`;
-  await writeFile(join(dir, liveFile), `${JSON.stringify(['claim', 'k', 'run-live', T0])}\n["claim","being written`);
-  await writeFile(join(dir, deadFile), `${JSON.stringify(['claim', 'j', 'run-dead', T0])}\n"not an event"\n["claim","torn`);
+  await writeFile(join(dir, liveFile), `${JSON.stringify(['claim', claimKey('k'), 'run-live', T0])}\n["claim","being written`);
+  await writeFile(join(dir, deadFile), `${JSON.stringify(['claim', claimKey('j'), 'run-dead', T0])}\n"not an event"\n["claim","torn`);
   const guards = await openGuards(t, dir);
   t.equal(await guards.claimAlert('k', 'mine', T0), 'run-live');
   t.equal(await guards.claimAlert('j', 'mine', T0), 'run-dead');

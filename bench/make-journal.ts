@@ -50,7 +50,8 @@ const STARTS_BEFORE_MS = 60_000;
 
 // Deterministic, so two journals of the same size hold the same mix.
 function pick<T>(list: readonly T[], n: number, salt: number): T {
-  return list[(Math.imul(n ^ salt, 2654435761) >>> 0) % list.length] as T;
+  // The high bits of a multiplicative hash, so picks with different salts are independent.
+  return list[Math.floor(((Math.imul(n + 1, salt) >>> 0) / 2 ** 32) * list.length)] as T;
 }
 
 interface TemplateRun {
@@ -59,10 +60,10 @@ interface TemplateRun {
   readonly alert: boolean;
 }
 
-function templateRun(k: number): TemplateRun {
-  const remediation = pick(REMEDIATIONS, k, 0x51);
-  const trigger = pick(TRIGGERS, k, 0x7a3);
-  const status = pick(STATUSES, k, 0x1f7);
+function templateRun(k: number, queuedLines: boolean): TemplateRun {
+  const remediation = pick(REMEDIATIONS, k, 0x9e3779b1);
+  const trigger = pick(TRIGGERS, k, 0x85ebca6b);
+  const status = pick(STATUSES, k, 0xc2b2ae35);
   const table = `orders_${k % 200}`;
   const params = remediation.startsWith('postgres') ? `{"target":"main","database":"app","table":"public.${table}"}` : '{"target":"cache"}';
   const alert = trigger === 'alert'
@@ -78,12 +79,13 @@ function templateRun(k: number): TemplateRun {
     : `,"reason":"${status === 'skipped' ? 'condition cleared: 0 dead tuples' : status === 'duplicate' ? 'alert already handled' : 'invalid params'}"`;
   const queuedLine = `${head},"status":"queued",${tail}}\n`;
   const finalLine = `${head},"status":"${status}",${tail}${outcome},"finishedAt":"${FINISHED}"}`;
-  return { lines: `${queuedLine}${finalLine}\n`, entry: { status, trigger, remediation, offsetInRun: queuedLine.length, length: finalLine.length }, alert: trigger === 'alert' && status !== 'duplicate' };
+  const before = queuedLines ? queuedLine : '';
+  return { lines: `${before}${finalLine}\n`, entry: { status, trigger, remediation, offsetInRun: before.length, length: finalLine.length }, alert: trigger === 'alert' && status !== 'duplicate' };
 }
 
 /** One segment's lines with placeholders, where each placeholder sits, and where each run starts. */
-function buildTemplate(runs: number) {
-  const made = Array.from({ length: runs }, (_, k) => templateRun(k));
+function buildTemplate(runs: number, queuedLines: boolean) {
+  const made = Array.from({ length: runs }, (_, k) => templateRun(k, queuedLines));
   // Every character is ASCII: a string's length is its byte length.
   const buffer = Buffer.from(made.map((run) => run.lines).join(''), 'latin1');
   const runStarts: number[] = [];
@@ -102,8 +104,11 @@ function buildTemplate(runs: number) {
   return { made, buffer, runStarts, slots };
 }
 
-/** Writes the journal (and guards' snapshot) of `runs` runs under `stateDir`, replacing what was there. */
-export async function makeJournal(options: { stateDir: string; runs: number; days?: number; now?: number }): Promise<MadeJournal> {
+/**
+ * Writes the journal (and guards' snapshot) of `runs` runs under `stateDir`, replacing what was
+ * there. `queuedLines: false` writes only each run's final line: half the bytes, the same runs.
+ */
+export async function makeJournal(options: { stateDir: string; runs: number; days?: number; now?: number; queuedLines?: boolean }): Promise<MadeJournal> {
   const { stateDir, runs } = options;
   const now = options.now ?? Date.now();
   const spanMs = (options.days ?? 30) * 86_400_000;
@@ -112,7 +117,7 @@ export async function makeJournal(options: { stateDir: string; runs: number; day
   await rm(join(stateDir, 'guards'), { recursive: true, force: true });
   await mkdir(journalDir, { recursive: true });
   const perSegment = Math.min(JOURNAL_LIMITS.segmentRuns, runs);
-  const template = buildTemplate(perSegment);
+  const template = buildTemplate(perSegment, options.queuedLines ?? true);
   const entries: IndexEntry[] = template.made.map((run, k) => ({ ...run.entry, time: 0, id: '', offset: (template.runStarts[k] ?? 0) + run.entry.offsetInRun }));
   // Counts per status, trigger and remediation of the first `count` runs of the template (ids are stamped later).
   const summaryOf = (count: number) => summarise(entries.slice(0, count).map((entry) => ({ ...entry, id: newRunId(0) })));
@@ -159,7 +164,7 @@ export async function makeJournal(options: { stateDir: string; runs: number; day
       setEntryKey(entryBuffer, k, { time: queuedMs, id });
       if (k === 0) minKey = { time: queuedMs, id };
       lastLineMs = queuedMs + FINISH_AFTER_MS;
-      const { entry, alert } = template.made[k] ?? templateRun(k);
+      const { entry, alert } = template.made[k] ?? templateRun(k, true);
       counts.byTrigger[entry.trigger] = (counts.byTrigger[entry.trigger] ?? 0) + 1;
       counts.byStatus[entry.status] = (counts.byStatus[entry.status] ?? 0) + 1;
       counts.byRemediation[entry.remediation] = (counts.byRemediation[entry.remediation] ?? 0) + 1;

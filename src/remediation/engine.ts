@@ -158,7 +158,7 @@ export class Engine implements RunSubmitter {
       this.claiming.add(job);
       let handledBy: string | undefined;
       try {
-        handledBy = await this.history.claimAlert(key, record.id, this.now());
+        handledBy = await this.history.claimAlert(key, record.id, Date.parse(record.queuedAt));
       } catch (err) {
         // Not acknowledged: the sender retries, and nothing ran without its claim.
         job.settle({ ...record, status: 'cancelled', reason: `the alert could not be claimed: ${errorText(err)}`, finishedAt: new Date(this.now()).toISOString() });

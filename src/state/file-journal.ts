@@ -8,7 +8,7 @@ import { LineWriter } from './line-writer.js';
 import { otherProcessAlive } from './owner.js';
 import { idTime } from './run-id.js';
 import { compareKeys, decodeCursor, encodeCursor, type RunKey } from './run-key.js';
-import { encodeIndex, readIndexHeader, summarise, type IndexHeader } from './segment-index.js';
+import { encodeIndex, mayMatch, readIndexHeader, summarise, type IndexHeader } from './segment-index.js';
 import { scanLines } from './segment-scan.js';
 import type { RunFilter, RunPage, RunPageJson } from './store.js';
 import { TailIndex } from './tail-index.js';
@@ -184,23 +184,28 @@ export class FileJournal {
       (match[2] === 'jsonl' ? segments : indexed).add(Number(match[1]));
     }
     const newest = Math.max(0, ...segments);
-    const sealed: Sealed[] = [];
-    const tails: Tail[] = [];
-    for (const seq of [...segments].sort((a, b) => a - b)) {
+    const ordered = [...segments].sort((a, b) => a - b);
+    // The headers are read side by side: start-up reads one per sealed segment.
+    const headers = await Promise.all(ordered.map(async (seq) => {
       const file = join(this.options.dir, segmentName(seq, 'jsonl'));
       const indexFile = join(this.options.dir, segmentName(seq, 'idx'));
       const known = this.sealed.find((segment) => segment.seq === seq);
-      let header = known?.header ?? null;
-      if (!header && indexed.has(seq)) {
-        header = await readIndexHeader(indexFile).catch(() => null);
-        // Lines appended after the index was written (a writer that missed the rotation): index it again.
-        if (header && starting && await sizeOf(file) > header.bytes) {
-          await unlink(indexFile).catch(ignoreMissing);
-          header = null;
-        }
+      if (known || !indexed.has(seq)) return known ?? null;
+      const header = await readIndexHeader(indexFile).catch(() => null);
+      // Lines appended after the index was written (a writer that missed the rotation): index it again.
+      if (header && starting && await sizeOf(file) > header.bytes) {
+        await unlink(indexFile).catch(ignoreMissing);
+        return null;
       }
-      if (header) {
-        sealed.push(known ?? { seq, file, indexFile, header });
+      return header ? { seq, file, indexFile, header } : null;
+    }));
+    const sealed: Sealed[] = [];
+    const tails: Tail[] = [];
+    for (const [at, seq] of ordered.entries()) {
+      const file = join(this.options.dir, segmentName(seq, 'jsonl'));
+      const segment = headers[at];
+      if (segment) {
+        sealed.push(segment);
         continue;
       }
       const tail = this.tails.find((segment) => segment.seq === seq) ?? { seq, file, index: new TailIndex(), createdAt: null, rotatedAt: null, reader: null };
@@ -368,16 +373,12 @@ export class FileJournal {
     this.readersWaiting.shift()?.();
   }
 
-  /** The segments that can hold runs matching the filter: a segment whose counts say none is skipped. */
+  /** The segments that can hold runs matching the filter: one where no (status, trigger, remediation) matches is skipped. */
   private pageSources(filter: RunFilter): PageSource[] {
     const sources: PageSource[] = [];
     for (const segment of this.sealed) {
       const { header } = segment;
-      if (!header.minKey || !header.maxKey) continue;
-      const remediation = filter.remediation === undefined ? 0 : header.remediations.indexOf(filter.remediation);
-      if (remediation === -1 || (filter.remediation !== undefined && header.counts.remediation[remediation] === 0)) continue;
-      if (filter.status !== undefined && !header.counts.status[filter.status]) continue;
-      if (filter.trigger !== undefined && !header.counts.trigger[filter.trigger]) continue;
+      if (!header.minKey || !header.maxKey || !mayMatch(header.combos, filter)) continue;
       sources.push({
         minKey: header.minKey, maxKey: header.maxKey,
         walk: async (before, walkFilter) => {
@@ -389,10 +390,7 @@ export class FileJournal {
     for (const tail of this.tails) {
       const first = tail.index.sorted[0];
       const last = tail.index.sorted.at(-1);
-      if (!first || !last) continue;
-      if (filter.remediation !== undefined && !tail.index.remediationCounts.has(filter.remediation)) continue;
-      if (filter.status !== undefined && !tail.index.statusCounts.has(filter.status)) continue;
-      if (filter.trigger !== undefined && !tail.index.triggerCounts.has(filter.trigger)) continue;
+      if (!first || !last || !mayMatch(tail.index.combos.list(), filter)) continue;
       sources.push({ minKey: first, maxKey: last, walk: async (before, walkFilter) => tailWalker(tail.index, tail.file, before, walkFilter) });
     }
     return sources;

@@ -32,11 +32,13 @@ export class FileStore implements StateStore {
 
   static async open(options: FileStoreOptions): Promise<FileStore> {
     const now = options.now ?? Date.now;
-    const journal = await FileJournal.open({ ...JOURNAL_LIMITS, ...options.limits, dir: join(options.dir, 'journal'), now, retentionMs: options.retentionMs });
-    const guards = await GuardFile.open({
-      dir: join(options.dir, 'guards'), now, claimTtlMs: CLAIM_TTL_MS, claimLimit: CLAIM_LIMIT,
-      cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs,
-    });
+    const [journal, guards] = await Promise.all([
+      FileJournal.open({ ...JOURNAL_LIMITS, ...options.limits, dir: join(options.dir, 'journal'), now, retentionMs: options.retentionMs }),
+      GuardFile.open({
+        dir: join(options.dir, 'guards'), now, claimTtlMs: CLAIM_TTL_MS, claimLimit: CLAIM_LIMIT,
+        cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs,
+      }),
+    ]);
     const store = new FileStore(journal, guards, options.log, options.maintenanceMs ?? MAINTENANCE_MS);
     await journal.maintain();
     return store;

@@ -169,6 +169,7 @@ export class GuardFile implements GuardMemory {
       case 'claim':
         if (this.claims.has(change[1])) return;
         this.claims.set(change[1], change[2]);
+        // The engine claims at the moment it makes the run id, so the id holds the time.
         if (idTime(change[2]) !== change[3]) this.claimTimes.set(change[1], change[3]);
         return;
       case 'release':

@@ -39,7 +39,8 @@ const headerSchema = z.object({
   /** The newest line's time (finishedAt, startedAt or queuedAt): retention drops the segment after it. */
   lastLineMs: z.number(),
   remediations: z.array(z.string()),
-  counts: z.object({ status: z.record(z.string(), z.number()), trigger: z.record(z.string(), z.number()), remediation: z.array(z.number()) }),
+  /** How many runs of each (status, trigger, remediation): a filter no combination matches skips the segment. */
+  combos: z.array(z.tuple([z.string(), z.string(), z.string(), z.number()])),
   /** Runs still queued or running, in this segment or an older one, when it was sealed. */
   open: z.array(key),
   /** Whether any id is not time-ordered, so a lookup by such an id must search this segment. */
@@ -49,25 +50,49 @@ const headerSchema = z.object({
 export type IndexHeader = z.infer<typeof headerSchema>;
 
 /** The header facts derived from a set of entries; the caller adds bytes, lastLineMs, open and skippedLines. */
-export function summarise(entries: readonly IndexEntry[]): Pick<IndexHeader, 'count' | 'minKey' | 'maxKey' | 'remediations' | 'counts' | 'legacyIds'> {
+export function summarise(entries: readonly IndexEntry[]): Pick<IndexHeader, 'count' | 'minKey' | 'maxKey' | 'remediations' | 'combos' | 'legacyIds'> {
   const remediations = [...new Set(entries.map((entry) => entry.remediation))].sort();
-  const counts: IndexHeader['counts'] = { status: {}, trigger: {}, remediation: remediations.map(() => 0) };
-  const position = new Map(remediations.map((name, index) => [name, index]));
+  const combos = new Combos();
   let legacyIds = false;
   for (const entry of entries) {
-    counts.status[entry.status] = (counts.status[entry.status] ?? 0) + 1;
-    counts.trigger[entry.trigger] = (counts.trigger[entry.trigger] ?? 0) + 1;
-    const at = position.get(entry.remediation) ?? 0;
-    counts.remediation[at] = (counts.remediation[at] ?? 0) + 1;
+    combos.add(entry, 1);
     if (idTime(entry.id) === null) legacyIds = true;
   }
   const first = entries[0];
   const last = entries.at(-1);
   return {
-    count: entries.length, remediations, counts, legacyIds,
+    count: entries.length, remediations, combos: combos.list(), legacyIds,
     minKey: first ? { time: first.time, id: first.id } : null,
     maxKey: last ? { time: last.time, id: last.id } : null,
   };
+}
+
+type Combo = IndexHeader['combos'][number];
+
+/** Runs counted by (status, trigger, remediation), for skipping segments a filter cannot match. */
+export class Combos {
+  private readonly counts = new Map<string, Combo>();
+
+  add(entry: Pick<IndexEntry, 'status' | 'trigger' | 'remediation'>, change: number): void {
+    // Status and trigger never hold a newline, so this key is unambiguous.
+    const key = `${entry.status}\n${entry.trigger}\n${entry.remediation}`;
+    const count = (this.counts.get(key)?.[3] ?? 0) + change;
+    if (count === 0) this.counts.delete(key);
+    else this.counts.set(key, [entry.status, entry.trigger, entry.remediation, count]);
+  }
+
+  list(): Combo[] {
+    return [...this.counts.values()];
+  }
+}
+
+/** Whether any run of these combinations can match the filter. */
+export function mayMatch(combos: Iterable<Combo>, filter: { status?: string; trigger?: string; remediation?: string }): boolean {
+  for (const [status, trigger, remediation] of combos) {
+    if ((filter.status === undefined || status === filter.status) && (filter.trigger === undefined || trigger === filter.trigger)
+      && (filter.remediation === undefined || remediation === filter.remediation)) return true;
+  }
+  return false;
 }
 
 /** Encodes entries (already sorted by key) under a header. */

@@ -1,6 +1,6 @@
 import { isFinished } from '../remediation/journal.js';
 import { compareKeys, type RunKey } from './run-key.js';
-import type { IndexEntry } from './segment-index.js';
+import { Combos, type IndexEntry } from './segment-index.js';
 import { parseLine } from './segment-scan.js';
 
 /**
@@ -12,9 +12,7 @@ export class TailIndex {
   private readonly byId = new Map<string, IndexEntry>();
   /** Entries by key, ascending: mostly appended at the end, as ids are time-ordered. */
   readonly sorted: IndexEntry[] = [];
-  readonly statusCounts = new Map<string, number>();
-  readonly triggerCounts = new Map<string, number>();
-  readonly remediationCounts = new Map<string, number>();
+  readonly combos = new Combos();
   bytes = 0;
   firstLineMs: number | null = null;
   lastLineMs = 0;
@@ -41,9 +39,7 @@ export class TailIndex {
   private put(entry: IndexEntry): void {
     const previous = this.byId.get(entry.id);
     if (previous) {
-      count(this.statusCounts, previous.status, -1);
-      count(this.triggerCounts, previous.trigger, -1);
-      count(this.remediationCounts, previous.remediation, -1);
+      this.combos.add(previous, -1);
       // A later line of a run carries another queuedAt only if hand-edited: the run keeps its place.
       const kept = { ...entry, time: previous.time };
       this.sorted[this.lowerBound(previous)] = kept;
@@ -54,9 +50,7 @@ export class TailIndex {
       else this.sorted.splice(this.lowerBound(entry), 0, entry);
       this.byId.set(entry.id, entry);
     }
-    count(this.statusCounts, entry.status, 1);
-    count(this.triggerCounts, entry.trigger, 1);
-    count(this.remediationCounts, entry.remediation, 1);
+    this.combos.add(entry, 1);
   }
 
   lowerBound(key: RunKey): number {
@@ -74,10 +68,4 @@ export class TailIndex {
   unfinished(): IndexEntry[] {
     return this.sorted.filter((entry) => !isFinished(entry.status));
   }
-}
-
-function count(counts: Map<string, number>, key: string, change: number): void {
-  const next = (counts.get(key) ?? 0) + change;
-  if (next === 0) counts.delete(key);
-  else counts.set(key, next);
 }

@@ -197,3 +197,29 @@ t.test('an alert refused outside the window runs when re-delivered inside it', a
   t.equal(inside.status, 'success', 'not a duplicate: the refusal did not use up the alert');
   t.equal((await engine.submit(request).done).status, 'duplicate', 'the run that happened does');
 });
+
+t.test('a resolved alert cancels a run still claiming its alert, and gives the claim back', async (t) => {
+  const engine = await engineWith(t, [testAction()]);
+  const alert = { fingerprint: 'f-resolved', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+  const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert };
+  const submitted = engine.submit(request);
+  const cancelled = engine.cancelQueued('f-resolved', 'alert resolved before the run started');
+  t.same(cancelled.map((run) => [run.id, run.status]), [[submitted.runId, 'cancelled']]);
+  t.same(engine.cancelQueued('f-resolved', 'again'), [], 'cancelled once');
+  t.equal(await submitted.journalled, 'cancelled');
+  t.match(await submitted.done, { status: 'cancelled', reason: 'alert resolved before the run started' });
+  t.equal((await engine.get(submitted.runId))?.status, 'cancelled');
+  t.equal((await engine.submit(request).done).status, 'success', 'the claim was given back: the re-delivery runs');
+});
+
+t.test('an alert that cannot be claimed is not acknowledged and runs nothing', async (t) => {
+  const stateDir = await tempDir(t);
+  const engine = await engineWith(t, [testAction()], {}, stateDir);
+  // The guards' directory is a file: the claim cannot be written.
+  await writeFile(join(stateDir, 'guards'), '');
+  const alert = { fingerprint: 'f-unclaimable', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+  const submitted = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'alert', alert });
+  await t.rejects(submitted.journalled, /EEXIST|ENOTDIR/);
+  t.match(await submitted.done, { status: 'cancelled', reason: /^the alert could not be claimed: / });
+  t.equal(await engine.get(submitted.runId), undefined, 'nothing was journalled');
+});

@@ -25,17 +25,18 @@ export interface FileJournalOptions {
   readonly segmentAgeMs: number;
   /** How long a rotated segment stays in memory before its index is written (late appends). */
   readonly sealGraceMs: number;
-  readonly indexCacheBytes: number;
+  /** How many sealed segments' indexes stay in memory (each up to 64 bytes a run). */
+  readonly indexSlots: number;
 }
 
-export type JournalLimits = Pick<FileJournalOptions, 'segmentBytes' | 'segmentRuns' | 'segmentAgeMs' | 'sealGraceMs' | 'indexCacheBytes'>;
+export type JournalLimits = Pick<FileJournalOptions, 'segmentBytes' | 'segmentRuns' | 'segmentAgeMs' | 'sealGraceMs' | 'indexSlots'>;
 
 export const JOURNAL_LIMITS: JournalLimits = {
   segmentBytes: 64 * 1024 * 1024,
   segmentRuns: 20_000,
   segmentAgeMs: 86_400_000,
   sealGraceMs: 60_000,
-  indexCacheBytes: 4 * 1024 * 1024,
+  indexSlots: 4,
 };
 
 /** Lines past this many bytes wait for the next page. */
@@ -94,7 +95,7 @@ export class FileJournal {
   readonly skipped: { file: string; lines: number }[] = [];
 
   private constructor(private readonly options: FileJournalOptions) {
-    this.cache = new IndexCache(options.indexCacheBytes);
+    this.cache = new IndexCache(options.indexSlots);
     this.writer = new LineWriter({
       write: (batch) => this.exclusive(async () => {
         await this.refresh();
@@ -300,7 +301,7 @@ export class FileJournal {
       }
       const { minKey, maxKey } = segment.sealed.header;
       if (!minKey || !maxKey || compareKeys(key, minKey) < 0 || compareKeys(key, maxKey) > 0) continue;
-      const entry = (await this.cache.load(segment.sealed.indexFile))?.find(key);
+      const entry = await this.cache.with(segment.sealed.indexFile, (index) => index?.find(key));
       if (entry) return { entry, file: segment.sealed.file };
     }
     return undefined;
@@ -315,7 +316,7 @@ export class FileJournal {
         continue;
       }
       if (!segment.sealed.header.legacyIds) continue;
-      const entry = (await this.cache.load(segment.sealed.indexFile))?.findId(id);
+      const entry = await this.cache.with(segment.sealed.indexFile, (index) => index?.findId(id));
       if (entry) return { entry, file: segment.sealed.file };
     }
     return undefined;
@@ -382,8 +383,12 @@ export class FileJournal {
       sources.push({
         minKey: header.minKey, maxKey: header.maxKey,
         walk: async (before, walkFilter) => {
-          const index = await this.cache.load(segment.indexFile);
-          return index ? sealedWalker(index, segment.file, before, walkFilter) : tailWalker(new TailIndex(), segment.file, null, walkFilter);
+          // Held until the page is done: the walker reads the index between awaits.
+          const slot = await this.cache.pin(segment.indexFile);
+          const release = () => this.cache.unpin(slot);
+          if (slot.index) return sealedWalker(slot.index, segment.file, before, walkFilter, release);
+          release();
+          return tailWalker(new TailIndex(), segment.file, null, walkFilter);
         },
       });
     }

@@ -16,6 +16,8 @@ export interface Located {
 interface Walker {
   head: Located | null;
   advance(): void;
+  /** The page is done with this segment (its index may leave memory). */
+  release(): void;
 }
 
 /** A segment that may hold entries of the page: its key range, and how to walk it (loading its index). */
@@ -26,13 +28,14 @@ export interface PageSource {
 }
 
 /** Walks a sealed segment's on-disk index without decoding entries the filter rejects. */
-export function sealedWalker(index: SegmentIndex, file: string, before: RunKey | null, filter: RunFilter): Walker {
+export function sealedWalker(index: SegmentIndex, file: string, before: RunKey | null, filter: RunFilter, release: () => void): Walker {
   const status = filter.status === undefined ? -1 : RUN_STATUSES.indexOf(filter.status);
   const trigger = filter.trigger === undefined ? -1 : TRIGGERS.indexOf(filter.trigger);
   const remediation = filter.remediation === undefined ? -1 : index.header.remediations.indexOf(filter.remediation);
   let position = (before === null ? index.count : index.lowerBound(before)) - 1;
   const walker: Walker = {
     head: null,
+    release,
     advance() {
       walker.head = null;
       for (; position >= 0; position -= 1) {
@@ -61,6 +64,7 @@ export function tailWalker(tail: TailIndex, file: string, before: RunKey | null,
   let position = entries.length - 1;
   const walker: Walker = {
     head: null,
+    release: () => undefined,
     advance() {
       walker.head = null;
       for (; position >= 0; position -= 1) {
@@ -106,28 +110,45 @@ export async function collectPage(
   const picked: Located[] = [];
   let bytes = 0;
   let opened = 0;
-  for (;;) {
-    let top = best(walkers);
-    for (let candidate = candidates[opened]; candidate && (!top?.head || compareKeys(below(candidate.maxKey), top.head.entry) >= 0); candidate = candidates[opened]) {
-      walkers.push(await candidate.walk(before, filter));
-      opened += 1;
-      top = best(walkers);
+  try {
+    for (;;) {
+      let top = best(walkers);
+      for (let candidate = candidates[opened]; candidate && (!top?.head || compareKeys(below(candidate.maxKey), top.head.entry) >= 0); candidate = candidates[opened]) {
+        const walker = await candidate.walk(before, filter);
+        if (walker.head) walkers.push(walker);
+        else walker.release();
+        opened += 1;
+        top = best(walkers);
+      }
+      const head = top?.head;
+      if (!top || !head) return { picked, next: null };
+      const last = picked.at(-1);
+      if (last && (picked.length >= limits.runs || bytes >= limits.bytes)) return { picked, next: last.entry };
+      top.advance();
+      // A segment walked to its end leaves the page's hold at once, so a long walk holds few indexes.
+      if (!top.head) top.release();
+      if (isFinished(head.entry.status) || await isLatest(head)) {
+        picked.push(head);
+        bytes += head.entry.length;
+      }
     }
-    const head = top?.head;
-    if (!top || !head) return { picked, next: null };
-    const last = picked.at(-1);
-    if (last && (picked.length >= limits.runs || bytes >= limits.bytes)) return { picked, next: last.entry };
-    top.advance();
-    if (isFinished(head.entry.status) || await isLatest(head)) {
-      picked.push(head);
-      bytes += head.entry.length;
-    }
+  } finally {
+    for (const walker of walkers) if (walker.head) walker.release();
   }
 }
 
 // Lines closer than this are read in one go: a page's lines mostly sit near each other.
 const READ_GAP = 64 * 1024;
 const READ_SPAN = 256 * 1024;
+const SPARE_BUFFERS = 8;
+
+// Read buffers are kept and used again: a buffer per read, freed and allocated anew for every
+// page, would fragment the process's memory and keep its RSS growing while paging.
+const spareBuffers: Buffer[] = [];
+
+function readBuffer(bytes: number): Buffer {
+  return bytes <= READ_SPAN ? spareBuffers.pop() ?? Buffer.allocUnsafe(READ_SPAN) : Buffer.allocUnsafe(bytes);
+}
 
 /**
  * Reads the lines the entries point at, in the entries' order, one read per run of nearby
@@ -160,13 +181,14 @@ export async function readLines(located: readonly Located[]): Promise<(string | 
           if (!entry || (last > first && (entry.offset - end > READ_GAP || entry.offset + entry.length - start > READ_SPAN))) break;
           end = Math.max(end, entry.offset + entry.length);
         }
-        const buffer = Buffer.allocUnsafe(end - start);
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+        const buffer = readBuffer(end - start);
+        const { bytesRead } = await handle.read(buffer, 0, end - start, start);
         for (let i = first; i < last; i += 1) {
           const at = ordered[i] ?? 0;
           const entry = located[at]?.entry;
           if (entry && entry.offset + entry.length - start <= bytesRead) lines[at] = buffer.toString('utf8', entry.offset - start, entry.offset - start + entry.length);
         }
+        if (buffer.length === READ_SPAN && spareBuffers.length < SPARE_BUFFERS) spareBuffers.push(buffer);
         first = last;
       }
     } finally {

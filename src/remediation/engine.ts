@@ -91,7 +91,6 @@ export class Engine implements RunSubmitter {
     const interrupted = await store.recoverInterrupted(new Date(engine.now()));
     for (const record of interrupted) {
       options.log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted');
-      await engine.history.recordFinish(record);
       engine.metrics.finished(record.remediation, record.status, null, engine.now());
     }
     // The last success survives a restart, so "remediation has not succeeded for N days" alerts keep working.

@@ -1,9 +1,9 @@
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { ClaimTable } from './claim-table.js';
 import { FileSink, LineWriter } from './line-writer.js';
 import { HOST, otherProcessAlive } from './owner.js';
-import { idTime } from './run-id.js';
 import { scanLines } from './segment-scan.js';
 import type { GuardMemory, RunOutcome } from './store.js';
 
@@ -60,8 +60,8 @@ function parseEvent(text: string): GuardEvent | null {
   if (!Array.isArray(value)) return null;
   const [kind, first, second, at, lockKey, result]: unknown[] = value;
   if (typeof first !== 'string' || typeof second !== 'string') return null;
-  if (kind === 'claim' && value.length === 4 && typeof at === 'number') return ['claim', first, second, at];
-  if (kind === 'release' && value.length === 3) return ['release', first, second];
+  if (kind === 'claim' && value.length === 4 && typeof at === 'number' && CLAIM_KEY.test(first)) return ['claim', first, second, at];
+  if (kind === 'release' && value.length === 3 && CLAIM_KEY.test(first)) return ['release', first, second];
   const validResult = result === 'success' || result === 'failure' || result === null;
   if (kind === 'outcome' && value.length === 6 && typeof at === 'number' && (typeof lockKey === 'string' || lockKey === null) && validResult) {
     return ['outcome', first, second, at, lockKey, result];
@@ -69,14 +69,12 @@ function parseEvent(text: string): GuardEvent | null {
   return null;
 }
 
-/**
- * Claims are the bulk of this memory (tens of thousands), so each costs little: the key is kept
- * as a 22-character hash, the value is the run id, and the time comes from the time-ordered id
- * (kept apart only for other ids, from journals before them).
- */
+/** A claim key as this store keeps it: 16 bytes of its SHA-256, base64url (22 characters). */
 export function claimKey(key: string): string {
-  return createHash('sha256').update(key).digest('base64url').slice(0, 22);
+  return createHash('sha256').update(key).digest().subarray(0, 16).toString('base64url');
 }
+
+const CLAIM_KEY = /^[A-Za-z0-9_-]{22}$/;
 
 interface Failure {
   readonly runId: string;
@@ -84,9 +82,7 @@ interface Failure {
 }
 
 export class GuardFile implements GuardMemory {
-  /** Hashed claim key to run id, oldest first. */
-  private readonly claims = new Map<string, string>();
-  private readonly claimTimes = new Map<string, number>();
+  private readonly claims = new ClaimTable();
   private readonly executed = new Map<string, number>();
   private readonly failures = new Map<string, Failure[]>();
   private readonly successes = new Map<string, number>();
@@ -127,7 +123,12 @@ export class GuardFile implements GuardMemory {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    if (names.includes(SNAPSHOT)) await this.replayFile(join(this.options.dir, SNAPSHOT));
+    if (names.includes(SNAPSHOT)) {
+      const snapshot = join(this.options.dir, SNAPSHOT);
+      // A snapshot line is mostly a claim of about 80 bytes: room for them all up front.
+      this.claims.reserve((await stat(snapshot).catch(() => ({ size: 0 }))).size / 80);
+      await this.replayFile(snapshot);
+    }
     for (const name of names.filter((entry) => EVENTS.test(entry)).sort()) {
       const file = join(this.options.dir, name);
       const alive = writerAlive(name);
@@ -167,15 +168,10 @@ export class GuardFile implements GuardMemory {
   private apply(change: GuardEvent): void {
     switch (change[0]) {
       case 'claim':
-        if (this.claims.has(change[1])) return;
-        this.claims.set(change[1], change[2]);
-        // The engine claims at the moment it makes the run id, so the id holds the time.
-        if (idTime(change[2]) !== change[3]) this.claimTimes.set(change[1], change[3]);
+        this.claims.add(change[1], change[2], change[3]);
         return;
       case 'release':
-        if (this.claims.get(change[1]) !== change[2]) return;
-        this.claims.delete(change[1]);
-        this.claimTimes.delete(change[1]);
+        if (this.claims.get(change[1]) === change[2]) this.claims.delete(change[1]);
         return;
       case 'outcome': {
         const [, remediation, runId, at, lockKey, result] = change;
@@ -203,7 +199,8 @@ export class GuardFile implements GuardMemory {
     if (existing !== undefined) return existing;
     // Decided here, synchronously, so two deliveries in flight at once cannot both claim it.
     await this.record(['claim', hashed, runId, atMs]);
-    if (this.claims.size > this.options.claimLimit) this.pruneClaims();
+    // A tenth below the limit, so the oldest are not sought out again at every new claim.
+    if (this.claims.size > this.options.claimLimit) this.claims.prune(this.options.now() - this.options.claimTtlMs, Math.floor(this.options.claimLimit * 0.9));
     return undefined;
   }
 
@@ -231,24 +228,10 @@ export class GuardFile implements GuardMemory {
     return new Map(this.successes);
   }
 
-  private pruneClaims(): void {
-    const expired = this.options.now() - this.options.claimTtlMs;
-    // Claims are kept in the order they were made, so the oldest come first.
-    for (const [key, runId] of this.claims) {
-      if (this.claimTime(key, runId) >= expired && this.claims.size <= this.options.claimLimit) break;
-      this.claims.delete(key);
-      this.claimTimes.delete(key);
-    }
-  }
-
-  private claimTime(key: string, runId: string): number {
-    return this.claimTimes.get(key) ?? idTime(runId) ?? 0;
-  }
-
   /** Drops what no guard can need any more; true when anything went. */
   private prune(): boolean {
     const before = this.size();
-    this.pruneClaims();
+    this.claims.prune(this.options.now() - this.options.claimTtlMs, this.options.claimLimit);
     const now = this.options.now();
     const executedSince = now - Math.max(this.options.cooldownMs, this.options.claimTtlMs);
     for (const [lockKey, at] of this.executed) if (at < executedSince) this.executed.delete(lockKey);
@@ -290,7 +273,7 @@ export class GuardFile implements GuardMemory {
 
   private snapshotLines(): string[] {
     const lines: string[] = [];
-    for (const [key, runId] of this.claims) lines.push(JSON.stringify(['claim', key, runId, this.claimTime(key, runId)]));
+    for (const claim of this.claims.list()) lines.push(JSON.stringify(['claim', claim.key, claim.runId, claim.at]));
     for (const [lockKey, at] of this.executed) lines.push(JSON.stringify(['outcome', '', '', at, lockKey, null]));
     for (const [remediation, at] of this.successes) lines.push(JSON.stringify(['outcome', remediation, '', at, null, 'success']));
     for (const [remediation, list] of this.failures) for (const failure of list) lines.push(JSON.stringify(['outcome', remediation, failure.runId, failure.at, null, 'failure']));

@@ -59,17 +59,25 @@ function matches(entry: IndexEntry, filter: RunFilter): boolean {
 }
 
 export function tailWalker(tail: TailIndex, file: string, before: RunKey | null, filter: RunFilter): Walker {
-  // A copy: the tail keeps growing while the page is read.
-  const entries = tail.sorted.slice(0, before === null ? tail.sorted.length : tail.lowerBound(before));
-  let position = entries.length - 1;
+  // The tail grows while a page is read (appends at its end do not move what the walk has yet
+  // to see; an entry put in the middle does, and the walk finds its place again).
+  let inserts = tail.inserts;
+  let below = before;
+  let position = (below === null ? tail.sorted.length : tail.lowerBound(below)) - 1;
   const walker: Walker = {
     head: null,
     release: () => undefined,
     advance() {
       walker.head = null;
+      if (tail.inserts !== inserts) {
+        inserts = tail.inserts;
+        position = (below === null ? tail.sorted.length : tail.lowerBound(below)) - 1;
+      }
       for (; position >= 0; position -= 1) {
-        const entry = entries[position];
-        if (!entry || !matches(entry, filter)) continue;
+        const entry = tail.sorted[position];
+        if (!entry) continue;
+        below = entry;
+        if (!matches(entry, filter)) continue;
         walker.head = { entry, file };
         position -= 1;
         return;

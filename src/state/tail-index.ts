@@ -13,6 +13,8 @@ export class TailIndex {
   /** Entries by key, ascending: mostly appended at the end, as ids are time-ordered. */
   readonly sorted: IndexEntry[] = [];
   readonly combos = new Combos();
+  /** Counts entries put anywhere but at the end, which moves the ones after them. */
+  inserts = 0;
   bytes = 0;
   firstLineMs: number | null = null;
   lastLineMs = 0;
@@ -47,7 +49,10 @@ export class TailIndex {
     } else {
       const last = this.sorted.at(-1);
       if (!last || compareKeys(last, entry) < 0) this.sorted.push(entry);
-      else this.sorted.splice(this.lowerBound(entry), 0, entry);
+      else {
+        this.sorted.splice(this.lowerBound(entry), 0, entry);
+        this.inserts += 1;
+      }
       this.byId.set(entry.id, entry);
     }
     this.combos.add(entry, 1);

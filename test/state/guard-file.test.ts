@@ -2,8 +2,10 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { ClaimTable } from '../../src/state/claim-table.js';
 import { FileStore } from '../../src/state/file-store.js';
 import { CLAIM_TTL_MS, claimKey, GuardFile, type GuardFileOptions } from '../../src/state/guard-file.js';
+import { newRunId } from '../../src/state/run-id.js';
 import { capturedLogger, tempDir } from '../http/helpers.js';
 import { clock, finished, queued, T0 } from './journal-fixture.js';
 
@@ -122,4 +124,30 @@ t.test('maintenance that fails is logged and tried again later', async (t) => {
   await writeFile(guardsDir, '');
   await t.resolves(store.maintain());
   t.match(captured.text(), /"level":50.*"msg":"state maintenance failed \(retention, rotation or compaction\); it is tried again within the hour"/);
+});
+
+t.test('the claim table: thousands of claims, deletes, growth, pruning, and ids that are not UUIDs', async (t) => {
+  const table = new ClaimTable();
+  const runIds = Array.from({ length: 5000 }, (_, n) => newRunId(T0 + n));
+  runIds.forEach((runId, n) => table.add(claimKey(`alert ${n}`), runId, T0 + n));
+  table.add(claimKey('alert 0'), 'someone else', T0);
+  t.equal(table.size, 5000, 'a key is claimed once');
+  t.equal(table.get(claimKey('alert 0')), runIds[0]);
+  t.equal(table.get(claimKey('alert 4999')), runIds[4999], 'found after the table grew');
+  t.equal(table.get(claimKey('never')), undefined);
+  for (let n = 0; n < 5000; n += 2) table.delete(claimKey(`alert ${n}`));
+  table.delete(claimKey('never'));
+  t.equal(table.size, 2500);
+  t.equal(table.get(claimKey('alert 2')), undefined);
+  t.equal(table.get(claimKey('alert 3')), runIds[3], 'found past deleted slots');
+  table.add(claimKey('legacy'), 'a-run-id-that-is-no-uuid', T0 + 10_000);
+  t.equal(table.get(claimKey('legacy')), 'a-run-id-that-is-no-uuid');
+  const listed = table.list();
+  t.equal(listed.length, 2501);
+  t.same(listed.slice(0, 2).map((claim) => claim.runId), [runIds[1], runIds[3]], 'oldest first');
+  table.prune(T0 + 1000, 100);
+  t.equal(table.size, 100, 'beyond the limit, the oldest go');
+  t.equal(table.get(claimKey('legacy')), 'a-run-id-that-is-no-uuid', 'the newest stay');
+  table.prune(T0 + 20_000, 100);
+  t.equal(table.size, 0, 'all older than the horizon');
 });

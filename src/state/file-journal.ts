@@ -36,7 +36,7 @@ export const JOURNAL_LIMITS: JournalLimits = {
   segmentRuns: 20_000,
   segmentAgeMs: 86_400_000,
   sealGraceMs: 60_000,
-  indexSlots: 4,
+  indexSlots: 3,
 };
 
 /** Lines past this many bytes wait for the next page. */

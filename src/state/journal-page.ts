@@ -147,8 +147,8 @@ export async function collectPage(
 
 // Lines closer than this are read in one go: a page's lines mostly sit near each other.
 const READ_GAP = 64 * 1024;
-const READ_SPAN = 256 * 1024;
-const SPARE_BUFFERS = 8;
+const READ_SPAN = 128 * 1024;
+const SPARE_BUFFERS = 4;
 
 // Read buffers are kept and used again: a buffer per read, freed and allocated anew for every
 // page, would fragment the process's memory and keep its RSS growing while paging.

@@ -395,7 +395,7 @@ export class FileJournal {
     for (const tail of this.tails) {
       const first = tail.index.sorted[0];
       const last = tail.index.sorted.at(-1);
-      if (!first || !last || !mayMatch(tail.index.combos.list(), filter)) continue;
+      if (!first || !last || !mayMatch(tail.index.combos.masks(), filter)) continue;
       sources.push({ minKey: first, maxKey: last, walk: async (before, walkFilter) => tailWalker(tail.index, tail.file, before, walkFilter) });
     }
     return sources;

@@ -39,8 +39,11 @@ const headerSchema = z.object({
   /** The newest line's time (finishedAt, startedAt or queuedAt): retention drops the segment after it. */
   lastLineMs: z.number(),
   remediations: z.array(z.string()),
-  /** How many runs of each (status, trigger, remediation): a filter no combination matches skips the segment. */
-  combos: z.array(z.tuple([z.string(), z.string(), z.string(), z.number()])),
+  /**
+   * Which (status, trigger, remediation) the segment holds, so a filter none matches skips it:
+   * per remediation, one number per trigger (in TRIGGERS order) with a bit per status.
+   */
+  combos: z.array(z.tuple([z.string(), z.array(z.number().int().nonnegative())])),
   /** Runs still queued or running, in this segment or an older one, when it was sealed. */
   open: z.array(key),
   /** Whether any id is not time-ordered, so a lookup by such an id must search this segment. */
@@ -61,38 +64,49 @@ export function summarise(entries: readonly IndexEntry[]): Pick<IndexHeader, 'co
   const first = entries[0];
   const last = entries.at(-1);
   return {
-    count: entries.length, remediations, combos: combos.list(), legacyIds,
+    count: entries.length, remediations, combos: combos.masks(), legacyIds,
     minKey: first ? { time: first.time, id: first.id } : null,
     maxKey: last ? { time: last.time, id: last.id } : null,
   };
 }
 
-type Combo = IndexHeader['combos'][number];
-
-/** Runs counted by (status, trigger, remediation), for skipping segments a filter cannot match. */
+/** Runs counted by (status, trigger, remediation); the counts let a run's entry change its state. */
 export class Combos {
-  private readonly counts = new Map<string, Combo>();
+  private readonly counts = new Map<string, number>();
+  private readonly parts = new Map<string, Pick<IndexEntry, 'status' | 'trigger' | 'remediation'>>();
 
   add(entry: Pick<IndexEntry, 'status' | 'trigger' | 'remediation'>, change: number): void {
     // Status and trigger never hold a newline, so this key is unambiguous.
     const key = `${entry.status}\n${entry.trigger}\n${entry.remediation}`;
-    const count = (this.counts.get(key)?.[3] ?? 0) + change;
-    if (count === 0) this.counts.delete(key);
-    else this.counts.set(key, [entry.status, entry.trigger, entry.remediation, count]);
+    const count = (this.counts.get(key) ?? 0) + change;
+    if (count === 0) {
+      this.counts.delete(key);
+      this.parts.delete(key);
+    } else {
+      this.counts.set(key, count);
+      this.parts.set(key, { status: entry.status, trigger: entry.trigger, remediation: entry.remediation });
+    }
   }
 
-  list(): Combo[] {
-    return [...this.counts.values()];
+  /** The header's form: per remediation, a status bit mask per trigger. */
+  masks(): IndexHeader['combos'] {
+    const masks = new Map<string, number[]>();
+    for (const { status, trigger, remediation } of this.parts.values()) {
+      const perTrigger = masks.get(remediation) ?? TRIGGERS.map(() => 0);
+      const at = TRIGGERS.indexOf(trigger);
+      perTrigger[at] = (perTrigger[at] ?? 0) | (1 << RUN_STATUSES.indexOf(status));
+      masks.set(remediation, perTrigger);
+    }
+    return [...masks];
   }
 }
 
 /** Whether any run of these combinations can match the filter. */
-export function mayMatch(combos: Iterable<Combo>, filter: { status?: string; trigger?: string; remediation?: string }): boolean {
-  for (const [status, trigger, remediation] of combos) {
-    if ((filter.status === undefined || status === filter.status) && (filter.trigger === undefined || trigger === filter.trigger)
-      && (filter.remediation === undefined || remediation === filter.remediation)) return true;
-  }
-  return false;
+export function mayMatch(masks: IndexHeader['combos'], filter: { status?: RunStatus; trigger?: Trigger; remediation?: string }): boolean {
+  const statusBits = filter.status === undefined ? ~0 : 1 << RUN_STATUSES.indexOf(filter.status);
+  const triggerAt = filter.trigger === undefined ? -1 : TRIGGERS.indexOf(filter.trigger);
+  return masks.some(([remediation, perTrigger]) => (filter.remediation === undefined || remediation === filter.remediation)
+    && perTrigger.some((bits, at) => (triggerAt === -1 || at === triggerAt) && (bits & statusBits) !== 0));
 }
 
 /** Encodes entries (already sorted by key) under a header. */

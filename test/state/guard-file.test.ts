@@ -6,6 +6,7 @@ import { ClaimTable } from '../../src/state/claim-table.js';
 import { FileStore } from '../../src/state/file-store.js';
 import { CLAIM_TTL_MS, claimKey, GuardFile, type GuardFileOptions } from '../../src/state/guard-file.js';
 import { newRunId } from '../../src/state/run-id.js';
+import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, tempDir } from '../http/helpers.js';
 import { clock, finished, queued, T0 } from './journal-fixture.js';
 
@@ -112,12 +113,19 @@ t.test('the file store: claims and cooldowns outlive the journal segments retent
   t.equal(captured.text(), '', 'nothing to log');
 });
 
-t.test('maintenance that fails is logged and tried again later', async (t) => {
+t.test('maintenance runs on its own every maintenanceMs; when it fails, it is logged and tried again later', async (t) => {
   const dir = await tempDir(t);
   const captured = capturedLogger('info');
-  const store = await FileStore.open({ dir, retentionMs: DAY, cooldownMs: 0, failureWindowMs: HOUR, log: captured.log, maintenanceMs: 20 });
+  const periodic = await FileStore.open({ dir, retentionMs: DAY, cooldownMs: 0, failureWindowMs: HOUR, log: captured.log, maintenanceMs: 20 });
+  await periodic.guards.claimAlert('k', 'r', Date.now());
+  await waitFor('a compaction to write the snapshot', async () => {
+    if (!(await readdir(join(dir, 'guards'))).includes('snapshot.jsonl')) throw new Error('not yet');
+  });
+  await periodic.close();
+
+  const store = await FileStore.open({ dir, retentionMs: DAY, cooldownMs: 0, failureWindowMs: HOUR, log: captured.log });
   t.teardown(() => store.close());
-  await store.guards.claimAlert('k', 'r', Date.now());
+  await store.guards.claimAlert('k2', 'r2', Date.now());
   // The guards' directory turns into a file: the snapshot cannot be written.
   const guardsDir = join(dir, 'guards');
   await rm(guardsDir, { recursive: true });

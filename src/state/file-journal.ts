@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isFinished, runRecordSchema } from '../remediation/journal.js';
 import type { RunRecord } from '../remediation/types.js';
 import { IndexCache } from './index-cache.js';
+import { readLegacyJournal } from './journal-legacy.js';
 import { collectPage, parseRecord, readLines, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';
 import { LineWriter } from './line-writer.js';
 import { otherProcessAlive } from './owner.js';
@@ -45,7 +46,6 @@ const PAGE_BYTES = 4 * 1024 * 1024;
 const CONCURRENT_PAGES = 4;
 const LEGACY_FILE = 'runs.jsonl';
 const SEGMENT = /^runs-(\d{8})\.(jsonl|idx)$/;
-const LEGACY_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export function segmentName(seq: number, kind: 'jsonl' | 'idx'): string {
   return `runs-${String(seq).padStart(8, '0')}.${kind}`;
@@ -445,44 +445,14 @@ export class FileJournal {
   }
 
   /**
-   * Reads a journal from before segments (`runs.jsonl`) once: each record is handed to the caller
-   * (which rebuilds the guards' memory from them) and appended to the segments; then the old
-   * file is removed. Memory holds one chunk of lines at a time.
+   * A journal from before segments (`runs.jsonl`), once: each record is handed to the caller
+   * (which rebuilds the guards' memory from them) and appended to the segments.
    */
   async *legacyRecords(): AsyncGenerator<RunRecord> {
     const file = this.legacy;
     if (!file) return;
     this.legacy = null;
-    const handle = await open(file, 'r');
-    let skipped = 0;
-    try {
-      const { size } = await handle.stat();
-      for (let offset = 0; offset < size;) {
-        const lines: string[] = [];
-        const records: RunRecord[] = [];
-        const end = await scanLines(handle, offset, (line) => {
-          const text = line.toString('utf8');
-          if (text.trim() === '') return;
-          const record = parseLegacy(text);
-          if (!record) skipped += 1;
-          else {
-            lines.push(text);
-            records.push(record);
-          }
-        }, LEGACY_CHUNK_BYTES);
-        if (end === offset) {
-          skipped += 1; // a torn last line
-          break;
-        }
-        offset = end;
-        if (lines.length > 0) await this.writer.enqueue(lines.join('\n')).durable;
-        yield* records;
-      }
-    } finally {
-      await handle.close();
-    }
-    if (skipped > 0) this.skipped.push({ file, lines: skipped });
-    await unlink(file);
+    yield* readLegacyJournal(file, (lines) => this.writer.enqueue(lines).durable, (lines) => { this.skipped.push({ file, lines }); });
   }
 
   async close(): Promise<void> {
@@ -491,15 +461,6 @@ export class FileJournal {
       for (const tail of this.tails) await tail.reader?.close();
       for (const tail of this.tails) tail.reader = null;
     });
-  }
-}
-
-function parseLegacy(text: string): RunRecord | undefined {
-  try {
-    const parsed = runRecordSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -81,7 +81,7 @@ async function upkeep(configFile: string, configText: string): Promise<Measured>
   const parsed = parseConfig(configText, {});
   if (!parsed.ok) throw new Error('bench config invalid');
   const engine = await Engine.create({ config: parsed.config, log: createLogger({ level: 'silent' }) });
-  const record = engine.list({ remediation: 'backup.pg_dump', status: 'success', limit: 1 })[0];
+  const [record] = (await engine.list({ remediation: 'backup.pg_dump', status: 'success' }, null, 1)).runs;
   await engine.close();
   await rm(file, { force: true });
   return { ...result, bytes: Number(record?.output?.gzipBytes ?? 0), actionSeconds: Number(record?.output?.seconds ?? Number.NaN) };

@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -178,13 +178,15 @@ try {
 
   // Every accepted alert must be in the journal; wait for the dry runs to drain, then read it.
   const drainStart = Date.now();
-  const journalFile = join(stateDir, 'journal', 'runs.jsonl');
+  const journalDir = join(stateDir, 'journal');
   const readJournal = async () => {
-    const lines = (await readFile(journalFile, 'utf8')).trim().split('\n');
     const runs = new Map<string, string>();
-    for (const line of lines) {
-      const record = runRecordSchema.parse(JSON.parse(line));
-      runs.set(record.id, record.status);
+    for (const segment of (await readdir(journalDir)).filter((name) => name.endsWith('.jsonl')).sort()) {
+      for (const line of (await readFile(join(journalDir, segment), 'utf8')).split('\n')) {
+        if (line.trim() === '') continue;
+        const record = runRecordSchema.parse(JSON.parse(line));
+        runs.set(record.id, record.status);
+      }
     }
     return runs;
   };

@@ -90,6 +90,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await fastify.register(bearerAuth, { token: config.server.authToken });
   await fastify.register(alertmanagerRoutes, { engine, config });
   await fastify.register(remediationRoutes, { engine, config });
-  await fastify.register(runRoutes, { engine });
+  await fastify.register(runRoutes, { engine, pageLimit: config.server.runsPageLimit });
   return { fastify, registry, scraper, engine };
 }

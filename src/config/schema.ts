@@ -169,10 +169,16 @@ export const configSchema = z.strictObject({
     maxParams: count(32),
     maxParamNameBytes: count(128),
     maxParamValueBytes: count(4096),
+    // The most runs one GET /runs page may hold (its `limit`).
+    runsPageLimit: z.number().int().min(1).max(1000).default(1000),
   }).refine((server) => server.headersTimeoutSeconds <= server.requestTimeoutSeconds, {
     path: ['headersTimeoutSeconds'], message: 'must not be more than server.requestTimeoutSeconds (the headers are part of the request)',
   }).prefault({}),
-  state: z.strictObject({ dir: z.string().default('./data') }).default({ dir: './data' }),
+  state: z.strictObject({
+    dir: z.string().default('./data'),
+    // How long the journal keeps runs; whole segments older than this are removed.
+    retention: duration.default('90 days'),
+  }).prefault({}),
   alertmanager: z.strictObject({ url: httpUrl('must be an http(s) URL') }).optional(),
   targets: z.strictObject({
     postgres: z.array(postgresTarget).default([]),

@@ -14,6 +14,7 @@ const ignored = z.object({ fingerprint: z.string(), alertname: z.string(), statu
 const webhookReply = z.object({ accepted: z.array(accepted), ignored: z.array(ignored) });
 type Accepted = z.infer<typeof accepted>;
 type Ignored = z.infer<typeof ignored>;
+type Entry = { accepted: Accepted } | { ignored: Ignored };
 
 /**
  * POST /alertmanager: each alert is handled by its own status. Firing alerts are matched against
@@ -48,36 +49,35 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
       return reply.code(413).send({ error: `this payload asks for ${wanted} runs, more than the queue holds: ${maxQueued} (remediation.maxQueued); set max_alerts in Alertmanager's webhook_config` });
     }
     if (wanted > engine.queueRoom()) return sendQueueFull(reply, new QueueFull(maxQueued));
-    const result = { accepted: [] as Accepted[], ignored: [] as Ignored[] };
-    const writes: Promise<void>[] = [];
+    // In the payload's order; a submitted run's entry is known once it is journalled.
+    const entries: Array<Entry | Promise<Entry>> = [];
     for (const alert of payload.alerts) {
       engine.metrics.alertsReceived.inc({ status: alert.status });
       const alertname = alert.labels.alertname ?? '';
       if (alert.status === 'resolved') {
         const cancelled = engine.cancelQueued(alert.fingerprint, 'alert resolved before the run started');
-        result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: `resolved: cancelled ${cancelled.length} queued run(s)` });
+        entries.push({ ignored: { fingerprint: alert.fingerprint, alertname, status: alert.status, reason: `resolved: cancelled ${cancelled.length} queued run(s)` } });
         continue;
       }
       const rules = matchingRules(config.remediation.rules, alert.labels);
       if (rules.length === 0) {
-        result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: 'no remediation rule matches its labels' });
+        entries.push({ ignored: { fingerprint: alert.fingerprint, alertname, status: alert.status, reason: 'no remediation rule matches its labels' } });
         continue;
       }
       for (const { rule, index } of rules) {
         const submitted = submitRule(engine, alert, rule, index);
         if ('templateError' in submitted) {
-          result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: submitted.templateError });
+          entries.push({ ignored: { fingerprint: alert.fingerprint, alertname, status: alert.status, reason: submitted.templateError } });
           continue;
         }
-        writes.push(submitted.journalled);
-        if (submitted.status === 'rejected') {
-          result.ignored.push({ fingerprint: alert.fingerprint, alertname, status: alert.status, reason: `rejected: ${submitted.reason}`, remediation: rule.remediation, runId: submitted.runId });
-          continue;
-        }
-        result.accepted.push({ fingerprint: alert.fingerprint, alertname, remediation: rule.remediation, runId: submitted.runId, status: submitted.status });
+        entries.push(outcome(submitted, alert, alertname, rule.remediation));
       }
     }
-    await Promise.all(writes);
+    const result = { accepted: [] as Accepted[], ignored: [] as Ignored[] };
+    for (const entry of await Promise.all(entries)) {
+      if ('accepted' in entry) result.accepted.push(entry.accepted);
+      else result.ignored.push(entry.ignored);
+    }
     // The request's own line (server.ts) is the info-level record; the counts are detail.
     request.log.debug({ accepted: result.accepted.length, ignored: result.ignored.length }, 'alertmanager webhook handled');
     return reply.code(202).send(result);
@@ -97,4 +97,14 @@ function submitRule(engine: Engine, alert: WebhookAlert, rule: Readonly<Config['
     ...(rule.dryRun !== undefined ? { dryRun: rule.dryRun } : {}),
     alert: { fingerprint: alert.fingerprint, startsAt: alert.startsAt, alertname: alert.labels.alertname ?? '', labels: alert.labels },
   });
+}
+
+/** Accepted with its status once journalled; rejected by the engine's screen, ignored with the reason. */
+async function outcome(submitted: Submitted, alert: WebhookAlert, alertname: string, remediation: string): Promise<Entry> {
+  const status = await submitted.journalled;
+  if (status === 'rejected') {
+    const { reason } = await submitted.done;
+    return { ignored: { fingerprint: alert.fingerprint, alertname, status: alert.status, reason: `rejected: ${reason ?? 'no reason given'}`, remediation, runId: submitted.runId } };
+  }
+  return { accepted: { fingerprint: alert.fingerprint, alertname, remediation, runId: submitted.runId, status } };
 }

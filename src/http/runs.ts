@@ -2,34 +2,45 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../remediation/engine.js';
 import { runRecordSchema } from '../remediation/journal.js';
+import { InvalidCursorError } from '../state/store.js';
 import { errorReply, useZod } from './zod.js';
 
-const runsQuery = z.strictObject({
-  remediation: z.string().optional(),
-  status: runRecordSchema.shape.status.optional(),
-  trigger: runRecordSchema.shape.trigger.optional(),
-  limit: z.coerce.number().int().positive().max(10_000).default(100),
-});
 const idParam = z.object({ id: z.string() });
+const runsPage = z.object({ runs: z.array(runRecordSchema), next: z.string().nullable() });
 
-/** GET /runs (newest first, filterable) and GET /runs/:id: the journal. */
-export async function runRoutes(fastify: FastifyInstance, options: { engine: Engine }): Promise<void> {
-  const { engine } = options;
+/**
+ * GET /runs (newest first, filterable, a page at a time: `next` is the cursor of the next page)
+ * and GET /runs/:id: the journal. `pageLimit` is server.runsPageLimit, the largest `limit`.
+ */
+export async function runRoutes(fastify: FastifyInstance, options: { engine: Engine; pageLimit: number }): Promise<void> {
+  const { engine, pageLimit } = options;
+  const runsQuery = z.strictObject({
+    remediation: z.string().optional(),
+    status: runRecordSchema.shape.status.optional(),
+    trigger: runRecordSchema.shape.trigger.optional(),
+    limit: z.coerce.number().int().positive().max(pageLimit).default(Math.min(100, pageLimit)),
+    cursor: z.string().optional(),
+  });
   useZod(fastify);
-  fastify.get('/runs', { schema: { querystring: runsQuery, response: { 200: z.object({ runs: z.array(runRecordSchema) }), 400: errorReply } } }, async (request) => {
+  fastify.get('/runs', { schema: { querystring: runsQuery, response: { 200: runsPage, 400: errorReply } } }, async (request, reply) => {
     const query = runsQuery.parse(request.query);
-    return {
-      runs: engine.list({
-        limit: query.limit,
-        ...(query.remediation !== undefined ? { remediation: query.remediation } : {}),
-        ...(query.status !== undefined ? { status: query.status } : {}),
-        ...(query.trigger !== undefined ? { trigger: query.trigger } : {}),
-      }),
+    const filter = {
+      ...(query.remediation !== undefined ? { remediation: query.remediation } : {}),
+      ...(query.status !== undefined ? { status: query.status } : {}),
+      ...(query.trigger !== undefined ? { trigger: query.trigger } : {}),
     };
+    try {
+      const page = await engine.listJson(filter, query.cursor ?? null, query.limit);
+      // The records are already JSON (checked by the store): joined, not parsed and serialised again.
+      return reply.type('application/json; charset=utf-8').serializer((text) => String(text)).send(`{"runs":[${page.runs.join(',')}],"next":${JSON.stringify(page.next)}}`);
+    } catch (err) {
+      if (err instanceof InvalidCursorError) return reply.code(400).send({ error: err.message });
+      throw err;
+    }
   });
   fastify.get('/runs/:id', { schema: { params: idParam, response: { 200: runRecordSchema, 404: errorReply } } }, async (request, reply) => {
     const { id } = idParam.parse(request.params);
-    const record = engine.get(id);
+    const record = await engine.get(id);
     if (!record) return reply.code(404).send({ error: `no run with id "${id}"` });
     return record;
   });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -7,11 +6,14 @@ import { SilenceClient } from './alertmanager.js';
 import { Connections } from './connections.js';
 import { RunConnections } from './engine-connections.js';
 import { consumesAlert, idempotencyKey, riskGate, RunHistory } from './guards.js';
-import { Journal, type RunFilter } from './journal.js';
 import { Locks, lockName } from './locks.js';
 import { RemediationMetrics } from './metrics.js';
-import { ValidationError, type ActionContext, type AnyAction, type RunRecord, type RunRequest, type RunStatus, type Risk, type RunSubmitter, type SkipCode, type Trigger } from './types.js';
+import { ValidationError, type ActionContext, type AnyAction, type RunRecord, type RunRequest, type Risk, type RunStatus, type RunSubmitter, type SkipCode, type Trigger } from './types.js';
 import { openWindow } from './windows.js';
+import { HOST } from '../state/owner.js';
+import { openStateStore } from '../state/open.js';
+import { newRunId } from '../state/run-id.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore } from '../state/store.js';
 
 export interface EngineOptions {
   config: Readonly<Config>;
@@ -28,14 +30,19 @@ interface Job {
   record: RunRecord;
   request: RunRequest;
   action: AnyAction;
-  /** What the action's params schema made of request.params. */
+  /** What the action's params schema made of request.params (set once the run passes its screen). */
   params: unknown;
   settle: (record: RunRecord) => void;
+  /** Set by a resolved alert while the job was still claiming its alert. */
+  cancelled?: string;
 }
 
-/** What submit() did: queued the run, or settled it at once with a final status and the reason. */
-export type Submitted = { runId: string; done: Promise<RunRecord>; journalled: Promise<void> }
-  & ({ status: 'queued' } | { status: Exclude<RunStatus, 'queued' | 'running'>; reason: string });
+/**
+ * What submit() did. `journalled` resolves, with the run's status then, once the request is in the
+ * journal: `queued`, or a final status when it was settled at once (duplicate alert, rejected by its
+ * screen, shutting down); `done` then holds the reason.
+ */
+export interface Submitted { runId: string; done: Promise<RunRecord>; journalled: Promise<RunStatus> }
 
 /** Ends the current step of a run as skipped. */
 class Stop extends Error {
@@ -44,8 +51,6 @@ class Stop extends Error {
   }
 }
 
-class ShutDown extends Error {}
-
 /** The queue holds remediation.maxQueued runs already: the request is refused whole and nothing is journalled. */
 export class QueueFull extends Error {
   constructor(readonly limit: number) {
@@ -53,6 +58,8 @@ export class QueueFull extends Error {
     this.name = 'QueueFull';
   }
 }
+
+class ShutDown extends Error {}
 
 // After a deadline, how long an action may take to notice before the engine stops waiting for it.
 const ABANDON_AFTER_DEADLINE_MS = 5000;
@@ -66,6 +73,11 @@ const SILENCE_MARGIN_MS = 60_000;
 export class Engine implements RunSubmitter {
   private readonly actions: ReadonlyMap<string, AnyAction>;
   private readonly queue: Job[] = [];
+  /** Alert runs whose claim the store has not answered yet. */
+  private readonly claiming = new Set<Job>();
+  private readonly admitting = new Set<Promise<unknown>>();
+  /** Runs submitted but neither queued nor settled yet: they count against remediation.maxQueued. */
+  private pending = 0;
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly connections: Connections;
   private readonly locks: Locks;
@@ -75,36 +87,35 @@ export class Engine implements RunSubmitter {
   readonly metrics: RemediationMetrics;
   private closing = false;
 
-  private constructor(private readonly options: EngineOptions, private readonly journal: Journal) {
+  private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
     const { config } = options;
     this.actions = new Map((options.actions ?? ACTIONS).map((action) => [action.name, action]));
     this.connections = new Connections(config);
     this.locks = new Locks(this.connections);
-    this.history = new RunHistory(config.remediation);
+    this.history = new RunHistory(config.remediation, store.guards);
     this.silences = config.alertmanager ? new SilenceClient(config.alertmanager.url) : null;
     this.now = options.now ?? Date.now;
     this.metrics = new RemediationMetrics(options.registry ?? new Registry(), [...this.actions.keys()],
       (remediation) => this.history.circuitOpen(remediation, this.now()));
   }
 
-  /** Opens the journal under state.dir, marks runs a crash left behind as interrupted, and rebuilds the guards' memory. */
+  /** Opens the state store, marks runs a crash left behind as interrupted, and restores the last-success metric. */
   static async create(options: EngineOptions): Promise<Engine> {
-    const journal = await Journal.open(options.config.state.dir);
-    const engine = new Engine(options, journal);
-    if (journal.skippedLines > 0) options.log.warn({ file: journal.file, lines: journal.skippedLines }, 'journal lines could not be read and were skipped');
-    const interrupted = await journal.recoverInterrupted(new Date(engine.now()));
+    const now = options.now ?? Date.now;
+    const store = await openStateStore(options.config, options.log, now);
+    const engine = new Engine(options, store);
+    // A journal from before the store kept the guards' memory: rebuild it from the records, once.
+    await engine.history.replay(store.legacyRecords());
+    for (const { file, lines } of store.skipped) options.log.warn({ file, lines }, 'journal lines could not be read and were skipped');
+    const interrupted = await store.recoverInterrupted(new Date(engine.now()));
     for (const record of interrupted) {
       options.log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted');
       engine.metrics.finished(record.remediation, record.status, null, engine.now());
     }
-    engine.history.replay(journal.all());
     // The last success survives a restart, so "remediation has not succeeded for N days" alerts keep working.
-    const lastSuccess = new Map<string, number>();
-    for (const record of journal.all()) {
-      if (record.status !== 'success' || !record.finishedAt || !engine.actions.has(record.remediation)) continue;
-      lastSuccess.set(record.remediation, Math.max(lastSuccess.get(record.remediation) ?? 0, Date.parse(record.finishedAt)));
+    for (const [remediation, at] of await store.guards.lastSuccesses()) {
+      if (engine.actions.has(remediation)) engine.metrics.lastSuccess.set({ remediation }, at / 1000);
     }
-    for (const [remediation, at] of lastSuccess) engine.metrics.lastSuccess.set({ remediation }, at / 1000);
     return engine;
   }
 
@@ -116,12 +127,18 @@ export class Engine implements RunSubmitter {
     return this.actions.get(name);
   }
 
-  get(id: string): RunRecord | undefined {
-    return this.journal.get(id);
+  get(id: string): Promise<RunRecord | undefined> {
+    return this.store.get(id);
   }
 
-  list(filter: RunFilter): RunRecord[] {
-    return this.journal.list(filter);
+  /** Newest first, a page at a time: pass `next` back as `cursor`. */
+  list(filter: RunFilter, cursor: string | null = null, limit = 100): Promise<RunPage> {
+    return this.store.list(filter, cursor, limit);
+  }
+
+  /** The same page with each run as its JSON text, for GET /runs. */
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson> {
+    return this.store.listJson(filter, cursor, limit);
   }
 
   /**
@@ -142,55 +159,115 @@ export class Engine implements RunSubmitter {
 
   /**
    * Queues a run, or settles it at once: unknown remediation, duplicate alert, shutting down, or
-   * rejected by the screen (then nothing is queued, and the caller can say why right away).
+   * rejected by its screen (then nothing is queued). An acknowledged request is in the journal once
+   * `journalled` resolves, so it is never lost when upkeep dies; its fsync completes right after.
    * Throws QueueFull, having recorded nothing, when remediation.maxQueued runs are already waiting.
-   * `journalled` resolves once the request is in the journal file, so an acknowledged alert is
-   * never lost when upkeep dies; its fsync completes in the same group commit right after.
    */
   submit(request: RunRequest): Submitted {
+    const nowMs = this.now();
     const record: RunRecord = {
-      id: randomUUID(), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
-      queuedAt: new Date(this.now()).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
-      host: this.journal.host, pid: process.pid,
+      id: newRunId(nowMs), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
+      queuedAt: new Date(nowMs).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
+      host: HOST, pid: process.pid,
       ...(request.alert ? { alert: request.alert } : {}), ...(request.source ? { source: request.source } : {}),
     };
-    const settled = (changes: Partial<RunRecord> & { status: Exclude<RunStatus, 'queued' | 'running'>; reason: string }): Submitted => {
-      const done = this.finish(record, changes);
-      return { runId: record.id, done, journalled: done.then(() => undefined), status: changes.status, reason: changes.reason };
-    };
+    const settled = (done: Promise<RunRecord>) => ({ runId: record.id, done, journalled: done.then((final) => final.status) });
     const action = this.actions.get(request.remediation);
-    if (this.closing) return settled({ status: 'cancelled', reason: 'upkeep is shutting down' });
-    if (!action) return settled({ status: 'rejected', reason: `unknown remediation "${request.remediation}"` });
+    if (this.closing) return settled(this.finish(record, { status: 'cancelled', reason: 'upkeep is shutting down' }));
+    if (!action) return settled(this.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"` }));
     // Checked before the alert is claimed, so a refused alert is not taken for a duplicate when it comes again.
     if (this.queueRoom() < 1) throw new QueueFull(this.options.config.remediation.maxQueued);
-    if (request.alert) {
-      const handledBy = this.history.claimAlert(idempotencyKey(request.alert, request.remediation), record.id);
-      if (handledBy !== undefined) return settled({ status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` });
-    }
-    // Refused by the config alone: journalled and counted as rejected, never queued. The alert stays
-    // claimed, so its re-deliveries are duplicates rather than rejections counted again.
-    const screened = this.screen(action, request.params, request.trigger);
-    if ('reason' in screened) return settled({ status: 'rejected', reason: screened.reason });
     let settle: (record: RunRecord) => void = () => undefined;
     const done = new Promise<RunRecord>((resolve) => { settle = resolve; });
-    this.queue.push({ record, request, action, params: screened.params, settle });
-    // The request is acknowledged once its line is in the file (it survives upkeep being killed);
-    // the fsync follows in the same group commit without holding up the acknowledgement.
-    const { written, durable } = this.journal.enqueue(record);
-    durable
-      .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
-      .finally(() => this.pump());
-    return { runId: record.id, done, journalled: written, status: 'queued' };
+    const job: Job = { record, request, action, params: undefined, settle };
+    this.pending += 1;
+    const journalled = this.admit(job);
+    this.admitting.add(journalled);
+    const admitted = () => { this.admitting.delete(journalled); };
+    journalled.then(admitted, admitted);
+    return { runId: record.id, done, journalled };
   }
 
   /** How many more runs the queue takes before submit throws QueueFull. */
   queueRoom(): number {
-    return Math.max(0, this.options.config.remediation.maxQueued - this.queue.length);
+    return Math.max(0, this.options.config.remediation.maxQueued - this.queue.length - this.pending);
+  }
+
+  /**
+   * Claims the job's alert (a re-delivery settles as a duplicate), screens it, then queues it once
+   * its line is written.
+   */
+  private async admit(job: Job): Promise<RunStatus> {
+    let pending = true;
+    const leave = () => {
+      if (pending) this.pending -= 1;
+      pending = false;
+    };
+    try {
+      return await this.claimScreenQueue(job, leave);
+    } finally {
+      leave();
+    }
+  }
+
+  private async claimScreenQueue(job: Job, leave: () => void): Promise<RunStatus> {
+    const { record, request, action } = job;
+    if (request.alert) {
+      const key = idempotencyKey(request.alert, request.remediation);
+      this.claiming.add(job);
+      let handledBy: string | undefined;
+      try {
+        handledBy = await this.history.claimAlert(key, record.id, Date.parse(record.queuedAt));
+      } catch (err) {
+        // Not acknowledged: the sender retries, and nothing ran without its claim.
+        job.settle({ ...record, status: 'cancelled', reason: `the alert could not be claimed: ${errorText(err)}`, finishedAt: new Date(this.now()).toISOString() });
+        throw err;
+      } finally {
+        this.claiming.delete(job);
+      }
+      if (handledBy !== undefined) {
+        const duplicate = await this.finish(record, { status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` });
+        job.settle(duplicate);
+        return duplicate.status;
+      }
+      const stopped = job.cancelled ?? (this.closing ? 'upkeep is shutting down' : undefined);
+      if (stopped !== undefined) {
+        await this.history.releaseAlert(key, record.id);
+        const cancelled = await this.finish(record, { status: 'cancelled', reason: stopped });
+        job.settle(cancelled);
+        return cancelled.status;
+      }
+    }
+    // Refused by the config alone: journalled and counted as rejected, never queued. The alert stays
+    // claimed, so its re-deliveries are duplicates rather than rejections counted again.
+    const screened = this.screen(action, request.params, request.trigger);
+    if ('reason' in screened) {
+      const rejected = await this.finish(record, { status: 'rejected', reason: screened.reason });
+      job.settle(rejected);
+      return rejected.status;
+    }
+    job.params = screened.params;
+    leave();
+    this.queue.push(job);
+    // The request is acknowledged once its line is in the file (it survives upkeep being killed);
+    // the fsync follows in the same group commit without holding up the acknowledgement.
+    const { written, durable } = this.store.append(record);
+    durable
+      .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
+      .finally(() => this.pump());
+    await written;
+    return 'queued';
   }
 
   /** A resolved alert: its runs that have not started yet are cancelled. */
   cancelQueued(fingerprint: string, reason: string): RunRecord[] {
     const cancelled: RunRecord[] = [];
+    for (const job of this.claiming) {
+      if (job.record.alert?.fingerprint !== fingerprint || job.cancelled !== undefined) continue;
+      // Still claiming: admit() journals it as cancelled once the claim is answered.
+      job.cancelled = reason;
+      cancelled.push({ ...job.record, status: 'cancelled', reason });
+    }
     for (const job of [...this.queue]) {
       if (job.record.alert?.fingerprint !== fingerprint) continue;
       this.queue.splice(this.queue.indexOf(job), 1);
@@ -231,16 +308,16 @@ export class Engine implements RunSubmitter {
     this.metrics.running.inc({ remediation: action.name });
     const step = <T>(work: Promise<T>) => untilAbandoned(work, controller.signal);
     try {
-      await this.journal.append(record);
+      await this.store.append(record).durable;
       const risk = action.risk(job.params);
       record = { ...record, risk };
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
-      if (automatic) this.refuseAutomatic(action.name, risk, request);
+      if (automatic) await this.refuseAutomatic(action.name, risk, request);
       const params = await step(action.resolve(job.params, context));
       const lockSpec = action.lock(params, context.config);
       const lockKey = lockName(action.name, lockSpec);
       record = { ...record, lockKey };
-      const cooldown = this.history.cooldownRemaining(lockKey, this.now());
+      const cooldown = await this.history.cooldownRemaining(lockKey, this.now());
       if (automatic && !record.dryRun && cooldown > 0) throw new Stop('skipped', `cooldown: ${lockKey} ran less than ${config.remediation.cooldownSeconds}s ago; ${cooldown}s left`, 'cooldown');
       if (record.dryRun) {
         record = await this.dryRun(record, action, params, context, step);
@@ -268,7 +345,7 @@ export class Engine implements RunSubmitter {
       this.metrics.running.dec({ remediation: action.name });
     }
     // Refused for reasons of timing (window, cooldown...): a re-delivery of the alert may run later.
-    if (request.alert && !consumesAlert(record)) this.history.releaseAlert(idempotencyKey(request.alert, action.name), record.id);
+    if (request.alert && !consumesAlert(record)) await this.history.releaseAlert(idempotencyKey(request.alert, action.name), record.id).catch((err: unknown) => runLog.error({ err }, 'cannot release the alert claim'));
     return this.finish(record, {}, (this.now() - startedMs) / 1000);
   }
 
@@ -293,10 +370,10 @@ export class Engine implements RunSubmitter {
   }
 
   /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */
-  private refuseAutomatic(remediation: string, risk: Risk, request: RunRequest): void {
+  private async refuseAutomatic(remediation: string, risk: Risk, request: RunRequest): Promise<void> {
     const gate = riskGate(risk, request.allowRisk, openWindow(this.options.config.remediation.windows, this.now()));
     if (gate) throw new Stop('skipped', gate.reason, gate.code);
-    if (this.history.circuitOpen(remediation, this.now())) {
+    if (await this.history.circuitOpen(remediation, this.now())) {
       const { failures, windowSeconds } = this.options.config.remediation.circuitBreaker;
       throw new Stop('skipped', `circuit open: ${remediation} failed ${failures} or more times in the last ${windowSeconds}s; automatic runs are refused until it succeeds (run it manually) or the failures age out`, 'circuit');
     }
@@ -313,7 +390,7 @@ export class Engine implements RunSubmitter {
     if (!check.proceed) return { ...withSilence, status: 'skipped', skipCode: 'condition', check, reason: `condition cleared: ${check.reason}` };
     const plan = await step(action.plan(params, context));
     progress({ ...withSilence, check, plan });
-    await this.journal.append({ ...withSilence, check, plan });
+    await this.store.append({ ...withSilence, check, plan }).durable;
     const output = await step(action.run(params, plan, context));
     const verification = await step(action.verify(params, check, output, context));
     const verified = { ...withSilence, check, plan, output: output.detail, verification };
@@ -345,12 +422,16 @@ export class Engine implements RunSubmitter {
 
   private async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null): Promise<RunRecord> {
     const finished: RunRecord = { ...record, ...changes, finishedAt: record.finishedAt ?? new Date(this.now()).toISOString() };
-    this.history.recordFinish(finished);
     const executed = finished.status === 'success' || finished.status === 'failure' ? durationSeconds : null;
+    try {
+      await this.history.recordFinish(finished);
+    } catch (err) {
+      this.options.log.error({ err, runId: finished.id }, 'cannot record the run in the guards\' memory');
+    }
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
     logFinished(this.options.log, finished, durationSeconds);
     try {
-      await this.journal.append(finished);
+      await this.store.append(finished).durable;
     } catch (err) {
       this.options.log.error({ err, runId: finished.id }, 'cannot write the journal');
     }
@@ -366,7 +447,8 @@ export class Engine implements RunSubmitter {
     }
     for (const { controller } of this.active.values()) controller.abort(new ShutDown('upkeep shut down'));
     await Promise.all([...this.active.values()].map(({ done }) => done));
-    await this.journal.close();
+    await Promise.allSettled([...this.admitting]);
+    await this.store.close();
     await this.connections.close();
   }
 }

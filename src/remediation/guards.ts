@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import type { GuardMemory } from '../state/store.js';
 import { isFinished } from './journal.js';
 import type { AlertRef, Risk, RunRecord, SkipCode } from './types.js';
 import type { WindowSpec } from './windows.js';
@@ -18,67 +19,54 @@ export function consumesAlert(record: RunRecord): boolean {
 }
 
 /**
- * What the engine remembers between runs: which alerts were handled (idempotency), when each
- * (remediation, target object) last executed (cooldown), and recent failures per remediation
- * (circuit breaker). Rebuilt from the journal at start, so all three survive a restart.
+ * The guards' policy over the state store's memory: which alerts were handled (idempotency), when
+ * each (remediation, target object) last executed (cooldown), and recent failures per remediation
+ * (circuit breaker). The memory lives in the store, so all three survive a restart (and, with a
+ * shared store, hold across replicas).
  */
 export class RunHistory {
-  private readonly alerts = new Map<string, string>();
-  private readonly lastExecuted = new Map<string, number>();
-  private readonly failures = new Map<string, number[]>();
+  constructor(private readonly settings: Readonly<Config['remediation']>, private readonly memory: GuardMemory) {}
 
-  constructor(private readonly settings: Readonly<Config['remediation']>) {}
-
-  /** Replays finished runs in the order they finished. */
-  replay(records: Iterable<RunRecord>): void {
-    const list = [...records];
-    for (const record of list) {
-      if (consumesAlert(record) && record.alert) this.alerts.set(idempotencyKey(record.alert, record.remediation), record.id);
+  /** Rebuilds the memory from journal records (a journal from before the store kept it), in the order they were written. */
+  async replay(records: AsyncIterable<RunRecord> | Iterable<RunRecord>): Promise<void> {
+    for await (const record of records) {
+      if (record.alert) {
+        const key = idempotencyKey(record.alert, record.remediation);
+        if (consumesAlert(record)) await this.memory.claimAlert(key, record.id, Date.parse(record.queuedAt) || 0);
+        else await this.memory.releaseAlert(key, record.id);
+      }
+      if (isFinished(record.status)) await this.recordFinish(record);
     }
-    const finished = list.filter((record) => isFinished(record.status) && record.finishedAt !== undefined)
-      .sort((a, b) => Date.parse(a.finishedAt ?? '') - Date.parse(b.finishedAt ?? ''));
-    for (const record of finished) this.recordFinish(record);
   }
 
   /** Claims an alert for a run; returns the run that already has it, if any. */
-  claimAlert(key: string, runId: string): string | undefined {
-    const existing = this.alerts.get(key);
-    if (existing !== undefined) return existing;
-    this.alerts.set(key, runId);
-    return undefined;
+  claimAlert(key: string, runId: string, nowMs: number): Promise<string | undefined> {
+    return this.memory.claimAlert(key, runId, nowMs);
   }
 
-  releaseAlert(key: string, runId: string): void {
-    if (this.alerts.get(key) === runId) this.alerts.delete(key);
+  releaseAlert(key: string, runId: string): Promise<void> {
+    return this.memory.releaseAlert(key, runId);
   }
 
-  recordFinish(record: RunRecord): void {
+  async recordFinish(record: RunRecord): Promise<void> {
     const at = Date.parse(record.finishedAt ?? '');
     if (Number.isNaN(at)) return;
     const executed = (record.status === 'success' || record.status === 'failure') && record.lockKey !== undefined && !record.dryRun;
-    if (executed && record.lockKey !== undefined) this.lastExecuted.set(record.lockKey, Math.max(at, this.lastExecuted.get(record.lockKey) ?? 0));
     // A success closes the circuit: the remediation works again (often after an operator's manual run).
-    if (record.status === 'success') this.failures.delete(record.remediation);
-    if (record.status === 'failure') this.failures.set(record.remediation, [...(this.failures.get(record.remediation) ?? []), at]);
+    const result = record.status === 'success' ? 'success' : record.status === 'failure' ? 'failure' : null;
+    await this.memory.recordOutcome({ remediation: record.remediation, runId: record.id, atMs: at, executedLockKey: executed ? record.lockKey ?? null : null, result });
   }
 
   /** Seconds left before this (remediation, target object) may run automatically again; 0 when free. */
-  cooldownRemaining(lockKey: string, nowMs: number): number {
-    const last = this.lastExecuted.get(lockKey);
+  async cooldownRemaining(lockKey: string, nowMs: number): Promise<number> {
+    const last = await this.memory.lastExecuted(lockKey);
     if (last === undefined) return 0;
     return Math.max(0, Math.ceil((last + this.settings.cooldownSeconds * 1000 - nowMs) / 1000));
   }
 
-  recentFailures(remediation: string, nowMs: number): number {
-    const since = nowMs - this.settings.circuitBreaker.windowSeconds * 1000;
-    const recent = (this.failures.get(remediation) ?? []).filter((at) => at > since);
-    if (recent.length === 0) this.failures.delete(remediation);
-    else this.failures.set(remediation, recent);
-    return recent.length;
-  }
-
-  circuitOpen(remediation: string, nowMs: number): boolean {
-    return this.recentFailures(remediation, nowMs) >= this.settings.circuitBreaker.failures;
+  async circuitOpen(remediation: string, nowMs: number): Promise<boolean> {
+    const recent = await this.memory.recentFailures(remediation, nowMs - this.settings.circuitBreaker.windowSeconds * 1000);
+    return recent >= this.settings.circuitBreaker.failures;
   }
 }
 

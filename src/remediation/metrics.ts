@@ -28,7 +28,7 @@ export class RemediationMetrics {
   readonly running: Gauge<'remediation'>;
   readonly alertsReceived: Counter<'status'>;
 
-  constructor(registry: Registry, remediations: readonly string[], circuitOpen: (remediation: string) => boolean) {
+  constructor(registry: Registry, remediations: readonly string[], circuitOpen: (remediation: string) => Promise<boolean>) {
     const registers = [registry];
     this.runs = new Counter({ name: 'upkeep_remediation_runs_total', help: 'Remediation runs by outcome (success, failure, skipped, rejected, dry_run).', labelNames: ['remediation', 'outcome'], registers });
     this.duration = new Histogram({
@@ -40,8 +40,8 @@ export class RemediationMetrics {
     new Gauge({
       name: 'upkeep_remediation_circuit_open', help: 'Whether the circuit breaker refuses automatic runs of this remediation (1) or not (0).',
       labelNames: ['remediation'], registers,
-      collect() {
-        for (const remediation of remediations) this.set({ remediation }, circuitOpen(remediation) ? 1 : 0);
+      async collect() {
+        for (const remediation of remediations) this.set({ remediation }, await circuitOpen(remediation) ? 1 : 0);
       },
     });
     this.alertsReceived = new Counter({ name: 'upkeep_alerts_received_total', help: 'Alerts received on the Alertmanager webhook, by alert status.', labelNames: ['status'], registers });

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -85,10 +85,16 @@ export async function finishedRun(app: App, runId: string): Promise<RunRecord> {
   }, 60_000, 50);
 }
 
-/** The journal file's lines, parsed. */
+/** The journal's lines, parsed: every segment (`journal/runs-NNNNNNNN.jsonl`), oldest first. */
 export async function journalLines(stateDir: string): Promise<RunRecord[]> {
-  const text = await readFile(join(stateDir, 'journal', 'runs.jsonl'), 'utf8');
-  return text.trim().split('\n').map((line) => runRecordSchema.parse(JSON.parse(line)));
+  const dir = join(stateDir, 'journal');
+  const segments = (await readdir(dir)).filter((name) => /^runs-\d{8}\.jsonl$/.test(name)).sort();
+  const lines: RunRecord[] = [];
+  for (const segment of segments) {
+    const text = await readFile(join(dir, segment), 'utf8');
+    for (const line of text.split('\n')) if (line.trim() !== '') lines.push(runRecordSchema.parse(JSON.parse(line)));
+  }
+  return lines;
 }
 
 /** An app on a temporary state dir, watching the "app" database of `server` as postgres target "main". */

@@ -68,6 +68,15 @@ t.test('GET /runs filters the journal; GET /runs/:id finds one run', async (t) =
   t.same((await app.fastify.inject({ method: 'GET', url: '/runs?trigger=alert' })).json().runs, []);
   t.equal((await app.fastify.inject({ method: 'GET', url: '/runs?limit=1' })).json().runs.length, 1);
   t.equal((await app.fastify.inject({ method: 'GET', url: '/runs?status=bogus' })).statusCode, 400);
+  const page = (await app.fastify.inject({ method: 'GET', url: '/runs?limit=1' })).json();
+  t.same(page.runs.map((run: { id: string }) => run.id), [second.id]);
+  const rest = (await app.fastify.inject({ method: 'GET', url: `/runs?limit=1&cursor=${page.next}` })).json();
+  t.same([rest.runs.map((run: { id: string }) => run.id), rest.next], [[first.id], null], 'the cursor carries on, to the end');
+  const badCursor = await app.fastify.inject({ method: 'GET', url: '/runs?cursor=nope!' });
+  t.same([badCursor.statusCode, badCursor.json()], [400, { error: 'invalid cursor: pass back the "next" value of a previous GET /runs reply unchanged' }]);
+  t.match((await app.fastify.inject({ method: 'GET', url: '/runs?limit=1001' })).json(), { error: /^invalid querystring: limit: / });
+  const smallPages = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, server: { runsPageLimit: 5 } }));
+  t.equal((await smallPages.fastify.inject({ method: 'GET', url: '/runs?limit=6' })).statusCode, 400, 'server.runsPageLimit is the largest limit');
   t.equal((await app.fastify.inject({ method: 'GET', url: `/runs/${first.id}` })).json().id, first.id);
   const missing = await app.fastify.inject({ method: 'GET', url: '/runs/nope' });
   t.equal(missing.statusCode, 404);

@@ -176,3 +176,10 @@ export async function writeConfig(t: { teardown(fn: () => unknown): void }, conf
   await writeFile(file, `${JSON.stringify(withState, null, 2)}\n`);
   return { file, dir };
 }
+
+/** A process's resident memory now and at its peak (VmRSS, VmHWM), in bytes. */
+export async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kilobytes = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rss: kilobytes('VmRSS') * 1024, peak: kilobytes('VmHWM') * 1024 };
+}

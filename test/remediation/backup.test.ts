@@ -141,7 +141,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     t.notOk((await readdir(dir)).some((entry) => entry.endsWith('.partial')), 'the next run removed the leftover');
     t.equal((await listBackups(dir, 'refnet_*.sql.gz')).length, 2);
     const engine = await Engine.create({ config: testConfig(raw), log: context.log });
-    const interrupted = engine.list({ status: 'interrupted' });
+    const interrupted = (await engine.list({ status: 'interrupted' })).runs;
     await engine.close();
     t.same(interrupted.map((run) => [run.remediation, run.trigger]), [['backup.pg_dump', 'cli']], 'the killed run is journalled as interrupted');
   });

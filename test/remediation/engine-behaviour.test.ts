@@ -1,4 +1,4 @@
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { createLogger } from '../../src/log.js';
 import { Connections } from '../../src/remediation/connections.js';
 import { Engine } from '../../src/remediation/engine.js';
-import { Journal } from '../../src/remediation/journal.js';
 import { Locks, lockName, redisLockKey } from '../../src/remediation/locks.js';
+import { openStateStore } from '../../src/state/open.js';
 import type { Action, LockSpec, Risk, RunRecord } from '../../src/remediation/types.js';
 import { startRedis } from '../fixtures/redis.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
@@ -118,23 +118,24 @@ t.test('journal: torn lines are skipped, dead owners\' runs are interrupted, liv
   const captured = capturedLogger('warn');
   const engine = await Engine.create({ config: testConfig({ state: { dir: stateDir } }), log: captured.log, actions: [testAction()] });
   t.teardown(() => engine.close());
-  t.equal(engine.get('queued-dead')?.status, 'interrupted');
-  t.equal(engine.get('queued-dead')?.reason, 'upkeep stopped before the run started');
-  t.equal(engine.get('running-live')?.status, 'running', 'the parent process is alive: not ours to interrupt');
+  t.equal((await engine.get('queued-dead'))?.status, 'interrupted');
+  t.equal((await engine.get('queued-dead'))?.reason, 'upkeep stopped before the run started');
+  t.equal((await engine.get('running-live'))?.status, 'running', 'the parent process is alive: not ours to interrupt');
   t.match(captured.text(), /"lines":2.*journal lines could not be read/);
-  t.same(engine.list({ status: 'success' }).map((run: RunRecord) => run.id), ['ok']);
-  t.same(engine.list({ limit: 1 }).map((run: RunRecord) => run.id), ['ok'], 'newest first');
+  t.same((await engine.list({ status: 'success' })).runs.map((run: RunRecord) => run.id), ['ok']);
+  t.same((await engine.list({}, null, 1)).runs.map((run: RunRecord) => run.id), ['ok'], 'newest first');
   const metrics = await engine.metrics.lastSuccess.get();
   t.same(metrics.values.map((value) => value.value), [], 'a success of an unknown remediation is not exported');
 });
 
 t.test('the journal is created on the first append and appended with fsync', async (t) => {
   const stateDir = await tempDir(t);
-  const journal = await Journal.open(stateDir);
-  await journal.close();
+  const config = testConfig({ state: { dir: stateDir } });
+  const store = await openStateStore(config, createLogger({ level: 'silent' }), Date.now);
+  await store.close();
+  t.same(await readdir(stateDir), [], 'a store that never ran anything wrote nothing');
   const engine = await engineWith(t, [testAction()], {}, stateDir);
   await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done;
-  await appendFile(join(stateDir, 'journal', 'runs.jsonl'), '');
   t.same((await journalLines(stateDir)).map((line) => line.status), ['queued', 'running', 'running', 'success'], 'queued, started, planned, finished');
 });
 
@@ -195,4 +196,30 @@ t.test('an alert refused outside the window runs when re-delivered inside it', a
   const inside = await engine.submit(request).done;
   t.equal(inside.status, 'success', 'not a duplicate: the refusal did not use up the alert');
   t.equal((await engine.submit(request).done).status, 'duplicate', 'the run that happened does');
+});
+
+t.test('a resolved alert cancels a run still claiming its alert, and gives the claim back', async (t) => {
+  const engine = await engineWith(t, [testAction()]);
+  const alert = { fingerprint: 'f-resolved', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+  const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert };
+  const submitted = engine.submit(request);
+  const cancelled = engine.cancelQueued('f-resolved', 'alert resolved before the run started');
+  t.same(cancelled.map((run) => [run.id, run.status]), [[submitted.runId, 'cancelled']]);
+  t.same(engine.cancelQueued('f-resolved', 'again'), [], 'cancelled once');
+  t.equal(await submitted.journalled, 'cancelled');
+  t.match(await submitted.done, { status: 'cancelled', reason: 'alert resolved before the run started' });
+  t.equal((await engine.get(submitted.runId))?.status, 'cancelled');
+  t.equal((await engine.submit(request).done).status, 'success', 'the claim was given back: the re-delivery runs');
+});
+
+t.test('an alert that cannot be claimed is not acknowledged and runs nothing', async (t) => {
+  const stateDir = await tempDir(t);
+  const engine = await engineWith(t, [testAction()], {}, stateDir);
+  // The guards' directory is a file: the claim cannot be written.
+  await writeFile(join(stateDir, 'guards'), '');
+  const alert = { fingerprint: 'f-unclaimable', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+  const submitted = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'alert', alert });
+  await t.rejects(submitted.journalled, /EEXIST|ENOTDIR/);
+  t.match(await submitted.done, { status: 'cancelled', reason: /^the alert could not be claimed: / });
+  t.equal(await engine.get(submitted.runId), undefined, 'nothing was journalled');
 });

@@ -72,7 +72,7 @@ t.test('a seconds-field entry runs through the engine with trigger schedule', as
   const app = await buildApp({ config, log: context.log, collectors: [] });
   t.teardown(() => app.fastify.close());
   const record = await waitFor('a finished scheduled run', async () => {
-    const finished = app.engine.list({ trigger: 'schedule' }).find((run) => run.finishedAt !== undefined);
+    const finished = (await app.engine.list({ trigger: 'schedule' })).runs.find((run) => run.finishedAt !== undefined);
     if (!finished) throw new Error('none yet');
     return finished;
   }, 60_000, 100);
@@ -129,7 +129,7 @@ t.test('a manual run during a scheduled one is refused by the lock', async (t) =
   t.equal(manual.skipCode, 'lock');
 
   const scheduled = await waitFor('the scheduled run to finish', async () => {
-    const finished = app.engine.list({ trigger: 'schedule' }).find((run) => run.status === 'success');
+    const finished = (await app.engine.list({ trigger: 'schedule' })).runs.find((run) => run.status === 'success');
     if (!finished) throw new Error('still running');
     return finished;
   }, 300_000, 200);
@@ -151,17 +151,17 @@ t.test('startSchedule on its own: missed ticks are not backfilled, stop removes 
   t.teardown(() => engine.close());
   const schedule = startSchedule({ config, submitter: engine, registry, log: context.log });
   t.match(await registry.metrics(), /upkeep_schedule_next_run_timestamp_seconds\{job="tick"\} \d+/);
-  await waitFor('a first tick', async () => { if (engine.list({ trigger: 'schedule' }).length === 0) throw new Error('none'); }, 30_000, 50);
-  const before = engine.list({ trigger: 'schedule' }).length;
+  await waitFor('a first tick', async () => { if ((await engine.list({ trigger: 'schedule' }, null, 1000)).runs.length === 0) throw new Error('none'); }, 30_000, 50);
+  const before = (await engine.list({ trigger: 'schedule' }, null, 1000)).runs.length;
   // Block the event loop for 3.5 s: the ticks that fell in it are reported missed and not run later.
   const until = Date.now() + 3500;
   while (Date.now() < until) { /* busy */ }
   await waitFor('the missed ticks to be reported', async () => {
     if (!context.logLines.some((line) => String(line.msg).startsWith('a scheduled run was missed'))) throw new Error('not yet');
   }, 10_000, 50);
-  const after = engine.list({ trigger: 'schedule' }).length;
+  const after = (await engine.list({ trigger: 'schedule' }, null, 1000)).runs.length;
   t.ok(after - before <= 2, `no backfill: ${after - before} runs were submitted after a 3.5 s stall`);
-  t.ok(engine.list({ trigger: 'schedule' }).every((run) => run.status === 'dry_run' || run.status === 'queued' || run.status === 'running'));
+  t.ok((await engine.list({ trigger: 'schedule' }, null, 1000)).runs.every((run) => run.status === 'dry_run' || run.status === 'queued' || run.status === 'running'));
   await schedule.stop();
   t.notMatch(await registry.metrics(), /upkeep_schedule_next_run_timestamp_seconds/);
 });

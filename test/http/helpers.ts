@@ -1,13 +1,13 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { configSchema, type Config } from '../../src/config/schema.js';
-import { createLogger, type Logger } from '../../src/log.js';
+import type { Logger } from '../../src/log.js';
 import { runRecordSchema } from '../../src/remediation/journal.js';
 import type { RunRecord } from '../../src/remediation/types.js';
 import { buildApp, type App } from '../../src/server.js';
+import { bufferLogger, type BufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import type { PostgresServer } from '../fixtures/postgres.js';
 
@@ -30,14 +30,12 @@ export function testConfig(raw: Record<string, unknown>): Readonly<Config> {
   return configSchema.parse({ collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] }, ...raw, remediation });
 }
 
-/** A logger whose output is kept in memory, for tests that grep it. */
-export function capturedLogger(level = 'debug'): { log: Logger; text: () => string } {
-  const chunks: string[] = [];
-  const destination = new Writable({ write(chunk: Buffer, _encoding, callback) { chunks.push(chunk.toString()); callback(); } });
-  return { log: createLogger({ level, destination }), text: () => chunks.join('') };
+/** A logger whose output is kept in memory, for tests that grep it; at debug unless told. */
+export function capturedLogger(level = 'debug'): BufferLogger {
+  return bufferLogger(level);
 }
 
-export async function startApp(t: { teardown(fn: () => unknown): void }, config: Readonly<Config>, log: Logger = createLogger({ level: 'silent' })): Promise<App> {
+export async function startApp(t: { teardown(fn: () => unknown): void }, config: Readonly<Config>, log: Logger = bufferLogger().log): Promise<App> {
   const app = await buildApp({ config, log, collectors: [] });
   t.teardown(() => app.fastify.close());
   return app;

@@ -2,15 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 
 const runSummary = z.object({ id: z.string(), status: z.string(), trigger: z.string(), alert: z.object({ fingerprint: z.string() }).optional() });
-const page = z.object({ runs: z.array(runSummary), next: z.string().nullable().optional() });
+const page = z.object({ runs: z.array(runSummary), next: z.string().nullable() });
 export type RunSummary = z.infer<typeof runSummary>;
 
 export const FINAL = new Set(['success', 'failure', 'skipped', 'dry_run', 'interrupted', 'duplicate', 'cancelled', 'rejected']);
 
-/**
- * Every run in the journal through GET /runs. Follows `next` when the reply has one (cursor
- * pagination); a reply without it is the older API, whose one page may hold up to 10,000 runs.
- */
+/** Every run in the journal through GET /runs, following `next` page by page. */
 export async function allRuns(base: string): Promise<RunSummary[]> {
   const runs: RunSummary[] = [];
   let url: string | null = `${base}/runs?limit=1000`;
@@ -19,12 +16,6 @@ export async function allRuns(base: string): Promise<RunSummary[]> {
     if (response.status !== 200) throw new Error(`GET ${url}: ${response.status} ${await response.text()}`);
     const reply: z.infer<typeof page> = page.parse(await response.json());
     runs.push(...reply.runs);
-    if (reply.next === undefined) {
-      if (reply.runs.length < 1000) return runs;
-      // No cursor in this API yet: one larger page instead.
-      const whole = page.parse(await (await fetch(`${base}/runs?limit=10000`)).json());
-      return whole.runs;
-    }
     url = reply.next === null ? null : `${base}/runs?limit=1000&cursor=${encodeURIComponent(reply.next)}`;
   }
   return runs;

@@ -3,12 +3,12 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
-import { createLogger } from '../../src/log.js';
 import { Connections } from '../../src/remediation/connections.js';
 import { Engine } from '../../src/remediation/engine.js';
 import { Locks, lockName, redisLockKey } from '../../src/remediation/locks.js';
 import { openStateStore } from '../../src/state/open.js';
 import type { Action, LockSpec, Risk, RunRecord } from '../../src/remediation/types.js';
+import { bufferLogger } from '../fixtures/log.js';
 import { startRedis } from '../fixtures/redis.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
 import { startTestPostgres } from './postgres-fixture.js';
@@ -38,7 +38,7 @@ function testAction(behaviour: {
 
 async function engineWith(t: Parameters<typeof tempDir>[0], actions: Action<{ n: number }>[], remediation: Record<string, unknown> = {}, stateDir?: string) {
   const config = testConfig({ state: { dir: stateDir ?? await tempDir(t) }, remediation });
-  const engine = await Engine.create({ config, log: createLogger({ level: 'silent' }), actions });
+  const engine = await Engine.create({ config, log: bufferLogger().log, actions });
   t.teardown(() => engine.close());
   return engine;
 }
@@ -131,7 +131,7 @@ t.test('journal: torn lines are skipped, dead owners\' runs are interrupted, liv
 t.test('the journal is created on the first append and appended with fsync', async (t) => {
   const stateDir = await tempDir(t);
   const config = testConfig({ state: { dir: stateDir } });
-  const store = await openStateStore(config, createLogger({ level: 'silent' }), Date.now);
+  const store = await openStateStore(config, bufferLogger().log, Date.now);
   await store.close();
   t.same(await readdir(stateDir), [], 'a store that never ran anything wrote nothing');
   const engine = await engineWith(t, [testAction()], {}, stateDir);
@@ -186,7 +186,7 @@ t.test('locks: Redis SET NX PX with an owner-checked release, Postgres advisory 
 t.test('an alert refused outside the window runs when re-delivered inside it', async (t) => {
   let clock = Date.parse('2024-03-05T01:00:00Z');
   const config = testConfig({ state: { dir: await tempDir(t) }, remediation: { windows: [{ name: 'nightly', cron: '0 2 * * *', durationMinutes: 60, timezone: 'UTC' }] } });
-  const engine = await Engine.create({ config, log: createLogger({ level: 'silent' }), actions: [testAction({ risk: 'disruptive' })], now: () => clock });
+  const engine = await Engine.create({ config, log: bufferLogger().log, actions: [testAction({ risk: 'disruptive' })], now: () => clock });
   t.teardown(() => engine.close());
   const alert = { fingerprint: 'f1', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
   const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert, allowRisk: 'disruptive' as const };

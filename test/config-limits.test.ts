@@ -13,8 +13,9 @@ t.test('every limit has a default', async (t) => {
     host: '127.0.0.1', port: 9630, bodyLimitBytes: 1048576,
     headersTimeoutSeconds: 10, requestTimeoutSeconds: 30, idleTimeoutSeconds: 10, keepAliveTimeoutSeconds: 72, shutdownTimeoutSeconds: 10,
     maxHeaderBytes: 16384, maxAlertsPerWebhook: 1000, maxLabels: 64, maxLabelNameBytes: 256, maxLabelValueBytes: 4096,
-    maxParams: 32, maxParamNameBytes: 128, maxParamValueBytes: 4096,
+    maxParams: 32, maxParamNameBytes: 128, maxParamValueBytes: 4096, runsPageLimit: 1000,
   });
+  t.same(result.config.state, { dir: './data', retention: '90 days' });
   t.match(result.config.remediation, { timeoutSeconds: 3600, maxTimeoutSeconds: 86400, maxQueued: 1000 });
 });
 

@@ -62,7 +62,8 @@ t.test('the installed upkeep keeps every secret: serve at trace level, the API, 
   t.ok(commandLines.some((line) => line.includes('pg_dump') && line.includes('postgres://upkeep_q@')), 'pg_dump was seen running');
   t.ok(commandLines.some((line) => line.includes('psql') && line.includes('postgres://upkeep_u@')), 'psql was seen running');
   Object.assign(outputs, await filesUnder(join(root, 'state')));
-  t.ok(Object.keys(outputs).some((name) => name.endsWith('runs.jsonl')), 'the journal was read');
+  t.ok(Object.keys(outputs).some((name) => /journal\/runs-\d+\.jsonl$/.test(name)), 'the journal was read');
+  t.ok(Object.keys(outputs).some((name) => /guards\/.+\.jsonl$/.test(name)), 'so was the guards\' memory');
   for (const [name, text] of Object.entries(outputs)) t.same(leaks(text), [], `no secret in ${name}`);
 });
 

@@ -73,7 +73,8 @@ t.test('no password or token leaves upkeep: trace logs, every route, error repli
   const logged = outputs.log.split('\n').filter((line) => line !== '').map((line) => z.record(z.string(), z.unknown()).parse(JSON.parse(line)));
   t.match(logged.find((line) => line.msg === 'remediation failed' && line.remediation === 'redis.bgsave'), { level: 20, err: { message: /^WRONGPASS/, command: 'hello' } });
   Object.assign(outputs, await filesUnder(config.state.dir));
-  t.ok(Object.keys(outputs).some((name) => name.endsWith('runs.jsonl')), 'the journal was read');
+  t.ok(Object.keys(outputs).some((name) => /journal\/runs-\d+\.jsonl$/.test(name)), 'the journal was read');
+  t.ok(Object.keys(outputs).some((name) => /guards\/.+\.jsonl$/.test(name)), 'so was the guards\' memory');
   for (const [name, text] of Object.entries(outputs)) t.same(leaks(text), [], `no secret in ${name}`);
 });
 

@@ -63,7 +63,8 @@ t.test('the Redis ACL of docs/security.md is exactly what the collector and ever
   const metrics = (await app.fastify.inject({ url: '/metrics' })).body;
   t.match(metrics, /upkeep_redis_up\{target="cache"\} 1\n/);
   t.match(metrics, /upkeep_redis_pattern_keys\{target="cache",pattern="celery-task-meta-\*"\} 1500\n/);
-  t.match(metrics, /upkeep_redis_slowlog_length\{target="cache"\} 0\n/);
+  // Read through the ACL; not necessarily 0: on a loaded machine the setup's pipeline may be slow enough to be logged.
+  t.match(metrics, /upkeep_redis_slowlog_length\{target="cache"\} \d+\n/);
 
   const bgsave = await run(app, 'redis.bgsave', { target: 'cache' });
   t.equal(bgsave.status, 'success', bgsave.error ?? '');

@@ -5,6 +5,12 @@ const DAY = 86400;
 const HOUR = 3600;
 const MINUTE = 60;
 const BINARY_UNITS: readonly [string, number][] = [['TiB', 1024 ** 4], ['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]];
+const DECIMAL_UNITS: readonly [string, number][] = [['TB', 1e12], ['GB', 1e9], ['MB', 1e6], ['kB', 1e3]];
+
+/** The largest unit that divides `value` into a whole count below 1024 (10 GiB, not 10240 MiB). */
+function unitOf(value: number, units: readonly [string, number][]): [string, number] | undefined {
+  return units.find(([, size]) => value >= size && value % size === 0 && value / size < 1024);
+}
 
 /** A number as PromQL and people read it: 0.8, 10000, 1.25 (never 1e+21 or 0.30000000000000004). */
 export function number(value: number): string {
@@ -14,7 +20,7 @@ export function number(value: number): string {
 /** Seconds in an expression: `26 * 3600`, `35 * 86400`, `3600`, `600`. */
 export function secondsExpr(seconds: number): string {
   if (seconds > DAY && seconds % DAY === 0) return `${seconds / DAY} * 86400`;
-  if (seconds > HOUR && seconds % HOUR === 0) return `${seconds / HOUR} * 3600`;
+  if (seconds > HOUR && seconds % HOUR === 0 && seconds !== DAY) return `${seconds / HOUR} * 3600`;
   return number(seconds);
 }
 
@@ -37,16 +43,16 @@ export function promDuration(seconds: number): string {
 
 /** Bytes in an expression: `10 * 1024 * 1024 * 1024`. */
 export function bytesExpr(bytes: number): string {
-  const unit = BINARY_UNITS.find(([, size]) => bytes >= size && bytes % size === 0);
+  const unit = unitOf(bytes, BINARY_UNITS);
   if (!unit) return number(bytes);
   const factors = Array.from({ length: Math.round(Math.log2(unit[1]) / 10) }, () => '1024').join(' * ');
   const count = bytes / unit[1];
   return count === 1 ? factors : `${count} * ${factors}`;
 }
 
-/** Bytes in a sentence: "1 GiB", "100 MiB", "1500 bytes". */
+/** Bytes in a sentence: "1 GiB", "100 MiB", "10 GB", "1500 bytes". */
 export function bytes(value: number): string {
-  const unit = BINARY_UNITS.find(([, size]) => value >= size && value % size === 0);
+  const unit = unitOf(value, BINARY_UNITS) ?? unitOf(value, DECIMAL_UNITS);
   return unit ? `${value / unit[1]} ${unit[0]}` : `${number(value)} bytes`;
 }
 

@@ -103,6 +103,10 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       return runDemo({ once: args.values.once ?? false, port, ...(level !== undefined ? { logLevel: level } : {}) }, { out: io.out, interrupted: waitForInterrupt });
     }
     case 'rules': {
+      if (args.positionals.length > 0) {
+        io.err(`upkeep rules takes no arguments, got "${args.positionals.join(' ')}"\n${USAGE}`);
+        return 2;
+      }
       const { rulesCommand } = await import('./alerts/command.js');
       return rulesCommand({ thresholds: args.values.thresholds, out: args.values.out }, io);
     }

@@ -21,7 +21,7 @@ export async function rulesCommand(options: RulesOptions, io: { out: (line: stri
     thresholds = options.thresholds === undefined ? DEFAULT_THRESHOLDS : loadThresholds(options.thresholds);
   } catch (err) {
     if (!(err instanceof ConfigInvalid)) throw err;
-    io.err(err.message);
+    io.err([`${err.file}: ${err.errors.length} error(s) in the thresholds file; no rules written`, ...err.errors.map((error) => `  ${error.path}: ${error.message}`)].join('\n'));
     return 1;
   }
   const groups = ruleGroups(thresholds);

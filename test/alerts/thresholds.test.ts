@@ -5,6 +5,7 @@ import { ALERT_NAMES } from '../../src/alerts/rules.js';
 import { DEFAULT_THRESHOLDS } from '../../src/alerts/thresholds.js';
 
 const example = new URL('../../examples/thresholds.yml', import.meta.url);
+const doc = new URL('../../docs/alerts.md', import.meta.url);
 
 function errors(text: string): string[] {
   const result = parseThresholds(text);
@@ -81,4 +82,12 @@ t.test('every alert can be named in for:', async (t) => {
   const all = Object.fromEntries(ALERT_NAMES.map((name) => [name, '1m']));
   const result = parseThresholds(`for: ${JSON.stringify(all)}\n`);
   t.ok(result.ok, 'each one is known');
+});
+
+t.test('docs/alerts.md describes every key and lists every alert with its runbook page', async (t) => {
+  const text = await readFile(doc, 'utf8');
+  const keys = (value: object, prefix = ''): string[] => Object.entries(value).flatMap(([key, child]) =>
+    child !== null && typeof child === 'object' && key !== 'for' ? keys(child, `${prefix}${key}.`) : [`${prefix}${key}`]);
+  for (const key of keys(DEFAULT_THRESHOLDS)) t.match(text, `\n| \`${key}\` |`, `a row for ${key}`);
+  for (const name of ALERT_NAMES) t.match(text, `\n| [${name}](runbooks/${name}.md) |`, `a row for ${name}`);
 });

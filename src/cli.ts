@@ -12,6 +12,7 @@ const USAGE = `usage:
   upkeep check-config --config FILE
   upkeep run REMEDIATION [--param k=v ...] [--dry-run] --config FILE
   upkeep demo [--once]
+  upkeep rules [--thresholds FILE] [--out DIR]
   upkeep help COMMAND | --help | --version
 every command takes --log-level LEVEL (fatal, error, warn, info, debug, trace, silent)`;
 
@@ -42,8 +43,16 @@ A self-contained tour on throwaway PostgreSQL and Redis servers.
   --once             exit after the tour instead of serving /metrics until Ctrl-C
   --port N           where the demo's upkeep listens (default: a free port)
 ${LOG_LEVEL} (default warn)`,
+  rules: `upkeep rules [--thresholds FILE] [--out DIR] [--log-level LEVEL]
+Renders the Prometheus alert rules (upkeep.rules.yml) from a thresholds file: the job selector,
+the runbook base URL and every threshold (examples/thresholds.yml lists them with their defaults).
+Without a file, the shipped defaults: exactly the committed alerts/upkeep.rules.yml. An unknown
+key or a wrong value names its path and exits 1.
+  --thresholds FILE  the YAML thresholds file (default: the shipped defaults)
+  --out DIR          write DIR/upkeep.rules.yml (created if missing) instead of printing to stdout
+${LOG_LEVEL}`,
   help: `upkeep help COMMAND
-Prints the flags of COMMAND (serve, check-config, run, demo).`,
+Prints the flags of COMMAND (serve, check-config, run, demo, rules).`,
 };
 
 export interface Io {
@@ -92,6 +101,14 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       const { runDemo } = await import('./demo/index.js');
       const port = args.values.port === undefined ? 0 : Number(args.values.port);
       return runDemo({ once: args.values.once ?? false, port, ...(level !== undefined ? { logLevel: level } : {}) }, { out: io.out, interrupted: waitForInterrupt });
+    }
+    case 'rules': {
+      if (args.positionals.length > 0) {
+        io.err(`upkeep rules takes no arguments, got "${args.positionals.join(' ')}"\n${USAGE}`);
+        return 2;
+      }
+      const { rulesCommand } = await import('./alerts/command.js');
+      return rulesCommand({ thresholds: args.values.thresholds, out: args.values.out }, io);
     }
     default:
       io.err(`unknown command "${command}"\n${USAGE}`);
@@ -144,6 +161,8 @@ function parse(argv: readonly string[]) {
       param: { type: 'string', multiple: true },
       'dry-run': { type: 'boolean' },
       once: { type: 'boolean' },
+      thresholds: { type: 'string' },
+      out: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

@@ -7,11 +7,17 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { renderRules } from '../src/alerts/render.js';
+import { ruleGroups } from '../src/alerts/rules.js';
+import { DEFAULT_THRESHOLDS } from '../src/alerts/thresholds.js';
+import { main } from '../src/cli.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
 const rulesFile = join(root, 'alerts/upkeep.rules.yml');
 const testsFile = join(root, 'alerts/upkeep.rules.test.yml');
+// Cases that need days of history, evaluated every 10 minutes.
+const slowTestsFile = join(root, 'alerts/upkeep.rules.slow.test.yml');
 const RUNBOOK_BASE = 'https://github.com/upkeep-dev/upkeep/blob/main/docs/runbooks/';
 
 const alertRule = z.strictObject({
@@ -43,7 +49,16 @@ async function promtool(...args: string[]): Promise<{ code: number; output: stri
 }
 
 const rules = rulesSchema.parse(parseYaml(await readFile(rulesFile, 'utf8'))).groups.flatMap((group) => group.rules);
-const ruleTests = testsSchema.parse(parseYaml(await readFile(testsFile, 'utf8'))).tests.flatMap((test) => test.alert_rule_test);
+const ruleTests = (await Promise.all([testsFile, slowTestsFile].map(async (file) => testsSchema.parse(parseYaml(await readFile(file, 'utf8')))))).flatMap((tests) => tests.tests.flatMap((test) => test.alert_rule_test));
+
+t.test('the committed rules are what `upkeep rules` prints for the shipped defaults, byte for byte', async (t) => {
+  const committed = await readFile(rulesFile, 'utf8');
+  const out: string[] = [];
+  const code = await main(['rules'], { out: (line) => out.push(line), err: (line) => t.fail(line), env: {} });
+  t.equal(code, 0);
+  t.ok(`${out.join('\n')}\n` === committed, 'stdout equals alerts/upkeep.rules.yml (regenerate it with `upkeep rules --out alerts`)');
+  t.ok(renderRules(ruleGroups(DEFAULT_THRESHOLDS), DEFAULT_THRESHOLDS) === committed, 'and so does the renderer');
+});
 
 t.test('promtool check rules accepts the rule file', async (t) => {
   const result = await promtool('check', 'rules', rulesFile);
@@ -52,18 +67,18 @@ t.test('promtool check rules accepts the rule file', async (t) => {
 });
 
 t.test('promtool test rules passes every firing and not-firing case', async (t) => {
-  const result = await promtool('test', 'rules', testsFile);
+  const result = await promtool('test', 'rules', testsFile, slowTestsFile);
   t.equal(result.code, 0, result.output);
-  t.match(result.output, /SUCCESS/);
+  t.equal(result.output.match(/SUCCESS/g)?.length, 2, result.output);
 });
 
 t.test('the rule tests bite: dropping the dead-tuple ratio makes them fail', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'upkeep-rules-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const text = await readFile(rulesFile, 'utf8');
-  const ratio = 'upkeep_postgres_dead_tuples / (upkeep_postgres_dead_tuples + upkeep_postgres_live_tuples) > 0.2';
+  const ratio = 'upkeep_postgres_dead_tuples{job="upkeep"} / (upkeep_postgres_dead_tuples{job="upkeep"} + upkeep_postgres_live_tuples{job="upkeep"}) > 0.2';
   t.ok(text.includes(ratio), 'the ratio arm is where this test expects it');
-  await writeFile(join(dir, 'upkeep.rules.yml'), text.replace(ratio, 'upkeep_postgres_dead_tuples >= 0'));
+  await writeFile(join(dir, 'upkeep.rules.yml'), text.replace(ratio, 'upkeep_postgres_dead_tuples{job="upkeep"} >= 0'));
   await copyFile(testsFile, join(dir, 'upkeep.rules.test.yml'));
   const result = await promtool('test', 'rules', join(dir, 'upkeep.rules.test.yml'));
   t.not(result.code, 0);
@@ -77,6 +92,10 @@ t.test('every alert SPEC and the runbooks name is defined', async (t) => {
     'PostgresDeadTuplesHigh', 'PostgresTableNotVacuumed', 'RedisFragmentationHigh', 'RedisBgsaveFailed',
     'RedisNoRecentSave', 'RedisKeyPatternBacklog', 'DockerContainerLogLarge', 'DockerReclaimableSpaceHigh',
     'ServiceDown', 'UpkeepTargetDown', 'UpkeepCollectorDown', 'UpkeepRemediationFailing', 'UpkeepRemediationCircuitOpen',
+    // Alerts without holes: a database down, a long-open transaction, missing directories, absent upkeep and
+    // targets, rejected and missed runs, stale caches.
+    'PostgresDatabaseDown', 'PostgresLongTransaction', 'LogDirectoryMissing',
+    'UpkeepAbsent', 'UpkeepTargetAbsent', 'UpkeepRemediationRejected', 'UpkeepScheduleMissed', 'UpkeepCacheStale',
   ];
   const names = rules.map((rule) => rule.alert);
   for (const name of required) t.ok(names.includes(name), `${name} is defined`);
@@ -89,7 +108,7 @@ t.test('every alert has severity, a plain summary, a templated description and i
     t.ok(['critical', 'warning', 'info'].includes(labels.severity ?? ''), `${alert}: severity is critical, warning or info`);
     t.match(annotations.summary, /^[A-Za-z].*\.$/, `${alert}: summary is a sentence`);
     t.notMatch(annotations.summary, /\{\{/, `${alert}: summary is plain text`);
-    t.match(annotations.description, /\{\{ \$(labels\.\w+|value)/, `${alert}: description is templated`);
+    t.match(annotations.description, /\{\{ (with |if )?\$(labels\.\w+|value)/, `${alert}: description is templated`);
     t.equal(annotations.runbook_url, `${RUNBOOK_BASE}${alert}.md`, `${alert}: runbook_url`);
     const page = join(root, 'docs/runbooks', `${alert}.md`);
     t.ok(existsSync(page), `${alert}: docs/runbooks/${alert}.md exists`);
@@ -103,11 +122,21 @@ t.test('every alert has severity, a plain summary, a templated description and i
 });
 
 t.test('age alerts compute the age with time() - x', async (t) => {
-  const withoutAges = (expr: string) => expr.replace(/time\(\) - upkeep_\w+_timestamp_seconds/g, 'AGE');
-  const timestampComparisons = rules.filter((rule) => /_timestamp_seconds\s*[<>=!]/.test(withoutAges(rule.expr)));
+  const age = /time\(\) - upkeep_\w+_timestamp_seconds(\{[^}]*\})?/g;
+  const withoutAges = (expr: string) => expr.replace(age, 'AGE');
+  const timestampComparisons = rules.filter((rule) => /_timestamp_seconds(\{[^}]*\})?\s*[<>=!]/.test(withoutAges(rule.expr)));
   t.same(timestampComparisons.map((rule) => rule.alert), [], 'no raw timestamp is compared with a threshold');
-  const ageAlerts = rules.filter((rule) => /time\(\) - upkeep_\w+_timestamp_seconds >/.test(rule.expr)).map((rule) => rule.alert);
-  t.same(ageAlerts.sort(), ['BackupTooOld', 'BackupVerifyTooOld', 'PostgresTableNotVacuumed', 'RedisNoRecentSave']);
+  t.ok(/_timestamp_seconds(\{[^}]*\})?\s*[<>=!]/.test(withoutAges('upkeep_x_timestamp_seconds{job="upkeep"} > 5')), 'the check sees a raw comparison behind a selector');
+  const ageAlerts = rules.filter((rule) => /time\(\) - upkeep_\w+_timestamp_seconds(\{[^}]*\})? >/.test(rule.expr)).map((rule) => rule.alert);
+  t.same(ageAlerts.sort(), ['BackupTooOld', 'BackupVerifyTooOld', 'PostgresTableNotVacuumed', 'RedisNoRecentSave', 'UpkeepScheduleMissed']);
+});
+
+t.test('every series a rule reads is filtered by the job selector', async (t) => {
+  const unfiltered = (expr: string) => [...expr.matchAll(/\b(upkeep_[a-z0-9_]+|up)\b(\{[^}]*\})?/g)]
+    .filter((match) => !(match[2] ?? '').startsWith('{job="upkeep"'))
+    .map((match) => match[0]);
+  t.same(unfiltered('upkeep_a{job="upkeep"} / upkeep_b{collector="x"} + up'), ['upkeep_b{collector="x"}', 'up'], 'the check sees a missing selector');
+  for (const rule of rules) t.same(unfiltered(rule.expr), [], `${rule.alert}: every selector has job="upkeep"`);
 });
 
 t.test('every alert has a promtool case where it fires and one where it must not', async (t) => {
@@ -130,8 +159,9 @@ t.test('PostgresDeadTuplesHigh keeps the labels postgres.vacuum is templated fro
     for (const label of ['target', 'database', 'schema', 'table']) t.ok(expected.exp_labels[label], `label ${label}`);
   }
   const rule = rules.find((candidate) => candidate.alert === 'PostgresDeadTuplesHigh');
-  t.match(rule?.expr, /upkeep_postgres_dead_tuples > \d+/, 'an absolute count');
-  t.match(rule?.expr, /upkeep_postgres_dead_tuples \/ \(upkeep_postgres_dead_tuples \+ upkeep_postgres_live_tuples\) > 0\.\d+/, 'and a ratio');
+  const sel = '\\{job="upkeep"\\}';
+  t.match(rule?.expr, new RegExp(`upkeep_postgres_dead_tuples${sel} > \\d+`), 'an absolute count');
+  t.match(rule?.expr, new RegExp(`upkeep_postgres_dead_tuples${sel} / \\(upkeep_postgres_dead_tuples${sel} \\+ upkeep_postgres_live_tuples${sel}\\) > 0\\.\\d+`), 'and a ratio');
 });
 
 t.test('no runbook page without an alert', async (t) => {

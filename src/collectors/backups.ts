@@ -1,6 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readVerify } from '../state/verify-ledger.js';
+import { directoryPresent } from './dir.js';
 import { globToRegExp } from './glob.js';
 import type { CollectorModule, Reading } from './types.js';
 
@@ -48,6 +49,7 @@ export const backups: CollectorModule = {
   families: [
     { name: 'upkeep_backup_last_success_timestamp_seconds', help: 'Modification time of the newest valid backup file.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_last_size_bytes', help: 'Size of the newest valid backup file.', type: 'gauge', labelNames: ['backup'] },
+    { name: 'upkeep_backup_dir_present', help: 'Whether the backup directory exists (1) or is missing (0).', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_files', help: 'Number of complete, non-empty backup files matching the pattern.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_total_bytes', help: 'Total size of the complete backup files matching the pattern.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_last_verify_success_timestamp_seconds', help: 'Unix time backup.verify last restored a backup successfully.', type: 'gauge', labelNames: ['backup'] },
@@ -58,8 +60,10 @@ export const backups: CollectorModule = {
       target: target.name,
       async collect() {
         const backup = target.name;
-        const files = await listBackups(target.dir, target.pattern);
+        const present = await directoryPresent(target.dir);
+        const files = present ? await listBackups(target.dir, target.pattern) : [];
         const readings: Reading[] = [
+          { family: 'upkeep_backup_dir_present', labels: { backup }, value: present ? 1 : 0 },
           { family: 'upkeep_backup_files', labels: { backup }, value: files.length },
           { family: 'upkeep_backup_total_bytes', labels: { backup }, value: files.reduce((sum, f) => sum + f.sizeBytes, 0) },
         ];

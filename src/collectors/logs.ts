@@ -1,6 +1,7 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CachedReading } from './cached.js';
+import { directoryPresent } from './dir.js';
 import { globToRegExp } from './glob.js';
 import type { CollectorModule } from './types.js';
 
@@ -27,13 +28,17 @@ export async function measureDir(dir: string, match: RegExp): Promise<DirUsage> 
 export const logs: CollectorModule = {
   name: 'logs',
   families: [
+    { name: 'upkeep_log_dir_present', help: 'Whether the log directory exists (1) or is missing (0).', type: 'gauge', labelNames: ['name'] },
     { name: 'upkeep_log_dir_bytes', help: 'Bytes of log files matching the pattern below the directory.', type: 'gauge', labelNames: ['name'] },
     { name: 'upkeep_log_files', help: 'Number of log files matching the pattern below the directory.', type: 'gauge', labelNames: ['name'] },
   ],
   build({ config }) {
     return config.targets.logs.map((target) => {
       const match = globToRegExp(target.pattern);
-      const cache = new CachedReading(target.refreshSeconds, () => measureDir(target.dir, match));
+      // A missing directory is a reading too (present 0, nothing in it), cached like the sizes.
+      const cache = new CachedReading(target.refreshSeconds, async () => (await directoryPresent(target.dir))
+        ? { present: true, ...await measureDir(target.dir, match) }
+        : { present: false, bytes: 0, files: 0 });
       return {
         collector: 'logs',
         target: target.name,
@@ -42,6 +47,7 @@ export const logs: CollectorModule = {
           const name = target.name;
           return {
             readings: [
+              { family: 'upkeep_log_dir_present', labels: { name }, value: value.present ? 1 : 0 },
               { family: 'upkeep_log_dir_bytes', labels: { name }, value: value.bytes },
               { family: 'upkeep_log_files', labels: { name }, value: value.files },
             ],

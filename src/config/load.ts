@@ -40,7 +40,7 @@ export function parseConfig(text: string, env: Readonly<Record<string, string | 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The file's text: a regular file of at most MAX_CONFIG_BYTES, UTF-8, not binary. */
-function readConfigText(file: string): string {
+export function readConfigText(file: string): string {
   let bytes: Buffer;
   try {
     bytes = readRegularFile(file, MAX_CONFIG_BYTES);

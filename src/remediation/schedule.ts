@@ -52,9 +52,16 @@ async function submit(entry: ScheduleEntry, submitter: RunSubmitter, log: Logger
 export function startSchedule(options: ScheduleOptions): RunningSchedule {
   const { config, submitter, registry, log } = options;
   const tasks = new Map<string, ScheduledTask>();
+  // When each entry's next tick is due. It moves on only when a tick starts, so a tick that does
+  // not (upkeep stalled, or the entry's previous run still going) stays in the past, where the
+  // UpkeepScheduleMissed alert sees it.
+  const due = new Map<string, Date | null>();
   for (const entry of config.schedule) {
     const jobLog = log.child({ job: entry.name });
-    const task = cron.createTask(entry.cron, () => submit(entry, submitter, jobLog), {
+    const task = cron.createTask(entry.cron, () => {
+      due.set(entry.name, task.getNextRun());
+      return submit(entry, submitter, jobLog);
+    }, {
       name: entry.name,
       noOverlap: true,
       logger: cronLogger(jobLog),
@@ -73,13 +80,16 @@ export function startSchedule(options: ScheduleOptions): RunningSchedule {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [job, task] of tasks) {
-        const next = task.getNextRun();
+      for (const job of tasks.keys()) {
+        const next = due.get(job);
         if (next) this.set({ job }, next.getTime() / 1000);
       }
     },
   });
-  for (const task of tasks.values()) void task.start();
+  for (const [job, task] of tasks) {
+    void task.start();
+    due.set(job, task.getNextRun());
+  }
   if (tasks.size > 0) log.info({ jobs: [...tasks.keys()] }, 'schedule started');
   return {
     async stop() {

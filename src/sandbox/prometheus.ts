@@ -32,7 +32,14 @@ const queryResponse = z.object({
 });
 export type QueryResult = z.infer<typeof resultSchema>;
 
-const alertSchema = z.object({ labels: z.record(z.string(), z.string()), state: z.string(), activeAt: z.string().optional() });
+const alertSchema = z.object({
+  labels: z.record(z.string(), z.string()),
+  annotations: z.record(z.string(), z.string()).default({}),
+  state: z.string(),
+  activeAt: z.string().optional(),
+  /** The expression's value when last evaluated, as Prometheus formats it ("+Inf", "0e+00"). */
+  value: z.string().optional(),
+});
 const alertsResponse = z.object({ data: z.object({ alerts: z.array(alertSchema) }) });
 export type ActiveAlert = z.infer<typeof alertSchema>;
 

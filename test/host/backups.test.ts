@@ -63,11 +63,41 @@ t.test('no valid backup: counts are exported, the timestamp is absent so "absent
   t.equal(sample(body, 'upkeep_backup_last_verify_success_timestamp_seconds{backup="refnet"}'), undefined);
 });
 
-t.test('a missing backup directory fails the collection', async (t) => {
-  const app = await appFromYaml('targets:\n  backups:\n    - { name: gone, dir: /nonexistent/backups, pattern: "*" }\n');
+t.test('a missing backup directory is reported, not silent: present 0, no files, no timestamp', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-backups-'));
+  await file(dir, 'refnet_1.sql.gz', gzipSync('x'), now - 60);
+  await recordVerify(join(dir, 'state'), 'gone', { timestamp: now - DAY, file: 'gone_1.sql.gz' });
+  await writeFile(join(dir, 'plain-file'), 'not a directory');
+  const app = await appFromYaml([
+    `state: { dir: ${dir}/state }`,
+    'targets:',
+    '  backups:',
+    `    - { name: refnet, dir: ${dir}, pattern: "refnet_*" }`,
+    '    - { name: gone, dir: /nonexistent/backups, pattern: "*" }',
+    `    - { name: file, dir: ${dir}/plain-file, pattern: "*" }`,
+  ].join('\n'));
   t.teardown(() => app.fastify.close());
   const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
-  t.equal(sample(body, 'upkeep_collector_up{collector="backups",target="gone"}'), 0);
+  t.equal(sample(body, 'upkeep_backup_dir_present{backup="refnet"}'), 1);
+  t.equal(sample(body, 'upkeep_backup_files{backup="refnet"}'), 1);
+  for (const backup of ['gone', 'file']) {
+    t.equal(sample(body, `upkeep_collector_up{collector="backups",target="${backup}"}`), 1, `${backup}: the collection succeeds`);
+    t.equal(sample(body, `upkeep_backup_dir_present{backup="${backup}"}`), 0, `${backup}: the directory is reported missing`);
+    t.equal(sample(body, `upkeep_backup_files{backup="${backup}"}`), 0);
+    t.equal(sample(body, `upkeep_backup_total_bytes{backup="${backup}"}`), 0);
+    t.equal(sample(body, `upkeep_backup_last_success_timestamp_seconds{backup="${backup}"}`), undefined);
+  }
+  t.equal(sample(body, 'upkeep_backup_last_verify_success_timestamp_seconds{backup="gone"}'), now - DAY, 'the verify ledger is still read');
+});
+
+t.test('a directory that cannot be read (not merely missing) fails the collection', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-backups-'));
+  await symlink(join(dir, 'loop'), join(dir, 'loop'));
+  const app = await appFromYaml(`targets:\n  backups:\n    - { name: loop, dir: ${dir}/loop, pattern: "*" }\n`);
+  t.teardown(() => app.fastify.close());
+  const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  t.equal(sample(body, 'upkeep_collector_up{collector="backups",target="loop"}'), 0, 'ELOOP is an error, not a missing directory');
+  t.equal(sample(body, 'upkeep_backup_dir_present{backup="loop"}'), undefined);
 });
 
 t.test('the verify ledger ignores a malformed entry', async (t) => {

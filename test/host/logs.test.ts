@@ -25,10 +25,25 @@ t.test('log directory bytes and file count, recursive, symlinks not followed', a
   t.ok(age !== undefined && age >= 0 && age < 60, `a fresh reading, younger than its refresh interval (${age})`);
 });
 
-t.test('an unreadable log directory fails only its own collection', async (t) => {
-  const app = await appFromYaml('targets:\n  logs:\n    - { name: gone, dir: /nonexistent/logs }\n  disks: [{ path: / }]\n');
+t.test('a missing log directory is reported as present 0; an unreadable one fails only its own collection', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-logs-'));
+  await symlink(join(dir, 'loop'), join(dir, 'loop'));
+  const app = await appFromYaml([
+    'targets:',
+    '  logs:',
+    '    - { name: gone, dir: /nonexistent/logs }',
+    `    - { name: loop, dir: ${dir}/loop }`,
+    `    - { name: here, dir: ${dir} }`,
+    '  disks: [{ path: / }]',
+  ].join('\n'));
   t.teardown(() => app.fastify.close());
   const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
-  t.equal(sample(body, 'upkeep_collector_up{collector="logs",target="gone"}'), 0);
+  t.equal(sample(body, 'upkeep_collector_up{collector="logs",target="gone"}'), 1, 'a missing directory is a reading');
+  t.equal(sample(body, 'upkeep_log_dir_present{name="gone"}'), 0);
+  t.equal(sample(body, 'upkeep_log_dir_bytes{name="gone"}'), 0);
+  t.equal(sample(body, 'upkeep_log_files{name="gone"}'), 0);
+  t.equal(sample(body, 'upkeep_log_dir_present{name="here"}'), 1);
+  t.equal(sample(body, 'upkeep_collector_up{collector="logs",target="loop"}'), 0, 'ELOOP is an error, not a missing directory');
+  t.equal(sample(body, 'upkeep_log_dir_present{name="loop"}'), undefined);
   t.equal(sample(body, 'upkeep_collector_up{collector="disks",target="/"}'), 1);
 });

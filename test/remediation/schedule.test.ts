@@ -165,3 +165,22 @@ t.test('startSchedule on its own: missed ticks are not backfilled, stop removes 
   await schedule.stop();
   t.notMatch(await registry.metrics(), /upkeep_schedule_next_run_timestamp_seconds/);
 });
+
+t.test('a tick that cannot start leaves the next-run time in the past, where UpkeepScheduleMissed sees it', async (t) => {
+  const context = buildContext({});
+  const config = testConfig({ schedule: [{ name: 'stuck', cron: '* * * * * *', remediation: 'redis.bgsave', params: { target: 'cache' } }] });
+  const registry = new Registry();
+  // The first run never finishes, so every later tick is an overlap and starts nothing.
+  const submitted: string[] = [];
+  const submitter = { submit: () => { submitted.push('run'); return { runId: 'r1', done: new Promise<RunRecord>(() => undefined) }; } };
+  const schedule = startSchedule({ config, submitter, registry, log: context.log });
+  t.teardown(() => schedule.stop());
+  const next = async () => Number(/^upkeep_schedule_next_run_timestamp_seconds\{job="stuck"\} (\S+)$/m.exec(await registry.metrics())?.[1]);
+  t.ok(await next() > Date.now() / 1000 - 1, 'before the first tick the next run is ahead');
+  await waitFor('the first tick', async () => { if (submitted.length === 0) throw new Error('none'); }, 10_000, 20);
+  const due = await next();
+  await waitFor('three overlapping ticks later', async () => { if (Date.now() / 1000 < due + 3) throw new Error('not yet'); }, 10_000, 100);
+  t.equal(submitted.length, 1, 'the later ticks started nothing');
+  t.equal(await next(), due, 'the next run stays where the first overlapping tick was due');
+  t.ok(Date.now() / 1000 - due >= 3, 'and falls behind time()');
+});

@@ -1,0 +1,33 @@
+import { ConfigInvalid, describeIssue, readConfigText, ZOD_MESSAGES, type ConfigError } from '../config/load.js';
+import { formatPath } from '../config/interpolate.js';
+import { nearestName } from '../config/references.js';
+import { readYaml } from '../config/yaml.js';
+import { ALERT_NAMES } from './rules.js';
+import { thresholdsSchema, type Thresholds } from './thresholds.js';
+
+export type ThresholdsResult = { ok: true; thresholds: Thresholds } | { ok: false; errors: ConfigError[] };
+
+/** Every `for:` override must name an alert: a typo would otherwise change nothing, silently. */
+function unknownAlerts(thresholds: Thresholds): ConfigError[] {
+  return Object.keys(thresholds.for).filter((name) => !ALERT_NAMES.includes(name)).map((name) => {
+    const near = nearestName(name, ALERT_NAMES);
+    return { path: formatPath(['for', name]), message: `names no alert${near === null ? '' : ` (did you mean "${near}"?)`}` };
+  });
+}
+
+/** Thresholds from YAML text; errors name their path, as config errors do. */
+export function parseThresholds(text: string): ThresholdsResult {
+  const raw = readYaml(text);
+  if (!raw.ok) return raw;
+  const result = thresholdsSchema.safeParse(raw.value, ZOD_MESSAGES);
+  if (!result.success) return { ok: false, errors: result.error.issues.flatMap((issue) => describeIssue(issue)) };
+  const errors = unknownAlerts(result.data);
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, thresholds: result.data };
+}
+
+/** Reads and checks a thresholds file; throws ConfigInvalid naming each error's path. */
+export function loadThresholds(file: string): Thresholds {
+  const result = parseThresholds(readConfigText(file));
+  if (!result.ok) throw new ConfigInvalid(file, result.errors);
+  return result.thresholds;
+}

@@ -5,6 +5,8 @@ import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { tableSelector, type TableStats } from './postgres-tables.js';
+import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
+import { oldestTables, readTableXidAges, tableXidAgeReadings, type TableXidAge } from './postgres-wraparound.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
@@ -32,6 +34,7 @@ interface DatabaseResult {
   oldestTransactionSeconds: number;
   sizes: { value: DatabaseSizes; ageSeconds: number } | null;
   statements: StatementStats[] | null;
+  xidAges: TableXidAge[];
 }
 
 /** One postgres target: a connection per database, discovered when `databases: auto`. */
@@ -41,12 +44,16 @@ class PostgresCollector implements CollectorInstance {
   private readonly connections = new Map<string, DatabaseConnection>();
   private readonly discovery: CachedReading<string[]> | null;
   private readonly select: (tables: readonly TableStats[]) => TableStats[];
+  private readonly oldest: (tables: readonly TableXidAge[]) => TableXidAge[];
+  private readonly server: ServerReadings;
   private readonly adminDatabase: string;
   private lastStatementsError: string | null = null;
 
   constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
     this.select = tableSelector(config.tables);
+    this.oldest = oldestTables(config.tables);
+    this.server = new ServerReadings(config.name, log);
     this.adminDatabase = urlDatabase(config.url);
     this.discovery = config.databases === 'auto'
       ? new CachedReading(config.discoverRefreshSeconds, () => discoverDatabases(this.connection(this.adminDatabase).pool))
@@ -56,7 +63,10 @@ class PostgresCollector implements CollectorInstance {
   async collect(): Promise<{ readings: Reading[]; cacheAges: CacheAge[] }> {
     const databases = this.discovery ? (await this.discovery.get()).value : [...this.config.databases];
     await this.closeGone(databases);
-    const outcomes = await Promise.all(databases.map((database) => this.collectDatabase(database)));
+    const [outcomes, serverReadings] = await Promise.all([
+      Promise.all(databases.map((database) => this.collectDatabase(database))),
+      this.server.read(this.connection(this.adminDatabase).pool),
+    ]);
     const failures = outcomes.filter((outcome): outcome is Error => outcome instanceof Error);
     // Every database failing means the server (or our access to it) is down: the target is down.
     if (failures.length === outcomes.length && failures[0]) throw failures[0];
@@ -75,6 +85,7 @@ class PostgresCollector implements CollectorInstance {
     for (const table of this.select(results.flatMap((result) => result.tables))) {
       this.pushTable(readings, table, sizesByDatabase.get(table.database));
     }
+    readings.push(...tableXidAgeReadings(this.target, this.oldest(results.flatMap((result) => result.xidAges))), ...serverReadings);
     return { readings, cacheAges };
   }
 
@@ -111,8 +122,9 @@ class PostgresCollector implements CollectorInstance {
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
+      const xidAges = await readTableXidAges(connection.pool, database);
       connection.noteResult(null);
-      return { database, tables, oldestTransactionSeconds, sizes, statements };
+      return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {
       const error = new Error(`database "${database}": ${err instanceof Error ? err.message : String(err)}`);
       connection.noteResult(error);
@@ -163,7 +175,7 @@ class PostgresCollector implements CollectorInstance {
 
 export const postgres: CollectorModule = {
   name: 'postgres',
-  families: FAMILIES,
+  families: [...FAMILIES, ...SERVER_FAMILIES],
   upFamily: { name: 'upkeep_postgres_up', help: 'Whether the last collection from this PostgreSQL target succeeded (1) or failed (0).', label: 'target' },
   build({ config, log }) {
     return config.targets.postgres.map((target) => new PostgresCollector(target, config.collectors.timeoutSeconds, log));

@@ -1,0 +1,76 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import type { FamilySpec, Reading } from './types.js';
+
+// Replication seen from both ends: a primary reports each standby (pg_stat_replication), a
+// standby reports how far its replay is behind; the WAL position makes "WAL written per second"
+// a rate() of a counter that never resets.
+
+const TARGET = ['target'];
+const STANDBY = ['target', 'standby'];
+
+export const REPLICATION_FAMILIES: readonly FamilySpec[] = [
+  { name: 'upkeep_postgres_in_recovery', help: 'Whether the server is a standby (in recovery, 1) or a primary (0).', type: 'gauge', labelNames: TARGET },
+  { name: 'upkeep_postgres_replication_lag_seconds', help: 'On a primary, per standby: pg_stat_replication.replay_lag (0 once the standby has caught up and the server reports none).', type: 'gauge', labelNames: STANDBY },
+  { name: 'upkeep_postgres_replication_lag_bytes', help: 'On a primary, per standby: WAL bytes between the current position and the standby\'s replay_lsn.', type: 'gauge', labelNames: STANDBY },
+  { name: 'upkeep_postgres_replication_info', help: 'On a primary, one series per standby with its state and sync_state (pg_stat_replication).', type: 'gauge', labelNames: ['target', 'standby', 'state', 'sync_state', 'client_addr'] },
+  { name: 'upkeep_postgres_standby_replay_lag_seconds', help: 'On a standby: now() - pg_last_xact_replay_timestamp(), 0 when everything received is replayed.', type: 'gauge', labelNames: TARGET },
+  { name: 'upkeep_postgres_wal_bytes_total', help: 'WAL written since the cluster was created (pg_current_wal_lsn() - \'0/0\'); on a primary only.', type: 'counter', labelNames: TARGET },
+];
+
+const SERVER_SQL = `
+SELECT pg_is_in_recovery() AS in_recovery,
+       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS replay_lag,
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS wal_bytes`;
+
+// Bounded by max_wal_senders. A cascading standby's own position is its replay position.
+const STANDBYS_SQL = `
+SELECT application_name, coalesce(host(client_addr), 'local') AS client_addr, coalesce(client_port, -1) AS client_port,
+       coalesce(state, '') AS state, coalesce(sync_state, '') AS sync_state,
+       coalesce(extract(epoch FROM replay_lag), 0)::float8 AS lag_seconds,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::float8 AS lag_bytes
+FROM pg_stat_replication ORDER BY application_name, client_addr, client_port`;
+
+const serverRow = z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable() });
+const standbyRow = z.object({
+  application_name: z.string(),
+  client_addr: z.string(),
+  client_port: z.number(),
+  state: z.string(),
+  sync_state: z.string(),
+  lag_seconds: z.number(),
+  lag_bytes: z.number().nullable(),
+});
+export type StandbyRow = z.output<typeof standbyRow>;
+
+/**
+ * The `standby` label: its application_name (the standby's cluster_name, or what its
+ * primary_conninfo sets), with the address added where two standbys share one, so each keeps
+ * its own series.
+ */
+export function standbyNames(standbys: readonly Pick<StandbyRow, 'application_name' | 'client_addr' | 'client_port'>[]): string[] {
+  const counts = new Map<string, number>();
+  for (const standby of standbys) counts.set(standby.application_name, (counts.get(standby.application_name) ?? 0) + 1);
+  return standbys.map((standby) => ((counts.get(standby.application_name) ?? 0) > 1
+    ? `${standby.application_name}@${standby.client_addr}:${standby.client_port}`
+    : standby.application_name));
+}
+
+export async function readReplication(pool: pg.Pool, target: string): Promise<Reading[]> {
+  const [server] = z.tuple([serverRow]).parse((await pool.query(SERVER_SQL)).rows);
+  const standbys = z.array(standbyRow).parse((await pool.query(STANDBYS_SQL)).rows);
+  const labels = { target };
+  const readings: Reading[] = [{ family: 'upkeep_postgres_in_recovery', labels, value: server.in_recovery ? 1 : 0 }];
+  if (server.replay_lag !== null) readings.push({ family: 'upkeep_postgres_standby_replay_lag_seconds', labels, value: server.replay_lag });
+  if (server.wal_bytes !== null) readings.push({ family: 'upkeep_postgres_wal_bytes_total', labels, value: server.wal_bytes });
+  const names = standbyNames(standbys);
+  standbys.forEach((row, index) => {
+    const standby = names[index] ?? row.application_name;
+    readings.push({ family: 'upkeep_postgres_replication_lag_seconds', labels: { target, standby }, value: row.lag_seconds });
+    if (row.lag_bytes !== null) readings.push({ family: 'upkeep_postgres_replication_lag_bytes', labels: { target, standby }, value: row.lag_bytes });
+    readings.push({ family: 'upkeep_postgres_replication_info', labels: { target, standby, state: row.state, sync_state: row.sync_state, client_addr: row.client_addr }, value: 1 });
+  });
+  return readings;
+}

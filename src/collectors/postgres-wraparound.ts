@@ -1,0 +1,89 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
+import type { FamilySpec, Reading } from './types.js';
+
+// Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
+// behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at
+// 2^31 PostgreSQL stops assigning IDs, so these ages are the only early warning.
+
+export const WRAPAROUND_FAMILIES: readonly FamilySpec[] = [
+  { name: 'upkeep_postgres_xid_age', help: 'age(datfrozenxid): transactions since the oldest unfrozen transaction ID in the database (every database of the server).', type: 'gauge', labelNames: ['target', 'database'] },
+  { name: 'upkeep_postgres_mxid_age', help: 'mxid_age(datminmxid): multixacts since the oldest unfrozen multixact ID in the database.', type: 'gauge', labelNames: ['target', 'database'] },
+  { name: 'upkeep_postgres_freeze_max_age', help: 'The autovacuum_freeze_max_age setting: the xid age at which autovacuum forces a freezing vacuum.', type: 'gauge', labelNames: ['target'] },
+  { name: 'upkeep_postgres_table_xid_age', help: 'age(relfrozenxid) of the table or of its TOAST table, whichever is older; the top tables.limit tables by age.', type: 'gauge', labelNames: ['target', 'database', 'schema', 'table'] },
+];
+
+// Every database, not only the watched ones: IDs are shared by the whole server, and a forgotten
+// database (template0 included) stops writes everywhere when it reaches the limit.
+const DATABASE_AGES_SQL = `
+SELECT datname AS database, age(datfrozenxid)::float8 AS xid_age, mxid_age(datminmxid)::float8 AS mxid_age,
+       current_setting('autovacuum_freeze_max_age')::float8 AS freeze_max_age
+FROM pg_database ORDER BY datname`;
+
+// Plain tables and materialized views (partitioned parents have no storage and no relfrozenxid).
+// A table's VACUUM freezes its TOAST table too, so the older of the two is the table's age. System
+// schemas are left out as for dead tuples (pg_temp_N too: autovacuum cannot vacuum temporary tables).
+const TABLE_AGES_SQL = `
+SELECT n.nspname AS schema, c.relname AS "table",
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8 AS xid_age
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+WHERE c.relkind IN ('r', 'm')
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'`;
+
+const databaseRow = z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() });
+const tableRow = z.object({ schema: z.string(), table: z.string(), xid_age: z.number() });
+
+export interface TableXidAge {
+  readonly database: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly xidAge: number;
+}
+
+/** Per-database ages and the setting, read once per target (any database sees them all). */
+export async function readWraparound(pool: pg.Pool, target: string): Promise<Reading[]> {
+  const rows = z.array(databaseRow).parse((await pool.query(DATABASE_AGES_SQL)).rows);
+  const readings: Reading[] = rows.flatMap((row) => [
+    { family: 'upkeep_postgres_xid_age', labels: { target, database: row.database }, value: row.xid_age },
+    { family: 'upkeep_postgres_mxid_age', labels: { target, database: row.database }, value: row.mxid_age },
+  ]);
+  const setting = rows[0]?.freeze_max_age;
+  if (setting !== undefined) readings.push({ family: 'upkeep_postgres_freeze_max_age', labels: { target }, value: setting });
+  return readings;
+}
+
+/** age(relfrozenxid) of every user table of the database this pool connects to. */
+export async function readTableXidAges(pool: pg.Pool, database: string): Promise<TableXidAge[]> {
+  const rows = z.array(tableRow).parse((await pool.query(TABLE_AGES_SQL)).rows);
+  return rows.map((row) => ({ database, schema: row.schema, table: row.table, xidAge: row.xid_age }));
+}
+
+/**
+ * Bounds the per-table age series like dead tuples: tables the include/exclude filters admit,
+ * the oldest `limit` across all databases, ties by name so the set is stable between scrapes.
+ */
+export function oldestTables(filter: TablePatterns & { readonly limit: number }): (tables: readonly TableXidAge[]) => TableXidAge[] {
+  const admitted = tableFilter(filter);
+  return (tables) => tables
+    .filter((table) => admitted(table.schema, table.table))
+    .sort((a, b) => b.xidAge - a.xidAge || byName(a, b))
+    .slice(0, filter.limit);
+}
+
+function byName(a: TableXidAge, b: TableXidAge): number {
+  const left = `${a.database}\u0000${a.schema}\u0000${a.table}`;
+  const right = `${b.database}\u0000${b.schema}\u0000${b.table}`;
+  if (left === right) return 0;
+  return left < right ? -1 : 1;
+}
+
+export function tableXidAgeReadings(target: string, tables: readonly TableXidAge[]): Reading[] {
+  return tables.map((table) => ({
+    family: 'upkeep_postgres_table_xid_age',
+    labels: { target, database: table.database, schema: table.schema, table: table.table },
+    value: table.xidAge,
+  }));
+}

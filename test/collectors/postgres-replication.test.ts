@@ -1,0 +1,101 @@
+import t from 'tap';
+import { startPostgres } from '../fixtures/postgres.js';
+import { startStandby } from '../fixtures/postgres-standby.js';
+import { waitFor } from '../fixtures/ports.js';
+import { testApp, valueOf, type Sample } from './helpers.js';
+
+interface Standby {
+  application_name: string;
+  client_addr: string;
+  state: string;
+  sync_state: string;
+  lag_seconds: number;
+  lag_bytes: number;
+  backend_xmin_age: number | null;
+}
+
+/**
+ * A scrape and a read of pg_stat_replication that agree on the standby's lag. Both move when the
+ * standby reports (every second here) or the primary writes WAL (its own housekeeping), so the
+ * pair is taken again until neither moved in between, which takes a try or two.
+ */
+async function agreeing(scrape: () => Promise<Sample[]>, view: () => Promise<Standby[]>): Promise<{ samples: Sample[]; row: Standby | undefined }> {
+  return waitFor('a scrape between two standby reports', async () => {
+    const samples = await scrape();
+    const [row] = await view();
+    const labels = { target: 'primary', standby: 'replica1' };
+    if (valueOf(samples, 'upkeep_postgres_replication_lag_seconds', labels) !== row?.lag_seconds
+      || valueOf(samples, 'upkeep_postgres_replication_lag_bytes', labels) !== row?.lag_bytes) throw new Error('the lag moved in between');
+    return { samples, row };
+  }, 30_000, 50);
+}
+
+t.test('replication: a real streaming standby, seen from the primary and from itself', async (t) => {
+  const primary = await startPostgres({ settings: { autovacuum: 'off' } });
+  t.teardown(() => primary.destroy());
+  await primary.query("SELECT pg_create_physical_replication_slot('replica_slot')");
+  const standby = await startStandby(primary, { slot: 'replica_slot', name: 'replica1' });
+  t.teardown(() => standby.destroy());
+  await primary.query('CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 1000)');
+
+  const primaryView = () => primary.query<Standby>(`SELECT application_name, host(client_addr) AS client_addr, state, sync_state,
+    coalesce(extract(epoch FROM replay_lag), 0)::float8 AS lag_seconds,
+    pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 AS lag_bytes, age(backend_xmin) AS backend_xmin_age FROM pg_stat_replication`);
+  const slotXminAge = async () => (await primary.query<{ age: number | null }>("SELECT age(xmin) AS age FROM pg_replication_slots WHERE slot_name = 'replica_slot'"))[0]?.age;
+  await waitFor('the standby streams, has replayed everything and reported its xmin', async () => {
+    const [row] = await primaryView();
+    if (row?.state !== 'streaming' || row.lag_bytes !== 0 || await slotXminAge() === null) throw new Error(JSON.stringify(row));
+  }, 60_000, 200);
+
+  const app = await testApp(t, [
+    'targets:',
+    '  postgres:',
+    `    - { name: primary, url: "${primary.url()}", databases: [postgres] }`,
+    `    - { name: standby, url: "${standby.url()}", databases: [postgres] }`,
+  ].join('\n'));
+  const scrape = async (): Promise<Sample[]> => (await app.scrape()).samples;
+
+  t.test('caught up: the metrics equal pg_stat_replication and the standby\'s own view', async (t) => {
+    const { samples, row } = await agreeing(scrape, primaryView);
+    t.equal(valueOf(samples, 'upkeep_postgres_in_recovery', { target: 'primary' }), 0);
+    t.equal(valueOf(samples, 'upkeep_postgres_in_recovery', { target: 'standby' }), 1);
+    t.same(samples.filter((sample) => sample.name === 'upkeep_postgres_replication_info').map((sample) => sample.labels),
+      [{ target: 'primary', standby: 'replica1', state: row?.state, sync_state: row?.sync_state, client_addr: row?.client_addr }], 'one standby, as pg_stat_replication names it');
+    t.equal(row?.state, 'streaming');
+    t.equal(valueOf(samples, 'upkeep_postgres_replication_lag_bytes', { standby: 'replica1' }), row?.lag_bytes, 'replayed everything: 0 bytes behind');
+    const [own] = await standby.query<{ lag: number }>(`SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+      ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8 AS lag`);
+    t.equal(valueOf(samples, 'upkeep_postgres_standby_replay_lag_seconds', { target: 'standby' }), own?.lag, 'the standby\'s own view');
+    t.equal(valueOf(samples, 'upkeep_postgres_standby_replay_lag_seconds', { target: 'primary' }), undefined, 'only a standby reports it');
+    t.equal(valueOf(samples, 'upkeep_postgres_replication_lag_seconds', { target: 'standby' }), undefined, 'only a primary has standbys');
+    t.ok((valueOf(samples, 'upkeep_postgres_wal_bytes_total', { target: 'primary' }) ?? 0) > 0);
+    t.equal(valueOf(samples, 'upkeep_postgres_wal_bytes_total', { target: 'standby' }), undefined, 'a standby writes no WAL of its own');
+    t.equal(valueOf(samples, 'upkeep_postgres_replication_slot_active', { target: 'primary', slot: 'replica_slot' }), 1, 'its slot is in use');
+    const slotAge = await slotXminAge();
+    t.equal(valueOf(samples, 'upkeep_postgres_replication_slot_xmin_age', { slot: 'replica_slot' }), slotAge, 'hot_standby_feedback puts the standby\'s xmin on its slot');
+    t.equal(valueOf(samples, 'upkeep_postgres_oldest_xmin_age', { target: 'primary', holder: 'replication_slot' }), slotAge, 'so the slot is what holds the horizon');
+    t.equal(row?.backend_xmin_age, null, 'not the walsender: that is only where a standby streams without a slot');
+    t.equal(valueOf(samples, 'upkeep_postgres_oldest_xmin_age', { target: 'primary', holder: 'standby' }), 0);
+    t.equal(valueOf(samples, 'upkeep_postgres_up', { target: 'standby' }), 1, 'every other reading works on a standby');
+    t.ok(valueOf(samples, 'upkeep_postgres_xid_age', { target: 'standby', database: 'postgres' }));
+  });
+
+  t.test('replay paused on the standby: both ends see it fall behind', async (t) => {
+    await standby.query('SELECT pg_wal_replay_pause()');
+    t.teardown(() => standby.query('SELECT pg_wal_replay_resume()'));
+    await primary.query('INSERT INTO items SELECT generate_series(1, 10000)');
+    const [written] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    await waitFor('the standby received the insert', async () => {
+      const [row] = await standby.query<{ received: boolean }>('SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn AS received', [written?.lsn]);
+      if (!row?.received) throw new Error('not yet');
+    });
+    const ownLag = () => standby.query<{ lag: number }>('SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag');
+    const [before] = await ownLag();
+    const { samples, row } = await agreeing(scrape, primaryView);
+    const [after] = await ownLag();
+    const lag = valueOf(samples, 'upkeep_postgres_standby_replay_lag_seconds', { target: 'standby' }) ?? -1;
+    t.ok(before && after && lag >= before.lag && lag <= after.lag, `standby lag ${lag}s between the ${before?.lag}s and ${after?.lag}s it reported around the scrape`);
+    t.ok((row?.lag_bytes ?? 0) > 0, 'the primary sees the standby behind');
+    t.equal(valueOf(samples, 'upkeep_postgres_replication_lag_bytes', { standby: 'replica1' }), row?.lag_bytes, 'by the bytes pg_stat_replication says');
+  });
+});

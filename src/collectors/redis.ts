@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { RedisTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { RedisConnection } from './redis-connection.js';
+import { HEALTH_FAMILIES, healthReadings } from './redis-health.js';
 import { infoReadings, parseInfo } from './redis-info.js';
 import { KeyPatternCounts } from './redis-patterns.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
@@ -44,7 +45,8 @@ class RedisCollector implements CollectorInstance {
   async collect(): Promise<{ readings: Reading[]; cacheAges: CacheAge[] }> {
     const client = await this.main.ready();
     const [info, slowlog] = await Promise.all([client.info(), client.call('SLOWLOG', 'LEN')]);
-    const readings = infoReadings(parseInfo(info), this.target);
+    const parsed = parseInfo(info);
+    const readings = [...infoReadings(parsed, this.target), ...healthReadings(parsed, this.target)];
     readings.push({ family: 'upkeep_redis_slowlog_length', labels: { target: this.target }, value: z.number().parse(slowlog) });
     const counts = await this.patterns?.current();
     if (!counts) return { readings, cacheAges: [] };
@@ -60,7 +62,7 @@ class RedisCollector implements CollectorInstance {
 
 export const redis: CollectorModule = {
   name: 'redis',
-  families: FAMILIES,
+  families: [...FAMILIES, ...HEALTH_FAMILIES],
   upFamily: { name: 'upkeep_redis_up', help: 'Whether the last collection from this Redis target succeeded (1) or failed (0).', label: 'target' },
   build({ config, log }) {
     return config.targets.redis.map((target) => new RedisCollector(target, config.collectors.timeoutSeconds, log));

@@ -92,9 +92,12 @@ t.test('every alert SPEC and the runbooks name is defined', async (t) => {
     'PostgresDeadTuplesHigh', 'PostgresTableNotVacuumed', 'RedisFragmentationHigh', 'RedisBgsaveFailed',
     'RedisNoRecentSave', 'RedisKeyPatternBacklog', 'DockerContainerLogLarge', 'DockerReclaimableSpaceHigh',
     'ServiceDown', 'UpkeepTargetDown', 'UpkeepCollectorDown', 'UpkeepRemediationFailing', 'UpkeepRemediationCircuitOpen',
-    // Alerts without holes: a database down, a long-open transaction, missing directories, absent upkeep and
-    // targets, rejected and missed runs, stale caches.
-    'PostgresDatabaseDown', 'PostgresLongTransaction', 'LogDirectoryMissing',
+    // The second round: wraparound, the vacuum horizon, a database down, connections, replication, Redis memory,
+    // AOF and replicas, inodes, missing directories, absent targets, rejected and missed runs, stale caches.
+    'PostgresWraparoundRisk', 'PostgresWraparoundImminent', 'PostgresLongTransaction', 'PostgresIdleInTransaction',
+    'PostgresVacuumHorizonHeld', 'PostgresReplicationSlotInactive', 'PostgresReplicationSlotRetainingWal',
+    'PostgresDatabaseDown', 'PostgresConnectionsNearLimit', 'PostgresReplicationLag', 'RedisReplicaLinkDown',
+    'RedisMemoryNearLimit', 'RedisAofWriteFailed', 'RedisAofRewriteFailed', 'DiskInodesLow', 'LogDirectoryMissing',
     'UpkeepAbsent', 'UpkeepTargetAbsent', 'UpkeepRemediationRejected', 'UpkeepScheduleMissed', 'UpkeepCacheStale',
   ];
   const names = rules.map((rule) => rule.alert);

@@ -27,6 +27,15 @@ export function diskRules({ thresholds: { disk }, series }: RuleContext): RuleGr
         summary: 'A filesystem will be full within 4 hours at its current rate.',
         description: 'At the rate of the last hour, {{ $labels.path }} on {{ $labels.instance }} runs out of space within 4 hours.',
       },
+      {
+        alert: 'DiskInodesLow',
+        why: 'A filesystem out of inodes refuses new files however much space is left (many small\nfiles: sessions, caches, mail). Filesystems that allocate inodes on demand report 0 total\nand are left out.',
+        expr: `${series('upkeep_disk_inodes_free')} / (${series('upkeep_disk_inodes')} > 0) < ${disk.inodesFreeRatio}`,
+        forSeconds: 600,
+        severity: 'warning',
+        summary: `A filesystem has less than ${percent(disk.inodesFreeRatio)} of its inodes free.`,
+        description: `{{ $labels.path }} on {{ $labels.instance }} has {{ $value | humanizePercentage }} of its inodes free (threshold ${percent(disk.inodesFreeRatio)}); once none is left no file can be created.`,
+      },
     ],
   };
 }

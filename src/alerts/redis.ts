@@ -4,6 +4,7 @@ import type { RuleContext, RuleGroup } from './types.js';
 const TARGET = 'on (job, instance, target)';
 
 export function redisRules({ thresholds: { redis }, series }: RuleContext): RuleGroup {
+  const aofEnabled = `${series('upkeep_redis_aof_enabled')} == 1`;
   return {
     name: 'upkeep-redis',
     rules: [
@@ -58,6 +59,48 @@ export function redisRules({ thresholds: { redis }, series }: RuleContext): Rule
         severity: 'warning',
         summary: `Over ${count(redis.keyPatternBacklog)} Redis keys match a watched pattern.`,
         description: `Redis {{ $labels.target }} holds {{ $value | humanize }} keys matching {{ $labels.pattern }} (threshold ${count(redis.keyPatternBacklog)}).`,
+      },
+      {
+        alert: 'RedisMemoryNearLimit',
+        why: [
+          'Only where maxmemory is set (0 means no limit), and not under an allkeys-* policy: a cache',
+          'that evicts any key is meant to sit at its limit. Under noeviction writes fail there;',
+          'under volatile-* only keys with a TTL can go.',
+        ].join('\n'),
+        expr: [
+          `${series('upkeep_redis_memory_used_bytes')} / (${series('upkeep_redis_memory_max_bytes')} > 0) > ${redis.memoryRatio}`,
+          `unless ${TARGET}`,
+          series('upkeep_redis_maxmemory_policy_info', 'policy=~"allkeys-.*"'),
+        ].join('\n'),
+        forSeconds: 900,
+        severity: 'warning',
+        summary: `Redis uses more than ${percent(redis.memoryRatio)} of its maxmemory.`,
+        description: `Redis {{ $labels.target }} uses {{ $value | humanizePercentage }} of its maxmemory (threshold ${percent(redis.memoryRatio)}) and its eviction policy does not evict every key: at the limit writes are refused or keys without a TTL stay while the others go.`,
+      },
+      {
+        alert: 'RedisAofWriteFailed',
+        why: 'After a failed AOF write Redis refuses writes (MISCONF) until one succeeds.',
+        expr: `${series('upkeep_redis_aof_last_write_success')} == 0\nand ${TARGET}\n${aofEnabled}`,
+        forSeconds: 120,
+        severity: 'critical',
+        summary: 'Redis failed to write its append-only file.',
+        description: 'The last write of the append-only file of Redis {{ $labels.target }} failed (disk full or read-only?); Redis refuses writes until a write succeeds.',
+      },
+      {
+        alert: 'RedisAofRewriteFailed',
+        expr: `${series('upkeep_redis_aof_last_rewrite_success')} == 0\nand ${TARGET}\n${aofEnabled}`,
+        forSeconds: 600,
+        severity: 'warning',
+        summary: 'The last Redis append-only file rewrite failed.',
+        description: 'The last BGREWRITEAOF of Redis {{ $labels.target }} failed; the append-only file keeps growing and a restart replays all of it.',
+      },
+      {
+        alert: 'RedisReplicaLinkDown',
+        expr: `${series('upkeep_redis_master_link_up')} == 0\nand ${TARGET}\n${series('upkeep_redis_replica')} == 1`,
+        forSeconds: 300,
+        severity: 'critical',
+        summary: 'A Redis replica has lost its link to the primary.',
+        description: 'Redis replica {{ $labels.target }} on {{ $labels.instance }} is not connected to its primary: it serves stale data, and a failover to it would lose what it missed.',
       },
     ],
   };

@@ -1,6 +1,7 @@
 import { diskRules } from './disk.js';
 import { dockerRules, httpRules } from './docker.js';
 import { backupRules, logRules } from './files.js';
+import { postgresHorizonRules } from './postgres-horizon.js';
 import { postgresRules } from './postgres.js';
 import { redisRules } from './redis.js';
 import { remediationRules } from './remediation.js';
@@ -8,7 +9,7 @@ import { selfRules } from './self.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 import type { RuleContext, RuleGroup } from './types.js';
 
-const GROUPS = [diskRules, backupRules, logRules, postgresRules, redisRules, dockerRules, httpRules, selfRules, remediationRules];
+const GROUPS = [diskRules, backupRules, logRules, postgresRules, postgresHorizonRules, redisRules, dockerRules, httpRules, selfRules, remediationRules];
 
 /** Every group of upkeep's alert rules, written with these thresholds. */
 export function ruleGroups(thresholds: Thresholds): RuleGroup[] {

@@ -44,6 +44,7 @@ export const thresholdsSchema = z.strictObject({
   disk: z.strictObject({
     usedRatio: fraction.default(0.8),
     fillMinUsedRatio: fraction.default(0.5),
+    inodesFreeRatio: fraction.default(0.1),
   }).prefault({}),
   backups: z.strictObject({
     maxAge: positiveDuration.prefault('26h'),
@@ -54,13 +55,21 @@ export const thresholdsSchema = z.strictObject({
     deadTuplesRatio: fraction.default(0.2),
     notVacuumedFor: positiveDuration.prefault('8 days'),
     notVacuumedDeadTuples: positiveInt.default(1000),
+    freezeMaxAgeRatio: ratio.default(1.1),
+    wraparoundRatio: fraction.default(0.5),
     longTransaction: positiveDuration.prefault('1h'),
+    idleInTransaction: positiveDuration.prefault('10m'),
+    horizonXminAge: positiveInt.default(10_000_000),
+    slotRetainedWal: size.prefault('10 GiB'),
+    connectionsRatio: fraction.default(0.8),
+    replicationLag: positiveDuration.prefault('5m'),
   }).prefault({}),
   redis: z.strictObject({
     fragmentationRatio: ratio.default(1.5),
     fragmentationMinMemory: size.prefault('100 MiB'),
     noSaveFor: positiveDuration.prefault('6h'),
     keyPatternBacklog: positiveInt.default(100000),
+    memoryRatio: fraction.default(0.9),
   }).prefault({}),
   docker: z.strictObject({
     containerLogSize: size.prefault('1 GiB'),

@@ -20,10 +20,15 @@ export const HORIZON_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_replication_slot_xmin_age', help: 'Age in transactions of the slot\'s xmin or catalog_xmin, whichever is older; 0 when it holds neither.', type: 'gauge', labelNames: SLOT },
 ];
 
-const IDLE = "state IN ('idle in transaction', 'idle in transaction (aborted)')";
+// The collector's own sessions (application_name upkeep: this target's other databases and other
+// targets on the same server, collected at the same moment) hold a snapshot only for the length of
+// a query under statement_timeout; counting them would name upkeep as the holder whenever nothing
+// else holds one. Remediations (upkeep-remediation) are counted: a long batch does hold it.
+const NOT_COLLECTOR = "application_name IS DISTINCT FROM 'upkeep'";
+const IDLE = `state IN ('idle in transaction', 'idle in transaction (aborted)') AND ${NOT_COLLECTOR}`;
 // Walsenders' xmin is the standby's (hot_standby_feedback), counted as `standby`; autovacuum
-// workers' xmin is ignored by other vacuums; our own is this query's snapshot.
-const BACKENDS = "pid <> pg_backend_pid() AND backend_type NOT IN ('walsender', 'autovacuum worker')";
+// workers' xmin is ignored by other vacuums.
+const BACKENDS = `${NOT_COLLECTOR} AND backend_type NOT IN ('walsender', 'autovacuum worker')`;
 const BACKEND_AGE = 'greatest(age(backend_xid), age(backend_xmin))';
 
 const HORIZON_SQL = `

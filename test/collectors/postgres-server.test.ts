@@ -91,8 +91,6 @@ t.test('postgres server-wide metrics', async (t) => {
     const [idle] = await server.query<{ seconds: number }>('SELECT extract(epoch FROM now() - state_change)::float8 AS seconds FROM pg_stat_activity WHERE pid = $1', [held?.pid]);
 
     const app = await testApp(t, targetYaml(server));
-    // The first scrape also reads sizes, in transactions of upkeep's own that would count as idle ones.
-    await app.scrape();
     const { samples } = await app.scrape();
     const [truth] = await server.query<{ backend: number; slot: number; prepared: number }>(`SELECT
       (SELECT greatest(age(backend_xid), age(backend_xmin)) FROM pg_stat_activity WHERE pid = $1) AS backend,

@@ -7,7 +7,12 @@ const TABLE_STATS_SQL = `
 SELECT schemaname AS schema, relname AS "table",
        n_dead_tup::float8 AS dead_tuples, n_live_tup::float8 AS live_tuples,
        extract(epoch FROM greatest(last_vacuum, last_autovacuum))::float8 AS last_vacuum,
-       extract(epoch FROM greatest(last_analyze, last_autoanalyze))::float8 AS last_analyze
+       extract(epoch FROM greatest(last_analyze, last_autoanalyze))::float8 AS last_analyze,
+       extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
+       extract(epoch FROM last_autoanalyze)::float8 AS last_autoanalyze,
+       vacuum_count::float8 AS vacuum_count, autovacuum_count::float8 AS autovacuum_count,
+       analyze_count::float8 AS analyze_count, autoanalyze_count::float8 AS autoanalyze_count,
+       n_mod_since_analyze::float8 AS mods_since_analyze
 FROM pg_stat_user_tables`;
 
 // Our own backend is excluded: its transaction is the scrape itself.
@@ -38,6 +43,13 @@ const tableStatsRow = z.object({
   live_tuples: z.number(),
   last_vacuum: z.number().nullable(),
   last_analyze: z.number().nullable(),
+  last_autovacuum: z.number().nullable(),
+  last_autoanalyze: z.number().nullable(),
+  vacuum_count: z.number(),
+  autovacuum_count: z.number(),
+  analyze_count: z.number(),
+  autoanalyze_count: z.number(),
+  mods_since_analyze: z.number(),
 });
 const sizeRow = z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() });
 const bytesRow = z.object({ bytes: z.number() });
@@ -70,6 +82,13 @@ export async function readTableStats(pool: pg.Pool, database: string): Promise<T
     liveTuples: row.live_tuples,
     lastVacuumSeconds: row.last_vacuum,
     lastAnalyzeSeconds: row.last_analyze,
+    lastAutovacuumSeconds: row.last_autovacuum,
+    lastAutoanalyzeSeconds: row.last_autoanalyze,
+    vacuumCount: row.vacuum_count,
+    autovacuumCount: row.autovacuum_count,
+    analyzeCount: row.analyze_count,
+    autoanalyzeCount: row.autoanalyze_count,
+    modsSinceAnalyze: row.mods_since_analyze,
   }));
 }
 

@@ -1,7 +1,8 @@
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
+import type { AutovacuumStats } from './postgres-autovacuum.js';
 
 /** One row of pg_stat_user_tables, as the postgres collector exports it. */
-export interface TableStats {
+export interface TableStats extends AutovacuumStats {
   readonly database: string;
   readonly schema: string;
   readonly table: string;

@@ -5,6 +5,7 @@ import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { tableSelector, type TableStats } from './postgres-tables.js';
+import { AUTOVACUUM_FAMILIES, autovacuumReadings } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
 import { oldestTables, readTableXidAges, tableXidAgeReadings, type TableXidAge } from './postgres-wraparound.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
@@ -168,6 +169,7 @@ class PostgresCollector implements CollectorInstance {
     readings.push({ family: 'upkeep_postgres_live_tuples', labels, value: table.liveTuples });
     if (table.lastVacuumSeconds !== null) readings.push({ family: 'upkeep_postgres_last_vacuum_timestamp_seconds', labels, value: table.lastVacuumSeconds });
     if (table.lastAnalyzeSeconds !== null) readings.push({ family: 'upkeep_postgres_last_analyze_timestamp_seconds', labels, value: table.lastAnalyzeSeconds });
+    readings.push(...autovacuumReadings(labels, table));
     const bytes = sizes?.tableBytes.get(tableKey(table.schema, table.table));
     if (bytes !== undefined) readings.push({ family: 'upkeep_postgres_table_size_bytes', labels, value: bytes });
   }
@@ -175,7 +177,7 @@ class PostgresCollector implements CollectorInstance {
 
 export const postgres: CollectorModule = {
   name: 'postgres',
-  families: [...FAMILIES, ...SERVER_FAMILIES],
+  families: [...FAMILIES, ...AUTOVACUUM_FAMILIES, ...SERVER_FAMILIES],
   upFamily: { name: 'upkeep_postgres_up', help: 'Whether the last collection from this PostgreSQL target succeeded (1) or failed (0).', label: 'target' },
   build({ config, log }) {
     return config.targets.postgres.map((target) => new PostgresCollector(target, config.collectors.timeoutSeconds, log));

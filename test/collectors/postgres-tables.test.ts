@@ -2,7 +2,10 @@ import t from 'tap';
 import { tableSelector, type TableStats } from '../../src/collectors/postgres-tables.js';
 
 function table(database: string, name: string, deadTuples: number, schema = 'public'): TableStats {
-  return { database, schema, table: name, deadTuples, liveTuples: 0, lastVacuumSeconds: null, lastAnalyzeSeconds: null };
+  return {
+    database, schema, table: name, deadTuples, liveTuples: 0, lastVacuumSeconds: null, lastAnalyzeSeconds: null,
+    lastAutovacuumSeconds: null, lastAutoanalyzeSeconds: null, vacuumCount: 0, autovacuumCount: 0, analyzeCount: 0, autoanalyzeCount: 0, modsSinceAnalyze: 0,
+  };
 }
 
 const tables = [

@@ -192,6 +192,13 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
   return body(config);
 }
 
+/** Where the state lives; of a PostgreSQL URL only the host and database, never the user or a password. */
+function stateSummary(state: Readonly<Config['state']>): string {
+  if (!state.postgres) return `directory ${state.dir}`;
+  const url = new URL(state.postgres.url);
+  return `PostgreSQL ${url.host}${url.pathname}, schema ${state.postgres.schema} (shared by replicas)`;
+}
+
 export function summarize(config: Readonly<Config>): string {
   const targets = Object.entries(config.targets)
     .filter(([, list]) => list.length > 0)
@@ -202,6 +209,7 @@ export function summarize(config: Readonly<Config>): string {
     `  targets: ${targets || 'none'}`,
     `  remediation rules: ${config.remediation.rules.length}, windows: ${config.remediation.windows.length}, retention policies: ${config.remediation.retention.length}`,
     `  schedule entries: ${config.schedule.length}`,
+    `  state: ${stateSummary(config.state)}`,
     `  listen: ${config.server.host}:${config.server.port}${config.server.authToken ? ' (bearer token required on POST)' : ''}`,
   ].join('\n');
 }

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { runRecordSchema } from '../../src/remediation/journal.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -9,7 +9,7 @@ import { serveInstalled, writeConfig, type Served } from './installed.js';
 const page = z.object({ runs: z.array(runRecordSchema), next: z.string().nullable() });
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string(), status: z.string() })), ignored: z.array(z.unknown()) });
 
-async function postWebhook(served: Served, payload: unknown): Promise<z.infer<typeof webhookReply>> {
+async function postWebhook(t: Test, served: Served, payload: unknown): Promise<z.infer<typeof webhookReply>> {
   const response = await fetch(`${served.base}/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
   t.equal(response.status, 202);
   return webhookReply.parse(await response.json());
@@ -38,7 +38,7 @@ t.test('three installed replicas on one PostgreSQL state store: an alert sent to
   const pids = replicas.map((replica) => replica.child.pid);
 
   const payload = await webhookPayload();
-  const replies = await Promise.all(replicas.map((replica) => postWebhook(replica, payload)));
+  const replies = await Promise.all(replicas.map((replica) => postWebhook(t, replica, payload)));
   const accepted = replies.flatMap((reply) => reply.accepted);
   t.same(accepted.map((run) => run.status).sort(), ['duplicate', 'duplicate', 'queued'], 'one replica claimed the alert, the others were told it is handled');
   const runId = accepted.find((run) => run.status === 'queued')?.runId ?? '';
@@ -54,7 +54,7 @@ t.test('three installed replicas on one PostgreSQL state store: an alert sent to
   }
   t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1, 'the table was vacuumed once');
 
-  const again = await Promise.all(replicas.map((replica) => postWebhook(replica, payload)));
+  const again = await Promise.all(replicas.map((replica) => postWebhook(t, replica, payload)));
   t.same(again.flatMap((reply) => reply.accepted.map((run) => run.status)), ['duplicate', 'duplicate', 'duplicate'], 'a re-delivery to each is a duplicate');
   const listings = await Promise.all(replicas.map((replica) => runsOf(replica)));
   const ids = (runs: readonly { id: string }[]) => runs.map((run) => run.id);

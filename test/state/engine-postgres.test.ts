@@ -6,7 +6,7 @@ import { Engine } from '../../src/remediation/engine.js';
 import type { Action, Risk } from '../../src/remediation/types.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { startPostgres } from '../fixtures/postgres.js';
-import { tempDir, testConfig } from '../http/helpers.js';
+import { postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from '../http/helpers.js';
 
 /**
  * The engine's guards on the PostgreSQL state store, with two engines standing for two replicas
@@ -107,4 +107,25 @@ t.test('an alert refused outside the window on one replica runs when re-delivere
   clock = Date.parse('2024-03-05T02:30:00Z');
   t.equal((await b.submit(request).done).status, 'success', 'the refusal gave the claim back, fleet-wide');
   t.equal((await a.submit(request).done).status, 'duplicate');
+});
+
+t.test('while the state database is down, an alert is not acknowledged (500) and runs nothing; once it is back, the re-sent alert is claimed and journalled', async (t) => {
+  schemas += 1;
+  const captured = bufferLogger();
+  const config = testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema: `engine_${schemas}`, timeoutSeconds: 2 } }, remediation: { rules: [VACUUM_RULE] } });
+  const app = await startApp(t, config, captured.log);
+  const payload = await webhookPayload({ labels: { target: 'nowhere' } });
+  await server.stop();
+  let restarted = false;
+  t.teardown(async () => { if (!restarted) await server.start(); });
+  const down = await postWebhook(app, payload);
+  t.same([down.statusCode, down.raw], [500, '{"error":"internal error"}']);
+  t.match(captured.text(), /state\.postgres: claiming an alert: (connect ECONNREFUSED|Connection terminated)/);
+  await server.start();
+  restarted = true;
+  const back = await postWebhook(app, payload);
+  t.equal(back.statusCode, 202);
+  const runId = back.body?.ignored[0]?.runId;
+  t.match(back.body?.ignored, [{ runId: String, reason: /nowhere/ }], 'claimed and journalled now (rejected: the rule names an unknown target)');
+  t.same((await app.engine.list({}, null, 10)).runs.map((run) => [run.id, run.status]), [[runId, 'rejected']], 'one run journalled, from the acknowledged delivery');
 });

@@ -189,7 +189,15 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
     io.err(err instanceof ConfigInvalid ? err.message : `${file}: the config could not be checked (${err instanceof Error ? err.name : 'error'})`);
     return 1;
   }
-  return body(config);
+  try {
+    return await body(config);
+  } catch (err) {
+    // The state store could not be opened (state.postgres unreachable, refused, too new): its message names the problem, never a password.
+    const { StateStoreError } = await import('./state/postgres-db.js');
+    if (!(err instanceof StateStoreError)) throw err;
+    io.err(err.message);
+    return 1;
+  }
 }
 
 /** Where the state lives; of a PostgreSQL URL only the host and database, never the user or a password. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { stringify } from 'yaml';
+import { main } from '../../src/cli.js';
 import { parseConfig } from '../../src/config/load.js';
 import { openStateStore } from '../../src/state/open.js';
 import { PostgresStore, type PostgresStoreOptions } from '../../src/state/postgres-store.js';
@@ -150,4 +151,17 @@ t.test('text PostgreSQL cannot hold (NUL, lone surrogates) is stored as U+FFFD, 
   await store.guards.recordOutcome({ remediation: 'r\0', runId: 'run\0', atMs: T0, executedLockKey: 'lock\0', result: 'failure' });
   t.equal(await store.guards.lastExecuted('lock\0'), T0);
   t.equal(await store.guards.recentFailures('r\0', 0), 1);
+});
+
+t.test('serve and run exit 1 with the store\'s message when the state database cannot be opened', async (t) => {
+  const dir = await tempDir(t);
+  const closedPort = await freePort();
+  const file = join(dir, 'upkeep.yml');
+  await writeFile(file, stringify({ state: { dir, postgres: { url: `postgres://upkeep_state:${PASSWORD}@127.0.0.1:${closedPort}/postgres` } } }));
+  for (const args of [['serve', '--config', file, '--port', '0'], ['run', 'postgres.analyze', '--config', file, '--param', 'target=main']]) {
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    t.equal(await main(args, { out: (line) => stdout.push(line), err: (line) => stderr.push(line), env: {} }), 1, args.join(' '));
+    t.same([stdout, stderr], [[], [`state.postgres: migrating the schema: connect ECONNREFUSED 127.0.0.1:${closedPort}`]]);
+  }
 });

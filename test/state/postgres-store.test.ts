@@ -165,3 +165,16 @@ t.test('serve and run exit 1 with the store\'s message when the state database c
     t.same([stdout, stderr], [[], [`state.postgres: migrating the schema: connect ECONNREFUSED 127.0.0.1:${closedPort}`]]);
   }
 });
+
+t.test('a row whose record is not a run record is skipped, like a line the file store cannot read', async (t) => {
+  const settings = options();
+  const store = await open(t, settings);
+  const { host: _host, pid: _pid, ...good } = queued(T0);
+  await store.append(good).durable;
+  await server.query(`insert into ${settings.schema}.runs values ('bad', $1, 'r', 'running', 'manual', $2, 1, 0, '{"id": "bad"}')`, [T0 + 1, hostname()]);
+  t.equal(await store.get('bad'), undefined);
+  const page = await store.list({}, null, 1);
+  t.same(page.runs, [], 'the page of one row holds nothing readable');
+  t.same((await store.list({}, page.next, 10)).runs, [good], 'and its cursor goes on past it; a record without a host is kept as it is');
+  t.same(await store.recoverInterrupted(new Date(T0)), [], 'nor is it taken for an unfinished run');
+});

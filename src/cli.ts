@@ -189,7 +189,22 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
     io.err(err instanceof ConfigInvalid ? err.message : `${file}: the config could not be checked (${err instanceof Error ? err.name : 'error'})`);
     return 1;
   }
-  return body(config);
+  try {
+    return await body(config);
+  } catch (err) {
+    // The state store could not be opened (state.postgres unreachable, refused, too new): its message names the problem, never a password.
+    const { StateStoreError } = await import('./state/postgres-db.js');
+    if (!(err instanceof StateStoreError)) throw err;
+    io.err(err.message);
+    return 1;
+  }
+}
+
+/** Where the state lives; of a PostgreSQL URL only the host and database, never the user or a password. */
+function stateSummary(state: Readonly<Config['state']>): string {
+  if (!state.postgres) return `directory ${state.dir}`;
+  const url = new URL(state.postgres.url);
+  return `PostgreSQL ${url.host}${url.pathname}, schema ${state.postgres.schema} (shared by replicas)`;
 }
 
 export function summarize(config: Readonly<Config>): string {
@@ -202,6 +217,7 @@ export function summarize(config: Readonly<Config>): string {
     `  targets: ${targets || 'none'}`,
     `  remediation rules: ${config.remediation.rules.length}, windows: ${config.remediation.windows.length}, retention policies: ${config.remediation.retention.length}`,
     `  schedule entries: ${config.schedule.length}`,
+    `  state: ${stateSummary(config.state)}`,
     `  listen: ${config.server.host}:${config.server.port}${config.server.authToken ? ' (bearer token required on POST)' : ''}`,
   ].join('\n');
 }

@@ -123,6 +123,24 @@ t.test('check-config', async (t) => {
     t.match(io.stdout.join('\n'), /config OK[\s\S]*disks=1[\s\S]*bearer token required/);
     t.notMatch(io.stdout.join('\n'), 's3cret');
   });
+  t.test('state.postgres: the summary names the host, database and schema, never the password; a bad schema or URL is refused', async (t) => {
+    const io = capture({ STATE_PASSWORD: 'st-5ecret-9d1e' });
+    const file = await configFile('state: { postgres: { url: "postgres://upkeep_state:${STATE_PASSWORD}@db.internal:5432/upkeep?sslmode=require" } }\n');
+    t.equal(await main(['check-config', '--config', file], io), 0);
+    t.match(io.stdout.join('\n'), '  state: PostgreSQL db.internal:5432/upkeep, schema upkeep (shared by replicas)');
+    t.notMatch(io.stdout.join('\n'), /5ecret|upkeep_state/);
+    const plain = capture();
+    t.equal(await main(['check-config', '--config', await configFile('state: { dir: /var/lib/upkeep }\n')], plain), 0);
+    t.match(plain.stdout.join('\n'), '  state: directory /var/lib/upkeep');
+    const bad = parseConfig('state: { postgres: { url: "mysql://x@y/z", schema: "Upkeep; drop", timeoutSeconds: 0 } }\n', {});
+    t.same(bad.ok ? [] : bad.errors, [
+      { path: 'state.postgres.url', message: 'must be a postgres:// URL' },
+      { path: 'state.postgres.schema', message: 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63' },
+      { path: 'state.postgres.timeoutSeconds', message: 'Too small: expected number to be >0' },
+    ]);
+    const missing = parseConfig('state: { postgres: { schema: upkeep } }\n', {});
+    t.same(missing.ok ? [] : missing.errors, [{ path: 'state.postgres.url', message: 'is required' }]);
+  });
   t.test('the shipped minimal example is valid', async (t) => {
     const io = capture();
     t.equal(await main(['check-config', '--config', 'examples/minimal.yml'], io), 0);

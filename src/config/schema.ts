@@ -139,6 +139,17 @@ const scheduleEntry = z.strictObject({
   allowRisk: z.enum(['safe', 'disruptive', 'destructive']).default('safe'),
 });
 
+/**
+ * The PostgreSQL state store. The schema name goes into SQL as an identifier, so it is held to
+ * what needs no quoting (and fits PostgreSQL's 63 bytes).
+ */
+const statePostgres = z.strictObject({
+  url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63').default('upkeep'),
+  // Each statement's limit (and the connect timeout): a stuck database fails a claim, it does not hang it.
+  timeoutSeconds: seconds.default(10),
+});
+
 function isTimeZone(zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
@@ -178,6 +189,8 @@ export const configSchema = z.strictObject({
     dir: z.string().default('./data'),
     // How long the journal keeps runs; whole segments older than this are removed.
     retention: duration.default('90 days'),
+    // The shared store: set it and every replica keeps its journal and guards in this database.
+    postgres: statePostgres.optional(),
   }).prefault({}),
   alertmanager: z.strictObject({ url: httpUrl('must be an http(s) URL') }).optional(),
   targets: z.strictObject({

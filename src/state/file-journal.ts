@@ -6,7 +6,7 @@ import { IndexCache } from './index-cache.js';
 import { readLegacyJournal } from './journal-legacy.js';
 import { collectPage, parseRecord, readLines, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';
 import { LineWriter } from './line-writer.js';
-import { otherProcessAlive } from './owner.js';
+import { interruptedRecord, otherProcessAlive } from './owner.js';
 import { idTime } from './run-id.js';
 import { compareKeys, decodeCursor, encodeCursor, type RunKey } from './run-key.js';
 import { encodeIndex, mayMatch, readIndexHeader, summarise, type IndexHeader } from './segment-index.js';
@@ -414,13 +414,7 @@ export class FileJournal {
       const [line] = await readLines([located]);
       const record = parseRecord(line, key.id);
       if (!record || otherProcessAlive(record.host, record.pid)) continue;
-      const wasRunning = record.status === 'running';
-      interrupted.push({
-        ...record,
-        status: 'interrupted',
-        reason: wasRunning ? 'upkeep stopped while the run was in progress; check the target before re-running' : 'upkeep stopped before the run started',
-        finishedAt: now.toISOString(),
-      });
+      interrupted.push(interruptedRecord(record, now));
     }
     await Promise.all(interrupted.map((record) => this.append(record).durable));
     return interrupted;

@@ -29,6 +29,11 @@ export interface GuardFileOptions {
 
 export const CLAIM_TTL_MS = 7 * 86_400_000;
 export const CLAIM_LIMIT = 50_000;
+/**
+ * How long a schedule tick's claim is kept, counted from its nominal time: it only has to outlive
+ * the clocks' skew between replicas and how late a tick may fire, which is seconds, not a day.
+ */
+export const TICK_TTL_MS = 86_400_000;
 // Only the count against circuitBreaker.failures matters; more than this is never needed.
 const FAILURES_KEPT = 1000;
 const SNAPSHOT = 'snapshot.jsonl';
@@ -44,6 +49,7 @@ function writerAlive(name: string): boolean {
 type GuardEvent =
   | readonly ['claim', string, string, number]
   | readonly ['release', string, string]
+  | readonly ['tick', string, string, number]
   | readonly ['outcome', string, string, number, string | null, 'success' | 'failure' | null];
 
 /**
@@ -62,6 +68,7 @@ function parseEvent(text: string): GuardEvent | null {
   if (typeof first !== 'string' || typeof second !== 'string') return null;
   if (kind === 'claim' && value.length === 4 && typeof at === 'number' && CLAIM_KEY.test(first)) return ['claim', first, second, at];
   if (kind === 'release' && value.length === 3 && CLAIM_KEY.test(first)) return ['release', first, second];
+  if (kind === 'tick' && value.length === 4 && typeof at === 'number') return ['tick', first, second, at];
   const validResult = result === 'success' || result === 'failure' || result === null;
   if (kind === 'outcome' && value.length === 6 && typeof at === 'number' && (typeof lockKey === 'string' || lockKey === null) && validResult) {
     return ['outcome', first, second, at, lockKey, result];
@@ -76,6 +83,10 @@ export function claimKey(key: string): string {
 
 const CLAIM_KEY = /^[A-Za-z0-9_-]{22}$/;
 
+function tickKey(job: string, nominalMs: number): string {
+  return JSON.stringify([job, nominalMs]);
+}
+
 interface Failure {
   readonly runId: string;
   readonly at: number;
@@ -86,6 +97,7 @@ export class GuardFile implements GuardMemory {
   private readonly executed = new Map<string, number>();
   private readonly failures = new Map<string, Failure[]>();
   private readonly successes = new Map<string, number>();
+  private readonly ticks = new Map<string, { readonly job: string; readonly runId: string; readonly nominalMs: number }>();
   private readonly started = Date.now();
   private generation = 0;
   private writer: LineWriter;
@@ -173,6 +185,12 @@ export class GuardFile implements GuardMemory {
       case 'release':
         if (this.claims.get(change[1]) === change[2]) this.claims.delete(change[1]);
         return;
+      case 'tick': {
+        const [, job, runId, nominalMs] = change;
+        const key = tickKey(job, nominalMs);
+        if (!this.ticks.has(key)) this.ticks.set(key, { job, runId, nominalMs });
+        return;
+      }
       case 'outcome': {
         const [, remediation, runId, at, lockKey, result] = change;
         if (lockKey !== null) this.executed.set(lockKey, Math.max(at, this.executed.get(lockKey) ?? 0));
@@ -228,6 +246,14 @@ export class GuardFile implements GuardMemory {
     return new Map(this.successes);
   }
 
+  async claimTick(job: string, nominalMs: number, runId: string): Promise<string | undefined> {
+    const existing = this.ticks.get(tickKey(job, nominalMs));
+    if (existing !== undefined) return existing.runId;
+    // Applied synchronously by record(), so a second claim in flight already sees this one.
+    await this.record(['tick', job, runId, nominalMs]);
+    return undefined;
+  }
+
   /** Drops what no guard can need any more; true when anything went. */
   private prune(): boolean {
     const before = this.size();
@@ -235,6 +261,7 @@ export class GuardFile implements GuardMemory {
     const now = this.options.now();
     const executedSince = now - Math.max(this.options.cooldownMs, this.options.claimTtlMs);
     for (const [lockKey, at] of this.executed) if (at < executedSince) this.executed.delete(lockKey);
+    for (const [key, tick] of this.ticks) if (tick.nominalMs < now - TICK_TTL_MS) this.ticks.delete(key);
     for (const [remediation, list] of this.failures) {
       const after = Math.max(now - this.options.failureWindowMs, this.successes.get(remediation) ?? -Infinity);
       const recent = list.filter((failure) => failure.at > after);
@@ -247,7 +274,7 @@ export class GuardFile implements GuardMemory {
   private size(): number {
     let failures = 0;
     for (const list of this.failures.values()) failures += list.length;
-    return this.claims.size + this.executed.size + failures;
+    return this.claims.size + this.executed.size + this.ticks.size + failures;
   }
 
   /** Prunes, writes a new snapshot, and removes the events files it now holds. */
@@ -276,6 +303,7 @@ export class GuardFile implements GuardMemory {
     for (const claim of this.claims.list()) lines.push(JSON.stringify(['claim', claim.key, claim.runId, claim.at]));
     for (const [lockKey, at] of this.executed) lines.push(JSON.stringify(['outcome', '', '', at, lockKey, null]));
     for (const [remediation, at] of this.successes) lines.push(JSON.stringify(['outcome', remediation, '', at, null, 'success']));
+    for (const tick of this.ticks.values()) lines.push(JSON.stringify(['tick', tick.job, tick.runId, tick.nominalMs]));
     for (const [remediation, list] of this.failures) for (const failure of list) lines.push(JSON.stringify(['outcome', remediation, failure.runId, failure.at, null, 'failure']));
     return lines;
   }

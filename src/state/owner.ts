@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import type { RunRecord } from '../remediation/types.js';
 
 export const HOST = hostname();
 
@@ -15,4 +16,14 @@ export function otherProcessAlive(host: string | undefined, pid: number | undefi
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** A run whose owner died before it finished, as the journal records it: interrupted, saying at which stage. */
+export function interruptedRecord(record: RunRecord, now: Date): RunRecord {
+  return {
+    ...record,
+    status: 'interrupted',
+    reason: record.status === 'running' ? 'upkeep stopped while the run was in progress; check the target before re-running' : 'upkeep stopped before the run started',
+    finishedAt: now.toISOString(),
+  };
 }

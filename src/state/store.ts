@@ -47,6 +47,12 @@ export interface GuardMemory {
   recentFailures(remediation: string, sinceMs: number): Promise<number>;
   /** The last success of each remediation, in epoch ms. */
   lastSuccesses(): Promise<ReadonlyMap<string, number>>;
+  /**
+   * Claims a schedule tick, named by its job and nominal time (the time it was due, not the clock
+   * of whoever fires it), for a run; answers the run that already holds it, or undefined when
+   * this run now does.
+   */
+  claimTick(job: string, nominalMs: number, runId: string): Promise<string | undefined>;
 }
 
 export interface RunOutcome {

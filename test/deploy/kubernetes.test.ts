@@ -205,7 +205,7 @@ t.test('overlays/replicas: three replicas on the PostgreSQL state store, every o
   t.same(secretFiles(text).sort(), [`${SECRETS}/postgres-password`, `${SECRETS}/state-password`, `${SECRETS}/token`]);
 });
 
-t.test('overlays/replicas: the config validates', { todo: 'state.postgres is accepted once the PostgreSQL state store (issue 12) lands' }, async (t) => {
+t.test('overlays/replicas: the config validates', async (t) => {
   const text = await readFile(join(ROOT, 'deploy/kubernetes/overlays/replicas/upkeep.yml'), 'utf8');
   const checked = await checkConfig(text);
   t.same(checked.ok ? [] : checked.errors, []);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ClaimTable } from '../../src/state/claim-table.js';
 import { FileStore } from '../../src/state/file-store.js';
-import { CLAIM_TTL_MS, claimKey, GuardFile, type GuardFileOptions } from '../../src/state/guard-file.js';
+import { CLAIM_TTL_MS, claimKey, GuardFile, TICK_TTL_MS, type GuardFileOptions } from '../../src/state/guard-file.js';
 import { newRunId } from '../../src/state/run-id.js';
 import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, tempDir } from '../http/helpers.js';
@@ -158,4 +158,24 @@ t.test('the claim table: thousands of claims, deletes, growth, pruning, and ids 
   t.equal(table.get(claimKey('legacy')), 'a-run-id-that-is-no-uuid', 'the newest stay');
   table.prune(T0 + 20_000, 100);
   t.equal(table.size, 0, 'all older than the horizon');
+});
+
+t.test('schedule tick claims: one per job and nominal time, kept across a restart and a compaction, forgotten a day later', async (t) => {
+  const dir = await tempDir(t);
+  const time = clock();
+  const guards = await openGuards(t, dir, { now: time.now });
+  const [first, second] = await Promise.all([guards.claimTick('nightly', T0, 'run-1'), guards.claimTick('nightly', T0, 'run-2')]);
+  t.same([first, second], [undefined, 'run-1'], 'two claims in flight at once: one wins');
+  t.equal(await guards.claimTick('nightly', T0 + 60_000, 'run-3'), undefined, 'the next tick is another claim');
+  t.equal(await guards.claimTick('hourly', T0, 'run-4'), undefined, 'as is another job');
+  await guards.close();
+  const again = await openGuards(t, dir, { now: time.now });
+  t.equal(await again.claimTick('nightly', T0, 'run-5'), 'run-1', 'after a restart');
+  await again.compact();
+  await again.close();
+  const third = await openGuards(t, dir, { now: time.now });
+  t.equal(await third.claimTick('hourly', T0, 'run-6'), 'run-4', 'from the snapshot');
+  time.set(T0 + TICK_TTL_MS + 1);
+  await third.compact();
+  t.equal(await third.claimTick('hourly', T0, 'run-7'), undefined, 'a day past its nominal time it is forgotten');
 });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { configSchema } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
-import type { Action } from '../src/remediation/types.js';
+import type { Action } from '../src/actions/contract.js';
 import { buildApp } from '../src/server.js';
 
 const LABEL_BYTES = 1024 * 1024;

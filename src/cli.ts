@@ -119,7 +119,7 @@ async function runRemediation(config: Readonly<Config>, args: ReturnType<typeof 
     io.err(`which remediation? (GET /remediations lists them)\n${USAGE}`);
     return 2;
   }
-  const { parseParams, runFromCli } = await import('./remediation/engine-cli.js');
+  const { parseParams, runFromCli } = await import('./triggers/cli.js');
   const { createLogger } = await import('./log.js');
   let params: Record<string, string>;
   try {
@@ -158,7 +158,7 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
     return 2;
   }
   const [{ ConfigInvalid, loadConfig }, { checkReferences }, { ACTIONS }, { COLLECTORS }] = await Promise.all([
-    import('./config/load.js'), import('./config/references.js'), import('./remediation/actions.js'), import('./collectors/index.js'),
+    import('./config/load.js'), import('./config/references.js'), import('./actions/registry.js'), import('./collectors/registry.js'),
   ]);
   let config: Readonly<Config>;
   try {

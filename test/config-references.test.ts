@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
 import { checkReferences, nearestName, type Registries } from '../src/config/references.js';
 import type { Config } from '../src/config/schema.js';
-import { COLLECTORS } from '../src/collectors/index.js';
-import { ACTIONS } from '../src/remediation/actions.js';
+import { COLLECTORS } from '../src/collectors/registry.js';
+import { ACTIONS } from '../src/actions/registry.js';
 
 const REGISTRIES: Registries = { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) };
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { configSchema } from '../src/config/schema.js';
-import { runRecordSchema } from '../src/remediation/journal.js';
+import { runRecordSchema } from '../src/engine/journal.js';
 import { buildApp, type App } from '../src/server.js';
 import { startPostgres } from './fixtures/postgres.js';
 import { startRedis } from './fixtures/redis.js';

@@ -1,8 +1,8 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readVerify } from '../state/verify-ledger.js';
-import { globToRegExp } from './glob.js';
-import type { CollectorModule, Reading } from './types.js';
+import { readVerify } from '../systems/files/verify-ledger.js';
+import { globToRegExp } from '../systems/files/glob.js';
+import type { CollectorModule, Reading } from './framework/types.js';
 
 export interface BackupFile { name: string; path: string; sizeBytes: number; mtimeSeconds: number }
 

@@ -3,10 +3,10 @@ import { dockerode } from '../lazy.js';
 import { z } from 'zod';
 import type { DockerTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { CachedReading } from './cached.js';
-import { diskUsage, type DiskUsage } from './docker-df.js';
+import { CachedReading } from './framework/cache.js';
+import { diskUsage, type DiskUsage } from '../systems/docker/df.js';
 import { ContainerLogs, containerName, containerSummary, type ContainerSummary, type LogSizes } from './docker-logs.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
 const TARGET = ['target'];
 const FAMILIES: readonly FamilySpec[] = [

@@ -1,8 +1,8 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CachedReading } from './cached.js';
-import { globToRegExp } from './glob.js';
-import type { CollectorModule } from './types.js';
+import { CachedReading } from './framework/cache.js';
+import { globToRegExp } from '../systems/files/glob.js';
+import type { CollectorModule } from './framework/types.js';
 
 export interface DirUsage { bytes: number; files: number }
 

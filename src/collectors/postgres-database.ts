@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { postgresDriver } from '../lazy.js';
 import type { Logger } from '../log.js';
-import { CachedReading } from './cached.js';
+import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
 
 // Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.

@@ -1,11 +1,11 @@
 import type { PostgresTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { CachedReading } from './cached.js';
+import { CachedReading } from './framework/cache.js';
 import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { tableSelector, type TableStats } from './postgres-tables.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
 const DATABASE = ['target', 'database'];

@@ -1,4 +1,4 @@
-import type { Reading } from './types.js';
+import type { Reading } from './framework/types.js';
 
 export interface KeyspaceEntry {
   /** As INFO names it: "db0". */

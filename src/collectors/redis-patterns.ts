@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import type { RedisConnection } from './redis-connection.js';
+import type { RedisConnection } from '../systems/redis/client.js';
 
 // Keys examined per SCAN call: redis_exporter's batch size. Each call blocks the server for well
 // under a millisecond on an idle machine; 1.2M keys take 1,200 round trips, off the scrape path.

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { RedisTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { RedisConnection } from './redis-connection.js';
+import { RedisConnection } from '../systems/redis/client.js';
 import { infoReadings, parseInfo } from './redis-info.js';
 import { KeyPatternCounts } from './redis-patterns.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
 const TARGET = ['target'];
 const FAMILIES: readonly FamilySpec[] = [

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { webhookPayloadSchema, type WebhookAlert, type WebhookPayload } from '../remediation/alertmanager.js';
-import { QueueFull, type Engine, type Submitted } from '../remediation/engine.js';
-import { matchingRules, templateParams, TemplateError } from '../remediation/rules.js';
+import { webhookPayloadSchema, type WebhookAlert, type WebhookPayload } from '../triggers/alertmanager-payload.js';
+import { QueueFull, type Engine, type Submitted } from '../engine/engine.js';
+import { matchingRules, templateParams, TemplateError } from '../triggers/rules.js';
 import { alertCount, checkWebhookLabels, sendQueueFull } from './limits.js';
 import { errorReply, useZod } from './zod.js';
 

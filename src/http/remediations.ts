@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { QueueFull, type Engine } from '../remediation/engine.js';
-import { runRecordSchema } from '../remediation/journal.js';
-import type { AnyAction } from '../remediation/types.js';
+import { QueueFull, type Engine } from '../engine/engine.js';
+import { runRecordSchema } from '../engine/journal.js';
+import type { AnyAction } from '../actions/contract.js';
 import { checkParams, sendQueueFull } from './limits.js';
 import { errorReply, useZod } from './zod.js';
 

@@ -1,0 +1,26 @@
+import { analyze, vacuum } from './postgres.js';
+import { reindex } from './postgres-reindex.js';
+import { retention } from './postgres-retention.js';
+import { pgDump } from './backup.js';
+import { backupVerify } from './backup-verify.js';
+import { dockerPrune } from './docker.js';
+import { filesCleanup, logsRotate } from './files.js';
+import { bgsave, memoryPurge } from './redis.js';
+import { expireKeys } from './redis-keys.js';
+import type { AnyAction } from './contract.js';
+
+/** Every remediation upkeep knows. Adding one is one file in src/remediation and one line here. */
+export const ACTIONS: readonly AnyAction[] = [
+  vacuum,
+  analyze,
+  reindex,
+  retention,
+  bgsave,
+  memoryPurge,
+  expireKeys,
+  dockerPrune,
+  logsRotate,
+  filesCleanup,
+  pgDump,
+  backupVerify,
+];

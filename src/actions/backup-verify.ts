@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
+import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
 import { errorMessage, redactText } from '../log.js';
 import { recordVerify } from '../systems/files/verify-ledger.js';
 import { backupLock, DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';

@@ -1,14 +1,15 @@
 import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { listBackups, newestValidBackup, type BackupFile } from '../collectors/backups.js';
+import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
 import { globToRegExp } from '../systems/files/glob.js';
 import type { BackupTarget, Config } from '../config/schema.js';
 import { redactText } from '../log.js';
 import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from '../systems/process/child.js';
 import { withClient } from './postgres-catalog.js';
 import { count, identifier } from './params.js';
-import { ValidationError, type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
+import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 const DAY_SECONDS = 86_400;
 // gzip's default level, the one the runbook's `| gzip` uses.

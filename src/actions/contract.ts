@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Connections } from '../systems/connections.js';
@@ -7,16 +7,34 @@ import type { Connections } from '../systems/connections.js';
  * The contract between the engine and an action family. An action knows its system (SQL,
  * Redis commands, Docker calls, files); the engine owns every guard: validation, locks,
  * idempotency, cooldown, circuit breaker, risk gates, windows, dry-run, deadlines, journal.
+ * The shapes the journal keeps are zod schemas, written once here; their types are inferred.
  */
-export type Risk = 'safe' | 'disruptive' | 'destructive';
-export type Trigger = 'alert' | 'manual' | 'schedule' | 'cli';
+export const RISKS = ['safe', 'disruptive', 'destructive'] as const;
+export type Risk = typeof RISKS[number];
+export const TRIGGERS = ['alert', 'manual', 'schedule', 'cli'] as const;
+export type Trigger = typeof TRIGGERS[number];
+
+const observed = z.record(z.string(), z.unknown());
 
 /** One exact thing a run will do: an SQL statement, a Redis command, a Docker API call, a file path. */
-export interface PlanStep {
-  readonly kind: 'sql' | 'redis' | 'docker' | 'file' | 'exec';
+export const planStepSchema = z.object({
+  kind: z.enum(['sql', 'redis', 'docker', 'file', 'exec']),
   /** The exact statement / command / call, as it will be executed. */
-  readonly detail: string;
-}
+  detail: z.string(),
+});
+export type PlanStep = Readonly<z.infer<typeof planStepSchema>>;
+
+export const checkResultSchema = z.object({
+  /** false: the condition has cleared and the run is skipped with `reason`. */
+  proceed: z.boolean(),
+  reason: z.string(),
+  /** What was observed (dead tuples, LASTSAVE...) - kept in the journal and passed to verify. */
+  observed: observed.optional(),
+});
+export type CheckResult = Readonly<z.infer<typeof checkResultSchema>>;
+
+export const verifyResultSchema = z.object({ ok: z.boolean(), detail: z.string(), observed: observed.optional() });
+export type VerifyResult = Readonly<z.infer<typeof verifyResultSchema>>;
 
 /** What must be held while the action runs, so one run per (remediation, target object) happens at a time across replicas. */
 export type LockSpec =
@@ -34,20 +52,6 @@ export interface ActionContext {
   readonly deadline: number;
   /** Who asked: alert and schedule runs act only on what the config lets them (see `screen`). */
   readonly trigger: Trigger;
-}
-
-export interface CheckResult {
-  /** false: the condition has cleared and the run is skipped with `reason`. */
-  readonly proceed: boolean;
-  readonly reason: string;
-  /** What was observed (dead tuples, LASTSAVE...) - kept in the journal and passed to verify. */
-  readonly observed?: Readonly<Record<string, unknown>>;
-}
-
-export interface VerifyResult {
-  readonly ok: boolean;
-  readonly detail: string;
-  readonly observed?: Readonly<Record<string, unknown>>;
 }
 
 export interface RunOutput {
@@ -96,81 +100,3 @@ export interface Action<P> {
  * an action back the value its own `params` schema produced.
  */
 export type AnyAction = Action<unknown>;
-
-/** Rejected input: the engine journals it and answers 400 / skips, never runs anything. */
-export class ValidationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ValidationError';
-  }
-}
-
-/** The alert that triggered a run, as Alertmanager identified it. */
-export interface AlertRef {
-  readonly fingerprint: string;
-  readonly startsAt: string;
-  readonly alertname: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-/** Everything that asks for a run (webhook, manual POST, CLI, schedule) submits one of these. */
-export interface RunRequest {
-  readonly remediation: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly trigger: Trigger;
-  readonly dryRun?: boolean;
-  readonly alert?: AlertRef;
-  /** The highest risk the triggering rule allows for automatic runs. */
-  readonly allowRisk?: Risk;
-  /** The schedule entry or rule that produced the request, for the journal. */
-  readonly source?: string;
-  /** Overrides `remediation.timeoutSeconds` for this run. */
-  readonly timeoutSeconds?: number;
-}
-
-export type RunStatus =
-  | 'queued' | 'running' | 'success' | 'failure' | 'skipped' | 'dry_run'
-  | 'interrupted' | 'duplicate' | 'cancelled' | 'rejected';
-
-export interface RunRecord {
-  readonly id: string;
-  readonly remediation: string;
-  readonly trigger: Trigger;
-  readonly status: RunStatus;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly reason?: string;
-  readonly alert?: AlertRef;
-  readonly plan?: readonly PlanStep[];
-  readonly output?: Readonly<Record<string, unknown>>;
-  readonly verification?: VerifyResult;
-  readonly error?: string;
-  readonly queuedAt: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
-  /** Whether this run was (or would have been) a dry run. */
-  readonly dryRun?: boolean;
-  /** The risk of this invocation, once its parameters were valid. */
-  readonly risk?: Risk;
-  /** The schedule entry or rule that produced the request. */
-  readonly source?: string;
-  /** What `check` observed just before acting. */
-  readonly check?: CheckResult;
-  /** Why a run was skipped, as a stable word: condition, lock, cooldown, circuit, risk, window. */
-  readonly skipCode?: SkipCode;
-  /** For a duplicate: the run that already handled this alert. */
-  readonly duplicateOf?: string;
-  /** The (remediation, target object) the run locked; cooldowns are kept per lock key. */
-  readonly lockKey?: string;
-  /** The Alertmanager silence held while the run went on. */
-  readonly silenceId?: string;
-  /** The process that owns the run, so a restart only marks its own dead runs interrupted. */
-  readonly host?: string;
-  readonly pid?: number;
-}
-
-export type SkipCode = 'condition' | 'lock' | 'cooldown' | 'circuit' | 'risk' | 'window';
-
-/** What a trigger needs from the engine. */
-export interface RunSubmitter {
-  submit(request: RunRequest): { runId: string; done: Promise<RunRecord> };
-}

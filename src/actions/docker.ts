@@ -2,7 +2,8 @@ import type Docker from 'dockerode';
 import { z } from 'zod';
 import { diskUsage } from '../systems/docker/df.js';
 import { flag, identifier } from './params.js';
-import { ValidationError, type Action, type PlanStep } from './contract.js';
+import { type Action, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 // Go durations ("24h", "90m") or a timestamp, as `docker ... prune --filter until=` accepts them.
 const UNTIL = /^(?:(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+|\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)$/;

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { globToRegExp } from '../systems/files/glob.js';
 import type { Config } from '../config/schema.js';
 import { count, identifier } from './params.js';
-import { ValidationError, type Action, type ActionContext, type PlanStep } from './contract.js';
+import { type Action, type ActionContext, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;

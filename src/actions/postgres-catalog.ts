@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { nameReadings, type QualifiedName } from '../systems/postgres/sql.js';
-import { ValidationError, type ActionContext, type PlanStep, type RunOutput } from './contract.js';
+import { type ActionContext, type PlanStep, type RunOutput } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 const pgError = z.object({ code: z.string(), message: z.string() });
 

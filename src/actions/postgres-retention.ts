@@ -7,7 +7,8 @@ import { columnsOf, explainLockTimeout, findRelation, withClient, type Relation 
 import { checkTarget } from './postgres-scope.js';
 import { nameReadings, qualified, retentionSql, type QualifiedName } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
-import { ValidationError, type Action, type ActionContext, type PlanStep } from './contract.js';
+import { type Action, type ActionContext, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 // Name the policy, or the table (as a rule templated from an alert would): either way, only a
 // table declared in remediation.retention can be touched.

@@ -3,7 +3,8 @@ import { discoverDatabases, isSystemSchema, tableFilter, urlDatabase } from '../
 import { flag } from './params.js';
 import { findRelation, where, withClient, type Relation } from './postgres-catalog.js';
 import { nameReadings, type QualifiedName } from '../systems/postgres/sql.js';
-import { ValidationError, type ActionContext, type Trigger } from './contract.js';
+import { type ActionContext, type Trigger } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 /**
  * What a Postgres remediation may touch. By default: the databases its target watches and, in

@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { count, identifier } from './params.js';
 import { redisLock, requireRedisTarget } from './redis.js';
-import { ValidationError, type Action, type ActionContext, type PlanStep } from './contract.js';
+import { type Action, type ActionContext, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 const expireParams = z.strictObject({
   target: identifier,

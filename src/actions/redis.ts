@@ -2,10 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { parseInfo } from '../collectors/redis-info.js';
+import { parseInfo } from '../systems/redis/info.js';
 import { errorMessage } from '../log.js';
 import { flag, identifier } from './params.js';
-import { ValidationError, type Action, type LockSpec } from './contract.js';
+import { type Action, type LockSpec } from './contract.js';
+import { ValidationError } from '../errors.js';
 
 const POLL_MS = 100;
 // A save that was accepted but shows neither progress nor a new LASTSAVE for this long has failed

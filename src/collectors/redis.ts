@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { RedisTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { RedisConnection } from '../systems/redis/client.js';
-import { infoReadings, parseInfo } from './redis-info.js';
+import { parseInfo } from '../systems/redis/info.js';
+import { infoReadings } from './redis-info.js';
 import { KeyPatternCounts } from './redis-patterns.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 

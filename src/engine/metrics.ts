@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { RunStatus } from '../actions/contract.js';
+import type { RunStatus } from './journal.js';
 
 export type Outcome = 'success' | 'failure' | 'skipped' | 'rejected' | 'dry_run';
 

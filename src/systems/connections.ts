@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config/schema.js';
 import { dockerode, ioredis, postgresDriver } from '../lazy.js';
-import { ValidationError } from '../actions/contract.js';
+import { ValidationError } from '../errors.js';
 
 /**
  * Connections for remediations, looked up by the target names in the config. Postgres work gets

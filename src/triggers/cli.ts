@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Engine } from '../engine/engine.js';
-import type { RunRecord } from '../actions/contract.js';
+import type { RunRecord } from '../engine/journal.js';
 
 export interface CliRun {
   remediation: string;

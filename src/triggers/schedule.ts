@@ -2,7 +2,7 @@ import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
 import { Gauge, type Registry } from 'prom-client';
 import type { Config, ScheduleEntry } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { RunSubmitter } from '../actions/contract.js';
+import type { RunSubmitter } from '../engine/submitter.js';
 
 const NEXT_RUN = 'upkeep_schedule_next_run_timestamp_seconds';
 

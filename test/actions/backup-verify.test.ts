@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { pgDump } from '../../src/actions/backup.js';
 import { backupVerify, compareCounts, scratchPrefix } from '../../src/actions/backup-verify.js';
-import { ValidationError } from '../../src/actions/contract.js';
+import { ValidationError } from '../../src/errors.js';
 import { readVerify } from '../../src/systems/files/verify-ledger.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { makeDatabase, makeOwnedDatabase } from './backup-fixture.js';

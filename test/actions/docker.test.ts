@@ -9,7 +9,7 @@ import t from 'tap';
 import { z } from 'zod';
 import { DOCKER_SOCKET, ensureDocker, ensureTestImage, runContainer, TEST_IMAGE } from '../fixtures/docker.js';
 import { dockerPrune, pruneFilters, pruneScope, pruneWhenFree } from '../../src/actions/docker.js';
-import { ValidationError } from '../../src/actions/contract.js';
+import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 
 const run = promisify(execFile);

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { cleanupSteps, describeSteps, filesCleanup, logsRotate, rotationMatcher, rotationSteps, type FoundFile } from '../../src/actions/files.js';
-import { ValidationError } from '../../src/actions/contract.js';
+import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 
 const DAY = 86_400_000;

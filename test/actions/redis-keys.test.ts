@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import t from 'tap';
 import { startRedis } from '../fixtures/redis.js';
 import { countMatching, expireKeys, meetsCondition, type ExpireParams } from '../../src/actions/redis-keys.js';
-import { ValidationError } from '../../src/actions/contract.js';
+import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 
 const run = promisify(execFile);

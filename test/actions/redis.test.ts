@@ -6,7 +6,7 @@ import { startRedis } from '../fixtures/redis.js';
 import { redis as redisCollector } from '../../src/collectors/redis.js';
 import { bgsave, memoryPurge, readPersistence } from '../../src/actions/redis.js';
 import { buildApp } from '../../src/server.js';
-import { ValidationError } from '../../src/actions/contract.js';
+import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 
 t.test('redis.bgsave', async (t) => {

@@ -1,9 +1,11 @@
 import t from 'tap';
-import { consumesAlert, idempotencyKey, riskGate, RunHistory } from '../../src/engine/history.js';
+import { consumesAlert, idempotencyKey } from '../../src/engine/guards/idempotency.js';
+import { riskGate } from '../../src/engine/guards/risk-window.js';
+import { RunHistory } from '../../src/engine/history.js';
 import { outcomeOf } from '../../src/engine/metrics.js';
 import { nameCandidates, nameReadings, quoteIdent, reindexStatement, retentionSql, sqlName, vacuumStatement } from '../../src/systems/postgres/sql.js';
 import { matchingRules, templateParams } from '../../src/triggers/rules.js';
-import type { RunRecord } from '../../src/actions/contract.js';
+import type { RunRecord } from '../../src/engine/journal.js';
 import { cronError, parseCron } from '../../src/config/cron.js';
 import { cronMatches, openWindow } from '../../src/engine/windows.js';
 import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from '../../src/engine/state/guard-file.js';

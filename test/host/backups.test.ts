@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
-import { listBackups } from '../../src/collectors/backups.js';
+import { listBackups } from '../../src/systems/files/backups.js';
 import { globToRegExp } from '../../src/systems/files/glob.js';
 import { readVerify, recordVerify } from '../../src/systems/files/verify-ledger.js';
 import { appFromYaml, sample } from './app.js';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import type { Logger } from '../../src/log.js';
 import { runRecordSchema } from '../../src/engine/journal.js';
-import type { RunRecord } from '../../src/actions/contract.js';
+import type { RunRecord } from '../../src/engine/journal.js';
 import { buildApp, type App } from '../../src/server.js';
 import { bufferLogger, type BufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';

@@ -8,7 +8,7 @@ import { main } from '../../src/cli.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Engine } from '../../src/engine/engine.js';
 import { cronLogger, startSchedule } from '../../src/triggers/schedule.js';
-import type { RunRecord } from '../../src/actions/contract.js';
+import type { RunRecord } from '../../src/engine/journal.js';
 import { buildApp } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
 import { startRedis } from '../fixtures/redis.js';

@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFinished, runRecordSchema } from '../journal.js';
-import type { RunRecord } from '../../actions/contract.js';
+import type { RunRecord } from '../journal.js';
 import { IndexCache } from './index-cache.js';
 import { readLegacyJournal } from './journal-legacy.js';
 import { collectPage, parseRecord, readLines, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';

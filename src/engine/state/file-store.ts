@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import type { RunRecord } from '../../actions/contract.js';
+import type { RunRecord } from '../journal.js';
 import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
 import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from './guard-file.js';
 import type { RunFilter, RunPage, RunPageJson, StateStore } from './store.js';

@@ -1,6 +1,6 @@
 import { open, unlink } from 'node:fs/promises';
 import { runRecordSchema } from '../journal.js';
-import type { RunRecord } from '../../actions/contract.js';
+import type { RunRecord } from '../journal.js';
 import { scanLines } from './segment-scan.js';
 
 const CHUNK_BYTES = 4 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { isFinished, RUN_STATUSES, runRecordSchema, TRIGGERS } from '../journal.js';
-import type { RunRecord } from '../../actions/contract.js';
+import type { RunRecord } from '../journal.js';
 import { compareKeys, type RunKey } from './run-key.js';
 import type { IndexEntry, SegmentIndex } from './segment-index.js';
 import type { RunFilter } from './store.js';

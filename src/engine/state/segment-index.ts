@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
 import { z } from 'zod';
 import { RUN_STATUSES, TRIGGERS } from '../journal.js';
-import type { RunStatus, Trigger } from '../../actions/contract.js';
+import type { RunStatus } from '../journal.js';
+import type { Trigger } from '../../actions/contract.js';
 import { idTime } from './run-id.js';
 import { compareKeys, ID_BYTES, type RunKey } from './run-key.js';
 

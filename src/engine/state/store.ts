@@ -1,4 +1,5 @@
-import type { RunRecord, RunStatus, Trigger } from '../../actions/contract.js';
+import type { RunRecord, RunStatus } from '../journal.js';
+import type { Trigger } from '../../actions/contract.js';
 
 /**
  * Everything the engine keeps between runs and across restarts: the run journal and the

@@ -1,7 +1,7 @@
 import { appendFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import type { RunRecord } from '../../../src/actions/contract.js';
+import type { RunRecord } from '../../../src/engine/journal.js';
 import { idTime, newRunId } from '../../../src/engine/state/run-id.js';
 import { decodeCursor, encodeCursor } from '../../../src/engine/state/run-key.js';
 import { InvalidCursorError } from '../../../src/engine/state/store.js';

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { RunRecord } from '../../../src/actions/contract.js';
+import type { RunRecord } from '../../../src/engine/journal.js';
 import { FileJournal, JOURNAL_LIMITS, type FileJournalOptions } from '../../../src/engine/state/file-journal.js';
 import { newRunId } from '../../../src/engine/state/run-id.js';
 

@@ -114,13 +114,13 @@ export const expireKeys: Action<ExpireParams> = {
   },
   lock: (params) => redisLock(`redis.expire_keys:${params.pattern}`, params.target),
   async check(params, context) {
-    const found = await countMatching(context.connections.redis(params.target), params, 1);
+    const found = await countMatching(await context.connections.redis(params.target), params, 1);
     if (found === 0) return { proceed: false, reason: `no key matches ${params.pattern} ${conditionText(params)}`.trim(), observed: { matching: 0 } };
     return { proceed: true, reason: `keys match ${params.pattern} ${conditionText(params)}`.trim(), observed: { matching: found } };
   },
   async plan(params, context) {
     // Counting is read-only; a dry run records this plan, so it is where the count is reported.
-    const matching = await countMatching(context.connections.redis(params.target), params);
+    const matching = await countMatching(await context.connections.redis(params.target), params);
     const steps: PlanStep[] = [{ kind: 'redis', detail: `SCAN <cursor> MATCH ${params.pattern} COUNT ${params.batchSize}, until the cursor returns to 0` }];
     if (needsTtl(params)) steps.push({ kind: 'redis', detail: `PTTL <key> for each scanned key (one pipeline per batch), keeping keys ${conditionText(params) || `whose TTL is over ${params.expireSeconds}s or unset`}` });
     steps.push(params.mode === 'unlink'
@@ -129,7 +129,7 @@ export const expireKeys: Action<ExpireParams> = {
     return steps;
   },
   async run(params, _plan, context) {
-    const redis = context.connections.redis(params.target);
+    const redis = await context.connections.redis(params.target);
     let scanned = 0;
     let matched = 0;
     let affected = 0;
@@ -144,7 +144,7 @@ export const expireKeys: Action<ExpireParams> = {
     return { detail: { scanned, matched, [params.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches } };
   },
   async verify(params, _before, output, context) {
-    const remaining = await countMatching(context.connections.redis(params.target), params);
+    const remaining = await countMatching(await context.connections.redis(params.target), params);
     const matched = Number(output.detail.matched);
     // New keys may keep arriving on a live server; the run worked if the backlog shrank.
     const ok = matched === 0 || remaining < matched;

@@ -112,7 +112,7 @@ export const bgsave: Action<TargetParams> = {
   },
   lock: (params) => redisLock('redis.bgsave', params.target),
   async check(params, context) {
-    const state = await readPersistence(context.connections.redis(params.target));
+    const state = await readPersistence(await context.connections.redis(params.target));
     return { proceed: true, reason: `LASTSAVE is ${state.lastSave}`, observed: { ...state } };
   },
   async plan() {
@@ -122,7 +122,7 @@ export const bgsave: Action<TargetParams> = {
     ];
   },
   async run(params, _plan, context) {
-    const redis = context.connections.redis(params.target);
+    const redis = await context.connections.redis(params.target);
     const before = await readPersistence(redis);
     if (!before.bgsaveInProgress) await waitForNextSecond(redis, before.lastSave, context.signal);
     const start = await startBgsave(redis);
@@ -131,7 +131,7 @@ export const bgsave: Action<TargetParams> = {
     return { detail: { start, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus } };
   },
   async verify(params, before, _output, context) {
-    const state = await readPersistence(context.connections.redis(params.target));
+    const state = await readPersistence(await context.connections.redis(params.target));
     const previous = Number(before.observed?.lastSave ?? 0);
     const ok = state.lastSave > previous && state.lastBgsaveStatus === 'ok';
     return {
@@ -199,7 +199,7 @@ export const memoryPurge: Action<PurgeParams> = {
   },
   lock: (params) => redisLock('redis.memory_purge', params.target),
   async check(params, context) {
-    const memory = await readMemory(context.connections.redis(params.target));
+    const memory = await readMemory(await context.connections.redis(params.target));
     const threshold = params.minFragmentationRatio;
     if (threshold !== undefined && memory.fragmentationRatio < threshold) {
       return { proceed: false, reason: `mem_fragmentation_ratio ${memory.fragmentationRatio} is below ${threshold}`, observed: { ...memory } };
@@ -214,7 +214,7 @@ export const memoryPurge: Action<PurgeParams> = {
     return steps;
   },
   async run(params, _plan, context) {
-    const redis = context.connections.redis(params.target);
+    const redis = await context.connections.redis(params.target);
     const before = await readMemory(redis);
     const purge = await redis.memory('PURGE');
     const defrag = params.activeDefrag ? await enableActiveDefrag(redis) : { state: 'not-requested' as const };
@@ -235,7 +235,7 @@ export const memoryPurge: Action<PurgeParams> = {
     };
   },
   async verify(params, before, output, context) {
-    const redis = context.connections.redis(params.target);
+    const redis = await context.connections.redis(params.target);
     const memory = await readMemory(redis);
     const defragOn = (await redis.config('GET', 'activedefrag'))[1] === 'yes';
     const wanted = output.detail.activeDefrag;

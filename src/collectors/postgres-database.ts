@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { postgresDriver } from '../lazy.js';
 import type { Logger } from '../log.js';
+import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
 
@@ -9,12 +9,6 @@ import { readSizes, type DatabaseSizes } from './postgres-queries.js';
 const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
 // Longer than any sane scrape interval, so the scrape connection stays open between scrapes.
 const IDLE_CLOSE_MS = 120_000;
-
-export function databaseUrl(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${encodeURIComponent(database)}`;
-  return parsed.toString();
-}
 
 /**
  * The connection to one database of a target: a pool of at most two clients (the scrape's and the
@@ -37,18 +31,7 @@ export class DatabaseConnection {
     sizeRefreshSeconds: number,
     private readonly log: Logger,
   ) {
-    this.pool = new (postgresDriver().Pool)({
-      connectionString: databaseUrl(url, database),
-      max: 2,
-      idleTimeoutMillis: IDLE_CLOSE_MS,
-      connectionTimeoutMillis: timeoutSeconds * 1000,
-      statement_timeout: timeoutSeconds * 1000,
-      application_name: 'upkeep',
-      allowExitOnIdle: true,
-    });
-    // An idle client whose server restarted errors here; the pool discards it and the next
-    // scrape reports (and logs) whether the server is back.
-    this.pool.on('error', () => undefined);
+    this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS));
   }

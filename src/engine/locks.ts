@@ -102,7 +102,7 @@ export class Locks {
   }
 
   private async acquireRedis(spec: Extract<LockSpec, { kind: 'redis' }>, ttlMs: number): Promise<HeldLock | null> {
-    const redis = this.connections.redis(spec.target);
+    const redis = await this.connections.redis(spec.target);
     const key = redisLockKey(spec.key);
     const token = randomUUID();
     const result = await redis.set(key, token, 'PX', Math.max(1000, Math.ceil(ttlMs)), 'NX');

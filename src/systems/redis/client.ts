@@ -1,13 +1,27 @@
 import { readFile } from 'node:fs/promises';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../../lazy.js';
 
-export interface RedisConnectionOptions {
+/** Where a Redis is: its URL (password, ACL user, TLS with rediss://, database number) and, for a private CA, its certificate. */
+export interface RedisEndpoint {
   readonly url: string;
-  readonly timeoutSeconds: number;
-  readonly connectionName: string;
   /** CA certificate (PEM) for rediss:// servers signed by a private CA. */
   readonly caFile?: string | undefined;
+}
+
+/**
+ * The one place a Redis client is made, for scrapes and remediations alike: the URL carries the
+ * credentials, TLS and database; a caFile is trusted for rediss:// servers signed by a private CA.
+ * Each caller brings its own retry and timeout policy in `options`.
+ */
+export async function createRedisClient(endpoint: RedisEndpoint, options: RedisOptions): Promise<Redis> {
+  const tls = endpoint.caFile && endpoint.url.startsWith('rediss:') ? { tls: { ca: await readFile(endpoint.caFile) } } : {};
+  return new (ioredis().Redis)(endpoint.url, { ...options, ...tls });
+}
+
+export interface RedisConnectionOptions extends RedisEndpoint {
+  readonly timeoutSeconds: number;
+  readonly connectionName: string;
 }
 
 /**
@@ -47,8 +61,7 @@ export class RedisConnection {
 
   private async create(): Promise<Redis> {
     const { url, timeoutSeconds, connectionName, caFile } = this.options;
-    const tls = caFile && url.startsWith('rediss:') ? { tls: { ca: await readFile(caFile) } } : {};
-    const client = new (ioredis().Redis)(url, {
+    const client = await createRedisClient({ url, caFile }, {
       lazyConnect: true,
       enableOfflineQueue: false,
       retryStrategy: () => null,
@@ -56,10 +69,10 @@ export class RedisConnection {
       connectTimeout: timeoutSeconds * 1000,
       commandTimeout: timeoutSeconds * 1000,
       connectionName,
-      ...tls,
     });
     // Failures surface on the command or connect that needed the connection; this keeps the cause for it.
     client.on('error', (err: Error) => { this.lastError = err; });
     return client;
   }
+
 }

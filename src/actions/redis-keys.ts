@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { count, identifier } from './params.js';
-import { redisLock, requireRedisTarget } from './redis.js';
+import { redisLock, requireRedisTarget } from './redis-target.js';
 import { type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 

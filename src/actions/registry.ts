@@ -4,8 +4,10 @@ import { retention } from './postgres-retention.js';
 import { pgDump } from './backup.js';
 import { backupVerify } from './backup-verify.js';
 import { dockerPrune } from './docker.js';
-import { filesCleanup, logsRotate } from './files.js';
-import { bgsave, memoryPurge } from './redis.js';
+import { filesCleanup } from './files-cleanup.js';
+import { logsRotate } from './logs-rotate.js';
+import { bgsave } from './redis-bgsave.js';
+import { memoryPurge } from './redis-memory-purge.js';
 import { expireKeys } from './redis-keys.js';
 import type { AnyAction } from './contract.js';
 

@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import t from 'tap';
-import { cleanupSteps, describeSteps, filesCleanup, logsRotate, rotationMatcher, rotationSteps, type FoundFile } from '../../src/actions/files.js';
+import { describeSteps } from '../../src/actions/file-steps.js';
+import { filesCleanup } from '../../src/actions/files-cleanup.js';
+import { logsRotate } from '../../src/actions/logs-rotate.js';
+import { cleanupSteps, rotationMatcher, rotationSteps, type FoundFile } from '../../src/systems/files/sweep.js';
 import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 

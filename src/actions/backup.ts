@@ -6,7 +6,7 @@ import { globToRegExp } from '../systems/files/glob.js';
 import type { BackupTarget, Config } from '../config/schema.js';
 import { redactText } from '../log.js';
 import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from '../systems/process/child.js';
-import { withClient } from './postgres-catalog.js';
+import { withClient } from './postgres-session.js';
 import { count, identifier } from './params.js';
 import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { findRelation, runPlan, sqlSteps, tableOfIndex, where, withClient, type Relation } from './postgres-catalog.js';
+import { findRelation, tableOfIndex, type Relation } from '../systems/postgres/catalog.js';
+import { runPlan, sqlSteps, where, withClient } from './postgres-session.js';
 import { inScope, requireInScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { qualified, reindexStatement, type ReindexTarget } from '../systems/postgres/sql.js';
 import { flag, identifier } from './params.js';

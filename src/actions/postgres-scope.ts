@@ -1,7 +1,8 @@
 import type { Config, PostgresTarget } from '../config/schema.js';
 import { discoverDatabases, isSystemSchema, tableFilter, urlDatabase } from '../systems/postgres/watched.js';
 import { flag } from './params.js';
-import { findRelation, where, withClient, type Relation } from './postgres-catalog.js';
+import { findRelation, type Relation } from '../systems/postgres/catalog.js';
+import { where, withClient } from './postgres-session.js';
 import { nameReadings, type QualifiedName } from '../systems/postgres/sql.js';
 import { type ActionContext, type Trigger } from './contract.js';
 import { ValidationError } from '../errors.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { findRelation, runPlan, sqlSteps, statsOf, where, withClient, type Relation } from './postgres-catalog.js';
+import { findRelation, statsOf, type Relation } from '../systems/postgres/catalog.js';
+import { runPlan, sqlSteps, where, withClient } from './postgres-session.js';
 import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
 import { count, flag, identifier } from './params.js';

@@ -1,36 +1,13 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { nameReadings, type QualifiedName } from '../systems/postgres/sql.js';
-import { type ActionContext, type PlanStep, type RunOutput } from './contract.js';
-import { ValidationError } from '../errors.js';
+import { ValidationError } from '../../errors.js';
+import { nameReadings, type QualifiedName } from './sql.js';
 
 const pgError = z.object({ code: z.string(), message: z.string() });
 
 export function pgErrorCode(err: unknown): string | undefined {
   const parsed = pgError.safeParse(err);
   return parsed.success ? parsed.data.code : undefined;
-}
-
-/** Runs `work` on a fresh client of the run (timeouts set, tracked for cancellation), and ends it. */
-export async function withClient<T>(context: ActionContext, target: string, database: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  let client: pg.Client;
-  try {
-    client = await context.connections.postgres(target, database);
-  } catch (err) {
-    if (pgErrorCode(err) === '3D000') throw new ValidationError(`database ${JSON.stringify(database)} does not exist on postgres target "${target}"`);
-    throw err;
-  }
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Turns Postgres' lock-timeout error into one that says what to do. */
-export function explainLockTimeout(err: unknown, what: string, lockTimeoutSeconds: number): unknown {
-  if (pgErrorCode(err) !== '55P03') return err;
-  return new Error(`could not lock ${what} within lock_timeout (${lockTimeoutSeconds}s): another session holds a conflicting lock; find it in pg_locks and retry when it is gone (${(err as Error).message})`);
 }
 
 const relationRow = z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() });
@@ -92,29 +69,3 @@ export async function statsOf(client: pg.Client, oid: number): Promise<TableStat
   const row = result.rows[0];
   return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null } : tableStats.parse(row);
 }
-
-export function where(params: { target: string; database: string }): string {
-  return `${params.target}/${params.database}`;
-}
-
-export function sqlSteps(statements: readonly string[]): PlanStep[] {
-  return statements.map((detail) => ({ kind: 'sql', detail }));
-}
-
-/** Runs the plan's statements exactly as planned (and as a dry run showed them). */
-export async function runPlan(context: ActionContext, params: { target: string; database: string }, plan: readonly PlanStep[], what: string): Promise<RunOutput> {
-  return withClient(context, params.target, params.database, async (client) => {
-    const executed: string[] = [];
-    for (const step of plan) {
-      if (context.signal.aborted) throw context.signal.reason;
-      try {
-        await client.query(step.detail);
-      } catch (err) {
-        throw explainLockTimeout(err, what, context.config.remediation.lockTimeoutSeconds);
-      }
-      executed.push(step.detail);
-    }
-    return { detail: { statements: executed } };
-  });
-}
-

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { formatPath } from '../src/config/interpolate.js';
-import { ConfigInvalid, loadConfig, MAX_CONFIG_BYTES, parseConfig } from '../src/config/load.js';
-import { readFailure, readRegularFile } from '../src/config/read.js';
+import { formatPath } from '../../src/config/interpolate.js';
+import { ConfigInvalid, loadConfig, MAX_CONFIG_BYTES, parseConfig } from '../../src/config/load.js';
+import { readFailure, readRegularFile } from '../../src/config/read.js';
 
 const run = promisify(execFile);
 

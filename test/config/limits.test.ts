@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
 
 function errors(text: string): { path: string; message: string }[] {
   const result = parseConfig(text, {});

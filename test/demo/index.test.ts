@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import t from 'tap';
-import { renderTable, sampleValue } from '../src/demo/report.js';
+import { renderTable, sampleValue } from '../../src/demo/report.js';
 
 t.test('the table renderer pads columns to the widest cell', async (t) => {
   t.equal(renderTable(['a', 'long header'], [['wide cell', 'x'], ['y', '']]), [

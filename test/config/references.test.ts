@@ -1,11 +1,11 @@
 import t from 'tap';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { parseConfig } from '../src/config/load.js';
-import { checkReferences, nearestName, type Registries } from '../src/config/references.js';
-import type { Config } from '../src/config/schema.js';
-import { COLLECTORS } from '../src/collectors/registry.js';
-import { ACTIONS } from '../src/actions/registry.js';
+import { parseConfig } from '../../src/config/load.js';
+import { checkReferences, nearestName, type Registries } from '../../src/config/references.js';
+import type { Config } from '../../src/config/schema.js';
+import { COLLECTORS } from '../../src/collectors/registry.js';
+import { ACTIONS } from '../../src/actions/registry.js';
 
 const REGISTRIES: Registries = { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) };
 

@@ -2,10 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { main, type Io } from '../src/cli.js';
-import { parseDurationSeconds } from '../src/config/duration.js';
-import { formatPath, interpolate } from '../src/config/interpolate.js';
-import { ConfigInvalid, loadConfig, parseConfig } from '../src/config/load.js';
+import { main, type Io } from '../../src/cli.js';
+import { parseDurationSeconds } from '../../src/config/duration.js';
+import { formatPath, interpolate } from '../../src/config/interpolate.js';
+import { ConfigInvalid, loadConfig, parseConfig } from '../../src/config/load.js';
 
 function capture(env: Record<string, string> = {}): Io & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { stringify } from 'yaml';
-import { isLoopback, openToNetwork } from '../src/config/checks.js';
-import { parseConfig } from '../src/config/load.js';
+import { isLoopback, openToNetwork } from '../../src/config/checks.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const errorsOf = (raw: Record<string, unknown>, env: Record<string, string> = {}) => {
   const parsed = parseConfig(stringify(raw), env);

@@ -32,7 +32,7 @@ const busy = new Promise<void>((resolve) => { release = resolve; });
 const blocker: Action<{ table: string }> = {
   name: 'test.hold', description: 'waits', params: z.object({ table: z.string() }), risk: () => 'safe',
   resolve: async (params) => params, lock: () => ({ kind: 'local', key: 'hold' }),
-  check: async () => ({ proceed: true, reason: 'go' }), plan: async () => [{ kind: 'exec', detail: 'wait' }],
+  check: async () => ({ proceed: true, reason: 'go' }), plan: async () => ({ steps: [{ kind: 'exec', detail: 'wait' }], payload: null }),
   run: async () => { await busy; return { detail: {} }; }, verify: async () => ({ ok: true, detail: 'ok' }),
 };
 

@@ -7,7 +7,7 @@ import { backupLock, DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBack
 import { brokenPipe, childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from '../systems/process/child.js';
 import { qualified, quoteIdent, type QualifiedName } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
-import type { Action, ActionContext } from './contract.js';
+import type { Action, ActionContext, PlanStep } from './contract.js';
 
 const MAINTENANCE_DATABASE = 'postgres';
 const SCRATCH_PREFIX = 'upkeep_verify_';
@@ -159,7 +159,13 @@ async function newestBackup(backup: SourcedBackup): Promise<BackupFile> {
   return newest;
 }
 
-export const backupVerify: Action<VerifyParams> = {
+/** What run() restores, and where: the backup file chosen when planned, into the scratch database named then. */
+export interface VerifyPayload {
+  readonly file: BackupFile;
+  readonly scratch: string;
+}
+
+export const backupVerify: Action<VerifyParams, VerifyPayload> = {
   name: 'backup.verify',
   description: 'Restore the newest backup into a scratch database on the source server, compare per-table row counts with the source, drop the scratch database, and record the verify time.',
   riskClass: 'safe (creates and always drops its own scratch database; reads the source)',
@@ -178,10 +184,10 @@ export const backupVerify: Action<VerifyParams> = {
   async plan(params, context) {
     const backup = requireBackup(context.config, params.backup);
     const newest = await newestBackup(backup);
-    const scratch = scratchName(backup.name, new Date());
+    const scratch = scratchName(backup.name, new Date(context.now()));
     const scratchUrl = libpqTarget(context.connections.postgresUrl(backup.source.target, scratch)).url;
     const filter = filterArgs().map((arg) => (arg.startsWith('-') ? arg : `'${arg}'`)).join(' ');
-    return [
+    const steps: PlanStep[] = [
       { kind: 'sql', detail: `drop database if exists <each leftover ${scratchPrefix(backup.name)}* of a verify that died> with (force)` },
       { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('tail')} -c ${ENDING_BYTES} (the file must decompress and end with "${DUMP_TRAILER}")` },
       { kind: 'sql', detail: `create database ${quoteIdent(scratch)} template template0` },
@@ -190,11 +196,11 @@ export const backupVerify: Action<VerifyParams> = {
       { kind: 'sql', detail: `select count(*) from <each user table> in ${quoteIdent(scratch)} and in ${quoteIdent(backup.source.database)}` },
       { kind: 'sql', detail: `drop database if exists ${quoteIdent(scratch)} with (force)` },
     ];
+    return { steps, payload: { file: newest, scratch } };
   },
-  async run(params, _plan, context) {
+  async run(params, payload, context) {
     const backup = requireBackup(context.config, params.backup);
-    const file = await newestBackup(backup);
-    const scratch = scratchName(backup.name, new Date());
+    const { file, scratch } = payload;
     const admin = await context.connections.postgres(backup.source.target, MAINTENANCE_DATABASE);
     try {
       const stale = await dropStaleScratch(admin, backup.name);

@@ -1,5 +1,5 @@
 import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
 import { globToRegExp } from '../systems/files/glob.js';
@@ -129,17 +129,14 @@ function destination(backup: SourcedBackup, at: Date): string {
   return join(backup.dir, backupFileName(backup.name, at));
 }
 
-/** The file the journalled plan announced (the plan names it), so the run writes exactly that file. */
-export function plannedFile(plan: readonly PlanStep[], backup: SourcedBackup): string | null {
-  const ours = backupNamePattern(backup.name, '');
-  for (const step of plan) {
-    const named = /, rename to (.+), fsync /.exec(step.detail)?.[1];
-    if (step.kind === 'file' && named && dirname(named) === dirname(destination(backup, new Date(0))) && ours.test(basename(named))) return named;
-  }
-  return null;
+/** What run() does: dump to exactly `file` (through `file`.partial), then delete exactly `victims`. */
+export interface DumpPayload {
+  readonly file: string;
+  /** Backups past keepDays when the run was planned; the dump about to be written is newer than all of them. */
+  readonly victims: readonly string[];
 }
 
-export const pgDump: Action<BackupParams> = {
+export const pgDump: Action<BackupParams, DumpPayload> = {
   name: 'backup.pg_dump',
   description: 'Stream pg_dump through gzip to DIR/NAME_YYYYmmdd_HHMMSS.sql.gz via a temporary name, fsync and rename it, then keep keepDays days (never the newest valid backup).',
   riskClass: 'safe (reads the database; deletes only backups past keepDays, never the newest)',
@@ -147,7 +144,7 @@ export const pgDump: Action<BackupParams> = {
   risk: () => 'safe',
   async resolve(params, context) {
     const backup = requireBackup(context.config, params.backup);
-    const sample = backupFileName(backup.name, new Date());
+    const sample = backupFileName(backup.name, new Date(context.now()));
     if (!globToRegExp(backup.pattern).test(sample)) {
       throw new ValidationError(`backup "${backup.name}": pg_dump writes names like ${sample}, which pattern "${backup.pattern}" does not match; use pattern "${backup.name}_*.sql.gz"`);
     }
@@ -163,22 +160,23 @@ export const pgDump: Action<BackupParams> = {
   },
   async plan(params, context) {
     const backup = requireBackup(context.config, params.backup);
-    const file = destination(backup, new Date());
+    const file = destination(backup, new Date(context.now()));
     const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
     const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
-    const victims = retentionVictims(files, null, Date.now() / 1000, params.keepDays ?? backup.keepDays);
-    return [
+    const victims = retentionVictims(files, null, context.now() / 1000, params.keepDays ?? backup.keepDays);
+    const steps: PlanStep[] = [
       // Exactly the command line run (the password travels in PGPASSWORD, never in the URL).
       { kind: 'exec', detail: `${await postgresBinary('pg_dump')} ${pgDumpArgs(target.url).join(' ')} > ${partialName(file)}` },
       { kind: 'file', detail: `fsync ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
       ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
     ];
+    return { steps, payload: { file, victims: victims.map((victim) => victim.path) } };
   },
-  async run(params, plan, context) {
+  async run(params, payload, context) {
     const backup = requireBackup(context.config, params.backup);
     await mkdir(backup.dir, { recursive: true });
     const removedPartials = await removeStalePartials(backup);
-    const file = plannedFile(plan, backup) ?? destination(backup, new Date());
+    const { file } = payload;
     const partial = partialName(file);
     const started = Date.now();
     try {
@@ -186,7 +184,7 @@ export const pgDump: Action<BackupParams> = {
       await link(partial, file); // never replaces an existing backup, unlike rename
       await unlink(partial);
       await fsyncDirectory(backup.dir);
-      const deleted = await applyRetention(backup, params.keepDays ?? backup.keepDays);
+      const deleted = await removeVictims(payload.victims);
       const seconds = (Date.now() - started) / 1000;
       context.log.info({ backup: backup.name, file, ...dumped, seconds }, 'backup written');
       return { detail: { file, ...dumped, seconds, deleted, removedPartials } };
@@ -207,9 +205,16 @@ export const pgDump: Action<BackupParams> = {
   },
 };
 
-async function applyRetention(backup: SourcedBackup, keepDays: number): Promise<string[]> {
-  const files = await listBackups(backup.dir, backup.pattern);
-  const victims = retentionVictims(files, await newestValidBackup(files), Date.now() / 1000, keepDays);
-  for (const victim of victims) await unlink(victim.path);
-  return victims.map((victim) => victim.name);
+/** The planned victims; one already gone (removed by hand meanwhile) is no error. */
+async function removeVictims(victims: readonly string[]): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const victim of victims) {
+    try {
+      await unlink(victim);
+      deleted.push(basename(victim));
+    } catch (err) {
+      if (!(err instanceof Error && 'code' in err && err.code === 'ENOENT')) throw err;
+    }
+  }
+  return deleted;
 }

@@ -52,18 +52,32 @@ export interface ActionContext {
   readonly deadline: number;
   /** Who asked: alert and schedule runs act only on what the config lets them (see `screen`). */
   readonly trigger: Trigger;
+  /** The engine's clock, in epoch milliseconds: what a plan depends on in time (file ages, names, cutoffs) reads it. */
+  readonly now: () => number;
 }
 
-export interface RunOutput {
-  /** Free-form, JSON-serialisable facts about the run (rows deleted, bytes reclaimed...). */
-  readonly detail: Readonly<Record<string, unknown>>;
+type Detail = Readonly<Record<string, unknown>>;
+
+export interface RunOutput<O extends Detail = Detail> {
+  /** JSON-serialisable facts about the run (rows deleted, bytes reclaimed...), read back by verify. */
+  readonly detail: O;
+}
+
+/**
+ * What a run will do: `steps` for people (the journal, /runs, `upkeep run`), `payload` for run(),
+ * which executes exactly it. The payload is JSON (it is journalled beside the steps), and nothing
+ * ever parses the steps' text back.
+ */
+export interface Plan<T> {
+  readonly steps: readonly PlanStep[];
+  readonly payload: T;
 }
 
 /**
  * A remediation. `P` is the validated parameter type. Every identifier in P that came from an
  * alert label must be checked against the live catalog in `resolve` (and quoted when used).
  */
-export interface Action<P> {
+export interface Action<P, T = unknown, O extends Detail = Detail> {
   readonly name: string;
   readonly description: string;
   /** Human summary of the risk class for GET /remediations, e.g. "safe; full: true is disruptive". */
@@ -88,10 +102,11 @@ export interface Action<P> {
   /** Is the condition still true? Called just before acting. */
   check(params: P, context: ActionContext): Promise<CheckResult>;
   /** The exact steps. A dry run records these and executes nothing. */
-  plan(params: P, context: ActionContext): Promise<PlanStep[]>;
-  run(params: P, plan: readonly PlanStep[], context: ActionContext): Promise<RunOutput>;
+  plan(params: P, context: ActionContext): Promise<Plan<T>>;
+  /** Carries out exactly the planned payload: it decides nothing the plan did not show. */
+  run(params: P, payload: T, context: ActionContext): Promise<RunOutput<O>>;
   /** Did it work? A failed verification makes the run a failure. */
-  verify(params: P, before: CheckResult, output: RunOutput, context: ActionContext): Promise<VerifyResult>;
+  verify(params: P, before: CheckResult, output: RunOutput<O>, context: ActionContext): Promise<VerifyResult>;
 }
 
 /**
@@ -99,4 +114,4 @@ export interface Action<P> {
  * declared in method syntax, so Action<Specific> is assignable here; the engine only ever hands
  * an action back the value its own `params` schema produced.
  */
-export type AnyAction = Action<unknown>;
+export type AnyAction = Action<unknown, unknown>;

@@ -141,7 +141,10 @@ function totalBytes(usage: readonly { bytes: number }[]): number {
 
 const LISTED = 100;
 
-export const dockerPrune: Action<PruneParams> = {
+/** What run() prunes: each kind's endpoint with its filters, in order. */
+export interface PrunePayload { readonly prunes: readonly { readonly kind: PruneKind; readonly filters: Record<string, string[]> }[] }
+
+export const dockerPrune: Action<PruneParams, PrunePayload> = {
   name: 'docker.prune',
   description: 'Prune stopped containers, dangling images, unused networks and the build cache (volumes only when asked), reporting the bytes reclaimed.',
   riskClass: 'safe; volumes: true is destructive (a volume is data, and "unused" only means no container mounts it right now)',
@@ -163,15 +166,16 @@ export const dockerPrune: Action<PruneParams> = {
   },
   async plan(params) {
     const { kinds, skipped } = pruneScope(params);
-    const steps: PlanStep[] = kinds.map((kind) => ({ kind: 'docker', detail: `POST ${ENDPOINT[kind]} filters=${JSON.stringify(pruneFilters(params, kind))}` }));
+    const prunes = kinds.map((kind) => ({ kind, filters: pruneFilters(params, kind) }));
+    const steps: PlanStep[] = prunes.map(({ kind, filters }) => ({ kind: 'docker', detail: `POST ${ENDPOINT[kind]} filters=${JSON.stringify(filters)}` }));
     for (const reason of skipped) steps.push({ kind: 'docker', detail: `skip ${reason}` });
-    return steps;
+    return { steps, payload: { prunes } };
   },
-  async run(params, _plan, context) {
+  async run(params, payload, context) {
     const docker = context.connections.docker(params.target);
     const results: PruneResult[] = [];
     // One after another: the daemon refuses a second prune of a kind while one runs, and the order keeps images freed by removed containers.
-    for (const kind of pruneScope(params).kinds) results.push(await prune(docker, kind, pruneFilters(params, kind), context.signal));
+    for (const { kind, filters } of payload.prunes) results.push(await prune(docker, kind, filters, context.signal));
     const reclaimedBytes = results.reduce((sum, result) => sum + result.reclaimedBytes, 0);
     context.log.info({ target: params.target, reclaimedBytes }, 'docker prune finished');
     return {

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { globToRegExp } from '../systems/files/glob.js';
-import { applySteps, cleanupSteps, ensureDirectory, findFiles, type Area } from '../systems/files/sweep.js';
+import { cleanupSteps, ensureDirectory, findFiles, type Area } from '../systems/files/sweep.js';
 import type { Action, ActionContext } from './contract.js';
-import { describeSteps, remainingAfter, summarize } from './file-steps.js';
+import { remainingAfter, runSweep, sweepPlan, type SweepOutput, type SweepPayload } from './file-steps.js';
 import { count, identifier } from './params.js';
 
 /**
@@ -27,10 +27,10 @@ async function cleanupFor(params: CleanupParams, context: ActionContext) {
   const area = cleanupArea(context.config, params.name);
   const match = globToRegExp(area.pattern);
   const found = await findFiles(area, (name) => match.test(name), context.signal);
-  return { found, steps: cleanupSteps(found.files, Date.now(), params.olderThanHours) };
+  return { found, steps: cleanupSteps(found.files, context.now(), params.olderThanHours) };
 }
 
-export const filesCleanup: Action<CleanupParams> = {
+export const filesCleanup: Action<CleanupParams, SweepPayload, SweepOutput> = {
   name: 'files.cleanup',
   description: 'Delete files matching the pattern and older than olderThanHours in a targets.files directory.',
   riskClass: 'destructive (deletes files); targets.files directories and patterns only, never through a symlink',
@@ -49,18 +49,18 @@ export const filesCleanup: Action<CleanupParams> = {
     return { proceed: true, reason: `${steps.length} files older than ${params.olderThanHours}h`, observed };
   },
   async plan(params, context) {
-    return describeSteps((await cleanupFor(params, context)).steps);
-  },
-  async run(params, _plan, context) {
     const { found, steps } = await cleanupFor(params, context);
-    const outcome = await applySteps(found.root, steps, context.signal);
-    context.log.info({ name: params.name, deleted: outcome.deleted.length, freedBytes: outcome.freedBytes }, 'cleanup finished');
-    return { detail: summarize(outcome, found.skipped) };
+    return sweepPlan(found, steps);
+  },
+  async run(params, payload, context) {
+    const outcome = await runSweep(payload, context.signal);
+    context.log.info({ name: params.name, deleted: outcome.deleted, freedBytes: outcome.freedBytes }, 'cleanup finished');
+    return { detail: outcome };
   },
   async verify(params, _before, output, context) {
     const { found, steps } = await cleanupFor(params, context);
     const remaining = remainingAfter(steps, found.root, output.detail);
     if (remaining.length > 0) return { ok: false, detail: `still to delete: ${remaining.slice(0, 20).join(', ')}`, observed: { remaining: remaining.length } };
-    return { ok: true, detail: `${String(output.detail.deleted)} deleted (${String(output.detail.freedBytes)} bytes), none left over ${params.olderThanHours}h`, observed: { remaining: 0 } };
+    return { ok: true, detail: `${output.detail.deleted} deleted (${output.detail.freedBytes} bytes), none left over ${params.olderThanHours}h`, observed: { remaining: 0 } };
   },
 };

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
-import { applySteps, ensureDirectory, findFiles, rotationMatcher, rotationSteps, type Area } from '../systems/files/sweep.js';
+import { ensureDirectory, findFiles, rotationMatcher, rotationSteps, type Area } from '../systems/files/sweep.js';
 import type { Action, ActionContext } from './contract.js';
-import { counts, describeSteps, remainingAfter, summarize } from './file-steps.js';
+import { counts, remainingAfter, runSweep, sweepPlan, type SweepOutput, type SweepPayload } from './file-steps.js';
 import { count, identifier } from './params.js';
 
 function logArea(config: Readonly<Config>, name: string): Area {
@@ -22,10 +22,10 @@ export type RotateParams = z.infer<typeof rotateParams>;
 async function rotationFor(params: RotateParams, context: ActionContext) {
   const area = logArea(context.config, params.name);
   const found = await findFiles(area, rotationMatcher(area.pattern), context.signal);
-  return { found, steps: rotationSteps(found.files, Date.now(), params.compressAfterDays, params.deleteAfterDays) };
+  return { found, steps: rotationSteps(found.files, context.now(), params.compressAfterDays, params.deleteAfterDays) };
 }
 
-export const logsRotate: Action<RotateParams> = {
+export const logsRotate: Action<RotateParams, SweepPayload, SweepOutput> = {
   name: 'logs.rotate',
   description: 'gzip log files older than compressAfterDays and delete those older than deleteAfterDays, in a configured log directory.',
   riskClass: 'disruptive (a program still writing to a rotated file loses those writes); never follows symlinks',
@@ -45,18 +45,18 @@ export const logsRotate: Action<RotateParams> = {
     return { proceed: true, reason: `${todo.compress} to compress, ${todo.delete} to delete`, observed };
   },
   async plan(params, context) {
-    return describeSteps((await rotationFor(params, context)).steps);
-  },
-  async run(params, _plan, context) {
     const { found, steps } = await rotationFor(params, context);
-    const outcome = await applySteps(found.root, steps, context.signal);
-    context.log.info({ name: params.name, compressed: outcome.compressed.length, deleted: outcome.deleted.length }, 'log rotation finished');
-    return { detail: summarize(outcome, found.skipped) };
+    return sweepPlan(found, steps);
+  },
+  async run(params, payload, context) {
+    const outcome = await runSweep(payload, context.signal);
+    context.log.info({ name: params.name, compressed: outcome.compressed, deleted: outcome.deleted }, 'log rotation finished');
+    return { detail: outcome };
   },
   async verify(params, _before, output, context) {
     const { found, steps } = await rotationFor(params, context);
     const remaining = remainingAfter(steps, found.root, output.detail);
     if (remaining.length > 0) return { ok: false, detail: `still to rotate: ${remaining.slice(0, 20).join(', ')}`, observed: { remaining: remaining.length } };
-    return { ok: true, detail: `${String(output.detail.compressed)} compressed, ${String(output.detail.deleted)} deleted, nothing left to rotate`, observed: { remaining: 0 } };
+    return { ok: true, detail: `${output.detail.compressed} compressed, ${output.detail.deleted} deleted, nothing left to rotate`, observed: { remaining: 0 } };
   },
 };

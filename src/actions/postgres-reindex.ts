@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { findRelation, tableOfIndex, type Relation } from '../systems/postgres/catalog.js';
-import { runPlan, sqlSteps, where, withClient } from './postgres-session.js';
+import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
 import { inScope, requireInScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { qualified, reindexStatement, type ReindexTarget } from '../systems/postgres/sql.js';
 import { flag, identifier } from './params.js';
@@ -66,7 +66,7 @@ async function indexes(params: ReindexParams, context: ActionContext) {
   return withClient(context, params.target, params.database, (client) => indexesOf(client, params, context));
 }
 
-export const reindex: Action<ReindexParams> = {
+export const reindex: Action<ReindexParams, SqlPayload> = {
   name: 'postgres.reindex',
   description: 'REINDEX an index, every index of a table, or every index of the tables the target watches in a database; CONCURRENTLY unless concurrently: false.',
   riskClass: 'safe when concurrently (the default); disruptive otherwise (plain REINDEX blocks writes to the table)',
@@ -102,9 +102,9 @@ export const reindex: Action<ReindexParams> = {
   },
   async plan(params, context) {
     const state = await indexes(params, context);
-    return sqlSteps(targetsOf(state.scope).map((target) => reindexStatement(target, params.concurrently)));
+    return sqlPlan(targetsOf(state.scope).map((target) => reindexStatement(target, params.concurrently)));
   },
-  run: (params, plan, context) => runPlan(context, params, plan, describe(params)),
+  run: (params, payload, context) => runStatements(context, params, payload, describe(params)),
   async verify(params, before, _output, context) {
     const previous = z.object({ indexes: z.array(indexRow), leftovers: z.number() }).parse(before.observed);
     const now = await indexes(params, context);

@@ -6,7 +6,7 @@ import { isSystemSchema } from '../systems/postgres/watched.js';
 import { columnsOf, findRelation, type Relation } from '../systems/postgres/catalog.js';
 import { explainLockTimeout, withClient } from './postgres-session.js';
 import { checkTarget } from './postgres-scope.js';
-import { nameReadings, qualified, retentionSql, type QualifiedName } from '../systems/postgres/sql.js';
+import { nameReadings, qualified, retentionSql, type QualifiedName, type RetentionSql } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
 import { type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
@@ -67,11 +67,13 @@ async function resolvePolicy(client: pg.Client, policy: RetentionPolicy): Promis
   return { policy, table, archive, columns };
 }
 
-/** The cutoff, from the database's clock, so upkeep's host clock cannot move it. */
-async function cutoffOf(client: pg.Client, policy: RetentionPolicy): Promise<Date> {
-  const seconds = parseDurationSeconds(policy.olderThan) ?? 0;
-  const result = await client.query('select now() - make_interval(secs => $1) as cutoff', [seconds]);
-  return z.object({ cutoff: z.date() }).parse(result.rows[0]).cutoff;
+/**
+ * The cutoff, from the engine's clock (the one windows and cooldowns read): the plan fixes it, so
+ * a dry run and the run after it at the same moment select the same rows, and run() uses it as
+ * planned.
+ */
+function cutoffOf(policy: RetentionPolicy, nowMs: number): Date {
+  return new Date(nowMs - (parseDurationSeconds(policy.olderThan) ?? 0) * 1000);
 }
 
 function sqlFor(resolved: Resolved, cutoff: Date) {
@@ -87,9 +89,18 @@ async function withPolicy<T>(params: RetentionParams, context: ActionContext, wo
 }
 
 const rowCount = z.object({ rows: z.coerce.number() });
-const cutoffDetail = z.object({ cutoff: z.string(), deleted: z.number(), archived: z.number() });
 
-export const retention: Action<RetentionParams> = {
+/** What run() executes: the batch statements with the cutoff written in, in batches of batchSize. */
+export interface RetentionPayload {
+  readonly cutoff: string;
+  readonly batchSize: number;
+  readonly archiveTable: string | null;
+  readonly sql: Omit<RetentionSql, 'countOlder'>;
+}
+
+export type RetentionOutput = { cutoff: string; deleted: number; archived: number; batches: number; archiveTable: string | null };
+
+export const retention: Action<RetentionParams, RetentionPayload, RetentionOutput> = {
   name: 'postgres.retention',
   description: 'Delete, or archive (INSERT INTO the archive table, then DELETE, in one transaction per batch), rows older than a declared remediation.retention policy\'s interval, in batches.',
   riskClass: 'destructive',
@@ -113,7 +124,7 @@ export const retention: Action<RetentionParams> = {
   },
   async check(params, context) {
     return withPolicy(params, context, async (client, resolved) => {
-      const cutoff = await cutoffOf(client, resolved.policy);
+      const cutoff = cutoffOf(resolved.policy, context.now());
       const older = rowCount.parse((await client.query(sqlFor(resolved, cutoff).countOlder)).rows[0]).rows;
       const observed = { cutoff: cutoff.toISOString(), olderRows: older };
       if (older === 0) return { proceed: false, reason: `no row of ${resolved.policy.table} is older than ${resolved.policy.olderThan}`, observed };
@@ -121,41 +132,40 @@ export const retention: Action<RetentionParams> = {
     });
   },
   async plan(params, context) {
-    return withPolicy(params, context, async (client, resolved) => {
-      const sql = sqlFor(resolved, await cutoffOf(client, resolved.policy));
+    return withPolicy(params, context, async (_client, resolved) => {
+      const cutoff = cutoffOf(resolved.policy, context.now());
+      const { countOlder: _count, ...sql } = sqlFor(resolved, cutoff);
       const repeat = `-- repeated while a batch moves ${resolved.policy.batchSize} rows`;
       const steps: string[] = resolved.archive
         ? ['BEGIN', sql.selectBatch, `${sql.insertArchive} -- $1: the ctids selected above`, sql.deleteSelected, `COMMIT ${repeat}`]
         : [`${sql.deleteBatch} ${repeat}`];
-      return steps.map((detail): PlanStep => ({ kind: 'sql', detail }));
+      const payload: RetentionPayload = { cutoff: cutoff.toISOString(), batchSize: resolved.policy.batchSize, archiveTable: resolved.archive ? qualified(resolved.archive) : null, sql };
+      return { steps: steps.map((detail): PlanStep => ({ kind: 'sql', detail })), payload };
     });
   },
-  async run(params, plan, context) {
-    return withPolicy(params, context, async (client, resolved) => {
-      const cutoffText = /'([^']+)'::timestamptz/.exec(plan.map((step) => step.detail).join('\n'))?.[1];
-      if (cutoffText === undefined) throw new Error('retention plan has no cutoff');
-      const sql = sqlFor(resolved, new Date(cutoffText));
-      const { batchSize } = resolved.policy;
+  async run(params, payload, context) {
+    const policy = findPolicy(context.config.remediation.retention, params);
+    return withClient(context, policy.target, policy.database, async (client) => {
       let deleted = 0;
       let archived = 0;
       let batches = 0;
       try {
         for (;;) {
           if (context.signal.aborted) throw context.signal.reason;
-          const moved = resolved.archive ? await archiveBatch(client, sql) : { deleted: (await client.query(sql.deleteBatch)).rowCount ?? 0, archived: 0 };
+          const moved = payload.archiveTable !== null ? await archiveBatch(client, payload.sql) : { deleted: (await client.query(payload.sql.deleteBatch)).rowCount ?? 0, archived: 0 };
           deleted += moved.deleted;
           archived += moved.archived;
           batches += 1;
-          if (moved.deleted < batchSize) break;
+          if (moved.deleted < payload.batchSize) break;
         }
       } catch (err) {
-        throw explainLockTimeout(err, resolved.policy.table, context.config.remediation.lockTimeoutSeconds);
+        throw explainLockTimeout(err, policy.table, context.config.remediation.lockTimeoutSeconds);
       }
-      return { detail: { cutoff: cutoffText, deleted, archived, batches, archiveTable: resolved.archive ? qualified(resolved.archive) : null } };
+      return { detail: { cutoff: payload.cutoff, deleted, archived, batches, archiveTable: payload.archiveTable } };
     });
   },
   async verify(params, _before, output, context) {
-    const done = cutoffDetail.parse(output.detail);
+    const done = output.detail;
     return withPolicy(params, context, async (client, resolved) => {
       const left = rowCount.parse((await client.query(sqlFor(resolved, new Date(done.cutoff)).countOlder)).rows[0]).rows;
       const observed = { olderRowsLeft: left, deleted: done.deleted, archived: done.archived };
@@ -167,7 +177,7 @@ export const retention: Action<RetentionParams> = {
 };
 
 /** One batch in one transaction: lock the rows, copy them to the archive, delete them; all or nothing. */
-async function archiveBatch(client: pg.Client, sql: ReturnType<typeof retentionSql>): Promise<{ deleted: number; archived: number }> {
+async function archiveBatch(client: pg.Client, sql: RetentionPayload['sql']): Promise<{ deleted: number; archived: number }> {
   await client.query('BEGIN');
   try {
     const tids = z.array(z.object({ tid: z.string() })).parse((await client.query(sql.selectBatch)).rows).map((row) => row.tid);

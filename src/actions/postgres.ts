@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { findRelation, statsOf, type Relation } from '../systems/postgres/catalog.js';
-import { runPlan, sqlSteps, where, withClient } from './postgres-session.js';
+import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
 import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
 import { count, flag, identifier } from './params.js';
@@ -51,7 +51,7 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
   });
 }
 
-export const vacuum: Action<VacuumParams> = {
+export const vacuum: Action<VacuumParams, SqlPayload> = {
   name: 'postgres.vacuum',
   description: 'VACUUM (ANALYZE) one table, or every table over the dead-tuple threshold (minDeadTuples, default the target\'s tables.minDeadTuples).',
   riskClass: 'safe; full: true is disruptive (VACUUM FULL holds an ACCESS EXCLUSIVE lock while it rewrites the table)',
@@ -79,9 +79,9 @@ export const vacuum: Action<VacuumParams> = {
   },
   async plan(params, context) {
     const { over } = await vacuumTables(params, context);
-    return sqlSteps(over.map((table) => vacuumStatement(table, { full: params.full, analyze: params.analyze })));
+    return sqlPlan(over.map((table) => vacuumStatement(table, { full: params.full, analyze: params.analyze })));
   },
-  run: (params, plan, context) => runPlan(context, params, plan, params.table ?? `tables in ${where(params)}`),
+  run: (params, payload, context) => runStatements(context, params, payload, params.table ?? `tables in ${where(params)}`),
   async verify(params, before, _output, context) {
     const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => table.deadTuples > threshold(params, context.config));
     const after = await withClient(context, params.target, params.database, async (client) =>
@@ -113,7 +113,7 @@ async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Pro
   });
 }
 
-export const analyze: Action<AnalyzeParams> = {
+export const analyze: Action<AnalyzeParams, SqlPayload> = {
   name: 'postgres.analyze',
   description: 'ANALYZE one table, refreshing the planner statistics.',
   riskClass: 'safe',
@@ -129,9 +129,9 @@ export const analyze: Action<AnalyzeParams> = {
     return { proceed: true, reason: `analyze_count is ${table.analyzeCount}`, observed: { table } };
   },
   async plan(params, context) {
-    return sqlSteps([analyzeStatement(await analyzeTarget(params, context))]);
+    return sqlPlan([analyzeStatement(await analyzeTarget(params, context))]);
   },
-  run: (params, plan, context) => runPlan(context, params, plan, params.table),
+  run: (params, payload, context) => runStatements(context, params, payload, params.table),
   async verify(params, before, _output, context) {
     const previous = z.object({ table: z.object({ analyzeCount: z.number() }) }).parse(before.observed);
     const now = await analyzeTarget(params, context);

@@ -51,7 +51,10 @@ async function waitForSave(redis: Redis, after: number, signal: AbortSignal): Pr
   }
 }
 
-export const bgsave: Action<TargetParams> = {
+/** The server run() saves. */
+export interface BgsavePayload { readonly target: string }
+
+export const bgsave: Action<TargetParams, BgsavePayload> = {
   name: 'redis.bgsave',
   description: 'BGSAVE, then wait until LASTSAVE advances (joins a save already in progress).',
   riskClass: 'safe (a forked background save; the server keeps serving)',
@@ -66,18 +69,21 @@ export const bgsave: Action<TargetParams> = {
     const state = await readPersistence(await context.connections.redis(params.target));
     return { proceed: true, reason: `LASTSAVE is ${state.lastSave}`, observed: { ...state } };
   },
-  async plan() {
-    return [
-      { kind: 'redis', detail: 'BGSAVE' },
-      { kind: 'redis', detail: 'INFO persistence (poll until rdb_last_save_time advances and rdb_bgsave_in_progress:0)' },
-    ];
+  async plan(params) {
+    return {
+      steps: [
+        { kind: 'redis', detail: 'BGSAVE' },
+        { kind: 'redis', detail: 'INFO persistence (poll until rdb_last_save_time advances and rdb_bgsave_in_progress:0)' },
+      ],
+      payload: { target: params.target },
+    };
   },
-  async run(params, _plan, context) {
-    const redis = await context.connections.redis(params.target);
+  async run(_params, payload, context) {
+    const redis = await context.connections.redis(payload.target);
     const before = await readPersistence(redis);
     if (!before.bgsaveInProgress) await waitForNextSecond(redis, before.lastSave, context.signal);
     const start = await startBgsave(redis);
-    context.log.info({ target: params.target, start }, 'waiting for BGSAVE');
+    context.log.info({ target: payload.target, start }, 'waiting for BGSAVE');
     const after = await waitForSave(redis, before.lastSave, context.signal);
     return { detail: { start, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus } };
   },

@@ -103,7 +103,14 @@ function resolvePattern(params: ExpireParams, context: ActionContext): ExpirePar
   return params;
 }
 
-export const expireKeys: Action<ExpireParams> = {
+/**
+ * What run() does: the resolved scan (target, declared pattern, batch size) and what it does to each
+ * kept key (mode, TTL conditions, expireSeconds). The keys themselves are found as the run scans,
+ * so a large keyspace is never held in memory or in the journal.
+ */
+export type ExpirePayload = ExpireParams;
+
+export const expireKeys: Action<ExpireParams, ExpirePayload> = {
   name: 'redis.expire_keys',
   description: 'SCAN for a key pattern, then UNLINK the keys or set an expiry, one batch at a time (never KEYS).',
   riskClass: 'destructive (deletes or expires keys); only patterns declared in targets.redis[].keyPatterns',
@@ -126,22 +133,22 @@ export const expireKeys: Action<ExpireParams> = {
     steps.push(params.mode === 'unlink'
       ? { kind: 'redis', detail: `UNLINK <kept keys of the batch> (${matching} keys match now)` }
       : { kind: 'redis', detail: `EXPIRE <key> ${params.expireSeconds} for each kept key (one pipeline per batch; ${matching} keys match now)` });
-    return steps;
+    return { steps, payload: params };
   },
-  async run(params, _plan, context) {
-    const redis = await context.connections.redis(params.target);
+  async run(_params, payload, context) {
+    const redis = await context.connections.redis(payload.target);
     let scanned = 0;
     let matched = 0;
     let affected = 0;
     let batches = 0;
-    for await (const batch of matchingBatches(redis, params, context.signal)) {
+    for await (const batch of matchingBatches(redis, payload, context.signal)) {
       scanned += batch.scanned;
       matched += batch.keys.length;
-      affected += await applyBatch(redis, params, batch.keys);
+      affected += await applyBatch(redis, payload, batch.keys);
       batches += 1;
     }
-    context.log.info({ target: params.target, pattern: params.pattern, matched, affected }, 'expire_keys finished');
-    return { detail: { scanned, matched, [params.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches } };
+    context.log.info({ target: payload.target, pattern: payload.pattern, matched, affected }, 'expire_keys finished');
+    return { detail: { scanned, matched, [payload.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches } };
   },
   async verify(params, _before, output, context) {
     const remaining = await countMatching(await context.connections.redis(params.target), params);

@@ -30,7 +30,10 @@ const purgeParams = z.strictObject({
 });
 export type PurgeParams = z.infer<typeof purgeParams>;
 
-export const memoryPurge: Action<PurgeParams> = {
+/** What run() does: MEMORY PURGE on the target, and whether it also switches on active defragmentation. */
+export interface PurgePayload { readonly target: string; readonly activeDefrag: boolean }
+
+export const memoryPurge: Action<PurgeParams, PurgePayload> = {
   name: 'redis.memory_purge',
   description: 'MEMORY PURGE, plus active defragmentation where the server supports it, instead of restarting Redis.',
   riskClass: 'safe (no restart, no data loss; defrag runs within activedefrag CPU limits)',
@@ -54,14 +57,14 @@ export const memoryPurge: Action<PurgeParams> = {
     if (params.activeDefrag) {
       steps.push({ kind: 'redis', detail: 'CONFIG GET activedefrag' }, { kind: 'redis', detail: 'CONFIG SET activedefrag yes (skipped when unsupported by the allocator)' });
     }
-    return steps;
+    return { steps, payload: { target: params.target, activeDefrag: params.activeDefrag } };
   },
-  async run(params, _plan, context) {
-    const redis = await context.connections.redis(params.target);
+  async run(_params, payload, context) {
+    const redis = await context.connections.redis(payload.target);
     const before = await readMemory(redis);
     const purge = await redis.memory('PURGE');
-    const defrag = params.activeDefrag ? await enableActiveDefrag(redis) : { state: 'not-requested' as const };
-    if (defrag.state === 'unsupported') context.log.warn({ target: params.target, reason: defrag.reason }, 'active defragmentation is not available on this Redis build');
+    const defrag = payload.activeDefrag ? await enableActiveDefrag(redis) : { state: 'not-requested' as const };
+    if (defrag.state === 'unsupported') context.log.warn({ target: payload.target, reason: defrag.reason }, 'active defragmentation is not available on this Redis build');
     const after = await readMemory(redis);
     return {
       detail: {

@@ -27,6 +27,8 @@ export const runRecordSchema = z.object({
   reason: z.string().optional(),
   alert: alertRefSchema.optional(),
   plan: z.array(planStepSchema).optional(),
+  /** What run() was handed: exactly the plan's payload (JSON), so a dry run shows what a real run executes. */
+  payload: z.unknown().optional(),
   output: json.optional(),
   verification: verifyResultSchema.optional(),
   error: z.string().optional(),

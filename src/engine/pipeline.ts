@@ -52,7 +52,7 @@ export class RunPipeline {
     const deadline = Date.now() + timeoutMs;
     const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
-    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger };
+    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now };
     // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
     controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
@@ -114,7 +114,7 @@ export class RunPipeline {
     const check = await step(action.check(params, context));
     const plan = await step(action.plan(params, context));
     const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
-    return { ...record, status: 'dry_run', check, plan, reason };
+    return { ...record, status: 'dry_run', check, plan: [...plan.steps], payload: plan.payload, reason };
   }
 
   /** Check, plan, run, verify. `progress` keeps what is known so far, so a failure is journalled with its plan. */
@@ -127,11 +127,12 @@ export class RunPipeline {
     const check = await step(action.check(params, context));
     if (!check.proceed) return { ...withSilence, status: 'skipped', skipCode: 'condition', check, reason: `condition cleared: ${check.reason}` };
     const plan = await step(action.plan(params, context));
-    progress({ ...withSilence, check, plan });
-    await this.parts.store.append({ ...withSilence, check, plan }).durable;
-    const output = await step(action.run(params, plan, context));
+    const planned = { ...withSilence, check, plan: [...plan.steps], payload: plan.payload };
+    progress(planned);
+    await this.parts.store.append(planned).durable;
+    const output = await step(action.run(params, plan.payload, context));
     const verification = await step(action.verify(params, check, output, context));
-    const verified = { ...withSilence, check, plan, output: output.detail, verification };
+    const verified = { ...planned, output: output.detail, verification };
     return verification.ok
       ? { ...verified, status: 'success' }
       : { ...verified, status: 'failure', error: `verification failed: ${verification.detail}` };

@@ -159,7 +159,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     await aged('other_20200101_000000.sql.gz', 30);
     const kept = (await listBackups(dir, 'refnet_*.sql.gz')).map((file) => file.name);
     const params = await pgDump.resolve(pgDump.params.parse({ backup: 'refnet' }), context);
-    const plan = await pgDump.plan(params, context);
+    const { steps: plan } = await pgDump.plan(params, context);
     t.same(plan.filter((step) => step.detail.startsWith('unlink')).map((step) => step.detail), [
       `unlink ${join(dir, 'refnet_20200102_000000.sql.gz')} (older than 7 days)`,
       `unlink ${join(dir, 'refnet_20200101_000000.sql.gz')} (older than 7 days)`,
@@ -205,7 +205,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     const params = pgDump.params.parse({ backup: 'missingdb' });
     const check = await pgDump.check(params, context);
     t.equal(check.reason, 'no backup yet');
-    await t.rejects(pgDump.run(params, [], context), /pg_dump exited with 1: .*database "nope" does not exist/);
+    await t.rejects(pgDump.run(params, (await pgDump.plan(params, context)).payload, context), /pg_dump exited with 1: .*database "nope" does not exist/);
     t.same(await readdir(join(root, 'missing')), []);
   });
 });

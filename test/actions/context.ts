@@ -40,6 +40,7 @@ export function buildContext(raw: Record<string, unknown>, options: { timeoutMs?
     signal: abort.signal,
     deadline: Date.now() + timeoutMs,
     trigger: options.trigger ?? 'manual',
+    now: Date.now,
     logLines,
     abort,
     close: () => connections.close(),
@@ -50,6 +51,8 @@ export interface Performed<P> {
   params: P;
   before: CheckResult;
   plan: PlanStep[];
+  /** What run() was handed: the plan's payload. */
+  payload: unknown;
   output: RunOutput;
   verification: VerifyResult;
 }
@@ -59,7 +62,7 @@ export async function perform<P>(action: Action<P>, rawParams: unknown, context:
   const params = await action.resolve(action.params.parse(rawParams), context);
   const before = await action.check(params, context);
   const plan = await action.plan(params, context);
-  const output = await action.run(params, plan, context);
+  const output = await action.run(params, plan.payload, context);
   const verification = await action.verify(params, before, output, context);
-  return { params, before, plan, output, verification };
+  return { params, before, plan: [...plan.steps], payload: plan.payload, output, verification };
 }

@@ -79,7 +79,7 @@ t.test('logs.rotate on files with known mtimes', async (t) => {
   t.test('a dry run lists the exact steps and changes nothing', async (t) => {
     const before = await listing(logs);
     const params = await logsRotate.resolve(logsRotate.params.parse({ name: 'app' }), context);
-    const plan = await logsRotate.plan(params, context);
+    const { steps: plan } = await logsRotate.plan(params, context);
     const real = (name: string) => join(logs, name);
     t.same(plan.map((step) => step.detail), [
       `gzip ${real('app-2d.log')} -> ${real('app-2d.log')}.gz (mtime kept), then unlink ${real('app-2d.log')}`,
@@ -111,7 +111,7 @@ t.test('logs.rotate on files with known mtimes', async (t) => {
 
   t.test('verify notices work left undone', async (t) => {
     const params = logsRotate.params.parse({ name: 'app' });
-    const verification = await logsRotate.verify(params, { proceed: true, reason: '' }, { detail: { skipped: [] } }, context);
+    const verification = await logsRotate.verify(params, { proceed: true, reason: '' }, { detail: { compressed: 0, deleted: 0, freedBytes: 0, files: { compressed: [], deleted: [] }, skipped: [] } }, context);
     t.equal(verification.ok, false);
     t.match(verification.detail, /still to rotate: app-5d.log/);
   });
@@ -134,7 +134,7 @@ t.test('logs.rotate on files with known mtimes', async (t) => {
     const aborted = buildContext({ targets: { logs: [{ name: 'app', dir: logs, pattern: 'app-*.log' }] } });
     t.teardown(() => aborted.close());
     aborted.abort.abort();
-    await t.rejects(logsRotate.run(logsRotate.params.parse({ name: 'app' }), [], aborted));
+    await t.rejects(logsRotate.run(logsRotate.params.parse({ name: 'app' }), { root: logs, steps: [{ op: 'delete', file: { path: join(logs, 'app-31d.log.gz'), sizeBytes: 0, mtimeMs: 0 } }], skipped: [] }, aborted));
     t.ok(await stat(join(logs, 'app-5d.log')));
   });
 });
@@ -176,7 +176,7 @@ t.test('files.cleanup', async (t) => {
   t.test('then nothing is left to do', async (t) => {
     const check = await filesCleanup.check(filesCleanup.params.parse({ name: 'tmp' }), context);
     t.equal(check.proceed, false);
-    const verification = await filesCleanup.verify(filesCleanup.params.parse({ name: 'tmp', olderThanHours: 1 }), check, { detail: {} }, context);
+    const verification = await filesCleanup.verify(filesCleanup.params.parse({ name: 'tmp', olderThanHours: 1 }), check, { detail: { compressed: 0, deleted: 0, freedBytes: 0, files: { compressed: [], deleted: [] }, skipped: [] } }, context);
     t.equal(verification.ok, false, 'fresh.tmp is over 1h');
     t.match(verification.detail, /still to delete: fresh.tmp/);
   });

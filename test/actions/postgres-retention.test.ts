@@ -121,18 +121,21 @@ t.test('retention verification fails when old rows remain or the archive count d
   const connections = new Connections(config);
   t.teardown(() => connections.close());
   const controller = new AbortController();
-  const context = { config, log: bufferLogger().log, connections, signal: controller.signal, deadline: Date.now() + 60_000, trigger: 'manual' as const };
+  const context = { config, log: bufferLogger().log, connections, signal: controller.signal, deadline: Date.now() + 60_000, trigger: 'manual' as const, now: Date.now };
   const params = { policy: 'logs' };
   const before = { proceed: true, reason: '' };
-  const left = await retention.verify(params, before, { detail: { cutoff: '2999-01-01T00:00:00.000Z', deleted: 0, archived: 0 } }, context);
+  const left = await retention.verify(params, before, { detail: { cutoff: '2999-01-01T00:00:00.000Z', deleted: 0, archived: 0, batches: 1, archiveTable: 'public.logs_archive' } }, context);
   t.equal(left.ok, false);
   t.match(left.detail, /^400 row\(s\) older than the cutoff 2999-01-01T00:00:00.000Z are still there$/);
-  const mismatch = await retention.verify(params, before, { detail: { cutoff: '1999-01-01T00:00:00.000Z', deleted: 2, archived: 1 } }, context);
+  const mismatch = await retention.verify(params, before, { detail: { cutoff: '1999-01-01T00:00:00.000Z', deleted: 2, archived: 1, batches: 1, archiveTable: 'public.logs_archive' } }, context);
   t.same([mismatch.ok, mismatch.detail], [false, 'archived 1 rows but deleted 2']);
-  await t.rejects(retention.run(params, [{ kind: 'sql', detail: 'BEGIN' }], context), /retention plan has no cutoff/);
+  // run() executes the planned cutoff, never a fresh one: a plan made as of 2000 deletes nothing today.
+  const stale = await retention.plan(params, { ...context, now: () => Date.parse('2000-01-31T00:00:00Z') });
+  t.equal(stale.payload.cutoff, '2000-01-01T00:00:00.000Z');
+  t.match((await retention.run(params, stale.payload, context)).detail, { cutoff: '2000-01-01T00:00:00.000Z', deleted: 0, archived: 0 });
   const plan = await retention.plan(params, context);
   controller.abort(new Error('deadline of 1s passed'));
-  await t.rejects(retention.run(params, plan, context), /deadline of 1s passed/);
+  await t.rejects(retention.run(params, plan.payload, context), /deadline of 1s passed/);
   const [{ total }] = await server.query<{ total: string }>('select count(*) as total from logs', [], 'app') as [{ total: string }];
   t.equal(Number(total), 400, 'an aborted run deletes nothing');
 });

@@ -87,7 +87,7 @@ t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {
 
   t.test('dry run: the plan reports the count and deletes nothing', async (t) => {
     const params = await expireKeys.resolve(expireKeys.params.parse({ target: 'cache', pattern: PATTERN, when: 'ttl-over', ttlOverSeconds: 604800 }), context);
-    const plan = await expireKeys.plan(params, context);
+    const { steps: plan } = await expireKeys.plan(params, context);
     t.match(plan.at(-1)?.detail, /^UNLINK <kept keys of the batch> \(100000 keys match now\)$/);
     t.match(plan[0]?.detail, `SCAN <cursor> MATCH ${PATTERN} COUNT 1000`);
     t.equal(await client.dbsize(), 250_000);
@@ -154,7 +154,7 @@ t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {
     const aborted = buildContext({ targets: { redis: [{ name: 'cache', url: server.url, keyPatterns: [PATTERN] }] } });
     t.teardown(() => aborted.close());
     aborted.abort.abort();
-    await t.rejects(expireKeys.run(expireKeys.params.parse({ target: 'cache', pattern: PATTERN }), [], aborted), /stopped at the run deadline/);
+    await t.rejects(expireKeys.run(expireKeys.params.parse({ target: 'cache', pattern: PATTERN }), expireKeys.params.parse({ target: 'cache', pattern: PATTERN }), aborted), /stopped at the run deadline/);
     t.equal(await existing(client, 'celery-task-meta-again-', 10), 10);
   });
 });

@@ -73,7 +73,7 @@ t.test('redis.bgsave', async (t) => {
     await rm(broken.dir, { recursive: true }); // the fork cannot create its temp file any more
     const params = await bgsave.resolve({ target: 'cache' }, brokenContext);
     const before = await bgsave.check(params, brokenContext);
-    await t.rejects(bgsave.run(params, [], brokenContext), /BGSAVE did not complete: .*rdb_last_bgsave_status:err/);
+    await t.rejects(bgsave.run(params, { target: 'cache' }, brokenContext), /BGSAVE did not complete: .*rdb_last_bgsave_status:err/);
     const verification = await bgsave.verify(params, before, { detail: {} }, brokenContext);
     t.equal(verification.ok, false);
     t.match(verification.detail, /rdb_last_bgsave_status:err/);
@@ -89,7 +89,7 @@ t.test('redis.bgsave', async (t) => {
     const aborted = buildContext({ targets: { redis: [{ name: 'cache', url: server.url }] } });
     t.teardown(() => aborted.close());
     aborted.abort.abort();
-    await t.rejects(bgsave.run({ target: 'cache' }, [], aborted));
+    await t.rejects(bgsave.run({ target: 'cache' }, { target: 'cache' }, aborted));
   });
 });
 

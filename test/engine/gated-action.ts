@@ -11,7 +11,7 @@ export function gatedAction(name = 'test.gated'): { action: Action<{ n: number }
       name, description: 'waits for the test', params: z.strictObject({ n: z.coerce.number() }),
       risk: () => 'safe', resolve: async (params) => params, lock: (params) => ({ kind: 'local', key: String(params.n) }),
       check: async () => ({ proceed: true, reason: 'go' }),
-      plan: async (params) => [{ kind: 'exec', detail: `work ${params.n}` }],
+      plan: async (params) => ({ steps: [{ kind: 'exec', detail: `work ${params.n}` }], payload: null }),
       run: async () => { await gate; return { detail: {} }; },
       verify: async () => ({ ok: true, detail: 'fine' }),
     },

@@ -27,7 +27,7 @@ function testAction(behaviour: {
     resolve: async (params) => params,
     lock: () => behaviour.lock ?? { kind: 'local', key: 'k' },
     check: async () => ({ proceed: behaviour.proceed ?? true, reason: behaviour.proceed === false ? 'nothing to do' : 'go' }),
-    plan: async (params) => [{ kind: 'exec', detail: `work ${params.n}` }],
+    plan: async (params) => ({ steps: [{ kind: 'exec', detail: `work ${params.n}` }], payload: { n: params.n } }),
     run: async (_params, _plan, context) => {
       if (behaviour.fail !== undefined) throw behaviour.fail;
       await behaviour.run?.(context.signal);

@@ -9,9 +9,10 @@ import { logsRotate } from './logs-rotate.js';
 import { bgsave } from './redis-bgsave.js';
 import { memoryPurge } from './redis-memory-purge.js';
 import { expireKeys } from './redis-keys.js';
+import { slowlogReset } from './redis-slowlog-reset.js';
 import type { AnyAction } from './contract.js';
 
-/** Every remediation upkeep knows. Adding one is one file in src/remediation and one line here. */
+/** Every remediation upkeep knows. Adding a family is one file in src/actions/ and its two lines here (docs/development.md). */
 export const ACTIONS: readonly AnyAction[] = [
   vacuum,
   analyze,
@@ -20,6 +21,7 @@ export const ACTIONS: readonly AnyAction[] = [
   bgsave,
   memoryPurge,
   expireKeys,
+  slowlogReset,
   dockerPrune,
   logsRotate,
   filesCleanup,

@@ -33,7 +33,9 @@ t.test('for every remediation, the dry run plans what the real run then executes
   t.teardown(() => redis.destroy());
   const client = redis.client();
   t.teardown(() => client.disconnect());
+  await client.config('SET', 'slowlog-log-slower-than', '0');
   for (let i = 0; i < 50; i++) await client.set(`session:${i}`, 'x');
+  await client.config('SET', 'slowlog-log-slower-than', '10000000');
   const docker = await ensureDocker();
   await ensureTestImage(docker);
   const label = `upkeep.plan.test=${process.pid}-${Date.now()}`;
@@ -87,6 +89,7 @@ t.test('for every remediation, the dry run plans what the real run then executes
     ['redis.bgsave', { target: 'cache' }],
     ['redis.memory_purge', { target: 'cache', activeDefrag: false }],
     ['redis.expire_keys', { target: 'cache', pattern: 'session:*' }],
+    ['redis.slowlog_reset', { target: 'cache' }],
     ['docker.prune', { target: 'local', label, images: false, networks: false, buildCache: false }],
     ['logs.rotate', { name: 'app' }],
     ['files.cleanup', { name: 'tmp' }],

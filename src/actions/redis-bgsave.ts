@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import { errorMessage } from '../log.js';
 import { readPersistence, type Persistence } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
-import { redisLock, requireRedisTarget, targetParams, type TargetParams } from './redis-target.js';
+import { redisLock, resolveTarget, targetParams, type TargetParams } from './redis-target.js';
 
 const POLL_MS = 100;
 // A save that was accepted but shows neither progress nor a new LASTSAVE for this long has failed
@@ -24,7 +25,7 @@ async function startBgsave(redis: Redis): Promise<'started' | 'joined' | 'schedu
     await redis.bgsave();
     return 'started';
   } catch (err) {
-    const message = (err as Error).message;
+    const message = errorMessage(err);
     if (/already in progress/i.test(message)) return 'joined';
     // An AOF rewrite holds the fork; SCHEDULE runs the save as soon as it is done.
     if (/rewriting in progress|BGSAVE SCHEDULE/i.test(message)) {
@@ -60,10 +61,7 @@ export const bgsave: Action<TargetParams, BgsavePayload> = {
   riskClass: 'safe (a forked background save; the server keeps serving)',
   params: targetParams,
   risk: () => 'safe',
-  async resolve(params, context) {
-    requireRedisTarget(context.config, params.target);
-    return params;
-  },
+  resolve: resolveTarget,
   lock: (params) => redisLock('redis.bgsave', params.target),
   async check(params, context) {
     const state = await readPersistence(await context.connections.redis(params.target));

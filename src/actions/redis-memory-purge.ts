@@ -4,7 +4,7 @@ import { errorMessage } from '../log.js';
 import { readMemory } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
 import { flag, identifier } from './params.js';
-import { positiveNumber, redisLock, requireRedisTarget } from './redis-target.js';
+import { positiveNumber, redisLock, resolveTarget } from './redis-target.js';
 
 export type ActiveDefrag = 'enabled' | 'already-enabled' | 'unsupported' | 'not-requested';
 
@@ -39,10 +39,7 @@ export const memoryPurge: Action<PurgeParams, PurgePayload> = {
   riskClass: 'safe (no restart, no data loss; defrag runs within activedefrag CPU limits)',
   params: purgeParams,
   risk: () => 'safe',
-  async resolve(params, context) {
-    requireRedisTarget(context.config, params.target);
-    return params;
-  },
+  resolve: resolveTarget,
   lock: (params) => redisLock('redis.memory_purge', params.target),
   async check(params, context) {
     const memory = await readMemory(await context.connections.redis(params.target));

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
-import type { LockSpec } from './contract.js';
+import type { ActionContext, LockSpec } from './contract.js';
 import { identifier } from './params.js';
 
 // What every Redis remediation family shares: its target, its lock, its number params.
@@ -14,6 +14,12 @@ export function requireRedisTarget(config: Readonly<Config>, target: string): Co
   const entry = config.targets.redis.find((candidate) => candidate.name === target);
   if (!entry) throw new ValidationError(`unknown redis target "${target}" (not in targets.redis)`);
   return entry;
+}
+
+/** The Redis families' resolve: a configured target is all there is to look up. */
+export async function resolveTarget<P extends { readonly target: string }>(params: P, context: ActionContext): Promise<P> {
+  requireRedisTarget(context.config, params.target);
+  return params;
 }
 
 /** The lock lives on the target server itself, so the key only needs to name the work. */

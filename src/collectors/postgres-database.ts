@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import type { Logger } from '../log.js';
+import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
@@ -18,8 +18,8 @@ const IDLE_CLOSE_MS = 120_000;
 export class DatabaseConnection {
   readonly pool: pg.Pool;
   readonly sizes: CachedReading<DatabaseSizes>;
-  private lastError: string | null = null;
-  private lastSizeError: string | null = null;
+  private readonly errors = new DistinctErrors();
+  private readonly sizeErrors = new DistinctErrors();
   private readonly firstSizeWaitMs: number;
   private sizesRead = false;
 
@@ -57,18 +57,14 @@ export class DatabaseConnection {
   /** Logs a database's failure when it starts or changes, and its recovery, not every scrape. */
   noteResult(err: Error | null): void {
     const message = err ? err.message : null;
-    if (message === this.lastError) return;
+    if (!this.errors.changed(message)) return;
     // The message, not the Error: it is what names the cause (connection refused, no such database).
     if (err) this.log.warn({ target: this.target, database: this.database, err: message }, 'postgres database collection failed');
     else this.log.info({ target: this.target, database: this.database }, 'postgres database collection recovered');
-    this.lastError = message;
   }
 
   private noteSizeError(err: Error | null): void {
-    const message = err ? err.message : null;
-    if (message === this.lastSizeError) return;
-    this.lastSizeError = message;
-    if (err) this.log.warn({ target: this.target, database: this.database, err: message }, 'postgres size refresh failed; serving the last sizes read');
+    if (this.sizeErrors.changed(err ? err.message : null) && err) this.log.warn({ target: this.target, database: this.database, err: err.message }, 'postgres size refresh failed; serving the last sizes read');
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { PostgresTarget } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import { DistinctErrors, errorMessage, type Logger } from '../log.js';
 import { CachedReading } from './framework/cache.js';
 import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
@@ -42,7 +42,7 @@ class PostgresCollector implements CollectorInstance {
   private readonly discovery: CachedReading<string[]> | null;
   private readonly select: (tables: readonly TableStats[]) => TableStats[];
   private readonly adminDatabase: string;
-  private lastStatementsError: string | null = null;
+  private readonly statementsErrors = new DistinctErrors();
 
   constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
@@ -114,7 +114,7 @@ class PostgresCollector implements CollectorInstance {
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements };
     } catch (err) {
-      const error = new Error(`database "${database}": ${err instanceof Error ? err.message : String(err)}`);
+      const error = new Error(`database "${database}": ${errorMessage(err)}`);
       connection.noteResult(error);
       return error;
     }
@@ -124,12 +124,11 @@ class PostgresCollector implements CollectorInstance {
   private async statements(connection: DatabaseConnection): Promise<StatementStats[] | null> {
     try {
       const statements = await readStatements(connection.pool, this.config.statements.limit);
-      this.lastStatementsError = null;
+      this.statementsErrors.changed(null);
       return statements;
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      if (message !== this.lastStatementsError) this.log.warn({ target: this.target, database: connection.database, err: message }, 'cannot read pg_stat_statements; statement metrics skipped');
-      this.lastStatementsError = message;
+      const message = errorMessage(err);
+      if (this.statementsErrors.changed(message)) this.log.warn({ target: this.target, database: connection.database, err: message }, 'cannot read pg_stat_statements; statement metrics skipped');
       return null;
     }
   }

@@ -4,6 +4,7 @@ import type { AnyAction, Trigger } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
+import { describeIssues } from '../zod-issues.js';
 import { Connections } from '../systems/connections.js';
 import { RunFinisher } from './finish.js';
 import { idempotencyKey } from './guards/idempotency.js';
@@ -106,7 +107,7 @@ export class Engine implements RunSubmitter {
    */
   screen(action: AnyAction, params: unknown, trigger: Trigger): { params: unknown } | { reason: string } {
     const parsed = action.params.safeParse(params);
-    if (!parsed.success) return { reason: `invalid params: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(params)'}: ${issue.message}`).join('; ')}` };
+    if (!parsed.success) return { reason: `invalid params: ${describeIssues(parsed.error.issues, '(params)')}` };
     try {
       action.screen?.(parsed.data, this.options.config, trigger);
     } catch (err) {

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { parseInfo } from './info.js';
 
-/** What upkeep reads from a live Redis: its persistence and memory state, from INFO. */
+// What upkeep reads from a live Redis: its persistence and memory state, from INFO.
+
 function infoFields(text: string): ReadonlyMap<string, string> {
   return parseInfo(text).fields;
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { configSchema } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
-import type { Action } from '../src/remediation/types.js';
+import type { Action } from '../src/actions/contract.js';
 import { buildApp } from '../src/server.js';
 
 const LABEL_BYTES = 1024 * 1024;
@@ -32,7 +32,7 @@ const busy = new Promise<void>((resolve) => { release = resolve; });
 const blocker: Action<{ table: string }> = {
   name: 'test.hold', description: 'waits', params: z.object({ table: z.string() }), risk: () => 'safe',
   resolve: async (params) => params, lock: () => ({ kind: 'local', key: 'hold' }),
-  check: async () => ({ proceed: true, reason: 'go' }), plan: async () => [{ kind: 'exec', detail: 'wait' }],
+  check: async () => ({ proceed: true, reason: 'go' }), plan: async () => ({ steps: [{ kind: 'exec', detail: 'wait' }], payload: null }),
   run: async () => { await busy; return { detail: {} }; }, verify: async () => ({ ok: true, detail: 'ok' }),
 };
 

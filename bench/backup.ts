@@ -13,9 +13,9 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
-import { postgresBinary, systemBinary } from '../src/remediation/backup-process.js';
-import { Engine } from '../src/remediation/engine.js';
-import { startPostgres, type PostgresServer } from '../src/sandbox/postgres.js';
+import { postgresBinary, systemBinary } from '../src/systems/process/child.js';
+import { Engine } from '../src/engine/engine.js';
+import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { rssBytes } from './scrape-procs.js';
 
 const { values: options } = parseArgs({ options: { 'size-mb': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '2' } } });

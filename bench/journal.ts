@@ -15,7 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { freePort } from '../src/sandbox/ports.js';
+import { freePort } from '../src/demo/servers/ports.js';
 import { memoryOf, upkeepBin } from '../test/product/installed.js';
 import { makeJournal, type MadeJournal } from './make-journal.js';
 import { percentile } from './scrape-procs.js';

@@ -14,12 +14,13 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { idempotencyKey } from '../src/remediation/guards.js';
-import type { RunStatus, Trigger } from '../src/remediation/types.js';
-import { JOURNAL_LIMITS, segmentName } from '../src/state/file-journal.js';
-import { CLAIM_LIMIT, CLAIM_TTL_MS, claimKey } from '../src/state/guard-file.js';
-import { newRunId } from '../src/state/run-id.js';
-import { encodeEntries, encodeHeader, ENTRY_BYTES, setEntryKey, summarise, type IndexEntry } from '../src/state/segment-index.js';
+import { idempotencyKey } from '../src/engine/guards/idempotency.js';
+import type { RunStatus } from '../src/engine/journal.js';
+import type { Trigger } from '../src/actions/contract.js';
+import { JOURNAL_LIMITS, segmentName } from '../src/engine/state/file-journal.js';
+import { CLAIM_LIMIT, CLAIM_TTL_MS, claimKey } from '../src/engine/state/guard-file.js';
+import { newRunId } from '../src/engine/state/run-id.js';
+import { encodeEntries, encodeHeader, ENTRY_BYTES, setEntryKey, summarise, type IndexEntry } from '../src/engine/state/segment-index.js';
 
 export interface MadeJournal {
   readonly runs: number;

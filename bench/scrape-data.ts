@@ -1,6 +1,6 @@
-import type { PostgresServer } from '../src/sandbox/postgres.js';
-import type { RedisServer } from '../src/sandbox/redis.js';
-import { waitFor } from '../src/sandbox/ports.js';
+import type { PostgresServer } from '../src/demo/servers/postgres.js';
+import type { RedisServer } from '../src/demo/servers/redis.js';
+import { waitFor } from '../src/demo/servers/ports.js';
 
 /**
  * Creates `tables` tables in a new database, each with a primary key, 20 rows and 1 to 10 of them

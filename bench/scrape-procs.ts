@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, readdir } from 'node:fs/promises';
-import { waitFor } from '../src/sandbox/ports.js';
+import { waitFor } from '../src/demo/servers/ports.js';
 
 /** A program under measurement, stopped by its own PID. */
 export interface Service {

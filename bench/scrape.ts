@@ -9,9 +9,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { freePort } from '../src/sandbox/ports.js';
-import { startPostgres, type PostgresServer } from '../src/sandbox/postgres.js';
-import { startRedis, type RedisServer } from '../src/sandbox/redis.js';
+import { freePort } from '../src/demo/servers/ports.js';
+import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
+import { startRedis, type RedisServer } from '../src/demo/servers/redis.js';
 import { createTables, loadRedis } from './scrape-data.js';
 import { percentile, RssSampler, scrape, startService, type Scrape, type Service } from './scrape-procs.js';
 

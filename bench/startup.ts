@@ -11,9 +11,9 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { freePort } from '../src/sandbox/ports.js';
-import { startPostgres } from '../src/sandbox/postgres.js';
-import { startRedis } from '../src/sandbox/redis.js';
+import { freePort } from '../src/demo/servers/ports.js';
+import { startPostgres } from '../src/demo/servers/postgres.js';
+import { startRedis } from '../src/demo/servers/redis.js';
 import { upkeepBin } from '../test/product/installed.js';
 
 const { values: options } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });

@@ -9,10 +9,10 @@
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log.js';
-import type { RunRecord } from '../src/remediation/types.js';
-import { startPostgres } from '../src/sandbox/postgres.js';
-import { PostgresStore } from '../src/state/postgres-store.js';
-import { newRunId } from '../src/state/run-id.js';
+import type { RunRecord } from '../src/engine/journal.js';
+import { startPostgres } from '../src/demo/servers/postgres.js';
+import { PostgresStore } from '../src/engine/state/postgres-store.js';
+import { newRunId } from '../src/engine/state/run-id.js';
 
 const { values: options } = parseArgs({ options: { runs: { type: 'string', default: '50000' }, claims: { type: 'string', default: '3000' } } });
 const RUNS = Number(options.runs);

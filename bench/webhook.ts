@@ -15,9 +15,9 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { runRecordSchema } from '../src/remediation/journal.js';
-import { freePort, waitFor } from '../src/sandbox/ports.js';
-import { startPostgres } from '../src/sandbox/postgres.js';
+import { runRecordSchema } from '../src/engine/journal.js';
+import { freePort, waitFor } from '../src/demo/servers/ports.js';
+import { startPostgres } from '../src/demo/servers/postgres.js';
 
 const { values: options } = parseArgs({
   options: {

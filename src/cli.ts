@@ -136,7 +136,7 @@ async function runRemediation(config: Readonly<Config>, args: ReturnType<typeof 
     io.err(`which remediation? (GET /remediations lists them)\n${USAGE}`);
     return 2;
   }
-  const { parseParams, runFromCli } = await import('./remediation/engine-cli.js');
+  const { parseParams, runFromCli } = await import('./triggers/cli.js');
   const { createLogger } = await import('./log.js');
   let params: Record<string, string>;
   try {
@@ -177,7 +177,7 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
     return 2;
   }
   const [{ ConfigInvalid, loadConfig }, { checkReferences }, { ACTIONS }, { COLLECTORS }] = await Promise.all([
-    import('./config/load.js'), import('./config/references.js'), import('./remediation/actions.js'), import('./collectors/index.js'),
+    import('./config/load.js'), import('./config/references.js'), import('./actions/registry.js'), import('./collectors/registry.js'),
   ]);
   let config: Readonly<Config>;
   try {
@@ -193,7 +193,7 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
     return await body(config);
   } catch (err) {
     // The state store could not be opened (state.postgres unreachable, refused, too new): its message names the problem, never a password.
-    const { StateStoreError } = await import('./state/postgres-db.js');
+    const { StateStoreError } = await import('./engine/state/postgres-db.js');
     if (!(err instanceof StateStoreError)) throw err;
     io.err(err.message);
     return 1;

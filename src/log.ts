@@ -24,6 +24,21 @@ export function errorMessage(err: unknown): string {
   return redactText(err instanceof Error ? err.message : String(err));
 }
 
+/**
+ * The last outcome of something that fails on every scrape until it is fixed: a failure is logged
+ * when it first happens or changes, not on every repeat, and its end once.
+ */
+export class DistinctErrors {
+  private last: string | null = null;
+
+  /** Records the outcome (an error message, or null for success); true when it differs from the last one. */
+  changed(message: string | null): boolean {
+    if (message === this.last) return false;
+    this.last = message;
+    return true;
+  }
+}
+
 // Keys whose values are secrets wherever they appear in a logged object.
 const SECRET_KEYS = new Set(['authtoken', 'authorization', 'password', 'token', 'passwd', 'secret']);
 const MAX_DEPTH = 8;

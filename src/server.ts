@@ -1,8 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Gauge, Registry } from 'prom-client';
-import { buildScraper } from './collectors/index.js';
-import type { Scraper } from './collectors/scraper.js';
-import type { CollectorModule } from './collectors/types.js';
+import { buildScraper } from './collectors/registry.js';
+import type { Scraper } from './collectors/framework/scraper.js';
+import type { CollectorModule } from './collectors/framework/types.js';
 import type { Config } from './config/schema.js';
 import { alertmanagerRoutes } from './http/alertmanager.js';
 import { bearerAuth } from './http/auth.js';
@@ -11,9 +11,9 @@ import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
 import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow-clients.js';
 import { loggedPath, type Logger } from './log.js';
-import { Engine } from './remediation/engine.js';
-import { startSchedule } from './remediation/schedule.js';
-import type { AnyAction } from './remediation/types.js';
+import { Engine } from './engine/engine.js';
+import { startSchedule } from './triggers/schedule.js';
+import type { AnyAction } from './actions/contract.js';
 import { VERSION } from './version.js';
 
 const QUIET_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);

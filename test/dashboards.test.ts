@@ -6,8 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
 import { bufferLogger } from './fixtures/log.js';
-import { waitFor } from '../src/sandbox/ports.js';
-import { startPrometheus } from '../src/sandbox/prometheus.js';
+import { waitFor } from '../src/demo/servers/ports.js';
+import { startPrometheus } from '../src/demo/servers/prometheus.js';
 import { buildApp } from '../src/server.js';
 import { serveExposition } from './fixtures/prometheus-exposition.js';
 

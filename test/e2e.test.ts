@@ -4,7 +4,7 @@ import t from 'tap';
 import { z } from 'zod';
 import { bufferLogger } from './fixtures/log.js';
 import { ensureDocker, ensureTestImage, runContainer } from './fixtures/docker.js';
-import { waitFor } from '../src/sandbox/ports.js';
+import { waitFor } from '../src/demo/servers/ports.js';
 import { sampleValue } from '../src/demo/report.js';
 import { startScenario } from '../src/demo/scenario.js';
 

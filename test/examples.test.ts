@@ -10,12 +10,12 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
 import type { Config, RemediationRule, ScheduleEntry } from '../src/config/schema.js';
-import { ACTIONS } from '../src/remediation/actions.js';
-import { templateParams } from '../src/remediation/rules.js';
+import { ACTIONS } from '../src/actions/registry.js';
+import { templateParams } from '../src/triggers/rules.js';
 import { cronError } from '../src/config/cron.js';
-import { openWindow } from '../src/remediation/windows.js';
-import { freePort, waitFor } from '../src/sandbox/ports.js';
-import { startDaemon } from '../src/sandbox/process.js';
+import { openWindow } from '../src/engine/windows.js';
+import { freePort, waitFor } from '../src/demo/servers/ports.js';
+import { startDaemon } from '../src/demo/servers/process.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;

@@ -3,11 +3,11 @@ import { z } from 'zod';
 import { main } from '../src/cli.js';
 import { parseConfig } from '../src/config/load.js';
 import { configSchema } from '../src/config/schema.js';
-import { runRecordSchema } from '../src/remediation/journal.js';
+import { runRecordSchema } from '../src/engine/journal.js';
 import { buildApp } from '../src/server.js';
 import { capturedLogger, tempDir } from './http/helpers.js';
 import { filesUnder, leaks, sampleCommandLines, SECRET_RUNS, SECRETS, secretConfig, startSecretServers } from './fixtures/secrets.js';
-import { writeConfigFile } from './remediation/backup-fixture.js';
+import { writeConfigFile } from './actions/backup-fixture.js';
 
 const statusesShape = z.object({ targets: z.array(z.object({ collector: z.string(), target: z.string(), up: z.boolean(), lastError: z.string().nullable() })) });
 

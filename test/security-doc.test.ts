@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { configSchema } from '../src/config/schema.js';
-import { runRecordSchema } from '../src/remediation/journal.js';
+import { runRecordSchema } from '../src/engine/journal.js';
 import { buildApp, type App } from '../src/server.js';
 import { startPostgres } from './fixtures/postgres.js';
 import { startRedis } from './fixtures/redis.js';
@@ -75,12 +75,19 @@ t.test('the Redis ACL of docs/security.md is exactly what the collector and ever
   t.equal(expire.status, 'success', expire.error ?? '');
   const unlink = await run(app, 'redis.expire_keys', { target: 'cache', pattern, mode: 'unlink' });
   t.equal(unlink.status, 'success', unlink.error ?? '');
+  // Ours: a slow log to reset (every command logged for a moment).
+  await admin.config('SET', 'slowlog-log-slower-than', '0');
+  await admin.echo('slow');
+  await admin.config('SET', 'slowlog-log-slower-than', '10000');
+  const slowlog = await run(app, 'redis.slowlog_reset', { target: 'cache' });
+  t.equal(slowlog.status, 'success', slowlog.error ?? '');
   await app.fastify.close();
 
   const stats = z.string().parse(await admin.info('commandstats'));
   const ran = [...stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].filter(([, , calls]) => Number(calls) > 0).map(([, name = '']) => name)
-    // Ours: CONFIG RESETSTAT. HELLO 3 AUTH logs in, and needs no grant.
-    .filter((name) => name !== 'config|resetstat' && name !== 'hello').sort();
+    // Ours: CONFIG RESETSTAT, and the CONFIG SET and ECHO that filled the slow log (upkeep's own
+    // CONFIG SET is refused, so it never counts as a call). HELLO 3 AUTH logs in, and needs no grant.
+    .filter((name) => !['config|resetstat', 'config|set', 'echo', 'hello'].includes(name)).sort();
   const granted = words.filter((word) => word.startsWith('+')).map((word) => word.slice(1)).sort();
   t.same(ran, granted, 'the ACL grants exactly the commands upkeep ran');
   const refused = z.array(z.array(z.unknown())).parse(await admin.call('ACL', 'LOG'));

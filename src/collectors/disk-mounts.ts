@@ -1,5 +1,5 @@
 import { readFile, realpath } from 'node:fs/promises';
-import type { FamilySpec, Reading } from './types.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // Inodes, and which filesystem a watched path is on: device, type and whether it is read-only,
 // from /proc/self/mountinfo (Linux; elsewhere only the inode counts are reported).

@@ -1,6 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import { MOUNT_FAMILIES, mountReadings, readMount } from './disk-mounts.js';
-import type { CollectorModule } from './types.js';
+import type { CollectorModule } from './framework/types.js';
 
 /**
  * Matches df: "used" is blocks minus free blocks, and Use% divides it by what non-root users

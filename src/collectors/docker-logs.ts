@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { z } from 'zod';
+import { errorMessage } from '../log.js';
 
 export const containerSummary = z.object({ Id: z.string(), Names: z.array(z.string()), State: z.string() });
 export type ContainerSummary = z.infer<typeof containerSummary>;
@@ -42,7 +43,7 @@ export class ContainerLogs {
         bytes.set(containerName(container), (await stat(path)).size);
       } catch (err) {
         errors += 1;
-        firstError ??= err instanceof Error ? err.message : String(err);
+        firstError ??= errorMessage(err);
       }
     }
     return { bytes, errors, firstError };

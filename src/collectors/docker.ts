@@ -1,12 +1,12 @@
 import type Docker from 'dockerode';
-import { dockerode } from '../lazy.js';
 import { z } from 'zod';
 import type { DockerTarget } from '../config/schema.js';
+import { dockerClient } from '../systems/docker/client.js';
 import type { Logger } from '../log.js';
-import { CachedReading } from './cached.js';
-import { diskUsage, type DiskUsage } from './docker-df.js';
+import { CachedReading } from './framework/cache.js';
+import { diskUsage, type DiskUsage } from '../systems/docker/df.js';
 import { ContainerLogs, containerName, containerSummary, type ContainerSummary, type LogSizes } from './docker-logs.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
 const TARGET = ['target'];
 const FAMILIES: readonly FamilySpec[] = [
@@ -21,13 +21,6 @@ const FAMILIES: readonly FamilySpec[] = [
 
 // What `docker container prune` removes; paused and restarting containers are neither running nor stopped.
 const STOPPED_STATES = new Set(['exited', 'created', 'dead']);
-
-export function dockerClient(target: DockerTarget, timeoutSeconds: number): Docker {
-  const Docker = dockerode();
-  return target.host
-    ? new Docker({ host: target.host, port: target.port ?? 2375, timeout: timeoutSeconds * 1000 })
-    : new Docker({ socketPath: target.socketPath ?? '/var/run/docker.sock', timeout: timeoutSeconds * 1000 });
-}
 
 class DockerCollector implements CollectorInstance {
   readonly collector = 'docker';

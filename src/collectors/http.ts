@@ -1,4 +1,4 @@
-import type { CollectorModule } from './types.js';
+import type { CollectorModule } from './framework/types.js';
 
 export const http: CollectorModule = {
   name: 'http',

@@ -1,9 +1,9 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CachedReading } from './cached.js';
+import { CachedReading } from './framework/cache.js';
 import { directoryPresent } from './dir.js';
-import { globToRegExp } from './glob.js';
-import type { CollectorModule } from './types.js';
+import { globToRegExp } from '../systems/files/glob.js';
+import type { CollectorModule } from './framework/types.js';
 
 export interface DirUsage { bytes: number; files: number }
 

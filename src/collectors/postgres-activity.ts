@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import type { FamilySpec, Reading } from './types.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // What the server is doing as a whole: connections against the limit, lock waits, autovacuum
 // workers against theirs, and per-database deadlock and rollback counters.

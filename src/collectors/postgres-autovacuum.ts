@@ -1,4 +1,4 @@
-import type { FamilySpec, Labels, Reading } from './types.js';
+import type { FamilySpec, Labels, Reading } from './framework/types.js';
 
 // Autovacuum made visible per table: its own times apart from manual runs (a stalled autovacuum
 // hides behind a nightly manual VACUUM in the merged timestamps), run counts by kind, and the

@@ -1,20 +1,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { postgresDriver } from '../lazy.js';
-import type { Logger } from '../log.js';
-import { CachedReading } from './cached.js';
+import { DistinctErrors, type Logger } from '../log.js';
+import { createPool, databaseUrl } from '../systems/postgres/client.js';
+import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
 
 // Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.
 const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
 // Longer than any sane scrape interval, so the scrape connection stays open between scrapes.
 const IDLE_CLOSE_MS = 120_000;
-
-export function databaseUrl(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${encodeURIComponent(database)}`;
-  return parsed.toString();
-}
 
 /**
  * The connection to one database of a target: a pool of at most two clients (the scrape's and the
@@ -24,8 +18,8 @@ export function databaseUrl(url: string, database: string): string {
 export class DatabaseConnection {
   readonly pool: pg.Pool;
   readonly sizes: CachedReading<DatabaseSizes>;
-  private lastError: string | null = null;
-  private lastSizeError: string | null = null;
+  private readonly errors = new DistinctErrors();
+  private readonly sizeErrors = new DistinctErrors();
   private readonly firstSizeWaitMs: number;
   private sizesRead = false;
 
@@ -37,18 +31,7 @@ export class DatabaseConnection {
     sizeRefreshSeconds: number,
     private readonly log: Logger,
   ) {
-    this.pool = new (postgresDriver().Pool)({
-      connectionString: databaseUrl(url, database),
-      max: 2,
-      idleTimeoutMillis: IDLE_CLOSE_MS,
-      connectionTimeoutMillis: timeoutSeconds * 1000,
-      statement_timeout: timeoutSeconds * 1000,
-      application_name: 'upkeep',
-      allowExitOnIdle: true,
-    });
-    // An idle client whose server restarted errors here; the pool discards it and the next
-    // scrape reports (and logs) whether the server is back.
-    this.pool.on('error', () => undefined);
+    this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS));
   }
@@ -74,18 +57,14 @@ export class DatabaseConnection {
   /** Logs a database's failure when it starts or changes, and its recovery, not every scrape. */
   noteResult(err: Error | null): void {
     const message = err ? err.message : null;
-    if (message === this.lastError) return;
+    if (!this.errors.changed(message)) return;
     // The message, not the Error: it is what names the cause (connection refused, no such database).
     if (err) this.log.warn({ target: this.target, database: this.database, err: message }, 'postgres database collection failed');
     else this.log.info({ target: this.target, database: this.database }, 'postgres database collection recovered');
-    this.lastError = message;
   }
 
   private noteSizeError(err: Error | null): void {
-    const message = err ? err.message : null;
-    if (message === this.lastSizeError) return;
-    this.lastSizeError = message;
-    if (err) this.log.warn({ target: this.target, database: this.database, err: message }, 'postgres size refresh failed; serving the last sizes read');
+    if (this.sizeErrors.changed(err ? err.message : null) && err) this.log.warn({ target: this.target, database: this.database, err: err.message }, 'postgres size refresh failed; serving the last sizes read');
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import type { FamilySpec, Reading } from './types.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // The vacuum horizon: VACUUM removes only rows that died before the oldest xmin anything on the
 // server still holds. These readings say how far back it is held, and by what.

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import type { FamilySpec, Reading } from './types.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // Replication seen from both ends: a primary reports each standby (pg_stat_replication), a
 // standby reports how far its replay is behind; the WAL position makes "WAL written per second"

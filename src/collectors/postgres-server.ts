@@ -4,7 +4,7 @@ import { ACTIVITY_FAMILIES, readActivity } from './postgres-activity.js';
 import { HORIZON_FAMILIES, readHorizon } from './postgres-horizon.js';
 import { readReplication, REPLICATION_FAMILIES } from './postgres-replication.js';
 import { readWraparound, WRAPAROUND_FAMILIES } from './postgres-wraparound.js';
-import type { FamilySpec, Reading } from './types.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 /** The families read once per target (server-wide views), not once per database. */
 export const SERVER_FAMILIES: readonly FamilySpec[] = [...WRAPAROUND_FAMILIES, ...HORIZON_FAMILIES, ...ACTIVITY_FAMILIES, ...REPLICATION_FAMILIES];

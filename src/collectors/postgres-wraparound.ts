@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
-import type { FamilySpec, Reading } from './types.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
 // behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at

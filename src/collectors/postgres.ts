@@ -1,6 +1,6 @@
 import type { PostgresTarget } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import { CachedReading } from './cached.js';
+import { DistinctErrors, errorMessage, type Logger } from '../log.js';
+import { CachedReading } from './framework/cache.js';
 import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
@@ -8,7 +8,7 @@ import { tableSelector, type TableStats } from './postgres-tables.js';
 import { AUTOVACUUM_FAMILIES, autovacuumReadings } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
 import { oldestTables, readTableXidAges, tableXidAgeReadings, type TableXidAge } from './postgres-wraparound.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
 const DATABASE = ['target', 'database'];
@@ -48,7 +48,7 @@ class PostgresCollector implements CollectorInstance {
   private readonly oldest: (tables: readonly TableXidAge[]) => TableXidAge[];
   private readonly server: ServerReadings;
   private readonly adminDatabase: string;
-  private lastStatementsError: string | null = null;
+  private readonly statementsErrors = new DistinctErrors();
 
   constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
@@ -127,7 +127,7 @@ class PostgresCollector implements CollectorInstance {
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {
-      const error = new Error(`database "${database}": ${err instanceof Error ? err.message : String(err)}`);
+      const error = new Error(`database "${database}": ${errorMessage(err)}`);
       connection.noteResult(error);
       return error;
     }
@@ -137,12 +137,11 @@ class PostgresCollector implements CollectorInstance {
   private async statements(connection: DatabaseConnection): Promise<StatementStats[] | null> {
     try {
       const statements = await readStatements(connection.pool, this.config.statements.limit);
-      this.lastStatementsError = null;
+      this.statementsErrors.changed(null);
       return statements;
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      if (message !== this.lastStatementsError) this.log.warn({ target: this.target, database: connection.database, err: message }, 'cannot read pg_stat_statements; statement metrics skipped');
-      this.lastStatementsError = message;
+      const message = errorMessage(err);
+      if (this.statementsErrors.changed(message)) this.log.warn({ target: this.target, database: connection.database, err: message }, 'cannot read pg_stat_statements; statement metrics skipped');
       return null;
     }
   }

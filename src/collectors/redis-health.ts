@@ -1,5 +1,5 @@
-import type { RedisInfo } from './redis-info.js';
-import type { FamilySpec, Reading } from './types.js';
+import type { RedisInfo } from '../systems/redis/info.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // Clients, evictions, persistence (AOF) and replication from the same INFO the collector reads.
 

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log.js';
-import type { RedisConnection } from './redis-connection.js';
+import { DistinctErrors, errorMessage, type Logger } from '../log.js';
+import type { RedisConnection } from '../systems/redis/client.js';
 
 // Keys examined per SCAN call: redis_exporter's batch size. Each call blocks the server for well
 // under a millisecond on an idle machine; 1.2M keys take 1,200 round trips, off the scrape path.
@@ -31,7 +31,7 @@ export class KeyPatternCounts {
   private scan: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;
   private lastScanMs = 0;
-  private lastError: string | null = null;
+  private readonly errors = new DistinctErrors();
   private closed = false;
 
   constructor(
@@ -82,15 +82,14 @@ export class KeyPatternCounts {
     const counts = new Map<string, number>();
     for (const pattern of this.patterns) counts.set(pattern, await countKeys(client, pattern));
     this.lastScanMs = performance.now() - started;
-    this.lastError = null;
+    this.errors.changed(null);
     return counts;
   }
 
   private noteError(err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
-    if (message !== this.lastError && !this.closed) {
+    const message = errorMessage(err);
+    if (this.errors.changed(message) && !this.closed) {
       this.log.warn({ target: this.target, err: message }, 'redis key-pattern SCAN failed; serving the last counts');
     }
-    this.lastError = message;
   }
 }

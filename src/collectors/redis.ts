@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { RedisTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { RedisConnection } from './redis-connection.js';
+import { RedisConnection } from '../systems/redis/client.js';
+import { parseInfo } from '../systems/redis/info.js';
 import { HEALTH_FAMILIES, healthReadings } from './redis-health.js';
-import { infoReadings, parseInfo } from './redis-info.js';
+import { infoReadings } from './redis-info.js';
 import { KeyPatternCounts } from './redis-patterns.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './types.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
 const TARGET = ['target'];
 const FAMILIES: readonly FamilySpec[] = [

@@ -1,3 +1,5 @@
+import { errorMessage } from '../log.js';
+
 /**
  * Classic 5-field cron expressions, as maintenance windows use them. Parsing lives with the config
  * so a bad window is a config error at start; the remediation engine evaluates the parsed fields.
@@ -63,6 +65,6 @@ export function cronError(expression: string): string | null {
     parseCron(expression);
     return null;
   } catch (err) {
-    return (err as Error).message;
+    return errorMessage(err);
   }
 }

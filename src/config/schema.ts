@@ -33,12 +33,12 @@ const postgresTarget = z.strictObject({
   name,
   url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
-  tables: tableFilter.default({ include: [], exclude: [], minDeadTuples: 0, limit: 500 }),
+  tables: tableFilter.prefault({}),
   sizeRefreshSeconds: seconds.default(300),
   // How often `databases: auto` looks for databases created or dropped since.
   discoverRefreshSeconds: seconds.default(300),
   statements: z.strictObject({ enabled: z.boolean().default(false), limit: z.number().int().positive().default(10) })
-    .default({ enabled: false, limit: 10 }),
+    .prefault({}),
 });
 
 const redisTarget = z.strictObject({
@@ -202,11 +202,11 @@ export const configSchema = z.strictObject({
     logs: z.array(logTarget).default([]),
     http: z.array(httpTarget).default([]),
     files: z.array(fileTarget).default([]),
-  }).default({ postgres: [], redis: [], docker: [], backups: [], disks: [], logs: [], http: [], files: [] }),
+  }).prefault({}),
   collectors: z.strictObject({
     timeoutSeconds: seconds.default(5),
     disabled: z.array(z.string()).default([]),
-  }).default({ timeoutSeconds: 5, disabled: [] }),
+  }).prefault({}),
   remediation: z.strictObject({
     dryRun: z.boolean().default(false),
     timeoutSeconds: seconds.default(3600),
@@ -222,7 +222,7 @@ export const configSchema = z.strictObject({
     circuitBreaker: z.strictObject({
       failures: z.number().int().positive().default(3),
       windowSeconds: seconds.default(3600),
-    }).default({ failures: 3, windowSeconds: 3600 }),
+    }).prefault({}),
     rules: z.array(rule).default([]),
     windows: z.array(window).default([]),
     retention: z.array(retention).default([]),

@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import type { QueueFull } from '../remediation/engine.js';
+import type { QueueFull } from '../engine/engine.js';
 
 /**
  * Size limits on what a webhook or a manual run may carry (server.max*). Each check reports the

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { QueueFull, type Engine } from '../remediation/engine.js';
-import { runRecordSchema } from '../remediation/journal.js';
-import type { AnyAction } from '../remediation/types.js';
+import { QueueFull, type Engine } from '../engine/engine.js';
+import { runRecordSchema } from '../engine/journal.js';
+import type { AnyAction } from '../actions/contract.js';
+import { submitManual } from '../triggers/manual.js';
 import { checkParams, sendQueueFull } from './limits.js';
 import { errorReply, useZod } from './zod.js';
 
@@ -48,24 +49,17 @@ export async function remediationRoutes(fastify: FastifyInstance, options: { eng
   }, async (request, reply) => {
     const { name } = nameParam.parse(request.params);
     const body = runBody.parse(request.body);
-    const action = engine.action(name);
-    if (!action) {
-      return reply.code(404).send({ error: `unknown remediation "${name}"; GET /remediations lists them (${engine.listActions().map((known) => known.name).join(', ')})` });
-    }
-    // Malformed params, and names the config alone refuses, get a 400 here: nothing is queued or journalled.
-    const screened = engine.screen(action, body.params, 'manual');
-    if ('reason' in screened) return reply.code(400).send({ error: screened.reason });
-    let submitted: ReturnType<Engine['submit']>;
+    let outcome: ReturnType<typeof submitManual>;
     try {
-      submitted = engine.submit({
-        remediation: name, params: body.params, trigger: 'manual',
-        ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}),
-        ...(body.timeoutSeconds !== undefined ? { timeoutSeconds: body.timeoutSeconds } : {}),
-      });
+      outcome = submitManual(engine, { remediation: name, ...body });
     } catch (err) {
       if (err instanceof QueueFull) return sendQueueFull(reply, err);
       throw err;
     }
+    if ('unknown' in outcome) return reply.code(404).send({ error: outcome.unknown });
+    // Malformed params, and names the config alone refuses, get a 400 here: nothing is queued or journalled.
+    if ('rejected' in outcome) return reply.code(400).send({ error: outcome.rejected });
+    const { submitted } = outcome;
     await submitted.journalled;
     if (runQuery.parse(request.query).wait === 'true') return reply.code(200).send(await submitted.done);
     return reply.code(202).send({ runId: submitted.runId });

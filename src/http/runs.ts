@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Engine } from '../remediation/engine.js';
-import { runRecordSchema } from '../remediation/journal.js';
-import { InvalidCursorError } from '../state/store.js';
+import type { Engine } from '../engine/engine.js';
+import { runRecordSchema } from '../engine/journal.js';
+import { InvalidCursorError } from '../engine/state/store.js';
 import { errorReply, useZod } from './zod.js';
 
 const idParam = z.object({ id: z.string() });

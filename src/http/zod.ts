@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { describeIssues } from '../zod-issues.js';
 
 /**
  * Route schemas are zod schemas: one definition validates the request, types the handler's
@@ -15,10 +16,6 @@ export function useZod(fastify: FastifyInstance): void {
     };
   });
   fastify.setSerializerCompiler(() => (data) => JSON.stringify(data));
-}
-
-export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`).join('; ');
 }
 
 export const errorReply = z.object({ error: z.string() });

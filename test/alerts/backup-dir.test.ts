@@ -7,8 +7,8 @@ import { parseThresholds } from '../../src/alerts/load.js';
 import { renderRules } from '../../src/alerts/render.js';
 import { ruleGroups } from '../../src/alerts/rules.js';
 import { parseConfig } from '../../src/config/load.js';
-import { waitFor } from '../../src/sandbox/ports.js';
-import { startPrometheus, type ActiveAlert } from '../../src/sandbox/prometheus.js';
+import { waitFor } from '../../src/demo/servers/ports.js';
+import { startPrometheus, type ActiveAlert } from '../../src/demo/servers/prometheus.js';
 import { buildApp } from '../../src/server.js';
 import { capturedLogger } from '../http/helpers.js';
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import t from 'tap';
 import { healthReadings, replicaOffsets } from '../../src/collectors/redis-health.js';
-import { parseInfo } from '../../src/collectors/redis-info.js';
+import { parseInfo } from '../../src/systems/redis/info.js';
 import { waitFor } from '../fixtures/ports.js';
 import { startRedis } from '../fixtures/redis.js';
 import { testApp, valueOf, type Sample } from './helpers.js';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { infoReadings, parseInfo } from '../../src/collectors/redis-info.js';
+import { infoReadings } from '../../src/collectors/redis-info.js';
+import { parseInfo } from '../../src/systems/redis/info.js';
 
 const fixture = (name: string) => readFile(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 

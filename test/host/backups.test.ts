@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
-import { listBackups } from '../../src/collectors/backups.js';
-import { globToRegExp } from '../../src/collectors/glob.js';
-import { readVerify, recordVerify } from '../../src/state/verify-ledger.js';
+import { listBackups } from '../../src/systems/files/backups.js';
+import { globToRegExp } from '../../src/systems/files/glob.js';
+import { readVerify, recordVerify } from '../../src/systems/files/verify-ledger.js';
 import { appFromYaml, sample } from './app.js';
 
 const DAY = 86400;

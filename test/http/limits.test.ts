@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { alertCount, jsonLongerThan, labelProblem } from '../../src/http/limits.js';
 import { buildApp, type App } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
-import { gatedAction } from '../remediation/gated-action.js';
+import { gatedAction } from '../engine/gated-action.js';
 import { capturedLogger, postWebhook, tempDir, testConfig, webhookPayload } from './helpers.js';
 
 const runsReply = z.object({ runs: z.array(z.object({ id: z.string(), status: z.string(), params: z.record(z.string(), z.unknown()) })) });

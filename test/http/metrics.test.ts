@@ -1,6 +1,6 @@
 import t from 'tap';
 import { promtoolCheckMetrics } from '../fixtures/promtool.js';
-import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
 

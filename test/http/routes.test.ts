@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { waitFor } from '../fixtures/ports.js';
-import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload, startMainApp } from './helpers.js';
 
 t.test('GET /remediations describes each remediation with its risk and parameter schema', async (t) => {

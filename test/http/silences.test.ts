@@ -3,7 +3,7 @@ import t from 'tap';
 import { startAlertmanager } from '../fixtures/alertmanager.js';
 import { DEAD_TUPLES_ALERT } from '../fixtures/alertmanager-capture.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
-import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { capturedLogger, finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
 const TOKEN = 'am-webhook-token-4d1c';

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { clientErrorHandler } from '../../src/http/slow-clients.js';
 import { buildApp } from '../../src/server.js';
 import { parseResponse, postHead, slowClient } from '../fixtures/slow-client.js';
-import { gatedAction } from '../remediation/gated-action.js';
+import { gatedAction } from '../engine/gated-action.js';
 import { capturedLogger, tempDir, testConfig } from './helpers.js';
 
 const TOKEN = 'tok-slow-4b1e';

@@ -3,7 +3,7 @@ import t from 'tap';
 import type { App } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
 import type { PostgresServer } from '../fixtures/postgres.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { capturedLogger, finishedRun, journalLines, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
 const ANALYZE_RULE = {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { finishedRun, journalLines, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
 t.test('a real alert runs VACUUM on its table, and only on it', async (t) => {

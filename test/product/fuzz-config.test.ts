@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { summarize } from '../../src/cli.js';
-import { COLLECTORS } from '../../src/collectors/index.js';
+import { COLLECTORS } from '../../src/collectors/registry.js';
 import { ConfigInvalid, parseConfig } from '../../src/config/load.js';
 import { checkReferences, type Registries } from '../../src/config/references.js';
-import { ACTIONS } from '../../src/remediation/actions.js';
+import { ACTIONS } from '../../src/actions/registry.js';
 import { mutate, random, type Mutant, type Source } from './config-mutants.js';
 import { upkeep } from './installed.js';
 

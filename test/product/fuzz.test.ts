@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
 import { VACUUM_RULE } from '../http/helpers.js';
-import { startTestPostgres, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { mutateManualRun, mutateWebhook, seeded, type FuzzRequest } from './fuzz-mutations.js';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 import { allRuns, FINAL, rssBytes } from './runs.js';

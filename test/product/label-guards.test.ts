@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 
 const ALL_COLLECTORS = ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'];

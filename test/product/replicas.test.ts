@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap';
 import { z } from 'zod';
-import { runRecordSchema } from '../../src/remediation/journal.js';
+import { runRecordSchema } from '../../src/engine/journal.js';
 import { waitFor } from '../fixtures/ports.js';
 import { tempDir, VACUUM_RULE, webhookPayload } from '../http/helpers.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../remediation/postgres-fixture.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 
 const page = z.object({ runs: z.array(runRecordSchema), next: z.string().nullable() });

@@ -1,0 +1,220 @@
+import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { z } from 'zod';
+import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
+import { globToRegExp } from '../systems/files/glob.js';
+import type { BackupTarget, Config } from '../config/schema.js';
+import { redactText } from '../log.js';
+import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from '../systems/process/child.js';
+import { withClient } from './postgres-session.js';
+import { count, identifier } from './params.js';
+import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
+
+const DAY_SECONDS = 86_400;
+// gzip's default level, the one the runbook's `| gzip` uses.
+const GZIP_LEVEL = 6;
+/** What pg_dump writes last in a plain dump; a dump without it was cut short. */
+export const DUMP_TRAILER = '-- PostgreSQL database dump complete';
+
+export type SourcedBackup = BackupTarget & { source: NonNullable<BackupTarget['source']> };
+
+/**
+ * Dumps and verifies of one backup take turns across replicas: the advisory lock lives on the
+ * source's server, which every replica reaches.
+ */
+export function backupLock(params: { backup: string }, config: Readonly<Config>): LockSpec {
+  const { source } = requireBackup(config, params.backup);
+  return { kind: 'postgres', target: source.target, database: source.database, key: `backup:${params.backup}` };
+}
+
+export function requireBackup(config: Readonly<Config>, name: string): SourcedBackup {
+  const entry = config.targets.backups.find((candidate) => candidate.name === name);
+  if (!entry) throw new ValidationError(`unknown backup "${name}" (not in targets.backups)`);
+  const { source } = entry;
+  if (!source) throw new ValidationError(`backup "${name}" has no source: set targets.backups[${name}].source { target, database }`);
+  if (!config.targets.postgres.some((target) => target.name === source.target)) {
+    throw new ValidationError(`backup "${name}": source target "${source.target}" is not in targets.postgres`);
+  }
+  return { ...entry, source };
+}
+
+/** NAME_YYYYmmdd_HHMMSS.sql.gz, in UTC so names never repeat or go backwards across DST. */
+export function backupFileName(name: string, at: Date): string {
+  const pad = (value: number) => String(value).padStart(2, '0');
+  const stamp = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}_${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
+  return `${name}_${stamp}.sql.gz`;
+}
+
+/** Files past keepDays, never the newest valid backup (even when it is old itself). */
+export function retentionVictims(files: readonly BackupFile[], newest: BackupFile | null, nowSeconds: number, keepDays: number): BackupFile[] {
+  return files.filter((file) => file.path !== newest?.path && nowSeconds - file.mtimeSeconds > keepDays * DAY_SECONDS);
+}
+
+function partialName(file: string): string {
+  return `${file}.partial`;
+}
+
+/** NAME_YYYYmmdd_HHMMSS.sql.gz followed by `suffix`, as a RegExp. */
+function backupNamePattern(name: string, suffix: string): RegExp {
+  return new RegExp(`^${name.replace(/[.+^${}()|[\]\\*?-]/g, '\\$&')}_\\d{8}_\\d{6}\\.sql\\.gz${suffix.replace('.', '\\.')}$`);
+}
+
+/** Leftovers of dumps that died (kill -9, power loss): ours by name, and nobody else dumps while we hold the lock. */
+async function removeStalePartials(backup: SourcedBackup): Promise<string[]> {
+  const ours = backupNamePattern(backup.name, '.partial');
+  const stale = (await readdir(backup.dir)).filter((name) => ours.test(name));
+  for (const name of stale) await unlink(join(backup.dir, name));
+  return stale;
+}
+
+interface DumpResult { gzipBytes: number }
+
+/** The runbook's gzip, done by pg_dump itself: for plain format, --compress gzips the whole output. */
+export function pgDumpArgs(url: string): string[] {
+  return ['--format=plain', `--compress=${GZIP_LEVEL}`, '--no-password', '--dbname', url];
+}
+
+/**
+ * pg_dump writes the gzipped dump straight into the partial file (its stdout is the file): no dump
+ * byte passes through upkeep, so its memory stays at its baseline whatever the database size, and
+ * the speed is pg_dump's own. The file is fsynced before it is closed.
+ */
+async function dumpTo(partial: string, backup: SourcedBackup, progressSeconds: number, context: ActionContext): Promise<DumpResult> {
+  const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
+  const command = await childCommand(await postgresBinary('pg_dump'));
+  const handle = await open(partial, 'wx', 0o640);
+  const started = Date.now();
+  const progress = setInterval(() => {
+    void handle.stat().then((info) => context.log.info({ backup: backup.name, gzipBytes: info.size, seconds: Math.round((Date.now() - started) / 1000) }, 'pg_dump in progress'), () => undefined);
+  }, progressSeconds * 1000);
+  progress.unref();
+  try {
+    const dump = spawnClient(command, pgDumpArgs(target.url), target.env, ['ignore', handle.fd, 'pipe'], context.signal);
+    const dumpError = stderrTail(dump.stderr);
+    const status = await exited(dump);
+    if (status.code !== 0) throw new Error(`pg_dump exited with ${status.code ?? status.signal}: ${redactText(dumpError()) || 'no error output'}`);
+    await handle.sync();
+    return { gzipBytes: (await handle.stat()).size };
+  } finally {
+    clearInterval(progress);
+    await handle.close();
+  }
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Whether the file decompresses in full to a dump that ends with pg_dump's trailer. */
+export async function dumpComplete(path: string, signal: AbortSignal): Promise<boolean> {
+  return (await dumpEnding(path, signal)).includes(DUMP_TRAILER);
+}
+
+const backupParams = z.strictObject({
+  backup: identifier,
+  /** Overrides the backup's keepDays for this run. */
+  keepDays: count().refine((days) => days > 0, 'must be at least 1').optional(),
+  /** How often a long dump logs its progress. */
+  progressSeconds: count().refine((seconds) => seconds > 0, 'must be at least 1').default(10),
+});
+export type BackupParams = z.infer<typeof backupParams>;
+
+function destination(backup: SourcedBackup, at: Date): string {
+  return join(backup.dir, backupFileName(backup.name, at));
+}
+
+/** What run() does: dump to exactly `file` (through `file`.partial), then delete exactly `victims`. */
+export interface DumpPayload {
+  readonly file: string;
+  /** Backups past keepDays when the run was planned; the dump about to be written is newer than all of them. */
+  readonly victims: readonly string[];
+}
+
+export const pgDump: Action<BackupParams, DumpPayload> = {
+  name: 'backup.pg_dump',
+  description: 'Stream pg_dump through gzip to DIR/NAME_YYYYmmdd_HHMMSS.sql.gz via a temporary name, fsync and rename it, then keep keepDays days (never the newest valid backup).',
+  riskClass: 'safe (reads the database; deletes only backups past keepDays, never the newest)',
+  params: backupParams,
+  risk: () => 'safe',
+  async resolve(params, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const sample = backupFileName(backup.name, new Date(context.now()));
+    if (!globToRegExp(backup.pattern).test(sample)) {
+      throw new ValidationError(`backup "${backup.name}": pg_dump writes names like ${sample}, which pattern "${backup.pattern}" does not match; use pattern "${backup.name}_*.sql.gz"`);
+    }
+    // The source database must exist (withClient says so clearly when it does not).
+    await withClient(context, backup.source.target, backup.source.database, async (client) => client.query('select 1'));
+    return params;
+  },
+  lock: backupLock,
+  async check(params, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const newest = await newestValidBackup(await listBackups(backup.dir, backup.pattern).catch(() => []));
+    return { proceed: true, reason: newest ? `newest backup is ${newest.name}` : 'no backup yet', observed: { newest: newest?.name ?? null } };
+  },
+  async plan(params, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const file = destination(backup, new Date(context.now()));
+    const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
+    const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
+    const victims = retentionVictims(files, null, context.now() / 1000, params.keepDays ?? backup.keepDays);
+    const steps: PlanStep[] = [
+      // Exactly the command line run (the password travels in PGPASSWORD, never in the URL).
+      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} ${pgDumpArgs(target.url).join(' ')} > ${partialName(file)}` },
+      { kind: 'file', detail: `fsync ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
+      ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
+    ];
+    return { steps, payload: { file, victims: victims.map((victim) => victim.path) } };
+  },
+  async run(params, payload, context) {
+    const backup = requireBackup(context.config, params.backup);
+    await mkdir(backup.dir, { recursive: true });
+    const removedPartials = await removeStalePartials(backup);
+    const { file } = payload;
+    const partial = partialName(file);
+    const started = Date.now();
+    try {
+      const dumped = await dumpTo(partial, backup, params.progressSeconds, context);
+      await link(partial, file); // never replaces an existing backup, unlike rename
+      await unlink(partial);
+      await fsyncDirectory(backup.dir);
+      const deleted = await removeVictims(payload.victims);
+      const seconds = (Date.now() - started) / 1000;
+      context.log.info({ backup: backup.name, file, ...dumped, seconds }, 'backup written');
+      return { detail: { file, ...dumped, seconds, deleted, removedPartials } };
+    } catch (err) {
+      await unlink(partial).catch(() => undefined);
+      throw err;
+    }
+  },
+  async verify(params, _before, output, context) {
+    const backup = requireBackup(context.config, params.backup);
+    const file = String(output.detail.file);
+    const listed = (await listBackups(backup.dir, backup.pattern)).find((candidate) => candidate.path === file);
+    if (!listed) return { ok: false, detail: `${file} is not counted as a backup (missing, empty, or not matching ${backup.pattern})` };
+    const complete = await dumpComplete(file, context.signal).catch((err: Error) => err.message);
+    if (complete === false) return { ok: false, detail: `${listed.name} is incomplete: no "${DUMP_TRAILER}" at its end` };
+    if (complete !== true) return { ok: false, detail: complete };
+    return { ok: true, detail: `${listed.name}: ${listed.sizeBytes} bytes, decompresses in full and ends with the pg_dump trailer`, observed: { sizeBytes: listed.sizeBytes } };
+  },
+};
+
+/** The planned victims; one already gone (removed by hand meanwhile) is no error. */
+async function removeVictims(victims: readonly string[]): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const victim of victims) {
+    try {
+      await unlink(victim);
+      deleted.push(basename(victim));
+    } catch (err) {
+      if (!(err instanceof Error && 'code' in err && err.code === 'ENOENT')) throw err;
+    }
+  }
+  return deleted;
+}

@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Connections } from '../systems/connections.js';
+
+/**
+ * The contract between the engine and an action family. An action knows its system (SQL,
+ * Redis commands, Docker calls, files); the engine owns every guard: validation, locks,
+ * idempotency, cooldown, circuit breaker, risk gates, windows, dry-run, deadlines, journal.
+ * The shapes the journal keeps are zod schemas, written once here; their types are inferred.
+ */
+export const RISKS = ['safe', 'disruptive', 'destructive'] as const;
+export type Risk = typeof RISKS[number];
+export const TRIGGERS = ['alert', 'manual', 'schedule', 'cli'] as const;
+export type Trigger = typeof TRIGGERS[number];
+
+const observed = z.record(z.string(), z.unknown());
+
+/** One exact thing a run will do: an SQL statement, a Redis command, a Docker API call, a file path. */
+export const planStepSchema = z.object({
+  kind: z.enum(['sql', 'redis', 'docker', 'file', 'exec']),
+  /** The exact statement / command / call, as it will be executed. */
+  detail: z.string(),
+});
+export type PlanStep = Readonly<z.infer<typeof planStepSchema>>;
+
+export const checkResultSchema = z.object({
+  /** false: the condition has cleared and the run is skipped with `reason`. */
+  proceed: z.boolean(),
+  reason: z.string(),
+  /** What was observed (dead tuples, LASTSAVE...) - kept in the journal and passed to verify. */
+  observed: observed.optional(),
+});
+export type CheckResult = Readonly<z.infer<typeof checkResultSchema>>;
+
+export const verifyResultSchema = z.object({ ok: z.boolean(), detail: z.string(), observed: observed.optional() });
+export type VerifyResult = Readonly<z.infer<typeof verifyResultSchema>>;
+
+/** What must be held while the action runs, so one run per (remediation, target object) happens at a time across replicas. */
+export type LockSpec =
+  | { readonly kind: 'postgres'; readonly target: string; readonly database: string; readonly key: string }
+  | { readonly kind: 'redis'; readonly target: string; readonly key: string }
+  | { readonly kind: 'local'; readonly key: string };
+
+export interface ActionContext {
+  readonly config: Readonly<Config>;
+  readonly log: Logger;
+  readonly connections: Connections;
+  /** Aborted when the run's deadline passes (or the engine shuts down). */
+  readonly signal: AbortSignal;
+  /** Epoch milliseconds by which the run must be finished. */
+  readonly deadline: number;
+  /** Who asked: alert and schedule runs act only on what the config lets them (see `screen`). */
+  readonly trigger: Trigger;
+  /** The engine's clock, in epoch milliseconds: what a plan depends on in time (file ages, names, cutoffs) reads it. */
+  readonly now: () => number;
+}
+
+type Detail = Readonly<Record<string, unknown>>;
+
+export interface RunOutput<O extends Detail = Detail> {
+  /** JSON-serialisable facts about the run (rows deleted, bytes reclaimed...), read back by verify. */
+  readonly detail: O;
+}
+
+/**
+ * What a run will do: `steps` for people (the journal, /runs, `upkeep run`), `payload` for run(),
+ * which executes exactly it. The payload is JSON (it is journalled beside the steps), and nothing
+ * ever parses the steps' text back.
+ */
+export interface Plan<T> {
+  readonly steps: readonly PlanStep[];
+  readonly payload: T;
+}
+
+/**
+ * A remediation. `P` is the validated parameter type. Every identifier in P that came from an
+ * alert label must be checked against the live catalog in `resolve` (and quoted when used).
+ */
+export interface Action<P, T = unknown, O extends Detail = Detail> {
+  readonly name: string;
+  readonly description: string;
+  /** Human summary of the risk class for GET /remediations, e.g. "safe; full: true is disruptive". */
+  readonly riskClass?: string;
+  readonly params: z.ZodType<P>;
+  /** The risk of this particular invocation (e.g. postgres.vacuum with full: true is disruptive). */
+  risk(params: P): Risk;
+  /**
+   * Refuses what the config alone shows is not allowed (a system schema, a table outside the
+   * target's filters, an unwatched database...), before the run is queued: throws ValidationError.
+   * Pure and synchronous, so the webhook can answer with the reason.
+   */
+  screen?(params: P, config: Readonly<Config>, trigger: Trigger): void;
+  /**
+   * Checks identifiers against the live catalog; throws ValidationError with a reason when one is
+   * unknown or not allowed. Returns the params with names as the catalog spells them, so two
+   * spellings of one object share a lock and a cooldown.
+   */
+  resolve(params: P, context: ActionContext): Promise<P>;
+  /** What to lock while running. */
+  lock(params: P, config: Readonly<Config>): LockSpec;
+  /** Is the condition still true? Called just before acting. */
+  check(params: P, context: ActionContext): Promise<CheckResult>;
+  /** The exact steps. A dry run records these and executes nothing. */
+  plan(params: P, context: ActionContext): Promise<Plan<T>>;
+  /** Carries out exactly the planned payload: it decides nothing the plan did not show. */
+  run(params: P, payload: T, context: ActionContext): Promise<RunOutput<O>>;
+  /** Did it work? A failed verification makes the run a failure. */
+  verify(params: P, before: CheckResult, output: RunOutput<O>, context: ActionContext): Promise<VerifyResult>;
+}
+
+/**
+ * An action whose parameter type has been erased, for registries and the engine. Methods are
+ * declared in method syntax, so Action<Specific> is assignable here; the engine only ever hands
+ * an action back the value its own `params` schema produced.
+ */
+export type AnyAction = Action<unknown, unknown>;

@@ -1,0 +1,120 @@
+import type { Config, PostgresTarget } from '../config/schema.js';
+import { discoverDatabases, isSystemSchema, tableFilter, urlDatabase } from '../systems/postgres/watched.js';
+import { flag } from './params.js';
+import { findRelation, type Relation } from '../systems/postgres/catalog.js';
+import { where, withClient } from './postgres-session.js';
+import { nameReadings, type QualifiedName } from '../systems/postgres/sql.js';
+import { type ActionContext, type Trigger } from './contract.js';
+import { ValidationError } from '../errors.js';
+
+/**
+ * What a Postgres remediation may touch. By default: the databases its target watches and, in
+ * them, user tables inside the target's tables.include/exclude, exactly what the collector
+ * measures. A manual or CLI run may go further only when its params say so.
+ */
+export const scopeParams = {
+  /** Tables outside tables.include/exclude, and databases the target does not watch. */
+  outsideFilters: flag(false),
+  /** pg_catalog, information_schema, pg_toast and the temporary schemas. */
+  allowSystemCatalogs: flag(false),
+};
+
+export interface Scope {
+  readonly target: string;
+  readonly database: string;
+  readonly outsideFilters: boolean;
+  readonly allowSystemCatalogs: boolean;
+}
+
+const FURTHER = 'a manual or CLI run can go further with';
+
+export function postgresTarget(config: Readonly<Config>, target: string): PostgresTarget {
+  const entry = config.targets.postgres.find((candidate) => candidate.name === target);
+  if (!entry) throw new ValidationError(`unknown postgres target ${JSON.stringify(target)}`);
+  return entry;
+}
+
+/** A configured target, and a database it lists (any database, when it lists none). */
+export function checkTarget(config: Readonly<Config>, target: string, database: string): void {
+  const entry = postgresTarget(config, target);
+  if (entry.databases !== 'auto' && !entry.databases.includes(database)) {
+    throw new ValidationError(`database ${JSON.stringify(database)} is not in targets.postgres "${target}" databases (${entry.databases.join(', ')})`);
+  }
+}
+
+/** Whether a table (or an index's table) is inside the scope; the refusal's reason when it is not. */
+export function refusal(config: Readonly<Config>, scope: Scope, table: QualifiedName): string | null {
+  const name = `${table.schema}.${table.name}`;
+  if (isSystemSchema(table.schema)) {
+    return scope.allowSystemCatalogs ? null : `${name} is in the system schema ${table.schema}; upkeep acts only on user tables (${FURTHER} allowSystemCatalogs: true)`;
+  }
+  if (scope.outsideFilters || tableFilter(postgresTarget(config, scope.target).tables)(table.schema, table.name)) return null;
+  return `${name} is outside targets.postgres "${scope.target}" tables.include/exclude (${FURTHER} outsideFilters: true)`;
+}
+
+/**
+ * What the config alone refuses, before anything connects: the widening flags on an automatic
+ * run, a database the target does not list, and a table (or index) every reading of which is
+ * refused. An index's table is only known to the catalog, so for an index only its schema counts.
+ */
+export function screenScope(config: Readonly<Config>, trigger: Trigger, scope: Scope, names: { table?: string | undefined; index?: string | undefined } = {}): void {
+  if ((trigger === 'alert' || trigger === 'schedule') && (scope.outsideFilters || scope.allowSystemCatalogs)) {
+    throw new ValidationError(`outsideFilters and allowSystemCatalogs are for manual and CLI runs only; ${trigger === 'alert' ? 'an alert' : 'a schedule'} run acts only on what targets.postgres "${scope.target}" watches`);
+  }
+  if (scope.outsideFilters) postgresTarget(config, scope.target);
+  else checkTarget(config, scope.target, scope.database);
+  const refusals = [
+    ...(names.table === undefined ? [] : [nameReadings(names.table).map((reading) => refusal(config, scope, reading))]),
+    ...(names.index === undefined ? [] : [nameReadings(names.index).map((reading) => refusal(config, { ...scope, outsideFilters: true }, reading))]),
+  ];
+  for (const reasons of refusals) {
+    const [first] = reasons;
+    if (first && reasons.every((reason) => reason !== null)) throw new ValidationError(first);
+  }
+}
+
+/** Throws when the resolved relation is outside the scope. */
+export function requireInScope(config: Readonly<Config>, scope: Scope, table: QualifiedName): void {
+  const reason = refusal(config, scope, table);
+  if (reason !== null) throw new ValidationError(reason);
+}
+
+/**
+ * With `databases: auto`, the databases discovery finds (connectable, not templates), asked on the
+ * target's own database, so a label naming template0 or a database upkeep may not enter is
+ * refused before anything connects to it.
+ */
+export async function requireWatchedDatabase(context: ActionContext, scope: Scope): Promise<void> {
+  const entry = postgresTarget(context.config, scope.target);
+  if (entry.databases !== 'auto' || scope.outsideFilters) return;
+  const client = await context.connections.postgres(scope.target, urlDatabase(entry.url));
+  let found: string[];
+  try {
+    found = await discoverDatabases(client);
+  } finally {
+    await client.end();
+  }
+  if (!found.includes(scope.database)) {
+    throw new ValidationError(`database ${JSON.stringify(scope.database)} is not watched by targets.postgres "${scope.target}" (databases: auto watches the databases that exist, accept connections, are not templates and grant upkeep CONNECT; ${FURTHER} outsideFilters: true)`);
+  }
+}
+
+/** The filter for listing tables (vacuum of every table, reindex of a database): user tables inside the scope. */
+export function inScope(config: Readonly<Config>, scope: Scope): (table: QualifiedName) => boolean {
+  const admitted = tableFilter(postgresTarget(config, scope.target).tables);
+  return (table) => !isSystemSchema(table.schema) && (scope.outsideFilters || admitted(table.schema, table.name));
+}
+
+/** The run's target and database, checked again here so an action is safe even when called without the engine's screen. */
+export async function resolveScope(scope: Scope, context: ActionContext): Promise<void> {
+  screenScope(context.config, context.trigger, scope);
+  await requireWatchedDatabase(context, scope);
+}
+
+/** A table named by untrusted text, found in the catalog and inside the run's scope. */
+export async function resolveTable(scope: Scope, text: string, context: ActionContext): Promise<Relation> {
+  await resolveScope(scope, context);
+  const relation = await withClient(context, scope.target, scope.database, (client) => findRelation(client, text, 'table', where(scope)));
+  requireInScope(context.config, scope, relation);
+  return relation;
+}

@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import { findRelation, statsOf, type Relation } from '../systems/postgres/catalog.js';
+import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
+import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
+import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
+import { count, flag, identifier } from './params.js';
+import type { Action, ActionContext, CheckResult } from './contract.js';
+
+const vacuumParams = z.strictObject({
+  target: identifier,
+  database: identifier,
+  table: identifier.optional(),
+  analyze: flag(true),
+  full: flag(false),
+  // Overrides the target's tables.minDeadTuples: the run proceeds only above it.
+  minDeadTuples: count().optional(),
+  ...scopeParams,
+});
+type VacuumParams = z.infer<typeof vacuumParams>;
+
+interface DeadTable { schema: string; name: string; oid: number; deadTuples: number; vacuumCount: number; filenode: number | null }
+
+// What check() observed, read back in verify() (the engine hands it over as plain JSON).
+const observedTables = z.object({
+  tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable() })),
+});
+
+function threshold(params: VacuumParams, config: Readonly<Config>): number {
+  return params.minDeadTuples ?? config.targets.postgres.find((entry) => entry.name === params.target)?.tables.minDeadTuples ?? 0;
+}
+
+/** The tables this vacuum is about, with their stats now: the named one, or every one over the threshold. */
+async function vacuumTables(params: VacuumParams, context: ActionContext): Promise<{ tables: DeadTable[]; over: DeadTable[] }> {
+  const limit = threshold(params, context.config);
+  return withClient(context, params.target, params.database, async (client) => {
+    let relations: Relation[];
+    if (params.table !== undefined) {
+      relations = [await findRelation(client, params.table, 'table', where(params))];
+    } else {
+      const maxTables = context.config.targets.postgres.find((entry) => entry.name === params.target)?.tables.limit ?? 500;
+      const result = await client.query(
+        'select relid::int as oid, schemaname as schema, relname as name from pg_stat_user_tables where n_dead_tup > $1 order by n_dead_tup desc, relid',
+        [limit]);
+      relations = z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows)
+        .filter(inScope(context.config, params)).slice(0, maxTables);
+    }
+    const tables: DeadTable[] = [];
+    for (const relation of relations) tables.push({ ...relation, ...(await statsOf(client, relation.oid)) });
+    return { tables, over: tables.filter((table) => table.deadTuples > limit) };
+  });
+}
+
+export const vacuum: Action<VacuumParams, SqlPayload> = {
+  name: 'postgres.vacuum',
+  description: 'VACUUM (ANALYZE) one table, or every table over the dead-tuple threshold (minDeadTuples, default the target\'s tables.minDeadTuples).',
+  riskClass: 'safe; full: true is disruptive (VACUUM FULL holds an ACCESS EXCLUSIVE lock while it rewrites the table)',
+  params: vacuumParams,
+  risk: (params) => (params.full ? 'disruptive' : 'safe'),
+  screen: (params, config, trigger) => screenScope(config, trigger, params, { table: params.table }),
+  async resolve(params, context) {
+    if (params.table === undefined) {
+      await resolveScope(params, context);
+      return params;
+    }
+    return { ...params, table: qualified(await resolveTable(params, params.table, context)) };
+  },
+  // After resolve, `table` is the catalog's quoted name: every spelling of a table shares one lock and one cooldown.
+  lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `vacuum:${params.table ?? '*'}` }),
+  async check(params, context): Promise<CheckResult> {
+    const { over, tables } = await vacuumTables(params, context);
+    const observed = { threshold: threshold(params, context.config), tables };
+    if (over.length === 0) {
+      const [named] = tables;
+      const what = params.table !== undefined && named ? `${named.schema}.${named.name} has ${named.deadTuples} dead tuples` : 'no table has dead tuples';
+      return { proceed: false, reason: `${what}, not over the threshold ${observed.threshold}`, observed };
+    }
+    return { proceed: true, reason: `${over.map((table) => `${table.schema}.${table.name}: ${table.deadTuples} dead tuples`).join(', ')}`, observed };
+  },
+  async plan(params, context) {
+    const { over } = await vacuumTables(params, context);
+    return sqlPlan(over.map((table) => vacuumStatement(table, { full: params.full, analyze: params.analyze })));
+  },
+  run: (params, payload, context) => runStatements(context, params, payload, params.table ?? `tables in ${where(params)}`),
+  async verify(params, before, _output, context) {
+    const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => table.deadTuples > threshold(params, context.config));
+    const after = await withClient(context, params.target, params.database, async (client) =>
+      Promise.all(previous.map(async (table) => ({ table, stats: await statsOf(client, table.oid) }))));
+    const problems: string[] = [];
+    for (const { table, stats } of after) {
+      const name = qualified(table);
+      // VACUUM FULL rewrites the table into a new file; a plain VACUUM counts itself in vacuum_count.
+      const ran = params.full ? stats.filenode !== table.filenode : stats.vacuumCount > table.vacuumCount;
+      if (!ran) problems.push(`${name}: no sign the vacuum ran (${params.full ? 'same relation file' : `vacuum_count ${stats.vacuumCount}, was ${table.vacuumCount}`})`);
+      // A rewrite leaves no dead tuple behind, but only ANALYZE refreshes the count after VACUUM FULL.
+      else if (!params.full && stats.deadTuples >= table.deadTuples && stats.deadTuples > 0) {
+        problems.push(`${name}: dead tuples did not fall (${table.deadTuples} before, ${stats.deadTuples} after); an old open transaction may be holding them`);
+      }
+    }
+    const observed = { tables: after.map(({ table, stats }) => ({ schema: table.schema, name: table.name, ...stats })) };
+    if (problems.length > 0) return { ok: false, detail: problems.join('; '), observed };
+    return { ok: true, detail: after.map(({ table, stats }) => `${table.schema}.${table.name}: dead tuples ${table.deadTuples} -> ${stats.deadTuples}`).join(', '), observed };
+  },
+};
+
+const analyzeParams = z.strictObject({ target: identifier, database: identifier, table: identifier, ...scopeParams });
+type AnalyzeParams = z.infer<typeof analyzeParams>;
+
+async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Promise<DeadTable & { analyzeCount: number }> {
+  return withClient(context, params.target, params.database, async (client) => {
+    const relation = await findRelation(client, params.table, 'table', where(params));
+    return { ...relation, ...(await statsOf(client, relation.oid)) };
+  });
+}
+
+export const analyze: Action<AnalyzeParams, SqlPayload> = {
+  name: 'postgres.analyze',
+  description: 'ANALYZE one table, refreshing the planner statistics.',
+  riskClass: 'safe',
+  params: analyzeParams,
+  risk: () => 'safe',
+  screen: (params, config, trigger) => screenScope(config, trigger, params, { table: params.table }),
+  async resolve(params, context) {
+    return { ...params, table: qualified(await resolveTable(params, params.table, context)) };
+  },
+  lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `analyze:${params.table}` }),
+  async check(params, context) {
+    const table = await analyzeTarget(params, context);
+    return { proceed: true, reason: `analyze_count is ${table.analyzeCount}`, observed: { table } };
+  },
+  async plan(params, context) {
+    return sqlPlan([analyzeStatement(await analyzeTarget(params, context))]);
+  },
+  run: (params, payload, context) => runStatements(context, params, payload, params.table),
+  async verify(params, before, _output, context) {
+    const previous = z.object({ table: z.object({ analyzeCount: z.number() }) }).parse(before.observed);
+    const now = await analyzeTarget(params, context);
+    const ok = now.analyzeCount > previous.table.analyzeCount;
+    return { ok, detail: `analyze_count ${previous.table.analyzeCount} -> ${now.analyzeCount}`, observed: { analyzeCount: now.analyzeCount } };
+  },
+};

@@ -1,0 +1,160 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { count, identifier } from './params.js';
+import { redisLock, requireRedisTarget } from './redis-target.js';
+import { type Action, type ActionContext, type PlanStep } from './contract.js';
+import { ValidationError } from '../errors.js';
+
+const expireParams = z.strictObject({
+  target: identifier,
+  pattern: identifier,
+  mode: z.enum(['unlink', 'expire']).default('unlink'),
+  when: z.enum(['always', 'no-ttl', 'ttl-over']).default('always'),
+  ttlOverSeconds: count().refine((seconds) => seconds > 0, 'must be positive').optional(),
+  expireSeconds: count().refine((seconds) => seconds > 0, 'must be positive').optional(),
+  /** SCAN COUNT and the most keys one UNLINK (or one pipeline) touches: the longest Redis is busy for us at once. */
+  batchSize: count().refine((size) => size >= 1 && size <= 10_000, 'must be 1 to 10000').default(1000),
+}).superRefine((params, issues) => {
+  if (params.when === 'ttl-over' && params.ttlOverSeconds === undefined) {
+    issues.addIssue({ code: 'custom', path: ['ttlOverSeconds'], message: 'required when when is "ttl-over"' });
+  }
+  if (params.mode === 'expire' && params.expireSeconds === undefined) {
+    issues.addIssue({ code: 'custom', path: ['expireSeconds'], message: 'required when mode is "expire"' });
+  }
+});
+export type ExpireParams = z.infer<typeof expireParams>;
+
+/**
+ * Does a key with this PTTL (ms; -1 no expiry, -2 gone) get acted on? `ttl-over` covers keys that
+ * have an expiry longer than N seconds, as in the runbook's `ttl > 604800` (a key without TTL is
+ * `no-ttl`). In expire mode a key is never given a longer life than it already has.
+ */
+export function meetsCondition(params: ExpireParams, pttlMs: number): boolean {
+  if (pttlMs === -2) return false;
+  const shortens = params.mode !== 'expire' || pttlMs === -1 || pttlMs > (params.expireSeconds ?? 0) * 1000;
+  if (!shortens) return false;
+  if (params.when === 'no-ttl') return pttlMs === -1;
+  if (params.when === 'ttl-over') return pttlMs > (params.ttlOverSeconds ?? 0) * 1000;
+  return true;
+}
+
+function needsTtl(params: ExpireParams): boolean {
+  return params.when !== 'always' || params.mode === 'expire';
+}
+
+/** Each SCAN batch of keys (as Buffers, so binary key names survive), already filtered by the condition. */
+async function* matchingBatches(redis: Redis, params: ExpireParams, signal?: AbortSignal): AsyncGenerator<{ scanned: number; keys: Buffer[] }> {
+  let cursor = '0';
+  do {
+    if (signal?.aborted) throw new Error('stopped at the run deadline; keys processed so far stay processed, run again to continue');
+    const [next, keys] = await redis.scanBuffer(cursor, 'MATCH', params.pattern, 'COUNT', params.batchSize);
+    cursor = next.toString();
+    if (keys.length === 0) continue;
+    if (!needsTtl(params)) {
+      yield { scanned: keys.length, keys };
+      continue;
+    }
+    const pipeline = redis.pipeline();
+    for (const key of keys) pipeline.pttl(key);
+    const replies = (await pipeline.exec()) ?? [];
+    const selected = keys.filter((_key, index) => {
+      const [err, pttl] = replies[index] ?? [null, -2];
+      if (err) throw err;
+      return meetsCondition(params, Number(pttl));
+    });
+    yield { scanned: keys.length, keys: selected };
+  } while (cursor !== '0');
+}
+
+/** How many keys match the pattern and the condition now; stops early after `stopAfter` of them. */
+export async function countMatching(redis: Redis, params: ExpireParams, stopAfter = Infinity): Promise<number> {
+  let matching = 0;
+  for await (const batch of matchingBatches(redis, params)) {
+    matching += batch.keys.length;
+    if (matching >= stopAfter) break;
+  }
+  return matching;
+}
+
+async function applyBatch(redis: Redis, params: ExpireParams, keys: Buffer[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  if (params.mode === 'unlink') return redis.unlink(...keys);
+  const pipeline = redis.pipeline();
+  for (const key of keys) pipeline.expire(key, params.expireSeconds ?? 0);
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.reduce((sum, [err, changed]) => {
+    if (err) throw err;
+    return sum + Number(changed);
+  }, 0);
+}
+
+function conditionText(params: ExpireParams): string {
+  if (params.when === 'no-ttl') return 'that have no TTL';
+  if (params.when === 'ttl-over') return `whose TTL is over ${params.ttlOverSeconds}s`;
+  return '';
+}
+
+function resolvePattern(params: ExpireParams, context: ActionContext): ExpireParams {
+  const target = requireRedisTarget(context.config, params.target);
+  // The pattern decides what is deleted; only patterns the operator declared (and upkeep measures) are allowed.
+  if (!target.keyPatterns.includes(params.pattern)) {
+    throw new ValidationError(`pattern "${params.pattern}" is not in targets.redis[${params.target}].keyPatterns; declare it there to allow expire_keys on it`);
+  }
+  return params;
+}
+
+/**
+ * What run() does: the resolved scan (target, declared pattern, batch size) and what it does to each
+ * kept key (mode, TTL conditions, expireSeconds). The keys themselves are found as the run scans,
+ * so a large keyspace is never held in memory or in the journal.
+ */
+export type ExpirePayload = ExpireParams;
+
+export const expireKeys: Action<ExpireParams, ExpirePayload> = {
+  name: 'redis.expire_keys',
+  description: 'SCAN for a key pattern, then UNLINK the keys or set an expiry, one batch at a time (never KEYS).',
+  riskClass: 'destructive (deletes or expires keys); only patterns declared in targets.redis[].keyPatterns',
+  params: expireParams,
+  risk: () => 'destructive',
+  async resolve(params, context) {
+    return resolvePattern(params, context);
+  },
+  lock: (params) => redisLock(`redis.expire_keys:${params.pattern}`, params.target),
+  async check(params, context) {
+    const found = await countMatching(await context.connections.redis(params.target), params, 1);
+    if (found === 0) return { proceed: false, reason: `no key matches ${params.pattern} ${conditionText(params)}`.trim(), observed: { matching: 0 } };
+    return { proceed: true, reason: `keys match ${params.pattern} ${conditionText(params)}`.trim(), observed: { matching: found } };
+  },
+  async plan(params, context) {
+    // Counting is read-only; a dry run records this plan, so it is where the count is reported.
+    const matching = await countMatching(await context.connections.redis(params.target), params);
+    const steps: PlanStep[] = [{ kind: 'redis', detail: `SCAN <cursor> MATCH ${params.pattern} COUNT ${params.batchSize}, until the cursor returns to 0` }];
+    if (needsTtl(params)) steps.push({ kind: 'redis', detail: `PTTL <key> for each scanned key (one pipeline per batch), keeping keys ${conditionText(params) || `whose TTL is over ${params.expireSeconds}s or unset`}` });
+    steps.push(params.mode === 'unlink'
+      ? { kind: 'redis', detail: `UNLINK <kept keys of the batch> (${matching} keys match now)` }
+      : { kind: 'redis', detail: `EXPIRE <key> ${params.expireSeconds} for each kept key (one pipeline per batch; ${matching} keys match now)` });
+    return { steps, payload: params };
+  },
+  async run(_params, payload, context) {
+    const redis = await context.connections.redis(payload.target);
+    let scanned = 0;
+    let matched = 0;
+    let affected = 0;
+    let batches = 0;
+    for await (const batch of matchingBatches(redis, payload, context.signal)) {
+      scanned += batch.scanned;
+      matched += batch.keys.length;
+      affected += await applyBatch(redis, payload, batch.keys);
+      batches += 1;
+    }
+    context.log.info({ target: payload.target, pattern: payload.pattern, matched, affected }, 'expire_keys finished');
+    return { detail: { scanned, matched, [payload.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches } };
+  },
+  async verify(params, _before, output, context) {
+    const remaining = await countMatching(await context.connections.redis(params.target), params);
+    const matched = Number(output.detail.matched);
+    // New keys may keep arriving on a live server; the run worked if the backlog shrank.
+    const ok = matched === 0 || remaining < matched;
+    return { ok, detail: `${remaining} keys still match ${params.pattern} ${conditionText(params)} (${matched} matched during the run)`.trim(), observed: { remaining } };
+  },
+};

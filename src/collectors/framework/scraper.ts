@@ -1,0 +1,160 @@
+import type { Registry } from 'prom-client';
+import { errorMessage, type Logger } from '../../log.js';
+import { registerSnapshot, type SnapshotMetric } from './snapshot.js';
+import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading } from './types.js';
+
+export interface TargetStatus {
+  collector: string;
+  target: string;
+  up: boolean;
+  lastSuccessSeconds: number | null;
+  lastError: string | null;
+}
+
+interface InstanceState {
+  instance: CollectorInstance;
+  module: CollectorModule;
+  pending: Promise<unknown> | null;
+  status: TargetStatus;
+  durationSeconds: number;
+  readings: readonly Reading[];
+  cacheAges: readonly CacheAge[];
+}
+
+const META: readonly FamilySpec[] = [
+  { name: 'upkeep_collector_up', help: 'Whether the last collection of this collector and target succeeded (1) or failed or timed out (0).', type: 'gauge', labelNames: ['collector', 'target'] },
+  { name: 'upkeep_collector_duration_seconds', help: 'How long the last collection of this collector and target took.', type: 'gauge', labelNames: ['collector', 'target'] },
+  { name: 'upkeep_collector_last_success_timestamp_seconds', help: 'Unix time of the last successful collection of this collector and target.', type: 'gauge', labelNames: ['collector', 'target'] },
+  { name: 'upkeep_collector_cache_age_seconds', help: 'Age of a reading served from cache, refreshed on its own interval.', type: 'gauge', labelNames: ['collector', 'target', 'reading'] },
+];
+
+export class TimeoutError extends Error {
+  constructor(seconds: number) {
+    super(`timed out after ${seconds}s`);
+    this.name = 'TimeoutError';
+  }
+}
+
+/**
+ * Runs every collector instance concurrently on each scrape, each under its own timeout, and
+ * publishes the results into the app's registry. One slow or broken target only costs its own
+ * series; overlapping scrapes share the collection in flight.
+ */
+export class Scraper {
+  private readonly states: InstanceState[] = [];
+  private readonly families = new Map<string, SnapshotMetric>();
+  private inFlight: Promise<string> | null = null;
+
+  constructor(
+    private readonly registry: Registry,
+    modules: readonly CollectorModule[],
+    instances: ReadonlyMap<CollectorModule, CollectorInstance[]>,
+    private readonly timeoutSeconds: number,
+    private readonly log: Logger,
+  ) {
+    for (const spec of META) this.families.set(spec.name, registerSnapshot(registry, spec));
+    for (const module of modules) {
+      const specs = [...module.families];
+      if (module.upFamily) specs.push({ name: module.upFamily.name, help: module.upFamily.help, type: 'gauge', labelNames: [module.upFamily.label] });
+      for (const spec of specs) {
+        if (!this.families.has(spec.name)) this.families.set(spec.name, registerSnapshot(registry, spec));
+      }
+      for (const instance of instances.get(module) ?? []) {
+        this.states.push({
+          instance, module, pending: null, durationSeconds: 0, readings: [], cacheAges: [],
+          status: { collector: instance.collector, target: instance.target, up: false, lastSuccessSeconds: null, lastError: 'not scraped yet' },
+        });
+      }
+    }
+  }
+
+  /** Collects (sharing a collection already in flight) and renders the registry. */
+  scrape(): Promise<string> {
+    if (!this.inFlight) {
+      this.inFlight = this.collectAll()
+        .then(() => this.registry.metrics())
+        .finally(() => { this.inFlight = null; });
+    }
+    return this.inFlight;
+  }
+
+  statuses(): TargetStatus[] {
+    return this.states.map((state) => ({ ...state.status }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.states.map((state) => state.instance.close?.()));
+  }
+
+  private async collectAll(): Promise<void> {
+    await Promise.all(this.states.map((state) => this.collectOne(state)));
+    this.publish();
+  }
+
+  private async collectOne(state: InstanceState): Promise<void> {
+    const started = performance.now();
+    const { instance } = state;
+    // A collection that outlived its timeout may still be hanging: never stack a second one on it.
+    if (state.pending) {
+      this.fail(state, 'previous collection still running', started);
+      return;
+    }
+    const controller = new AbortController();
+    const work = instance.collect(controller.signal);
+    state.pending = work;
+    work.then(() => undefined, () => undefined).finally(() => { state.pending = null; });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new TimeoutError(this.timeoutSeconds));
+      }, this.timeoutSeconds * 1000);
+    });
+    try {
+      const result = await Promise.race([work, timeout]);
+      state.readings = result.readings;
+      state.cacheAges = result.cacheAges ?? [];
+      state.durationSeconds = (performance.now() - started) / 1000;
+      state.status = { ...state.status, up: true, lastSuccessSeconds: Date.now() / 1000, lastError: null };
+    } catch (err) {
+      // Shown in /readyz and the log: a URL's password or a Redis command's arguments are masked.
+      this.fail(state, errorMessage(err), started);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private fail(state: InstanceState, message: string, started: number): void {
+    if (state.status.lastError !== message) {
+      this.log.warn({ collector: state.instance.collector, target: state.instance.target, err: message }, 'collection failed');
+    }
+    state.readings = [];
+    state.cacheAges = [];
+    state.durationSeconds = (performance.now() - started) / 1000;
+    state.status = { ...state.status, up: false, lastError: message };
+  }
+
+  private publish(): void {
+    const byFamily = new Map<string, { labels: Labels; value: number }[]>();
+    for (const name of this.families.keys()) byFamily.set(name, []);
+    const push = (family: string, labels: Labels, value: number) => {
+      const list = byFamily.get(family);
+      if (!list) throw new Error(`collector emitted undeclared metric family ${family}`);
+      list.push({ labels, value });
+    };
+    for (const state of this.states) {
+      const { collector, target } = state.instance;
+      const meta = { collector, target };
+      push('upkeep_collector_up', meta, state.status.up ? 1 : 0);
+      push('upkeep_collector_duration_seconds', meta, state.durationSeconds);
+      if (state.status.lastSuccessSeconds !== null) push('upkeep_collector_last_success_timestamp_seconds', meta, state.status.lastSuccessSeconds);
+      for (const age of state.cacheAges) push('upkeep_collector_cache_age_seconds', { ...meta, reading: age.reading }, age.ageSeconds);
+      for (const reading of state.readings) push(reading.family, reading.labels, reading.value);
+      const upFamily = state.module.upFamily;
+      // A collector may report its target down while the collection itself worked (an HTTP 500).
+      const reportedItself = state.readings.some((reading) => reading.family === upFamily?.name);
+      if (upFamily && !reportedItself) push(upFamily.name, { [upFamily.label]: target }, state.status.up ? 1 : 0);
+    }
+    for (const [name, values] of byFamily) this.families.get(name)!.replace(values);
+  }
+}

@@ -1,0 +1,56 @@
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+
+export type Labels = Readonly<Record<string, string>>;
+
+/** One metric family a collector can emit. Declared up front so the registry knows name, type and labels. */
+export interface FamilySpec {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'gauge' | 'counter';
+  readonly labelNames: readonly string[];
+}
+
+export interface Reading {
+  readonly family: string;
+  readonly labels: Labels;
+  readonly value: number;
+}
+
+/** Age of a reading served from cache: exported as upkeep_collector_cache_age_seconds. */
+export interface CacheAge {
+  readonly reading: string;
+  readonly ageSeconds: number;
+}
+
+export interface CollectResult {
+  readonly readings: readonly Reading[];
+  readonly cacheAges?: readonly CacheAge[];
+}
+
+/** One collector bound to one target (a database server, a directory, a URL). */
+export interface CollectorInstance {
+  readonly collector: string;
+  readonly target: string;
+  /** Must honour the signal: it is aborted when the collector's timeout expires. */
+  collect(signal: AbortSignal): Promise<CollectResult>;
+  /** Releases pooled connections and stops background refreshers. */
+  close?(): Promise<void>;
+}
+
+export interface CollectorContext {
+  readonly config: Readonly<Config>;
+  readonly log: Logger;
+}
+
+/**
+ * A collector module: one file in src/collectors, one line in the registry.
+ * `upFamily` is set by the framework (1 on success, 0 on failure or timeout) with label
+ * `upLabel` = the instance's target, so a dead target still reports itself.
+ */
+export interface CollectorModule {
+  readonly name: string;
+  readonly families: readonly FamilySpec[];
+  readonly upFamily?: { readonly name: string; readonly help: string; readonly label: string };
+  build(context: CollectorContext): CollectorInstance[];
+}

@@ -1,0 +1,238 @@
+import { Registry } from 'prom-client';
+import { ACTIONS } from '../actions/registry.js';
+import type { AnyAction, Trigger } from '../actions/contract.js';
+import type { Config } from '../config/schema.js';
+import { ValidationError } from '../errors.js';
+import { errorMessage, type Logger } from '../log.js';
+import { describeIssues } from '../zod-issues.js';
+import { Connections } from '../systems/connections.js';
+import { RunFinisher } from './finish.js';
+import { idempotencyKey } from './guards/idempotency.js';
+import { RunHistory } from './history.js';
+import type { RunRecord, RunStatus } from './journal.js';
+import { Locks } from './locks.js';
+import { RemediationMetrics } from './metrics.js';
+import { RunPipeline } from './pipeline.js';
+import { QueueFull, RunQueue, type Job } from './queue.js';
+import { recover } from './recovery.js';
+import { AlertSilences } from './silences.js';
+import { HOST } from './state/owner.js';
+import { openStateStore } from './state/open.js';
+import { newRunId } from './state/run-id.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore } from './state/store.js';
+import { ShutDown } from './stop.js';
+import type { RunRequest, RunSubmitter, Submitted } from './submitter.js';
+
+export { QueueFull };
+export type { Submitted };
+
+export interface EngineOptions {
+  config: Readonly<Config>;
+  log: Logger;
+  /** The app's registry; a private one when omitted (the CLI). */
+  registry?: Registry;
+  /** Defaults to every known remediation. */
+  actions?: readonly AnyAction[];
+  /** The clock, in epoch milliseconds (tests move it to open and close windows). */
+  now?: () => number;
+}
+
+/**
+ * Every trigger (alert, manual POST, CLI, schedule) submits here. The engine admits a run (claims
+ * its alert, screens its params, journals it) and queues it; the pipeline runs it through every
+ * guard. Actions only know their system.
+ */
+export class Engine implements RunSubmitter {
+  private readonly actions: ReadonlyMap<string, AnyAction>;
+  private readonly queue: RunQueue;
+  /** Alert runs whose claim the store has not answered yet. */
+  private readonly claiming = new Set<Job>();
+  private readonly admitting = new Set<Promise<unknown>>();
+  private readonly connections: Connections;
+  private readonly history: RunHistory;
+  private readonly finisher: RunFinisher;
+  private readonly now: () => number;
+  readonly metrics: RemediationMetrics;
+  private closing = false;
+
+  private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
+    const { config, log } = options;
+    this.actions = new Map((options.actions ?? ACTIONS).map((action) => [action.name, action]));
+    this.connections = new Connections(config);
+    this.history = new RunHistory(config.remediation, store.guards);
+    this.now = options.now ?? Date.now;
+    this.metrics = new RemediationMetrics(options.registry ?? new Registry(), [...this.actions.keys()],
+      (remediation) => this.history.circuitOpen(remediation, this.now()));
+    this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now);
+    const pipeline = new RunPipeline({
+      config, log, connections: this.connections, locks: new Locks(this.connections), history: this.history,
+      silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,
+    });
+    this.queue = new RunQueue(config.remediation, (job, controller) => pipeline.execute(job, controller));
+  }
+
+  /** Opens the state store, marks runs a crash left behind as interrupted, and restores the last-success metric. */
+  static async create(options: EngineOptions): Promise<Engine> {
+    const store = await openStateStore(options.config, options.log, options.now ?? Date.now);
+    const engine = new Engine(options, store);
+    await recover({ store, history: engine.history, metrics: engine.metrics, remediations: new Set(engine.actions.keys()), log: options.log, now: engine.now });
+    return engine;
+  }
+
+  listActions(): AnyAction[] {
+    return [...this.actions.values()];
+  }
+
+  action(name: string): AnyAction | undefined {
+    return this.actions.get(name);
+  }
+
+  get(id: string): Promise<RunRecord | undefined> {
+    return this.store.get(id);
+  }
+
+  /** Newest first, a page at a time: pass `next` back as `cursor`. */
+  list(filter: RunFilter, cursor: string | null = null, limit = 100): Promise<RunPage> {
+    return this.store.list(filter, cursor, limit);
+  }
+
+  /** The same page with each run as its JSON text, for GET /runs. */
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson> {
+    return this.store.listJson(filter, cursor, limit);
+  }
+
+  /**
+   * Parses params against the action's schema and runs its screen (what the config alone refuses):
+   * the parsed params, or the reason a run with them is rejected before it is queued.
+   */
+  screen(action: AnyAction, params: unknown, trigger: Trigger): { params: unknown } | { reason: string } {
+    const parsed = action.params.safeParse(params);
+    if (!parsed.success) return { reason: `invalid params: ${describeIssues(parsed.error.issues, '(params)')}` };
+    try {
+      action.screen?.(parsed.data, this.options.config, trigger);
+    } catch (err) {
+      if (err instanceof ValidationError) return { reason: err.message };
+      throw err;
+    }
+    return { params: parsed.data };
+  }
+
+  /**
+   * Queues a run, or settles it at once: unknown remediation, duplicate alert, shutting down, or
+   * rejected by its screen (then nothing is queued). An acknowledged request is in the journal once
+   * `journalled` resolves, so it is never lost when upkeep dies; its fsync completes right after.
+   * Throws QueueFull, having recorded nothing, when remediation.maxQueued runs are already waiting.
+   */
+  submit(request: RunRequest): Submitted {
+    const nowMs = this.now();
+    const record: RunRecord = {
+      id: newRunId(nowMs), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
+      queuedAt: new Date(nowMs).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
+      host: HOST, pid: process.pid,
+      ...(request.alert ? { alert: request.alert } : {}), ...(request.source ? { source: request.source } : {}),
+    };
+    const settled = (done: Promise<RunRecord>) => ({ runId: record.id, done, journalled: done.then((final) => final.status) });
+    const action = this.actions.get(request.remediation);
+    if (this.closing) return settled(this.finisher.finish(record, { status: 'cancelled', reason: 'upkeep is shutting down' }));
+    if (!action) return settled(this.finisher.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"` }));
+    // Checked before the alert is claimed, so a refused alert is not taken for a duplicate when it comes again.
+    if (this.queue.room() < 1) throw new QueueFull(this.options.config.remediation.maxQueued);
+    let settle: (record: RunRecord) => void = () => undefined;
+    const done = new Promise<RunRecord>((resolve) => { settle = resolve; });
+    const job: Job = { record, request, action, params: undefined, settle };
+    const leave = this.queue.reserve();
+    const journalled = this.claimScreenQueue(job, leave).finally(leave);
+    this.admitting.add(journalled);
+    const admitted = () => { this.admitting.delete(journalled); };
+    journalled.then(admitted, admitted);
+    return { runId: record.id, done, journalled };
+  }
+
+  /** How many more runs the queue takes before submit throws QueueFull. */
+  queueRoom(): number {
+    return this.queue.room();
+  }
+
+  /**
+   * Claims the job's alert (a re-delivery settles as a duplicate), screens it, then queues it once
+   * its line is written. `leave` gives back the job's place reserved against maxQueued.
+   */
+  private async claimScreenQueue(job: Job, leave: () => void): Promise<RunStatus> {
+    const { record, request, action } = job;
+    if (request.alert) {
+      const key = idempotencyKey(request.alert, request.remediation);
+      this.claiming.add(job);
+      let handledBy: string | undefined;
+      try {
+        handledBy = await this.history.claimAlert(key, record.id, Date.parse(record.queuedAt));
+      } catch (err) {
+        // Not acknowledged: the sender retries, and nothing ran without its claim.
+        job.settle({ ...record, status: 'cancelled', reason: `the alert could not be claimed: ${errorMessage(err)}`, finishedAt: new Date(this.now()).toISOString() });
+        throw err;
+      } finally {
+        this.claiming.delete(job);
+      }
+      if (handledBy !== undefined) {
+        const duplicate = await this.finisher.finish(record, { status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` });
+        job.settle(duplicate);
+        return duplicate.status;
+      }
+      const stopped = job.cancelled ?? (this.closing ? 'upkeep is shutting down' : undefined);
+      if (stopped !== undefined) {
+        await this.history.releaseAlert(key, record.id);
+        const cancelled = await this.finisher.finish(record, { status: 'cancelled', reason: stopped });
+        job.settle(cancelled);
+        return cancelled.status;
+      }
+    }
+    // Refused by the config alone: journalled and counted as rejected, never queued. The alert stays
+    // claimed, so its re-deliveries are duplicates rather than rejections counted again.
+    const screened = this.screen(action, request.params, request.trigger);
+    if ('reason' in screened) {
+      const rejected = await this.finisher.finish(record, { status: 'rejected', reason: screened.reason });
+      job.settle(rejected);
+      return rejected.status;
+    }
+    job.params = screened.params;
+    leave();
+    this.queue.push(job);
+    // The request is acknowledged once its line is in the file (it survives upkeep being killed);
+    // the fsync follows in the same group commit without holding up the acknowledgement.
+    const { written, durable } = this.store.append(record);
+    durable
+      .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
+      .finally(() => this.queue.pump());
+    await written;
+    return 'queued';
+  }
+
+  /** A resolved alert: its runs that have not started yet are cancelled. */
+  cancelQueued(fingerprint: string, reason: string): RunRecord[] {
+    const cancelled: RunRecord[] = [];
+    for (const job of this.claiming) {
+      if (job.record.alert?.fingerprint !== fingerprint || job.cancelled !== undefined) continue;
+      // Still claiming: claimScreenQueue() journals it as cancelled once the claim is answered.
+      job.cancelled = reason;
+      cancelled.push({ ...job.record, status: 'cancelled', reason });
+    }
+    for (const job of this.queue.takeAlert(fingerprint)) {
+      const record = { ...job.record, status: 'cancelled' as const, reason, finishedAt: new Date(this.now()).toISOString() };
+      cancelled.push(record);
+      void this.finisher.finish(record, {}).then(job.settle);
+    }
+    return cancelled;
+  }
+
+  /** Cancels queued runs, interrupts running ones, and closes the journal and clients. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const job of this.queue.closeWaiting()) {
+      void this.finisher.finish({ ...job.record, status: 'cancelled', reason: 'upkeep shut down before the run started' }, {}).then(job.settle);
+    }
+    await this.queue.abortActive(new ShutDown('upkeep shut down'));
+    await Promise.allSettled([...this.admitting]);
+    await this.store.close();
+    await this.connections.close();
+  }
+}

@@ -1,0 +1,49 @@
+import type { Logger } from '../log.js';
+import type { RunHistory } from './history.js';
+import type { RunRecord } from './journal.js';
+import type { RemediationMetrics } from './metrics.js';
+import type { StateStore } from './state/store.js';
+
+const FINISHED_LEVEL: Readonly<Record<RunRecord['status'], 'info' | 'warn' | 'error'>> = {
+  queued: 'info', running: 'info', success: 'info', dry_run: 'info', skipped: 'info', duplicate: 'info', cancelled: 'info',
+  rejected: 'warn', failure: 'error', interrupted: 'error',
+};
+
+/** One line per finished run: what ran, on what, how it ended and, when it did not succeed, why. */
+function logFinished(log: Logger, record: RunRecord, durationSeconds: number | null): void {
+  const why = record.error ?? record.reason;
+  log[FINISHED_LEVEL[record.status]]({
+    runId: record.id, remediation: record.remediation, trigger: record.trigger, target: record.lockKey ?? null, status: record.status,
+    durationSeconds: durationSeconds === null ? null : Math.round(durationSeconds * 1000) / 1000,
+    ...(record.status !== 'success' && why !== undefined ? { reason: why } : {}),
+  }, 'run finished');
+}
+
+/** How every run ends, whatever ended it: the guards' memory, the metrics, the log line and the journal. */
+export class RunFinisher {
+  constructor(
+    private readonly history: RunHistory,
+    private readonly metrics: RemediationMetrics,
+    private readonly store: StateStore,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null): Promise<RunRecord> {
+    const finished: RunRecord = { ...record, ...changes, finishedAt: record.finishedAt ?? new Date(this.now()).toISOString() };
+    const executed = finished.status === 'success' || finished.status === 'failure' ? durationSeconds : null;
+    try {
+      await this.history.recordFinish(finished);
+    } catch (err) {
+      this.log.error({ err, runId: finished.id }, 'cannot record the run in the guards\' memory');
+    }
+    this.metrics.finished(finished.remediation, finished.status, executed, this.now());
+    logFinished(this.log, finished, durationSeconds);
+    try {
+      await this.store.append(finished).durable;
+    } catch (err) {
+      this.log.error({ err, runId: finished.id }, 'cannot write the journal');
+    }
+    return finished;
+  }
+}

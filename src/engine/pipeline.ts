@@ -1,0 +1,166 @@
+import type { ActionContext, AnyAction, Risk } from '../actions/contract.js';
+import type { Config } from '../config/schema.js';
+import { ValidationError } from '../errors.js';
+import { errorMessage, type Logger } from '../log.js';
+import type { Connections } from '../systems/connections.js';
+import type { RunFinisher } from './finish.js';
+import { circuitRefusal } from './guards/circuit.js';
+import { cooldownRefusal } from './guards/cooldown.js';
+import { consumesAlert, idempotencyKey } from './guards/idempotency.js';
+import { riskWindowGate } from './guards/risk-window.js';
+import type { RunHistory } from './history.js';
+import type { RunRecord } from './journal.js';
+import { lockName, type Locks } from './locks.js';
+import type { RemediationMetrics } from './metrics.js';
+import type { Job } from './queue.js';
+import { RunConnections } from './run-connections.js';
+import { SILENCE_MARGIN_MS, type AlertSilences } from './silences.js';
+import type { StateStore } from './state/store.js';
+import { ShutDown, Stop } from './stop.js';
+
+// After a deadline, how long an action may take to notice before the engine stops waiting for it.
+const ABANDON_AFTER_DEADLINE_MS = 5000;
+
+type Step = <T>(work: Promise<T>) => Promise<T>;
+
+export interface PipelineParts {
+  readonly config: Readonly<Config>;
+  readonly log: Logger;
+  readonly connections: Connections;
+  readonly locks: Locks;
+  readonly history: RunHistory;
+  readonly silences: AlertSilences;
+  readonly metrics: RemediationMetrics;
+  readonly store: StateStore;
+  readonly finisher: RunFinisher;
+  readonly now: () => number;
+}
+
+/**
+ * One run, from the queue to its final record: the guard pipeline. Gate (risk, window, circuit)
+ * for automatic runs, resolve, cooldown, lock, silence, then check, plan, run and verify, all
+ * bounded by the run's deadline; a dry run stops after the plan.
+ */
+export class RunPipeline {
+  constructor(private readonly parts: PipelineParts) {}
+
+  async execute(job: Job, controller: AbortController): Promise<RunRecord> {
+    const { config, log, history, metrics, store, now } = this.parts;
+    const { request, action } = job;
+    const startedMs = now();
+    const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
+    const deadline = Date.now() + timeoutMs;
+    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log);
+    const runLog = log.child({ runId: job.record.id, remediation: action.name });
+    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now };
+    // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
+    controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
+    const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
+    let record: RunRecord = { ...job.record, status: 'running', startedAt: new Date(startedMs).toISOString() };
+    metrics.running.inc({ remediation: action.name });
+    const step: Step = (work) => untilAbandoned(work, controller.signal);
+    try {
+      await store.append(record).durable;
+      const risk = action.risk(job.params);
+      record = { ...record, risk };
+      const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
+      if (automatic) await this.refuseAutomatic(action.name, risk, request.allowRisk);
+      const params = await step(action.resolve(job.params, context));
+      const lockSpec = action.lock(params, context.config);
+      const lockKey = lockName(action.name, lockSpec);
+      record = { ...record, lockKey };
+      const cooldown = await history.cooldownRemaining(lockKey, now());
+      if (automatic && !record.dryRun && cooldown > 0) throw Stop.from(cooldownRefusal(lockKey, config.remediation.cooldownSeconds, cooldown));
+      if (record.dryRun) {
+        record = await this.dryRun(record, action, params, context, step);
+      } else {
+        const acquiring = this.parts.locks.acquire(lockSpec, deadline - Date.now() + SILENCE_MARGIN_MS);
+        const lock = await step(acquiring).catch((err: unknown) => {
+          // Given up on at the deadline: if the lock still arrives later, let it go at once.
+          void acquiring.then((late) => late?.release(), () => undefined);
+          throw err;
+        });
+        if (!lock) throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}`, 'lock');
+        const silenceId = await this.parts.silences.hold(request.alert, record, deadline, runLog);
+        try {
+          record = await this.act(record, action, params, context, step, silenceId, (progress) => { record = progress; });
+        } finally {
+          if (silenceId) await this.parts.silences.release(silenceId, runLog);
+          await lock.release().catch((err: unknown) => runLog.error({ err }, 'releasing the lock failed'));
+        }
+      }
+    } catch (err) {
+      record = stopped(record, err, controller.signal, runLog);
+    } finally {
+      clearTimeout(timer);
+      await connections.close();
+      metrics.running.dec({ remediation: action.name });
+    }
+    // Refused for reasons of timing (window, cooldown...): a re-delivery of the alert may run later.
+    if (request.alert && !consumesAlert(record)) await history.releaseAlert(idempotencyKey(request.alert, action.name), record.id).catch((err: unknown) => runLog.error({ err }, 'cannot release the alert claim'));
+    return this.parts.finisher.finish(record, {}, (now() - startedMs) / 1000);
+  }
+
+  /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */
+  private async refuseAutomatic(remediation: string, risk: Risk, allowRisk: Risk | undefined): Promise<void> {
+    const { config, history, now } = this.parts;
+    const gate = riskWindowGate(risk, allowRisk, config.remediation.windows, now());
+    if (gate) throw Stop.from(gate);
+    if (await history.circuitOpen(remediation, now())) throw Stop.from(circuitRefusal(remediation, config.remediation.circuitBreaker));
+  }
+
+  /** A dry run: the exact plan, nothing executed, no lock and no silence. */
+  private async dryRun(record: RunRecord, action: AnyAction, params: unknown, context: ActionContext, step: Step): Promise<RunRecord> {
+    const check = await step(action.check(params, context));
+    const plan = await step(action.plan(params, context));
+    const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
+    return { ...record, status: 'dry_run', check, plan: [...plan.steps], payload: plan.payload, reason };
+  }
+
+  /** Check, plan, run, verify. `progress` keeps what is known so far, so a failure is journalled with its plan. */
+  private async act(
+    record: RunRecord, action: AnyAction, params: unknown, context: ActionContext,
+    step: Step, silenceId: string | null, progress: (record: RunRecord) => void,
+  ): Promise<RunRecord> {
+    const withSilence = silenceId ? { ...record, silenceId } : record;
+    progress(withSilence);
+    const check = await step(action.check(params, context));
+    if (!check.proceed) return { ...withSilence, status: 'skipped', skipCode: 'condition', check, reason: `condition cleared: ${check.reason}` };
+    const plan = await step(action.plan(params, context));
+    const planned = { ...withSilence, check, plan: [...plan.steps], payload: plan.payload };
+    progress(planned);
+    await this.parts.store.append(planned).durable;
+    const output = await step(action.run(params, plan.payload, context));
+    const verification = await step(action.verify(params, check, output, context));
+    const verified = { ...planned, output: output.detail, verification };
+    return verification.ok
+      ? { ...verified, status: 'success' }
+      : { ...verified, status: 'failure', error: `verification failed: ${verification.detail}` };
+  }
+}
+
+/** The run ended early: a refusal, a rejection, a shutdown or a failure. The journal's `error` is shown by /runs and `upkeep run`, so errorMessage masks secrets. */
+function stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: Logger): RunRecord {
+  if (err instanceof Stop) return { ...record, status: err.status, reason: err.reason, skipCode: err.code };
+  if (err instanceof ValidationError) return { ...record, status: 'rejected', reason: err.message };
+  if (err instanceof ShutDown || (signal.aborted && signal.reason instanceof ShutDown)) {
+    return { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorMessage(err) };
+  }
+  // The 'run finished' line carries the message; the stack is for whoever turns on debug.
+  log.debug({ err }, 'remediation failed');
+  return { ...record, status: 'failure', error: signal.aborted ? `${errorMessage(signal.reason)}: ${errorMessage(err)}` : errorMessage(err) };
+}
+
+/** Resolves with the work, or rejects once the signal has been aborted for a grace period the work ignored. */
+function untilAbandoned<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => { timer = setTimeout(() => reject(signal.reason), ABANDON_AFTER_DEADLINE_MS); };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    });
+  });
+}

@@ -1,0 +1,91 @@
+import type { AnyAction } from '../actions/contract.js';
+import type { RunRecord } from './journal.js';
+import type { RunRequest } from './submitter.js';
+
+export interface Job {
+  record: RunRecord;
+  request: RunRequest;
+  action: AnyAction;
+  /** What the action's params schema made of request.params (set once the run passes its screen). */
+  params: unknown;
+  settle: (record: RunRecord) => void;
+  /** Set by a resolved alert while the job was still claiming its alert. */
+  cancelled?: string;
+}
+
+/** The queue holds remediation.maxQueued runs already: the request is refused whole and nothing is journalled. */
+export class QueueFull extends Error {
+  constructor(readonly limit: number) {
+    super(`the run queue is full: at most ${limit} runs may wait (remediation.maxQueued); retry later`);
+    this.name = 'QueueFull';
+  }
+}
+
+interface Limits { readonly maxQueued: number; readonly concurrency: number }
+
+/**
+ * The runs waiting for a slot and the ones running, at most `concurrency` at a time. Runs still
+ * being admitted (claiming their alert, being journalled) hold a reservation, so they count
+ * against maxQueued before they are in the queue.
+ */
+export class RunQueue {
+  private readonly waiting: Job[] = [];
+  private reserved = 0;
+  private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private closed = false;
+
+  constructor(private readonly limits: Limits, private readonly execute: (job: Job, controller: AbortController) => Promise<RunRecord>) {}
+
+  /** How many more runs fit before submit refuses with QueueFull. */
+  room(): number {
+    return Math.max(0, this.limits.maxQueued - this.waiting.length - this.reserved);
+  }
+
+  /** Holds a place for a run being admitted; the returned function gives it back (once). */
+  reserve(): () => void {
+    this.reserved += 1;
+    let held = true;
+    return () => {
+      if (held) this.reserved -= 1;
+      held = false;
+    };
+  }
+
+  push(job: Job): void {
+    this.waiting.push(job);
+  }
+
+  /** Takes the waiting runs of an alert out of the queue. */
+  takeAlert(fingerprint: string): Job[] {
+    const taken = this.waiting.filter((job) => job.record.alert?.fingerprint === fingerprint);
+    for (const job of taken) this.waiting.splice(this.waiting.indexOf(job), 1);
+    return taken;
+  }
+
+  /** Starts waiting runs while there are free slots. */
+  pump(): void {
+    while (!this.closed && this.active.size < this.limits.concurrency) {
+      const job = this.waiting.shift();
+      if (!job) return;
+      const controller = new AbortController();
+      const done = this.execute(job, controller).then(job.settle);
+      this.active.set(job.record.id, { controller, done });
+      void done.finally(() => {
+        this.active.delete(job.record.id);
+        this.pump();
+      });
+    }
+  }
+
+  /** Stops starting runs and hands back the ones still waiting. */
+  closeWaiting(): Job[] {
+    this.closed = true;
+    return this.waiting.splice(0);
+  }
+
+  /** Aborts the running runs with `reason` and waits until each has ended. */
+  async abortActive(reason: Error): Promise<void> {
+    for (const { controller } of this.active.values()) controller.abort(reason);
+    await Promise.all([...this.active.values()].map(({ done }) => done));
+  }
+}

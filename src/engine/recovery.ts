@@ -1,0 +1,26 @@
+import type { Logger } from '../log.js';
+import type { RunHistory } from './history.js';
+import type { RemediationMetrics } from './metrics.js';
+import type { StateStore } from './state/store.js';
+
+/**
+ * What a start finds left behind: a journal from before the store kept the guards' memory (replayed
+ * once), unreadable lines (reported), runs a crash left unfinished (journalled as interrupted), and
+ * the last success of each remediation (restored to its metric, so "has not succeeded for N days"
+ * alerts keep working across restarts).
+ */
+export async function recover(parts: {
+  store: StateStore; history: RunHistory; metrics: RemediationMetrics; remediations: ReadonlySet<string>; log: Logger; now: () => number;
+}): Promise<void> {
+  const { store, history, metrics, remediations, log, now } = parts;
+  await history.replay(store.legacyRecords());
+  for (const { file, lines } of store.skipped) log.warn({ file, lines }, 'journal lines could not be read and were skipped');
+  const interrupted = await store.recoverInterrupted(new Date(now()));
+  for (const record of interrupted) {
+    log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted');
+    metrics.finished(record.remediation, record.status, null, now());
+  }
+  for (const [remediation, at] of await store.guards.lastSuccesses()) {
+    if (remediations.has(remediation)) metrics.lastSuccess.set({ remediation }, at / 1000);
+  }
+}

@@ -1,0 +1,90 @@
+import { join } from 'node:path';
+import type { Logger } from '../../log.js';
+import type { RunRecord } from '../journal.js';
+import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
+import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from './guard-file.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore } from './store.js';
+
+export interface FileStoreOptions {
+  /** `state.dir`: the journal goes to `journal/`, the guards' memory to `guards/`. */
+  readonly dir: string;
+  readonly retentionMs: number;
+  readonly cooldownMs: number;
+  readonly failureWindowMs: number;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** How often retention, rotation and compaction run (they also run at open). */
+  readonly maintenanceMs?: number;
+  /** Smaller segments for tests; the defaults are JOURNAL_LIMITS. */
+  readonly limits?: Partial<JournalLimits>;
+}
+
+const MAINTENANCE_MS = 3_600_000;
+
+/** The embedded state store: a directory, for one replica (and the `upkeep run` processes beside it). */
+export class FileStore implements StateStore {
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(private readonly journal: FileJournal, readonly guards: GuardFile, private readonly log: Logger, maintenanceMs: number) {
+    this.timer = setInterval(() => void this.maintain(), maintenanceMs);
+    this.timer.unref();
+  }
+
+  static async open(options: FileStoreOptions): Promise<FileStore> {
+    const now = options.now ?? Date.now;
+    const [journal, guards] = await Promise.all([
+      FileJournal.open({ ...JOURNAL_LIMITS, ...options.limits, dir: join(options.dir, 'journal'), now, retentionMs: options.retentionMs }),
+      GuardFile.open({
+        dir: join(options.dir, 'guards'), now, claimTtlMs: CLAIM_TTL_MS, claimLimit: CLAIM_LIMIT,
+        cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs,
+      }),
+    ]);
+    const store = new FileStore(journal, guards, options.log, options.maintenanceMs ?? MAINTENANCE_MS);
+    await journal.maintain();
+    return store;
+  }
+
+  get skipped(): readonly { file: string; lines: number }[] {
+    return [...this.journal.skipped, ...this.guards.skipped];
+  }
+
+  /** Retention and rotation of the journal, compaction of the guards' memory. */
+  async maintain(): Promise<void> {
+    try {
+      await this.journal.maintain();
+      await this.guards.compact();
+    } catch (err) {
+      this.log.error({ err }, 'state maintenance failed (retention, rotation or compaction); it is tried again within the hour');
+    }
+  }
+
+  append(record: RunRecord): { written: Promise<void>; durable: Promise<void> } {
+    return this.journal.append(record);
+  }
+
+  get(id: string): Promise<RunRecord | undefined> {
+    return this.journal.get(id);
+  }
+
+  list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage> {
+    return this.journal.list(filter, cursor, limit);
+  }
+
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson> {
+    return this.journal.listJson(filter, cursor, limit);
+  }
+
+  recoverInterrupted(now: Date): Promise<RunRecord[]> {
+    return this.journal.recoverInterrupted(now);
+  }
+
+  legacyRecords(): AsyncIterable<RunRecord> {
+    return this.journal.legacyRecords();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.journal.close();
+    await this.guards.close();
+  }
+}

@@ -1,0 +1,92 @@
+import type { RunRecord, RunStatus } from '../journal.js';
+import type { Trigger } from '../../actions/contract.js';
+
+/**
+ * Everything the engine keeps between runs and across restarts: the run journal and the
+ * guards' memory (alert claims, cooldowns, circuit-breaker failures, last successes). The
+ * embedded implementation is a directory (file-store.ts); a shared one (PostgreSQL) implements
+ * the same interface so several replicas see one state. Every guard operation is async and
+ * answers from one place, so a shared store can make each claim a single statement.
+ */
+export interface StateStore {
+  /**
+   * Records the run's new state (one line per state change; the last one is the run's state).
+   * `written` resolves once the record survives upkeep being killed, `durable` once it survives
+   * the machine going down. The webhook acknowledges on `written`.
+   */
+  append(record: RunRecord): { written: Promise<void>; durable: Promise<void> };
+  /** The run's latest state, or undefined when the store has no such run. */
+  get(id: string): Promise<RunRecord | undefined>;
+  /** Newest first; `next` is null on the last page. Throws InvalidCursorError for a cursor it did not make. */
+  list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage>;
+  /** The same page with each run as its JSON text (checked against the record schema), for a reply that need not rebuild objects. */
+  listJson(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPageJson>;
+  /** Marks runs that a dead process left queued or running as interrupted; returns them. */
+  recoverInterrupted(now: Date): Promise<RunRecord[]>;
+  /**
+   * The records of a journal written before this store existed, once, so the engine can rebuild
+   * the guards' memory from them; the store files them as it goes. Empty when there is none.
+   */
+  legacyRecords(): AsyncIterable<RunRecord>;
+  /** Lines the store could not read back at open (a torn last line after a crash), per file. */
+  readonly skipped: readonly { file: string; lines: number }[];
+  readonly guards: GuardMemory;
+  close(): Promise<void>;
+}
+
+/** The guards' memory. Bounded: a store may forget what no guard can need any more (documented per store). */
+export interface GuardMemory {
+  /** Claims an alert delivery for a run; answers the run that already holds it, or undefined when this run now does. */
+  claimAlert(key: string, runId: string, atMs: number): Promise<string | undefined>;
+  /** Gives a claim back (only the run that holds it can), so a re-delivery may run. */
+  releaseAlert(key: string, runId: string): Promise<void>;
+  /** What a finished run changes: the lock key it executed on, and whether it counts as a success or a failure. */
+  recordOutcome(outcome: RunOutcome): Promise<void>;
+  /** When a run last executed on this (remediation, target object), in epoch ms. */
+  lastExecuted(lockKey: string): Promise<number | undefined>;
+  /** Failures of the remediation after `sinceMs` and after its last success. */
+  recentFailures(remediation: string, sinceMs: number): Promise<number>;
+  /** The last success of each remediation, in epoch ms. */
+  lastSuccesses(): Promise<ReadonlyMap<string, number>>;
+  /**
+   * Claims a schedule tick, named by its job and nominal time (the time it was due, not the clock
+   * of whoever fires it), for a run; answers the run that already holds it, or undefined when
+   * this run now does.
+   */
+  claimTick(job: string, nominalMs: number, runId: string): Promise<string | undefined>;
+}
+
+export interface RunOutcome {
+  readonly remediation: string;
+  readonly runId: string;
+  readonly atMs: number;
+  /** Set when the run executed (not a dry run, not refused): cooldowns start from it. */
+  readonly executedLockKey: string | null;
+  readonly result: 'success' | 'failure' | null;
+}
+
+export interface RunFilter {
+  remediation?: string;
+  status?: RunStatus;
+  trigger?: Trigger;
+}
+
+export interface RunPage {
+  runs: RunRecord[];
+  /** Pass back as `cursor` for the next page; null when there is none. */
+  next: string | null;
+}
+
+export interface RunPageJson {
+  /** Each a run record as JSON. */
+  runs: string[];
+  next: string | null;
+}
+
+/** A cursor that no page of this store handed out; the HTTP layer answers 400 with the message. */
+export class InvalidCursorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidCursorError';
+  }
+}

@@ -1,0 +1,76 @@
+import { isFinished } from '../journal.js';
+import { compareKeys, type RunKey } from './run-key.js';
+import { Combos, type IndexEntry } from './segment-index.js';
+import { parseLine } from './segment-scan.js';
+
+/**
+ * The index of a segment that is still written to (or has just been rotated away from), kept in
+ * memory. Bounded by the segment's own limits (bytes, runs, age), so memory never grows with the
+ * journal. `bytes` is how far the file has been read; each line moves the run's entry to it.
+ */
+export class TailIndex {
+  private readonly byId = new Map<string, IndexEntry>();
+  /** Entries by key, ascending: mostly appended at the end, as ids are time-ordered. */
+  readonly sorted: IndexEntry[] = [];
+  readonly combos = new Combos();
+  /** Counts entries put anywhere but at the end, which moves the ones after them. */
+  inserts = 0;
+  bytes = 0;
+  firstLineMs: number | null = null;
+  lastLineMs = 0;
+  skippedLines = 0;
+
+  get runs(): number {
+    return this.sorted.length;
+  }
+
+  get(id: string): IndexEntry | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Takes one complete line read at `offset`. */
+  addLine(line: Buffer, offset: number): void {
+    const parsed = parseLine(line, offset);
+    if (parsed.kind === 'invalid') this.skippedLines += 1;
+    if (parsed.kind !== 'run') return;
+    this.firstLineMs ??= parsed.lineMs;
+    this.lastLineMs = Math.max(this.lastLineMs, parsed.lineMs);
+    this.put(parsed.entry);
+  }
+
+  private put(entry: IndexEntry): void {
+    const previous = this.byId.get(entry.id);
+    if (previous) {
+      this.combos.add(previous, -1);
+      // A later line of a run carries another queuedAt only if hand-edited: the run keeps its place.
+      const kept = { ...entry, time: previous.time };
+      this.sorted[this.lowerBound(previous)] = kept;
+      this.byId.set(entry.id, kept);
+    } else {
+      const last = this.sorted.at(-1);
+      if (!last || compareKeys(last, entry) < 0) this.sorted.push(entry);
+      else {
+        this.sorted.splice(this.lowerBound(entry), 0, entry);
+        this.inserts += 1;
+      }
+      this.byId.set(entry.id, entry);
+    }
+    this.combos.add(entry, 1);
+  }
+
+  lowerBound(key: RunKey): number {
+    let low = 0;
+    let high = this.sorted.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const entry = this.sorted[middle];
+      if (entry && compareKeys(entry, key) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  unfinished(): IndexEntry[] {
+    return this.sorted.filter((entry) => !isFinished(entry.status));
+  }
+}

@@ -1,0 +1,64 @@
+import type Docker from 'dockerode';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Config } from '../config/schema.js';
+import { ValidationError } from '../errors.js';
+import { dockerClient } from './docker/client.js';
+import { connectClient, databaseUrl } from './postgres/client.js';
+import { createRedisClient } from './redis/client.js';
+
+/**
+ * Connections for remediations, looked up by the target names in the config, through each system's
+ * one client factory. Postgres work gets a dedicated client per run (it sets timeouts, holds
+ * advisory locks and may be cancelled); Redis and Docker clients are shared.
+ */
+export class Connections {
+  private readonly redisClients = new Map<string, Promise<Redis>>();
+  private readonly dockerClients = new Map<string, Docker>();
+
+  constructor(private readonly config: Readonly<Config>) {}
+
+  postgresUrl(target: string, database: string): string {
+    const entry = this.config.targets.postgres.find((candidate) => candidate.name === target);
+    if (!entry) throw new ValidationError(`unknown postgres target "${target}"`);
+    return databaseUrl(entry.url, database);
+  }
+
+  /** A new, connected client; the caller must end() it. */
+  async postgres(target: string, database: string, applicationName = 'upkeep-remediation'): Promise<pg.Client> {
+    return connectClient(this.postgresUrl(target, database), applicationName);
+  }
+
+  /** The target's shared client; it reconnects by itself, and a command run while it is down reports the failure. */
+  redis(target: string): Promise<Redis> {
+    const existing = this.redisClients.get(target);
+    if (existing) return existing;
+    const entry = this.config.targets.redis.find((candidate) => candidate.name === target);
+    if (!entry) return Promise.reject(new ValidationError(`unknown redis target "${target}"`));
+    const client = createRedisClient(entry, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }).then((created) => {
+      created.on('error', () => undefined); // reconnects by itself; commands report the failure
+      return created;
+    });
+    // A CA file that cannot be read now may be readable by the next run: do not keep the failure.
+    client.catch(() => this.redisClients.delete(target));
+    this.redisClients.set(target, client);
+    return client;
+  }
+
+  docker(target: string): Docker {
+    const existing = this.dockerClients.get(target);
+    if (existing) return existing;
+    const entry = this.config.targets.docker.find((candidate) => candidate.name === target);
+    if (!entry) throw new ValidationError(`unknown docker target "${target}"`);
+    const client = dockerClient(entry);
+    this.dockerClients.set(target, client);
+    return client;
+  }
+
+  async close(): Promise<void> {
+    const clients = await Promise.allSettled(this.redisClients.values());
+    for (const client of clients) if (client.status === 'fulfilled') client.value.disconnect();
+    this.redisClients.clear();
+    this.dockerClients.clear();
+  }
+}

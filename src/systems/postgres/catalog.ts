@@ -1,0 +1,71 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import { ValidationError } from '../../errors.js';
+import { nameReadings, type QualifiedName } from './sql.js';
+
+const pgError = z.object({ code: z.string(), message: z.string() });
+
+export function pgErrorCode(err: unknown): string | undefined {
+  const parsed = pgError.safeParse(err);
+  return parsed.success ? parsed.data.code : undefined;
+}
+
+const relationRow = z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() });
+export type Relation = QualifiedName & { readonly oid: number };
+
+// relkinds: r table, p partitioned table, m materialized view, t TOAST table; i index, I partitioned index.
+const RELKINDS = { table: ['r', 'p', 'm', 't'], index: ['i', 'I'] } as const;
+
+/**
+ * Finds a table or index named by untrusted text in the live catalog. The text is only ever a
+ * bind parameter here; what comes back are the catalog's own names, which the caller quotes.
+ * A literal split of the text ("public.Orders") wins; its SQL reading (`PUBLIC."Orders"`) is
+ * the fallback, so every spelling of one relation resolves to it.
+ */
+export async function findRelation(client: pg.Client, text: string, kind: 'table' | 'index', where: string): Promise<Relation> {
+  const readings = nameReadings(text);
+  const result = await client.query(
+    `select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wanted.literal
+       from unnest($1::text[], $2::text[], $3::boolean[]) as wanted(schema, name, literal)
+       join pg_namespace n on n.nspname = wanted.schema
+       join pg_class c on c.relnamespace = n.oid and c.relname = wanted.name
+      where c.relkind = any($4::"char"[])`,
+    [readings.map((reading) => reading.schema), readings.map((reading) => reading.name), readings.map((reading) => reading.literal), [...RELKINDS[kind]]],
+  );
+  const found = z.array(relationRow).parse(result.rows);
+  const literal = found.filter((row) => row.literal);
+  const rows = literal.length > 0 ? literal : found;
+  if (rows.length === 0) throw new ValidationError(`${kind} ${JSON.stringify(text)} does not exist in ${where}`);
+  if (rows.length > 1) throw new ValidationError(`${kind} ${JSON.stringify(text)} is ambiguous in ${where}: ${rows.map((row) => `${row.schema}.${row.name}`).join(', ')}`);
+  const [{ oid, schema, name }] = rows as [z.infer<typeof relationRow>];
+  return { oid, schema, name };
+}
+
+/** The table an index belongs to. */
+export async function tableOfIndex(client: pg.Client, index: Relation): Promise<Relation> {
+  const result = await client.query(
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name
+       from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+      where i.indexrelid = $1`, [index.oid]);
+  // Every index has a table; a missing row would mean the index was dropped meanwhile, and fails the run.
+  return z.object({ oid: z.number(), schema: z.string(), name: z.string() }).parse(result.rows[0]);
+}
+
+/** Column names of a relation, in order. */
+export async function columnsOf(client: pg.Client, oid: number): Promise<string[]> {
+  const result = await client.query('select attname from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped order by attnum', [oid]);
+  return z.array(z.object({ attname: z.string() })).parse(result.rows).map((row) => row.attname);
+}
+
+const tableStats = z.object({
+  deadTuples: z.coerce.number(), vacuumCount: z.coerce.number(), analyzeCount: z.coerce.number(), filenode: z.coerce.number().nullable(),
+});
+export type TableStats = z.infer<typeof tableStats>;
+
+export async function statsOf(client: pg.Client, oid: number): Promise<TableStats> {
+  const result = await client.query(
+    `select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode
+       from pg_stat_all_tables where relid = $1`, [oid]);
+  const row = result.rows[0];
+  return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null } : tableStats.parse(row);
+}

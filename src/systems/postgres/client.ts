@@ -1,0 +1,45 @@
+import type pg from 'pg';
+import { postgresDriver } from '../../lazy.js';
+
+/** The target's URL pointed at another database of the same server. */
+export function databaseUrl(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
+/** A new, connected client; the caller must end() it. */
+export async function connectClient(url: string, applicationName: string): Promise<pg.Client> {
+  const client = new (postgresDriver().Client)({ connectionString: url, application_name: applicationName });
+  client.on('error', () => undefined); // a dropped connection surfaces on the next query instead
+  await client.connect();
+  return client;
+}
+
+export interface PoolOptions {
+  readonly url: string;
+  readonly max: number;
+  readonly idleCloseMs: number;
+  readonly timeoutSeconds: number;
+  readonly applicationName: string;
+}
+
+/**
+ * A pool whose clients time out connecting and per statement. pg.Pool drops a client whose server
+ * went away and connects a new one on the next query, so a restarted server needs nothing from us.
+ */
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new (postgresDriver().Pool)({
+    connectionString: options.url,
+    max: options.max,
+    idleTimeoutMillis: options.idleCloseMs,
+    connectionTimeoutMillis: options.timeoutSeconds * 1000,
+    statement_timeout: options.timeoutSeconds * 1000,
+    application_name: options.applicationName,
+    allowExitOnIdle: true,
+  });
+  // An idle client whose server restarted errors here; the pool discards it and the next query
+  // reports whether the server is back.
+  pool.on('error', () => undefined);
+  return pool;
+}

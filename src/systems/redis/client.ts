@@ -1,0 +1,78 @@
+import { readFile } from 'node:fs/promises';
+import type { Redis, RedisOptions } from 'ioredis';
+import { ioredis } from '../../lazy.js';
+
+/** Where a Redis is: its URL (password, ACL user, TLS with rediss://, database number) and, for a private CA, its certificate. */
+export interface RedisEndpoint {
+  readonly url: string;
+  /** CA certificate (PEM) for rediss:// servers signed by a private CA. */
+  readonly caFile?: string | undefined;
+}
+
+/**
+ * The one place a Redis client is made, for scrapes and remediations alike: the URL carries the
+ * credentials, TLS and database; a caFile is trusted for rediss:// servers signed by a private CA.
+ * Each caller brings its own retry and timeout policy in `options`.
+ */
+export async function createRedisClient(endpoint: RedisEndpoint, options: RedisOptions): Promise<Redis> {
+  const tls = endpoint.caFile && endpoint.url.startsWith('rediss:') ? { tls: { ca: await readFile(endpoint.caFile) } } : {};
+  return new (ioredis().Redis)(endpoint.url, { ...options, ...tls });
+}
+
+export interface RedisConnectionOptions extends RedisEndpoint {
+  readonly timeoutSeconds: number;
+  readonly connectionName: string;
+}
+
+/**
+ * One ioredis client that reconnects when it is next used rather than on a timer: with no retry
+ * strategy a lost connection ends, commands fail at once (no offline queue), and the next scrape
+ * connects again. A target that comes back is therefore up on the very next scrape, and a dead
+ * one costs no background reconnect loop. The URL carries the password, ACL user, TLS (rediss://)
+ * and database number; ioredis reads them all from it.
+ */
+export class RedisConnection {
+  private client: Promise<Redis> | null = null;
+  private connecting: Promise<void> | null = null;
+  private lastError: Error | null = null;
+
+  constructor(private readonly options: RedisConnectionOptions) {}
+
+  /** The client, connected. */
+  async ready(): Promise<Redis> {
+    // A CA file that cannot be read now may be readable on the next scrape: do not keep the failure.
+    this.client ??= this.create().catch((err: unknown) => { this.client = null; throw err; });
+    const client = await this.client;
+    if (client.status !== 'ready') {
+      this.lastError = null;
+      this.connecting ??= client.connect()
+        // ioredis rejects with "Connection is closed."; the error event before it says why (WRONGPASS, ECONNREFUSED, a certificate).
+        .catch((err: unknown) => { throw this.lastError ?? err; })
+        .finally(() => { this.connecting = null; });
+      await this.connecting;
+    }
+    return client;
+  }
+
+  async close(): Promise<void> {
+    const client = await this.client?.catch(() => null);
+    client?.disconnect();
+  }
+
+  private async create(): Promise<Redis> {
+    const { url, timeoutSeconds, connectionName, caFile } = this.options;
+    const client = await createRedisClient({ url, caFile }, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      connectTimeout: timeoutSeconds * 1000,
+      commandTimeout: timeoutSeconds * 1000,
+      connectionName,
+    });
+    // Failures surface on the command or connect that needed the connection; this keeps the cause for it.
+    client.on('error', (err: Error) => { this.lastError = err; });
+    return client;
+  }
+
+}

@@ -1,0 +1,51 @@
+import type { Redis } from 'ioredis';
+import { parseInfo } from './info.js';
+
+// What upkeep reads from a live Redis: its persistence and memory state, from INFO.
+
+function infoFields(text: string): ReadonlyMap<string, string> {
+  return parseInfo(text).fields;
+}
+
+function numberField(fields: ReadonlyMap<string, string>, name: string): number {
+  const value = Number(fields.get(name));
+  return Number.isFinite(value) ? value : 0;
+}
+
+export interface Persistence {
+  lastSave: number;
+  bgsaveInProgress: boolean;
+  aofRewriteInProgress: boolean;
+  lastBgsaveStatus: string;
+}
+
+export async function readPersistence(redis: Redis): Promise<Persistence> {
+  const fields = infoFields(await redis.info('persistence'));
+  return {
+    lastSave: numberField(fields, 'rdb_last_save_time'),
+    bgsaveInProgress: fields.get('rdb_bgsave_in_progress') === '1',
+    aofRewriteInProgress: fields.get('aof_rewrite_in_progress') === '1',
+    lastBgsaveStatus: fields.get('rdb_last_bgsave_status') ?? 'unknown',
+  };
+}
+
+export interface MemoryState {
+  fragmentationRatio: number;
+  allocatorFragmentationRatio: number;
+  usedBytes: number;
+  rssBytes: number;
+  allocator: string;
+  activeDefragRunning: boolean;
+}
+
+export async function readMemory(redis: Redis): Promise<MemoryState> {
+  const fields = infoFields(await redis.info('memory'));
+  return {
+    fragmentationRatio: numberField(fields, 'mem_fragmentation_ratio'),
+    allocatorFragmentationRatio: numberField(fields, 'allocator_frag_ratio'),
+    usedBytes: numberField(fields, 'used_memory'),
+    rssBytes: numberField(fields, 'used_memory_rss'),
+    allocator: fields.get('mem_allocator') ?? 'unknown',
+    activeDefragRunning: (fields.get('active_defrag_running') ?? '0') !== '0',
+  };
+}

@@ -1,0 +1,50 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { Engine } from '../engine/engine.js';
+import type { RunRecord } from '../engine/journal.js';
+
+export interface CliRun {
+  remediation: string;
+  /** From `--param k=v` (see parseParams). */
+  params: Readonly<Record<string, string>>;
+  dryRun: boolean;
+}
+
+/** Parses `--param k=v` pairs; the first "=" splits, so values may contain "=". */
+export function parseParams(pairs: readonly string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const pair of pairs) {
+    const split = pair.indexOf('=');
+    if (split <= 0) throw new Error(`--param "${pair}" must look like key=value`);
+    params[pair.slice(0, split)] = pair.slice(split + 1);
+  }
+  return params;
+}
+
+export function formatRun(record: RunRecord): string[] {
+  const lines = [`run ${record.id}: ${record.remediation} (${record.trigger}${record.dryRun ? ', dry run' : ''})`];
+  if (record.plan && record.plan.length > 0) lines.push('plan:', ...record.plan.map((step) => `  ${step.kind}: ${step.detail}`));
+  lines.push(`status: ${record.status}`);
+  if (record.reason) lines.push(`reason: ${record.reason}`);
+  if (record.verification) lines.push(`verification: ${record.verification.ok ? 'ok' : 'FAILED'}: ${record.verification.detail}`);
+  if (record.error) lines.push(`error: ${record.error}`);
+  return lines;
+}
+
+/** Success, dry run and a skip are fine (exit 0); anything else exits 1. */
+export function exitCodeFor(record: RunRecord): number {
+  return record.status === 'success' || record.status === 'dry_run' || record.status === 'skipped' ? 0 : 1;
+}
+
+/** `upkeep run`: one run through the same engine, guards and journal as the server. */
+export async function runFromCli(config: Readonly<Config>, log: Logger, run: CliRun, out: (line: string) => void): Promise<number> {
+  const engine = await Engine.create({ config, log });
+  try {
+    const { done } = engine.submit({ remediation: run.remediation, params: run.params, trigger: 'cli', dryRun: run.dryRun });
+    const record = await done;
+    for (const line of formatRun(record)) out(line);
+    return exitCodeFor(record);
+  } finally {
+    await engine.close();
+  }
+}

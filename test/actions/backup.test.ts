@@ -1,0 +1,211 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import t from 'tap';
+import { listBackups, type BackupFile } from '../../src/systems/files/backups.js';
+import { backupFileName, dumpComplete, pgDump, retentionVictims } from '../../src/actions/backup.js';
+import { brokenPipe, libpqTarget, postgresBinary } from '../../src/systems/process/child.js';
+import { main } from '../../src/cli.js';
+import { Engine } from '../../src/engine/engine.js';
+import { ValidationError } from '../../src/errors.js';
+import { startPostgres } from '../fixtures/postgres.js';
+import { waitFor } from '../fixtures/ports.js';
+import { makeDatabase, restoreWithPsql, sampleRss, tableCounts, writeConfigFile } from './backup-fixture.js';
+import { buildContext, perform, testConfig } from './context.js';
+
+const DAY = 86_400;
+
+/** Direct children of a process (pid and command name), from /proc. */
+async function childrenOf(parent: number): Promise<{ pid: number; name: string }[]> {
+  const found: { pid: number; name: string }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) === parent) found.push({ pid: Number(entry), name: /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '' });
+  }
+  return found;
+}
+
+async function alive(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return status !== '' && !/^State:\s+Z/m.test(status);
+}
+const UPKEEP = new URL('../../bin/upkeep.js', import.meta.url).pathname;
+// `upkeep run` as a separate process without tap's loaders (tap adds them through NODE_OPTIONS),
+// so its RSS is upkeep's own, as an operator would run it. env execs node, keeping the PID.
+const CHILD_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: tmpdir() };
+const UPKEEP_RUN = ['-u', 'NODE_OPTIONS', process.execPath, UPKEEP, 'run'];
+
+t.test('pure parts', async (t) => {
+  t.equal(backupFileName('refnet', new Date(Date.UTC(2025, 0, 2, 3, 4, 5))), 'refnet_20250102_030405.sql.gz');
+  const now = 1_700_000_000;
+  const file = (name: string, ageDays: number): BackupFile => ({ name, path: `/b/${name}`, sizeBytes: 1, mtimeSeconds: now - ageDays * DAY });
+  const files = [file('new', 1), file('six', 6), file('eight', 8), file('thirty', 30)];
+  t.same(retentionVictims(files, files[0] ?? null, now, 7).map((victim) => victim.name), ['eight', 'thirty']);
+  const allOld = [file('ten', 10), file('twenty', 20)];
+  t.same(retentionVictims(allOld, allOld[0] ?? null, now, 7).map((victim) => victim.name), ['twenty'], 'the newest valid backup stays even when it is old');
+  t.same(libpqTarget('postgres://app:s%40cret@127.0.0.1:5432/refnet?sslmode=disable'), { url: 'postgres://app@127.0.0.1:5432/refnet?sslmode=disable', env: { PGPASSWORD: 's@cret' } });
+  t.same(libpqTarget('postgres://app@127.0.0.1/refnet').env, {});
+  // ?password= leaves the URL too, read as node-pg reads it; the other parameters stay as written.
+  t.same(libpqTarget('postgres://app@h/db?sslmode=require&password=p%26w+x&options=-c%20a%3D1'), { url: 'postgres://app@h/db?sslmode=require&options=-c%20a%3D1', env: { PGPASSWORD: 'p&w x' } });
+  t.same(libpqTarget('postgres://app:userinfo@h/db?password=query'), { url: 'postgres://app@h/db', env: { PGPASSWORD: 'query' } }, 'the query wins, as in node-pg');
+  t.same(libpqTarget('postgres://app:userinfo@h/db?password='), { url: 'postgres://app@h/db', env: { PGPASSWORD: 'userinfo' } });
+  t.same(brokenPipe({ code: 1, signal: null }, 'gzip: stdout: Connection reset by peer'), true);
+  t.same(brokenPipe({ code: null, signal: 'SIGPIPE' }, ''), true);
+  t.same(brokenPipe({ code: 1, signal: null }, 'gzip: x.gz: unexpected end of file'), false);
+  const fake = await mkdtemp(join(tmpdir(), 'upkeep-pgbin-'));
+  t.teardown(() => rm(fake, { recursive: true, force: true }));
+  for (const version of ['9.6', '13', '16']) {
+    await mkdir(join(fake, version, 'bin'), { recursive: true });
+    await writeFile(join(fake, version, 'bin', 'pg_dump'), '#!/bin/sh\n');
+    await chmod(join(fake, version, 'bin', 'pg_dump'), 0o755);
+  }
+  t.equal(await postgresBinary('pg_dump', fake), join(fake, '16', 'bin', 'pg_dump'), 'the newest client wins');
+  t.equal(pgDump.risk(pgDump.params.parse({ backup: 'x' })), 'safe');
+  t.throws(() => pgDump.params.parse({ backup: 'x', keepDays: 0 }));
+});
+
+t.test('backup.pg_dump on a 200 MB database', async (t) => {
+  const server = await startPostgres();
+  t.teardown(() => server.destroy());
+  await makeDatabase(server, 'refnet', 200);
+  const [size] = await server.query<{ bytes: string }>("select pg_database_size('refnet')::text as bytes");
+  t.ok(Number(size?.bytes) > 190 * 1024 * 1024, `database is ${Math.round(Number(size?.bytes) / 1048576)} MB`);
+  const sourceCounts = await tableCounts(server.url('refnet'));
+  const root = await mkdtemp(join(tmpdir(), 'upkeep-backup-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const dir = join(root, 'backups');
+  const raw = {
+    state: { dir: join(root, 'state') },
+    targets: {
+      postgres: [{ name: 'main', url: server.url('postgres') }],
+      backups: [
+        { name: 'refnet', dir, pattern: 'refnet_*.sql.gz', keepDays: 7, source: { target: 'main', database: 'refnet' } },
+        { name: 'nosource', dir, pattern: '*.gz' },
+        { name: 'wrongpattern', dir, pattern: 'db-*.sql.gz', source: { target: 'main', database: 'refnet' } },
+        { name: 'missingdb', dir: join(root, 'missing'), pattern: 'missingdb_*.sql.gz', source: { target: 'main', database: 'nope' } },
+      ],
+    },
+  };
+  const configFile = await writeConfigFile(raw);
+  const context = buildContext(raw);
+  t.teardown(() => context.close());
+  let firstBackup = '';
+
+  t.test('`upkeep run`: the dump restores to the same per-table row counts, with RSS under 150 MB', async (t) => {
+    const child = spawn('/usr/bin/env', [...UPKEEP_RUN, 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'], env: CHILD_ENV });
+    const rss = sampleRss(child.pid ?? 0);
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    const [code] = await once(child, 'close');
+    rss.stop();
+    t.equal(code, 0, code === 0 ? 'exit code 0' : stdout);
+    t.ok(rss.peak() > 0 && rss.peak() < 150 * 1024 * 1024, `peak RSS of upkeep while dumping: ${Math.round(rss.peak() / 1048576)} MB`);
+    t.match(stdout, /^run \S+: backup\.pg_dump \(cli\)\nplan:\n  exec: \S+pg_dump --format=plain --compress=6 --no-password --dbname \S+ > \S+\.partial\n/);
+    t.match(stdout, /status: success\nverification: ok: refnet_\d{8}_\d{6}\.sql\.gz: \d+ bytes, decompresses in full and ends with the pg_dump trailer/);
+    const backups = await listBackups(dir, 'refnet_*.sql.gz');
+    t.equal(backups.length, 1);
+    firstBackup = backups[0]?.path ?? '';
+    t.ok(stdout.includes(`rename to ${firstBackup}, fsync`), 'the file the plan announced is the file written');
+    t.ok((backups[0]?.sizeBytes ?? 0) > 20 * 1024 * 1024, `${backups[0]?.sizeBytes} bytes compressed`);
+    await server.query('create database restored');
+    await restoreWithPsql(firstBackup, server.url('restored'));
+    t.same(await tableCounts(server.url('restored')), sourceCounts, 'every table has the same row count after a restore');
+    t.same(sourceCounts.map((table) => `${table.schema}.${table.name}`), ['app.small', 'public.Mixed Case', 'public.empty_table', 'public.events', 'public.parted']);
+  });
+
+  t.test('kill -9 of `upkeep run` mid-dump leaves nothing the backups collector counts; the next run cleans up', async (t) => {
+    const before = await listBackups(dir, 'refnet_*.sql.gz');
+    const child = spawn('/usr/bin/env', [...UPKEEP_RUN, 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { stdio: 'ignore', env: CHILD_ENV });
+    const exited = once(child, 'exit');
+    const partial = await waitFor('a partial dump of more than 1 MB', async () => {
+      const name = (await readdir(dir)).find((entry) => entry.endsWith('.partial'));
+      if (!name || (await stat(join(dir, name))).size < 1024 * 1024) throw new Error('not yet');
+      return name;
+    }, 120_000, 50);
+    const helpers = await childrenOf(child.pid ?? 0);
+    t.same(helpers.map((helper) => helper.name), ['pg_dump'], 'pg_dump runs as a child of upkeep');
+    child.kill('SIGKILL');
+    await exited;
+    for (const helper of helpers) await waitFor(`${helper.name} to die with its parent`, async () => { if (await alive(helper.pid)) throw new Error('alive'); });
+    const sizeAfterKill = (await stat(join(dir, partial))).size;
+    t.same(await listBackups(dir, 'refnet_*.sql.gz'), before, 'the collector sees exactly the backups from before');
+    t.equal((await stat(join(dir, partial))).size, sizeAfterKill, 'nothing writes to the leftover any more');
+
+    const out: string[] = [];
+    const code = await main(['run', 'backup.pg_dump', '--param', 'backup=refnet', '--config', configFile], { out: (line) => out.push(line), err: () => undefined, env: {} });
+    t.equal(code, 0, code === 0 ? 'exit code 0' : out.join('\n'));
+    t.notOk((await readdir(dir)).some((entry) => entry.endsWith('.partial')), 'the next run removed the leftover');
+    t.equal((await listBackups(dir, 'refnet_*.sql.gz')).length, 2);
+    const engine = await Engine.create({ config: testConfig(raw), log: context.log });
+    const interrupted = (await engine.list({ status: 'interrupted' })).runs;
+    await engine.close();
+    t.same(interrupted.map((run) => [run.remediation, run.trigger]), [['backup.pg_dump', 'cli']], 'the killed run is journalled as interrupted');
+  });
+
+  t.test('retention removes only files older than keepDays and keeps the newest', async (t) => {
+    const now = Date.now() / 1000;
+    const aged = async (name: string, ageDays: number) => {
+      const path = join(dir, name);
+      await writeFile(path, Buffer.from([0x1f, 0x8b, 0, 0]));
+      await utimes(path, now - ageDays * DAY, now - ageDays * DAY);
+    };
+    await aged('refnet_20200101_000000.sql.gz', 30);
+    await aged('refnet_20200102_000000.sql.gz', 8);
+    await aged('refnet_20200103_000000.sql.gz', 6);
+    await aged('other_20200101_000000.sql.gz', 30);
+    const kept = (await listBackups(dir, 'refnet_*.sql.gz')).map((file) => file.name);
+    const params = await pgDump.resolve(pgDump.params.parse({ backup: 'refnet' }), context);
+    const { steps: plan } = await pgDump.plan(params, context);
+    t.same(plan.filter((step) => step.detail.startsWith('unlink')).map((step) => step.detail), [
+      `unlink ${join(dir, 'refnet_20200102_000000.sql.gz')} (older than 7 days)`,
+      `unlink ${join(dir, 'refnet_20200101_000000.sql.gz')} (older than 7 days)`,
+    ]);
+    t.match(plan[0]?.detail, new RegExp(`pg_dump --format=plain --compress=6 --no-password --dbname postgres://postgres@127\\.0\\.0\\.1:${server.port}/refnet > ${dir}/refnet_\\d{8}_\\d{6}\\.sql\\.gz\\.partial$`));
+    const result = await perform(pgDump, { ...params, progressSeconds: 1 }, context);
+    const progress = context.logLines.filter((line) => line.msg === 'pg_dump in progress');
+    if (Number(result.output.detail.seconds) >= 3) t.ok(progress.length > 0, 'a long dump logs its progress');
+    t.same(result.output.detail.deleted, ['refnet_20200102_000000.sql.gz', 'refnet_20200101_000000.sql.gz']);
+    const names = (await readdir(dir)).sort();
+    t.ok(names.includes('refnet_20200103_000000.sql.gz'), 'six days old: kept');
+    t.ok(names.includes('other_20200101_000000.sql.gz'), 'not matching the pattern: never touched');
+    for (const name of kept.filter((file) => !file.startsWith('refnet_2020'))) t.ok(names.includes(name), `${name} kept`);
+    t.equal((await listBackups(dir, 'refnet_*.sql.gz'))[0]?.path, result.output.detail.file, 'the new dump is the newest backup');
+  });
+
+  t.test('verify rejects a truncated dump', async (t) => {
+    const params = pgDump.params.parse({ backup: 'refnet' });
+    const copy = join(dir, 'refnet_20000101_000000.sql.gz');
+    await writeFile(copy, await readFile(firstBackup));
+    await truncate(copy, Math.floor((await stat(copy)).size / 2));
+    const verification = await pgDump.verify(params, { proceed: true, reason: '' }, { detail: { file: copy } }, context);
+    t.equal(verification.ok, false);
+    t.equal(verification.detail, 'refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file');
+    await t.rejects(dumpComplete(copy, new AbortController().signal), /^refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file$/);
+    t.equal(await dumpComplete(firstBackup, new AbortController().signal), true);
+    const missing = await pgDump.verify(params, { proceed: true, reason: '' }, { detail: { file: join(dir, 'refnet_gone.sql.gz') } }, context);
+    t.match(missing.detail, /is not counted as a backup/);
+    await writeFile(copy, gzipSync('create table cut_short (id int);\n'));
+    const incomplete = await pgDump.verify(params, { proceed: true, reason: '' }, { detail: { file: copy } }, context);
+    t.equal(incomplete.detail, 'refnet_20000101_000000.sql.gz is incomplete: no "-- PostgreSQL database dump complete" at its end');
+    await rm(copy);
+  });
+
+  t.test('bad configurations are refused before anything runs', async (t) => {
+    await t.rejects(pgDump.resolve(pgDump.params.parse({ backup: 'unknown' }), context), ValidationError);
+    await t.rejects(pgDump.resolve(pgDump.params.parse({ backup: 'nosource' }), context), /has no source/);
+    await t.rejects(pgDump.resolve(pgDump.params.parse({ backup: 'wrongpattern' }), context), /pattern "db-\*\.sql\.gz" does not match; use pattern "wrongpattern_\*\.sql\.gz"/);
+    await t.rejects(pgDump.resolve(pgDump.params.parse({ backup: 'missingdb' }), context), /database "nope" does not exist/);
+  });
+
+  t.test('a failing pg_dump leaves no file behind and says why', async (t) => {
+    const params = pgDump.params.parse({ backup: 'missingdb' });
+    const check = await pgDump.check(params, context);
+    t.equal(check.reason, 'no backup yet');
+    await t.rejects(pgDump.run(params, (await pgDump.plan(params, context)).payload, context), /pg_dump exited with 1: .*database "nope" does not exist/);
+    t.same(await readdir(join(root, 'missing')), []);
+  });
+});

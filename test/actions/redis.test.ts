@@ -1,0 +1,145 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startRedis } from '../fixtures/redis.js';
+import { redis as redisCollector } from '../../src/collectors/redis.js';
+import { bgsave } from '../../src/actions/redis-bgsave.js';
+import { memoryPurge } from '../../src/actions/redis-memory-purge.js';
+import { readPersistence } from '../../src/systems/redis/state.js';
+import { buildApp } from '../../src/server.js';
+import { ValidationError } from '../../src/errors.js';
+import { buildContext, perform, testConfig } from './context.js';
+
+t.test('redis.bgsave', async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.destroy());
+  const client = server.client();
+  t.teardown(() => client.disconnect());
+  const state = await mkdtemp(join(tmpdir(), 'upkeep-redis-state-'));
+  t.teardown(() => rm(state, { recursive: true, force: true }));
+  const context = buildContext({ state: { dir: state }, targets: { redis: [{ name: 'cache', url: server.url }] } });
+  t.teardown(() => context.close());
+  await client.set('some', 'data');
+
+  t.test('LASTSAVE advances and verify says so', async (t) => {
+    const before = Number(await client.lastsave());
+    const result = await perform(bgsave, { target: 'cache' }, context);
+    const after = Number(await client.lastsave());
+    t.ok(after > before, `LASTSAVE ${before} -> ${after}`);
+    t.equal(result.output.detail.start, 'started');
+    t.equal(result.output.detail.lastSave, after);
+    t.equal(result.verification.ok, true);
+    t.match(result.verification.detail, /LASTSAVE advanced/);
+    t.same(result.plan.map((step) => step.detail.split(' ')[0]), ['BGSAVE', 'INFO']);
+  });
+
+  t.test('upkeep_redis_rdb_last_save_timestamp_seconds follows on the next scrape', async (t) => {
+    const app = await buildApp({ config: context.config, log: context.log, collectors: [redisCollector] });
+    t.teardown(() => app.fastify.close());
+    const scrape = async () => {
+      const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+      return Number(/^upkeep_redis_rdb_last_save_timestamp_seconds\{target="cache"\} (\S+)$/m.exec(body)?.[1]);
+    };
+    const before = await scrape();
+    t.equal(before, Number(await client.lastsave()));
+    const result = await perform(bgsave, { target: 'cache' }, context);
+    const after = await scrape();
+    t.ok(after > before, `metric ${before} -> ${after}`);
+    t.equal(after, result.output.detail.lastSave);
+  });
+
+  t.test('a save already in progress is joined, not failed', async (t) => {
+    // A big enough dataset that the save we start by hand is still running when the action asks.
+    const pipeline = client.pipeline();
+    for (let i = 0; i < 200_000; i++) pipeline.set(`fill:${i}`, 'x'.repeat(100));
+    await pipeline.exec();
+    await client.config('SET', 'rdbcompression', 'no');
+    const before = await readPersistence(client);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a new second, so the hand-made save advances LASTSAVE
+    await client.bgsave();
+    const result = await perform(bgsave, { target: 'cache' }, context);
+    t.equal(result.output.detail.start, 'joined');
+    t.ok(Number(result.output.detail.lastSave) > before.lastSave);
+    t.equal(result.verification.ok, true);
+    await client.flushdb();
+  });
+
+  t.test('a save that fails is reported with the server status', async (t) => {
+    const broken = await startRedis();
+    t.teardown(() => broken.destroy());
+    const brokenContext = buildContext({ targets: { redis: [{ name: 'cache', url: broken.url }] } });
+    t.teardown(() => brokenContext.close());
+    await rm(broken.dir, { recursive: true }); // the fork cannot create its temp file any more
+    const params = await bgsave.resolve({ target: 'cache' }, brokenContext);
+    const before = await bgsave.check(params, brokenContext);
+    await t.rejects(bgsave.run(params, { target: 'cache' }, brokenContext), /BGSAVE did not complete: .*rdb_last_bgsave_status:err/);
+    const verification = await bgsave.verify(params, before, { detail: {} }, brokenContext);
+    t.equal(verification.ok, false);
+    t.match(verification.detail, /rdb_last_bgsave_status:err/);
+  });
+
+  t.test('unknown target is a validation error', async (t) => {
+    await t.rejects(bgsave.resolve({ target: 'nope' }, context), ValidationError);
+    t.same(bgsave.lock({ target: 'cache' }, testConfig({})), { kind: 'redis', target: 'cache', key: 'redis.bgsave' });
+    t.equal(bgsave.risk({ target: 'cache' }), 'safe');
+  });
+
+  t.test('the run stops at the deadline', async (t) => {
+    const aborted = buildContext({ targets: { redis: [{ name: 'cache', url: server.url }] } });
+    t.teardown(() => aborted.close());
+    aborted.abort.abort();
+    await t.rejects(bgsave.run({ target: 'cache' }, { target: 'cache' }, aborted));
+  });
+});
+
+t.test('redis.memory_purge', async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.destroy());
+  const context = buildContext({ targets: { redis: [{ name: 'cache', url: server.url }] } });
+  t.teardown(() => context.close());
+
+  t.test('purges, reports fragmentation before and after, and says why defrag is off', async (t) => {
+    const result = await perform(memoryPurge, { target: 'cache' }, context);
+    t.equal(result.before.proceed, true);
+    t.equal(result.output.detail.purge, 'OK');
+    t.type(result.output.detail.fragmentationRatioBefore, 'number');
+    t.type(result.output.detail.fragmentationRatioAfter, 'number');
+    // Debian's redis is built against the system jemalloc, which lacks the defrag hooks.
+    const client = server.client();
+    t.teardown(() => client.disconnect());
+    const defragOn = (await client.config('GET', 'activedefrag'))[1] === 'yes';
+    t.equal(result.output.detail.activeDefrag, defragOn ? 'enabled' : 'unsupported');
+    if (!defragOn) {
+      t.match(String(result.output.detail.activeDefragReason), /Active defragmentation cannot be enabled/);
+      t.ok(context.logLines.some((line) => line.msg === 'active defragmentation is not available on this Redis build'));
+    }
+    t.equal(result.verification.ok, true);
+    t.match(result.verification.detail, /mem_fragmentation_ratio .* -> /);
+    t.same(result.plan.map((step) => step.detail), ['MEMORY PURGE', 'CONFIG GET activedefrag', 'CONFIG SET activedefrag yes (skipped when unsupported by the allocator)']);
+  });
+
+  t.test('without defrag, only MEMORY PURGE', async (t) => {
+    const result = await perform(memoryPurge, { target: 'cache', activeDefrag: false }, context);
+    t.equal(result.output.detail.activeDefrag, 'not-requested');
+    t.same(result.plan, [{ kind: 'redis', detail: 'MEMORY PURGE' }]);
+    t.equal(result.verification.ok, true);
+  });
+
+  t.test('skips when fragmentation is already below the threshold', async (t) => {
+    const params = await memoryPurge.resolve(memoryPurge.params.parse({ target: 'cache', minFragmentationRatio: '1000', activeDefrag: 'true' }), context);
+    const check = await memoryPurge.check(params, context);
+    t.equal(check.proceed, false);
+    t.match(check.reason, /below 1000/);
+    const low = await memoryPurge.check({ ...params, minFragmentationRatio: 0.001 }, context);
+    t.equal(low.proceed, true);
+  });
+
+  t.test('verify fails when defrag was reported on but is off', async (t) => {
+    const verification = await memoryPurge.verify({ target: 'cache', activeDefrag: true }, { proceed: true, reason: '' }, { detail: { purge: 'OK', activeDefrag: 'enabled' } }, context);
+    t.equal(verification.ok, false);
+    await t.rejects(memoryPurge.resolve({ target: 'other', activeDefrag: true }, context), /unknown redis target "other"/);
+    t.equal(memoryPurge.risk({ target: 'cache', activeDefrag: true }), 'safe');
+    t.equal(memoryPurge.lock({ target: 'cache', activeDefrag: true }, testConfig({})).key, 'redis.memory_purge');
+  });
+});

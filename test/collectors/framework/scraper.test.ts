@@ -1,0 +1,173 @@
+import { Registry } from 'prom-client';
+import t from 'tap';
+import { CachedReading } from '../../../src/collectors/framework/cache.js';
+import { buildScraper } from '../../../src/collectors/registry.js';
+import { Scraper } from '../../../src/collectors/framework/scraper.js';
+import type { CollectorInstance, CollectorModule } from '../../../src/collectors/framework/types.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { bufferLogger } from '../../fixtures/log.js';
+
+const { log } = bufferLogger();
+
+function fakeModule(name: string, instances: CollectorInstance[], extra: Partial<CollectorModule> = {}): [CollectorModule, CollectorInstance[]] {
+  const module: CollectorModule = {
+    name,
+    families: [{ name: `test_${name}_value`, help: 'A test value.', type: 'gauge', labelNames: ['target'] }],
+    build: () => instances,
+    ...extra,
+  };
+  return [module, instances];
+}
+
+function scraperOf(entries: [CollectorModule, CollectorInstance[]][], timeoutSeconds = 0.2): Scraper {
+  return new Scraper(new Registry(), entries.map(([m]) => m), new Map(entries), timeoutSeconds, log);
+}
+
+function line(text: string, series: string): string | undefined {
+  return text.split('\n').find((l) => l.startsWith(`${series} `));
+}
+
+t.test('a hanging collector times out without stalling the others', async (t) => {
+  let hungSignal: AbortSignal | undefined;
+  const hanging: CollectorInstance = {
+    collector: 'slow', target: 'a',
+    collect: (signal) => { hungSignal = signal; return new Promise(() => undefined); },
+  };
+  const healthy: CollectorInstance = {
+    collector: 'fast', target: 'b',
+    collect: async () => ({ readings: [{ family: 'test_fast_value', labels: { target: 'b' }, value: 7 }] }),
+  };
+  const scraper = scraperOf([fakeModule('slow', [hanging], { upFamily: { name: 'test_slow_up', help: 'Up.', label: 'target' } }), fakeModule('fast', [healthy])]);
+  const text = await scraper.scrape();
+  t.equal(line(text, 'upkeep_collector_up{collector="slow",target="a"}'), 'upkeep_collector_up{collector="slow",target="a"} 0');
+  t.equal(line(text, 'test_slow_up{target="a"}'), 'test_slow_up{target="a"} 0');
+  t.equal(line(text, 'upkeep_collector_up{collector="fast",target="b"}'), 'upkeep_collector_up{collector="fast",target="b"} 1');
+  t.equal(line(text, 'test_fast_value{target="b"}'), 'test_fast_value{target="b"} 7');
+  t.ok(hungSignal?.aborted, 'the hung collection was told to stop');
+  t.match(scraper.statuses().find((s) => s.collector === 'slow'), { up: false, lastError: 'timed out after 0.2s', lastSuccessSeconds: null });
+
+  // The hung collection is still pending: the next scrape must not start a second one.
+  const again = await scraper.scrape();
+  t.equal(line(again, 'upkeep_collector_up{collector="slow",target="a"}'), 'upkeep_collector_up{collector="slow",target="a"} 0');
+  t.match(scraper.statuses().find((s) => s.collector === 'slow'), { lastError: 'previous collection still running' });
+});
+
+t.test('overlapping scrapes share one collection', async (t) => {
+  let calls = 0;
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const instance: CollectorInstance = {
+    collector: 'gated', target: 'x',
+    collect: async () => { calls += 1; await gate; return { readings: [] }; },
+  };
+  const scraper = scraperOf([fakeModule('gated', [instance])], 5);
+  const first = scraper.scrape();
+  const second = scraper.scrape();
+  release();
+  const [a, b] = await Promise.all([first, second]);
+  t.equal(calls, 1);
+  t.equal(a, b);
+  await scraper.scrape();
+  t.equal(calls, 2, 'a later scrape collects again');
+});
+
+t.test('failures are reported, recovery is seen, and series vanish with the failure', async (t) => {
+  let healthy = false;
+  const instance: CollectorInstance = {
+    collector: 'flaky', target: 'x',
+    collect: async () => {
+      if (!healthy) throw new Error('connection refused');
+      return { readings: [{ family: 'test_flaky_value', labels: { target: 'x' }, value: 1 }], cacheAges: [{ reading: 'sizes', ageSeconds: 3 }] };
+    },
+  };
+  const scraper = scraperOf([fakeModule('flaky', [instance], { upFamily: { name: 'test_flaky_up', help: 'Up.', label: 'target' } })]);
+  let text = await scraper.scrape();
+  t.equal(line(text, 'test_flaky_up{target="x"}'), 'test_flaky_up{target="x"} 0');
+  t.equal(line(text, 'test_flaky_value{target="x"}'), undefined);
+  t.equal(scraper.statuses()[0]?.lastError, 'connection refused');
+  healthy = true;
+  text = await scraper.scrape();
+  t.equal(line(text, 'test_flaky_up{target="x"}'), 'test_flaky_up{target="x"} 1');
+  t.equal(line(text, 'test_flaky_value{target="x"}'), 'test_flaky_value{target="x"} 1');
+  t.equal(line(text, 'upkeep_collector_cache_age_seconds{collector="flaky",target="x",reading="sizes"}'), 'upkeep_collector_cache_age_seconds{collector="flaky",target="x",reading="sizes"} 3');
+  t.match(text, /upkeep_collector_last_success_timestamp_seconds\{collector="flaky",target="x"\} \d+/);
+  healthy = false;
+  text = await scraper.scrape();
+  t.equal(line(text, 'test_flaky_value{target="x"}'), undefined, 'no stale values after a failure');
+  t.match(text, /upkeep_collector_last_success_timestamp_seconds\{collector="flaky",target="x"\} \d+/, 'last success is kept');
+});
+
+t.test('a collector may report its own target down while collecting fine', async (t) => {
+  const instance: CollectorInstance = {
+    collector: 'probe', target: 'svc',
+    collect: async () => ({ readings: [{ family: 'test_probe_up', labels: { target: 'svc' }, value: 0 }] }),
+  };
+  const scraper = scraperOf([fakeModule('probe', [instance], { upFamily: { name: 'test_probe_up', help: 'Up.', label: 'target' } })]);
+  const text = await scraper.scrape();
+  t.equal(text.split('\n').filter((l) => l.startsWith('test_probe_up{')).join('|'), 'test_probe_up{target="svc"} 0');
+  t.equal(line(text, 'upkeep_collector_up{collector="probe",target="svc"}'), 'upkeep_collector_up{collector="probe",target="svc"} 1');
+});
+
+t.test('emitting an undeclared family is a programming error', async (t) => {
+  const instance: CollectorInstance = {
+    collector: 'sloppy', target: 'x',
+    collect: async () => ({ readings: [{ family: 'test_undeclared', labels: {}, value: 1 }] }),
+  };
+  await t.rejects(scraperOf([fakeModule('sloppy', [instance])]).scrape(), /undeclared metric family test_undeclared/);
+});
+
+t.test('close releases every instance, even when one fails to close', async (t) => {
+  const closed: string[] = [];
+  const a: CollectorInstance = { collector: 'c', target: 'a', collect: async () => ({ readings: [] }), close: async () => { closed.push('a'); } };
+  const b: CollectorInstance = { collector: 'c', target: 'b', collect: async () => ({ readings: [] }), close: async () => { closed.push('b'); throw new Error('boom'); } };
+  const c: CollectorInstance = { collector: 'c', target: 'c', collect: async () => ({ readings: [] }) };
+  await scraperOf([fakeModule('c', [a, b, c])]).close();
+  t.same(closed.sort(), ['a', 'b']);
+});
+
+t.test('buildScraper honours collectors.disabled', async (t) => {
+  const parsed = parseConfig('targets: { disks: [{ path: / }] }\ncollectors: { disabled: [disks] }\n', {});
+  if (!parsed.ok) throw new Error('config');
+  const scraper = buildScraper({ config: parsed.config, log }, new Registry());
+  t.same(scraper.statuses(), []);
+});
+
+t.test('cached readings', async (t) => {
+  t.test('first read waits, later reads are served from cache with their age', async (t) => {
+    let now = 1_000_000;
+    let fetches = 0;
+    const cache = new CachedReading(60, async () => { fetches += 1; return fetches; }, () => now);
+    t.same(await cache.get(), { value: 1, ageSeconds: 0 });
+    now += 30_000;
+    t.same(await cache.get(), { value: 1, ageSeconds: 30 });
+    now += 30_000;
+    const stale = await cache.get();
+    t.same(stale, { value: 1, ageSeconds: 60 }, 'a stale value is served while the refresh runs');
+    await cache.refresh();
+    t.same(await cache.get(), { value: 2, ageSeconds: 0 }, 'the background refresh landed, shared with the explicit one');
+  });
+  t.test('a failing first read rejects; a later failure keeps the last value and records the error', async (t) => {
+    let fail = true;
+    const cache = new CachedReading(1, async () => { if (fail) throw new Error('unreachable'); return 'ok'; });
+    await t.rejects(cache.get(), /unreachable/);
+    t.match(cache.error?.message, 'unreachable');
+    fail = false;
+    t.equal((await cache.get()).value, 'ok');
+    t.equal(cache.error, null);
+    fail = true;
+    await t.rejects(cache.refresh(), /unreachable/);
+    t.equal((await cache.get()).value, 'ok');
+  });
+  t.test('start refreshes on a timer until stopped', async (t) => {
+    let fetches = 0;
+    const cache = new CachedReading(0.02, async () => ++fetches);
+    cache.start();
+    cache.start();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    cache.stop();
+    const seen = fetches;
+    t.ok(seen >= 2, `refreshed on its own (${seen} fetches)`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.equal(fetches, seen, 'no refresh after stop');
+  });
+});

@@ -1,0 +1,224 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { main, type Io } from '../../src/cli.js';
+import { parseDurationSeconds } from '../../src/config/duration.js';
+import { formatPath, interpolate } from '../../src/config/interpolate.js';
+import { ConfigInvalid, loadConfig, parseConfig } from '../../src/config/load.js';
+
+function capture(env: Record<string, string> = {}): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (line) => stdout.push(line), err: (line) => stderr.push(line), env };
+}
+
+async function configFile(text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-config-'));
+  const file = join(dir, 'upkeep.yml');
+  await writeFile(file, text);
+  return file;
+}
+
+t.test('durations read the way runbooks write them', async (t) => {
+  t.equal(parseDurationSeconds('30 days'), 30 * 86400);
+  t.equal(parseDurationSeconds('6 months'), 6 * 30 * 86400);
+  t.equal(parseDurationSeconds('12h'), 43200);
+  t.equal(parseDurationSeconds('90s'), 90);
+  t.equal(parseDurationSeconds('1.5 hours'), 5400);
+  t.equal(parseDurationSeconds('2 fortnights'), null);
+  t.equal(parseDurationSeconds('soon'), null);
+});
+
+t.test('paths are written as in error messages', async (t) => {
+  t.equal(formatPath(['targets', 'postgres', 0, 'url']), 'targets.postgres[0].url');
+  t.equal(formatPath([]), '(root)');
+});
+
+t.test('interpolation', async (t) => {
+  const errors: { path: string; message: string }[] = [];
+  const env = { HOST: 'db.internal', PORT: '5433', EMPTY: '', FLAG: 'true' };
+  const out = interpolate({
+    url: 'postgres://${HOST}:${PORT}/app',
+    port: '${PORT}',
+    fallback: '${MISSING:-9630}',
+    emptyUsesDefault: '${EMPTY:-x}',
+    flag: '${FLAG}',
+    word: '${HOST}',
+    list: ['${HOST}', 3, null],
+  }, env, errors);
+  t.same(out, {
+    url: 'postgres://db.internal:5433/app',
+    port: 5433,
+    fallback: 9630,
+    emptyUsesDefault: 'x',
+    flag: true,
+    word: 'db.internal',
+    list: ['db.internal', 3, null],
+  });
+  t.same(errors, []);
+  t.same(interpolate({ quote: '${QUOTE}', fallback: '${MISSING:-"/var/log}', flow: '${FLOW}' }, { QUOTE: '"s3cret', FLOW: '[a' }, errors),
+    { quote: '"s3cret', fallback: '"/var/log', flow: '[a' }, 'a value YAML cannot read as a scalar stays a string (found by the config fuzz suite)');
+  t.same(errors, []);
+  interpolate({ a: [{ token: 'Bearer ${SECRET}' }] }, {}, errors);
+  t.same(errors, [{ path: 'a[0].token', message: 'environment variable SECRET is not set and has no default' }]);
+});
+
+t.test('a valid config is typed, defaulted and frozen', async (t) => {
+  const result = parseConfig('targets:\n  disks: [{ path: / }]\n', {});
+  t.ok(result.ok);
+  if (!result.ok) return;
+  t.equal(result.config.server.port, 9630);
+  t.equal(result.config.collectors.timeoutSeconds, 5);
+  t.same(result.config.targets.disks, [{ path: '/' }]);
+  t.ok(Object.isFrozen(result.config.targets.disks[0]));
+  t.throws(() => { (result.config.server as { port: number }).port = 1; });
+});
+
+t.test('errors name their path', async (t) => {
+  const text = [
+    'server: { port: "${PORT}", colour: blue }',
+    'targets:',
+    '  postgres:',
+    '    - name: main',
+    '      url: 42',
+    '  disks: [{ path: / }]',
+    'collectors: { timeoutSeconds: fast }',
+  ].join('\n');
+  const result = parseConfig(text, {});
+  t.notOk(result.ok);
+  if (result.ok) return;
+  const messages = result.errors.map((e) => `${e.path}: ${e.message}`);
+  t.ok(messages.includes('server.port: environment variable PORT is not set and has no default'), 'unset variable');
+  t.ok(messages.includes('server.colour: unknown key'), 'unknown key');
+  t.ok(messages.some((m) => m.startsWith('targets.postgres[0].url: ')), 'wrong type in a list item');
+  t.ok(messages.some((m) => m.startsWith('collectors.timeoutSeconds: ')), 'wrong type');
+});
+
+t.test('YAML syntax errors and empty files', async (t) => {
+  const broken = parseConfig('server: [unclosed', {});
+  t.notOk(broken.ok);
+  if (!broken.ok) t.match(broken.errors[0]?.message, /not valid YAML/);
+  t.ok(parseConfig('', {}).ok, 'an empty file is the all-defaults config');
+});
+
+t.test('loadConfig reports an unreadable file', async (t) => {
+  await t.rejects(loadConfig('/nonexistent/upkeep.yml', {}), ConfigInvalid);
+});
+
+t.test('check-config', async (t) => {
+  t.test('rejects an unknown key, a wrong type and an unset variable, naming each path, exit 1', async (t) => {
+    const file = await configFile('server: { port: nope, authToken: "${UPKEEP_TOKEN}" }\ntargets: { disk: [] }\n');
+    const io = capture();
+    t.equal(await main(['check-config', '--config', file], io), 1);
+    const text = io.stderr.join('\n');
+    t.match(text, 'server.port: ');
+    t.match(text, 'server.authToken: environment variable UPKEEP_TOKEN is not set and has no default');
+    t.match(text, 'targets.disk: unknown key');
+  });
+  t.test('prints a summary and exits 0', async (t) => {
+    const io = capture({ UPKEEP_TOKEN: 's3cret' });
+    const file = await configFile('server: { authToken: "${UPKEEP_TOKEN}" }\ntargets: { disks: [{ path: / }] }\n');
+    t.equal(await main(['check-config', '--config', file], io), 0);
+    t.match(io.stdout.join('\n'), /config OK[\s\S]*disks=1[\s\S]*bearer token required/);
+    t.notMatch(io.stdout.join('\n'), 's3cret');
+  });
+  t.test('state.postgres: the summary names the host, database and schema, never the password; a bad schema or URL is refused', async (t) => {
+    const io = capture({ STATE_PASSWORD: 'st-5ecret-9d1e' });
+    const file = await configFile('state: { postgres: { url: "postgres://upkeep_state:${STATE_PASSWORD}@db.internal:5432/upkeep?sslmode=require" } }\n');
+    t.equal(await main(['check-config', '--config', file], io), 0);
+    t.match(io.stdout.join('\n'), '  state: PostgreSQL db.internal:5432/upkeep, schema upkeep (shared by replicas)');
+    t.notMatch(io.stdout.join('\n'), /5ecret|upkeep_state/);
+    const plain = capture();
+    t.equal(await main(['check-config', '--config', await configFile('state: { dir: /var/lib/upkeep }\n')], plain), 0);
+    t.match(plain.stdout.join('\n'), '  state: directory /var/lib/upkeep');
+    const bad = parseConfig('state: { postgres: { url: "mysql://x@y/z", schema: "Upkeep; drop", timeoutSeconds: 0 } }\n', {});
+    t.same(bad.ok ? [] : bad.errors, [
+      { path: 'state.postgres.url', message: 'must be a postgres:// URL' },
+      { path: 'state.postgres.schema', message: 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63' },
+      { path: 'state.postgres.timeoutSeconds', message: 'Too small: expected number to be >0' },
+    ]);
+    const missing = parseConfig('state: { postgres: { schema: upkeep } }\n', {});
+    t.same(missing.ok ? [] : missing.errors, [{ path: 'state.postgres.url', message: 'is required' }]);
+  });
+  t.test('the shipped minimal example is valid', async (t) => {
+    const io = capture();
+    t.equal(await main(['check-config', '--config', 'examples/minimal.yml'], io), 0);
+    t.match(io.stdout.join('\n'), 'backups=1 disks=1 logs=1');
+  });
+  t.test('cross-checks against the remediations and collectors, in check-config, serve and run alike', async (t) => {
+    const file = await configFile([
+      'targets: { disks: [{ path: / }] }',
+      'collectors: { disabled: [disk] }',
+      'remediation: { rules: [{ match: { alertname: A }, remediation: redis.bgsave, params: { target: cache } }] }',
+      'schedule: [{ name: s, cron: "0 2 * * *", remediation: postgres.vacum, params: {} }]',
+      '',
+    ].join('\n'));
+    const expected = [
+      `${file}: 3 config error(s)`,
+      '  collectors.disabled[0]: is not a collector; the collectors are disks, backups, logs, http, postgres, redis, docker',
+      '  remediation.rules[0].params.target: names no targets.redis entry',
+      '  schedule[0].remediation: unknown remediation (did you mean "postgres.vacuum"?)',
+    ].join('\n');
+    for (const command of [['check-config'], ['serve'], ['run', 'redis.bgsave']]) {
+      const io = capture();
+      t.equal(await main([...command, '--config', file], io), 1, command.join(' '));
+      t.same(io.stderr, [expected], `${command[0]} refuses with the same messages`);
+    }
+  });
+  t.test('serve --host beyond loopback needs a token', async (t) => {
+    const file = await configFile('targets: { disks: [{ path: / }] }\n');
+    const io = capture();
+    t.equal(await main(['serve', '--config', file, '--host', '0.0.0.0', '--port', '0'], io), 1);
+    t.same(io.stderr, ['--host: server.authToken is empty while the listen address is not loopback (127.0.0.1, ::1, localhost): every POST would be open to the network; set a token or listen on 127.0.0.1']);
+  });
+  t.test('an unexpected error while loading prints its type, never a stack or the file', async (t) => {
+    const file = await configFile('server: { authToken: "${UPKEEP_TOKEN}" }\n');
+    const hostile = new Proxy({}, { get: () => { throw new TypeError('s3cret in a message'); } });
+    const io = { ...capture(), env: hostile };
+    t.equal(await main(['check-config', '--config', file], io), 1);
+    t.same(io.stderr, [`${file}: the config could not be checked (TypeError)`]);
+  });
+  t.test('usage errors exit 2', async (t) => {
+    const io = capture();
+    t.equal(await main(['check-config'], io), 2);
+    t.match(io.stderr.join('\n'), '--config FILE is required');
+    t.equal(await main(['frobnicate'], io), 2);
+    t.match(io.stderr.join('\n'), 'unknown command "frobnicate"');
+    t.equal(await main(['check-config', '--bogus'], io), 2);
+  });
+});
+
+t.test('${file:/path} reads a secret from a file (Kubernetes secrets, systemd credentials)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-secret-'));
+  await writeFile(join(dir, 'token'), '12345\n');
+  await writeFile(join(dir, 'big'), 'x'.repeat(70_000));
+  const parsed = parseConfig(`server: { authToken: "\${file:${dir}/token}" }\ntargets: { redis: [{ name: c, url: "redis://:\${file:${dir}/token}@127.0.0.1:6379" }] }\n`, {});
+  t.ok(parsed.ok);
+  if (parsed.ok) {
+    t.equal(parsed.config.server.authToken, '12345', 'one trailing newline is dropped; a numeric secret stays a string');
+    t.equal(parsed.config.targets.redis[0]?.url, 'redis://:12345@127.0.0.1:6379');
+  }
+  const missing = parseConfig(`server: { authToken: "\${file:${dir}/nope}" }\n`, {});
+  t.same(missing.ok ? [] : missing.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/nope (ENOENT)` }]);
+  const relative = parseConfig('server: { authToken: "${file:token}" }\n', {});
+  t.same(relative.ok ? [] : relative.errors, [{ path: 'server.authToken', message: '${file:token} must name an absolute path' }]);
+  const big = parseConfig(`server: { authToken: "\${file:${dir}/big}" }\n`, {});
+  t.same(big.ok ? [] : big.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/big (is larger than 65536 bytes)` }]);
+});
+
+t.test('${file:${VAR}/name}: the path may hold variables (systemd\'s $CREDENTIALS_DIRECTORY)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-credentials-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'token'), 's3cret\n');
+  const config = 'server: { authToken: "${file:${CREDENTIALS_DIRECTORY}/token}" }\nstate: { dir: "${STATE_DIRECTORY:-/var/lib/upkeep}" }\n';
+  const parsed = parseConfig(config, { CREDENTIALS_DIRECTORY: dir });
+  t.ok(parsed.ok);
+  if (parsed.ok) t.equal(parsed.config.server.authToken, 's3cret');
+  const fallback = parseConfig('server: { authToken: "${file:${NOT_SET:-' + dir + '}/token}" }\n', {});
+  t.equal(fallback.ok && fallback.config.server.authToken, 's3cret', 'the default of an unset variable');
+  const unset = parseConfig(config, {});
+  t.same(unset.ok ? [] : unset.errors, [{ path: 'server.authToken', message: 'environment variable CREDENTIALS_DIRECTORY is not set and has no default' }], 'one error: the file is not read');
+  const dollar = parseConfig(`server: { authToken: "\${file:${dir}/a$b}" }\n`, {});
+  t.same(dollar.ok ? [] : dollar.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/a$b (ENOENT)` }], 'a lone $ is part of the path');
+});

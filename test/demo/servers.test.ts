@@ -1,0 +1,57 @@
+import { createServer } from 'node:http';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startAlertmanager } from '../../src/demo/servers/alertmanager.js';
+import { freePort, waitFor } from '../../src/demo/servers/ports.js';
+import { startUntilReady } from '../../src/demo/servers/process.js';
+import { startPrometheus } from '../../src/demo/servers/prometheus.js';
+import { appFromYaml } from '../host/app.js';
+
+t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it with the bearer token', async (t) => {
+  const app = await appFromYaml('targets: { disks: [{ path: / }] }\n');
+  t.teardown(() => app.fastify.close());
+  const address = new URL(await app.fastify.listen({ host: '127.0.0.1', port: 0 }));
+
+  const received: { authorization: string | undefined; body: string }[] = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+    req.on('end', () => { received.push({ authorization: req.headers.authorization, body }); res.end(); });
+  });
+  const receiverPort = await freePort();
+  await new Promise<void>((resolve) => receiver.listen(receiverPort, '127.0.0.1', resolve));
+  t.teardown(() => receiver.close());
+
+  const alertmanager = await startAlertmanager({ webhookUrl: `http://127.0.0.1:${receiverPort}/alertmanager`, bearerToken: 'sandbox-token' });
+  t.teardown(() => alertmanager.destroy());
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-rules-'));
+  const rules = join(dir, 'rules.yml');
+  await writeFile(rules, 'groups:\n  - name: t\n    rules:\n      - alert: DiskSeen\n        expr: upkeep_disk_used_ratio >= 0\n        labels: { severity: info }\n');
+  const prometheus = await startPrometheus({ scrapeTarget: address.host, ruleFiles: [rules], alertmanager: `127.0.0.1:${alertmanager.port}` });
+  t.teardown(() => prometheus.destroy());
+
+  const series = await waitFor('a scrape', async () => {
+    const result = await prometheus.query('upkeep_disk_used_ratio{path="/"}');
+    if (result.length === 0) throw new Error('no data yet');
+    return result;
+  });
+  t.equal(series[0]?.metric.job, 'upkeep');
+  await t.rejects(prometheus.query('rate(upkeep_disk_used_ratio[5m'), /parse error/);
+  const delivery = await waitFor('the webhook', async () => {
+    const first = received[0];
+    if (!first) throw new Error('nothing delivered yet');
+    return first;
+  }, 60_000, 250);
+  t.equal(delivery.authorization, 'Bearer sandbox-token');
+  t.match(JSON.parse(delivery.body), { version: '4', status: 'firing', alerts: [{ labels: { alertname: 'DiskSeen', path: '/' } }] });
+  t.match(await prometheus.alerts(), [{ labels: { alertname: 'DiskSeen' }, state: 'firing' }]);
+});
+
+t.test('a program that dies at start is reported with its output, and its directory is removed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-daemon-'));
+  const port = await freePort();
+  await t.rejects(startUntilReady('prometheus', 'prometheus', ['--config.file=/nonexistent/prometheus.yml', `--web.listen-address=127.0.0.1:${port}`], `http://127.0.0.1:${port}`, dir), /prometheus exited: .*nonexistent/s);
+  await t.rejects(stat(dir), { code: 'ENOENT' });
+});

@@ -1,0 +1,139 @@
+import pg from 'pg';
+import t from 'tap';
+import { waitFor } from '../fixtures/ports.js';
+import type { PostgresServer } from '../fixtures/postgres.js';
+import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload, startMainApp } from '../http/helpers.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+
+/** Another session holding ACCESS EXCLUSIVE on the table until release(). */
+async function holdTableLock(server: PostgresServer, database: string, table: string): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: server.url(database), application_name: 'test-locker' });
+  await client.connect();
+  await client.query('begin');
+  await client.query(`lock table ${table} in access exclusive mode`);
+  let released = false;
+  return {
+    async release() {
+      if (released) return;
+      released = true;
+      await client.query('commit');
+      await client.end();
+    },
+  };
+}
+
+async function ourBackends(server: PostgresServer): Promise<{ pid: number; application_name: string; state: string }[]> {
+  return server.query("select pid, application_name, state from pg_stat_activity where application_name like 'upkeep%'");
+}
+
+t.test('two replicas get the same alert: one VACUUM runs, the other is skipped because of the lock', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const config = (stateDir: string) => testConfig({
+    state: { dir: stateDir },
+    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+    remediation: { rules: [VACUUM_RULE] },
+  });
+  const first = await startApp(t, config(await tempDir(t)));
+  const second = await startApp(t, config(await tempDir(t)));
+  const lock = await holdTableLock(server, 'app', 'orders');
+  t.teardown(() => lock.release());
+  const payload = await webhookPayload();
+
+  const firstReply = await postWebhook(first, payload);
+  // The first replica now holds the advisory lock and its VACUUM waits for the table lock.
+  await waitFor('the first VACUUM to wait for the table lock', async () => {
+    const waiting = await server.query("select pid from pg_stat_activity where application_name = 'upkeep-remediation' and wait_event_type = 'Lock' and query like 'VACUUM%'");
+    if (waiting.length !== 1) throw new Error('not waiting yet');
+  });
+  const secondRun = await finishedRun(second, (await postWebhook(second, payload)).body?.accepted[0]?.runId ?? '');
+  t.equal(secondRun.status, 'skipped');
+  t.equal(secondRun.skipCode, 'lock');
+  t.match(secondRun.reason, /^locked: another run of postgres\.vacuum holds the lock on postgres\.vacuum postgres:main\/app:vacuum:"public"\."orders"$/);
+
+  await lock.release();
+  const firstRun = await finishedRun(first, firstReply.body?.accepted[0]?.runId ?? '');
+  t.equal(firstRun.status, 'success', firstRun.error ?? '');
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1, 'exactly one VACUUM ran');
+});
+
+t.test('a vacuum blocked by ACCESS EXCLUSIVE fails at lock_timeout and leaves no backend behind', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const app = await startMainApp(t, server, {
+    remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1 },
+  });
+  const lock = await holdTableLock(server, 'app', 'orders');
+  t.teardown(() => lock.release());
+  const run = await finishedRun(app, (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '');
+  t.equal(run.status, 'failure');
+  t.match(run.error, /^could not lock "public"\."orders" within lock_timeout \(1s\): another session holds a conflicting lock; .*canceling statement due to lock timeout/);
+  t.same(run.plan, [{ kind: 'sql', detail: 'VACUUM (ANALYZE) "public"."orders"' }], 'the plan is journalled with the failure');
+  await waitFor('our backends to go', async () => {
+    const left = await ourBackends(server);
+    if (left.length > 0) throw new Error(`still there: ${JSON.stringify(left)}`);
+  });
+  t.same(await ourBackends(server), [], 'no backend of ours in pg_stat_activity');
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 0);
+});
+
+t.test('at the run deadline the backend is cancelled and none of ours is left', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const app = await startMainApp(t, server, {
+    remediation: { lockTimeoutSeconds: 600 },
+  });
+  const lock = await holdTableLock(server, 'app', 'orders');
+  t.teardown(() => lock.release());
+  const response = await app.fastify.inject({
+    method: 'POST', url: '/remediations/postgres.vacuum?wait=true',
+    payload: { params: { target: 'main', database: 'app', table: 'public.orders' }, timeoutSeconds: 2 },
+  });
+  const run = response.json();
+  t.equal(run.status, 'failure');
+  t.match(run.error, /deadline of 2s passed|statement timeout/);
+  await waitFor('our backends to go', async () => {
+    const left = await ourBackends(server);
+    if (left.length > 0) throw new Error(`still there: ${JSON.stringify(left)}`);
+  });
+  t.same(await ourBackends(server), []);
+});
+
+t.test('after N failures the circuit opens: automatic runs are refused and the metric says so', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const app = await startMainApp(t, server, {
+    remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1, circuitBreaker: { failures: 2, windowSeconds: 3600 } },
+  });
+  const circuitMetric = async () => {
+    const text = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+    return /^upkeep_remediation_circuit_open\{remediation="postgres\.vacuum"\} (\d+)$/m.exec(text)?.[1];
+  };
+  t.equal(await circuitMetric(), '0');
+  const lock = await holdTableLock(server, 'app', 'orders');
+  t.teardown(() => lock.release());
+  const statuses: string[] = [];
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const run = await finishedRun(app, (await postWebhook(app, await webhookPayload({ fingerprint: `attempt${attempt}` }))).body?.accepted[0]?.runId ?? '');
+    statuses.push(run.status);
+    if (attempt === 2) {
+      t.equal(run.skipCode, 'circuit');
+      t.match(run.reason, /^circuit open: postgres\.vacuum failed 2 or more times/);
+    }
+  }
+  t.same(statuses, ['failure', 'failure', 'skipped']);
+  t.equal(await circuitMetric(), '1', 'upkeep_remediation_circuit_open is 1');
+  const metrics = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(metrics, /upkeep_remediation_runs_total\{remediation="postgres\.vacuum",outcome="failure"\} 2/);
+  t.match(metrics, /upkeep_alerts_received_total\{status="firing"\} 3/);
+
+  // An operator's manual run is not refused, and its success closes the circuit.
+  await lock.release();
+  const manual = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', table: 'public.orders' } } });
+  t.equal(manual.json().status, 'success');
+  t.equal(await circuitMetric(), '0');
+});

@@ -1,0 +1,52 @@
+import { Registry } from 'prom-client';
+import t from 'tap';
+import { z } from 'zod';
+import { Engine, QueueFull } from '../../src/engine/engine.js';
+import { startSchedule } from '../../src/triggers/schedule.js';
+import { waitFor } from '../fixtures/ports.js';
+import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
+import { gatedAction } from './gated-action.js';
+
+t.test('remediation.maxQueued: a full queue refuses a run, records nothing, and does not claim its alert', async (t) => {
+  const stateDir = await tempDir(t);
+  const { action, open } = gatedAction();
+  const captured = capturedLogger('info');
+  const config = testConfig({ state: { dir: stateDir }, remediation: { concurrency: 1, maxQueued: 2 } });
+  const engine = await Engine.create({ config, log: captured.log, actions: [action] });
+  t.teardown(() => engine.close());
+  const alert = (fingerprint: string) => ({ fingerprint, startsAt: '2026-01-01T00:00:00Z', alertname: 'A', labels: { alertname: 'A' } });
+
+  t.equal(engine.queueRoom(), 2);
+  const first = engine.submit({ remediation: 'test.gated', params: { n: 1 }, trigger: 'manual' });
+  const second = engine.submit({ remediation: 'test.gated', params: { n: 2 }, trigger: 'alert', alert: alert('fp-2') });
+  t.equal(engine.queueRoom(), 0, 'both wait until their journal lines are durable');
+  t.throws(() => engine.submit({ remediation: 'test.gated', params: { n: 3 }, trigger: 'alert', alert: alert('fp-3') }),
+    { name: 'QueueFull', limit: 2, message: 'the run queue is full: at most 2 runs may wait (remediation.maxQueued); retry later' }, 'the third is refused');
+  t.throws(() => engine.submit({ remediation: 'test.gated', params: { n: 4 }, trigger: 'manual' }), { name: 'QueueFull' });
+
+  await Promise.all([first.journalled, second.journalled]);
+  open();
+  t.equal((await first.done).status, 'success');
+  t.equal((await second.done).status, 'success');
+  t.equal(engine.queueRoom(), 2, 'the queue drained');
+  const again = await engine.submit({ remediation: 'test.gated', params: { n: 3 }, trigger: 'alert', alert: alert('fp-3') }).done;
+  t.equal(again.status, 'success', 'the refused alert runs when sent again: it was never taken for a duplicate');
+
+  const runs = new Set((await journalLines(stateDir)).map((record) => record.id));
+  t.equal(runs.size, 3, 'the journal holds the three runs that were accepted and nothing of the refused ones');
+  t.same(captured.text().split('\n').filter((line) => line.includes('"run finished"')).map((line) => (JSON.parse(line) as { status: string }).status), ['success', 'success', 'success']);
+});
+
+t.test('a schedule tick that finds the queue full runs nothing and says so', async (t) => {
+  const captured = capturedLogger('info');
+  const config = testConfig({ schedule: [{ name: 'every-second', cron: '* * * * * *', remediation: 'test.gated', params: { n: 1 } }] });
+  const submitter = { submit: (): never => { throw new QueueFull(1); } };
+  const schedule = startSchedule({ config, submitter, registry: new Registry(), log: captured.log });
+  t.teardown(() => schedule.stop());
+  const line = await waitFor('the refused tick to be logged', async () => {
+    const found = captured.text().split('\n').find((text) => text.includes('scheduled run could not be submitted'));
+    if (found === undefined) throw new Error('not yet');
+    return z.object({ level: z.number(), job: z.string(), err: z.object({ message: z.string() }) }).parse(JSON.parse(found));
+  }, 10_000, 50);
+  t.same({ level: line.level, job: line.job, message: line.err.message }, { level: 50, job: 'every-second', message: 'the run queue is full: at most 1 runs may wait (remediation.maxQueued); retry later' });
+});

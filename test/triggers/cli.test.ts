@@ -1,0 +1,71 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { stringify } from 'yaml';
+import { main } from '../../src/cli.js';
+import { exitCodeFor, formatRun, parseParams } from '../../src/triggers/cli.js';
+import { journalLines, tempDir } from '../http/helpers.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+
+function io() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { out: (line: string) => out.push(line), err: (line: string) => err.push(line), env: {} } };
+}
+
+t.test('upkeep run: same engine, guards and journal; prints the plan and the result', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const stateDir = await tempDir(t);
+  const configFile = join(stateDir, 'upkeep.yml');
+  await writeFile(configFile, stringify({ state: { dir: stateDir }, targets: { postgres: [{ name: 'main', url: server.url('app') }] } }));
+  const vacuum = ['run', 'postgres.vacuum', '--param', 'target=main', '--param', 'database=app', '--param', 'table=public.orders', '--config', configFile];
+
+  const dry = io();
+  t.equal(await main([...vacuum, '--dry-run'], dry.io), 0);
+  t.match(dry.out.join('\n'), /\(cli, dry run\)\nplan:\n {2}sql: VACUUM \(ANALYZE\) "public"."orders"\nstatus: dry_run/);
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 0, 'the dry run changed nothing');
+
+  const real = io();
+  t.equal(await main([...vacuum, '--param', 'analyze=false'], real.io), 0);
+  t.match(real.out.join('\n'), /sql: VACUUM "public"."orders"\nstatus: success\nverification: ok: public\.orders: dead tuples 400 -> 0/);
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1);
+
+  const skipped = io();
+  t.equal(await main(vacuum, skipped.io), 0, 'a skip is not an error');
+  t.match(skipped.out.join('\n'), /status: skipped\nreason: condition cleared/);
+
+  const rejected = io();
+  t.equal(await main(['run', 'postgres.vacuum', '--param', 'target=main', '--param', 'database=app', '--param', 'table=public.nope', '--config', configFile], rejected.io), 1);
+  t.match(rejected.out.join('\n'), /status: rejected\nreason: table "public.nope" does not exist in main\/app/);
+
+  // A system catalog only when the operator says so: refused by default, planned with allowSystemCatalogs=true.
+  const catalog = ['run', 'postgres.analyze', '--param', 'target=main', '--param', 'database=app', '--param', 'table=pg_catalog.pg_class', '--config', configFile];
+  const refused = io();
+  t.equal(await main(catalog, refused.io), 1);
+  t.match(refused.out.join('\n'), /status: rejected\nreason: pg_catalog\.pg_class is in the system schema pg_catalog; upkeep acts only on user tables \(a manual or CLI run can go further with allowSystemCatalogs: true\)/);
+  const allowed = io();
+  t.equal(await main([...catalog, '--param', 'allowSystemCatalogs=true', '--dry-run'], allowed.io), 0);
+  t.match(allowed.out.join('\n'), /plan:\n {2}sql: ANALYZE "pg_catalog"\."pg_class"\nstatus: dry_run/);
+
+  const statuses = [...new Map((await journalLines(stateDir)).map((line) => [line.id, line.status])).values()];
+  t.same(statuses, ['dry_run', 'success', 'skipped', 'rejected', 'rejected', 'dry_run'], 'every CLI run is in the journal');
+
+  const usage = io();
+  t.equal(await main(['run', '--config', configFile], usage.io), 2);
+  t.match(usage.err.join('\n'), /which remediation/);
+  const badParam = io();
+  t.equal(await main(['run', 'postgres.vacuum', '--param', 'novalue', '--config', configFile], badParam.io), 2);
+  t.match(badParam.err.join('\n'), /--param "novalue" must look like key=value/);
+});
+
+t.test('parseParams, formatRun and exit codes', async (t) => {
+  t.same(parseParams(['a=1', 'b=x=y']), { a: '1', b: 'x=y' });
+  t.throws(() => parseParams(['=v']), /must look like key=value/);
+  const base = { id: 'r1', remediation: 'postgres.vacuum', trigger: 'cli' as const, params: {}, queuedAt: '2024-01-01T00:00:00Z' };
+  t.same(formatRun({ ...base, status: 'failure', error: 'boom', verification: { ok: false, detail: 'no' } }), [
+    'run r1: postgres.vacuum (cli)', 'status: failure', 'verification: FAILED: no', 'error: boom',
+  ]);
+  t.same(['success', 'dry_run', 'skipped', 'failure', 'rejected', 'interrupted'].map((status) => exitCodeFor({ ...base, status: status as 'success' })), [0, 0, 0, 1, 1, 1]);
+});

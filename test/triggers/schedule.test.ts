@@ -1,0 +1,186 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import t, { type Test } from 'tap';
+import { main } from '../../src/cli.js';
+import { parseConfig } from '../../src/config/load.js';
+import { Engine } from '../../src/engine/engine.js';
+import { cronLogger, startSchedule } from '../../src/triggers/schedule.js';
+import type { RunRecord } from '../../src/engine/journal.js';
+import { buildApp } from '../../src/server.js';
+import { waitFor } from '../fixtures/ports.js';
+import { startRedis } from '../fixtures/redis.js';
+import { writeConfigFile } from '../actions/backup-fixture.js';
+import { buildContext, testConfig } from '../actions/context.js';
+
+const PATTERN = 'celery-task-meta-*';
+
+async function loadKeys(client: Redis, count: number): Promise<void> {
+  for (let start = 0; start < count; start += 10_000) {
+    const pipeline = client.pipeline();
+    for (let i = start; i < Math.min(count, start + 10_000); i++) pipeline.set(`celery-task-meta-${i}`, 'x');
+    await pipeline.exec();
+  }
+}
+
+async function stateDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-schedule-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test("node-cron's messages go to the logger", async (t) => {
+  const context = buildContext({});
+  const log = cronLogger(context.log);
+  log.info('started');
+  log.warn('task still running, new execution blocked by overlap prevention!');
+  log.error('Task failed with error!', new Error('boom'));
+  log.error(new Error('bare'));
+  log.debug('tick');
+  log.debug(new Error('odd'));
+  t.same(context.logLines.map((line) => [line.level, line.msg]), [
+    [30, 'started'], [40, 'task still running, new execution blocked by overlap prevention!'],
+    [50, 'Task failed with error!'], [50, 'schedule error'], [20, 'tick'], [20, 'schedule'],
+  ]);
+  t.match(context.logLines[2]?.err, { message: 'boom' });
+});
+
+t.test('schedule entries are validated with the config', async (t) => {
+  const result = parseConfig('schedule:\n  - { name: bad, cron: "61 * * * *", remediation: redis.bgsave, timezone: Mars/Base }\n', {});
+  t.equal(result.ok, false);
+  if (!result.ok) t.same(result.errors.map((error) => error.path).sort(), ['schedule[0].cron', 'schedule[0].timezone']);
+  const good = parseConfig('schedule:\n  - { name: s, cron: "*/5 * * * * *", remediation: redis.bgsave, timezone: Asia/Tokyo }\n', {});
+  t.equal(good.ok, true);
+  if (good.ok) t.equal(good.config.schedule[0]?.allowRisk, 'safe');
+});
+
+t.test('a seconds-field entry runs through the engine with trigger schedule', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const config = testConfig({
+    state: { dir: await stateDir(t) },
+    collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] },
+    targets: { redis: [{ name: 'cache', url: redis.url }] },
+    schedule: [
+      { name: 'every-second-bgsave', cron: '* * * * * *', remediation: 'redis.bgsave', params: { target: 'cache' } },
+      { name: 'tokyo-nightly', cron: '0 2 * * *', timezone: 'Asia/Tokyo', remediation: 'redis.bgsave', params: { target: 'cache' }, dryRun: true },
+    ],
+  });
+  const context = buildContext({});
+  const app = await buildApp({ config, log: context.log, collectors: [] });
+  t.teardown(() => app.fastify.close());
+  const record = await waitFor('a finished scheduled run', async () => {
+    const finished = (await app.engine.list({ trigger: 'schedule' })).runs.find((run) => run.finishedAt !== undefined);
+    if (!finished) throw new Error('none yet');
+    return finished;
+  }, 60_000, 100);
+  t.equal(record.trigger, 'schedule');
+  t.equal(record.source, 'schedule:every-second-bgsave');
+  t.equal(record.remediation, 'redis.bgsave');
+  t.equal(record.status, 'success', record.error ?? record.reason ?? '');
+  t.match(record.verification?.detail, /LASTSAVE advanced/);
+  const metrics = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  const next = (job: string) => Number(new RegExp(`^upkeep_schedule_next_run_timestamp_seconds\\{job="${job}"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+  const now = Date.now() / 1000;
+  t.ok(next('every-second-bgsave') > now - 2 && next('every-second-bgsave') < now + 3, 'the next tick of an every-second entry is about now');
+  const tokyo = new Date(next('tokyo-nightly') * 1000);
+  t.equal(tokyo.getUTCHours(), 17, '02:00 in Asia/Tokyo is 17:00 UTC');
+  t.equal(tokyo.getUTCMinutes(), 0);
+  // The journal settles the run a moment before the schedule's own log line is written.
+  await waitFor('the schedule to log the finished run', async () => {
+    if (!context.logLines.some((line) => line.msg === 'scheduled run finished' && line.job === 'every-second-bgsave')) throw new Error('not yet');
+  });
+});
+
+t.test('a manual run during a scheduled one is refused by the lock', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const client = redis.client();
+  t.teardown(() => client.disconnect());
+  await loadKeys(client, 300_000);
+  const targets = { redis: [{ name: 'cache', url: redis.url, keyPatterns: [PATTERN] }] };
+  const config = testConfig({
+    state: { dir: await stateDir(t) },
+    collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] },
+    targets,
+    remediation: { windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 60 }] },
+    // Small batches make the scheduled cleanup of 300k keys take a while, so there is time to collide with it.
+    schedule: [{ name: 'celery-cleanup', cron: '* * * * * *', remediation: 'redis.expire_keys', allowRisk: 'destructive', params: { target: 'cache', pattern: PATTERN, batchSize: 50 } }],
+  });
+  const app = await buildApp({ config, log: buildContext({}).log, collectors: [] });
+  t.teardown(() => app.fastify.close());
+  // The scheduled run holds the lock once its key exists on the target Redis.
+  await waitFor('the scheduled run to take its lock', async () => {
+    if ((await client.exists(`upkeep:lock:redis.expire_keys:${PATTERN}`)) !== 1) throw new Error('not locked yet');
+  }, 60_000, 20);
+
+  // `upkeep run` is another engine (another replica, as far as locks go), with its own journal.
+  const cliConfig = await writeConfigFile({ state: { dir: await stateDir(t) }, targets });
+  const out: string[] = [];
+  const code = await main(['run', 'redis.expire_keys', '--param', 'target=cache', '--param', `pattern=${PATTERN}`, '--config', cliConfig], { out: (line) => out.push(line), err: () => undefined, env: {} });
+  t.equal(code, 0, 'a skip is not an error');
+  t.match(out.join('\n'), /status: skipped\nreason: locked: another run of redis\.expire_keys holds the lock/);
+
+  // The same engine refuses a manual run too.
+  const manual: RunRecord = await app.engine.submit({ remediation: 'redis.expire_keys', params: { target: 'cache', pattern: PATTERN }, trigger: 'manual' }).done;
+  t.equal(manual.status, 'skipped');
+  t.equal(manual.skipCode, 'lock');
+
+  const scheduled = await waitFor('the scheduled run to finish', async () => {
+    const finished = (await app.engine.list({ trigger: 'schedule' })).runs.find((run) => run.status === 'success');
+    if (!finished) throw new Error('still running');
+    return finished;
+  }, 300_000, 200);
+  t.equal(scheduled.output?.unlinked, 300_000);
+  t.equal(await client.dbsize(), 0);
+});
+
+t.test('startSchedule on its own: missed ticks are not backfilled, stop removes the metric', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const context = buildContext({});
+  const config = testConfig({
+    state: { dir: await stateDir(t) },
+    targets: { redis: [{ name: 'cache', url: redis.url }] },
+    schedule: [{ name: 'tick', cron: '* * * * * *', remediation: 'redis.bgsave', params: { target: 'cache' }, dryRun: true }],
+  });
+  const registry = new Registry();
+  const engine = await Engine.create({ config, log: context.log });
+  t.teardown(() => engine.close());
+  const schedule = startSchedule({ config, submitter: engine, registry, log: context.log });
+  t.match(await registry.metrics(), /upkeep_schedule_next_run_timestamp_seconds\{job="tick"\} \d+/);
+  await waitFor('a first tick', async () => { if ((await engine.list({ trigger: 'schedule' }, null, 1000)).runs.length === 0) throw new Error('none'); }, 30_000, 50);
+  const before = (await engine.list({ trigger: 'schedule' }, null, 1000)).runs.length;
+  // Block the event loop for 3.5 s: the ticks that fell in it are reported missed and not run later.
+  const until = Date.now() + 3500;
+  while (Date.now() < until) { /* busy */ }
+  await waitFor('the missed ticks to be reported', async () => {
+    if (!context.logLines.some((line) => String(line.msg).startsWith('a scheduled run was missed'))) throw new Error('not yet');
+  }, 10_000, 50);
+  const after = (await engine.list({ trigger: 'schedule' }, null, 1000)).runs.length;
+  t.ok(after - before <= 2, `no backfill: ${after - before} runs were submitted after a 3.5 s stall`);
+  t.ok((await engine.list({ trigger: 'schedule' }, null, 1000)).runs.every((run) => run.status === 'dry_run' || run.status === 'queued' || run.status === 'running'));
+  await schedule.stop();
+  t.notMatch(await registry.metrics(), /upkeep_schedule_next_run_timestamp_seconds/);
+});
+
+t.test('a tick that cannot start leaves the next-run time in the past, where UpkeepScheduleMissed sees it', async (t) => {
+  const context = buildContext({});
+  const config = testConfig({ schedule: [{ name: 'stuck', cron: '* * * * * *', remediation: 'redis.bgsave', params: { target: 'cache' } }] });
+  const registry = new Registry();
+  // The first run never finishes, so every later tick is an overlap and starts nothing.
+  const submitted: string[] = [];
+  const submitter = { submit: () => { submitted.push('run'); return { runId: 'r1', done: new Promise<RunRecord>(() => undefined), journalled: Promise.resolve('queued' as const) }; } };
+  const schedule = startSchedule({ config, submitter, registry, log: context.log });
+  t.teardown(() => schedule.stop());
+  const next = async () => Number(/^upkeep_schedule_next_run_timestamp_seconds\{job="stuck"\} (\S+)$/m.exec(await registry.metrics())?.[1]);
+  t.ok(await next() > Date.now() / 1000 - 1, 'before the first tick the next run is ahead');
+  await waitFor('the first tick', async () => { if (submitted.length === 0) throw new Error('none'); }, 10_000, 20);
+  const due = await next();
+  await waitFor('three overlapping ticks later', async () => { if (Date.now() / 1000 < due + 3) throw new Error('not yet'); }, 10_000, 100);
+  t.equal(submitted.length, 1, 'the later ticks started nothing');
+  t.equal(await next(), due, 'the next run stays where the first overlapping tick was due');
+  t.ok(Date.now() / 1000 - due >= 3, 'and falls behind time()');
+});

@@ -3,18 +3,12 @@ import type { Logger } from '../../log.js';
 import type { RunRecord } from '../journal.js';
 import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
 import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from './guard-file.js';
-import type { RunFilter, RunPage, RunPageJson, StateStore } from './store.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
 
-export interface FileStoreOptions {
+/** Maintenance (every maintenanceMs, and at open) also rotates and compacts the journal here. */
+export interface FileStoreOptions extends StoreOptions {
   /** `state.dir`: the journal goes to `journal/`, the guards' memory to `guards/`. */
   readonly dir: string;
-  readonly retentionMs: number;
-  readonly cooldownMs: number;
-  readonly failureWindowMs: number;
-  readonly log: Logger;
-  readonly now?: () => number;
-  /** How often retention, rotation and compaction run (they also run at open). */
-  readonly maintenanceMs?: number;
   /** Smaller segments for tests; the defaults are JOURNAL_LIMITS. */
   readonly limits?: Partial<JournalLimits>;
 }

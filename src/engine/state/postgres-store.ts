@@ -1,4 +1,3 @@
-import type { Logger } from '../../log.js';
 import { runRecordSchema } from '../journal.js';
 import type { RunRecord } from '../journal.js';
 import { CLAIM_TTL_MS } from './guard-file.js';
@@ -7,22 +6,15 @@ import { StateDb, storableJson, storableText } from './postgres-db.js';
 import { PostgresGuards } from './postgres-guards.js';
 import { migrate, SCHEMA_VERSION } from './postgres-migrate.js';
 import { decodeCursor, encodeCursor, runKey } from './run-key.js';
-import type { RunFilter, RunPage, RunPageJson, StateStore } from './store.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends StoreOptions {
   /** `state.postgres.url`. */
   readonly url: string;
   /** `state.postgres.schema`. */
   readonly schema: string;
   /** `state.postgres.timeoutSeconds`, in ms. */
   readonly timeoutMs: number;
-  readonly retentionMs: number;
-  readonly cooldownMs: number;
-  readonly failureWindowMs: number;
-  readonly log: Logger;
-  readonly now?: () => number;
-  /** How often retention and pruning run (they also run at open). */
-  readonly maintenanceMs?: number;
 }
 
 const MAINTENANCE_MS = 3_600_000;

@@ -1,3 +1,4 @@
+import type { Logger } from '../../log.js';
 import type { RunRecord, RunStatus } from '../journal.js';
 import type { Trigger } from '../../actions/contract.js';
 
@@ -54,6 +55,17 @@ export interface GuardMemory {
    * this run now does.
    */
   claimTick(job: string, nominalMs: number, runId: string): Promise<string | undefined>;
+}
+
+/** What every store is opened with, from the config (state.retention, remediation.cooldownSeconds, circuitBreaker.windowSeconds). */
+export interface StoreOptions {
+  readonly retentionMs: number;
+  readonly cooldownMs: number;
+  readonly failureWindowMs: number;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** How often retention and pruning run (they also run at open). */
+  readonly maintenanceMs?: number;
 }
 
 export interface RunOutcome {

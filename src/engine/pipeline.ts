@@ -96,7 +96,7 @@ export class RunPipeline {
       await connections.close();
       metrics.running.dec({ remediation: action.name });
     }
-    // Refused for reasons of timing (window, cooldown...): a re-delivery of the alert may run later.
+    // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.
     if (request.alert && !consumesAlert(record)) await history.releaseAlert(idempotencyKey(request.alert, action.name), record.id).catch((err: unknown) => runLog.error({ err }, 'cannot release the alert claim'));
     return this.parts.finisher.finish(record, {}, (now() - startedMs) / 1000);
   }

@@ -172,7 +172,7 @@ t.test('a tick that cannot start leaves the next-run time in the past, where Upk
   const registry = new Registry();
   // The first run never finishes, so every later tick is an overlap and starts nothing.
   const submitted: string[] = [];
-  const submitter = { submit: () => { submitted.push('run'); return { runId: 'r1', done: new Promise<RunRecord>(() => undefined), journalled: Promise.resolve('queued' as const) }; } };
+  const submitter = { claimTick: async () => ({ runId: 'r1' }), submit: () => { submitted.push('run'); return { runId: 'r1', done: new Promise<RunRecord>(() => undefined), journalled: Promise.resolve('queued' as const) }; } };
   const schedule = startSchedule({ config, submitter, registry, log: context.log });
   t.teardown(() => schedule.stop());
   const next = async () => Number(/^upkeep_schedule_next_run_timestamp_seconds\{job="stuck"\} (\S+)$/m.exec(await registry.metrics())?.[1]);

@@ -135,9 +135,11 @@ export class Locks {
     const ttlMs = this.redisTtlMs;
     const result = await redis.set(key, token, 'PX', ttlMs, 'NX');
     if (result !== 'OK') return null;
-    // A renewal that fails (Redis briefly away) is tried again at the next one; if Redis stays
-    // away past the TTL the lock is gone, as it should be for everyone.
-    const renewal = setInterval(() => { redis.eval(RENEW_IF_OWNER, 1, key, token, ttlMs).catch(() => undefined); }, ttlMs / 3);
+    // Each renewal asks for the connection again, so one after a brief outage reconnects; a renewal
+    // that fails is tried again at the next one. If Redis stays away past the TTL the lock is gone,
+    // as it should be for everyone.
+    const renew = async () => { await (await this.connections.redis(spec.target)).eval(RENEW_IF_OWNER, 1, key, token, ttlMs); };
+    const renewal = setInterval(() => { renew().catch(() => undefined); }, ttlMs / 3);
     renewal.unref();
     return {
       description: `SET ${key} NX PX ${ttlMs} on ${spec.target}, renewed every ${ttlMs / 3000}s`,

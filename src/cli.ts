@@ -251,28 +251,35 @@ function waitForInterrupt(): Promise<void> {
  * Stops accepting, lets in-flight requests finish, closes clients, then resolves 0. Past the
  * deadline (server.shutdownTimeoutSeconds) nothing may hold the process: a client still sending,
  * a run ignoring its abort. Every connection is closed and the process exits 1 at once; runs left
- * unfinished are journalled as interrupted at the next start.
+ * unfinished are journalled as interrupted at the next start. After a clean close the deadline
+ * stays armed (unref'd, so it holds nothing itself): work abandoned at shutdown that still holds
+ * the process (a run that ignored its abort, its socket or timer) does not keep it alive past it.
  */
 function waitForShutdown(fastify: FastifyInstance, log: Logger, deadlineSeconds: number): Promise<number> {
   return new Promise((resolve) => {
     let closing = false;
+    let closed = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (closing) return;
       closing = true;
       log.info({ signal, deadlineSeconds }, 'shutting down');
       const deadline = setTimeout(() => {
         fastify.server.closeAllConnections();
-        log.error({ deadlineSeconds }, 'shutdown deadline passed; closed every connection, exiting');
-        process.exit(1);
+        if (closed) log.warn({ deadlineSeconds }, 'shutdown deadline passed with abandoned work still holding the process; exiting');
+        else log.error({ deadlineSeconds }, 'shutdown deadline passed; closed every connection, exiting');
+        process.exit(closed ? process.exitCode ?? 0 : 1);
       }, deadlineSeconds * 1000);
+      const stop = (code: number) => {
+        closed = true;
+        deadline.unref();
+        resolve(code);
+      };
       fastify.close().then(() => {
-        clearTimeout(deadline);
         log.info('stopped');
-        resolve(0);
+        stop(0);
       }, (err: unknown) => {
-        clearTimeout(deadline);
         log.error({ err }, 'error during shutdown');
-        resolve(1);
+        stop(1);
       });
     };
     process.once('SIGTERM', onSignal);

@@ -9,6 +9,9 @@ const POLL_MS = 100;
 // A save that was accepted but shows neither progress nor a new LASTSAVE for this long has failed
 // (or was scheduled behind an AOF rewrite that then died); waiting on would only hide it.
 const IDLE_GRACE_MS = 3000;
+// How long a poll that lost its connection keeps trying to reach the server again, to tell a
+// restart (a new run_id: the save is gone) from a dropped connection (the save may go on).
+const RECONNECT_GRACE_MS = 10_000;
 
 /** LASTSAVE has one-second resolution: a save in the same second as the last one could not be told apart. */
 async function waitForNextSecond(redis: Redis, lastSave: number, signal: AbortSignal): Promise<void> {
@@ -36,17 +39,43 @@ async function startBgsave(redis: Redis): Promise<'started' | 'joined' | 'schedu
   }
 }
 
-/** Polls INFO persistence until LASTSAVE passes `after`; fails when the server goes idle without a new save. */
-async function waitForSave(redis: Redis, after: number, signal: AbortSignal): Promise<Persistence> {
+/** The message for a server that is not the one the save was asked of. */
+function restarted(when: string, before: Persistence, now: Persistence): string {
+  return `Redis restarted ${when} (run_id ${before.runId} is now ${now.runId}): its LASTSAVE ${now.lastSave} is its start-up, not a save; the BGSAVE did not complete`;
+}
+
+/** INFO from the target, reconnecting (through the run's connections) while it is briefly unreachable. */
+async function pollState(redis: Redis, reconnect: () => Promise<Redis>, signal: AbortSignal): Promise<Persistence> {
+  try {
+    return await readPersistence(redis);
+  } catch (err) {
+    const until = Date.now() + RECONNECT_GRACE_MS;
+    for (;;) {
+      await sleep(POLL_MS, undefined, { signal });
+      try {
+        return await readPersistence(await reconnect());
+      } catch (again) {
+        if (Date.now() > until) throw new Error(`lost Redis during the BGSAVE: ${errorMessage(err)}; still unreachable: ${errorMessage(again)}`);
+      }
+    }
+  }
+}
+
+/**
+ * Polls INFO until LASTSAVE passes the one before the save, on the same server (run_id); fails
+ * when the server goes idle without a new save, or restarted meanwhile.
+ */
+async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before: Persistence, signal: AbortSignal): Promise<Persistence> {
   let idleSince: number | null = null;
   for (;;) {
-    const state = await readPersistence(redis);
+    const state = await pollState(redis, reconnect, signal);
+    if (state.runId !== before.runId) throw new Error(restarted('during the BGSAVE', before, state));
     const busy = state.bgsaveInProgress || state.aofRewriteInProgress;
-    if (!state.bgsaveInProgress && state.lastSave > after) return state;
+    if (!state.bgsaveInProgress && state.lastSave > before.lastSave) return state;
     if (busy) idleSince = null;
     else idleSince ??= Date.now();
     if (idleSince !== null && Date.now() - idleSince > IDLE_GRACE_MS) {
-      throw new Error(`BGSAVE did not complete: LASTSAVE stayed at ${after}, rdb_last_bgsave_status:${state.lastBgsaveStatus}; check the Redis log (disk full, fork failed, permissions on dir)`);
+      throw new Error(`BGSAVE did not complete: LASTSAVE stayed at ${before.lastSave}, rdb_last_bgsave_status:${state.lastBgsaveStatus}; check the Redis log (disk full, fork failed, permissions on dir)`);
     }
     await sleep(POLL_MS, undefined, { signal });
   }
@@ -57,7 +86,7 @@ export interface BgsavePayload { readonly target: string }
 
 export const bgsave: Action<TargetParams, BgsavePayload> = {
   name: 'redis.bgsave',
-  description: 'BGSAVE, then wait until LASTSAVE advances (joins a save already in progress).',
+  description: 'BGSAVE, then wait until LASTSAVE advances on the same server (run_id) (joins a save already in progress).',
   riskClass: 'safe (a forked background save; the server keeps serving)',
   params: targetParams,
   risk: () => 'safe',
@@ -71,7 +100,7 @@ export const bgsave: Action<TargetParams, BgsavePayload> = {
     return {
       steps: [
         { kind: 'redis', detail: 'BGSAVE' },
-        { kind: 'redis', detail: 'INFO persistence (poll until rdb_last_save_time advances and rdb_bgsave_in_progress:0)' },
+        { kind: 'redis', detail: 'INFO (poll until rdb_last_save_time advances and rdb_bgsave_in_progress:0, with the same run_id)' },
       ],
       payload: { target: params.target },
     };
@@ -82,16 +111,17 @@ export const bgsave: Action<TargetParams, BgsavePayload> = {
     if (!before.bgsaveInProgress) await waitForNextSecond(redis, before.lastSave, context.signal);
     const start = await startBgsave(redis);
     context.log.info({ target: payload.target, start }, 'waiting for BGSAVE');
-    const after = await waitForSave(redis, before.lastSave, context.signal);
-    return { detail: { start, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus } };
+    const after = await waitForSave(redis, () => context.connections.redis(payload.target), before, context.signal);
+    return { detail: { start, runId: after.runId, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus } };
   },
   async verify(params, before, _output, context) {
     const state = await readPersistence(await context.connections.redis(params.target));
-    const previous = Number(before.observed?.lastSave ?? 0);
-    const ok = state.lastSave > previous && state.lastBgsaveStatus === 'ok';
+    const previous = { ...state, runId: String(before.observed?.runId ?? ''), lastSave: Number(before.observed?.lastSave ?? 0) };
+    if (state.runId !== previous.runId) return { ok: false, detail: restarted('since the check', previous, state), observed: { ...state } };
+    const ok = state.lastSave > previous.lastSave && state.lastBgsaveStatus === 'ok';
     return {
       ok,
-      detail: ok ? `LASTSAVE advanced from ${previous} to ${state.lastSave}` : `LASTSAVE ${state.lastSave} (was ${previous}), rdb_last_bgsave_status:${state.lastBgsaveStatus}`,
+      detail: ok ? `LASTSAVE advanced from ${previous.lastSave} to ${state.lastSave}, rdb_last_bgsave_status:ok, same run_id` : `LASTSAVE ${state.lastSave} (was ${previous.lastSave}), rdb_last_bgsave_status:${state.lastBgsaveStatus}`,
       observed: { ...state },
     };
   },

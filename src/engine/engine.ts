@@ -21,7 +21,7 @@ import { openStateStore } from './state/open.js';
 import { newRunId } from './state/run-id.js';
 import type { RunFilter, RunPage, RunPageJson, StateStore } from './state/store.js';
 import { ShutDown } from './stop.js';
-import type { RunRequest, RunSubmitter, Submitted } from './submitter.js';
+import type { RunRequest, RunSubmitter, Submitted, TickClaims } from './submitter.js';
 
 export { QueueFull };
 export type { Submitted };
@@ -42,7 +42,7 @@ export interface EngineOptions {
  * its alert, screens its params, journals it) and queues it; the pipeline runs it through every
  * guard. Actions only know their system.
  */
-export class Engine implements RunSubmitter {
+export class Engine implements RunSubmitter, TickClaims {
   private readonly actions: ReadonlyMap<string, AnyAction>;
   private readonly queue: RunQueue;
   /** Alert runs whose claim the store has not answered yet. */
@@ -126,7 +126,7 @@ export class Engine implements RunSubmitter {
   submit(request: RunRequest): Submitted {
     const nowMs = this.now();
     const record: RunRecord = {
-      id: newRunId(nowMs), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
+      id: request.id ?? newRunId(nowMs), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
       queuedAt: new Date(nowMs).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
       host: HOST, pid: process.pid,
       ...(request.alert ? { alert: request.alert } : {}), ...(request.source ? { source: request.source } : {}),
@@ -146,6 +146,12 @@ export class Engine implements RunSubmitter {
     const admitted = () => { this.admitting.delete(journalled); };
     journalled.then(admitted, admitted);
     return { runId: record.id, done, journalled };
+  }
+
+  async claimTick(job: string, nominalMs: number): Promise<{ runId: string } | { heldBy: string }> {
+    const runId = newRunId(this.now());
+    const heldBy = await this.store.guards.claimTick(job, nominalMs, runId);
+    return heldBy === undefined ? { runId } : { heldBy };
   }
 
   /** How many more runs the queue takes before submit throws QueueFull. */

@@ -14,7 +14,7 @@ import { lockName, type Locks } from './locks.js';
 import type { RemediationMetrics } from './metrics.js';
 import type { Job } from './queue.js';
 import { RunConnections } from './run-connections.js';
-import { SILENCE_MARGIN_MS, type AlertSilences } from './silences.js';
+import type { AlertSilences } from './silences.js';
 import type { StateStore } from './state/store.js';
 import { ShutDown, Stop } from './stop.js';
 
@@ -74,13 +74,16 @@ export class RunPipeline {
       if (record.dryRun) {
         record = await this.dryRun(record, action, params, context, step);
       } else {
-        const acquiring = this.parts.locks.acquire(lockSpec, deadline - Date.now() + SILENCE_MARGIN_MS);
+        const acquiring = this.parts.locks.acquire(lockSpec, record.id);
         const lock = await step(acquiring).catch((err: unknown) => {
           // Given up on at the deadline: if the lock still arrives later, let it go at once.
           void acquiring.then((late) => late?.release(), () => undefined);
           throw err;
         });
-        if (!lock) throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}`, 'lock');
+        if (!lock) {
+          const holder = await step(this.parts.locks.holder(lockSpec)).catch(() => null);
+          throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}${holder ? ` (${holder})` : ''}`, 'lock');
+        }
         const silenceId = await this.parts.silences.hold(request.alert, record, deadline, runLog);
         try {
           record = await this.act(record, action, params, context, step, silenceId, (progress) => { record = progress; });
@@ -96,7 +99,7 @@ export class RunPipeline {
       await connections.close();
       metrics.running.dec({ remediation: action.name });
     }
-    // Refused for reasons of timing (window, cooldown...): a re-delivery of the alert may run later.
+    // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.
     if (request.alert && !consumesAlert(record)) await history.releaseAlert(idempotencyKey(request.alert, action.name), record.id).catch((err: unknown) => runLog.error({ err }, 'cannot release the alert claim'));
     return this.parts.finisher.finish(record, {}, (now() - startedMs) / 1000);
   }

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { idempotencyKey } from './guards/idempotency.js';
 import type { RunHistory } from './history.js';
 import type { RemediationMetrics } from './metrics.js';
 import type { StateStore } from './state/store.js';
@@ -19,6 +20,8 @@ export async function recover(parts: {
   for (const record of interrupted) {
     log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted');
     metrics.finished(record.remediation, record.status, null, now());
+    // An interrupted run did not do its work: a re-delivery of its alert may run again.
+    if (record.alert) await history.releaseAlert(idempotencyKey(record.alert, record.remediation), record.id);
   }
   for (const [remediation, at] of await store.guards.lastSuccesses()) {
     if (remediations.has(remediation)) metrics.lastSuccess.set({ remediation }, at / 1000);

@@ -43,7 +43,7 @@ export class SilenceClient {
 }
 
 // The silence outlives the run's deadline by this much, so it never lapses while the run still goes on.
-export const SILENCE_MARGIN_MS = 60_000;
+const SILENCE_MARGIN_MS = 60_000;
 
 /** The silences the engine holds on an alert while its remediation runs; none without alertmanager.url. */
 export class AlertSilences {

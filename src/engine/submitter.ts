@@ -14,6 +14,8 @@ export interface RunRequest {
   readonly source?: string;
   /** Overrides `remediation.timeoutSeconds` for this run. */
   readonly timeoutSeconds?: number;
+  /** The run's id when the trigger claimed something in its name first (a schedule tick, with claimTick). */
+  readonly id?: string;
 }
 
 /**
@@ -26,4 +28,13 @@ export interface Submitted { runId: string; done: Promise<RunRecord>; journalled
 /** The one interface every trigger submits runs through: the engine implements it. */
 export interface RunSubmitter {
   submit(request: RunRequest): Submitted;
+}
+
+/** Schedule ticks, each claimed once across the replicas that share a state store. */
+export interface TickClaims {
+  /**
+   * Claims the tick of `job` due at `nominalMs` (its time in the schedule, not the clock of whoever
+   * fires it): the id its run is to have, or the run that already has it.
+   */
+  claimTick(job: string, nominalMs: number): Promise<{ runId: string } | { heldBy: string }>;
 }

@@ -2,13 +2,14 @@ import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
 import { Gauge, type Registry } from 'prom-client';
 import type { Config, ScheduleEntry } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { RunSubmitter } from '../engine/submitter.js';
+import type { RunSubmitter, TickClaims } from '../engine/submitter.js';
 
 const NEXT_RUN = 'upkeep_schedule_next_run_timestamp_seconds';
 
 export interface ScheduleOptions {
   config: Readonly<Config>;
-  submitter: RunSubmitter;
+  /** Claims each tick before submitting its run, so replicas sharing a state store run it once. */
+  submitter: RunSubmitter & TickClaims;
   /** The app's registry: upkeep_schedule_next_run_timestamp_seconds{job} is exported there. */
   registry: Registry;
   log: Logger;
@@ -28,9 +29,19 @@ export function cronLogger(log: Logger): CronLogger {
   };
 }
 
-/** One scheduled tick: a run through the engine, with trigger `schedule`, awaited so ticks never overlap. */
-async function submit(entry: ScheduleEntry, submitter: RunSubmitter, log: Logger): Promise<void> {
+/**
+ * One scheduled tick: claimed by its job and nominal time (so of the replicas sharing a state store,
+ * whatever their clocks' skew, one runs it), then a run through the engine with trigger `schedule`,
+ * awaited so ticks never overlap. A tick another replica claimed is its business: skipped quietly.
+ */
+async function submit(entry: ScheduleEntry, nominal: Date, submitter: RunSubmitter & TickClaims, log: Logger): Promise<void> {
+  const claim = await submitter.claimTick(entry.name, nominal.getTime());
+  if ('heldBy' in claim) {
+    log.debug({ nominal: nominal.toISOString(), runId: claim.heldBy }, 'tick already claimed by another run; skipped');
+    return;
+  }
   const { runId, done } = submitter.submit({
+    id: claim.runId,
     remediation: entry.remediation,
     params: entry.params,
     trigger: 'schedule',
@@ -58,9 +69,9 @@ export function startSchedule(options: ScheduleOptions): RunningSchedule {
   const due = new Map<string, Date | null>();
   for (const entry of config.schedule) {
     const jobLog = log.child({ job: entry.name });
-    const task = cron.createTask(entry.cron, () => {
+    const task = cron.createTask(entry.cron, (context) => {
       due.set(entry.name, task.getNextRun());
-      return submit(entry, submitter, jobLog);
+      return submit(entry, context.date, submitter, jobLog);
     }, {
       name: entry.name,
       noOverlap: true,

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { waitFor } from '../fixtures/ports.js';
 import { startRedis } from '../fixtures/redis.js';
 import { redis as redisCollector } from '../../src/collectors/redis.js';
 import { bgsave } from '../../src/actions/redis-bgsave.js';
@@ -30,7 +31,7 @@ t.test('redis.bgsave', async (t) => {
     t.equal(result.output.detail.start, 'started');
     t.equal(result.output.detail.lastSave, after);
     t.equal(result.verification.ok, true);
-    t.match(result.verification.detail, /LASTSAVE advanced/);
+    t.match(result.verification.detail, /^LASTSAVE advanced from \d+ to \d+, rdb_last_bgsave_status:ok, same run_id$/);
     t.same(result.plan.map((step) => step.detail.split(' ')[0]), ['BGSAVE', 'INFO']);
   });
 
@@ -77,6 +78,48 @@ t.test('redis.bgsave', async (t) => {
     const verification = await bgsave.verify(params, before, { detail: {} }, brokenContext);
     t.equal(verification.ok, false);
     t.match(verification.detail, /rdb_last_bgsave_status:err/);
+  });
+
+  t.test('a Redis restarted mid-save (killed, started again on the same port and dir) fails the run: a new run_id is no save', async (t) => {
+    const restarting = await startRedis();
+    t.teardown(() => restarting.destroy());
+    const probe = restarting.client();
+    t.teardown(() => probe.disconnect());
+    const restartContext = buildContext({ targets: { redis: [{ name: 'cache', url: restarting.url }] } });
+    t.teardown(() => restartContext.close());
+    // Three keys a second each: the forked save lasts three seconds, long enough to kill its server under it.
+    await probe.mset('a', '1', 'b', '2', 'c', '3');
+    await probe.config('SET', 'rdb-key-save-delay', '1000000');
+    const params = await bgsave.resolve({ target: 'cache' }, restartContext);
+    const before = await bgsave.check(params, restartContext);
+    const running = bgsave.run(params, { target: 'cache' }, restartContext);
+    running.catch(() => undefined);
+    await waitFor('the BGSAVE to be in progress', async () => { if (!(await readPersistence(probe)).bgsaveInProgress) throw new Error('not yet'); }, 10_000, 20);
+    probe.disconnect();
+    await restarting.stop();
+    await restarting.start();
+    await t.rejects(running, { message: new RegExp(`^Redis restarted during the BGSAVE \\(run_id ${String(before.observed?.runId)} is now \\w{40}\\): its LASTSAVE \\d+ is its start-up, not a save; the BGSAVE did not complete$`) });
+
+    // A restart between the check and the verify: LASTSAVE moved (to the start-up), and still it is a failure.
+    const checked = await bgsave.check(params, restartContext);
+    await restarting.stop();
+    await restarting.start();
+    const verification = await bgsave.verify(params, checked, { detail: {} }, restartContext);
+    t.equal(verification.ok, false);
+    t.match(verification.detail, /^Redis restarted since the check \(run_id \w{40} is now \w{40}\): its LASTSAVE \d+ is its start-up, not a save; the BGSAVE did not complete$/);
+    t.not(verification.observed?.runId, checked.observed?.runId);
+
+    // Killed for good mid-save: the run waits a few seconds for it to come back, then fails.
+    const again = restarting.client();
+    t.teardown(() => again.disconnect());
+    await again.mset('a', '1', 'b', '2', 'c', '3');
+    await again.config('SET', 'rdb-key-save-delay', '1000000');
+    const lost = bgsave.run(params, { target: 'cache' }, restartContext);
+    lost.catch(() => undefined);
+    await waitFor('the second BGSAVE to be in progress', async () => { if (!(await readPersistence(again)).bgsaveInProgress) throw new Error('not yet'); }, 10_000, 20);
+    again.disconnect();
+    await restarting.stop();
+    await t.rejects(lost, { message: /^lost Redis during the BGSAVE: .+; still unreachable: .+$/ });
   });
 
   t.test('unknown target is a validation error', async (t) => {

@@ -17,6 +17,11 @@ t.test('guards: idempotency, cooldown, circuit breaker, risk gate', async (t) =>
   t.equal(consumesAlert(record({ alert, status: 'skipped', skipCode: 'window' })), false, 'a window refusal can run on re-delivery');
   t.equal(consumesAlert(record({ alert, status: 'skipped', skipCode: 'lock' })), true, 'another replica handled it');
   t.equal(consumesAlert(record({})), false);
+  t.equal(consumesAlert(record({ alert, status: 'failure' })), false, 'a failure may run again on re-delivery');
+  t.equal(consumesAlert(record({ alert, status: 'interrupted' })), false, 'so may an interrupted run');
+  t.equal(consumesAlert(record({ alert, status: 'dry_run' })), true);
+  t.equal(consumesAlert(record({ alert, status: 'skipped', skipCode: 'condition' })), true, 'decided the work was not needed');
+  const handled = { ...alert, fingerprint: 'g' };
 
   const settings = testConfig({ remediation: { cooldownSeconds: 60, circuitBreaker: { failures: 2, windowSeconds: 100 } } }).remediation;
   const t0 = Date.parse('2024-01-01T00:00:00Z');
@@ -29,8 +34,10 @@ t.test('guards: idempotency, cooldown, circuit breaker, risk gate', async (t) =>
     record({ id: 'c', status: 'running' }),
     record({ id: 'd', status: 'success', dryRun: true, lockKey: 'dry', finishedAt: '2024-01-01T00:00:30Z', remediation: 'other' }),
     record({ id: 'e', status: 'failure', finishedAt: 'garbage' }),
+    record({ id: 'f', alert: handled, status: 'success', finishedAt: '2024-01-01T00:00:40Z', remediation: 'other' }),
   ]);
-  t.equal(await history.claimAlert(idempotencyKey(alert, 'postgres.vacuum'), 'new', t0), 'a', 'replayed alerts stay claimed');
+  t.equal(await history.claimAlert(idempotencyKey(handled, 'other'), 'new', t0), 'f', 'replayed successes keep their alerts claimed');
+  t.equal(await history.claimAlert(idempotencyKey(alert, 'postgres.vacuum'), 'retry', t0), undefined, 'a replayed failure gave its alert back');
   t.equal(await history.claimAlert(idempotencyKey(alert, 'postgres.analyze'), 'new', t0), undefined, 'per remediation');
   await history.releaseAlert(idempotencyKey(alert, 'postgres.analyze'), 'someone-else');
   t.equal(await history.claimAlert(idempotencyKey(alert, 'postgres.analyze'), 'x', t0), 'new', 'only the owner releases');

@@ -5,11 +5,12 @@ import t from 'tap';
 import { z } from 'zod';
 import { Connections } from '../../src/systems/connections.js';
 import { Engine } from '../../src/engine/engine.js';
-import { Locks, lockName, redisLockKey } from '../../src/engine/locks.js';
+import { Locks, lockName, redisLockHolder, redisLockKey } from '../../src/engine/locks.js';
 import { openStateStore } from '../../src/engine/state/open.js';
 import type { Action, LockSpec, Risk } from '../../src/actions/contract.js';
 import type { RunRecord } from '../../src/engine/journal.js';
 import { bufferLogger } from '../fixtures/log.js';
+import { waitFor } from '../fixtures/ports.js';
 import { startRedis } from '../fixtures/redis.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
 import { startTestPostgres } from '../actions/postgres-fixture.js';
@@ -140,7 +141,7 @@ t.test('the journal is created on the first append and appended with fsync', asy
   t.same((await journalLines(stateDir)).map((line) => line.status), ['queued', 'running', 'running', 'success'], 'queued, started, planned, finished');
 });
 
-t.test('locks: Redis SET NX PX with an owner-checked release, Postgres advisory locks across replicas', async (t) => {
+t.test('locks: Redis SET NX PX with a short TTL renewed while held, an owner-checked release and a named holder; Postgres advisory locks across replicas', async (t) => {
   const redis = await startRedis();
   t.teardown(() => redis.destroy());
   const pg = await startTestPostgres(t);
@@ -148,39 +149,51 @@ t.test('locks: Redis SET NX PX with an owner-checked release, Postgres advisory 
   const replicaA = new Connections(config);
   const replicaB = new Connections(config);
   t.teardown(async () => { await replicaA.close(); await replicaB.close(); });
-  const locksA = new Locks(replicaA);
-  const locksB = new Locks(replicaB);
-
-  const redisSpec: LockSpec = { kind: 'redis', target: 'cache', key: 'bgsave' };
-  const held = await locksA.acquire(redisSpec, 60_000);
-  t.ok(held);
-  t.equal(await locksB.acquire(redisSpec, 60_000), null, 'the other replica cannot take it');
-  t.equal(await locksA.acquire(redisSpec, 60_000), null, 'nor can this process twice');
+  // A one-second TTL here (30 s in production), so expiry and renewal show in a test.
+  const locksA = new Locks(replicaA, 1000);
+  const locksB = new Locks(replicaB, 1000);
   const client = redis.client();
   t.teardown(() => client.disconnect());
+
+  const redisSpec: LockSpec = { kind: 'redis', target: 'cache', key: 'bgsave' };
+  const held = await locksA.acquire(redisSpec, 'run-a');
+  t.match(held?.description, /^SET upkeep:lock:bgsave NX PX 1000 on cache, renewed every 0\.3+s$/);
+  t.equal(await locksB.acquire(redisSpec, 'run-b'), null, 'the other replica cannot take it');
+  t.equal(await locksA.acquire(redisSpec, 'run-c'), null, 'nor can this process twice');
+  t.equal(await locksB.holder(redisSpec), `run run-a on ${hostname()} (pid ${process.pid})`, 'the holder is named');
   const ttl = await client.pttl(redisLockKey('bgsave'));
-  t.ok(ttl > 0 && ttl <= 60_000, 'the key expires by itself');
+  t.ok(ttl > 0 && ttl <= 1000, 'the key expires by itself');
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  t.equal(redisLockHolder(await client.get(redisLockKey('bgsave'))), `run run-a on ${hostname()} (pid ${process.pid})`, 'renewed while held: still there past two TTLs');
   // Simulate our lock expiring and another replica taking it: our release must not delete theirs.
   await client.set(redisLockKey('bgsave'), 'someone-else');
   await held?.release();
   t.equal(await client.get(redisLockKey('bgsave')), 'someone-else');
-  await client.del(redisLockKey('bgsave'));
-  const again = await locksB.acquire(redisSpec, 1000);
-  t.ok(again);
-  await again?.release();
-  await again?.release();
+  t.equal(await locksB.holder(redisSpec), null, 'a value upkeep did not write names no holder');
+
+  // A crashed owner: its key, with the short TTL, and nobody renewing it.
+  await client.set(redisLockKey('bgsave'), `run-dead other-host 4242 ${'0'.repeat(36)}`, 'PX', 1000);
+  t.equal(await locksB.acquire(redisSpec, 'run-b'), null);
+  t.equal(await locksB.holder(redisSpec), 'run run-dead on other-host (pid 4242)');
+  const again = await waitFor('the dead owner\'s lock to expire', async () => {
+    const lock = await locksB.acquire(redisSpec, 'run-b');
+    if (!lock) throw new Error('still held');
+    return lock;
+  }, 10_000, 100);
+  await again.release();
+  await again.release();
   t.equal(await client.exists(redisLockKey('bgsave')), 0);
 
   const pgSpec: LockSpec = { kind: 'postgres', target: 'main', database: 'postgres', key: 'vacuum:public.t' };
-  const pgHeld = await locksA.acquire(pgSpec, 0);
+  const pgHeld = await locksA.acquire(pgSpec, 'run-a');
   t.match(pgHeld?.description, /^pg_advisory_lock\(-?\d+\) on main\/postgres for vacuum:public.t$/);
-  t.equal(await locksB.acquire(pgSpec, 0), null);
+  t.equal(await locksB.acquire(pgSpec, 'run-b'), null);
   await pgHeld?.release();
-  const pgAgain = await locksB.acquire(pgSpec, 0);
+  const pgAgain = await locksB.acquire(pgSpec, 'run-b');
   t.ok(pgAgain, 'released for the other replica');
   await pgAgain?.release();
-  await t.rejects(locksA.acquire({ kind: 'postgres', target: 'main', database: 'missing', key: 'x' }, 0));
-  t.ok(await locksA.acquire({ kind: 'postgres', target: 'main', database: 'postgres', key: 'x' }, 0), 'a failed acquire frees the local lock');
+  await t.rejects(locksA.acquire({ kind: 'postgres', target: 'main', database: 'missing', key: 'x' }, 'run-a'));
+  t.ok(await locksA.acquire({ kind: 'postgres', target: 'main', database: 'postgres', key: 'x' }, 'run-a'), 'a failed acquire frees the local lock');
   t.equal(lockName('r', { kind: 'redis', target: 'cache', key: 'k' }), 'r redis:cache:k');
 });
 

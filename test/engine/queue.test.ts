@@ -40,7 +40,7 @@ t.test('remediation.maxQueued: a full queue refuses a run, records nothing, and 
 t.test('a schedule tick that finds the queue full runs nothing and says so', async (t) => {
   const captured = capturedLogger('info');
   const config = testConfig({ schedule: [{ name: 'every-second', cron: '* * * * * *', remediation: 'test.gated', params: { n: 1 } }] });
-  const submitter = { submit: (): never => { throw new QueueFull(1); } };
+  const submitter = { claimTick: async () => ({ runId: 'tick-run' }), submit: (): never => { throw new QueueFull(1); } };
   const schedule = startSchedule({ config, submitter, registry: new Registry(), log: captured.log });
   t.teardown(() => schedule.stop());
   const line = await waitFor('the refused tick to be logged', async () => {

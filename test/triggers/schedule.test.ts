@@ -121,7 +121,7 @@ t.test('a manual run during a scheduled one is refused by the lock', async (t) =
   const out: string[] = [];
   const code = await main(['run', 'redis.expire_keys', '--param', 'target=cache', '--param', `pattern=${PATTERN}`, '--config', cliConfig], { out: (line) => out.push(line), err: () => undefined, env: {} });
   t.equal(code, 0, 'a skip is not an error');
-  t.match(out.join('\n'), /status: skipped\nreason: locked: another run of redis\.expire_keys holds the lock/);
+  t.match(out.join('\n'), /status: skipped\nreason: locked: another run of redis\.expire_keys holds the lock on redis\.expire_keys redis:cache:redis\.expire_keys:celery-task-meta-\* \(run \S+ on \S+ \(pid \d+\)\)$/m, 'the reason names the holder');
 
   // The same engine refuses a manual run too.
   const manual: RunRecord = await app.engine.submit({ remediation: 'redis.expire_keys', params: { target: 'cache', pattern: PATTERN }, trigger: 'manual' }).done;
@@ -172,7 +172,7 @@ t.test('a tick that cannot start leaves the next-run time in the past, where Upk
   const registry = new Registry();
   // The first run never finishes, so every later tick is an overlap and starts nothing.
   const submitted: string[] = [];
-  const submitter = { submit: () => { submitted.push('run'); return { runId: 'r1', done: new Promise<RunRecord>(() => undefined), journalled: Promise.resolve('queued' as const) }; } };
+  const submitter = { claimTick: async () => ({ runId: 'r1' }), submit: () => { submitted.push('run'); return { runId: 'r1', done: new Promise<RunRecord>(() => undefined), journalled: Promise.resolve('queued' as const) }; } };
   const schedule = startSchedule({ config, submitter, registry, log: context.log });
   t.teardown(() => schedule.stop());
   const next = async () => Number(/^upkeep_schedule_next_run_timestamp_seconds\{job="stuck"\} (\S+)$/m.exec(await registry.metrics())?.[1]);

@@ -1,4 +1,4 @@
-import type { AlertRef, RunRecord, SkipCode } from '../journal.js';
+import type { AlertRef, RunRecord, RunStatus, SkipCode } from '../journal.js';
 
 /** The identity of an alert delivery for one remediation: a re-delivery has the same key. */
 export function idempotencyKey(alert: AlertRef, remediation: string): string {
@@ -9,8 +9,16 @@ export function idempotencyKey(alert: AlertRef, remediation: string): string {
 // cooldown, with the circuit closed again) may run, so these do not use up the alert.
 const RETRYABLE_SKIPS: ReadonlySet<SkipCode> = new Set(['risk', 'window', 'circuit', 'cooldown']);
 
-/** Whether the run used up its alert, so a re-delivery is a duplicate. */
+// Runs that neither did the work nor decided it was not needed: a re-delivery may try again
+// (the circuit breaker and the cooldown still stand in its way).
+const RETRYABLE_STATUSES: ReadonlySet<RunStatus> = new Set(['failure', 'interrupted', 'duplicate']);
+
+/**
+ * Whether the run used up its alert, so a re-delivery is a duplicate: a success, a skip on its
+ * condition or on another run's lock, a dry run, a rejection. A failure or an interrupted run
+ * gives its claim back.
+ */
 export function consumesAlert(record: RunRecord): boolean {
-  if (!record.alert || record.status === 'duplicate') return false;
+  if (!record.alert || RETRYABLE_STATUSES.has(record.status)) return false;
   return !(record.status === 'skipped' && record.skipCode !== undefined && RETRYABLE_SKIPS.has(record.skipCode));
 }

@@ -13,6 +13,8 @@ function numberField(fields: ReadonlyMap<string, string>, name: string): number 
 }
 
 export interface Persistence {
+  /** INFO server's run_id: a new one at every start, so a restart is told from a save. */
+  runId: string;
   lastSave: number;
   bgsaveInProgress: boolean;
   aofRewriteInProgress: boolean;
@@ -20,8 +22,11 @@ export interface Persistence {
 }
 
 export async function readPersistence(redis: Redis): Promise<Persistence> {
-  const fields = infoFields(await redis.info('persistence'));
+  // The default sections (server and persistence among them) in one reply, so the run_id and the
+  // save state come from the same server; INFO with several sections needs Redis 7.
+  const fields = infoFields(await redis.info());
   return {
+    runId: fields.get('run_id') ?? 'unknown',
     lastSave: numberField(fields, 'rdb_last_save_time'),
     bgsaveInProgress: fields.get('rdb_bgsave_in_progress') === '1',
     aofRewriteInProgress: fields.get('aof_rewrite_in_progress') === '1',

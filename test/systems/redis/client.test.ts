@@ -42,7 +42,7 @@ t.test('a remediation against rediss:// with a private CA goes through the one c
 
   const trusted = await bgsave({ caFile: ca });
   t.equal(trusted.status, 'success', trusted.error ?? trusted.reason ?? 'succeeded');
-  t.match(trusted.verification?.detail, /^LASTSAVE advanced from \d+ to \d+$/);
+  t.match(trusted.verification?.detail, /^LASTSAVE advanced from \d+ to \d+, rdb_last_bgsave_status:ok, same run_id$/);
 
   const untrusted = await bgsave({});
   t.equal(untrusted.status, 'failure', 'TLS is really on: without the CA file the certificate is refused');

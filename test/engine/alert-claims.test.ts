@@ -1,0 +1,100 @@
+import { hostname } from 'node:os';
+import t from 'tap';
+import { z } from 'zod';
+import type { Action } from '../../src/actions/contract.js';
+import { Engine } from '../../src/engine/engine.js';
+import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
+import type { RunRecord } from '../../src/engine/journal.js';
+import { openStateStore } from '../../src/engine/state/open.js';
+import { bufferLogger } from '../fixtures/log.js';
+import { startPostgres } from '../fixtures/postgres.js';
+import { tempDir, testConfig } from '../http/helpers.js';
+
+/**
+ * Which outcomes keep an alert's claim, on both state stores: a run that did the work (or decided
+ * it was not needed) keeps it, so a re-delivery is a duplicate; a failed or interrupted run gives
+ * it back, so a re-delivery runs again.
+ */
+const server = await startPostgres();
+t.teardown(() => server.destroy());
+
+/** An in-process action whose runs fail while `failing` is set; it counts its executions. */
+function flakyAction(): Action<{ n: number }> & { executed: number; failing: boolean } {
+  const action = {
+    executed: 0,
+    failing: false,
+    name: 'test.action',
+    description: 'test',
+    params: z.strictObject({ n: z.coerce.number() }),
+    risk: () => 'safe' as const,
+    resolve: async (params: { n: number }) => params,
+    lock: () => ({ kind: 'local' as const, key: 'k' }),
+    check: async () => ({ proceed: true, reason: 'go' }),
+    plan: async () => ({ steps: [{ kind: 'exec' as const, detail: 'work' }], payload: null }),
+    run: async () => {
+      action.executed += 1;
+      if (action.failing) throw new Error('it broke');
+      return { detail: { done: true } };
+    },
+    verify: async () => ({ ok: true, detail: 'fine' }),
+  };
+  return action;
+}
+
+const alert = { fingerprint: 'f-1', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert };
+
+let schemas = 0;
+
+const kinds = [
+  { name: 'file store', state: async (t: Parameters<typeof tempDir>[0]) => ({ dir: await tempDir(t) }) },
+  {
+    name: 'PostgreSQL store',
+    state: async (t: Parameters<typeof tempDir>[0]) => {
+      schemas += 1;
+      return { dir: await tempDir(t), postgres: { url: server.url(), schema: `claims_${schemas}` } };
+    },
+  },
+];
+
+for (const kind of kinds) {
+  t.test(`${kind.name}: a failed run's alert runs again when re-delivered; a success's re-delivery is a duplicate`, async (t) => {
+    const action = flakyAction();
+    const config = testConfig({ state: await kind.state(t) });
+    const engine = await Engine.create({ config, log: bufferLogger().log, actions: [action] });
+    t.teardown(() => engine.close());
+    action.failing = true;
+    const failed = await engine.submit(request).done;
+    t.equal(failed.status, 'failure');
+    action.failing = false;
+    const retried = await engine.submit(request).done;
+    t.equal(retried.status, 'success', 'the failure gave the claim back');
+    const again = await engine.submit(request).done;
+    t.same([again.status, again.duplicateOf], ['duplicate', retried.id], 'the success keeps it');
+    t.equal(action.executed, 2);
+  });
+
+  t.test(`${kind.name}: a run a crash left running is interrupted at the next start, and its alert runs again`, async (t) => {
+    const action = flakyAction();
+    const captured = bufferLogger();
+    const config = testConfig({ state: await kind.state(t) });
+    // What a killed upkeep left: the run's claim, and its record still running under a dead pid.
+    const left = await openStateStore(config, captured.log, Date.now);
+    const running: RunRecord = {
+      id: 'crashed-run', remediation: 'test.action', trigger: 'alert', status: 'running', params: { n: 1 }, alert,
+      queuedAt: '2024-03-05T00:56:00.000Z', startedAt: '2024-03-05T00:56:01.000Z', host: hostname(), pid: 999_999_999,
+    };
+    t.equal(await left.guards.claimAlert(idempotencyKey(alert, 'test.action'), running.id, Date.now()), undefined);
+    await left.append(running).durable;
+    await left.close();
+
+    const engine = await Engine.create({ config, log: captured.log, actions: [action] });
+    t.teardown(() => engine.close());
+    t.equal((await engine.get(running.id))?.status, 'interrupted');
+    const retried = await engine.submit(request).done;
+    t.equal(retried.status, 'success', 'the interrupted run gave the claim back');
+    t.equal(action.executed, 1);
+    t.same(captured.lines().filter((line) => line.level === 40).map((line) => [line.msg, line.runId]),
+      [['run was left unfinished by a previous upkeep; journalled as interrupted', running.id]]);
+  });
+}

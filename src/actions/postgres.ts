@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { ageOf, findRelation, oldestTables, snapshotAge, statsOf, type Relation } from '../systems/postgres/catalog.js';
+import { describeHolder, heldAtVacuum, horizonHolders, type HorizonHolder } from '../systems/postgres/horizon.js';
 import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
 import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
@@ -22,11 +23,11 @@ const vacuumParams = z.strictObject({
 });
 type VacuumParams = z.infer<typeof vacuumParams>;
 
-interface DeadTable { schema: string; name: string; oid: number; deadTuples: number; vacuumCount: number; filenode: number | null; xidAge: number; frozenXid: string | null }
+interface DeadTable { schema: string; name: string; oid: number; deadTuples: number; vacuumCount: number; filenode: number | null; xidAge: number; frozenXid: string | null; lastVacuum: number | null }
 
 // What check() observed, read back in verify() (the engine hands it over as plain JSON).
 const observedTables = z.object({
-  tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable(), xidAge: z.number(), frozenXid: z.string().nullable() })),
+  tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable(), xidAge: z.number(), frozenXid: z.string().nullable(), lastVacuum: z.number().nullable() })),
 });
 
 /** The number a table must be over: its xid age for a freeze, else its dead tuples. */
@@ -50,7 +51,7 @@ function maxTables(params: VacuumParams, config: Readonly<Config>): number {
 }
 
 /** The tables this vacuum is about, with their stats now: the named one, or every one over the threshold. */
-async function vacuumTables(params: VacuumParams, context: ActionContext): Promise<{ tables: DeadTable[]; over: DeadTable[] }> {
+async function vacuumTables(params: VacuumParams, context: ActionContext): Promise<{ tables: DeadTable[]; over: DeadTable[]; holder: HorizonHolder | undefined }> {
   const limit = threshold(params, context.config);
   return withClient(context, params.target, params.database, async (client) => {
     let relations: Relation[];
@@ -67,9 +68,15 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
     }
     const tables: DeadTable[] = [];
     for (const relation of relations) tables.push({ ...relation, ...(await statsOf(client, relation.oid)) });
-    // A table frozen up to the horizon already cannot be frozen further: a run would change nothing.
-    const frozenUpTo = params.freeze ? await snapshotAge(client) : -1;
-    return { tables, over: tables.filter((table) => measure(params, table) > limit && (!params.freeze || table.xidAge > frozenUpTo)) };
+    const over = tables.filter((table) => measure(params, table) > limit);
+    const holders = over.length > 0 ? await horizonHolders(client) : [];
+    // The oldest holder that kept every listed table's last vacuum from its dead tuples.
+    if (!params.freeze) return { tables, over, holder: holders.find((candidate) => over.every((table) => heldAtVacuum(candidate, table.lastVacuum))) };
+    const [holder] = holders;
+    // A freeze advances relfrozenxid only up to the horizon: a table no older than it (this
+    // session's own snapshot, or what holds the horizon) cannot be frozen further.
+    const frozenUpTo = Math.max(await snapshotAge(client), holder?.age ?? 0);
+    return { tables, over: over.filter((table) => table.xidAge > frozenUpTo), holder };
   });
 }
 
@@ -90,8 +97,14 @@ export const vacuum: Action<VacuumParams, SqlPayload> = {
   // After resolve, `table` is the catalog's quoted name: every spelling of a table shares one lock and one cooldown.
   lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `vacuum:${params.table ?? '*'}` }),
   async check(params, context): Promise<CheckResult> {
-    const { over, tables } = await vacuumTables(params, context);
-    const observed = { threshold: threshold(params, context.config), tables };
+    const { over, tables, holder } = await vacuumTables(params, context);
+    const observed = { threshold: threshold(params, context.config), tables, ...(holder ? { horizonHeldBy: holder } : {}) };
+    // Dead tuples that died after the horizon's holder took its snapshot stay put: a run would
+    // only rescan the table. The reason names the holder, so whoever reads the journal can end it.
+    if (holder && (!params.freeze || over.length === 0)) {
+      const what = params.freeze ? 'no table can be frozen further' : 'its last vacuum left the dead tuples that died after it, and another cannot remove them';
+      return { proceed: false, reason: `the vacuum horizon is held by ${describeHolder(holder)}: ${what}`, observed };
+    }
     if (over.length === 0) {
       const [named] = tables;
       const what = params.table !== undefined && named ? `${named.schema}.${named.name} has ${describe(params, named)}` : `no table has ${params.freeze ? 'an xid age' : 'dead tuples'}`;

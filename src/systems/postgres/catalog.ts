@@ -62,6 +62,8 @@ const tableStats = z.object({
   xidAge: z.number(),
   /** The relfrozenxid xidAge is the age of (the table's or its TOAST table's), as text: verify compares ages at one moment. */
   frozenXid: z.string().nullable(),
+  /** The latest VACUUM or autovacuum of the table, epoch seconds. */
+  lastVacuum: z.number().nullable(),
 });
 export type TableStats = z.infer<typeof tableStats>;
 
@@ -101,10 +103,11 @@ export async function snapshotAge(client: pg.Client): Promise<number> {
 export async function statsOf(client: pg.Client, oid: number): Promise<TableStats> {
   const result = await client.query(
     `select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode,
+            extract(epoch from greatest(last_vacuum, last_autovacuum))::float8 as "lastVacuum",
             (select ${XID_AGE} from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::float8 as "xidAge",
             (select case when c.relfrozenxid = '0'::xid then null when age(t.relfrozenxid) > age(c.relfrozenxid) then t.relfrozenxid else c.relfrozenxid end
                from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::text as "frozenXid"
        from pg_stat_all_tables where relid = $1`, [oid]);
   const row = result.rows[0];
-  return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null, xidAge: 0, frozenXid: null } : tableStats.parse(row);
+  return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null, xidAge: 0, frozenXid: null, lastVacuum: null } : tableStats.parse(row);
 }

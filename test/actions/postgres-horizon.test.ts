@@ -1,5 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
+import { z } from 'zod';
 import type { PostgresServer } from '../fixtures/postgres.js';
 import { startStandby } from '../fixtures/postgres-standby.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -25,7 +26,7 @@ t.test('an idle-in-transaction session holding the horizon: the alert-driven vac
   t.teardown(() => holder.end());
   await holder.query('begin');
   await holder.query('select txid_current()');
-  const [{ pid }] = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows as [{ pid: number }];
+  const [{ pid }] = z.tuple([z.object({ pid: z.number() })]).parse((await holder.query('select pg_backend_pid() as pid')).rows);
   await tableWithDeadTuples(server, 'app', 'orders');
   await vacuumedInVain(server);
 

@@ -119,10 +119,14 @@ export const vacuum: Action<VacuumParams, SqlPayload> = {
   run: (params, payload, context) => runStatements(context, params, payload, params.table ?? `tables in ${where(params)}`),
   async verify(params, before, _output, context) {
     const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => measure(params, table) > threshold(params, context.config));
-    const after = await withClient(context, params.target, params.database, async (client) =>
-      Promise.all(previous.map(async (table) => ({
-        table, stats: await statsOf(client, table.oid), ageNow: table.frozenXid === null ? 0 : await ageOf(client, table.frozenXid),
-      }))));
+    // One query at a time: a pg client queues concurrent queries, and pg 9 will refuse them.
+    const after = await withClient(context, params.target, params.database, async (client) => {
+      const read = [];
+      for (const table of previous) {
+        read.push({ table, stats: await statsOf(client, table.oid), ageNow: table.frozenXid === null ? 0 : await ageOf(client, table.frozenXid) });
+      }
+      return read;
+    });
     const problems: string[] = [];
     for (const { table, stats, ageNow } of after) {
       const name = qualified(table);

@@ -50,7 +50,7 @@ for (const test of ruleTests.tests.flatMap((entry) => entry.alert_rule_test)) {
 
 // SPEC's remediations table: parameter names and risk. Registered actions are also checked against their own schema.
 const SPEC_PARAMS: Record<string, readonly string[]> = {
-  'postgres.vacuum': ['target', 'database', 'table', 'analyze', 'full'],
+  'postgres.vacuum': ['target', 'database', 'table', 'analyze', 'full', 'freeze'],
   'postgres.analyze': ['target', 'database', 'table'],
   'postgres.reindex': ['target', 'database', 'table', 'index', 'concurrently'],
   'postgres.retention': ['policy'],
@@ -189,6 +189,8 @@ t.test('refnet.yml: schedule, rules and the runbook\'s whole schedule', async (t
     t.ok(rulesFor(config, alertname).some((rule) => rule.remediation === remediation), `${alertname} -> ${remediation}`);
   }
   t.same(rulesFor(config, 'PostgresDeadTuplesHigh')[0]?.params, { target: '{{labels.target}}', database: '{{labels.database}}', table: '{{labels.schema}}.{{labels.table}}' });
+  // test/actions/postgres-freeze.test.ts runs this rule against a real server.
+  t.match(rulesFor(config, 'PostgresWraparoundRisk'), [{ remediation: 'postgres.vacuum', params: { target: '{{labels.target}}', database: '{{labels.database}}', freeze: true } }]);
 });
 
 t.test('ai-micro-service.yml: schedule, rules and the runbook\'s whole schedule', async (t) => {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { BACKEND_AGE, BACKENDS, IDLE, SLOTS_SQL } from '../systems/postgres/horizon.js';
 import type { FamilySpec, Reading } from './framework/types.js';
 
 // The vacuum horizon: VACUUM removes only rows that died before the oldest xmin anything on the
@@ -20,17 +21,6 @@ export const HORIZON_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_replication_slot_xmin_age', help: 'Age in transactions of the slot\'s xmin or catalog_xmin, whichever is older; 0 when it holds neither.', type: 'gauge', labelNames: SLOT },
 ];
 
-// The collector's own sessions (application_name upkeep: this target's other databases and other
-// targets on the same server, collected at the same moment) hold a snapshot only for the length of
-// a query under statement_timeout; counting them would name upkeep as the holder whenever nothing
-// else holds one. Remediations (upkeep-remediation) are counted: a long batch does hold it.
-const NOT_COLLECTOR = "application_name IS DISTINCT FROM 'upkeep'";
-const IDLE = `state IN ('idle in transaction', 'idle in transaction (aborted)') AND ${NOT_COLLECTOR}`;
-// Walsenders' xmin is the standby's (hot_standby_feedback), counted as `standby`; autovacuum
-// workers' xmin is ignored by other vacuums.
-const BACKENDS = `${NOT_COLLECTOR} AND backend_type NOT IN ('walsender', 'autovacuum worker')`;
-const BACKEND_AGE = 'greatest(age(backend_xid), age(backend_xmin))';
-
 const HORIZON_SQL = `
 SELECT
   (SELECT count(*) FROM pg_stat_activity WHERE ${IDLE})::float8 AS idle_sessions,
@@ -46,13 +36,6 @@ SELECT pid, coalesce(datname, '') AS database, coalesce(usename, '') AS "user", 
 FROM pg_stat_activity
 WHERE ${BACKENDS} AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
 ORDER BY ${BACKEND_AGE} DESC, pid LIMIT 1`;
-
-// Slots are bounded by max_replication_slots. restart_lsn is NULL for a slot that never reserved WAL.
-const SLOTS_SQL = `
-SELECT slot_name AS slot, active,
-       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)::float8 AS retained_bytes,
-       coalesce(greatest(age(xmin), age(catalog_xmin)), 0)::float8 AS xmin_age
-FROM pg_replication_slots ORDER BY slot_name`;
 
 const horizonRow = z.object({
   idle_sessions: z.number(),

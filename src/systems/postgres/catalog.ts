@@ -59,13 +59,55 @@ export async function columnsOf(client: pg.Client, oid: number): Promise<string[
 
 const tableStats = z.object({
   deadTuples: z.coerce.number(), vacuumCount: z.coerce.number(), analyzeCount: z.coerce.number(), filenode: z.coerce.number().nullable(),
+  xidAge: z.number(),
+  /** The relfrozenxid xidAge is the age of (the table's or its TOAST table's), as text: verify compares ages at one moment. */
+  frozenXid: z.string().nullable(),
+  /** The latest VACUUM or autovacuum of the table, epoch seconds. */
+  lastVacuum: z.number().nullable(),
 });
 export type TableStats = z.infer<typeof tableStats>;
 
+// A table's VACUUM freezes its TOAST table too, so the older of the two is the table's age
+// (as upkeep_postgres_table_xid_age reports it). Partitioned parents have no relfrozenxid: 0.
+const XID_AGE = "case when c.relfrozenxid = '0'::xid then 0 else greatest(age(c.relfrozenxid), age(t.relfrozenxid)) end";
+
+/**
+ * Plain tables and materialized views whose age(relfrozenxid) is over `minAge`, oldest first
+ * (ties by oid, so a dry run and the run that follows list them in one order).
+ */
+export async function oldestTables(client: pg.Client, minAge: number): Promise<Relation[]> {
+  const result = await client.query(
+    `select oid, schema, name from (
+       select c.oid::int as oid, n.nspname as schema, c.relname as name, ${XID_AGE} as age
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace left join pg_class t on t.oid = c.reltoastrelid
+        where c.relkind in ('r', 'm')) aged
+      where age > $1 order by age desc, oid`, [minAge]);
+  return z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows);
+}
+
+/** age() of a transaction ID read earlier (statsOf's frozenXid), now. */
+export async function ageOf(client: pg.Client, xid: string): Promise<number> {
+  const result = await client.query('select age($1::xid)::float8 as age', [xid]);
+  return z.tuple([z.object({ age: z.number() })]).parse(result.rows)[0].age;
+}
+
+/**
+ * The age of this session's own snapshot xmin: no VACUUM can freeze past it, so a table no older
+ * than this is frozen as far as it can be.
+ */
+export async function snapshotAge(client: pg.Client): Promise<number> {
+  const result = await client.query('select coalesce(age(backend_xmin), 0)::float8 as age from pg_stat_activity where pid = pg_backend_pid()');
+  return z.tuple([z.object({ age: z.number() })]).parse(result.rows)[0].age;
+}
+
 export async function statsOf(client: pg.Client, oid: number): Promise<TableStats> {
   const result = await client.query(
-    `select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode
+    `select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode,
+            extract(epoch from greatest(last_vacuum, last_autovacuum))::float8 as "lastVacuum",
+            (select ${XID_AGE} from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::float8 as "xidAge",
+            (select case when c.relfrozenxid = '0'::xid then null when age(t.relfrozenxid) > age(c.relfrozenxid) then t.relfrozenxid else c.relfrozenxid end
+               from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::text as "frozenXid"
        from pg_stat_all_tables where relid = $1`, [oid]);
   const row = result.rows[0];
-  return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null } : tableStats.parse(row);
+  return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null, xidAge: 0, frozenXid: null, lastVacuum: null } : tableStats.parse(row);
 }

@@ -71,8 +71,8 @@ export function nameReadings(text: string): NameReading[] {
   return readings;
 }
 
-export function vacuumStatement(table: QualifiedName, options: { full: boolean; analyze: boolean }): string {
-  const flags = [options.full ? 'FULL' : null, options.analyze ? 'ANALYZE' : null].filter((flag) => flag !== null);
+export function vacuumStatement(table: QualifiedName, options: { full: boolean; freeze?: boolean; analyze: boolean }): string {
+  const flags = [options.full ? 'FULL' : null, options.freeze === true ? 'FREEZE' : null, options.analyze ? 'ANALYZE' : null].filter((flag) => flag !== null);
   return `VACUUM ${flags.length > 0 ? `(${flags.join(', ')}) ` : ''}${qualified(table)}`;
 }
 

@@ -1,0 +1,74 @@
+import pg from 'pg';
+import t from 'tap';
+import { z } from 'zod';
+import type { PostgresServer } from '../fixtures/postgres.js';
+import { startStandby } from '../fixtures/postgres-standby.js';
+import { waitFor } from '../fixtures/ports.js';
+import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from '../http/helpers.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
+
+// postgres.vacuum's check refuses a run the vacuum horizon makes useless, and names what holds it.
+
+/** The vacuum autovacuum would have run already: under the held horizon it leaves every dead tuple. */
+async function vacuumedInVain(server: PostgresServer): Promise<void> {
+  await server.query('vacuum orders', [], 'app');
+  await waitFor('the vacuum in the stats', async () => {
+    const stats = await tableStats(server, 'app', 'orders');
+    if (stats.vacuumCount !== 1 || stats.deadTuples !== 400) throw new Error(JSON.stringify(stats));
+  });
+}
+
+t.test('an idle-in-transaction session holding the horizon: the alert-driven vacuum is skipped, naming its pid, state and age', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  const holder = new pg.Client({ connectionString: server.url('app'), application_name: 'report-job' });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('begin');
+  await holder.query('select txid_current()');
+  const [{ pid }] = z.tuple([z.object({ pid: z.number() })]).parse((await holder.query('select pg_backend_pid() as pid')).rows);
+  await tableWithDeadTuples(server, 'app', 'orders');
+  await vacuumedInVain(server);
+
+  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { rules: [VACUUM_RULE] } }));
+  const reply = await postWebhook(app, await webhookPayload());
+  t.equal(reply.statusCode, 202);
+  const run = await finishedRun(app, reply.body?.accepted[0]?.runId ?? '');
+  t.equal(run.status, 'skipped');
+  t.equal(run.skipCode, 'condition');
+  t.match(run.reason, new RegExp(`^condition cleared: the vacuum horizon is held by backend pid ${pid} \\(idle in transaction, xmin age \\d+, idle \\d+s\\): its last vacuum left the dead tuples that died after it, and another cannot remove them$`));
+  t.match(run.check?.observed, { horizonHeldBy: { kind: 'backend', name: String(pid), state: 'idle in transaction' } });
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1, 'nothing more was vacuumed');
+});
+
+t.test('a replication slot holding the horizon is named', async (t) => {
+  const primary = await startTestPostgres(t);
+  await primary.query('create database app');
+  await primary.query("select pg_create_physical_replication_slot('replica_slot')");
+  const standby = await startStandby(primary, { slot: 'replica_slot', name: 'replica1' });
+  let stopped = false;
+  t.teardown(() => (stopped ? undefined : standby.destroy()));
+  await waitFor('the standby\'s feedback on its slot', async () => {
+    const [row] = await primary.query<{ xmin: string | null }>("select xmin::text from pg_replication_slots where slot_name = 'replica_slot'");
+    if (!row?.xmin) throw new Error('no xmin on the slot yet');
+  });
+  // Gone, its slot keeps the xmin it last reported: the horizon stays held.
+  await standby.destroy();
+  stopped = true;
+  await tableWithDeadTuples(primary, 'app', 'orders');
+  await vacuumedInVain(primary);
+
+  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: primary.url('app') }] }, remediation: { rules: [VACUUM_RULE] } }));
+  const reply = await postWebhook(app, await webhookPayload());
+  const run = await finishedRun(app, reply.body?.accepted[0]?.runId ?? '');
+  t.equal(run.status, 'skipped');
+  t.equal(run.skipCode, 'condition');
+  t.match(run.reason, /^condition cleared: the vacuum horizon is held by replication slot "replica_slot" \(inactive, xmin age \d+\): its last vacuum left the dead tuples that died after it, and another cannot remove them$/);
+
+  // Once the slot is dropped the same alert's vacuum runs and removes them.
+  await primary.query("select pg_drop_replication_slot('replica_slot')");
+  const again = await postWebhook(app, await webhookPayload({ fingerprint: '0123456789abcdef' }));
+  const second = await finishedRun(app, again.body?.accepted[0]?.runId ?? '');
+  t.equal(second.status, 'success', second.error ?? second.reason ?? '');
+  t.equal((await tableStats(primary, 'app', 'orders')).deadTuples, 0, 'the dead tuples are gone');
+});

@@ -4,6 +4,7 @@ import { listBackups, newestValidBackup, type BackupFile } from '../systems/file
 import { errorMessage, redactText } from '../log.js';
 import { recordVerify } from '../systems/files/verify-ledger.js';
 import { backupLock, DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';
+import { archiveReadable, restoreArgs, restoreDirectory } from './backup-directory.js';
 import { brokenPipe, childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarget, piped, postgresBinary, spawnClient, stderrTail, systemBinary } from '../systems/process/child.js';
 import { qualified, quoteIdent, type QualifiedName } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
@@ -81,8 +82,16 @@ async function dropStaleScratch(admin: pg.Client, backup: string): Promise<strin
   return result.rows.map((row) => row.datname);
 }
 
-/** The whole file must decompress and end like a finished pg_dump before anything is restored. */
+/**
+ * The whole file must decompress and end like a finished pg_dump before anything is restored; a
+ * directory-format dump's table of contents must read in full.
+ */
 async function checkComplete(file: BackupFile, signal: AbortSignal): Promise<void> {
+  if (file.directory) {
+    const readable = await archiveReadable(file.path, signal);
+    if (readable !== true) throw new Error(`backup ${file.name} is incomplete or corrupt: ${readable}`);
+    return;
+  }
   if (!(await dumpComplete(file.path, signal))) {
     throw new Error(`backup ${file.name} is incomplete: it does not end with "${DUMP_TRAILER}" (pg_dump was cut short)`);
   }
@@ -110,12 +119,21 @@ function psqlArgs(url: string): string[] {
 // Errors that come from the role's rights, not from the dump.
 const PRIVILEGE_ERROR = /permission denied|must be (owner|member|superuser)/i;
 
+function privilegeHint(error: string, target: string): string {
+  return PRIVILEGE_ERROR.test(error) ? ` (the restore runs as the role of postgres target "${target}"; docs/security.md lists what backup.verify needs)` : '';
+}
+
 /**
  * gzip -dc FILE | sed (RESTORE_FILTER) | psql -v ON_ERROR_STOP=1, joined by OS pipes as in
  * checkComplete. When psql stops at an error, gzip and sed die of a broken pipe: psql's own error
  * is then the cause reported, never "corrupt".
  */
 async function restore(file: BackupFile, scratchUrl: string, target: string, context: ActionContext): Promise<void> {
+  if (file.directory) {
+    const restored = await restoreDirectory(file, scratchUrl, context);
+    if (restored.code !== 0) throw new Error(`restoring ${file.name} failed (pg_restore exit ${restored.code}): ${restored.error}${privilegeHint(restored.error, target)}`);
+    return;
+  }
   const libpq = libpqTarget(scratchUrl);
   const [gzip, sed, psql] = await Promise.all([systemBinary('gzip').then(childCommand), systemBinary('sed').then(childCommand), postgresBinary('psql').then(childCommand)]);
   const unzip = spawnClient(gzip, ['-dc', '--', file.path], {}, ['ignore', 'pipe', 'pipe'], context.signal);
@@ -134,8 +152,7 @@ async function restore(file: BackupFile, scratchUrl: string, target: string, con
   if (unzipped.code !== 0 && !brokenPipe(unzipped, unzipError())) throw new Error(`backup ${file.name} is corrupt or truncated: ${gzipMessage(unzipError(), file.path)}`);
   if (restored.code !== 0) {
     const error = redactText(psqlError());
-    const hint = PRIVILEGE_ERROR.test(error) ? ` (the restore runs as the role of postgres target "${target}"; docs/security.md lists what backup.verify needs)` : '';
-    throw new Error(`restoring ${file.name} failed (psql exit ${restored.code ?? restored.signal}): ${error}${hint}`);
+    throw new Error(`restoring ${file.name} failed (psql exit ${restored.code ?? restored.signal}): ${error}${privilegeHint(error, target)}`);
   }
   if (filtered.code !== 0) throw new Error(`restoring ${file.name} failed: sed exited with ${filtered.code ?? filtered.signal}: ${filterError()}`);
 }
@@ -151,6 +168,25 @@ async function sourceCounts(backup: SourcedBackup, context: ActionContext): Prom
   } catch (err) {
     return { error: errorMessage(err) };
   }
+}
+
+/** The completeness check, the scratch database and the restore, as run (the password travels in PGPASSWORD, never in the URL). */
+async function restoreSteps(file: BackupFile, scratch: string, scratchUrl: string): Promise<PlanStep[]> {
+  const create: PlanStep = { kind: 'sql', detail: `create database ${quoteIdent(scratch)} template template0` };
+  if (file.directory) {
+    const pgRestore = await postgresBinary('pg_restore');
+    return [
+      { kind: 'exec', detail: `${pgRestore} --list ${file.path} (the table of contents must read in full)` },
+      create,
+      { kind: 'exec', detail: `${pgRestore} ${restoreArgs(scratchUrl, file.path).join(' ')}` },
+    ];
+  }
+  const filter = filterArgs().map((arg) => (arg.startsWith('-') ? arg : `'${arg}'`)).join(' ');
+  return [
+    { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${file.path} | ${await systemBinary('tail')} -c ${ENDING_BYTES} (the file must decompress and end with "${DUMP_TRAILER}")` },
+    create,
+    { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${file.path} | ${await systemBinary('sed')} ${filter} | ${await postgresBinary('psql')} ${psqlArgs(scratchUrl).join(' ')}` },
+  ];
 }
 
 async function newestBackup(backup: SourcedBackup): Promise<BackupFile> {
@@ -186,13 +222,9 @@ export const backupVerify: Action<VerifyParams, VerifyPayload> = {
     const newest = await newestBackup(backup);
     const scratch = scratchName(backup.name, new Date(context.now()));
     const scratchUrl = libpqTarget(context.connections.postgresUrl(backup.source.target, scratch)).url;
-    const filter = filterArgs().map((arg) => (arg.startsWith('-') ? arg : `'${arg}'`)).join(' ');
     const steps: PlanStep[] = [
       { kind: 'sql', detail: `drop database if exists <each leftover ${scratchPrefix(backup.name)}* of a verify that died> with (force)` },
-      { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('tail')} -c ${ENDING_BYTES} (the file must decompress and end with "${DUMP_TRAILER}")` },
-      { kind: 'sql', detail: `create database ${quoteIdent(scratch)} template template0` },
-      // The password travels in PGPASSWORD, never in the URL: this is the command line run.
-      { kind: 'exec', detail: `${await systemBinary('gzip')} -dc -- ${newest.path} | ${await systemBinary('sed')} ${filter} | ${await postgresBinary('psql')} ${psqlArgs(scratchUrl).join(' ')}` },
+      ...await restoreSteps(newest, scratch, scratchUrl),
       { kind: 'sql', detail: `select count(*) from <each user table> in ${quoteIdent(scratch)} and in ${quoteIdent(backup.source.database)}` },
       { kind: 'sql', detail: `drop database if exists ${quoteIdent(scratch)} with (force)` },
     ];

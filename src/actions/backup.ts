@@ -1,4 +1,4 @@
-import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
@@ -7,6 +7,7 @@ import type { BackupTarget, Config } from '../config/schema.js';
 import { redactText } from '../log.js';
 import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from '../systems/process/child.js';
 import { withClient } from './postgres-session.js';
+import { archiveReadable, directoryDumpArgs, dumpToDirectory } from './backup-directory.js';
 import { count, identifier } from './params.js';
 import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
@@ -39,11 +40,18 @@ export function requireBackup(config: Readonly<Config>, name: string): SourcedBa
   return { ...entry, source };
 }
 
-/** NAME_YYYYmmdd_HHMMSS.sql.gz, in UTC so names never repeat or go backwards across DST. */
-export function backupFileName(name: string, at: Date): string {
+/** The plain format's gzipped file, and the directory format's directory (`jobs`). */
+const PLAIN = '.sql.gz';
+const DIRECTORY = '.dir';
+
+/**
+ * NAME_YYYYmmdd_HHMMSS.sql.gz (or .dir for a directory-format dump), in UTC so names never repeat
+ * or go backwards across DST.
+ */
+export function backupFileName(name: string, at: Date, directory = false): string {
   const pad = (value: number) => String(value).padStart(2, '0');
   const stamp = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}_${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
-  return `${name}_${stamp}.sql.gz`;
+  return `${name}_${stamp}${directory ? DIRECTORY : PLAIN}`;
 }
 
 /** Files past keepDays, never the newest valid backup (even when it is old itself). */
@@ -55,16 +63,16 @@ function partialName(file: string): string {
   return `${file}.partial`;
 }
 
-/** NAME_YYYYmmdd_HHMMSS.sql.gz followed by `suffix`, as a RegExp. */
+/** NAME_YYYYmmdd_HHMMSS.sql.gz or .dir, followed by `suffix`, as a RegExp. */
 function backupNamePattern(name: string, suffix: string): RegExp {
-  return new RegExp(`^${name.replace(/[.+^${}()|[\]\\*?-]/g, '\\$&')}_\\d{8}_\\d{6}\\.sql\\.gz${suffix.replace('.', '\\.')}$`);
+  return new RegExp(`^${name.replace(/[.+^${}()|[\]\\*?-]/g, '\\$&')}_\\d{8}_\\d{6}\\.(sql\\.gz|dir)${suffix.replace('.', '\\.')}$`);
 }
 
 /** Leftovers of dumps that died (kill -9, power loss): ours by name, and nobody else dumps while we hold the lock. */
 async function removeStalePartials(backup: SourcedBackup): Promise<string[]> {
   const ours = backupNamePattern(backup.name, '.partial');
   const stale = (await readdir(backup.dir)).filter((name) => ours.test(name));
-  for (const name of stale) await unlink(join(backup.dir, name));
+  for (const name of stale) await rm(join(backup.dir, name), { recursive: true, force: true });
   return stale;
 }
 
@@ -122,11 +130,16 @@ const backupParams = z.strictObject({
   keepDays: count().refine((days) => days > 0, 'must be at least 1').optional(),
   /** How often a long dump logs its progress. */
   progressSeconds: count().refine((seconds) => seconds > 0, 'must be at least 1').default(10),
+  /**
+   * Dump this many tables at once (`pg_dump --format=directory --jobs N`, N + 1 connections to
+   * the source) into a NAME_YYYYmmdd_HHMMSS.dir directory; without it, one gzipped plain stream.
+   */
+  jobs: count().refine((jobs) => jobs >= 1 && jobs <= 32, 'must be 1 to 32').optional(),
 });
 export type BackupParams = z.infer<typeof backupParams>;
 
-function destination(backup: SourcedBackup, at: Date): string {
-  return join(backup.dir, backupFileName(backup.name, at));
+function destination(backup: SourcedBackup, at: Date, directory: boolean): string {
+  return join(backup.dir, backupFileName(backup.name, at, directory));
 }
 
 /** What run() does: dump to exactly `file` (through `file`.partial), then delete exactly `victims`. */
@@ -144,9 +157,10 @@ export const pgDump: Action<BackupParams, DumpPayload> = {
   risk: () => 'safe',
   async resolve(params, context) {
     const backup = requireBackup(context.config, params.backup);
-    const sample = backupFileName(backup.name, new Date(context.now()));
+    const sample = backupFileName(backup.name, new Date(context.now()), params.jobs !== undefined);
     if (!globToRegExp(backup.pattern).test(sample)) {
-      throw new ValidationError(`backup "${backup.name}": pg_dump writes names like ${sample}, which pattern "${backup.pattern}" does not match; use pattern "${backup.name}_*.sql.gz"`);
+      const suggested = params.jobs === undefined ? `${backup.name}_*.sql.gz` : `${backup.name}_*`;
+      throw new ValidationError(`backup "${backup.name}": pg_dump writes names like ${sample}, which pattern "${backup.pattern}" does not match; use pattern "${suggested}"`);
     }
     // The source database must exist (withClient says so clearly when it does not).
     await withClient(context, backup.source.target, backup.source.database, async (client) => client.query('select 1'));
@@ -160,14 +174,17 @@ export const pgDump: Action<BackupParams, DumpPayload> = {
   },
   async plan(params, context) {
     const backup = requireBackup(context.config, params.backup);
-    const file = destination(backup, new Date(context.now()));
+    const file = destination(backup, new Date(context.now()), params.jobs !== undefined);
     const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
     const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
     const victims = retentionVictims(files, null, context.now() / 1000, params.keepDays ?? backup.keepDays);
+    // Exactly the command line run (the password travels in PGPASSWORD, never in the URL).
+    const dump = params.jobs === undefined
+      ? `${await postgresBinary('pg_dump')} ${pgDumpArgs(target.url).join(' ')} > ${partialName(file)}`
+      : `${await postgresBinary('pg_dump')} ${directoryDumpArgs(target.url, partialName(file), params.jobs).join(' ')}`;
     const steps: PlanStep[] = [
-      // Exactly the command line run (the password travels in PGPASSWORD, never in the URL).
-      { kind: 'exec', detail: `${await postgresBinary('pg_dump')} ${pgDumpArgs(target.url).join(' ')} > ${partialName(file)}` },
-      { kind: 'file', detail: `fsync ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
+      { kind: 'exec', detail: dump },
+      { kind: 'file', detail: `${params.jobs === undefined ? 'fsync' : 'pg_dump fsyncs'} ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
       ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
     ];
     return { steps, payload: { file, victims: victims.map((victim) => victim.path) } };
@@ -180,16 +197,17 @@ export const pgDump: Action<BackupParams, DumpPayload> = {
     const partial = partialName(file);
     const started = Date.now();
     try {
-      const dumped = await dumpTo(partial, backup, params.progressSeconds, context);
-      await link(partial, file); // never replaces an existing backup, unlike rename
-      await unlink(partial);
+      const dumped = params.jobs === undefined
+        ? await dumpTo(partial, backup, params.progressSeconds, context)
+        : await dumpToDirectory(partial, context.connections.postgresUrl(backup.source.target, backup.source.database), params.jobs, { backup: backup.name, seconds: params.progressSeconds }, context);
+      await publish(partial, file);
       await fsyncDirectory(backup.dir);
       const deleted = await removeVictims(payload.victims);
       const seconds = (Date.now() - started) / 1000;
       context.log.info({ backup: backup.name, file, ...dumped, seconds }, 'backup written');
       return { detail: { file, ...dumped, seconds, deleted, removedPartials } };
     } catch (err) {
-      await unlink(partial).catch(() => undefined);
+      await rm(partial, { recursive: true, force: true });
       throw err;
     }
   },
@@ -198,6 +216,11 @@ export const pgDump: Action<BackupParams, DumpPayload> = {
     const file = String(output.detail.file);
     const listed = (await listBackups(backup.dir, backup.pattern)).find((candidate) => candidate.path === file);
     if (!listed) return { ok: false, detail: `${file} is not counted as a backup (missing, empty, or not matching ${backup.pattern})` };
+    if (listed.directory) {
+      const readable = await archiveReadable(file, context.signal);
+      if (readable !== true) return { ok: false, detail: readable };
+      return { ok: true, detail: `${listed.name}: ${listed.sizeBytes} bytes, a directory-format dump whose table of contents pg_restore reads`, observed: { sizeBytes: listed.sizeBytes } };
+    }
     const complete = await dumpComplete(file, context.signal).catch((err: Error) => err.message);
     if (complete === false) return { ok: false, detail: `${listed.name} is incomplete: no "${DUMP_TRAILER}" at its end` };
     if (complete !== true) return { ok: false, detail: complete };
@@ -205,16 +228,28 @@ export const pgDump: Action<BackupParams, DumpPayload> = {
   },
 };
 
-/** The planned victims; one already gone (removed by hand meanwhile) is no error. */
+/**
+ * The finished dump takes its name, never replacing an existing backup: a file by a hard link
+ * (which fails on an existing name, unlike rename), a directory by rename after checking the name
+ * is free (the backup's lock keeps other dumps of it away meanwhile).
+ */
+async function publish(partial: string, file: string): Promise<void> {
+  if (!(await stat(partial)).isDirectory()) {
+    await link(partial, file);
+    await unlink(partial);
+    return;
+  }
+  if (await stat(file).then(() => true, () => false)) throw new Error(`${file} already exists; not replacing it`);
+  await rename(partial, file);
+}
+
+/** The planned victims (files, or directory-format dumps); one already gone (removed by hand meanwhile) is no error. */
 async function removeVictims(victims: readonly string[]): Promise<string[]> {
   const deleted: string[] = [];
   for (const victim of victims) {
-    try {
-      await unlink(victim);
-      deleted.push(basename(victim));
-    } catch (err) {
-      if (!(err instanceof Error && 'code' in err && err.code === 'ENOENT')) throw err;
-    }
+    if (!(await stat(victim).then(() => true, () => false))) continue;
+    await rm(victim, { recursive: true });
+    deleted.push(basename(victim));
   }
   return deleted;
 }

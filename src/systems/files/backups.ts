@@ -2,20 +2,47 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { globToRegExp } from './glob.js';
 
-export interface BackupFile { name: string; path: string; sizeBytes: number; mtimeSeconds: number }
+/**
+ * One backup: a file (a plain dump, NAME_….sql.gz) or a directory-format dump (`pg_dump -Fd`,
+ * NAME_….dir), whose size is its files' and whose time is its table of contents' (written last).
+ */
+export interface BackupFile { name: string; path: string; sizeBytes: number; mtimeSeconds: number; directory?: true }
 
 // A dump still being written (or abandoned by a crash) must never count as the newest backup.
 const IN_PROGRESS = /\.(tmp|partial)$|^\./;
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+/** What a custom or directory-format archive's table of contents starts with. */
+const ARCHIVE_MAGIC = Buffer.from('PGDMP');
+/** The table of contents of a directory-format dump. */
+export const TOC_FILE = 'toc.dat';
 
-/** Regular, non-empty files matching the pattern that are not temporary, newest first. */
+async function directoryBackup(name: string, path: string): Promise<BackupFile | null> {
+  const toc = await stat(join(path, TOC_FILE)).catch(() => null);
+  if (!toc?.isFile()) return null;
+  let sizeBytes = 0;
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    if (entry.isFile()) sizeBytes += (await stat(join(path, entry.name))).size;
+  }
+  return { name, path, sizeBytes, mtimeSeconds: toc.mtimeMs / 1000, directory: true };
+}
+
+/**
+ * Non-empty regular files and directory-format dumps (directories with a toc.dat) matching the
+ * pattern that are not temporary, newest first.
+ */
 export async function listBackups(dir: string, pattern: string): Promise<BackupFile[]> {
   const match = globToRegExp(pattern);
   const entries = await readdir(dir, { withFileTypes: true });
   const files: BackupFile[] = [];
   for (const entry of entries) {
-    if (!entry.isFile() || IN_PROGRESS.test(entry.name) || !match.test(entry.name)) continue;
+    if (IN_PROGRESS.test(entry.name) || !match.test(entry.name)) continue;
     const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const backup = await directoryBackup(entry.name, path);
+      if (backup) files.push(backup);
+      continue;
+    }
+    if (!entry.isFile()) continue;
     const info = await stat(path);
     if (info.size === 0) continue;
     files.push({ name: entry.name, path, sizeBytes: info.size, mtimeSeconds: info.mtimeMs / 1000 });
@@ -23,17 +50,25 @@ export async function listBackups(dir: string, pattern: string): Promise<BackupF
   return files.sort((a, b) => b.mtimeSeconds - a.mtimeSeconds);
 }
 
-/** A .gz file must at least start with the gzip magic bytes; a cheap guard against truncated-to-garbage files. */
-export async function looksValid(file: BackupFile): Promise<boolean> {
-  if (!file.name.endsWith('.gz')) return true;
-  const handle = await open(file.path, 'r');
+async function startsWith(path: string, magic: Buffer): Promise<boolean> {
+  const handle = await open(path, 'r');
   try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(head, 0, 2, 0);
-    return bytesRead === 2 && head.equals(GZIP_MAGIC);
+    const head = Buffer.alloc(magic.length);
+    const { bytesRead } = await handle.read(head, 0, magic.length, 0);
+    return bytesRead === magic.length && head.equals(magic);
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A cheap guard against truncated-to-garbage backups: a .gz file must start with the gzip magic
+ * bytes, a directory-format dump's table of contents with the archive's.
+ */
+export async function looksValid(file: BackupFile): Promise<boolean> {
+  if (file.directory) return startsWith(join(file.path, TOC_FILE), ARCHIVE_MAGIC);
+  if (!file.name.endsWith('.gz')) return true;
+  return startsWith(file.path, GZIP_MAGIC);
 }
 
 export async function newestValidBackup(files: readonly BackupFile[]): Promise<BackupFile | null> {

@@ -19,7 +19,7 @@ async function firstExecutable(candidates: readonly string[]): Promise<string | 
  * at least the server's major version), else /usr/local/bin or /usr/bin. Absolute, so the child
  * needs no PATH.
  */
-export async function postgresBinary(name: 'pg_dump' | 'psql', root = DEBIAN_ROOT): Promise<string> {
+export async function postgresBinary(name: 'pg_dump' | 'pg_restore' | 'psql', root = DEBIAN_ROOT): Promise<string> {
   const versions = await readdir(root).catch(() => [] as string[]);
   const found = await firstExecutable([
     ...versions.filter((version) => /^\d+(\.\d+)?$/.test(version)).sort((a, b) => Number(b) - Number(a)).map((version) => join(root, version, 'bin', name)),

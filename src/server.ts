@@ -61,11 +61,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const engine = await Engine.create({ config, log, registry, ...(options.actions ? { actions: options.actions } : {}) });
   // After the engine: opening the state store migrated the schema the membership lives in.
   const replicas = await joinReplicas(config, log);
-  if (replicas) scraper.collectOnly((collector, target) => ownerOf(targetKey(collector, target), replicas.members.ids()) === replicas.members.id);
+  const members = replicas?.members;
+  if (members) scraper.collectOnly((collector, target) => members.settled() && ownerOf(targetKey(collector, target), members.ids()) === members.id);
   new Gauge({ name: 'upkeep_replica_targets', help: 'Targets this replica collects: all of them with the file store, its share with replicas on the PostgreSQL store.', registers: [registry],
     collect() { this.set(scraper.statuses().length); } });
   new Gauge({ name: 'upkeep_replica_members', help: 'Live replicas sharing the targets, as this replica last saw them (1 with the file store).', registers: [registry],
-    collect() { this.set(replicas?.members.ids().length ?? 1); } });
+    collect() { this.set(members?.ids().length ?? 1); } });
   const schedule = startSchedule({ config, submitter: engine, registry, log });
   fastify.addHook('onClose', async () => { await schedule.stop(); await replicas?.close(); await scraper.close(); await engine.close(); });
   // On shutdown, a response still in flight tells its client to hang up, so a keep-alive

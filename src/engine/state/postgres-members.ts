@@ -32,6 +32,7 @@ export class Members {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
   private failing = false;
+  private readonly joinedAt = performance.now();
   private readonly heartbeatMs: number;
   private readonly leaseMs: number;
 
@@ -57,6 +58,16 @@ export class Members {
   /** The live members' ids, sorted, this replica's included. */
   ids(): readonly string[] {
     return this.live;
+  }
+
+  /**
+   * Whether this replica should collect yet: not before it has been a member for two heartbeats.
+   * By then every peer has read the members since it joined and dropped the targets that move to
+   * it, so a target moving to a newcomer may go uncollected for a heartbeat, but is never
+   * collected by two replicas at once.
+   */
+  settled(): boolean {
+    return performance.now() - this.joinedAt >= 2 * this.heartbeatMs;
   }
 
   /** Leaves: stops the heartbeat and deletes this replica's row, so the others take its targets at their next heartbeat rather than after the lease. */

@@ -31,6 +31,8 @@ t.test('replicas see each other; one that leaves is gone at the next heartbeat, 
   t.equal(new Set(everyone).size, 3, 'each replica has its own id');
   t.match(first.id, /^[^/]+\/\d+\/[0-9a-f]{8}$/, 'host/pid/random');
   t.same(third.ids(), everyone, 'the last to join sees all three at once');
+  t.notOk(third.settled(), 'but collects nothing until the others have seen it');
+  await waitFor('the newcomer settled', async () => { if (!third.settled()) throw new Error('not yet'); }, 10_000, 20);
   await waitFor('the first two to see all three', async () => {
     if (first.ids().length !== 3 || second.ids().length !== 3) throw new Error(`${first.ids().length}, ${second.ids().length}`);
   }, 10_000, 50);

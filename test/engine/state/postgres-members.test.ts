@@ -1,5 +1,8 @@
 import t from 'tap';
-import { testConfig } from '../../http/helpers.js';
+import { z } from 'zod';
+import type { CollectorModule } from '../../../src/collectors/framework/types.js';
+import { buildApp, type App } from '../../../src/server.js';
+import { tempDir, testConfig } from '../../http/helpers.js';
 import { StateDb } from '../../../src/engine/state/postgres-db.js';
 import { joinReplicas, Members } from '../../../src/engine/state/postgres-members.js';
 import { migrate } from '../../../src/engine/state/postgres-migrate.js';
@@ -111,4 +114,38 @@ t.test('joinReplicas: null with the file store; with the PostgreSQL store it joi
 
   const unmigrated = testConfig({ state: { dir: '/tmp/upkeep-members-unused', postgres: { url: server.url(), schema: 'never_migrated' } } });
   await t.rejects(joinReplicas(unmigrated, bufferLogger().log), { message: /^state\.postgres: forgetting long-dead replicas: relation "never_migrated\.members" does not exist/ });
+});
+
+t.test('two apps on one PostgreSQL store share four targets: each exposes its own, and says how many it has and sees', async (t) => {
+  const db = await schema(t);
+  const targets = ['a', 'b', 'c', 'd'];
+  const fake: CollectorModule = {
+    name: 'fake',
+    families: [{ name: 'test_fake_value', help: 'A test value.', type: 'gauge', labelNames: ['target'] }],
+    build: () => targets.map((target) => ({ collector: 'fake', target, collect: async () => ({ readings: [{ family: 'test_fake_value', labels: { target }, value: 1 }] }) })),
+  };
+  const build = async (postgres: boolean) => {
+    const app = await buildApp({ config: testConfig({ state: { dir: await tempDir(t), ...(postgres ? { postgres: { url: server.url(), schema: db.schema } } : {}) } }), log: bufferLogger().log, collectors: [fake] });
+    t.teardown(() => app.fastify.close());
+    return app;
+  };
+  const apps = [await build(true), await build(true)];
+  const scrape = async (app: App) => (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  const exposed = (text: string) => [...text.matchAll(/^test_fake_value\{target="(\w)"\} 1$/gm)].map((match) => match[1] ?? '');
+  t.same(exposed(await scrape(apps[1]!)), [], 'a replica that just joined collects nothing yet');
+  const texts = await waitFor('both to be settled and see each other', async () => {
+    const scraped = await Promise.all(apps.map((app) => scrape(app)));
+    if (scraped.some((text) => !/^upkeep_replica_members 2$/m.test(text)) || scraped.flatMap(exposed).length !== targets.length) throw new Error('not yet');
+    return scraped;
+  }, 20_000, 200);
+  t.same(texts.flatMap(exposed).sort(), targets, 'every target exposed once across the two');
+  for (const text of texts) t.match(text, new RegExp(`^upkeep_replica_targets ${exposed(text).length}$`, 'm'));
+  const statuses = await Promise.all(apps.map(async (app) => z.object({ targets: z.array(z.object({ target: z.string() })) }).parse((await app.fastify.inject({ method: 'GET', url: '/readyz' })).json()).targets.map((status) => status.target)));
+  t.same(statuses, texts.map(exposed), '/readyz lists the same share');
+
+  const alone = await build(false);
+  const text = await scrape(alone);
+  t.same(exposed(text), targets, 'with the file store, one replica collects every target');
+  t.match(text, /^upkeep_replica_targets 4$/m);
+  t.match(text, /^upkeep_replica_members 1$/m);
 });

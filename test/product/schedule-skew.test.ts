@@ -27,7 +27,7 @@ t.test('a job every 10 s on three installed replicas, one clock 30 s ahead: exac
   const replicas = await Promise.all(files.map((file, index) => serveInstalled(t, file, index === 2 ? { env: skewed } : {})));
   const ahead = replicas[2]!;
   await new Promise((resolve) => setTimeout(resolve, WATCH_MS));
-  for (const replica of replicas) t.equal(await replica.stop(), 0, replica.output());
+  for (const replica of replicas) t.equal(await replica.stop(), 0, 'exits 0 on SIGTERM', { output: replica.output() });
 
   const claims = await server.query<{ nominal_ms: string; run_id: string }>("select nominal_ms, run_id from upkeep.tick_claims where job = 'vacuum-ticks' order by nominal_ms", [], 'upkeep');
   const runs = await server.query<{ id: string; status: string; pid: number }>("select id, status, pid from upkeep.runs where trigger = 'schedule' order by queued_ms", [], 'upkeep');

@@ -124,6 +124,6 @@ t.test('thirty targets over three installed replicas: each collected by one, a k
     const lines = replica.logLines();
     t.ok(lines.some((line) => line.msg === 'the live replicas changed' && Array.isArray(line.members) && line.members.length === 2), 'a survivor logged the dead replica leaving the live ones');
     t.same(lines.filter((line) => typeof line.level !== 'number' || line.level >= 50), [], 'no errors logged');
-    t.equal(await replica.stop(), 0, replica.output());
+    t.equal(await replica.stop(), 0, 'exits 0 on SIGTERM', { output: replica.output() });
   }
 });

@@ -22,7 +22,7 @@ import { percentile } from './scrape-procs.js';
 
 const { values: options } = parseArgs({ options: { sizes: { type: 'string', default: '1000000,2000000' }, starts: { type: 'string', default: '3' } } });
 const MB = 1024 * 1024;
-const page = z.object({ runs: z.array(z.object({ id: z.string(), status: z.string(), trigger: z.string() })), next: z.string().nullable() });
+const page = z.object({ runs: z.array(z.object({ id: z.string(), status: z.string(), trigger: z.string(), queuedAt: z.string() })), next: z.string().nullable() });
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -147,6 +147,37 @@ async function measure(made: MadeJournal, configFile: string, starts: number): P
   }
 }
 
+const RETENTION_DAYS = 10;
+
+/**
+ * Serves the same journal with `state.retention` a third of its span, walks it whole and prints
+ * how many runs are left and how old the oldest is (issue 12 #6: retention trims it).
+ */
+async function retention(dir: string, stateDir: string, runs: number): Promise<void> {
+  const configFile = join(dir, `upkeep-${runs}-retention.yml`);
+  await writeFile(configFile, JSON.stringify({ state: { dir: stateDir, retention: `${RETENTION_DAYS} days` }, collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] } }));
+  const server = await serve(configFile);
+  try {
+    const horizon = Date.now() - RETENTION_DAYS * 86_400_000;
+    let kept = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    let cursor: string | null = null;
+    const started = performance.now();
+    do {
+      const reply = await get(server.port, `/runs?limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`);
+      const body = page.parse(JSON.parse(reply.body));
+      kept += body.runs.length;
+      for (const run of body.runs) oldest = Math.min(oldest, Date.parse(run.queuedAt));
+      cursor = body.next;
+    } while (cursor !== null);
+    const after = await memoryOf(server.pid);
+    log(`state.retention "${RETENTION_DAYS} days": start-up ${server.startSeconds.toFixed(2)} s, ${kept.toLocaleString('en-US')} runs kept of ${runs.toLocaleString('en-US')}, the oldest queued ${((Date.now() - oldest) / 86_400_000).toFixed(2)} days ago; walked in ${((performance.now() - started) / 1000).toFixed(1)} s; RSS ${(after.rss / MB).toFixed(0)} MB`);
+    log(`  retention trims to state.retention (whole segments, so within a day of it): ${oldest >= horizon - 86_400_000 ? 'MET' : 'NOT MET'}`);
+  } finally {
+    await server.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const sizes = options.sizes.split(',').map(Number);
   const dir = await mkdtemp(join(tmpdir(), 'upkeep-bench-journal-'));
@@ -173,6 +204,7 @@ async function main(): Promise<void> {
         log(goal('start-up (issue 12 #6)', result.startSeconds, 5, 's', true));
         log(goal('RSS peak, start and paging with the default page (issue 9 #4, issue 12 #6)', result.peak / MB, 150, 'MB', true));
         log(goal('GET /runs first page p99 (issue 12 #6)', result.firstP99, 50, 'ms', true));
+        await retention(dir, stateDir, runs);
       }
       await rm(stateDir, { recursive: true, force: true });
     }

@@ -12,6 +12,8 @@ import { runRoutes } from './http/runs.js';
 import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow-clients.js';
 import { loggedPath, type Logger } from './log.js';
 import { Engine } from './engine/engine.js';
+import { joinReplicas } from './engine/state/postgres-members.js';
+import { ownerOf, targetKey } from './collectors/framework/assignment.js';
 import { startSchedule } from './triggers/schedule.js';
 import type { AnyAction } from './actions/contract.js';
 import { VERSION } from './version.js';
@@ -57,8 +59,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     request.log.info({ method: request.method, path: loggedPath(request.url), status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
   const engine = await Engine.create({ config, log, registry, ...(options.actions ? { actions: options.actions } : {}) });
+  // After the engine: opening the state store migrated the schema the membership lives in.
+  const replicas = await joinReplicas(config, log);
+  const members = replicas?.members;
+  if (members) scraper.collectOnly((collector, target) => members.settled() && ownerOf(targetKey(collector, target), members.ids()) === members.id);
+  new Gauge({ name: 'upkeep_replica_targets', help: 'Targets this replica collects: all of them with the file store, its share with replicas on the PostgreSQL store.', registers: [registry],
+    collect() { this.set(scraper.statuses().length); } });
+  new Gauge({ name: 'upkeep_replica_members', help: 'Live replicas sharing the targets, as this replica last saw them (1 with the file store).', registers: [registry],
+    collect() { this.set(members?.ids().length ?? 1); } });
   const schedule = startSchedule({ config, submitter: engine, registry, log });
-  fastify.addHook('onClose', async () => { await schedule.stop(); await scraper.close(); await engine.close(); });
+  fastify.addHook('onClose', async () => { await schedule.stop(); await replicas?.close(); await scraper.close(); await engine.close(); });
   // On shutdown, a response still in flight tells its client to hang up, so a keep-alive
   // connection (every Prometheus scrape uses one) cannot hold the process open afterwards.
   let closing = false;

@@ -44,6 +44,7 @@ export class Scraper {
   private readonly states: InstanceState[] = [];
   private readonly families = new Map<string, SnapshotMetric>();
   private inFlight: Promise<string> | null = null;
+  private owns: (collector: string, target: string) => boolean = () => true;
 
   constructor(
     private readonly registry: Registry,
@@ -78,17 +79,31 @@ export class Scraper {
     return this.inFlight;
   }
 
+  /**
+   * From now on, collects and publishes only the targets `owns` accepts: with replicas sharing
+   * the targets out, another replica exposes the rest. Every target by default.
+   */
+  collectOnly(owns: (collector: string, target: string) => boolean): void {
+    this.owns = owns;
+  }
+
+  /** The targets this replica collects. */
   statuses(): TargetStatus[] {
-    return this.states.map((state) => ({ ...state.status }));
+    return this.mine().map((state) => ({ ...state.status }));
   }
 
   async close(): Promise<void> {
     await Promise.allSettled(this.states.map((state) => state.instance.close?.()));
   }
 
+  private mine(): InstanceState[] {
+    return this.states.filter((state) => this.owns(state.instance.collector, state.instance.target));
+  }
+
   private async collectAll(): Promise<void> {
-    await Promise.all(this.states.map((state) => this.collectOne(state)));
-    this.publish();
+    const mine = this.mine();
+    await Promise.all(mine.map((state) => this.collectOne(state)));
+    this.publish(mine);
   }
 
   private async collectOne(state: InstanceState): Promise<void> {
@@ -134,7 +149,7 @@ export class Scraper {
     state.status = { ...state.status, up: false, lastError: message };
   }
 
-  private publish(): void {
+  private publish(states: readonly InstanceState[]): void {
     const byFamily = new Map<string, { labels: Labels; value: number }[]>();
     for (const name of this.families.keys()) byFamily.set(name, []);
     const push = (family: string, labels: Labels, value: number) => {
@@ -142,7 +157,7 @@ export class Scraper {
       if (!list) throw new Error(`collector emitted undeclared metric family ${family}`);
       list.push({ labels, value });
     };
-    for (const state of this.states) {
+    for (const state of states) {
       const { collector, target } = state.instance;
       const meta = { collector, target };
       push('upkeep_collector_up', meta, state.status.up ? 1 : 0);

@@ -8,7 +8,7 @@ import type { StateDb } from './postgres-db.js';
  * pages on (queued_ms is the run's place in the order: the time in its id). The guards: alert
  * claims and schedule tick claims (a unique key each, so one statement claims), the last
  * execution per lock key (cooldowns), failures since the last success (circuit breaker) and
- * the last success per remediation.
+ * the last success per remediation. Then the replicas' membership (targets shared out).
  */
 const MIGRATIONS: readonly ((t: (name: string) => string) => string[])[] = [
   (t) => [
@@ -37,6 +37,17 @@ const MIGRATIONS: readonly ((t: (name: string) => string) => string[])[] = [
     `create index executions_by_age on ${t('executions')} (last_ms)`,
     `create table ${t('failures')} (remediation text not null, at_ms bigint not null, run_id text not null, primary key (remediation, at_ms, run_id))`,
     `create table ${t('successes')} (remediation text primary key, last_ms bigint not null)`,
+  ],
+  // members: one row per running replica, its heartbeat renewed every few seconds on the
+  // database's clock (postgres-members.ts), so the replicas' own clocks never decide who is live.
+  (t) => [
+    `create table ${t('members')} (
+      id text collate "C" primary key,
+      host text not null,
+      pid integer not null,
+      joined_at timestamptz not null default clock_timestamp(),
+      heartbeat_at timestamptz not null default clock_timestamp()
+    )`,
   ],
 ];
 

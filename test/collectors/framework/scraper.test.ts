@@ -171,3 +171,29 @@ t.test('cached readings', async (t) => {
     t.equal(fetches, seen, 'no refresh after stop');
   });
 });
+
+t.test('collectOnly: a replica collects, publishes and reports only the targets it owns, and picks up a target handed to it', async (t) => {
+  const calls: string[] = [];
+  const instance = (target: string): CollectorInstance => ({
+    collector: 'shared', target,
+    collect: async () => { calls.push(target); return { readings: [{ family: 'test_shared_value', labels: { target }, value: 1 }] }; },
+  });
+  const scraper = scraperOf([fakeModule('shared', [instance('a'), instance('b')], { upFamily: { name: 'test_shared_up', help: 'Up.', label: 'target' } })]);
+  let mine = new Set(['a']);
+  scraper.collectOnly((collector, target) => collector === 'shared' && mine.has(target));
+  const text = await scraper.scrape();
+  t.same(calls, ['a'], 'only its own target was collected');
+  t.equal(line(text, 'test_shared_value{target="a"}'), 'test_shared_value{target="a"} 1');
+  t.equal(line(text, 'upkeep_collector_up{collector="shared",target="a"}'), 'upkeep_collector_up{collector="shared",target="a"} 1');
+  t.notOk(text.includes('target="b"'), 'no series at all for the target another replica collects');
+  t.same(scraper.statuses().map((status) => status.target), ['a']);
+
+  mine = new Set(['a', 'b']);
+  const after = await scraper.scrape();
+  t.same(calls, ['a', 'a', 'b'], 'a target handed over is collected at the next scrape');
+  t.equal(line(after, 'test_shared_up{target="b"}'), 'test_shared_up{target="b"} 1');
+  mine = new Set();
+  const none = await scraper.scrape();
+  t.notOk(none.includes('target="'), 'a replica that owns nothing exposes no target series');
+  t.same(scraper.statuses(), []);
+});

@@ -16,6 +16,8 @@ declare -A PROBE=(
   [debootstrap]=/usr/sbin/debootstrap
   [systemd]=/usr/bin/systemd-analyze
   [curl]=/usr/bin/curl
+  # test/product/schedule-skew.test.ts runs one replica with its clock 30 s ahead.
+  [faketime]=/usr/bin/faketime
 )
 if [[ "${UPKEEP_BENCH_DEPS:-}" == 1 ]]; then
   PROBE[prometheus-postgres-exporter]=/usr/bin/prometheus-postgres-exporter

@@ -50,7 +50,7 @@ export class RunPipeline {
     const startedMs = now();
     const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
     const deadline = Date.now() + timeoutMs;
-    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log);
+    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
     const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now };
     // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
@@ -74,7 +74,7 @@ export class RunPipeline {
       if (record.dryRun) {
         record = await this.dryRun(record, action, params, context, step);
       } else {
-        const acquiring = this.parts.locks.acquire(lockSpec, record.id);
+        const acquiring = this.parts.locks.acquire(lockSpec, record.id, lockKey);
         const lock = await step(acquiring).catch((err: unknown) => {
           // Given up on at the deadline: if the lock still arrives later, let it go at once.
           void acquiring.then((late) => late?.release(), () => undefined);

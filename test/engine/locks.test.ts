@@ -47,7 +47,7 @@ t.test('two replicas get the same alert: one VACUUM runs, the other is skipped b
     const waiting = await server.query("select pid from pg_stat_activity where application_name like 'upkeep:%' and wait_event_type = 'Lock' and query like 'VACUUM%'");
     if (waiting.length !== 1) throw new Error('not waiting yet');
   });
-  const [holderRow] = await server.query<{ pid: number }>("select pid from pg_stat_activity where application_name like 'upkeep:%' and query like '%pg_try_advisory_lock%'");
+  const [holderRow] = await server.query<{ pid: number }>("select pid from pg_locks where locktype = 'advisory' and granted");
   const lockHolder = holderRow?.pid;
   const secondRun = await finishedRun(second, (await postWebhook(second, payload)).body?.accepted[0]?.runId ?? '');
   t.equal(secondRun.status, 'skipped');

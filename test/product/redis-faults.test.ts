@@ -96,6 +96,12 @@ t.test('Redis down for 20 seconds during redis.expire_keys: the run fails saying
   const redis = await startRedis({ args: ['--enable-debug-command', 'yes', '--appendonly', 'yes', '--appendfsync', 'always'] });
   t.teardown(() => redis.destroy());
   await populate(redis, 300_000);
+  // DEBUG POPULATE writes nothing to the AOF: a rewrite puts the keys there.
+  await redisQuery(redis, (client) => client.bgrewriteaof());
+  await waitFor('the AOF rewrite', async () => {
+    const info = await redisQuery(redis, (client) => client.info('persistence'));
+    if (!/aof_rewrite_in_progress:0/.test(info) || !/aof_rewrite_scheduled:0/.test(info)) throw new Error('rewriting');
+  }, 60_000, 100);
   const { file } = await writeConfig(t, {
     targets: { redis: [{ name: 'cache', url: redis.url, keyPatterns: [PATTERN] }] },
     collectors: { disabled: ['disks', 'docker'] },
@@ -114,7 +120,8 @@ t.test('Redis down for 20 seconds during redis.expire_keys: the run fails saying
   t.ok(failed.plan && failed.plan.length > 0, 'and what it planned');
   await new Promise((resolve) => setTimeout(resolve, 20_000));
   await redis.start();
-  t.equal(await redisQuery(redis, (client) => client.dbsize()), 300_000 + 1 - done.unlinked, 'the keys it deleted stay deleted (and its lock is still there, expiring)');
+  // At most: an UNLINK whose reply the kill cut off did delete its keys without being counted.
+  t.ok(await redisQuery(redis, (client) => client.dbsize()) <= 300_000 + 1 - done.unlinked, 'the keys it reported deleted stay deleted');
 
   const runs = await runUntilNotLocked(served, { target: 'cache', pattern: PATTERN, batchSize: 10_000 });
   t.equal(runs.at(-1)?.status, 'success', runs.at(-1)?.error ?? '');

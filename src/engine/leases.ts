@@ -57,7 +57,7 @@ export class LeaseKeeper {
     try {
       const interrupted = await this.leases.interruptExpired(new Date(now()), leaseMs);
       await settleInterrupted(interrupted, this.parts, (record) => log.warn(
-        { runId: record.id, remediation: record.remediation, host: record.host ?? null, pid: record.pid ?? null },
+        { runId: record.id, remediation: record.remediation, host: record.host, pid: record.pid },
         'the replica running this run stopped renewing its lease; journalled as interrupted',
       ));
     } catch (err) {

@@ -118,6 +118,29 @@ t.test('a live replica journals a dead one\'s running run interrupted once its l
   t.same(await server.query(`select host from ${schema}.leases`), [], 'a clean stop gives the lease up');
 });
 
+t.test('a lease that cannot be renewed, checked or given up is logged, and the replica goes on', async (t) => {
+  const { schema } = await sharedSchema(t);
+  const log = bufferLogger();
+  const engine = await Engine.create({
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } } }), log: log.log, actions: [action()],
+  });
+  const messages = () => log.lines().filter((line) => line.level === 50).map((line) => line.msg);
+  // The runs table gone: the renewal works, the check for expired leases does not.
+  await server.query(`alter table ${schema}.runs rename to runs_away`);
+  await waitFor('the failed check', async () => { if (!messages().includes('cannot check for expired leases; tried again at the next renewal')) throw new Error('not yet'); }, 20_000, 100);
+  await server.query(`alter table ${schema}.runs_away rename to runs`);
+  // The leases table gone: neither renewing nor giving the lease up works.
+  await server.query(`drop table ${schema}.leases`);
+  await waitFor('the failed renewal', async () => { if (!messages().includes('cannot renew the lease; peers take this replica for dead once it expires')) throw new Error('not yet'); }, 20_000, 100);
+  await engine.close();
+  t.same([...new Set(messages())], [
+    'cannot check for expired leases; tried again at the next renewal',
+    'cannot renew the lease; peers take this replica for dead once it expires',
+    'cannot give the lease up; it expires by itself',
+  ]);
+  t.match(log.lines().find((line) => line.msg === 'cannot give the lease up; it expires by itself'), { err: { message: /^state\.postgres: giving the lease up: relation ".*leases" does not exist$/ } });
+});
+
 t.test('a run whose owner never held a lease (an upkeep from before leases) is judged by its last write', async (t) => {
   const { store } = await sharedSchema(t);
   const dead = await deadReplicaRun(store);
@@ -163,8 +186,8 @@ t.test('a Postgres lock is not granted while a live run of it still has a backen
   t.equal(await locks.acquire(spec, newRunId(Date.now()), lockKey), null, 'refused while the live run\'s backend works');
   t.equal(await locks.holder(spec), `run ${live.id} on ${hostname()} (pid ${process.pid}) is still working on it`);
 
-  // The run is over (its owner journalled it interrupted) but its backend goes on.
-  await store.append({ ...live, status: 'interrupted', finishedAt: new Date().toISOString() }).written;
+  // Its owner died (a process of this host that is gone; the file store judges by the pid), its backend goes on.
+  await store.append({ ...live, pid: 999_999_999 }).written;
   // Another remediation's backend is none of this lock's business.
   const other = run({ remediation: 'postgres.analyze', lockKey: 'postgres.analyze postgres:main/postgres:analyze' });
   await store.append({ ...other, status: 'failure' }).written;
@@ -175,7 +198,7 @@ t.test('a Postgres lock is not granted while a live run of it still has a backen
   t.same(await server.query('select pid from pg_stat_activity where pid = $1', [liveBackend.pid]), [], 'and its backend is gone');
   t.same((await server.query('select pid from pg_stat_activity where pid = $1', [otherBackend.pid])).length, 1, 'the other remediation\'s backend was left alone');
   t.same(log.lines().map(({ level, msg, deadRunId, status, pids }) => ({ level, msg, deadRunId, status, pids })), [
-    { level: 40, msg: 'terminated the backends of a run whose owner is gone before taking its lock', deadRunId: live.id, status: 'interrupted', pids: [liveBackend.pid] },
+    { level: 40, msg: 'terminated the backends of a run whose owner is gone before taking its lock', deadRunId: live.id, status: 'running', pids: [liveBackend.pid] },
   ]);
   t.equal(await locks.acquire(spec, newRunId(Date.now()), lockKey), null, 'held: the next run is refused');
   t.match(await locks.holder(spec), /^run [0-9a-f-]{36}, backend pid \d+$/, 'naming the run whose session holds it');

@@ -115,3 +115,15 @@ export interface Action<P, T = unknown, O extends Detail = Detail> {
  * an action back the value its own `params` schema produced.
  */
 export type AnyAction = Action<unknown, unknown>;
+
+/**
+ * run() failed part-way: the failure, and what it had done by then (keys deleted, rows archived,
+ * files removed...). The engine journals `done` as the failed run's output, so whoever looks knows
+ * where it stopped; the message is the failure's.
+ */
+export class PartialWork extends Error {
+  constructor(cause: unknown, readonly done: Readonly<Record<string, unknown>>) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'PartialWork';
+  }
+}

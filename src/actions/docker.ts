@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { z } from 'zod';
 import { diskUsage } from '../systems/docker/df.js';
 import { flag, identifier } from './params.js';
-import { type Action, type PlanStep } from './contract.js';
+import { PartialWork, type Action, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 
 // Go durations ("24h", "90m") or a timestamp, as `docker ... prune --filter until=` accepts them.
@@ -174,16 +174,20 @@ export const dockerPrune: Action<PruneParams, PrunePayload> = {
   async run(params, payload, context) {
     const docker = context.connections.docker(params.target);
     const results: PruneResult[] = [];
-    // One after another: the daemon refuses a second prune of a kind while one runs, and the order keeps images freed by removed containers.
-    for (const { kind, filters } of payload.prunes) results.push(await prune(docker, kind, filters, context.signal));
-    const reclaimedBytes = results.reduce((sum, result) => sum + result.reclaimedBytes, 0);
-    context.log.info({ target: params.target, reclaimedBytes }, 'docker prune finished');
-    return {
-      detail: {
-        reclaimedBytes,
-        pruned: Object.fromEntries(results.map((result) => [result.kind, { count: result.deleted.length, reclaimedBytes: result.reclaimedBytes, deleted: result.deleted.slice(0, LISTED) }])),
-      },
-    };
+    const done = () => ({
+      reclaimedBytes: results.reduce((sum, result) => sum + result.reclaimedBytes, 0),
+      pruned: Object.fromEntries(results.map((result) => [result.kind, { count: result.deleted.length, reclaimedBytes: result.reclaimedBytes, deleted: result.deleted.slice(0, LISTED) }])),
+    });
+    try {
+      // One after another: the daemon refuses a second prune of a kind while one runs, and the order keeps images freed by removed containers.
+      for (const { kind, filters } of payload.prunes) results.push(await prune(docker, kind, filters, context.signal));
+    } catch (err) {
+      // The kinds pruned before the failure stay pruned: the journal lists them.
+      throw new PartialWork(err, done());
+    }
+    const detail = done();
+    context.log.info({ target: params.target, reclaimedBytes: detail.reclaimedBytes }, 'docker prune finished');
+    return { detail };
   },
   async verify(params, before, output, context) {
     const df: unknown = await context.connections.docker(params.target).df();

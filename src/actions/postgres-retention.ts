@@ -8,7 +8,7 @@ import { explainLockTimeout, withClient } from './postgres-session.js';
 import { checkTarget } from './postgres-scope.js';
 import { nameReadings, qualified, retentionSql, type QualifiedName, type RetentionSql } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
-import { type Action, type ActionContext, type PlanStep } from './contract.js';
+import { PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 
 // Name the policy, or the table (as a rule templated from an alert would): either way, only a
@@ -159,7 +159,8 @@ export const retention: Action<RetentionParams, RetentionPayload, RetentionOutpu
           if (moved.deleted < payload.batchSize) break;
         }
       } catch (err) {
-        throw explainLockTimeout(err, policy.table, context.config.remediation.lockTimeoutSeconds);
+        // Batches already committed stay deleted (and archived): the journal says how many.
+        throw new PartialWork(explainLockTimeout(err, policy.table, context.config.remediation.lockTimeoutSeconds), { cutoff: payload.cutoff, deleted, archived, batches, archiveTable: payload.archiveTable });
       }
       return { detail: { cutoff: payload.cutoff, deleted, archived, batches, archiveTable: payload.archiveTable } };
     });

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { count, identifier } from './params.js';
 import { redisLock, requireRedisTarget } from './redis-target.js';
-import { type Action, type ActionContext, type PlanStep } from './contract.js';
+import { PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 
 const expireParams = z.strictObject({
@@ -141,14 +141,20 @@ export const expireKeys: Action<ExpireParams, ExpirePayload> = {
     let matched = 0;
     let affected = 0;
     let batches = 0;
-    for await (const batch of matchingBatches(redis, payload, context.signal)) {
-      scanned += batch.scanned;
-      matched += batch.keys.length;
-      affected += await applyBatch(redis, payload, batch.keys);
-      batches += 1;
+    const done = () => ({ scanned, matched, [payload.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches });
+    try {
+      for await (const batch of matchingBatches(redis, payload, context.signal)) {
+        scanned += batch.scanned;
+        matched += batch.keys.length;
+        affected += await applyBatch(redis, payload, batch.keys);
+        batches += 1;
+      }
+    } catch (err) {
+      // Keys already unlinked (or expired) stay so: the journal says how many.
+      throw new PartialWork(err, done());
     }
     context.log.info({ target: payload.target, pattern: payload.pattern, matched, affected }, 'expire_keys finished');
-    return { detail: { scanned, matched, [payload.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches } };
+    return { detail: done() };
   },
   async verify(params, _before, output, context) {
     const remaining = await countMatching(await context.connections.redis(params.target), params);

@@ -148,6 +148,8 @@ const statePostgres = z.strictObject({
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63').default('upkeep'),
   // Each statement's limit (and the connect timeout): a stuck database fails a claim, it does not hang it.
   timeoutSeconds: seconds.default(10),
+  // How long a replica's runs outlive it: renewed every third of it, a peer marks a dead replica's runs interrupted once it expires.
+  leaseSeconds: z.number().int().min(3).max(3600).default(30),
 });
 
 function isTimeZone(zone: string): boolean {

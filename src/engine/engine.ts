@@ -10,6 +10,7 @@ import { RunFinisher } from './finish.js';
 import { idempotencyKey } from './guards/idempotency.js';
 import { RunHistory } from './history.js';
 import type { RunRecord, RunStatus } from './journal.js';
+import { LeaseKeeper, RunLiveness } from './leases.js';
 import { Locks } from './locks.js';
 import { RemediationMetrics } from './metrics.js';
 import { RunPipeline } from './pipeline.js';
@@ -54,6 +55,7 @@ export class Engine implements RunSubmitter, TickClaims {
   private readonly now: () => number;
   readonly metrics: RemediationMetrics;
   private closing = false;
+  private leases: LeaseKeeper | null = null;
 
   private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
     const { config, log } = options;
@@ -65,17 +67,23 @@ export class Engine implements RunSubmitter, TickClaims {
       (remediation) => this.history.circuitOpen(remediation, this.now()));
     this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now);
     const pipeline = new RunPipeline({
-      config, log, connections: this.connections, locks: new Locks(this.connections), history: this.history,
+      config, log, connections: this.connections, locks: new Locks(this.connections, { liveness: new RunLiveness(store), log }), history: this.history,
       silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,
     });
     this.queue = new RunQueue(config.remediation, (job, controller) => pipeline.execute(job, controller));
   }
 
-  /** Opens the state store, marks runs a crash left behind as interrupted, and restores the last-success metric. */
+  /**
+   * Opens the state store, marks runs a crash left behind as interrupted, restores the last-success
+   * metric and, with a shared store, takes this process's lease (see leases.ts).
+   */
   static async create(options: EngineOptions): Promise<Engine> {
     const store = await openStateStore(options.config, options.log, options.now ?? Date.now);
     const engine = new Engine(options, store);
-    await recover({ store, history: engine.history, metrics: engine.metrics, remediations: new Set(engine.actions.keys()), log: options.log, now: engine.now });
+    const { history, metrics, now } = engine;
+    await recover({ store, history, metrics, remediations: new Set(engine.actions.keys()), log: options.log, now });
+    const leaseMs = (options.config.state.postgres?.leaseSeconds ?? 0) * 1000;
+    engine.leases = await LeaseKeeper.start({ store, history, metrics, log: options.log, now, leaseMs });
     return engine;
   }
 
@@ -229,15 +237,24 @@ export class Engine implements RunSubmitter, TickClaims {
     return cancelled;
   }
 
+  /** A run that never started because upkeep stopped did not do its work: its alert is given back, so a re-delivery runs it. */
+  private async cancelAtShutdown(job: Job): Promise<void> {
+    const { record } = job;
+    if (record.alert) {
+      await this.history.releaseAlert(idempotencyKey(record.alert, record.remediation), record.id)
+        .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot release the alert claim'));
+    }
+    job.settle(await this.finisher.finish({ ...record, status: 'cancelled', reason: 'upkeep shut down before the run started' }, {}));
+  }
+
   /** Cancels queued runs, interrupts running ones, and closes the journal and clients. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    for (const job of this.queue.closeWaiting()) {
-      void this.finisher.finish({ ...job.record, status: 'cancelled', reason: 'upkeep shut down before the run started' }, {}).then(job.settle);
-    }
+    const cancelling = this.queue.closeWaiting().map((job) => this.cancelAtShutdown(job));
     await this.queue.abortActive(new ShutDown('upkeep shut down'));
-    await Promise.allSettled([...this.admitting]);
+    await Promise.allSettled([...this.admitting, ...cancelling]);
+    await this.leases?.stop();
     await this.store.close();
     await this.connections.close();
   }

@@ -1,4 +1,4 @@
-import type { ActionContext, AnyAction, Risk } from '../actions/contract.js';
+import { PartialWork, type ActionContext, type AnyAction, type Risk } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -50,7 +50,7 @@ export class RunPipeline {
     const startedMs = now();
     const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
     const deadline = Date.now() + timeoutMs;
-    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log);
+    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
     const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now };
     // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
@@ -74,7 +74,7 @@ export class RunPipeline {
       if (record.dryRun) {
         record = await this.dryRun(record, action, params, context, step);
       } else {
-        const acquiring = this.parts.locks.acquire(lockSpec, record.id);
+        const acquiring = this.parts.locks.acquire(lockSpec, record.id, lockKey);
         const lock = await step(acquiring).catch((err: unknown) => {
           // Given up on at the deadline: if the lock still arrives later, let it go at once.
           void acquiring.then((late) => late?.release(), () => undefined);
@@ -146,12 +146,14 @@ export class RunPipeline {
 function stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: Logger): RunRecord {
   if (err instanceof Stop) return { ...record, status: err.status, reason: err.reason, skipCode: err.code };
   if (err instanceof ValidationError) return { ...record, status: 'rejected', reason: err.message };
+  // What a run that failed part-way had done by then is its output.
+  const done = err instanceof PartialWork ? { output: { ...err.done } } : {};
   if (err instanceof ShutDown || (signal.aborted && signal.reason instanceof ShutDown)) {
-    return { ...record, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorMessage(err) };
+    return { ...record, ...done, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorMessage(err) };
   }
   // The 'run finished' line carries the message; the stack is for whoever turns on debug.
   log.debug({ err }, 'remediation failed');
-  return { ...record, status: 'failure', error: signal.aborted ? `${errorMessage(signal.reason)}: ${errorMessage(err)}` : errorMessage(err) };
+  return { ...record, ...done, status: 'failure', error: signal.aborted ? `${errorMessage(signal.reason)}: ${errorMessage(err)}` : errorMessage(err) };
 }
 
 /** Resolves with the work, or rejects once the signal has been aborted for a grace period the work ignored. */

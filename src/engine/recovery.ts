@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import { idempotencyKey } from './guards/idempotency.js';
 import type { RunHistory } from './history.js';
+import type { RunRecord } from './journal.js';
 import type { RemediationMetrics } from './metrics.js';
 import type { StateStore } from './state/store.js';
 
@@ -17,13 +18,20 @@ export async function recover(parts: {
   await history.replay(store.legacyRecords());
   for (const { file, lines } of store.skipped) log.warn({ file, lines }, 'journal lines could not be read and were skipped');
   const interrupted = await store.recoverInterrupted(new Date(now()));
-  for (const record of interrupted) {
-    log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted');
-    metrics.finished(record.remediation, record.status, null, now());
-    // An interrupted run did not do its work: a re-delivery of its alert may run again.
-    if (record.alert) await history.releaseAlert(idempotencyKey(record.alert, record.remediation), record.id);
-  }
+  await settleInterrupted(interrupted, parts, (record) => log.warn({ runId: record.id, remediation: record.remediation }, 'run was left unfinished by a previous upkeep; journalled as interrupted'));
   for (const [remediation, at] of await store.guards.lastSuccesses()) {
     if (remediations.has(remediation)) metrics.lastSuccess.set({ remediation }, at / 1000);
+  }
+}
+
+/** What follows a run journalled interrupted for its dead owner (at start, or by a peer once the owner's lease expired): the metric, a log line, and its alert given back. */
+export async function settleInterrupted(
+  records: readonly RunRecord[], parts: { history: RunHistory; metrics: RemediationMetrics; now: () => number }, report: (record: RunRecord) => void,
+): Promise<void> {
+  for (const record of records) {
+    report(record);
+    parts.metrics.finished(record.remediation, record.status, null, parts.now());
+    // An interrupted run did not do its work: a re-delivery of its alert may run again.
+    if (record.alert) await parts.history.releaseAlert(idempotencyKey(record.alert, record.remediation), record.id);
   }
 }

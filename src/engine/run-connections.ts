@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Connections } from '../systems/connections.js';
+import { runApplicationName } from './locks.js';
 
 interface TrackedClient {
   readonly client: pg.Client;
@@ -33,11 +34,13 @@ export class RunConnections extends Connections {
     private readonly deadline: number,
     private readonly lockTimeoutMs: number,
     private readonly log: Logger,
+    private readonly runId: string,
   ) {
     super(config);
   }
 
-  override async postgres(target: string, database: string, applicationName = 'upkeep-remediation'): Promise<pg.Client> {
+  /** Each backend is tagged `upkeep:<runId>` (unless asked otherwise), so a replica can cut off what a dead run left working. */
+  override async postgres(target: string, database: string, applicationName = runApplicationName(this.runId)): Promise<pg.Client> {
     const key = `${target}\u0000${database}\u0000${applicationName}`;
     const idle = this.idle.get(key) ?? [];
     let reusable = idle.pop();

@@ -132,11 +132,12 @@ t.test('check-config', async (t) => {
     const plain = capture();
     t.equal(await main(['check-config', '--config', await configFile('state: { dir: /var/lib/upkeep }\n')], plain), 0);
     t.match(plain.stdout.join('\n'), '  state: directory /var/lib/upkeep');
-    const bad = parseConfig('state: { postgres: { url: "mysql://x@y/z", schema: "Upkeep; drop", timeoutSeconds: 0 } }\n', {});
+    const bad = parseConfig('state: { postgres: { url: "mysql://x@y/z", schema: "Upkeep; drop", timeoutSeconds: 0, leaseSeconds: 2 } }\n', {});
     t.same(bad.ok ? [] : bad.errors, [
       { path: 'state.postgres.url', message: 'must be a postgres:// URL' },
       { path: 'state.postgres.schema', message: 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63' },
       { path: 'state.postgres.timeoutSeconds', message: 'Too small: expected number to be >0' },
+      { path: 'state.postgres.leaseSeconds', message: 'Too small: expected number to be >=3' },
     ]);
     const missing = parseConfig('state: { postgres: { schema: upkeep } }\n', {});
     t.same(missing.ok ? [] : missing.errors, [{ path: 'state.postgres.url', message: 'is required' }]);

@@ -97,4 +97,34 @@ for (const kind of kinds) {
     t.same(captured.lines().filter((line) => line.level === 40).map((line) => [line.msg, line.runId]),
       [['run was left unfinished by a previous upkeep; journalled as interrupted', running.id]]);
   });
+
+  t.test(`${kind.name}: a run cancelled at shutdown before it started gives its alert back, and a re-delivery after the restart runs it`, async (t) => {
+    const action = flakyAction();
+    let started = () => undefined as void;
+    const running = new Promise<void>((resolve) => { started = resolve; });
+    // The first run holds the only slot until shutdown aborts it.
+    const blocking: Action<{ n: number }> = {
+      ...action,
+      run: (_params, _payload, context) => new Promise((_resolve, reject) => {
+        started();
+        context.signal.addEventListener('abort', () => reject(context.signal.reason instanceof Error ? context.signal.reason : new Error('aborted')), { once: true });
+      }),
+    };
+    const config = testConfig({ state: await kind.state(t), remediation: { concurrency: 1 } });
+    const engine = await Engine.create({ config, log: bufferLogger().log, actions: [blocking] });
+    const waiting = { ...request, alert: { ...alert, fingerprint: 'f-waiting' } };
+    const first = engine.submit(request);
+    await running;
+    const second = engine.submit(waiting);
+    t.equal(await second.journalled, 'queued');
+    await engine.close();
+    t.same([(await first.done).status, (await second.done).status], ['interrupted', 'cancelled']);
+    t.equal((await second.done).reason, 'upkeep shut down before the run started');
+
+    const restarted = await Engine.create({ config, log: bufferLogger().log, actions: [action] });
+    t.teardown(() => restarted.close());
+    t.same([(await restarted.submit(waiting).done).status, (await restarted.submit(request).done).status], ['success', 'success'],
+      'both alerts run when re-delivered: neither run did its work');
+    t.equal(action.executed, 2);
+  });
 }

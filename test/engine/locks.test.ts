@@ -44,13 +44,17 @@ t.test('two replicas get the same alert: one VACUUM runs, the other is skipped b
   const firstReply = await postWebhook(first, payload);
   // The first replica now holds the advisory lock and its VACUUM waits for the table lock.
   await waitFor('the first VACUUM to wait for the table lock', async () => {
-    const waiting = await server.query("select pid from pg_stat_activity where application_name = 'upkeep-remediation' and wait_event_type = 'Lock' and query like 'VACUUM%'");
+    const waiting = await server.query("select pid from pg_stat_activity where application_name like 'upkeep:%' and wait_event_type = 'Lock' and query like 'VACUUM%'");
     if (waiting.length !== 1) throw new Error('not waiting yet');
   });
+  const [holderRow] = await server.query<{ pid: number }>("select pid from pg_locks where locktype = 'advisory' and granted");
+  const lockHolder = holderRow?.pid;
   const secondRun = await finishedRun(second, (await postWebhook(second, payload)).body?.accepted[0]?.runId ?? '');
   t.equal(secondRun.status, 'skipped');
   t.equal(secondRun.skipCode, 'lock');
-  t.match(secondRun.reason, /^locked: another run of postgres\.vacuum holds the lock on postgres\.vacuum postgres:main\/app:vacuum:"public"\."orders"$/);
+  const firstRunId = firstReply.body?.accepted[0]?.runId ?? '';
+  t.equal(secondRun.reason, `locked: another run of postgres.vacuum holds the lock on postgres.vacuum postgres:main/app:vacuum:"public"."orders" (run ${firstRunId}, backend pid ${lockHolder})`,
+    'naming the run whose session holds the lock');
 
   await lock.release();
   const firstRun = await finishedRun(first, firstReply.body?.accepted[0]?.runId ?? '');

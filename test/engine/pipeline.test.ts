@@ -150,8 +150,8 @@ t.test('locks: Redis SET NX PX with a short TTL renewed while held, an owner-che
   const replicaB = new Connections(config);
   t.teardown(async () => { await replicaA.close(); await replicaB.close(); });
   // A one-second TTL here (30 s in production), so expiry and renewal show in a test.
-  const locksA = new Locks(replicaA, 1000);
-  const locksB = new Locks(replicaB, 1000);
+  const locksA = new Locks(replicaA, { redisTtlMs: 1000 });
+  const locksB = new Locks(replicaB, { redisTtlMs: 1000 });
   const client = redis.client();
   t.teardown(() => client.disconnect());
 

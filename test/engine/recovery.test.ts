@@ -37,7 +37,7 @@ t.test('kill -9 during a long run, then restart: the run is journalled interrupt
   t.equal(response.status, 202);
   const { runId } = z.object({ runId: z.string() }).parse(await response.json());
   await waitFor('the VACUUM to be running', async () => {
-    const waiting = await server.query("select pid from pg_stat_activity where application_name = 'upkeep-remediation' and query like 'VACUUM%'");
+    const waiting = await server.query("select pid from pg_stat_activity where application_name like 'upkeep:%' and query like 'VACUUM%'");
     if (waiting.length !== 1) throw new Error('not running yet');
   });
   t.equal((await journalLines(stateDir)).filter((line) => line.id === runId).at(-1)?.status, 'running', 'journalled running before the crash');

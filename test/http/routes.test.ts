@@ -101,7 +101,7 @@ t.test('a resolved alert cancels its queued runs', async (t) => {
 
   const busy = await postWebhook(app, await webhookPayload({ fingerprint: 'orders1' }));
   await waitFor('the orders VACUUM to hold the only slot', async () => {
-    const waiting = await server.query("select pid from pg_stat_activity where application_name = 'upkeep-remediation' and query like 'VACUUM%'");
+    const waiting = await server.query("select pid from pg_stat_activity where application_name like 'upkeep:%' and query like 'VACUUM%'");
     if (waiting.length !== 1) throw new Error('not yet');
   });
   const queued = await postWebhook(app, await webhookPayload({ fingerprint: 'customers1', labels: { table: 'customers' } }));

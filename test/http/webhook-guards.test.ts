@@ -170,7 +170,7 @@ t.test('public.orders, orders, "orders" and PUBLIC.orders are one table: one loc
   t.teardown(async () => { await locker.query('rollback').catch(() => undefined); await locker.end(); });
   const waiting = await vacuumFor('c1', 'public.customers');
   await waitFor('the first VACUUM to wait for the table lock', async () => {
-    const rows = await server.query("select pid from pg_stat_activity where application_name = 'upkeep-remediation' and wait_event_type = 'Lock' and query like 'VACUUM%'");
+    const rows = await server.query("select pid from pg_stat_activity where application_name like 'upkeep:%' and wait_event_type = 'Lock' and query like 'VACUUM%'");
     if (rows.length !== 1) throw new Error('not waiting yet');
   });
   const refused = await finishedRun(app, await vacuumFor('c2', 'customers'));

@@ -17,6 +17,8 @@ const MAINTENANCE_MS = 3_600_000;
 
 /** The embedded state store: a directory, for one replica (and the `upkeep run` processes beside it). */
 export class FileStore implements StateStore {
+  /** One host: a start marks what a crash left (recoverInterrupted), no lease needed. */
+  readonly leases = null;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(private readonly journal: FileJournal, readonly guards: GuardFile, private readonly log: Logger, maintenanceMs: number) {

@@ -18,12 +18,18 @@ export function otherProcessAlive(host: string | undefined, pid: number | undefi
   }
 }
 
-/** A run whose owner died before it finished, as the journal records it: interrupted, saying at which stage. */
-export function interruptedRecord(record: RunRecord, now: Date): RunRecord {
+/** A run whose owner died before it finished, as the journal records it: interrupted, saying at which stage (and, when a peer judged it, which owner). */
+export function interruptedRecord(record: RunRecord, now: Date, deadOwner?: string): RunRecord {
+  const who = deadOwner === undefined ? 'upkeep stopped' : `${deadOwner} stopped renewing its lease`;
   return {
     ...record,
     status: 'interrupted',
-    reason: record.status === 'running' ? 'upkeep stopped while the run was in progress; check the target before re-running' : 'upkeep stopped before the run started',
+    reason: record.status === 'running' ? `${who} while the run was in progress; check the target before re-running` : `${who} before the run started`,
     finishedAt: now.toISOString(),
   };
+}
+
+/** A replica as messages name it. */
+export function replicaName(host: string | undefined, pid: number | undefined): string {
+  return `replica ${host ?? '(unknown host)'} (pid ${pid ?? 'unknown'})`;
 }

@@ -8,7 +8,8 @@ import type { StateDb } from './postgres-db.js';
  * pages on (queued_ms is the run's place in the order: the time in its id). The guards: alert
  * claims and schedule tick claims (a unique key each, so one statement claims), the last
  * execution per lock key (cooldowns), failures since the last success (circuit breaker) and
- * the last success per remediation. Then the replicas' membership (targets shared out).
+ * the last success per remediation. leases (version 2): each process's lease, so a peer can
+ * tell a dead replica's runs. members (version 3): the replicas that collect (targets shared out).
  */
 const MIGRATIONS: readonly ((t: (name: string) => string) => string[])[] = [
   (t) => [
@@ -37,6 +38,11 @@ const MIGRATIONS: readonly ((t: (name: string) => string) => string[])[] = [
     `create index executions_by_age on ${t('executions')} (last_ms)`,
     `create table ${t('failures')} (remediation text not null, at_ms bigint not null, run_id text not null, primary key (remediation, at_ms, run_id))`,
     `create table ${t('successes')} (remediation text primary key, last_ms bigint not null)`,
+  ],
+  // Leases: one row per live process (replica or `upkeep run`), renewed while it lives; its
+  // expiry is the database's clock, so replicas' clocks never have to agree.
+  (t) => [
+    `create table ${t('leases')} (host text collate "C" not null, pid integer not null, expires_ms bigint not null, primary key (host, pid))`,
   ],
   // members: one row per running replica, its heartbeat renewed every few seconds on the
   // database's clock (postgres-members.ts), so the replicas' own clocks never decide who is live.

@@ -4,6 +4,7 @@ import { CLAIM_TTL_MS } from './guard-file.js';
 import { HOST, interruptedRecord, otherProcessAlive } from './owner.js';
 import { StateDb, storableJson, storableText } from './postgres-db.js';
 import { PostgresGuards } from './postgres-guards.js';
+import { PostgresLeases } from './postgres-leases.js';
 import { migrate, SCHEMA_VERSION } from './postgres-migrate.js';
 import { decodeCursor, encodeCursor, runKey } from './run-key.js';
 import type { RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
@@ -29,6 +30,7 @@ const UNFINISHED = ['queued', 'running'];
  */
 export class PostgresStore implements StateStore {
   readonly guards: PostgresGuards;
+  readonly leases: PostgresLeases;
   readonly skipped: readonly { file: string; lines: number }[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
@@ -38,6 +40,7 @@ export class PostgresStore implements StateStore {
   private constructor(private readonly db: StateDb, private readonly options: PostgresStoreOptions) {
     this.now = options.now ?? Date.now;
     this.guards = new PostgresGuards(db, { claimTtlMs: CLAIM_TTL_MS, cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs });
+    this.leases = new PostgresLeases(db, parseRow, this.now);
     this.timer = setInterval(() => void this.maintain(), options.maintenanceMs ?? MAINTENANCE_MS);
     this.timer.unref();
   }
@@ -143,7 +146,7 @@ export class PostgresStore implements StateStore {
 
   /**
    * Marks runs left queued or running by a dead process of this host as interrupted. Another
-   * host's runs are not this replica's to judge: that needs the owner's lease (not built yet).
+   * host's runs wait for their owner's lease to expire (leases.interruptExpired).
    */
   async recoverInterrupted(now: Date): Promise<RunRecord[]> {
     const rows = await this.db.query<{ record: string }>('finding unfinished runs', `

@@ -32,7 +32,36 @@ export interface StateStore {
   /** Lines the store could not read back at open (a torn last line after a crash), per file. */
   readonly skipped: readonly { file: string; lines: number }[];
   readonly guards: GuardMemory;
+  /**
+   * The leases of the processes sharing this store, so a live replica can tell a dead one's runs;
+   * null for a store that serves one host (the file store), where a start recovers what a crash left.
+   */
+  readonly leases: ReplicaLeases | null;
   close(): Promise<void>;
+}
+
+/**
+ * Each process sharing a store holds a lease there while it lives (`upkeep serve` and `upkeep
+ * run` alike), named as its runs name their owner: host and pid. Expiry is the store's clock.
+ */
+export interface ReplicaLeases {
+  /** Takes or extends this process's lease to `leaseMs` from now. */
+  renew(leaseMs: number): Promise<void>;
+  /** Of these owners, the ones whose lease is live now (as `host pid`). */
+  live(owners: readonly { host: string; pid: number }[]): Promise<ReadonlySet<string>>;
+  /**
+   * Marks the queued and running runs of every other process whose lease has expired (or that
+   * never held one and has not written for `leaseMs`) as interrupted, each naming its dead
+   * owner, and forgets the expired leases; returns the runs it marked.
+   */
+  interruptExpired(now: Date, leaseMs: number): Promise<RunRecord[]>;
+  /** Gives this process's lease up (a clean stop, once its runs have ended). */
+  release(): Promise<void>;
+}
+
+/** How a lease names its owner. */
+export function ownerKey(host: string, pid: number): string {
+  return `${host} ${pid}`;
 }
 
 /** The guards' memory. Bounded: a store may forget what no guard can need any more (documented per store). */

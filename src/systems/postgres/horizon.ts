@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 // The collector's own sessions (application_name upkeep) hold a snapshot only for the length of a
 // query under statement_timeout; counting them would name upkeep as the holder whenever nothing
-// else holds one. Remediations (upkeep-remediation) are counted: a long batch does hold it.
+// else holds one. Remediations (upkeep:<runId>) are counted: a long batch does hold it.
 export const NOT_COLLECTOR = "application_name IS DISTINCT FROM 'upkeep'";
 export const IDLE = `state IN ('idle in transaction', 'idle in transaction (aborted)') AND ${NOT_COLLECTOR}`;
 // Walsenders' xmin is the standby's (hot_standby_feedback), counted as `standby`; autovacuum

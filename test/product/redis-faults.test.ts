@@ -1,0 +1,154 @@
+import t from 'tap';
+import { z } from 'zod';
+import { runRecordSchema, type RunRecord } from '../../src/engine/journal.js';
+import { waitFor } from '../fixtures/ports.js';
+import { startRedis, type RedisServer } from '../fixtures/redis.js';
+import { tempDir } from '../http/helpers.js';
+import { serveInstalled, writeConfig, type Served } from './installed.js';
+
+/**
+ * Redis failing under a run, with the installed `upkeep serve`: a replica killed during
+ * redis.expire_keys, Redis down for 20 seconds during it, and Redis killed during a BGSAVE.
+ * A lock outlives its owner by at most its TTL (30 s), so the next run happens within a generous
+ * bound; the test never asserts how long anything took.
+ */
+const PATTERN = 'celery-task-meta-*';
+const queuedReply = z.object({ runId: z.string() });
+
+async function start(served: Served, remediation: string, params: Record<string, unknown>): Promise<string> {
+  const response = await fetch(`${served.base}/remediations/${remediation}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ params }) });
+  if (response.status !== 202) throw new Error(`${response.status}: ${await response.text()}`);
+  return queuedReply.parse(await response.json()).runId;
+}
+
+async function finished(served: Served, runId: string): Promise<RunRecord> {
+  return waitFor(`run ${runId} to finish`, async () => {
+    const record = runRecordSchema.parse(await (await fetch(`${served.base}/runs/${runId}`)).json());
+    if (record.status === 'queued' || record.status === 'running') throw new Error(`still ${record.status}`);
+    return record;
+  }, 180_000, 200);
+}
+
+/** Keys the DEBUG POPULATE way: `celery-task-meta-:N`, many enough that a run in batches of 10 takes a while. */
+async function populate(redis: RedisServer, keys: number): Promise<void> {
+  const client = redis.client();
+  try {
+    await client.call('DEBUG', 'POPULATE', String(keys), 'celery-task-meta-');
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function redisQuery<T>(redis: RedisServer, work: (client: ReturnType<RedisServer['client']>) => Promise<T>): Promise<T> {
+  const client = redis.client();
+  client.on('error', () => undefined);
+  try {
+    return await work(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Manual runs of the same lock, one after another, until one is not skipped for the lock: what they were, in order. */
+async function runUntilNotLocked(served: Served, params: Record<string, unknown>): Promise<RunRecord[]> {
+  const runs: RunRecord[] = [];
+  await waitFor('a run not skipped for the lock', async () => {
+    const run = await finished(served, await start(served, 'redis.expire_keys', params));
+    runs.push(run);
+    if (run.status === 'skipped' && run.skipCode === 'lock') throw new Error(run.reason);
+  }, 120_000, 2000);
+  return runs;
+}
+
+t.test('kill -9 of the replica running redis.expire_keys: the next run, on another replica, starts once the lock\'s TTL runs out', async (t) => {
+  const redis = await startRedis({ args: ['--enable-debug-command', 'yes'] });
+  t.teardown(() => redis.destroy());
+  await populate(redis, 300_000);
+  const config = async () => (await writeConfig(t, {
+    state: { dir: await tempDir(t) },
+    targets: { redis: [{ name: 'cache', url: redis.url, keyPatterns: [PATTERN] }] },
+    collectors: { disabled: ['disks', 'docker'] },
+  })).file;
+  const [doomed, survivor] = await Promise.all([serveInstalled(t, await config()), serveInstalled(t, await config())]);
+  if (!doomed || !survivor) throw new Error('two replicas');
+
+  const deadRun = await start(doomed, 'redis.expire_keys', { target: 'cache', pattern: PATTERN, batchSize: 10 });
+  await waitFor('the run to hold its lock and be deleting', async () => {
+    const [holder, left] = await redisQuery(redis, async (client) => [await client.get(`upkeep:lock:redis.expire_keys:${PATTERN}`), await client.dbsize()] as const);
+    if (!holder?.startsWith(deadRun) || left >= 300_001) throw new Error('not deleting yet');
+  }, 120_000, 100);
+  const doomedPid = doomed.child.pid;
+  doomed.child.kill('SIGKILL');
+  await waitFor('the replica to die', async () => { if (doomed.alive()) throw new Error('alive'); });
+
+  const runs = await runUntilNotLocked(survivor, { target: 'cache', pattern: PATTERN, batchSize: 10_000 });
+  const last = runs.at(-1);
+  t.equal(last?.status, 'success', last?.error ?? last?.reason ?? '');
+  for (const skipped of runs.slice(0, -1)) {
+    t.equal(skipped.reason, `locked: another run of redis.expire_keys holds the lock on redis.expire_keys redis:cache:redis.expire_keys:${PATTERN} (run ${deadRun} on ${skipped.host ?? ''} (pid ${doomedPid}))`, 'a skipped run names the dead holder');
+  }
+  t.equal(await redisQuery(redis, (client) => client.dbsize()), 0, 'every key is gone, and the lock with them');
+  t.equal(await survivor.stop(), 0);
+});
+
+t.test('Redis down for 20 seconds during redis.expire_keys: the run fails saying how many keys it had deleted, and the next run starts once the lock\'s TTL runs out', async (t) => {
+  // Kept on disk (AOF, every write), so the lock survives the outage as a crash would leave it.
+  const redis = await startRedis({ args: ['--enable-debug-command', 'yes', '--appendonly', 'yes', '--appendfsync', 'always'] });
+  t.teardown(() => redis.destroy());
+  await populate(redis, 300_000);
+  // DEBUG POPULATE writes nothing to the AOF: a rewrite puts the keys there.
+  await redisQuery(redis, (client) => client.bgrewriteaof());
+  await waitFor('the AOF rewrite', async () => {
+    const info = await redisQuery(redis, (client) => client.info('persistence'));
+    if (!/aof_rewrite_in_progress:0/.test(info) || !/aof_rewrite_scheduled:0/.test(info)) throw new Error('rewriting');
+  }, 60_000, 100);
+  const { file } = await writeConfig(t, {
+    targets: { redis: [{ name: 'cache', url: redis.url, keyPatterns: [PATTERN] }] },
+    collectors: { disabled: ['disks', 'docker'] },
+  });
+  const served = await serveInstalled(t, file);
+
+  const cutOff = await start(served, 'redis.expire_keys', { target: 'cache', pattern: PATTERN, batchSize: 10 });
+  await waitFor('the run to be deleting', async () => {
+    if (await redisQuery(redis, (client) => client.dbsize()) >= 300_000) throw new Error('not deleting yet');
+  }, 120_000, 100);
+  await redis.stop();
+  const failed = await finished(served, cutOff);
+  t.equal(failed.status, 'failure');
+  const done = z.object({ scanned: z.number(), matched: z.number(), unlinked: z.number(), batches: z.number() }).parse(failed.output);
+  t.ok(done.unlinked > 0, `the journal says what it had deleted: ${JSON.stringify(done)}`);
+  t.ok(failed.plan && failed.plan.length > 0, 'and what it planned');
+  await new Promise((resolve) => setTimeout(resolve, 20_000));
+  await redis.start();
+  // At most: an UNLINK whose reply the kill cut off did delete its keys without being counted.
+  t.ok(await redisQuery(redis, (client) => client.dbsize()) <= 300_000 + 1 - done.unlinked, 'the keys it reported deleted stay deleted');
+
+  const runs = await runUntilNotLocked(served, { target: 'cache', pattern: PATTERN, batchSize: 10_000 });
+  t.equal(runs.at(-1)?.status, 'success', runs.at(-1)?.error ?? '');
+  t.ok(runs.slice(0, -1).every((run) => run.reason?.includes(`(run ${cutOff} on `) === true), 'the runs skipped meanwhile name the failed run');
+  t.equal(await redisQuery(redis, (client) => client.dbsize()), 0);
+  t.equal(await served.stop(), 0);
+});
+
+t.test('kill -9 of Redis mid-BGSAVE, started again at once: the run is a failure, not a success', async (t) => {
+  // Each key delays the save (µs), so the save is still going when Redis is killed.
+  const redis = await startRedis({ args: ['--enable-debug-command', 'yes', '--rdb-key-save-delay', '200'] });
+  t.teardown(() => redis.destroy());
+  await populate(redis, 50_000);
+  const { file } = await writeConfig(t, {
+    targets: { redis: [{ name: 'cache', url: redis.url }] },
+    collectors: { disabled: ['disks', 'docker'] },
+  });
+  const served = await serveInstalled(t, file);
+  const runId = await start(served, 'redis.bgsave', { target: 'cache' });
+  await waitFor('the BGSAVE to be in progress', async () => {
+    const info = await redisQuery(redis, (client) => client.info('persistence'));
+    if (!/rdb_bgsave_in_progress:1/.test(info)) throw new Error('not saving yet');
+  }, 60_000, 50);
+  await redis.stop();
+  await redis.start();
+  const run = await finished(served, runId);
+  t.equal(run.status, 'failure');
+  t.match(run.error, /Redis restarted during the BGSAVE|the BGSAVE did not complete/);
+  t.equal(await served.stop(), 0);
+});

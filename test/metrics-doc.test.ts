@@ -5,7 +5,7 @@ import { buildApp } from '../src/server.js';
 import { bufferLogger } from './fixtures/log.js';
 import { tempDir } from './http/helpers.js';
 
-// docs/metrics.md lists every family upkeep exports, and nothing it does not.
+// docs/metrics.md lists every family upkeep exports, and nothing it does not; docs/comparison.md names only real ones.
 
 t.test('docs/metrics.md lists exactly the families /metrics declares', async (t) => {
   const app = await buildApp({ config: configSchema.parse({ state: { dir: await tempDir(t) } }), log: bufferLogger('info').log });
@@ -17,4 +17,8 @@ t.test('docs/metrics.md lists exactly the families /metrics declares', async (t)
   t.ok(exported.size > 100, `${exported.size} families exported`);
   t.same([...exported].filter((name) => !documented.has(name)).sort(), [], 'every exported family is documented');
   t.same([...documented].filter((name) => !exported.has(name)).sort(), [], 'every documented family is exported');
+  const compared = await readFile(new URL('../docs/comparison.md', import.meta.url), 'utf8');
+  const named = new Set([...compared.matchAll(/\b(upkeep_[a-z0-9_]+)/g)].map((match) => match[1] ?? ''));
+  t.ok(named.size > 40, `${named.size} families in docs/comparison.md`);
+  t.same([...named].filter((name) => !exported.has(name)).sort(), [], 'docs/comparison.md names only families upkeep exports');
 });

@@ -54,6 +54,7 @@ const SPEC_PARAMS: Record<string, readonly string[]> = {
   'postgres.analyze': ['target', 'database', 'table'],
   'postgres.reindex': ['target', 'database', 'table', 'index', 'concurrently'],
   'postgres.retention': ['policy'],
+  'postgres.terminate_idle': ['target', 'idleSeconds', 'database'],
   'redis.bgsave': ['target'],
   'redis.memory_purge': ['target'],
   'redis.expire_keys': ['target', 'pattern', 'mode', 'when', 'ttlOverSeconds', 'expireSeconds'],
@@ -65,7 +66,7 @@ const SPEC_PARAMS: Record<string, readonly string[]> = {
 };
 type Params = Readonly<Record<string, string | number | boolean>>;
 function specRisk(remediation: string, params: Params): 'safe' | 'disruptive' | 'destructive' {
-  if (['postgres.retention', 'redis.expire_keys', 'files.cleanup'].includes(remediation)) return 'destructive';
+  if (['postgres.retention', 'postgres.terminate_idle', 'redis.expire_keys', 'files.cleanup'].includes(remediation)) return 'destructive';
   if (remediation === 'docker.prune' && params.volumes === true) return 'destructive';
   if (remediation === 'logs.rotate') return 'disruptive';
   if (remediation === 'postgres.vacuum' && params.full === true) return 'disruptive';

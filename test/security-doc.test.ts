@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { configSchema } from '../src/config/schema.js';
@@ -96,7 +97,7 @@ t.test('the Redis ACL of docs/security.md is exactly what the collector and ever
 });
 
 t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retention and backups work with exactly those grants', async (t) => {
-  const roles = ['upkeep_metrics', 'upkeep_maintenance', 'upkeep_retention', 'upkeep_backup'];
+  const roles = ['upkeep_metrics', 'upkeep_maintenance', 'upkeep_retention', 'upkeep_backup', 'upkeep_sessions'];
   const server = await startPostgres({ passwordRoles: roles, settings: { autovacuum: 'off' } });
   t.teardown(() => server.destroy());
   await server.query('create role app_owner');
@@ -109,7 +110,7 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
     insert into app.events select g, now() - (g % 200) * interval '1 day', md5(g::text) from generate_series(1, 20000) g;
     delete from app.events where id % 10 = 0;
     reset role;`, [], 'appdb');
-  for (const block of ['postgres-metrics', 'postgres-maintenance', 'postgres-retention', 'postgres-backup']) await server.query(await docBlock(block), [], 'appdb');
+  for (const block of ['postgres-metrics', 'postgres-maintenance', 'postgres-retention', 'postgres-backup', 'postgres-terminate']) await server.query(await docBlock(block), [], 'appdb');
 
   const url = (role: string) => `postgres://${role}:change-me@127.0.0.1:${server.port}/postgres`;
   const root = await tempDir(t, 'upkeep-roles-');
@@ -130,6 +131,7 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
         { name: 'maintenance', url: url('upkeep_maintenance') },
         { name: 'retention', url: url('upkeep_retention') },
         { name: 'backup', url: url('upkeep_backup') },
+        { name: 'sessions', url: url('upkeep_sessions') },
       ],
       backups: [{ name: 'appdb', dir: join(root, 'backups'), pattern: 'appdb_*.sql.gz', source: { target: 'backup', database: 'appdb' } }],
     },
@@ -168,6 +170,25 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
     t.equal(deleted.status, 'success', deleted.error ?? '');
     t.match(deleted.output, { deleted: Number, archived: 0 });
     t.ok(Number(deleted.output?.deleted) > 0);
+  });
+
+  t.test('ending idle sessions: pg_read_all_stats and pg_signal_backend end another role\'s, never a superuser\'s', async (t) => {
+    const idle = async (user: string) => {
+      const client = new pg.Client({ connectionString: server.url('appdb').replace('postgres@', `${user}@`) });
+      client.on('error', () => undefined);
+      await client.connect();
+      t.teardown(() => client.end().catch(() => undefined));
+      await client.query('begin');
+      await client.query('select txid_current()');
+      return z.tuple([z.object({ pid: z.number() })]).parse((await client.query('select pg_backend_pid() as pid')).rows)[0].pid;
+    };
+    await server.query('alter role app_owner login');
+    const [owned, admin] = [await idle('app_owner'), await idle('postgres')];
+    const ended = await run(app, 'postgres.terminate_idle', { target: 'sessions', idleSeconds: 0 });
+    t.equal(ended.status, 'success', ended.error ?? '');
+    t.match(ended.output, { terminated: [{ pid: owned }], leftAlone: [] });
+    const left = await server.query<{ pid: number }>("select pid from pg_stat_activity where state = 'idle in transaction'");
+    t.same(left.map((row) => row.pid), [admin], 'the superuser\'s session stays');
   });
 
   t.test('backups: pg_read_all_data and CREATEDB dump and verify tables another role owns', async (t) => {

@@ -54,6 +54,8 @@ export interface ActionContext {
   readonly trigger: Trigger;
   /** The engine's clock, in epoch milliseconds: what a plan depends on in time (file ages, names, cutoffs) reads it. */
   readonly now: () => number;
+  /** A long run's progress (postgres.vacuum: its phase and heap blocks); the engine keeps the latest in the run's journal entry. */
+  readonly progress?: (detail: Readonly<Record<string, unknown>>) => void;
 }
 
 type Detail = Readonly<Record<string, unknown>>;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { ageOf, findRelation, oldestTables, snapshotAge, statsOf, type Relation } from '../systems/postgres/catalog.js';
 import { describeHolder, heldAtVacuum, horizonHolders, type HorizonHolder } from '../systems/postgres/horizon.js';
+import { runVacuums, type VacuumRunOutput } from './postgres-vacuum-progress.js';
 import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
 import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
@@ -19,6 +20,8 @@ const vacuumParams = z.strictObject({
   minXidAge: count().optional(),
   // Overrides the target's tables.minDeadTuples: the run proceeds only above it.
   minDeadTuples: count().optional(),
+  /** How often a running VACUUM's progress is read, logged and journalled. */
+  progressSeconds: count().refine((seconds) => seconds > 0, 'must be at least 1').default(10),
   ...scopeParams,
 });
 type VacuumParams = z.infer<typeof vacuumParams>;
@@ -80,7 +83,7 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
   });
 }
 
-export const vacuum: Action<VacuumParams, SqlPayload> = {
+export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
   name: 'postgres.vacuum',
   description: 'VACUUM (ANALYZE) one table, or every table over the dead-tuple threshold (minDeadTuples, default the target\'s tables.minDeadTuples); freeze: true runs VACUUM (FREEZE) on the oldest tables by age(relfrozenxid) first.',
   riskClass: 'safe; full: true is disruptive (VACUUM FULL holds an ACCESS EXCLUSIVE lock while it rewrites the table)',
@@ -116,7 +119,7 @@ export const vacuum: Action<VacuumParams, SqlPayload> = {
     const { over } = await vacuumTables(params, context);
     return sqlPlan(over.map((table) => vacuumStatement(table, { full: params.full, freeze: params.freeze, analyze: params.analyze })));
   },
-  run: (params, payload, context) => runStatements(context, params, payload, params.table ?? `tables in ${where(params)}`),
+  run: (params, payload, context) => runVacuums(context, params, payload.statements, params.table ?? `tables in ${where(params)}`, params.progressSeconds),
   async verify(params, before, _output, context) {
     const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => measure(params, table) > threshold(params, context.config));
     // One query at a time: a pg client queues concurrent queries, and pg 9 will refuse them.

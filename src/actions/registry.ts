@@ -1,5 +1,6 @@
 import { analyze, vacuum } from './postgres.js';
 import { reindex } from './postgres-reindex.js';
+import { terminateIdle } from './postgres-terminate.js';
 import { retention } from './postgres-retention.js';
 import { pgDump } from './backup.js';
 import { backupVerify } from './backup-verify.js';
@@ -18,6 +19,7 @@ export const ACTIONS: readonly AnyAction[] = [
   analyze,
   reindex,
   retention,
+  terminateIdle,
   bgsave,
   memoryPurge,
   expireKeys,

@@ -2,14 +2,15 @@ import type pg from 'pg';
 import type { Logger } from '../log.js';
 import { ACTIVITY_FAMILIES, readActivity } from './postgres-activity.js';
 import { HORIZON_FAMILIES, readHorizon } from './postgres-horizon.js';
+import { PROGRESS_FAMILIES, readProgress } from './postgres-progress.js';
 import { readReplication, REPLICATION_FAMILIES } from './postgres-replication.js';
 import { readWraparound, WRAPAROUND_FAMILIES } from './postgres-wraparound.js';
 import type { FamilySpec, Reading } from './framework/types.js';
 
 /** The families read once per target (server-wide views), not once per database. */
-export const SERVER_FAMILIES: readonly FamilySpec[] = [...WRAPAROUND_FAMILIES, ...HORIZON_FAMILIES, ...ACTIVITY_FAMILIES, ...REPLICATION_FAMILIES];
+export const SERVER_FAMILIES: readonly FamilySpec[] = [...WRAPAROUND_FAMILIES, ...HORIZON_FAMILIES, ...ACTIVITY_FAMILIES, ...REPLICATION_FAMILIES, ...PROGRESS_FAMILIES];
 
-const READERS = [['wraparound', readWraparound], ['horizon', readHorizon], ['activity', readActivity], ['replication', readReplication]] as const;
+const READERS = [['wraparound', readWraparound], ['horizon', readHorizon], ['activity', readActivity], ['replication', readReplication], ['progress', readProgress]] as const;
 
 /**
  * The server-wide readings of one target, over the connection to the database in its URL. Each

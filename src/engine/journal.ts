@@ -30,6 +30,8 @@ export const runRecordSchema = z.object({
   /** What run() was handed: exactly the plan's payload (JSON), so a dry run shows what a real run executes. */
   payload: z.unknown().optional(),
   output: json.optional(),
+  /** The latest progress a long run reported while it ran (postgres.vacuum: phase, heap blocks; `summary` is one line for people). */
+  progress: json.optional(),
   verification: verifyResultSchema.optional(),
   error: z.string().optional(),
   queuedAt: z.string(),

@@ -52,7 +52,14 @@ export class RunPipeline {
     const deadline = Date.now() + timeoutMs;
     const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
-    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now };
+    // A long run's progress goes into its journal entry while it runs, and stays in the final one.
+    let progress: Record<string, unknown> | undefined;
+    const report = (detail: Readonly<Record<string, unknown>>) => {
+      progress = { ...detail };
+      record = { ...record, progress };
+      void store.append(record).durable.catch((err: unknown) => runLog.warn({ err }, 'cannot journal the run\'s progress'));
+    };
+    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now, progress: report };
     // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
     controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
@@ -86,7 +93,8 @@ export class RunPipeline {
         }
         const silenceId = await this.parts.silences.hold(request.alert, record, deadline, runLog);
         try {
-          record = await this.act(record, action, params, context, step, silenceId, (progress) => { record = progress; });
+          record = await this.act(record, action, params, context, step, silenceId, (known) => { record = progress ? { ...known, progress } : known; });
+          if (progress) record = { ...record, progress };
         } finally {
           if (silenceId) await this.parts.silences.release(silenceId, runLog);
           await lock.release().catch((err: unknown) => runLog.error({ err }, 'releasing the lock failed'));

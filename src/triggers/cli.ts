@@ -24,6 +24,7 @@ export function parseParams(pairs: readonly string[]): Record<string, string> {
 export function formatRun(record: RunRecord): string[] {
   const lines = [`run ${record.id}: ${record.remediation} (${record.trigger}${record.dryRun ? ', dry run' : ''})`];
   if (record.plan && record.plan.length > 0) lines.push('plan:', ...record.plan.map((step) => `  ${step.kind}: ${step.detail}`));
+  if (typeof record.progress?.summary === 'string') lines.push(`progress: ${record.progress.summary}`);
   lines.push(`status: ${record.status}`);
   if (record.reason) lines.push(`reason: ${record.reason}`);
   if (record.verification) lines.push(`verification: ${record.verification.ok ? 'ok' : 'FAILED'}: ${record.verification.detail}`);

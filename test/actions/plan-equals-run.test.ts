@@ -1,5 +1,6 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import t from 'tap';
 import type { AnyAction } from '../../src/actions/contract.js';
 import { ACTIONS } from '../../src/actions/registry.js';
@@ -29,6 +30,14 @@ t.test('for every remediation, the dry run plans what the real run then executes
   await postgres.query('create table logs (id int primary key, created_at timestamptz not null)', [], 'refnet');
   await postgres.query("insert into logs select g, now() - interval '40 days' - g * interval '1 minute' from generate_series(1, 50) g", [], 'refnet');
   await postgres.query("insert into logs select g, now() - interval '1 day' from generate_series(51, 60) g", [], 'refnet');
+  // For postgres.terminate_idle: a session of an ordinary role, left idle in a transaction.
+  await postgres.query('create role report_job login');
+  const idler = new pg.Client({ connectionString: postgres.url('refnet').replace('postgres@', 'report_job@') });
+  idler.on('error', () => undefined);
+  await idler.connect();
+  t.teardown(() => idler.end().catch(() => undefined));
+  await idler.query('begin');
+  await idler.query('select txid_current()');
   const redis = await startRedis();
   t.teardown(() => redis.destroy());
   const client = redis.client();
@@ -82,6 +91,8 @@ t.test('for every remediation, the dry run plans what the real run then executes
   t.teardown(() => engine.close());
 
   const runs: Array<[string, Record<string, unknown>]> = [
+    // First: the session it ends holds the vacuum horizon, which the freezes below need to advance.
+    ['postgres.terminate_idle', { target: 'main', idleSeconds: 0 }],
     ['postgres.vacuum', { target: 'main', database: 'refnet', table: 'orders', minDeadTuples: 100 }],
     ['postgres.vacuum', { target: 'main', database: 'refnet', table: 'orders', freeze: true }],
     // Every table by age(relfrozenxid), oldest first: the order must not shift between the dry and the real run.

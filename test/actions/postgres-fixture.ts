@@ -25,3 +25,15 @@ export async function tableStats(server: PostgresServer, database: string, table
   if (!row) throw new Error(`no stats for ${table}`);
   return { deadTuples: Number(row.dead), vacuumCount: Number(row.vacuums), analyzeCount: Number(row.analyzes) };
 }
+
+/**
+ * Creates `database` with a table of about 2,000 heap blocks, half its rows dead, and makes every
+ * VACUUM there slow (cost-based delay for the database's new sessions): long enough that its
+ * progress can be read while it runs.
+ */
+export async function slowVacuumTable(server: PostgresServer, database: string, table: string): Promise<void> {
+  await server.query(`create database ${database}`);
+  await server.query(`alter database ${database} set vacuum_cost_delay = '20ms'`);
+  await server.query(`alter database ${database} set vacuum_cost_limit = 100`);
+  await tableWithDeadTuples(server, database, table, 200_000, 100_000);
+}

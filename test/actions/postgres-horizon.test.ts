@@ -72,3 +72,50 @@ t.test('a replication slot holding the horizon is named', async (t) => {
   t.equal(second.status, 'success', second.error ?? second.reason ?? '');
   t.equal((await tableStats(primary, 'app', 'orders')).deadTuples, 0, 'the dead tuples are gone');
 });
+
+t.test('acceptance: the skipped vacuum names the idle session; postgres.terminate_idle (opt-in, in a window) ends it; the next vacuum removes the dead tuples', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await server.query('create role report_job login');
+  const holder = new pg.Client({ connectionString: server.url('app').replace('postgres@', 'report_job@'), application_name: 'report-job' });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  t.teardown(() => holder.end().catch(() => undefined));
+  await holder.query('begin');
+  await holder.query('select txid_current()');
+  const [{ pid }] = z.tuple([z.object({ pid: z.number() })]).parse((await holder.query('select pg_backend_pid() as pid')).rows);
+  await tableWithDeadTuples(server, 'app', 'orders');
+  await vacuumedInVain(server);
+
+  const terminateRule = {
+    match: { alertname: 'PostgresIdleInTransaction' },
+    remediation: 'postgres.terminate_idle',
+    params: { target: '{{labels.target}}', idleSeconds: 0 },
+    allowRisk: 'destructive',
+  };
+  const idleAlert = { labels: { alertname: 'PostgresIdleInTransaction', target: 'main', severity: 'warning', database: '', schema: '', table: '' }, fingerprint: '00000000000000aa' };
+  const appWith = async (windows: unknown[]) => startApp(t, testConfig({
+    state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { rules: [VACUUM_RULE, terminateRule], windows },
+  }));
+
+  // Outside a window the destructive run is refused, and the session lives on.
+  const closed = await appWith([]);
+  const refused = await finishedRun(closed, (await postWebhook(closed, await webhookPayload(idleAlert))).body?.accepted[0]?.runId ?? '');
+  t.equal(refused.status, 'skipped');
+  t.equal(refused.skipCode, 'window');
+
+  const app = await appWith([{ name: 'always', cron: '* * * * *', durationMinutes: 1 }]);
+  const skipped = await finishedRun(app, (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '');
+  t.equal(skipped.status, 'skipped');
+  t.match(skipped.reason, new RegExp(`the vacuum horizon is held by backend pid ${pid} \\(idle in transaction, xmin age \\d+, idle \\d+s\\)`), 'the blocker\'s pid, state and age');
+
+  const ended = await finishedRun(app, (await postWebhook(app, await webhookPayload(idleAlert))).body?.accepted[0]?.runId ?? '');
+  t.equal(ended.status, 'success', ended.error ?? ended.reason ?? '');
+  t.equal(ended.risk, 'destructive');
+  t.match(ended.output, { terminated: [{ pid }], leftAlone: [] });
+  t.equal(ended.verification?.detail, `ended: pid ${pid}`);
+
+  const vacuumed = await finishedRun(app, (await postWebhook(app, await webhookPayload({ fingerprint: '0123456789abcdef' }))).body?.accepted[0]?.runId ?? '');
+  t.equal(vacuumed.status, 'success', vacuumed.error ?? vacuumed.reason ?? '');
+  t.equal((await tableStats(server, 'app', 'orders')).deadTuples, 0, 'n_dead_tup fell to 0');
+});

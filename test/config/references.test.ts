@@ -61,7 +61,7 @@ t.test('an unknown remediation: the nearest name for a typo, else the list', asy
   ]);
   t.same(check(schedule('frobnicate', {})), [{
     path: 'schedule[0].remediation',
-    message: 'unknown remediation; the remediations are postgres.vacuum, postgres.analyze, postgres.reindex, postgres.retention, redis.bgsave, redis.memory_purge, redis.expire_keys, redis.slowlog_reset, docker.prune, logs.rotate, files.cleanup, backup.pg_dump, backup.verify',
+    message: 'unknown remediation; the remediations are postgres.vacuum, postgres.analyze, postgres.reindex, postgres.retention, postgres.terminate_idle, redis.bgsave, redis.memory_purge, redis.expire_keys, redis.slowlog_reset, docker.prune, logs.rotate, files.cleanup, backup.pg_dump, backup.verify',
   }]);
 });
 

@@ -1,0 +1,31 @@
+import type pg from 'pg';
+import { z } from 'zod';
+
+// A running VACUUM's progress (pg_stat_progress_vacuum, one row per vacuuming backend): the
+// collector exports it for every vacuum on the server, postgres.vacuum journals its own.
+
+const PROGRESS_SQL = `
+SELECT p.pid, p.datname AS database, p.relid::int AS "tableOid", p.phase,
+       CASE WHEN a.backend_type = 'autovacuum worker' THEN 'auto' ELSE 'manual' END AS kind,
+       p.heap_blks_total::float8 AS "heapBlocks", p.heap_blks_scanned::float8 AS "heapBlocksScanned",
+       p.heap_blks_vacuumed::float8 AS "heapBlocksVacuumed"
+  FROM pg_stat_progress_vacuum p LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+ WHERE $1::int IS NULL OR p.pid = $1
+ ORDER BY p.pid`;
+
+const progressRow = z.object({
+  pid: z.number(),
+  database: z.string(),
+  tableOid: z.number(),
+  phase: z.string(),
+  kind: z.enum(['auto', 'manual']),
+  heapBlocks: z.number(),
+  heapBlocksScanned: z.number(),
+  heapBlocksVacuumed: z.number(),
+});
+export type VacuumProgress = z.infer<typeof progressRow>;
+
+/** Every vacuum running on the server, or only the one of backend `pid`. */
+export async function vacuumProgress(client: pg.Client | pg.Pool, pid: number | null = null): Promise<VacuumProgress[]> {
+  return z.array(progressRow).parse((await client.query(PROGRESS_SQL, [pid])).rows);
+}

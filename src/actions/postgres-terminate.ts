@@ -33,7 +33,8 @@ export interface TerminatePayload { readonly idleSeconds: number; readonly sessi
  * Who may be ended, the same in the listing and in each terminating statement: a client backend
  * (never a walsender or a background worker) idle in a transaction for longer than `idleSeconds`,
  * whose role is neither a superuser nor a replication role, and that is not upkeep's own (its
- * collector, remediations, locks, canceller and state store all name themselves upkeep...).
+ * collector and canceller name themselves upkeep..., the state store upkeep-state, and every
+ * backend of a run upkeep:<runId>).
  */
 function eligible(idleSeconds: number): string {
   return `a.backend_type = 'client backend'
@@ -41,7 +42,7 @@ function eligible(idleSeconds: number): string {
    AND a.state_change < now() - make_interval(secs => ${idleSeconds})
    AND NOT r.rolsuper AND NOT r.rolreplication
    AND a.pid <> pg_backend_pid()
-   AND a.application_name <> 'upkeep' AND a.application_name NOT LIKE 'upkeep-%'`;
+   AND a.application_name <> 'upkeep' AND a.application_name NOT LIKE 'upkeep-%' AND a.application_name NOT LIKE 'upkeep:%'`;
 }
 
 const STARTED = `to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;

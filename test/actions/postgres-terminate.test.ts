@@ -58,7 +58,7 @@ t.test('against a real server: ends the old idle-in-transaction sessions, never 
   const busy = await session(t, server, { user: 'app_user', application: 'web', inTransaction: false });
   const superuser = await session(t, server, { user: 'postgres', application: 'psql', inTransaction: true });
   const replicator = await session(t, server, { user: 'replicator', application: 'pg_receivewal', inTransaction: true });
-  const ours = await session(t, server, { user: 'app_user', application: 'upkeep-remediation', inTransaction: true });
+  const ours = await session(t, server, { user: 'app_user', application: 'upkeep:20261130T120000Z-0001', inTransaction: true });
   const elsewhere = await session(t, server, { user: 'app_user', database: 'other', application: 'report-job', inTransaction: true });
   await waitFor('the sessions idle for over a second', async () => {
     const [row] = await server.query<{ idle: number }>("select count(*)::int as idle from pg_stat_activity where state = 'idle in transaction' and state_change < now() - interval '1.2 seconds'");

@@ -5,10 +5,11 @@ import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { tableSelector, type TableStats } from './postgres-tables.js';
-import { AUTOVACUUM_FAMILIES, autovacuumReadings } from './postgres-autovacuum.js';
+import { AUTOVACUUM_FAMILIES, autovacuumColumns } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
-import { oldestTables, readTableXidAges, tableXidAgeReadings, type TableXidAge } from './postgres-wraparound.js';
-import type { CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
+import { oldestTables, readTableXidAges, tableXidAgeBlock, type TableXidAge } from './postgres-wraparound.js';
+import { column, seriesBlock } from './framework/block.js';
+import type { CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
 const DATABASE = ['target', 'database'];
@@ -155,12 +156,10 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
     pushDatabase(readings, target, result);
     if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
   }
-  const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
-  for (const table of view.select(results.flatMap((result) => result.tables))) {
-    pushTable(readings, target, table, sizesByDatabase.get(table.database));
-  }
-  readings.push(...tableXidAgeReadings(target, view.oldest(results.flatMap((result) => result.xidAges))), ...serverReadings);
-  return { readings, cacheAges };
+  readings.push(...serverReadings);
+  const tables = tableBlock(target, view.select(results.flatMap((result) => result.tables)), results);
+  const xidAges = tableXidAgeBlock(target, view.oldest(results.flatMap((result) => result.xidAges)));
+  return { readings, blocks: [tables, xidAges], cacheAges };
 }
 
 function pushDatabase(readings: Reading[], target: string, result: DatabaseResult): void {
@@ -179,15 +178,17 @@ function pushDatabase(readings: Reading[], target: string, result: DatabaseResul
   }
 }
 
-function pushTable(readings: Reading[], target: string, table: TableStats, sizes: DatabaseSizes | undefined): void {
-  const labels = { target, database: table.database, schema: table.schema, table: table.table };
-  readings.push({ family: 'upkeep_postgres_dead_tuples', labels, value: table.deadTuples });
-  readings.push({ family: 'upkeep_postgres_live_tuples', labels, value: table.liveTuples });
-  if (table.lastVacuumSeconds !== null) readings.push({ family: 'upkeep_postgres_last_vacuum_timestamp_seconds', labels, value: table.lastVacuumSeconds });
-  if (table.lastAnalyzeSeconds !== null) readings.push({ family: 'upkeep_postgres_last_analyze_timestamp_seconds', labels, value: table.lastAnalyzeSeconds });
-  readings.push(...autovacuumReadings(labels, table));
-  const bytes = sizes?.tableBytes.get(tableKey(table.schema, table.table));
-  if (bytes !== undefined) readings.push({ family: 'upkeep_postgres_table_size_bytes', labels, value: bytes });
+/** The per-table families, one row per selected table: the bulk of a big catalog's series. */
+function tableBlock(target: string, tables: readonly TableStats[], results: readonly DatabaseResult[]): SeriesBlock {
+  const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
+  return seriesBlock(TABLE, tables, (table) => [target, table.database, table.schema, table.table], [
+    column('upkeep_postgres_dead_tuples', tables, (table) => table.deadTuples),
+    column('upkeep_postgres_live_tuples', tables, (table) => table.liveTuples),
+    column('upkeep_postgres_last_vacuum_timestamp_seconds', tables, (table) => table.lastVacuumSeconds),
+    column('upkeep_postgres_last_analyze_timestamp_seconds', tables, (table) => table.lastAnalyzeSeconds),
+    ...autovacuumColumns(tables),
+    column('upkeep_postgres_table_size_bytes', tables, (table) => sizesByDatabase.get(table.database)?.tableBytes.get(tableKey(table.schema, table.table))),
+  ]);
 }
 
 export const postgres: CollectorModule = {

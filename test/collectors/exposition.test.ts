@@ -57,7 +57,7 @@ async function render(): Promise<{ text: string; registry: Registry }> {
   const modules: CollectorModule[] = [postgres];
   const scraper = new Scraper(registry, modules, new Map([[postgres, [instance, down]]]), 5, log);
   new Counter({ name: 'test_after_total', help: 'Registered after the collectors.', labelNames: ['outcome'], registers: [registry] }).inc({ outcome: 'ok' }, 3);
-  const text = await scraper.scrape();
+  const text = (await scraper.scrape()).toString('utf8');
   return { text, registry };
 }
 
@@ -70,4 +70,9 @@ t.test('a fixed catalog reading renders the recorded exposition, byte for byte',
   const { text } = await render();
   if (process.env.UPDATE_FIXTURE === '1') await writeFile(FIXTURE, timeless(text));
   t.equal(timeless(text), await readFile(FIXTURE, 'utf8'));
+});
+
+t.test('prom-client renders the same families the same way', async (t) => {
+  const { text, registry } = await render();
+  t.equal(timeless(await registry.metrics()), timeless(text));
 });

@@ -1,7 +1,8 @@
 import type { Registry } from 'prom-client';
 import { errorMessage, type Logger } from '../../log.js';
-import { registerSnapshot, type SnapshotMetric } from './snapshot.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading } from './types.js';
+import { TextSink } from './exposition.js';
+import { registerSnapshot, type FamilyPart, type SnapshotMetric } from './snapshot.js';
+import type { BlockColumn, CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';
 
 export interface TargetStatus {
   collector: string;
@@ -18,6 +19,7 @@ interface InstanceState {
   status: TargetStatus;
   durationSeconds: number;
   readings: readonly Reading[];
+  blocks: readonly SeriesBlock[];
   cacheAges: readonly CacheAge[];
 }
 
@@ -43,7 +45,7 @@ export class TimeoutError extends Error {
 export class Scraper {
   private readonly states: InstanceState[] = [];
   private readonly families = new Map<string, SnapshotMetric>();
-  private inFlight: Promise<string> | null = null;
+  private inFlight: Promise<Buffer> | null = null;
 
   constructor(
     private readonly registry: Registry,
@@ -61,21 +63,36 @@ export class Scraper {
       }
       for (const instance of instances.get(module) ?? []) {
         this.states.push({
-          instance, module, pending: null, durationSeconds: 0, readings: [], cacheAges: [],
+          instance, module, pending: null, durationSeconds: 0, readings: [], blocks: [], cacheAges: [],
           status: { collector: instance.collector, target: instance.target, up: false, lastSuccessSeconds: null, lastError: 'not scraped yet' },
         });
       }
     }
   }
 
-  /** Collects (sharing a collection already in flight) and renders the registry. */
-  scrape(): Promise<string> {
+  /** Collects (sharing a collection already in flight) and renders the registry, as UTF-8 text. */
+  scrape(): Promise<Buffer> {
     if (!this.inFlight) {
       this.inFlight = this.collectAll()
-        .then(() => this.registry.metrics())
+        .then(() => this.render())
         .finally(() => { this.inFlight = null; });
     }
     return this.inFlight;
+  }
+
+  /** The registry's exposition: its own families straight to text, the others (engine, build info) through prom-client. */
+  private async render(): Promise<Buffer> {
+    const sink = new TextSink();
+    let first = true;
+    for (const metric of this.registry.getMetricsAsArray()) {
+      if (!first) sink.write('\n\n');
+      first = false;
+      const own = this.families.get(metric.name);
+      if (own) own.render(sink);
+      else sink.write(await this.registry.getSingleMetricAsString(metric.name));
+    }
+    sink.write('\n');
+    return sink.finish();
   }
 
   statuses(): TargetStatus[] {
@@ -113,6 +130,7 @@ export class Scraper {
     try {
       const result = await Promise.race([work, timeout]);
       state.readings = result.readings;
+      state.blocks = result.blocks ?? [];
       state.cacheAges = result.cacheAges ?? [];
       state.durationSeconds = (performance.now() - started) / 1000;
       state.status = { ...state.status, up: true, lastSuccessSeconds: Date.now() / 1000, lastError: null };
@@ -129,18 +147,26 @@ export class Scraper {
       this.log.warn({ collector: state.instance.collector, target: state.instance.target, err: message }, 'collection failed');
     }
     state.readings = [];
+    state.blocks = [];
     state.cacheAges = [];
     state.durationSeconds = (performance.now() - started) / 1000;
     state.status = { ...state.status, up: false, lastError: message };
   }
 
   private publish(): void {
-    const byFamily = new Map<string, { labels: Labels; value: number }[]>();
+    const byFamily = new Map<string, FamilyPart[]>();
     for (const name of this.families.keys()) byFamily.set(name, []);
+    const partsOf = (family: string): FamilyPart[] => {
+      const parts = byFamily.get(family);
+      if (!parts) throw new Error(`collector emitted undeclared metric family ${family}`);
+      return parts;
+    };
+    // Readings of a family in a row share one list, in the order they came.
     const push = (family: string, labels: Labels, value: number) => {
-      const list = byFamily.get(family);
-      if (!list) throw new Error(`collector emitted undeclared metric family ${family}`);
-      list.push({ labels, value });
+      const parts = partsOf(family);
+      const last = parts.at(-1);
+      if (last && 'readings' in last) last.readings.push({ family, labels, value });
+      else parts.push({ readings: [{ family, labels, value }] });
     };
     for (const state of this.states) {
       const { collector, target } = state.instance;
@@ -150,11 +176,16 @@ export class Scraper {
       if (state.status.lastSuccessSeconds !== null) push('upkeep_collector_last_success_timestamp_seconds', meta, state.status.lastSuccessSeconds);
       for (const age of state.cacheAges) push('upkeep_collector_cache_age_seconds', { ...meta, reading: age.reading }, age.ageSeconds);
       for (const reading of state.readings) push(reading.family, reading.labels, reading.value);
+      for (const block of state.blocks) {
+        const columns = new Map<string, BlockColumn[]>();
+        for (const column of block.columns) columns.set(column.family, [...(columns.get(column.family) ?? []), column]);
+        for (const [family, familyColumns] of columns) partsOf(family).push({ block, columns: familyColumns });
+      }
       const upFamily = state.module.upFamily;
       // A collector may report its target down while the collection itself worked (an HTTP 500).
       const reportedItself = state.readings.some((reading) => reading.family === upFamily?.name);
       if (upFamily && !reportedItself) push(upFamily.name, { [upFamily.label]: target }, state.status.up ? 1 : 0);
     }
-    for (const [name, values] of byFamily) this.families.get(name)!.replace(values);
+    for (const [name, parts] of byFamily) this.families.get(name)!.replace(parts);
   }
 }

@@ -1,0 +1,56 @@
+import type { Labels } from './types.js';
+
+// The Prometheus text format exactly as prom-client writes it (registry.js and util.js of
+// prom-client 15), so families rendered here and families rendered by prom-client read the same.
+
+export function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/** HELP text: backslash and newline escaped, quotes kept. */
+export function escapeHelp(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+export function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'Nan';
+  if (value === Number.POSITIVE_INFINITY) return '+Inf';
+  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
+  return `${value}`;
+}
+
+/** `name="value",...` in the labels' own order, as prom-client writes them (no braces). */
+export function labelText(labels: Labels): string {
+  let text = '';
+  for (const name in labels) text += `${text === '' ? '' : ','}${name}="${escapeLabelValue(labels[name] ?? '')}"`;
+  return text;
+}
+
+// Text is handed over in slices of about this size, so the heap never holds the whole exposition.
+const SLICE_CHARS = 64 * 1024;
+
+/**
+ * Collects the exposition as UTF-8 bytes. Strings are gathered into a small slice and encoded
+ * once it is full: the V8 heap holds one slice at a time, the finished text lives in buffers
+ * outside it and goes to the socket as is.
+ */
+export class TextSink {
+  private slice = '';
+  private readonly buffers: Buffer[] = [];
+
+  write(text: string): void {
+    this.slice += text;
+    if (this.slice.length >= SLICE_CHARS) this.flush();
+  }
+
+  finish(): Buffer {
+    this.flush();
+    return Buffer.concat(this.buffers);
+  }
+
+  private flush(): void {
+    if (this.slice === '') return;
+    this.buffers.push(Buffer.from(this.slice, 'utf8'));
+    this.slice = '';
+  }
+}

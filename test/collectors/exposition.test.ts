@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { text as readAll } from 'node:stream/consumers';
 import { Counter, Gauge, Registry } from 'prom-client';
 import t from 'tap';
 import { Scraper } from '../../src/collectors/framework/scraper.js';
@@ -57,7 +58,7 @@ async function render(): Promise<{ text: string; registry: Registry }> {
   const modules: CollectorModule[] = [postgres];
   const scraper = new Scraper(registry, modules, new Map([[postgres, [instance, down]]]), 5, log);
   new Counter({ name: 'test_after_total', help: 'Registered after the collectors.', labelNames: ['outcome'], registers: [registry] }).inc({ outcome: 'ok' }, 3);
-  const text = (await scraper.scrape()).toString('utf8');
+  const text = await readAll(await scraper.scrape());
   return { text, registry };
 }
 

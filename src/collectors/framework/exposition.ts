@@ -26,31 +26,39 @@ export function labelText(labels: Labels): string {
   return text;
 }
 
-// Text is handed over in slices of about this size, so the heap never holds the whole exposition.
+// Text goes to the socket in slices of about this size, rendered as the socket takes them, so
+// the process never holds the whole exposition (10 MB at 10,000 tables).
 const SLICE_CHARS = 64 * 1024;
 
+/** One family's text: its lines (the first starts with "# HELP", the others with a newline), or prom-client's rendering of it. */
+export type FamilyText = Iterable<string> | (() => Promise<string>);
+
 /**
- * Collects the exposition as UTF-8 bytes. Strings are gathered into a small slice and encoded
- * once it is full: the V8 heap holds one slice at a time, the finished text lives in buffers
- * outside it and goes to the socket as is.
+ * The exposition of some families in order, as prom-client joins them, in UTF-8 slices. Each
+ * slice's lines are joined once into flat text and encoded outside the heap at once: lines die
+ * young instead of being kept (and promoted to the old generation) by a half-sent slice.
  */
-export class TextSink {
-  private slice = '';
-  private readonly buffers: Buffer[] = [];
-
-  write(text: string): void {
-    this.slice += text;
-    if (this.slice.length >= SLICE_CHARS) this.flush();
+export async function* exposition(families: readonly FamilyText[]): AsyncGenerator<Buffer> {
+  let pieces: string[] = [];
+  let length = 0;
+  const add = (piece: string) => { pieces.push(piece); length += piece.length; };
+  const take = () => {
+    const slice = Buffer.from(pieces.join(''), 'utf8');
+    pieces = [];
+    length = 0;
+    return slice;
+  };
+  for (const [i, family] of families.entries()) {
+    if (i > 0) add('\n\n');
+    if (typeof family === 'function') {
+      add(await family());
+      continue;
+    }
+    for (const piece of family) {
+      add(piece);
+      if (length >= SLICE_CHARS) yield take();
+    }
   }
-
-  finish(): Buffer {
-    this.flush();
-    return Buffer.concat(this.buffers);
-  }
-
-  private flush(): void {
-    if (this.slice === '') return;
-    this.buffers.push(Buffer.from(this.slice, 'utf8'));
-    this.slice = '';
-  }
+  add('\n');
+  yield take();
 }

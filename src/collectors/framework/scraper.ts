@@ -1,6 +1,7 @@
+import { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { errorMessage, type Logger } from '../../log.js';
-import { TextSink } from './exposition.js';
+import { exposition, type FamilyText } from './exposition.js';
 import { registerSnapshot, type FamilyPart, type SnapshotMetric } from './snapshot.js';
 import type { BlockColumn, CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';
 
@@ -45,7 +46,7 @@ export class TimeoutError extends Error {
 export class Scraper {
   private readonly states: InstanceState[] = [];
   private readonly families = new Map<string, SnapshotMetric>();
-  private inFlight: Promise<Buffer> | null = null;
+  private inFlight: Promise<void> | null = null;
 
   constructor(
     private readonly registry: Registry,
@@ -70,29 +71,16 @@ export class Scraper {
     }
   }
 
-  /** Collects (sharing a collection already in flight) and renders the registry, as UTF-8 text. */
-  scrape(): Promise<Buffer> {
-    if (!this.inFlight) {
-      this.inFlight = this.collectAll()
-        .then(() => this.render())
-        .finally(() => { this.inFlight = null; });
-    }
-    return this.inFlight;
-  }
-
-  /** The registry's exposition: its own families straight to text, the others (engine, build info) through prom-client. */
-  private async render(): Promise<Buffer> {
-    const sink = new TextSink();
-    let first = true;
-    for (const metric of this.registry.getMetricsAsArray()) {
-      if (!first) sink.write('\n\n');
-      first = false;
-      const own = this.families.get(metric.name);
-      if (own) own.render(sink);
-      else sink.write(await this.registry.getSingleMetricAsString(metric.name));
-    }
-    sink.write('\n');
-    return sink.finish();
+  /**
+   * Collects (sharing a collection already in flight) and returns the registry's exposition, each
+   * caller its own stream: the collectors' families straight to text, the others (engine, build
+   * info) through prom-client, rendered as the reader takes them.
+   */
+  async scrape(): Promise<Readable> {
+    if (!this.inFlight) this.inFlight = this.collectAll().finally(() => { this.inFlight = null; });
+    await this.inFlight;
+    const families: FamilyText[] = this.registry.getMetricsAsArray().map(({ name }) => this.families.get(name)?.render() ?? (() => this.registry.getSingleMetricAsString(name)));
+    return Readable.from(exposition(families));
   }
 
   statuses(): TargetStatus[] {

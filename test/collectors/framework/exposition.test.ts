@@ -1,5 +1,5 @@
 import t from 'tap';
-import { escapeHelp, escapeLabelValue, formatValue, labelText, TextSink } from '../../../src/collectors/framework/exposition.js';
+import { escapeHelp, escapeLabelValue, formatValue, labelText, exposition } from '../../../src/collectors/framework/exposition.js';
 
 t.test('values are written as prom-client writes them', async (t) => {
   t.equal(formatValue(Number.NaN), 'Nan');
@@ -16,12 +16,17 @@ t.test('label values escape backslash, newline and quote; HELP keeps quotes', as
   t.equal(labelText({}), '');
 });
 
-t.test('the sink hands back every byte, across slices, as UTF-8', async (t) => {
-  const sink = new TextSink();
-  const line = 'série{a="ü"} 1\n';
-  for (let i = 0; i < 10_000; i += 1) sink.write(line);
-  const bytes = sink.finish();
-  t.equal(bytes.length, Buffer.byteLength(line) * 10_000);
-  t.equal(bytes.toString('utf8'), line.repeat(10_000));
-  t.equal(new TextSink().finish().length, 0, 'nothing written, nothing returned');
+t.test('families are joined as prom-client joins them, in slices that lose nothing', async (t) => {
+  const line = '\nsérie{a="ü"} 1';
+  function* big(): Generator<string> {
+    yield '# HELP big x\n# TYPE big gauge';
+    for (let i = 0; i < 10_000; i += 1) yield line;
+  }
+  const slices: string[] = [];
+  for await (const slice of exposition([big(), async () => '# HELP small y\n# TYPE small gauge\nsmall 1'])) slices.push(slice.toString('utf8'));
+  t.ok(slices.length > 1, `${slices.length} slices`);
+  t.equal(slices.join(''), `# HELP big x\n# TYPE big gauge${line.repeat(10_000)}\n\n# HELP small y\n# TYPE small gauge\nsmall 1\n`);
+  const empty: string[] = [];
+  for await (const slice of exposition([])) empty.push(slice.toString('utf8'));
+  t.same(empty, ['\n'], 'no families: a lone newline, as prom-client');
 });

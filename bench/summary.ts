@@ -16,15 +16,17 @@ const results = new Map(text.split('\n').filter((line) => line !== '').map((line
   return [result.id, result] as const;
 }));
 
+// A goal's text may hold a pipe (pg_dump | gzip): escaped, so it stays in its table cell.
+const cell = (text: string) => text.replaceAll('|', '\\|');
 const figure = (value: number | null, unit: string) => (value === null ? '—' : `${Number(value.toPrecision(4))}${unit === '' ? '' : ` ${unit}`}`);
 const lines = ['', `issue 13 goals (load average now ${loadAverage()})`, '', '| goal | upkeep | peer (same run) | ratio | result | load avg | note |', '|---|---:|---:|---:|---|---|---|'];
 for (const goal of GOALS) {
   const result = results.get(goal.id);
   if (!result) {
-    lines.push(`| ${goal.goal} | — | — | — | NOT MEASURED | | |`);
+    lines.push(`| ${cell(goal.goal)} | — | — | — | NOT MEASURED | | |`);
     continue;
   }
   const peer = result.peer === null ? '—' : `${figure(result.peer, goal.unit)} (${goal.peer})`;
-  lines.push(`| ${goal.goal} | ${figure(result.upkeep, goal.unit)} | ${peer} | ${result.ratio === null ? '—' : `${result.ratio.toFixed(3)}x`} | ${result.met ? 'MET' : 'NOT MET'} | ${result.load} | ${result.note} |`);
+  lines.push(`| ${cell(goal.goal)} | ${figure(result.upkeep, goal.unit)} | ${peer} | ${result.ratio === null ? '—' : `${result.ratio.toFixed(3)}x`} | ${result.met ? 'MET' : 'NOT MET'} | ${result.load} | ${result.note} |`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);

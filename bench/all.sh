@@ -7,6 +7,7 @@ export UPKEEP_BENCH_RESULTS
 status=0
 npm run bench:startup || status=1
 npm run bench:scrape || status=1
+npm run bench:growth || status=1
 npm run bench:webhook -- --rate 1000 || status=1
 npm run bench:backup || status=1
 npm run bench:journal -- --sizes 1000000 || status=1

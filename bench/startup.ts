@@ -15,10 +15,12 @@ import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
 import { startRedis } from '../src/demo/servers/redis.js';
 import { upkeepBin } from '../test/product/installed.js';
+import { recordGoal } from './goals.js';
 
 const { values: options } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
 const RUNS = Number(options.runs);
 const GOAL_MS = 1000;
+const IDLE_GOAL_MB = 60;
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -88,6 +90,8 @@ try {
   log('');
   log(`upkeep / postgres_exporter: ${(upkeep.ms / postgresExporter.ms).toFixed(2)}x; upkeep / redis_exporter: ${(upkeep.ms / redisExporter.ms).toFixed(2)}x`);
   log(`goal: first /healthz under ${GOAL_MS} ms: ${upkeep.ms.toFixed(0)} ms: ${upkeep.ms < GOAL_MS ? 'MET' : 'NOT MET'}`);
+  log(`goal: idle RSS <= ${IDLE_GOAL_MB} MB: ${upkeep.rssMb.toFixed(1)} MB: ${upkeep.rssMb <= IDLE_GOAL_MB ? 'MET' : 'NOT MET'}`);
+  await recordGoal({ id: 'memory-idle', upkeep: upkeep.rssMb, peer: postgresExporter.rssMb, ratio: upkeep.rssMb / postgresExporter.rssMb, met: upkeep.rssMb <= IDLE_GOAL_MB, note: `median of ${RUNS}, 1 s after the first /healthz` });
 } finally {
   await postgres.destroy();
   await redis.destroy();

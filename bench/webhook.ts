@@ -18,6 +18,8 @@ import { z } from 'zod';
 import { runRecordSchema } from '../src/engine/journal.js';
 import { freePort, waitFor } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
+import { installedPackage } from '../test/product/installed.js';
+import { recordGoal } from './goals.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -115,7 +117,7 @@ try {
     },
   }));
   const port = await freePort();
-  child = spawn(process.execPath, [...(process.env.UPKEEP_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.UPKEEP_BENCH_PROF] : []), 'bin/upkeep.js', 'serve', '--config', configFile, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  child = spawn(process.execPath, [...(process.env.UPKEEP_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.UPKEEP_BENCH_PROF] : []), join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitFor('upkeep serve', async () => { const response = await fetch(`http://127.0.0.1:${port}/healthz`); if (!response.ok) throw new Error(String(response.status)); }, 60_000);
 
   let sent = 0;
@@ -141,9 +143,12 @@ try {
 
   // Baseline: the same requests, but with an alertname no rule matches, so nothing is queued or
   // journalled. It shows what the HTTP path alone costs on this machine at this moment.
+  let baselineP99: number | null = null;
   if (BASELINE_SECONDS > 0) {
     let other = 0;
-    report(`baseline ${RATE} req/s for ${BASELINE_SECONDS}s, alerts matching no rule:`, await paced(RATE, BASELINE_SECONDS, async () => (await post(agent, port, payload(other++, 'NoRuleForThis'))).status));
+    const baseline = await paced(RATE, BASELINE_SECONDS, async () => (await post(agent, port, payload(other++, 'NoRuleForThis'))).status);
+    report(`baseline ${RATE} req/s for ${BASELINE_SECONDS}s, alerts matching no rule:`, baseline);
+    baselineP99 = Number(percentile(baseline.latencies, 99));
   }
 
   // Steady load: one POST every 1000/RATE ms, open loop; latency counts from the scheduled send time.
@@ -205,6 +210,13 @@ try {
   log(`in the journal:       ${inJournal} (lost: ${accepted.size - inJournal})`);
   log(`final run statuses:   ${[...statuses].map(([status, count]) => `${status} ${count}`).join(', ')}`);
   log(`queue drained:        ${drainSeconds.toFixed(1)}s after the load stopped`);
+  const steadyP99 = Number(percentile(steady.latencies, 99));
+  const note = `${RATE} req/s for ${DURATION}s`;
+  await recordGoal({ id: 'webhook-ack', upkeep: steadyP99, peer: baselineP99, ratio: baselineP99 ? steadyP99 / baselineP99 : null, met: RATE >= 1000 && steadyP99 <= 5, note: `steady phase p99, ${note}` });
+  await recordGoal({ id: 'webhook-lost', upkeep: accepted.size - inJournal, peer: null, ratio: null, met: accepted.size - inJournal === 0, note: `${accepted.size} accepted` });
+  // Dry runs finished per second from the first steady request until the queue was empty.
+  const drainRate = accepted.size / (steady.seconds + (BURST_SECONDS > 0 ? BURST_SECONDS : 0) + drainSeconds);
+  await recordGoal({ id: 'webhook-drain', upkeep: drainRate, peer: null, ratio: null, met: drainRate >= 1000, note: `${accepted.size} runs, load then drain` });
 } finally {
   if (child?.pid !== undefined && child.exitCode === null) {
     const exited = new Promise((resolve) => child?.once('exit', resolve));

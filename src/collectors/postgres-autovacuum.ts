@@ -1,4 +1,5 @@
-import type { FamilySpec, Labels, Reading } from './framework/types.js';
+import { column } from './framework/block.js';
+import type { BlockColumn, FamilySpec } from './framework/types.js';
 
 // Autovacuum made visible per table: its own times apart from manual runs (a stalled autovacuum
 // hides behind a nightly manual VACUUM in the merged timestamps), run counts by kind, and the
@@ -27,15 +28,15 @@ export interface AutovacuumStats {
   readonly modsSinceAnalyze: number;
 }
 
-export function autovacuumReadings(labels: Labels, stats: AutovacuumStats): Reading[] {
-  const readings: Reading[] = [
-    { family: 'upkeep_postgres_vacuums_total', labels: { ...labels, kind: 'manual' }, value: stats.vacuumCount },
-    { family: 'upkeep_postgres_vacuums_total', labels: { ...labels, kind: 'auto' }, value: stats.autovacuumCount },
-    { family: 'upkeep_postgres_analyzes_total', labels: { ...labels, kind: 'manual' }, value: stats.analyzeCount },
-    { family: 'upkeep_postgres_analyzes_total', labels: { ...labels, kind: 'auto' }, value: stats.autoanalyzeCount },
-    { family: 'upkeep_postgres_mods_since_analyze', labels, value: stats.modsSinceAnalyze },
+/** The autovacuum families of a block of tables, one column per family and kind. */
+export function autovacuumColumns(tables: readonly AutovacuumStats[]): BlockColumn[] {
+  return [
+    column('upkeep_postgres_vacuums_total', tables, (stats) => stats.vacuumCount, { kind: 'manual' }),
+    column('upkeep_postgres_vacuums_total', tables, (stats) => stats.autovacuumCount, { kind: 'auto' }),
+    column('upkeep_postgres_analyzes_total', tables, (stats) => stats.analyzeCount, { kind: 'manual' }),
+    column('upkeep_postgres_analyzes_total', tables, (stats) => stats.autoanalyzeCount, { kind: 'auto' }),
+    column('upkeep_postgres_mods_since_analyze', tables, (stats) => stats.modsSinceAnalyze),
+    column('upkeep_postgres_last_autovacuum_timestamp_seconds', tables, (stats) => stats.lastAutovacuumSeconds),
+    column('upkeep_postgres_last_autoanalyze_timestamp_seconds', tables, (stats) => stats.lastAutoanalyzeSeconds),
   ];
-  if (stats.lastAutovacuumSeconds !== null) readings.push({ family: 'upkeep_postgres_last_autovacuum_timestamp_seconds', labels, value: stats.lastAutovacuumSeconds });
-  if (stats.lastAutoanalyzeSeconds !== null) readings.push({ family: 'upkeep_postgres_last_autoanalyze_timestamp_seconds', labels, value: stats.lastAutoanalyzeSeconds });
-  return readings;
 }

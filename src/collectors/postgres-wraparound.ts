@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
-import type { FamilySpec, Reading } from './framework/types.js';
+import { column, seriesBlock } from './framework/block.js';
+import type { FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
 // behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at
@@ -80,10 +81,7 @@ function byName(a: TableXidAge, b: TableXidAge): number {
   return left < right ? -1 : 1;
 }
 
-export function tableXidAgeReadings(target: string, tables: readonly TableXidAge[]): Reading[] {
-  return tables.map((table) => ({
-    family: 'upkeep_postgres_table_xid_age',
-    labels: { target, database: table.database, schema: table.schema, table: table.table },
-    value: table.xidAge,
-  }));
+export function tableXidAgeBlock(target: string, tables: readonly TableXidAge[]): SeriesBlock {
+  return seriesBlock(['target', 'database', 'schema', 'table'], tables, (table) => [target, table.database, table.schema, table.table],
+    [column('upkeep_postgres_table_xid_age', tables, (table) => table.xidAge)]);
 }

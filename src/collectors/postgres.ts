@@ -5,10 +5,11 @@ import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { tableSelector, type TableStats } from './postgres-tables.js';
-import { AUTOVACUUM_FAMILIES, autovacuumReadings } from './postgres-autovacuum.js';
+import { AUTOVACUUM_FAMILIES, autovacuumColumns } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
-import { oldestTables, readTableXidAges, tableXidAgeReadings, type TableXidAge } from './postgres-wraparound.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
+import { oldestTables, readTableXidAges, tableXidAgeBlock, type TableXidAge } from './postgres-wraparound.js';
+import { column, seriesBlock } from './framework/block.js';
+import type { CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
 const DATABASE = ['target', 'database'];
@@ -29,7 +30,7 @@ const FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_statement_calls_total', help: 'Calls of one of the top statements by total time (pg_stat_statements), by queryid.', type: 'counter', labelNames: STATEMENT },
 ];
 
-interface DatabaseResult {
+export interface DatabaseResult {
   database: string;
   tables: TableStats[];
   oldestTransactionSeconds: number;
@@ -61,7 +62,7 @@ class PostgresCollector implements CollectorInstance {
       : null;
   }
 
-  async collect(): Promise<{ readings: Reading[]; cacheAges: CacheAge[] }> {
+  async collect(): Promise<CollectResult> {
     const databases = this.discovery ? (await this.discovery.get()).value : [...this.config.databases];
     await this.closeGone(databases);
     const [outcomes, serverReadings] = await Promise.all([
@@ -72,22 +73,7 @@ class PostgresCollector implements CollectorInstance {
     // Every database failing means the server (or our access to it) is down: the target is down.
     if (failures.length === outcomes.length && failures[0]) throw failures[0];
     const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
-    const readings: Reading[] = [];
-    const cacheAges: CacheAge[] = [];
-    for (const database of databases) {
-      const up = results.some((result) => result.database === database) ? 1 : 0;
-      readings.push({ family: 'upkeep_postgres_database_up', labels: { target: this.target, database }, value: up });
-    }
-    for (const result of results) {
-      this.pushDatabase(readings, result);
-      if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
-    }
-    const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
-    for (const table of this.select(results.flatMap((result) => result.tables))) {
-      this.pushTable(readings, table, sizesByDatabase.get(table.database));
-    }
-    readings.push(...tableXidAgeReadings(this.target, this.oldest(results.flatMap((result) => result.xidAges))), ...serverReadings);
-    return { readings, cacheAges };
+    return postgresResult({ target: this.target, select: this.select, oldest: this.oldest }, databases, results, serverReadings);
   }
 
   async close(): Promise<void> {
@@ -145,33 +131,64 @@ class PostgresCollector implements CollectorInstance {
       return null;
     }
   }
+}
 
-  private pushDatabase(readings: Reading[], result: DatabaseResult): void {
-    const labels = { target: this.target, database: result.database };
-    readings.push({ family: 'upkeep_postgres_oldest_transaction_age_seconds', labels, value: result.oldestTransactionSeconds });
-    if (result.sizes) {
-      const sizes = result.sizes.value;
-      readings.push({ family: 'upkeep_postgres_database_size_bytes', labels, value: sizes.databaseBytes });
-      readings.push({ family: 'upkeep_postgres_unused_indexes', labels, value: sizes.unusedIndexes });
-      readings.push({ family: 'upkeep_postgres_unused_index_bytes', labels, value: sizes.unusedIndexBytes });
-    }
-    for (const statement of result.statements ?? []) {
-      const statementLabels = { ...labels, queryid: statement.queryid };
-      readings.push({ family: 'upkeep_postgres_statement_seconds_total', labels: statementLabels, value: statement.seconds });
-      readings.push({ family: 'upkeep_postgres_statement_calls_total', labels: statementLabels, value: statement.calls });
-    }
-  }
+/** How one target's readings are chosen: its name, its tables.limit selections. */
+export interface PostgresView {
+  readonly target: string;
+  readonly select: (tables: readonly TableStats[]) => TableStats[];
+  readonly oldest: (tables: readonly TableXidAge[]) => TableXidAge[];
+}
 
-  private pushTable(readings: Reading[], table: TableStats, sizes: DatabaseSizes | undefined): void {
-    const labels = { target: this.target, database: table.database, schema: table.schema, table: table.table };
-    readings.push({ family: 'upkeep_postgres_dead_tuples', labels, value: table.deadTuples });
-    readings.push({ family: 'upkeep_postgres_live_tuples', labels, value: table.liveTuples });
-    if (table.lastVacuumSeconds !== null) readings.push({ family: 'upkeep_postgres_last_vacuum_timestamp_seconds', labels, value: table.lastVacuumSeconds });
-    if (table.lastAnalyzeSeconds !== null) readings.push({ family: 'upkeep_postgres_last_analyze_timestamp_seconds', labels, value: table.lastAnalyzeSeconds });
-    readings.push(...autovacuumReadings(labels, table));
-    const bytes = sizes?.tableBytes.get(tableKey(table.schema, table.table));
-    if (bytes !== undefined) readings.push({ family: 'upkeep_postgres_table_size_bytes', labels, value: bytes });
+/**
+ * What one collection exports, from what it read. Pure, so a fixed catalog reading always renders
+ * the same exposition (test/collectors/exposition.test.ts holds one, byte for byte).
+ */
+export function postgresResult(view: PostgresView, databases: readonly string[], results: readonly DatabaseResult[], serverReadings: readonly Reading[]): CollectResult {
+  const { target } = view;
+  const readings: Reading[] = [];
+  const cacheAges: CacheAge[] = [];
+  for (const database of databases) {
+    const up = results.some((result) => result.database === database) ? 1 : 0;
+    readings.push({ family: 'upkeep_postgres_database_up', labels: { target, database }, value: up });
   }
+  for (const result of results) {
+    pushDatabase(readings, target, result);
+    if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
+  }
+  readings.push(...serverReadings);
+  const tables = tableBlock(target, view.select(results.flatMap((result) => result.tables)), results);
+  const xidAges = tableXidAgeBlock(target, view.oldest(results.flatMap((result) => result.xidAges)));
+  return { readings, blocks: [tables, xidAges], cacheAges };
+}
+
+function pushDatabase(readings: Reading[], target: string, result: DatabaseResult): void {
+  const labels = { target, database: result.database };
+  readings.push({ family: 'upkeep_postgres_oldest_transaction_age_seconds', labels, value: result.oldestTransactionSeconds });
+  if (result.sizes) {
+    const sizes = result.sizes.value;
+    readings.push({ family: 'upkeep_postgres_database_size_bytes', labels, value: sizes.databaseBytes });
+    readings.push({ family: 'upkeep_postgres_unused_indexes', labels, value: sizes.unusedIndexes });
+    readings.push({ family: 'upkeep_postgres_unused_index_bytes', labels, value: sizes.unusedIndexBytes });
+  }
+  for (const statement of result.statements ?? []) {
+    const statementLabels = { ...labels, queryid: statement.queryid };
+    readings.push({ family: 'upkeep_postgres_statement_seconds_total', labels: statementLabels, value: statement.seconds });
+    readings.push({ family: 'upkeep_postgres_statement_calls_total', labels: statementLabels, value: statement.calls });
+  }
+}
+
+/** The per-table families, one row per selected table: the bulk of a big catalog's series. */
+function tableBlock(target: string, tables: readonly TableStats[], results: readonly DatabaseResult[]): SeriesBlock {
+  const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
+  return seriesBlock(TABLE, tables, (table) => [target, table.database, table.schema, table.table], [
+    column('upkeep_postgres_dead_tuples', tables, (table) => table.deadTuples),
+    column('upkeep_postgres_live_tuples', tables, (table) => table.liveTuples),
+    column('upkeep_postgres_last_vacuum_timestamp_seconds', tables, (table) => table.lastVacuumSeconds),
+    column('upkeep_postgres_last_analyze_timestamp_seconds', tables, (table) => table.lastAnalyzeSeconds),
+    ...autovacuumColumns(tables),
+    column('upkeep_postgres_table_size_bytes', tables, (table) => sizesByDatabase.get(table.database)?.tableBytes.get(tableKey(table.schema, table.table))),
+  ]);
 }
 
 export const postgres: CollectorModule = {

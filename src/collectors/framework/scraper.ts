@@ -1,7 +1,9 @@
+import { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { errorMessage, type Logger } from '../../log.js';
-import { registerSnapshot, type SnapshotMetric } from './snapshot.js';
-import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading } from './types.js';
+import { exposition, type FamilyText } from './exposition.js';
+import { registerSnapshot, type FamilyPart, type SnapshotMetric } from './snapshot.js';
+import type { BlockColumn, CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';
 
 export interface TargetStatus {
   collector: string;
@@ -18,6 +20,7 @@ interface InstanceState {
   status: TargetStatus;
   durationSeconds: number;
   readings: readonly Reading[];
+  blocks: readonly SeriesBlock[];
   cacheAges: readonly CacheAge[];
 }
 
@@ -43,7 +46,7 @@ export class TimeoutError extends Error {
 export class Scraper {
   private readonly states: InstanceState[] = [];
   private readonly families = new Map<string, SnapshotMetric>();
-  private inFlight: Promise<string> | null = null;
+  private inFlight: Promise<void> | null = null;
   private owns: (collector: string, target: string) => boolean = () => true;
 
   constructor(
@@ -62,21 +65,23 @@ export class Scraper {
       }
       for (const instance of instances.get(module) ?? []) {
         this.states.push({
-          instance, module, pending: null, durationSeconds: 0, readings: [], cacheAges: [],
+          instance, module, pending: null, durationSeconds: 0, readings: [], blocks: [], cacheAges: [],
           status: { collector: instance.collector, target: instance.target, up: false, lastSuccessSeconds: null, lastError: 'not scraped yet' },
         });
       }
     }
   }
 
-  /** Collects (sharing a collection already in flight) and renders the registry. */
-  scrape(): Promise<string> {
-    if (!this.inFlight) {
-      this.inFlight = this.collectAll()
-        .then(() => this.registry.metrics())
-        .finally(() => { this.inFlight = null; });
-    }
-    return this.inFlight;
+  /**
+   * Collects (sharing a collection already in flight) and returns the registry's exposition, each
+   * caller its own stream: the collectors' families straight to text, the others (engine, build
+   * info) through prom-client, rendered as the reader takes them.
+   */
+  async scrape(): Promise<Readable> {
+    if (!this.inFlight) this.inFlight = this.collectAll().finally(() => { this.inFlight = null; });
+    await this.inFlight;
+    const families: FamilyText[] = this.registry.getMetricsAsArray().map(({ name }) => this.families.get(name)?.render() ?? (() => this.registry.getSingleMetricAsString(name)));
+    return Readable.from(exposition(families));
   }
 
   /**
@@ -128,6 +133,7 @@ export class Scraper {
     try {
       const result = await Promise.race([work, timeout]);
       state.readings = result.readings;
+      state.blocks = result.blocks ?? [];
       state.cacheAges = result.cacheAges ?? [];
       state.durationSeconds = (performance.now() - started) / 1000;
       state.status = { ...state.status, up: true, lastSuccessSeconds: Date.now() / 1000, lastError: null };
@@ -144,18 +150,26 @@ export class Scraper {
       this.log.warn({ collector: state.instance.collector, target: state.instance.target, err: message }, 'collection failed');
     }
     state.readings = [];
+    state.blocks = [];
     state.cacheAges = [];
     state.durationSeconds = (performance.now() - started) / 1000;
     state.status = { ...state.status, up: false, lastError: message };
   }
 
   private publish(states: readonly InstanceState[]): void {
-    const byFamily = new Map<string, { labels: Labels; value: number }[]>();
+    const byFamily = new Map<string, FamilyPart[]>();
     for (const name of this.families.keys()) byFamily.set(name, []);
+    const partsOf = (family: string): FamilyPart[] => {
+      const parts = byFamily.get(family);
+      if (!parts) throw new Error(`collector emitted undeclared metric family ${family}`);
+      return parts;
+    };
+    // Readings of a family in a row share one list, in the order they came.
     const push = (family: string, labels: Labels, value: number) => {
-      const list = byFamily.get(family);
-      if (!list) throw new Error(`collector emitted undeclared metric family ${family}`);
-      list.push({ labels, value });
+      const parts = partsOf(family);
+      const last = parts.at(-1);
+      if (last && 'readings' in last) last.readings.push({ family, labels, value });
+      else parts.push({ readings: [{ family, labels, value }] });
     };
     for (const state of states) {
       const { collector, target } = state.instance;
@@ -165,11 +179,16 @@ export class Scraper {
       if (state.status.lastSuccessSeconds !== null) push('upkeep_collector_last_success_timestamp_seconds', meta, state.status.lastSuccessSeconds);
       for (const age of state.cacheAges) push('upkeep_collector_cache_age_seconds', { ...meta, reading: age.reading }, age.ageSeconds);
       for (const reading of state.readings) push(reading.family, reading.labels, reading.value);
+      for (const block of state.blocks) {
+        const columns = new Map<string, BlockColumn[]>();
+        for (const column of block.columns) columns.set(column.family, [...(columns.get(column.family) ?? []), column]);
+        for (const [family, familyColumns] of columns) partsOf(family).push({ block, columns: familyColumns });
+      }
       const upFamily = state.module.upFamily;
       // A collector may report its target down while the collection itself worked (an HTTP 500).
       const reportedItself = state.readings.some((reading) => reading.family === upFamily?.name);
       if (upFamily && !reportedItself) push(upFamily.name, { [upFamily.label]: target }, state.status.up ? 1 : 0);
     }
-    for (const [name, values] of byFamily) this.families.get(name)!.replace(values);
+    for (const [name, parts] of byFamily) this.families.get(name)!.replace(parts);
   }
 }

@@ -23,8 +23,30 @@ export interface CacheAge {
   readonly ageSeconds: number;
 }
 
+/**
+ * Many series in one compact form: one row per object (a table), the same label names for every
+ * row, and one column of values per family (with fixed extra labels, such as kind="auto"). Tens of
+ * thousands of per-table series cost a few typed arrays instead of an object per series, and the
+ * scraper renders them straight to text. NaN in a column means "no series for this row".
+ */
+export interface SeriesBlock {
+  readonly labelNames: readonly string[];
+  /** labelValues[i][row]: the value of labelNames[i] for each row; all of the same length. */
+  readonly labelValues: readonly (readonly string[])[];
+  readonly columns: readonly BlockColumn[];
+}
+
+export interface BlockColumn {
+  readonly family: string;
+  /** Labels after the row's own, the same on every row of the column. */
+  readonly labels?: Labels;
+  readonly values: Float64Array;
+}
+
 export interface CollectResult {
   readonly readings: readonly Reading[];
+  /** Rendered after the readings of the same family. */
+  readonly blocks?: readonly SeriesBlock[];
   readonly cacheAges?: readonly CacheAge[];
 }
 

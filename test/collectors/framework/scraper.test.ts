@@ -1,3 +1,4 @@
+import { text as readAll } from 'node:stream/consumers';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { CachedReading } from '../../../src/collectors/framework/cache.js';
@@ -38,7 +39,7 @@ t.test('a hanging collector times out without stalling the others', async (t) =>
     collect: async () => ({ readings: [{ family: 'test_fast_value', labels: { target: 'b' }, value: 7 }] }),
   };
   const scraper = scraperOf([fakeModule('slow', [hanging], { upFamily: { name: 'test_slow_up', help: 'Up.', label: 'target' } }), fakeModule('fast', [healthy])]);
-  const text = await scraper.scrape();
+  const text = await readAll(await scraper.scrape());
   t.equal(line(text, 'upkeep_collector_up{collector="slow",target="a"}'), 'upkeep_collector_up{collector="slow",target="a"} 0');
   t.equal(line(text, 'test_slow_up{target="a"}'), 'test_slow_up{target="a"} 0');
   t.equal(line(text, 'upkeep_collector_up{collector="fast",target="b"}'), 'upkeep_collector_up{collector="fast",target="b"} 1');
@@ -47,7 +48,7 @@ t.test('a hanging collector times out without stalling the others', async (t) =>
   t.match(scraper.statuses().find((s) => s.collector === 'slow'), { up: false, lastError: 'timed out after 0.2s', lastSuccessSeconds: null });
 
   // The hung collection is still pending: the next scrape must not start a second one.
-  const again = await scraper.scrape();
+  const again = await readAll(await scraper.scrape());
   t.equal(line(again, 'upkeep_collector_up{collector="slow",target="a"}'), 'upkeep_collector_up{collector="slow",target="a"} 0');
   t.match(scraper.statuses().find((s) => s.collector === 'slow'), { lastError: 'previous collection still running' });
 });
@@ -66,7 +67,7 @@ t.test('overlapping scrapes share one collection', async (t) => {
   release();
   const [a, b] = await Promise.all([first, second]);
   t.equal(calls, 1);
-  t.equal(a, b);
+  t.equal(await readAll(a), await readAll(b), 'each caller reads the same text from its own stream');
   await scraper.scrape();
   t.equal(calls, 2, 'a later scrape collects again');
 });
@@ -81,18 +82,18 @@ t.test('failures are reported, recovery is seen, and series vanish with the fail
     },
   };
   const scraper = scraperOf([fakeModule('flaky', [instance], { upFamily: { name: 'test_flaky_up', help: 'Up.', label: 'target' } })]);
-  let text = await scraper.scrape();
+  let text = await readAll(await scraper.scrape());
   t.equal(line(text, 'test_flaky_up{target="x"}'), 'test_flaky_up{target="x"} 0');
   t.equal(line(text, 'test_flaky_value{target="x"}'), undefined);
   t.equal(scraper.statuses()[0]?.lastError, 'connection refused');
   healthy = true;
-  text = await scraper.scrape();
+  text = await readAll(await scraper.scrape());
   t.equal(line(text, 'test_flaky_up{target="x"}'), 'test_flaky_up{target="x"} 1');
   t.equal(line(text, 'test_flaky_value{target="x"}'), 'test_flaky_value{target="x"} 1');
   t.equal(line(text, 'upkeep_collector_cache_age_seconds{collector="flaky",target="x",reading="sizes"}'), 'upkeep_collector_cache_age_seconds{collector="flaky",target="x",reading="sizes"} 3');
   t.match(text, /upkeep_collector_last_success_timestamp_seconds\{collector="flaky",target="x"\} \d+/);
   healthy = false;
-  text = await scraper.scrape();
+  text = await readAll(await scraper.scrape());
   t.equal(line(text, 'test_flaky_value{target="x"}'), undefined, 'no stale values after a failure');
   t.match(text, /upkeep_collector_last_success_timestamp_seconds\{collector="flaky",target="x"\} \d+/, 'last success is kept');
 });
@@ -103,7 +104,7 @@ t.test('a collector may report its own target down while collecting fine', async
     collect: async () => ({ readings: [{ family: 'test_probe_up', labels: { target: 'svc' }, value: 0 }] }),
   };
   const scraper = scraperOf([fakeModule('probe', [instance], { upFamily: { name: 'test_probe_up', help: 'Up.', label: 'target' } })]);
-  const text = await scraper.scrape();
+  const text = await readAll(await scraper.scrape());
   t.equal(text.split('\n').filter((l) => l.startsWith('test_probe_up{')).join('|'), 'test_probe_up{target="svc"} 0');
   t.equal(line(text, 'upkeep_collector_up{collector="probe",target="svc"}'), 'upkeep_collector_up{collector="probe",target="svc"} 1');
 });
@@ -181,7 +182,7 @@ t.test('collectOnly: a replica collects, publishes and reports only the targets 
   const scraper = scraperOf([fakeModule('shared', [instance('a'), instance('b')], { upFamily: { name: 'test_shared_up', help: 'Up.', label: 'target' } })]);
   let mine = new Set(['a']);
   scraper.collectOnly((collector, target) => collector === 'shared' && mine.has(target));
-  const text = await scraper.scrape();
+  const text = await readAll(await scraper.scrape());
   t.same(calls, ['a'], 'only its own target was collected');
   t.equal(line(text, 'test_shared_value{target="a"}'), 'test_shared_value{target="a"} 1');
   t.equal(line(text, 'upkeep_collector_up{collector="shared",target="a"}'), 'upkeep_collector_up{collector="shared",target="a"} 1');
@@ -189,11 +190,11 @@ t.test('collectOnly: a replica collects, publishes and reports only the targets 
   t.same(scraper.statuses().map((status) => status.target), ['a']);
 
   mine = new Set(['a', 'b']);
-  const after = await scraper.scrape();
+  const after = await readAll(await scraper.scrape());
   t.same(calls, ['a', 'a', 'b'], 'a target handed over is collected at the next scrape');
   t.equal(line(after, 'test_shared_up{target="b"}'), 'test_shared_up{target="b"} 1');
   mine = new Set();
-  const none = await scraper.scrape();
+  const none = await readAll(await scraper.scrape());
   t.notOk(none.includes('target="'), 'a replica that owns nothing exposes no target series');
   t.same(scraper.statuses(), []);
 });

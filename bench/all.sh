@@ -10,6 +10,7 @@ npm run bench:scrape || status=1
 npm run bench:growth || status=1
 npm run bench:webhook -- --rate 1000 || status=1
 npm run bench:backup || status=1
+npm run bench:backup-jobs || status=1
 npm run bench:journal -- --sizes 1000000 || status=1
 node --import tsx bench/summary.ts || status=1
 rm -f "$UPKEEP_BENCH_RESULTS"

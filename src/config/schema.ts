@@ -1,4 +1,3 @@
-import cron from 'node-cron';
 import { z } from 'zod';
 import { cronError } from './cron.js';
 import { parseDurationSeconds } from './duration.js';
@@ -106,14 +105,18 @@ const rule = z.strictObject({
   allowRisk: z.enum(['safe', 'disruptive', 'destructive']).default('safe'),
 });
 
+// Windows and schedule entries speak one cron dialect (src/config/cron.ts), in an IANA time zone.
+const cron = z.string().min(1).superRefine((text, ctx) => {
+  const problem = cronError(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const timezone = z.string().refine(isTimeZone, 'must be an IANA time zone such as "Asia/Tokyo" or "UTC"');
+
 const window = z.strictObject({
   name,
-  cron: z.string().min(1).superRefine((text, ctx) => {
-    const problem = cronError(text);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  cron,
   durationMinutes: z.number().int().positive(),
-  timezone: z.string().optional(),
+  timezone: timezone.optional(),
 });
 
 const retention = z.strictObject({
@@ -130,10 +133,10 @@ const retention = z.strictObject({
 
 const scheduleEntry = z.strictObject({
   name,
-  cron: z.string().min(1).refine((text) => cron.validate(text), 'must be a cron expression (5 fields, or 6 with seconds first)'),
+  cron,
   remediation: z.string().min(1),
   params: params.default({}),
-  timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as "Asia/Tokyo" or "UTC"').optional(),
+  timezone: timezone.optional(),
   dryRun: z.boolean().optional(),
   // A schedule is an automatic trigger: disruptive or destructive entries need this and an open window.
   allowRisk: z.enum(['safe', 'disruptive', 'destructive']).default('safe'),

@@ -6,7 +6,7 @@ import { dockerClient } from './docker/client.js';
 import type { DockerTarget } from './docker/target.js';
 import { connectClient, databaseUrl } from './postgres/client.js';
 import type { PostgresTarget } from './postgres/target.js';
-import { createRedisClient } from './redis/client.js';
+import { createRedisClient, firstConnection } from './redis/client.js';
 import type { RedisTarget } from './redis/target.js';
 
 /**
@@ -48,9 +48,9 @@ export class Connections {
     if (!entry) return Promise.reject(new ValidationError(`unknown redis target "${target}"`));
     const client = createRedisClient(entry, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }).then((created) => {
       created.on('error', () => undefined); // reconnects by itself; commands report the failure
-      return created;
+      return firstConnection(created);
     });
-    // A CA file that cannot be read now may be readable by the next run: do not keep the failure.
+    // A CA file that cannot be read now, or a certificate refused now, may be fine by the next run: do not keep the failure.
     client.catch(() => this.redisClients.delete(target));
     this.redisClients.set(target, client);
     return client;

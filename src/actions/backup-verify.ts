@@ -33,7 +33,7 @@ function scratchName(backup: string, at: Date): string {
 }
 
 export interface TableCount extends QualifiedName { rows: number }
-export interface Comparison { table: string; restored: number | null; source: number | null }
+export type Comparison = { table: string; restored: number | null; source: number | null };
 
 /** Tables whose counts differ by more than the ratio, or that exist on one side only. */
 export function compareCounts(restored: readonly TableCount[], source: readonly TableCount[], maxRatio: number): Comparison[] {
@@ -201,7 +201,13 @@ export interface VerifyPayload {
   readonly scratch: string;
 }
 
-export const backupVerify: Action<VerifyParams, VerifyPayload> = {
+/** What run() restored and compared, journalled and read back by verify. */
+export type RestoreOutput = {
+  file: string; scratchDatabase: string; droppedStale: string[]; tables: number; rows: number;
+  comparedWithSource: boolean; sourceError?: string; problems: Comparison[];
+};
+
+export const backupVerify: Action<VerifyParams, VerifyPayload, RestoreOutput> = {
   name: 'backup.verify',
   description: 'Restore the newest backup into a scratch database on the source server, compare per-table row counts with the source, drop the scratch database, and record the verify time.',
   riskClass: 'safe (creates and always drops its own scratch database; reads the source)',
@@ -260,7 +266,7 @@ export const backupVerify: Action<VerifyParams, VerifyPayload> = {
   },
   async verify(params, _before, output, context) {
     const backup = requireBackup(context.config, params.backup);
-    const detail = z.object({ file: z.string(), scratchDatabase: z.string(), tables: z.number(), comparedWithSource: z.boolean(), problems: z.array(z.object({ table: z.string(), restored: z.number().nullable(), source: z.number().nullable() })) }).parse(output.detail);
+    const { detail } = output;
     const leftover = await withAdmin(context, backup, (admin) => admin.query('select 1 from pg_database where datname = $1', [detail.scratchDatabase]));
     const failures: string[] = [];
     if (leftover.rowCount) failures.push(`scratch database ${detail.scratchDatabase} still exists`);

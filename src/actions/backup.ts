@@ -76,7 +76,7 @@ async function removeStalePartials(backup: SourcedBackup): Promise<string[]> {
   return stale;
 }
 
-interface DumpResult { gzipBytes: number }
+type DumpResult = { gzipBytes: number };
 
 /** The runbook's gzip, done by pg_dump itself: for plain format, --compress gzips the whole output. */
 export function pgDumpArgs(url: string): string[] {
@@ -149,7 +149,10 @@ export interface DumpPayload {
   readonly victims: readonly string[];
 }
 
-export const pgDump: Action<BackupParams, DumpPayload> = {
+/** What run() wrote, journalled and read back by verify. */
+export type DumpOutput = DumpResult & { file: string; seconds: number; deleted: string[]; removedPartials: string[] };
+
+export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
   name: 'backup.pg_dump',
   description: 'Stream pg_dump through gzip to DIR/NAME_YYYYmmdd_HHMMSS.sql.gz via a temporary name, fsync and rename it, then keep keepDays days (never the newest valid backup).',
   riskClass: 'safe (reads the database; deletes only backups past keepDays, never the newest)',
@@ -213,7 +216,7 @@ export const pgDump: Action<BackupParams, DumpPayload> = {
   },
   async verify(params, _before, output, context) {
     const backup = requireBackup(context.config, params.backup);
-    const file = String(output.detail.file);
+    const { file } = output.detail;
     const listed = (await listBackups(backup.dir, backup.pattern)).find((candidate) => candidate.path === file);
     if (!listed) return { ok: false, detail: `${file} is not counted as a backup (missing, empty, or not matching ${backup.pattern})` };
     if (listed.directory) {

@@ -144,7 +144,10 @@ const LISTED = 100;
 /** What run() prunes: each kind's endpoint with its filters, in order. */
 export interface PrunePayload { readonly prunes: readonly { readonly kind: PruneKind; readonly filters: Record<string, string[]> }[] }
 
-export const dockerPrune: Action<PruneParams, PrunePayload> = {
+/** What run() reclaimed, journalled and read back by verify: per kind, the count and the first listed ids. */
+export type PruneOutput = { reclaimedBytes: number; pruned: Record<string, { count: number; reclaimedBytes: number; deleted: string[] }> };
+
+export const dockerPrune: Action<PruneParams, PrunePayload, PruneOutput> = {
   name: 'docker.prune',
   description: 'Prune stopped containers, dangling images, unused networks and the build cache (volumes only when asked), reporting the bytes reclaimed.',
   riskClass: 'safe; volumes: true is destructive (a volume is data, and "unused" only means no container mounts it right now)',
@@ -192,12 +195,11 @@ export const dockerPrune: Action<PruneParams, PrunePayload> = {
   async verify(params, before, output, context) {
     const df: unknown = await context.connections.docker(params.target).df();
     const present = presentObjects(df);
-    const pruned = z.record(z.string(), z.object({ deleted: z.array(z.string()) })).parse(output.detail.pruned ?? {});
-    const lingering = Object.values(pruned).flatMap((result) => result.deleted).filter((id) => present.has(id));
+    const lingering = Object.values(output.detail.pruned).flatMap((result) => result.deleted).filter((id) => present.has(id));
     const usageBefore = z.array(z.object({ type: z.string(), bytes: z.number(), reclaimableBytes: z.number() })).parse(before.observed?.usage ?? []);
     const usageAfter = diskUsage(df);
     const dfDelta = totalBytes(usageBefore) - totalBytes(usageAfter);
-    const detail = `reported ${String(output.detail.reclaimedBytes)} bytes reclaimed; docker system df total fell by ${dfDelta} bytes`;
+    const detail = `reported ${output.detail.reclaimedBytes} bytes reclaimed; docker system df total fell by ${dfDelta} bytes`;
     if (lingering.length > 0) return { ok: false, detail: `${detail}; still listed after the prune: ${lingering.join(', ')}`, observed: { usage: usageAfter } };
     return { ok: true, detail, observed: { usage: usageAfter, dfDeltaBytes: dfDelta } };
   },

@@ -110,7 +110,10 @@ function resolvePattern(params: ExpireParams, context: ActionContext): ExpirePar
  */
 export type ExpirePayload = ExpireParams;
 
-export const expireKeys: Action<ExpireParams, ExpirePayload> = {
+/** What run() did, journalled and read back by verify: `unlinked` or `expired` by the payload's mode. */
+export type ExpireOutput = { scanned: number; matched: number; unlinked?: number; expired?: number; batches: number };
+
+export const expireKeys: Action<ExpireParams, ExpirePayload, ExpireOutput> = {
   name: 'redis.expire_keys',
   description: 'SCAN for a key pattern, then UNLINK the keys or set an expiry, one batch at a time (never KEYS).',
   riskClass: 'destructive (deletes or expires keys); only patterns declared in targets.redis[].keyPatterns',
@@ -141,7 +144,7 @@ export const expireKeys: Action<ExpireParams, ExpirePayload> = {
     let matched = 0;
     let affected = 0;
     let batches = 0;
-    const done = () => ({ scanned, matched, [payload.mode === 'unlink' ? 'unlinked' : 'expired']: affected, batches });
+    const done = () => ({ scanned, matched, ...(payload.mode === 'unlink' ? { unlinked: affected } : { expired: affected }), batches });
     try {
       for await (const batch of matchingBatches(redis, payload, context.signal)) {
         scanned += batch.scanned;
@@ -158,7 +161,7 @@ export const expireKeys: Action<ExpireParams, ExpirePayload> = {
   },
   async verify(params, _before, output, context) {
     const remaining = await countMatching(await context.connections.redis(params.target), params);
-    const matched = Number(output.detail.matched);
+    const { matched } = output.detail;
     // New keys may keep arriving on a live server; the run worked if the backlog shrank.
     const ok = matched === 0 || remaining < matched;
     return { ok, detail: `${remaining} keys still match ${params.pattern} ${conditionText(params)} (${matched} matched during the run)`.trim(), observed: { remaining } };

@@ -33,7 +33,20 @@ export type PurgeParams = z.infer<typeof purgeParams>;
 /** What run() does: MEMORY PURGE on the target, and whether it also switches on active defragmentation. */
 export interface PurgePayload { readonly target: string; readonly activeDefrag: boolean }
 
-export const memoryPurge: Action<PurgeParams, PurgePayload> = {
+/** What run() observed, journalled and read back by verify. */
+export type PurgeOutput = {
+  purge: string;
+  activeDefrag: ActiveDefrag;
+  activeDefragReason?: string;
+  fragmentationRatioBefore: number;
+  fragmentationRatioAfter: number;
+  allocatorFragmentationRatioBefore: number;
+  allocatorFragmentationRatioAfter: number;
+  rssBytesBefore: number;
+  rssBytesAfter: number;
+};
+
+export const memoryPurge: Action<PurgeParams, PurgePayload, PurgeOutput> = {
   name: 'redis.memory_purge',
   description: 'MEMORY PURGE, plus active defragmentation where the server supports it, instead of restarting Redis.',
   riskClass: 'safe (no restart, no data loss; defrag runs within activedefrag CPU limits)',
@@ -87,7 +100,7 @@ export const memoryPurge: Action<PurgeParams, PurgePayload> = {
     const ratioBefore = Number(before.observed?.fragmentationRatio ?? 0);
     return {
       ok,
-      detail: `mem_fragmentation_ratio ${ratioBefore} -> ${memory.fragmentationRatio}; MEMORY PURGE ${String(output.detail.purge)}; activedefrag ${defragOn ? 'yes' : 'no'} (${String(wanted)})`,
+      detail: `mem_fragmentation_ratio ${ratioBefore} -> ${memory.fragmentationRatio}; MEMORY PURGE ${output.detail.purge}; activedefrag ${defragOn ? 'yes' : 'no'} (${wanted})`,
       observed: { ...memory, activeDefrag: defragOn },
     };
   },

@@ -1,70 +1,63 @@
+import { Cron } from 'croner';
 import { errorMessage } from '../log.js';
 
 /**
- * Classic 5-field cron expressions, as maintenance windows use them. Parsing lives with the config
- * so a bad window is a config error at start; the remediation engine evaluates the parsed fields.
+ * The one cron dialect, for maintenance windows and schedule entries alike: croner's, with 5 fields
+ * (minute hour day-of-month month day-of-week) or 6 with seconds first, names (mon, jan), `#` for
+ * the nth weekday (`0 1 * * 0#1`), `L`, nicknames (`@daily`), and a start with a step (`5/20`
+ * is 5, 25, 45). When both day fields are restricted, either one matching is enough, as in classic cron.
  */
-export interface CronFields {
-  readonly minute: ReadonlySet<number>;
-  readonly hour: ReadonlySet<number>;
-  readonly dayOfMonth: ReadonlySet<number>;
-  readonly month: ReadonlySet<number>;
-  readonly dayOfWeek: ReadonlySet<number>;
-  // Classic cron: when both day fields are restricted, either one matching is enough.
-  readonly daysRestricted: { dayOfMonth: boolean; dayOfWeek: boolean };
+const DIALECT = { mode: '5-or-6-parts', sloppyRanges: true } as const;
+
+/** The expression's occurrences in a time zone (the process's own without one); it schedules nothing. */
+export function cronOccurrences(expression: string, timezone?: string): Cron {
+  return new Cron(expression, { ...DIALECT, ...(timezone ? { timezone } : {}) });
 }
 
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-export const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const FIELDS = [
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day-of-month', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12 },
+  { name: 'day-of-week', min: 0, max: 7 },
+] as const;
+const SECOND = { name: 'second', min: 0, max: 59 } as const;
 
-function parseValue(text: string, min: number, names: readonly string[] | null, field: string): number {
-  const index = names ? names.indexOf(text.toLowerCase()) : -1;
-  if (index >= 0) return index + min;
-  if (!/^\d+$/.test(text)) throw new Error(`${field}: "${text}" is not a number`);
-  return Number(text);
-}
-
-function parseField(text: string, min: number, max: number, field: string, names: readonly string[] | null = null): Set<number> {
-  const values = new Set<number>();
-  for (const part of text.split(',')) {
-    const [range, stepText] = part.split('/');
-    const step = stepText === undefined ? 1 : Number(stepText);
-    if (!Number.isInteger(step) || step < 1) throw new Error(`${field}: bad step in "${part}"`);
-    let low = min;
-    let high = max;
-    if (range !== '*') {
-      const [from, to] = (range ?? '').split('-');
-      low = parseValue(from ?? '', min, names, field);
-      high = to === undefined ? (stepText === undefined ? low : max) : parseValue(to, min, names, field);
-    }
-    if (low < min || high > max || low > high) throw new Error(`${field}: "${part}" is outside ${min}-${max}`);
-    for (let value = low; value <= high; value += step) values.add(value);
-  }
-  return values;
-}
-
-/** Parses a 5-field cron expression (minute hour day-of-month month day-of-week); throws with the bad field. */
-export function parseCron(expression: string): CronFields {
-  const parts = expression.trim().split(/\s+/);
-  if (parts.length !== 5) throw new Error(`must have 5 fields (minute hour day-of-month month day-of-week), not ${parts.length}`);
-  const [minute, hour, dayOfMonth, month, dayOfWeek] = parts as [string, string, string, string, string];
-  const weekdays = parseField(dayOfWeek, 0, 7, 'day-of-week', DAYS);
-  if (weekdays.delete(7)) weekdays.add(0); // 7 is Sunday too
-  return {
-    minute: parseField(minute, 0, 59, 'minute'),
-    hour: parseField(hour, 0, 23, 'hour'),
-    dayOfMonth: parseField(dayOfMonth, 1, 31, 'day-of-month'),
-    month: parseField(month, 1, 12, 'month', MONTHS),
-    dayOfWeek: weekdays,
-    daysRestricted: { dayOfMonth: dayOfMonth !== '*', dayOfWeek: dayOfWeek !== '*' },
-  };
-}
-
-export function cronError(expression: string): string | null {
+function parses(expression: string): unknown {
   try {
-    parseCron(expression);
+    cronOccurrences(expression);
     return null;
   } catch (err) {
-    return errorMessage(err);
+    return err;
   }
+}
+
+/** Croner's message for the field, in the words of a config error. */
+function describe(field: (typeof FIELDS)[number] | typeof SECOND, text: string, err: unknown): string {
+  const message = errorMessage(err).replace(/^CronPattern: /, '');
+  if (/stepping|steps/.test(message)) return `${field.name}: bad step in "${text}"`;
+  if (err instanceof RangeError || /larger than/.test(message)) return `${field.name}: "${text}" is outside ${field.min}-${field.max}`;
+  if (/nth weekday/.test(message)) return `${field.name}: "${text}": the nth weekday must be 1-5, or L for the last`;
+  if (/illegal characters|not a number/.test(message)) return `${field.name}: "${text}" is not a number, a name, a range, a list or a step`;
+  return `${field.name}: "${text}": ${message}`;
+}
+
+/** Why the expression is not a cron expression of the dialect, naming the field at fault; null when it is one. */
+export function cronError(expression: string): string | null {
+  const err = parses(expression);
+  if (err === null) return null;
+  const parts = expression.trim().split(/\s+/);
+  if (parts.length === 1 && parts[0]?.startsWith('@')) return errorMessage(err).replace(/^CronPattern: /, '');
+  if (parts.length !== 5 && parts.length !== 6) {
+    return `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, not ${parts.length}`;
+  }
+  // Croner says what is wrong but not always in which field, so each field is tried alone (the
+  // others `*`) to name the one at fault. Its checks are all within a field, so one always fails.
+  const fields = parts.length === 6 ? [SECOND, ...FIELDS] : FIELDS;
+  const problems = fields.map((field, index) => {
+    const text = parts[index] ?? '';
+    const alone = parses(fields.map((_, other) => (other === index ? text : '*')).join(' '));
+    return alone === null ? [] : [describe(field, text, alone)];
+  });
+  return problems.flat()[0] ?? errorMessage(err);
 }

@@ -1,101 +1,19 @@
-import cron from 'node-cron';
 import { z } from 'zod';
+import { dockerTarget } from '../systems/docker/target.js';
+import { name, parseableUrl, seconds } from '../systems/fields.js';
+import { backupTarget, diskTarget, fileTarget, logTarget } from '../systems/files/target.js';
+import { httpTarget, httpUrl } from '../systems/http/target.js';
+import { postgresTarget } from '../systems/postgres/target.js';
+import { redisTarget } from '../systems/redis/target.js';
 import { cronError } from './cron.js';
 import { parseDurationSeconds } from './duration.js';
 
-// Every object is strict: a typo in a key is an error, never a silently ignored setting.
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"');
-// Node's timers hold at most 2^31-1 ms (24.8 days) and fire at once beyond it; every seconds
-// value ends up in a timer somewhere, so each is capped well below that.
-const MAX_TIMER_SECONDS = 2_000_000;
-const seconds = z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (about 23 days)`);
+// Every object is strict: a typo in a key is an error, never a silently ignored setting. Each
+// system's target schema lives with the system (src/systems/<system>/target.ts).
+
 const count = (fallback: number) => z.number().int().positive().default(fallback);
 const duration = z.string().refine((text) => parseDurationSeconds(text) !== null, 'must be a duration such as "30 days" or "12h"');
 const params = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
-
-const regex = z.string().refine((text) => { try { new RegExp(text); return true; } catch { return false; } }, 'must be a valid regular expression');
-
-const tableFilter = z.strictObject({
-  include: z.array(regex).default([]),
-  exclude: z.array(regex).default([]),
-  minDeadTuples: z.number().int().min(0).default(0),
-  limit: z.number().int().positive().default(500),
-});
-
-/**
- * A URL that parses: an unparseable one would fail later with an error carrying the whole URL, and
- * its password with it. The message never echoes the value.
- */
-const parseableUrl = (scheme: RegExp, message: string) => z.string().regex(scheme, { message, abort: true })
-  .refine((text) => URL.canParse(text), 'must be a valid URL (percent-encode special characters in the user name and password)');
-
-const postgresTarget = z.strictObject({
-  name,
-  url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
-  databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
-  tables: tableFilter.prefault({}),
-  sizeRefreshSeconds: seconds.default(300),
-  // How often `databases: auto` looks for databases created or dropped since.
-  discoverRefreshSeconds: seconds.default(300),
-  statements: z.strictObject({ enabled: z.boolean().default(false), limit: z.number().int().positive().default(10) })
-    .prefault({}),
-});
-
-const redisTarget = z.strictObject({
-  name,
-  url: parseableUrl(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  keyPatterns: z.array(z.string().min(1)).default([]),
-  keyPatternRefreshSeconds: seconds.default(60),
-  // PEM file of the CA that signed the server's certificate, for rediss:// with a private CA.
-  caFile: z.string().min(1).optional(),
-});
-
-const dockerTarget = z.strictObject({
-  name,
-  socketPath: z.string().optional(),
-  host: z.string().optional(),
-  port: z.number().int().positive().optional(),
-  diskRefreshSeconds: seconds.default(300),
-  logRefreshSeconds: seconds.default(60),
-}).refine((t) => !(t.socketPath && t.host), 'set socketPath or host, not both');
-
-const backupTarget = z.strictObject({
-  name,
-  dir: z.string().min(1),
-  pattern: z.string().min(1),
-  keepDays: z.number().int().positive().default(7),
-  source: z.strictObject({ target: name, database: z.string().min(1) }).optional(),
-});
-
-const diskTarget = z.strictObject({ path: z.string().min(1) });
-
-const logTarget = z.strictObject({
-  name,
-  dir: z.string().min(1),
-  pattern: z.string().min(1).default('*'),
-  refreshSeconds: seconds.default(60),
-});
-
-// Directories of disposable files (temporary files, caches) that files.cleanup may delete from.
-const fileTarget = z.strictObject({
-  name,
-  dir: z.string().min(1),
-  pattern: z.string().min(1).default('*'),
-});
-
-/**
- * fetch refuses a URL with credentials, and its error (shown in /readyz) quotes the URL whole: such
- * a URL is refused here instead, by path, without echoing it.
- */
-const httpUrl = (message: string) => parseableUrl(/^https?:\/\//, message)
-  .refine((text) => !URL.canParse(text) || (new URL(text).username === '' && new URL(text).password === ''), 'must not contain credentials (user:password@): upkeep sends none; use an endpoint that needs no login');
-
-const httpTarget = z.strictObject({
-  name,
-  url: httpUrl('must be an http:// or https:// URL'),
-  timeoutSeconds: seconds.optional(),
-  expectStatus: z.number().int().min(100).max(599).optional(),
-});
 
 const rule = z.strictObject({
   match: z.record(z.string(), z.string()),
@@ -106,14 +24,18 @@ const rule = z.strictObject({
   allowRisk: z.enum(['safe', 'disruptive', 'destructive']).default('safe'),
 });
 
+// Windows and schedule entries speak one cron dialect (src/config/cron.ts), in an IANA time zone.
+const cron = z.string().min(1).superRefine((text, ctx) => {
+  const problem = cronError(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const timezone = z.string().refine(isTimeZone, 'must be an IANA time zone such as "Asia/Tokyo" or "UTC"');
+
 const window = z.strictObject({
   name,
-  cron: z.string().min(1).superRefine((text, ctx) => {
-    const problem = cronError(text);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  cron,
   durationMinutes: z.number().int().positive(),
-  timezone: z.string().optional(),
+  timezone: timezone.optional(),
 });
 
 const retention = z.strictObject({
@@ -130,10 +52,10 @@ const retention = z.strictObject({
 
 const scheduleEntry = z.strictObject({
   name,
-  cron: z.string().min(1).refine((text) => cron.validate(text), 'must be a cron expression (5 fields, or 6 with seconds first)'),
+  cron,
   remediation: z.string().min(1),
   params: params.default({}),
-  timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as "Asia/Tokyo" or "UTC"').optional(),
+  timezone: timezone.optional(),
   dryRun: z.boolean().optional(),
   // A schedule is an automatic trigger: disruptive or destructive entries need this and an open window.
   allowRisk: z.enum(['safe', 'disruptive', 'destructive']).default('safe'),
@@ -235,13 +157,11 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
-export type PostgresTarget = Config['targets']['postgres'][number];
-export type RedisTarget = Config['targets']['redis'][number];
-export type DockerTarget = Config['targets']['docker'][number];
-export type BackupTarget = Config['targets']['backups'][number];
-export type LogTarget = Config['targets']['logs'][number];
-export type HttpTarget = Config['targets']['http'][number];
-export type FileTarget = Config['targets']['files'][number];
+export type { PostgresTarget } from '../systems/postgres/target.js';
+export type { RedisTarget } from '../systems/redis/target.js';
+export type { DockerTarget } from '../systems/docker/target.js';
+export type { BackupTarget, FileTarget, LogTarget } from '../systems/files/target.js';
+export type { HttpTarget } from '../systems/http/target.js';
 export type RemediationRule = Config['remediation']['rules'][number];
 export type RetentionPolicy = Config['remediation']['retention'][number];
 export type ScheduleEntry = Config['schedule'][number];

@@ -1,22 +1,33 @@
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { dockerClient } from './docker/client.js';
+import type { DockerTarget } from './docker/target.js';
 import { connectClient, databaseUrl } from './postgres/client.js';
-import { createRedisClient } from './redis/client.js';
+import type { PostgresTarget } from './postgres/target.js';
+import { createRedisClient, firstConnection } from './redis/client.js';
+import type { RedisTarget } from './redis/target.js';
 
 /**
  * Connections for remediations, looked up by the target names in the config, through each system's
  * one client factory. Postgres work gets a dedicated client per run (it sets timeouts, holds
  * advisory locks and may be cancelled); Redis and Docker clients are shared.
  */
+/** The part of the config connections are made from (systems do not import the config). */
+export interface ConnectionTargets {
+  readonly targets: {
+    readonly postgres: readonly PostgresTarget[];
+    readonly redis: readonly RedisTarget[];
+    readonly docker: readonly DockerTarget[];
+  };
+}
+
 export class Connections {
   private readonly redisClients = new Map<string, Promise<Redis>>();
   private readonly dockerClients = new Map<string, Docker>();
 
-  constructor(private readonly config: Readonly<Config>) {}
+  constructor(private readonly config: ConnectionTargets) {}
 
   postgresUrl(target: string, database: string): string {
     const entry = this.config.targets.postgres.find((candidate) => candidate.name === target);
@@ -37,9 +48,9 @@ export class Connections {
     if (!entry) return Promise.reject(new ValidationError(`unknown redis target "${target}"`));
     const client = createRedisClient(entry, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }).then((created) => {
       created.on('error', () => undefined); // reconnects by itself; commands report the failure
-      return created;
+      return firstConnection(created);
     });
-    // A CA file that cannot be read now may be readable by the next run: do not keep the failure.
+    // A CA file that cannot be read now, or a certificate refused now, may be fine by the next run: do not keep the failure.
     client.catch(() => this.redisClients.delete(target));
     this.redisClients.set(target, client);
     return client;

@@ -1,5 +1,6 @@
-import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
+import type { Cron } from 'croner';
 import { Gauge, type Registry } from 'prom-client';
+import { cronOccurrences } from '../config/cron.js';
 import type { Config, ScheduleEntry } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RunSubmitter, TickClaims } from '../engine/submitter.js';
@@ -17,16 +18,6 @@ export interface ScheduleOptions {
 
 export interface RunningSchedule {
   stop(): Promise<void>;
-}
-
-/** node-cron's own messages (a tick skipped because the last run is still going...) go to pino. */
-export function cronLogger(log: Logger): CronLogger {
-  return {
-    info: (message) => log.info(message),
-    warn: (message) => log.warn(message),
-    error: (message, err) => log.error({ err: err ?? message }, typeof message === 'string' ? message : 'schedule error'),
-    debug: (message) => log.debug(typeof message === 'string' ? message : { err: message }, 'schedule'),
-  };
 }
 
 /**
@@ -55,35 +46,82 @@ async function submit(entry: ScheduleEntry, nominal: Date, submitter: RunSubmitt
   log[level]({ runId, status: record.status, reason: record.reason, error: record.error }, 'scheduled run finished');
 }
 
+/** A tick that fires this late after its nominal time was held up (a stalled loop, a clock jump): it is missed. */
+const LATE_MS = 1000;
+/** The longest single sleep, so a wall-clock jump is noticed soon. */
+const MAX_SLEEP_MS = 30_000;
+/** At most this many missed ticks are counted per wake-up; the rest are counted on the next, at once. */
+const MAX_COUNTED = 1000;
+
+/** One entry's ticks: it sleeps until the next occurrence of its cron expression, then runs it once. */
+class Job {
+  private readonly occurrences: Cron;
+  /** The latest nominal time dealt with (started, skipped or missed); the next tick is the first occurrence after it. */
+  private handled = new Date();
+  /**
+   * When the next tick is due. It moves on only when a tick starts, so a tick that does not
+   * (upkeep stalled, or the entry's previous run still going) stays in the past, where the
+   * UpkeepScheduleMissed alert sees it.
+   */
+  due: Date | null;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly entry: ScheduleEntry, private readonly submitter: RunSubmitter & TickClaims, private readonly log: Logger) {
+    this.occurrences = cronOccurrences(entry.cron, entry.timezone);
+    this.due = this.occurrences.nextRun(this.handled);
+    this.sleep();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private sleep(): void {
+    const next = this.occurrences.nextRun(this.handled);
+    if (!next) return;
+    this.timer = setTimeout(() => this.wake(), Math.min(Math.max(next.getTime() - Date.now(), 0), MAX_SLEEP_MS));
+    // The HTTP server keeps the process alive; a schedule alone must not (tests, shutdown).
+    this.timer.unref();
+  }
+
+  private wake(): void {
+    const now = Date.now();
+    const missed: Date[] = [];
+    let onTime: Date | null = null;
+    for (let at = this.occurrences.nextRun(this.handled); at && at.getTime() <= now && missed.length < MAX_COUNTED; at = this.occurrences.nextRun(at)) {
+      if (now - at.getTime() > LATE_MS) missed.push(at);
+      else onTime = at;
+      this.handled = at;
+    }
+    const [first] = missed;
+    if (first) this.log.warn({ missed: first.toISOString(), count: missed.length }, 'a scheduled run was missed (upkeep was busy or down); it is not backfilled');
+    if (onTime) this.start(onTime);
+    this.sleep();
+  }
+
+  private start(nominal: Date): void {
+    if (this.running) {
+      this.log.warn({ nominal: nominal.toISOString() }, "the entry's previous run is still going; this tick is skipped");
+      return;
+    }
+    this.running = true;
+    this.due = this.occurrences.nextRun(nominal);
+    submit(this.entry, nominal, this.submitter, this.log)
+      .catch((err: unknown) => this.log.error({ err }, 'scheduled run could not be submitted'))
+      .finally(() => { this.running = false; });
+  }
+}
+
 /**
- * Starts a node-cron task per `schedule:` entry. Each tick submits a run to the engine (so it gets
- * every guard); a tick that comes while the entry's previous run is still going is skipped
- * (noOverlap), and ticks missed while upkeep was down or stalled are not backfilled.
+ * Starts a job per `schedule:` entry. Each tick submits a run to the engine (so it gets every
+ * guard); a tick that comes while the entry's previous run is still going is skipped, and ticks
+ * missed while upkeep was down or stalled are not backfilled.
  */
 export function startSchedule(options: ScheduleOptions): RunningSchedule {
   const { config, submitter, registry, log } = options;
-  const tasks = new Map<string, ScheduledTask>();
-  // When each entry's next tick is due. It moves on only when a tick starts, so a tick that does
-  // not (upkeep stalled, or the entry's previous run still going) stays in the past, where the
-  // UpkeepScheduleMissed alert sees it.
-  const due = new Map<string, Date | null>();
-  for (const entry of config.schedule) {
-    const jobLog = log.child({ job: entry.name });
-    const task = cron.createTask(entry.cron, (context) => {
-      due.set(entry.name, task.getNextRun());
-      return submit(entry, context.date, submitter, jobLog);
-    }, {
-      name: entry.name,
-      noOverlap: true,
-      logger: cronLogger(jobLog),
-      // The HTTP server keeps the process alive; a schedule alone must not (tests, shutdown).
-      unref: true,
-      ...(entry.timezone ? { timezone: entry.timezone } : {}),
-    });
-    task.on('execution:missed', (context) => jobLog.warn({ missed: context.date.toISOString() }, 'a scheduled run was missed (upkeep was busy or down); it is not backfilled'));
-    task.on('execution:failed', (context) => jobLog.error({ err: context.execution?.error }, 'scheduled run could not be submitted'));
-    tasks.set(entry.name, task);
-  }
+  const jobs = new Map<string, Job>();
+  for (const entry of config.schedule) jobs.set(entry.name, new Job(entry, submitter, log.child({ job: entry.name })));
   new Gauge({
     name: NEXT_RUN,
     help: 'Unix time of the next scheduled run of each schedule entry.',
@@ -91,21 +129,16 @@ export function startSchedule(options: ScheduleOptions): RunningSchedule {
     registers: [registry],
     collect() {
       this.reset();
-      for (const job of tasks.keys()) {
-        const next = due.get(job);
-        if (next) this.set({ job }, next.getTime() / 1000);
+      for (const [job, { due }] of jobs) {
+        if (due) this.set({ job }, due.getTime() / 1000);
       }
     },
   });
-  for (const [job, task] of tasks) {
-    void task.start();
-    due.set(job, task.getNextRun());
-  }
-  if (tasks.size > 0) log.info({ jobs: [...tasks.keys()] }, 'schedule started');
+  if (jobs.size > 0) log.info({ jobs: [...jobs.keys()] }, 'schedule started');
   return {
     async stop() {
-      for (const task of tasks.values()) await task.destroy();
-      tasks.clear();
+      for (const job of jobs.values()) job.stop();
+      jobs.clear();
       registry.removeSingleMetric(NEXT_RUN);
     },
   };

@@ -138,7 +138,7 @@ t.test('backup.verify against a real server', async (t) => {
     const params = await backupVerify.resolve(backupVerify.params.parse({ backup: 'empty' }), context);
     await t.rejects(backupVerify.check(params, context), /no valid backup matching empty_\*\.sql\.gz in .*none/);
     await t.rejects(backupVerify.resolve(backupVerify.params.parse({ backup: 'nope' }), context), ValidationError);
-    const verification = await backupVerify.verify(params, { proceed: true, reason: '' }, { detail: { file: 'x', scratchDatabase: 'upkeep_verify_none', tables: 0, comparedWithSource: false, problems: [] } }, context);
+    const verification = await backupVerify.verify(params, { proceed: true, reason: '' }, { detail: { file: 'x', scratchDatabase: 'upkeep_verify_none', droppedStale: [], tables: 0, rows: 0, comparedWithSource: false, problems: [] } }, context);
     t.equal(verification.ok, false);
     t.match(verification.detail, /the restore produced no tables/);
   });

@@ -178,18 +178,19 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
 
   t.test('verify rejects a truncated dump', async (t) => {
     const params = pgDump.params.parse({ backup: 'refnet' });
+    const output = (file: string) => ({ detail: { file, gzipBytes: 0, seconds: 0, deleted: [], removedPartials: [] } });
     const copy = join(dir, 'refnet_20000101_000000.sql.gz');
     await writeFile(copy, await readFile(firstBackup));
     await truncate(copy, Math.floor((await stat(copy)).size / 2));
-    const verification = await pgDump.verify(params, { proceed: true, reason: '' }, { detail: { file: copy } }, context);
+    const verification = await pgDump.verify(params, { proceed: true, reason: '' }, output(copy), context);
     t.equal(verification.ok, false);
     t.equal(verification.detail, 'refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file');
     await t.rejects(dumpComplete(copy, new AbortController().signal), /^refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file$/);
     t.equal(await dumpComplete(firstBackup, new AbortController().signal), true);
-    const missing = await pgDump.verify(params, { proceed: true, reason: '' }, { detail: { file: join(dir, 'refnet_gone.sql.gz') } }, context);
+    const missing = await pgDump.verify(params, { proceed: true, reason: '' }, output(join(dir, 'refnet_gone.sql.gz')), context);
     t.match(missing.detail, /is not counted as a backup/);
     await writeFile(copy, gzipSync('create table cut_short (id int);\n'));
-    const incomplete = await pgDump.verify(params, { proceed: true, reason: '' }, { detail: { file: copy } }, context);
+    const incomplete = await pgDump.verify(params, { proceed: true, reason: '' }, output(copy), context);
     t.equal(incomplete.detail, 'refnet_20000101_000000.sql.gz is incomplete: no "-- PostgreSQL database dump complete" at its end');
     await rm(copy);
   });

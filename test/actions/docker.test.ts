@@ -153,7 +153,7 @@ t.test('docker.prune against the real daemon', async (t) => {
     const before = await dockerPrune.check(params, context);
     t.equal(before.proceed, true);
     t.match(before.reason, /^reclaimable bytes: images \d+, containers \d+, volumes \d+, build_cache \d+$/);
-    const output = { detail: { reclaimedBytes: 0, pruned: { containers: { deleted: [running.id] } } } };
+    const output = { detail: { reclaimedBytes: 0, pruned: { containers: { count: 1, reclaimedBytes: 0, deleted: [running.id] } } } };
     const verification = await dockerPrune.verify(params, before, output, context);
     t.equal(verification.ok, false);
     t.match(verification.detail, `still listed after the prune: ${running.id}`);

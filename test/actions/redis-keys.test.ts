@@ -145,7 +145,7 @@ t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {
   t.test('verify fails when the backlog did not shrink', async (t) => {
     await load(client, 'celery-task-meta-again-', 10);
     const params = expireKeys.params.parse({ target: 'cache', pattern: PATTERN });
-    const verification = await expireKeys.verify(params, { proceed: true, reason: '' }, { detail: { matched: 10 } }, context);
+    const verification = await expireKeys.verify(params, { proceed: true, reason: '' }, { detail: { scanned: 10, matched: 10, unlinked: 10, batches: 1 } }, context);
     t.equal(verification.ok, false);
     t.match(verification.detail, /^10 keys still match/);
   });

@@ -179,7 +179,10 @@ t.test('redis.memory_purge', async (t) => {
   });
 
   t.test('verify fails when defrag was reported on but is off', async (t) => {
-    const verification = await memoryPurge.verify({ target: 'cache', activeDefrag: true }, { proceed: true, reason: '' }, { detail: { purge: 'OK', activeDefrag: 'enabled' } }, context);
+    const verification = await memoryPurge.verify({ target: 'cache', activeDefrag: true }, { proceed: true, reason: '' }, { detail: {
+      purge: 'OK', activeDefrag: 'enabled', fragmentationRatioBefore: 1.5, fragmentationRatioAfter: 1.4,
+      allocatorFragmentationRatioBefore: 1.1, allocatorFragmentationRatioAfter: 1.1, rssBytesBefore: 1024, rssBytesAfter: 1024,
+    } }, context);
     t.equal(verification.ok, false);
     await t.rejects(memoryPurge.resolve({ target: 'other', activeDefrag: true }, context), /unknown redis target "other"/);
     t.equal(memoryPurge.risk({ target: 'cache', activeDefrag: true }), 'safe');

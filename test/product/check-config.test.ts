@@ -53,6 +53,18 @@ t.test('the installed check-config accepts a valid config and says what it holds
   t.notMatch(result.stdout + result.stderr, PG_PASSWORD);
 });
 
+t.test('the installed check-config reads windows and schedule entries in one cron dialect', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'upkeep.yml');
+  await writeFile(file, config([
+    'remediation: { windows: [{ name: monthly, cron: "0 1 * * 0#1", durationMinutes: 300, timezone: Asia/Tokyo }] }',
+    'schedule: [{ name: nightly, cron: "@daily", remediation: backup.pg_dump, params: { backup: nightly } }]',
+  ].join('\n')));
+  const result = await upkeep(['check-config', '--config', file], { env: ENV });
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stdout, 'schedule entries: 1');
+});
+
 t.test('the installed check-config exits 1 naming the path of each mistake', async (t) => {
   const dir = await tempDir(t);
   const cases: [string, string, string][] = [
@@ -60,6 +72,10 @@ t.test('the installed check-config exits 1 naming the path of each mistake', asy
       'remediation.rules[0].remediation: unknown remediation (did you mean "postgres.vacuum"?)'],
     ['schedule-typo', 'schedule: [{ name: nightly, cron: "0 2 * * *", remediation: backup.pgdump, params: { backup: nightly } }]',
       'schedule[0].remediation: unknown remediation (did you mean "backup.pg_dump"?)'],
+    ['cron', 'schedule: [{ name: nightly, cron: "0 2 * * 0#6", remediation: backup.pg_dump, params: { backup: nightly } }]',
+      'schedule[0].cron: day-of-week: "0#6": the nth weekday must be 1-5, or L for the last'],
+    ['window-cron', 'remediation: { windows: [{ name: w, cron: "0 25 * * *", durationMinutes: 60 }] }',
+      'remediation.windows[0].cron: hour: "25" is outside 0-23'],
     ['collector', 'collectors: { disabled: [postgress] }',
       'collectors.disabled[0]: is not a collector; the collectors are disks, backups, logs, http, postgres, redis, docker'],
     ['empty-match', 'remediation: { rules: [{ match: {}, remediation: redis.bgsave, params: { target: cache } }] }',

@@ -64,7 +64,7 @@ t.test('an every-second job on two replicas sharing the PostgreSQL store runs on
   t.ok(runs.every((run) => run.status === 'success' && run.source === 'schedule:every-second'));
 
   // Both replicas fired the ticks; a tick one of them lost to the other is skipped, naming the winner.
-  // (Not necessarily every tick: on a busy machine a replica may miss one, which node-cron reports.)
+  // (Not necessarily every tick: on a busy machine a replica may miss one, which the schedule logs.)
   const lines = replicas.flatMap(({ captured }) => captured.lines());
   t.equal(lines.filter((line) => line.msg === 'scheduled run submitted').length, runs.length);
   const skipped = lines.filter((line) => line.msg === 'tick already claimed by another run; skipped');

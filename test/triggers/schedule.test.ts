@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { main } from '../../src/cli.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Engine } from '../../src/engine/engine.js';
-import { cronLogger, startSchedule } from '../../src/triggers/schedule.js';
+import { startSchedule } from '../../src/triggers/schedule.js';
 import type { RunRecord } from '../../src/engine/journal.js';
 import { buildApp } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -30,22 +30,6 @@ async function stateDir(t: Test): Promise<string> {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
-
-t.test("node-cron's messages go to the logger", async (t) => {
-  const context = buildContext({});
-  const log = cronLogger(context.log);
-  log.info('started');
-  log.warn('task still running, new execution blocked by overlap prevention!');
-  log.error('Task failed with error!', new Error('boom'));
-  log.error(new Error('bare'));
-  log.debug('tick');
-  log.debug(new Error('odd'));
-  t.same(context.logLines.map((line) => [line.level, line.msg]), [
-    [30, 'started'], [40, 'task still running, new execution blocked by overlap prevention!'],
-    [50, 'Task failed with error!'], [50, 'schedule error'], [20, 'tick'], [20, 'schedule'],
-  ]);
-  t.match(context.logLines[2]?.err, { message: 'boom' });
-});
 
 t.test('schedule entries are validated with the config', async (t) => {
   const result = parseConfig('schedule:\n  - { name: bad, cron: "61 * * * *", remediation: redis.bgsave, timezone: Mars/Base }\n', {});
@@ -183,4 +167,25 @@ t.test('a tick that cannot start leaves the next-run time in the past, where Upk
   t.equal(submitted.length, 1, 'the later ticks started nothing');
   t.equal(await next(), due, 'the next run stays where the first overlapping tick was due');
   t.ok(Date.now() / 1000 - due >= 3, 'and falls behind time()');
+  const skipped = context.logLines.filter((line) => line.msg === "the entry's previous run is still going; this tick is skipped");
+  t.same(skipped[0] && [skipped[0].level, skipped[0].job, skipped[0].nominal], [40, 'stuck', new Date(due * 1000).toISOString()], 'the first skipped tick is the one the metric shows');
+});
+
+t.test("entries speak the windows' dialect: nicknames and the nth weekday", async (t) => {
+  const context = buildContext({});
+  const entry = { remediation: 'redis.bgsave', params: { target: 'cache' }, timezone: 'UTC' };
+  const config = testConfig({ schedule: [{ name: 'daily', cron: '@daily', ...entry }, { name: 'first-sunday', cron: '0 1 * * 0#1', ...entry }] });
+  const registry = new Registry();
+  const submitter = { claimTick: async () => ({ runId: 'r1' }), submit: (): never => { throw new Error('no tick is due in this test'); } };
+  const schedule = startSchedule({ config, submitter, registry, log: context.log });
+  t.teardown(() => schedule.stop());
+  const metrics = await registry.metrics();
+  const next = (job: string) => new Date(1000 * Number(new RegExp(`^upkeep_schedule_next_run_timestamp_seconds\\{job="${job}"\\} (\\S+)$`, 'm').exec(metrics)?.[1]));
+  const daily = next('daily');
+  t.same([daily.getUTCHours(), daily.getUTCMinutes()], [0, 0], '@daily is at midnight');
+  t.ok(daily.getTime() > Date.now() && daily.getTime() <= Date.now() + 86_400_000, 'the next midnight');
+  const sunday = next('first-sunday');
+  t.same([sunday.getUTCDay(), sunday.getUTCHours(), sunday.getUTCMinutes()], [0, 1, 0], 'a Sunday, 01:00');
+  t.ok(sunday.getUTCDate() <= 7, 'the first of its month');
+  t.same(context.logLines.map((line) => [line.level, line.msg, line.jobs]), [[30, 'schedule started', ['daily', 'first-sunday']]]);
 });

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import type { DockerTarget } from '../../config/schema.js';
+import type { DockerTarget } from './target.js';
 import { dockerode } from '../../lazy.js';
 
 /**

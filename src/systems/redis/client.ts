@@ -19,6 +19,43 @@ export async function createRedisClient(endpoint: RedisEndpoint, options: RedisO
   return new (ioredis().Redis)(endpoint.url, { ...options, ...tls });
 }
 
+/**
+ * A TLS failure (an untrusted or mismatched certificate, a failed handshake) as a message that
+ * says so and what to do; null for any other error. Retrying does not fix these, so a client that
+ * would retry them hides the cause behind its own "max retries" error.
+ */
+export function tlsProblem(err: Error): string | null {
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : '';
+  if (!/CERT|SIGNATURE|^ERR_TLS_|^ERR_SSL_/.test(code)) return null;
+  return `TLS: ${err.message} (${code}); for a server signed by a private CA, set the target's caFile to that CA's certificate`;
+}
+
+/**
+ * The client once its first connection attempt has settled: ready, or failed in a way its retries
+ * and commands will report (a server not up yet). A TLS failure, which retrying cannot fix,
+ * rejects with a message that names it, and the client is disconnected.
+ */
+export function firstConnection(client: Redis): Promise<Redis> {
+  if (client.status === 'ready') return Promise.resolve(client);
+  return new Promise((resolve, reject) => {
+    const settle = (err: Error | null) => {
+      client.off('ready', onReady);
+      client.off('error', onError);
+      const problem = err === null ? null : tlsProblem(err);
+      if (problem === null) {
+        resolve(client);
+        return;
+      }
+      client.disconnect();
+      reject(new Error(problem, { cause: err }));
+    };
+    const onReady = () => settle(null);
+    const onError = (err: Error) => settle(err);
+    client.on('ready', onReady);
+    client.on('error', onError);
+  });
+}
+
 export interface RedisConnectionOptions extends RedisEndpoint {
   readonly timeoutSeconds: number;
   readonly connectionName: string;

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { name, seconds } from '../fields.js';
+
+/** A `targets.backups` entry: the dump files of one backup, and the database they come from. */
+export const backupTarget = z.strictObject({
+  name,
+  dir: z.string().min(1),
+  pattern: z.string().min(1),
+  keepDays: z.number().int().positive().default(7),
+  source: z.strictObject({ target: name, database: z.string().min(1) }).optional(),
+});
+
+/** A `targets.disks` entry: a mounted path whose file system is measured. */
+export const diskTarget = z.strictObject({ path: z.string().min(1) });
+
+/** A `targets.logs` entry: a directory of log files. */
+export const logTarget = z.strictObject({
+  name,
+  dir: z.string().min(1),
+  pattern: z.string().min(1).default('*'),
+  refreshSeconds: seconds.default(60),
+});
+
+/** A `targets.files` entry: a directory of disposable files (temporary files, caches) that files.cleanup may delete from. */
+export const fileTarget = z.strictObject({
+  name,
+  dir: z.string().min(1),
+  pattern: z.string().min(1).default('*'),
+});
+
+export type BackupTarget = z.infer<typeof backupTarget>;
+export type LogTarget = z.infer<typeof logTarget>;
+export type FileTarget = z.infer<typeof fileTarget>;

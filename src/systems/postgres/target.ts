@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { name, parseableUrl, seconds } from '../fields.js';
+
+const regex = z.string().refine((text) => { try { new RegExp(text); return true; } catch { return false; } }, 'must be a valid regular expression');
+
+const tableFilter = z.strictObject({
+  include: z.array(regex).default([]),
+  exclude: z.array(regex).default([]),
+  minDeadTuples: z.number().int().min(0).default(0),
+  limit: z.number().int().positive().default(500),
+});
+
+/** A `targets.postgres` entry: a server and the databases and tables upkeep watches on it. */
+export const postgresTarget = z.strictObject({
+  name,
+  url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
+  tables: tableFilter.prefault({}),
+  sizeRefreshSeconds: seconds.default(300),
+  // How often `databases: auto` looks for databases created or dropped since.
+  discoverRefreshSeconds: seconds.default(300),
+  statements: z.strictObject({ enabled: z.boolean().default(false), limit: z.number().int().positive().default(10) })
+    .prefault({}),
+});
+
+export type PostgresTarget = z.infer<typeof postgresTarget>;

@@ -56,6 +56,28 @@ export interface ActionContext {
   readonly now: () => number;
   /** A long run's progress (postgres.vacuum: its phase and heap blocks); the engine keeps the latest in the run's journal entry. */
   readonly progress?: (detail: Readonly<Record<string, unknown>>) => void;
+  /**
+   * The run's memo: a step several phases need (listing vacuum candidates, resolving a retention
+   * policy) runs once per run and its result is shared by check and plan, so they act on one
+   * reading of the state. Set by the engine for each run; absent, each phase computes its own.
+   */
+  readonly memo?: Map<string, Promise<unknown>>;
+}
+
+/**
+ * `compute()` once per run under `key`, through the context's memo (see ActionContext.memo). The
+ * caller names the key and always asks for it with the same type; a failed step is not kept, so
+ * a later phase tries again.
+ */
+export function once<T>(context: ActionContext, key: string, compute: () => Promise<T>): Promise<T> {
+  const memo = context.memo;
+  if (!memo) return compute();
+  const kept = memo.get(key);
+  if (kept) return kept as Promise<T>;
+  const fresh = compute();
+  memo.set(key, fresh);
+  fresh.catch(() => memo.delete(key));
+  return fresh;
 }
 
 type Detail = Readonly<Record<string, unknown>>;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { findRelation, tableOfIndex, type Relation } from '../systems/postgres/catalog.js';
-import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
+import { runStatements, sqlPlan, type SqlOutput, type SqlPayload, where, withClient } from './postgres-session.js';
 import { inScope, requireInScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { qualified, reindexStatement, type ReindexTarget } from '../systems/postgres/sql.js';
 import { flag, identifier } from './params.js';
@@ -66,7 +66,7 @@ async function indexes(params: ReindexParams, context: ActionContext) {
   return withClient(context, params.target, params.database, (client) => indexesOf(client, params, context));
 }
 
-export const reindex: Action<ReindexParams, SqlPayload> = {
+export const reindex: Action<ReindexParams, SqlPayload, SqlOutput> = {
   name: 'postgres.reindex',
   description: 'REINDEX an index, every index of a table, or every index of the tables the target watches in a database; CONCURRENTLY unless concurrently: false.',
   riskClass: 'safe when concurrently (the default); disruptive otherwise (plain REINDEX blocks writes to the table)',

@@ -8,7 +8,7 @@ import { explainLockTimeout, withClient } from './postgres-session.js';
 import { checkTarget } from './postgres-scope.js';
 import { nameReadings, qualified, retentionSql, type QualifiedName, type RetentionSql } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
-import { PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
+import { once, PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 
 // Name the policy, or the table (as a rule templated from an alert would): either way, only a
@@ -83,9 +83,13 @@ function sqlFor(resolved: Resolved, cutoff: Date) {
   });
 }
 
+/**
+ * The policy resolved against the catalog (its table, archive and columns), once per run: check,
+ * plan and verify work from one reading.
+ */
 async function withPolicy<T>(params: RetentionParams, context: ActionContext, work: (client: pg.Client, resolved: Resolved) => Promise<T>): Promise<T> {
   const policy = findPolicy(context.config.remediation.retention, params);
-  return withClient(context, policy.target, policy.database, async (client) => work(client, await resolvePolicy(client, policy)));
+  return withClient(context, policy.target, policy.database, async (client) => work(client, await once(context, `retention:${policy.name}`, () => resolvePolicy(client, policy))));
 }
 
 const rowCount = z.object({ rows: z.coerce.number() });

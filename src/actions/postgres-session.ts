@@ -33,13 +33,15 @@ export function where(params: { target: string; database: string }): string {
 
 /** The SQL families' payload: the statements, in order, exactly as they are executed. */
 export interface SqlPayload { readonly statements: readonly string[] }
+/** What a run of planned statements did: the statements executed, in order. */
+export type SqlOutput = { statements: string[] };
 
 export function sqlPlan(statements: readonly string[]): Plan<SqlPayload> {
   return { steps: statements.map((detail) => ({ kind: 'sql', detail })), payload: { statements } };
 }
 
 /** Executes the planned statements, in order, and nothing else. */
-export async function runStatements(context: ActionContext, params: { target: string; database: string }, payload: SqlPayload, what: string): Promise<RunOutput<{ statements: string[] }>> {
+export async function runStatements(context: ActionContext, params: { target: string; database: string }, payload: SqlPayload, what: string): Promise<RunOutput<SqlOutput>> {
   return withClient(context, params.target, params.database, async (client) => {
     const executed: string[] = [];
     for (const statement of payload.statements) {

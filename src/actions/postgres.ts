@@ -3,11 +3,11 @@ import type { Config } from '../config/schema.js';
 import { ageOf, findRelation, oldestTables, snapshotAge, statsOf, type Relation } from '../systems/postgres/catalog.js';
 import { describeHolder, heldAtVacuum, horizonHolders, type HorizonHolder } from '../systems/postgres/horizon.js';
 import { runVacuums, type VacuumRunOutput } from './postgres-vacuum-progress.js';
-import { runStatements, sqlPlan, type SqlPayload, where, withClient } from './postgres-session.js';
+import { runStatements, sqlPlan, type SqlOutput, type SqlPayload, where, withClient } from './postgres-session.js';
 import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
 import { count, flag, identifier } from './params.js';
-import type { Action, ActionContext, CheckResult } from './contract.js';
+import { once, type Action, type ActionContext, type CheckResult } from './contract.js';
 
 const vacuumParams = z.strictObject({
   target: identifier,
@@ -100,7 +100,7 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
   // After resolve, `table` is the catalog's quoted name: every spelling of a table shares one lock and one cooldown.
   lock: (params) => ({ kind: 'postgres', target: params.target, database: params.database, key: `vacuum:${params.table ?? '*'}` }),
   async check(params, context): Promise<CheckResult> {
-    const { over, tables, holder } = await vacuumTables(params, context);
+    const { over, tables, holder } = await once(context, 'vacuum:tables', () => vacuumTables(params, context));
     const observed = { threshold: threshold(params, context.config), tables, ...(holder ? { horizonHeldBy: holder } : {}) };
     // Dead tuples that died after the horizon's holder took its snapshot stay put: a run would
     // only rescan the table. The reason names the holder, so whoever reads the journal can end it.
@@ -116,7 +116,8 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
     return { proceed: true, reason: `${over.map((table) => `${table.schema}.${table.name}: ${describe(params, table)}`).join(', ')}`, observed };
   },
   async plan(params, context) {
-    const { over } = await vacuumTables(params, context);
+    // The candidates the check just listed: one reading of the catalog per run.
+    const { over } = await once(context, 'vacuum:tables', () => vacuumTables(params, context));
     return sqlPlan(over.map((table) => vacuumStatement(table, { full: params.full, freeze: params.freeze, analyze: params.analyze })));
   },
   run: (params, payload, context) => runVacuums(context, params, payload.statements, params.table ?? `tables in ${where(params)}`, params.progressSeconds),
@@ -162,7 +163,7 @@ async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Pro
   });
 }
 
-export const analyze: Action<AnalyzeParams, SqlPayload> = {
+export const analyze: Action<AnalyzeParams, SqlPayload, SqlOutput> = {
   name: 'postgres.analyze',
   description: 'ANALYZE one table, refreshing the planner statistics.',
   riskClass: 'safe',

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { errorMessage } from '../log.js';
 import { readPersistence, type Persistence } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
@@ -83,8 +84,12 @@ async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before
 
 /** The server run() saves. */
 export interface BgsavePayload { readonly target: string }
+/** The save run() saw complete: on which server (run_id), and LASTSAVE before and after. */
+export type BgsaveOutput = { start: string; runId: string; lastSaveBefore: number; lastSave: number; status: string };
+/** What the check saw, journalled as its observations. */
+const checked = z.object({ runId: z.string(), lastSave: z.number() });
 
-export const bgsave: Action<TargetParams, BgsavePayload> = {
+export const bgsave: Action<TargetParams, BgsavePayload, BgsaveOutput> = {
   name: 'redis.bgsave',
   description: 'BGSAVE, then wait until LASTSAVE advances on the same server (run_id) (joins a save already in progress).',
   riskClass: 'safe (a forked background save; the server keeps serving)',
@@ -114,11 +119,13 @@ export const bgsave: Action<TargetParams, BgsavePayload> = {
     const after = await waitForSave(redis, () => context.connections.redis(payload.target), before, context.signal);
     return { detail: { start, runId: after.runId, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus } };
   },
-  async verify(params, before, _output, context) {
+  async verify(params, before, output, context) {
     const state = await readPersistence(await context.connections.redis(params.target));
-    const previous = { ...state, runId: String(before.observed?.runId ?? ''), lastSave: Number(before.observed?.lastSave ?? 0) };
+    const previous = { ...state, ...checked.parse(before.observed) };
     if (state.runId !== previous.runId) return { ok: false, detail: restarted('since the check', previous, state), observed: { ...state } };
-    const ok = state.lastSave > previous.lastSave && state.lastBgsaveStatus === 'ok';
+    // The save run() saw complete is newer than the check's, and nothing older replaced it since.
+    const saved = output.detail.lastSave;
+    const ok = saved > previous.lastSave && state.lastSave >= saved && state.lastBgsaveStatus === 'ok';
     return {
       ok,
       detail: ok ? `LASTSAVE advanced from ${previous.lastSave} to ${state.lastSave}, rdb_last_bgsave_status:ok, same run_id` : `LASTSAVE ${state.lastSave} (was ${previous.lastSave}), rdb_last_bgsave_status:${state.lastBgsaveStatus}`,

@@ -59,7 +59,7 @@ export class RunPipeline {
       record = { ...record, progress };
       void store.append(record).durable.catch((err: unknown) => runLog.warn({ err }, 'cannot journal the run\'s progress'));
     };
-    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now, progress: report };
+    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now, progress: report, memo: new Map() };
     // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
     controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);

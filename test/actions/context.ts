@@ -58,7 +58,9 @@ export interface Performed<P> {
 }
 
 /** The engine's sequence for one run, without its guards: parse, resolve, check, plan, run, verify. */
-export async function perform<P>(action: Action<P>, rawParams: unknown, context: ActionContext): Promise<Performed<P>> {
+export async function perform<P>(action: Action<P>, rawParams: unknown, shared: ActionContext): Promise<Performed<P>> {
+  // One run: its own memo, as the engine gives each run.
+  const context: ActionContext = { ...shared, memo: new Map() };
   const params = await action.resolve(action.params.parse(rawParams), context);
   const before = await action.check(params, context);
   const plan = await action.plan(params, context);

@@ -2,15 +2,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
 import { startRedis } from '../fixtures/redis.js';
 import { redis as redisCollector } from '../../src/collectors/redis.js';
-import { bgsave } from '../../src/actions/redis-bgsave.js';
+import { bgsave, type BgsaveOutput } from '../../src/actions/redis-bgsave.js';
+import type { CheckResult, RunOutput } from '../../src/actions/contract.js';
 import { memoryPurge } from '../../src/actions/redis-memory-purge.js';
 import { readPersistence } from '../../src/systems/redis/state.js';
 import { buildApp } from '../../src/server.js';
 import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
+
+/** A run's output that saw no save complete: LASTSAVE where the check left it. */
+function noSave(before: CheckResult): RunOutput<BgsaveOutput> {
+  const observed = z.object({ runId: z.string(), lastSave: z.number() }).parse(before.observed);
+  return { detail: { start: 'started', runId: observed.runId, lastSaveBefore: observed.lastSave, lastSave: observed.lastSave, status: 'err' } };
+}
 
 t.test('redis.bgsave', async (t) => {
   const server = await startRedis();
@@ -75,7 +83,7 @@ t.test('redis.bgsave', async (t) => {
     const params = await bgsave.resolve({ target: 'cache' }, brokenContext);
     const before = await bgsave.check(params, brokenContext);
     await t.rejects(bgsave.run(params, { target: 'cache' }, brokenContext), /BGSAVE did not complete: .*rdb_last_bgsave_status:err/);
-    const verification = await bgsave.verify(params, before, { detail: {} }, brokenContext);
+    const verification = await bgsave.verify(params, before, noSave(before), brokenContext);
     t.equal(verification.ok, false);
     t.match(verification.detail, /rdb_last_bgsave_status:err/);
   });
@@ -104,7 +112,7 @@ t.test('redis.bgsave', async (t) => {
     const checked = await bgsave.check(params, restartContext);
     await restarting.stop();
     await restarting.start();
-    const verification = await bgsave.verify(params, checked, { detail: {} }, restartContext);
+    const verification = await bgsave.verify(params, checked, noSave(checked), restartContext);
     t.equal(verification.ok, false);
     t.match(verification.detail, /^Redis restarted since the check \(run_id \w{40} is now \w{40}\): its LASTSAVE \d+ is its start-up, not a save; the BGSAVE did not complete$/);
     t.not(verification.observed?.runId, checked.observed?.runId);

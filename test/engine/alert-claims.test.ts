@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
-import t from 'tap';
-import { z } from 'zod';
 import type { Action } from '../../src/actions/contract.js';
+import t from 'tap';
 import { Engine } from '../../src/engine/engine.js';
 import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import type { RunRecord } from '../../src/engine/journal.js';
@@ -9,6 +8,7 @@ import { openStateStore } from '../../src/engine/state/open.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir, testConfig } from '../http/helpers.js';
+import { flakyAction } from './gated-action.js';
 
 /**
  * Which outcomes keep an alert's claim, on both state stores: a run that did the work (or decided
@@ -17,29 +17,6 @@ import { tempDir, testConfig } from '../http/helpers.js';
  */
 const server = await startPostgres();
 t.teardown(() => server.destroy());
-
-/** An in-process action whose runs fail while `failing` is set; it counts its executions. */
-function flakyAction(): Action<{ n: number }> & { executed: number; failing: boolean } {
-  const action = {
-    executed: 0,
-    failing: false,
-    name: 'test.action',
-    description: 'test',
-    params: z.strictObject({ n: z.coerce.number() }),
-    risk: () => 'safe' as const,
-    resolve: async (params: { n: number }) => params,
-    lock: () => ({ kind: 'local' as const, key: 'k' }),
-    check: async () => ({ proceed: true, reason: 'go' }),
-    plan: async () => ({ steps: [{ kind: 'exec' as const, detail: 'work' }], payload: null }),
-    run: async () => {
-      action.executed += 1;
-      if (action.failing) throw new Error('it broke');
-      return { detail: { done: true } };
-    },
-    verify: async () => ({ ok: true, detail: 'fine' }),
-  };
-  return action;
-}
 
 const alert = { fingerprint: 'f-1', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
 const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert };

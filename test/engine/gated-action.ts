@@ -17,3 +17,26 @@ export function gatedAction(name = 'test.gated'): { action: Action<{ n: number }
     },
   };
 }
+
+/** An in-process action whose runs fail while `failing` is set; it counts its executions. */
+export function flakyAction(): Action<{ n: number }> & { executed: number; failing: boolean } {
+  const action = {
+    executed: 0,
+    failing: false,
+    name: 'test.action',
+    description: 'test',
+    params: z.strictObject({ n: z.coerce.number() }),
+    risk: () => 'safe' as const,
+    resolve: async (params: { n: number }) => params,
+    lock: () => ({ kind: 'local' as const, key: 'k' }),
+    check: async () => ({ proceed: true, reason: 'go' }),
+    plan: async () => ({ steps: [{ kind: 'exec' as const, detail: 'work' }], payload: null }),
+    run: async () => {
+      action.executed += 1;
+      if (action.failing) throw new Error('it broke');
+      return { detail: { done: true } };
+    },
+    verify: async () => ({ ok: true, detail: 'fine' }),
+  };
+  return action;
+}

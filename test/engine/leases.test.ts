@@ -1,8 +1,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import t from 'tap';
-import { z } from 'zod';
-import type { Action, LockSpec } from '../../src/actions/contract.js';
+import type { LockSpec } from '../../src/actions/contract.js';
 import { Engine } from '../../src/engine/engine.js';
 import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import type { RunRecord } from '../../src/engine/journal.js';
@@ -16,6 +15,7 @@ import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir, testConfig } from '../http/helpers.js';
+import { flakyAction } from './gated-action.js';
 
 /**
  * Leases on the PostgreSQL state store (a dead replica's runs are journalled interrupted by a live
@@ -38,26 +38,6 @@ async function sharedSchema(t: { teardown(fn: () => unknown): void }): Promise<{
   const store = await PostgresStore.open({ url: server.url(), schema, timeoutMs: 10_000, retentionMs: 90 * 24 * HOUR, cooldownMs: 0, failureWindowMs: HOUR, log: bufferLogger().log });
   t.teardown(() => store.close());
   return { schema, store };
-}
-
-function action(): Action<{ n: number }> & { executed: number } {
-  const counting = {
-    executed: 0,
-    name: 'test.action',
-    description: 'test',
-    params: z.strictObject({ n: z.coerce.number() }),
-    risk: () => 'safe' as const,
-    resolve: async (params: { n: number }) => params,
-    lock: () => ({ kind: 'local' as const, key: 'k' }),
-    check: async () => ({ proceed: true, reason: 'go' }),
-    plan: async () => ({ steps: [{ kind: 'exec' as const, detail: 'work' }], payload: null }),
-    run: async () => {
-      counting.executed += 1;
-      return { detail: {} };
-    },
-    verify: async () => ({ ok: true, detail: 'fine' }),
-  };
-  return counting;
 }
 
 const alert = { fingerprint: 'f-lease', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
@@ -84,7 +64,7 @@ t.test('a live replica journals a dead one\'s running run interrupted once its l
   const dead = await deadReplicaRun(store);
   await setDeadLease(schema, HOUR);
   const log = bufferLogger();
-  const counting = action();
+  const counting = flakyAction();
   const engine = await Engine.create({
     config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } }, remediation: { cooldownSeconds: 0 } }),
     log: log.log, actions: [counting],
@@ -122,7 +102,7 @@ t.test('a lease that cannot be renewed, checked or given up is logged, and the r
   const { schema } = await sharedSchema(t);
   const log = bufferLogger();
   const engine = await Engine.create({
-    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } } }), log: log.log, actions: [action()],
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } } }), log: log.log, actions: [flakyAction()],
   });
   const messages = () => log.lines().filter((line) => line.level === 50).map((line) => line.msg);
   // The runs table gone: the renewal works, the check for expired leases does not.

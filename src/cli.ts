@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
+import { errorMessage } from './redact.js';
 import { VERSION } from './version.js';
 
 // Each command imports what it needs when it runs: `--version` and `--help` load no framework,
@@ -84,7 +85,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   try {
     args = parse(rest);
   } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}`);
+    io.err(`${errorMessage(err)}\n${USAGE}`);
     return 2;
   }
   if (args.values.help) return help(command, io);
@@ -142,7 +143,7 @@ async function runRemediation(config: Readonly<Config>, args: ReturnType<typeof 
   try {
     params = parseParams(args.values.param ?? []);
   } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}`);
+    io.err(`${errorMessage(err)}\n${USAGE}`);
     return 2;
   }
   // Logs go to stderr, so stdout carries only the plan and the result.

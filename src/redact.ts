@@ -1,0 +1,21 @@
+// Passwords inside connection URLs (user:password@ and ?password=) are masked wherever a URL is logged.
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@\s/]+@/gi;
+const QUERY_SECRET = /([?&](?:password|sslpassword|passfile|token|auth|secret)=)[^&\s"']*/gi;
+
+export function redactUrl(text: string): string {
+  return text.replace(URL_PASSWORD, '$1***@').replace(QUERY_SECRET, '$1***');
+}
+
+// Redis quotes a refused command's arguments in its reply ("ERR unknown command 'HELLO', with args
+// beginning with: '3' 'AUTH' 'upkeep' 'PASSWORD'", which is what a Redis 5 answers ioredis's HELLO).
+const REDIS_ARGS = /(with args beginning with:)[^\n]*/gi;
+
+/** Free text about to leave upkeep (a log line, an error in the journal, /readyz): URLs and Redis command arguments masked. */
+export function redactText(text: string): string {
+  return redactUrl(text).replace(REDIS_ARGS, '$1 ***');
+}
+
+/** An error's message, safe to show anywhere (lastError, the journal's `error`, CLI output). */
+export function errorMessage(err: unknown): string {
+  return redactText(err instanceof Error ? err.message : String(err));
+}

@@ -5,22 +5,32 @@ import { afterCursor, readTop, type Queryable } from './postgres-top.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
 // Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the
-// limit, a bigger catalog costs the server a sort, not us more rows.
+// limit, a bigger catalog costs the server a sort, not us more rows. The rows are
+// pg_stat_user_tables' (same relkinds, same schemas left out, same pg_stat_get_* functions), read
+// from pg_class directly: the view also sums every table's index scans (a GROUP BY over all of
+// them), and only the top tables need more than their dead tuples.
 const TABLE_STATS_SQL = `
-SELECT * FROM (
-  SELECT schemaname::text COLLATE "C" AS schema, relname::text COLLATE "C" AS "table",
-         n_dead_tup::float8 AS dead_tuples, n_live_tup::float8 AS live_tuples,
-         extract(epoch FROM greatest(last_vacuum, last_autovacuum))::float8 AS last_vacuum,
-         extract(epoch FROM greatest(last_analyze, last_autoanalyze))::float8 AS last_analyze,
-         extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
-         extract(epoch FROM last_autoanalyze)::float8 AS last_autoanalyze,
-         vacuum_count::float8 AS vacuum_count, autovacuum_count::float8 AS autovacuum_count,
-         analyze_count::float8 AS analyze_count, autoanalyze_count::float8 AS autoanalyze_count,
-         n_mod_since_analyze::float8 AS mods_since_analyze
-  FROM pg_stat_user_tables WHERE n_dead_tup::float8 >= $5::float8
-) s
-WHERE ${afterCursor('dead_tuples')}
-ORDER BY dead_tuples DESC, schema, "table" LIMIT $1`;
+SELECT schema, "table", dead_tuples,
+       pg_stat_get_live_tuples(oid)::float8 AS live_tuples,
+       extract(epoch FROM greatest(pg_stat_get_last_vacuum_time(oid), pg_stat_get_last_autovacuum_time(oid)))::float8 AS last_vacuum,
+       extract(epoch FROM greatest(pg_stat_get_last_analyze_time(oid), pg_stat_get_last_autoanalyze_time(oid)))::float8 AS last_analyze,
+       extract(epoch FROM pg_stat_get_last_autovacuum_time(oid))::float8 AS last_autovacuum,
+       extract(epoch FROM pg_stat_get_last_autoanalyze_time(oid))::float8 AS last_autoanalyze,
+       pg_stat_get_vacuum_count(oid)::float8 AS vacuum_count, pg_stat_get_autovacuum_count(oid)::float8 AS autovacuum_count,
+       pg_stat_get_analyze_count(oid)::float8 AS analyze_count, pg_stat_get_autoanalyze_count(oid)::float8 AS autoanalyze_count,
+       pg_stat_get_mod_since_analyze(oid)::float8 AS mods_since_analyze
+FROM (
+  SELECT * FROM (
+    SELECT c.oid, n.nspname::text COLLATE "C" AS schema, c.relname::text COLLATE "C" AS "table",
+           pg_stat_get_dead_tuples(c.oid)::float8 AS dead_tuples
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 't', 'm', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+  ) s
+  WHERE dead_tuples >= $5::float8 AND ${afterCursor('dead_tuples')}
+  ORDER BY dead_tuples DESC, schema, "table" LIMIT $1
+) top
+ORDER BY dead_tuples DESC, schema, "table"`;
 
 // Our own backend is excluded: its transaction is the scrape itself.
 const OLDEST_TRANSACTION_SQL = `
@@ -29,9 +39,10 @@ FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_p
 
 // Only the tables the scrapes select are measured, so the cache stays as small as tables.limit.
 const TABLE_SIZES_SQL = `
-SELECT w.schema, w."table", pg_table_size(s.relid)::float8 AS bytes
+SELECT w.schema, w."table", pg_table_size(c.oid)::float8 AS bytes
 FROM unnest($1::text[], $2::text[]) AS w(schema, "table")
-JOIN pg_stat_user_tables s ON s.schemaname = w.schema AND s.relname = w."table"`;
+JOIN pg_namespace n ON n.nspname = w.schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w."table"`;
 
 const DATABASE_SIZE_SQL = 'SELECT pg_database_size(current_database())::float8 AS bytes';
 

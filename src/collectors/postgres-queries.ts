@@ -127,7 +127,8 @@ export interface TableName { readonly schema: string; readonly table: string }
 /**
  * The expensive readings (pg_table_size is a stat() per relation file, about 350 ms on 3,400
  * tables), of the given tables only. They take an AccessShareLock per relation, so a short
- * lock_timeout makes a table held by VACUUM FULL or ALTER fail this refresh (the cache keeps the last sizes) instead of hanging it.
+ * lock_timeout makes a table held by VACUUM FULL or ALTER fail this refresh (the cache keeps the
+ * last sizes) instead of hanging it.
  */
 export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number, tables: readonly TableName[]): Promise<DatabaseSizes> {
   const client = await pool.connect();

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
-import { readSizes, type DatabaseSizes } from './postgres-queries.js';
+import { readSizes, type DatabaseSizes, type TableName } from './postgres-queries.js';
 
 // Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.
 const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
@@ -22,6 +22,12 @@ export class DatabaseConnection {
   private readonly sizeErrors = new DistinctErrors();
   private readonly firstSizeWaitMs: number;
   private sizesRead = false;
+  /**
+   * The tables whose sizes the next refresh measures: this database's selected tables at the last
+   * scrape (at most tables.limit), so the cache does not grow with the catalog. A table that enters
+   * the selection gets its size at the next refresh.
+   */
+  measure: readonly TableName[] = [];
 
   constructor(
     readonly target: string,
@@ -33,7 +39,7 @@ export class DatabaseConnection {
   ) {
     this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
-    this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS));
+    this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS, this.measure));
   }
 
   /**

@@ -1,28 +1,48 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import type { TableStats } from './postgres-tables.js';
+import type { TableFilter, TableStats } from './postgres-tables.js';
+import { afterCursor, readTop, type Queryable } from './postgres-top.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
+// Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the
+// limit, a bigger catalog costs the server a sort, not us more rows. The rows are
+// pg_stat_user_tables' (same relkinds, same schemas left out, same pg_stat_get_* functions), read
+// from pg_class directly: the view also sums every table's index scans (a GROUP BY over all of
+// them), and only the top tables need more than their dead tuples.
 const TABLE_STATS_SQL = `
-SELECT schemaname AS schema, relname AS "table",
-       n_dead_tup::float8 AS dead_tuples, n_live_tup::float8 AS live_tuples,
-       extract(epoch FROM greatest(last_vacuum, last_autovacuum))::float8 AS last_vacuum,
-       extract(epoch FROM greatest(last_analyze, last_autoanalyze))::float8 AS last_analyze,
-       extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
-       extract(epoch FROM last_autoanalyze)::float8 AS last_autoanalyze,
-       vacuum_count::float8 AS vacuum_count, autovacuum_count::float8 AS autovacuum_count,
-       analyze_count::float8 AS analyze_count, autoanalyze_count::float8 AS autoanalyze_count,
-       n_mod_since_analyze::float8 AS mods_since_analyze
-FROM pg_stat_user_tables`;
+SELECT schema, "table", dead_tuples,
+       pg_stat_get_live_tuples(oid)::float8 AS live_tuples,
+       extract(epoch FROM greatest(pg_stat_get_last_vacuum_time(oid), pg_stat_get_last_autovacuum_time(oid)))::float8 AS last_vacuum,
+       extract(epoch FROM greatest(pg_stat_get_last_analyze_time(oid), pg_stat_get_last_autoanalyze_time(oid)))::float8 AS last_analyze,
+       extract(epoch FROM pg_stat_get_last_autovacuum_time(oid))::float8 AS last_autovacuum,
+       extract(epoch FROM pg_stat_get_last_autoanalyze_time(oid))::float8 AS last_autoanalyze,
+       pg_stat_get_vacuum_count(oid)::float8 AS vacuum_count, pg_stat_get_autovacuum_count(oid)::float8 AS autovacuum_count,
+       pg_stat_get_analyze_count(oid)::float8 AS analyze_count, pg_stat_get_autoanalyze_count(oid)::float8 AS autoanalyze_count,
+       pg_stat_get_mod_since_analyze(oid)::float8 AS mods_since_analyze
+FROM (
+  SELECT * FROM (
+    SELECT c.oid, n.nspname::text COLLATE "C" AS schema, c.relname::text COLLATE "C" AS "table",
+           pg_stat_get_dead_tuples(c.oid)::float8 AS dead_tuples
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 't', 'm', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+  ) s
+  WHERE dead_tuples >= $5::float8 AND ${afterCursor('dead_tuples')}
+  ORDER BY dead_tuples DESC, schema, "table" LIMIT $1
+) top
+ORDER BY dead_tuples DESC, schema, "table"`;
 
 // Our own backend is excluded: its transaction is the scrape itself.
 const OLDEST_TRANSACTION_SQL = `
 SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8 AS age
 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
 
+// Only the tables the scrapes select are measured, so the cache stays as small as tables.limit.
 const TABLE_SIZES_SQL = `
-SELECT schemaname AS schema, relname AS "table", pg_table_size(relid)::float8 AS bytes
-FROM pg_stat_user_tables`;
+SELECT w.schema, w."table", pg_table_size(c.oid)::float8 AS bytes
+FROM unnest($1::text[], $2::text[]) AS w(schema, "table")
+JOIN pg_namespace n ON n.nspname = w.schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w."table"`;
 
 const DATABASE_SIZE_SQL = 'SELECT pg_database_size(current_database())::float8 AS bytes';
 
@@ -72,9 +92,13 @@ export function tableKey(schema: string, table: string): string {
   return `${schema}\u0000${table}`;
 }
 
-export async function readTableStats(pool: pg.Pool, database: string): Promise<TableStats[]> {
-  const { rows } = await pool.query(TABLE_STATS_SQL);
-  return z.array(tableStatsRow).parse(rows).map((row) => ({
+/**
+ * The database's top `limit` tables by dead tuples that the filters admit, ties by schema and table
+ * name: the rows tableSelector would keep of this database, read without reading the others.
+ */
+export async function readTableStats(pool: Queryable, database: string, filter: TableFilter): Promise<TableStats[]> {
+  const rows = await readTop(pool, TABLE_STATS_SQL, (rows) => z.array(tableStatsRow).parse(rows), (row) => row.dead_tuples, filter, [filter.minDeadTuples]);
+  return rows.map((row) => ({
     database,
     schema: row.schema,
     table: row.table,
@@ -97,25 +121,29 @@ export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {
   return z.tuple([ageRow]).parse(rows)[0].age;
 }
 
+/** A table whose size is wanted. */
+export interface TableName { readonly schema: string; readonly table: string }
+
 /**
  * The expensive readings (pg_table_size is a stat() per relation file, about 350 ms on 3,400
- * tables). They take an AccessShareLock per relation, so a short lock_timeout makes a table held
- * by VACUUM FULL or ALTER fail this refresh (the cache keeps the last sizes) instead of hanging it.
+ * tables), of the given tables only. They take an AccessShareLock per relation, so a short
+ * lock_timeout makes a table held by VACUUM FULL or ALTER fail this refresh (the cache keeps the
+ * last sizes) instead of hanging it.
  */
-export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number): Promise<DatabaseSizes> {
+export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number, tables: readonly TableName[]): Promise<DatabaseSizes> {
   const client = await pool.connect();
   let failed = false;
   try {
     await client.query('BEGIN READ ONLY');
     await client.query(`SET LOCAL statement_timeout = ${Math.round(statementTimeoutSeconds * 1000)}`);
     await client.query("SET LOCAL lock_timeout = '2s'");
-    const tables = z.array(sizeRow).parse((await client.query(TABLE_SIZES_SQL)).rows);
+    const measured = z.array(sizeRow).parse((await client.query(TABLE_SIZES_SQL, [tables.map((t) => t.schema), tables.map((t) => t.table)])).rows);
     const [database] = z.tuple([bytesRow]).parse((await client.query(DATABASE_SIZE_SQL)).rows);
     const [unused] = z.tuple([unusedRow]).parse((await client.query(UNUSED_INDEXES_SQL)).rows);
     await client.query('COMMIT');
     const tableBytes = new Map<string, number>();
     // A table dropped while we measured has a NULL size: it simply has no size series.
-    for (const row of tables) if (row.bytes !== null) tableBytes.set(tableKey(row.schema, row.table), row.bytes);
+    for (const row of measured) if (row.bytes !== null) tableBytes.set(tableKey(row.schema, row.table), row.bytes);
     return { databaseBytes: database.bytes, tableBytes, unusedIndexes: unused.count, unusedIndexBytes: unused.bytes };
   } catch (err) {
     failed = true;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
 import { column, seriesBlock } from './framework/block.js';
+import { afterCursor, readTop, type Queryable } from './postgres-top.js';
 import type { FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
@@ -25,14 +26,19 @@ FROM pg_database ORDER BY datname`;
 // Plain tables and materialized views (partitioned parents have no storage and no relfrozenxid).
 // A table's VACUUM freezes its TOAST table too, so the older of the two is the table's age. System
 // schemas are left out as for dead tuples (pg_temp_N too: autovacuum cannot vacuum temporary tables).
+// Only the database's oldest tables come back (tables.limit, see readTop).
 const TABLE_AGES_SQL = `
-SELECT n.nspname AS schema, c.relname AS "table",
-       greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8 AS xid_age
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-WHERE c.relkind IN ('r', 'm')
-  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'`;
+SELECT * FROM (
+  SELECT n.nspname::text COLLATE "C" AS schema, c.relname::text COLLATE "C" AS "table",
+         greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8 AS xid_age
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+  WHERE c.relkind IN ('r', 'm')
+    AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+) s
+WHERE ${afterCursor('xid_age')}
+ORDER BY xid_age DESC, schema, "table" LIMIT $1`;
 
 const databaseRow = z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() });
 const tableRow = z.object({ schema: z.string(), table: z.string(), xid_age: z.number() });
@@ -56,9 +62,12 @@ export async function readWraparound(pool: pg.Pool, target: string): Promise<Rea
   return readings;
 }
 
-/** age(relfrozenxid) of every user table of the database this pool connects to. */
-export async function readTableXidAges(pool: pg.Pool, database: string): Promise<TableXidAge[]> {
-  const rows = z.array(tableRow).parse((await pool.query(TABLE_AGES_SQL)).rows);
+/**
+ * age(relfrozenxid) of the oldest `limit` user tables the filters admit in the database this pool
+ * connects to, ties by name: the rows oldestTables would keep of this database.
+ */
+export async function readTableXidAges(pool: Queryable, database: string, filter: TablePatterns & { readonly limit: number }): Promise<TableXidAge[]> {
+  const rows = await readTop(pool, TABLE_AGES_SQL, (rows) => z.array(tableRow).parse(rows), (row) => row.xid_age, filter);
   return rows.map((row) => ({ database, schema: row.schema, table: row.table, xidAge: row.xid_age }));
 }
 

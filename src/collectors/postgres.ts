@@ -105,11 +105,12 @@ class PostgresCollector implements CollectorInstance {
   private async collectDatabase(database: string): Promise<DatabaseResult | Error> {
     const connection = this.connection(database);
     try {
-      const tables = await readTableStats(connection.pool, database);
+      const tables = await readTableStats(connection.pool, database, this.config.tables);
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
+      connection.measure = tables;
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
-      const xidAges = await readTableXidAges(connection.pool, database);
+      const xidAges = await readTableXidAges(connection.pool, database, this.config.tables);
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {

@@ -1,0 +1,56 @@
+import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
+
+/** What the top-N readers need of a pool (pg.Pool fits; a test can wrap one to count rows). */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/** A per-table row ranked by one number, highest first. */
+export interface RankedRow {
+  readonly schema: string;
+  readonly table: string;
+}
+
+/**
+ * Where a top-N query resumes: rows after ($2 key, $3 schema, $4 table) in the order
+ * "key DESC, schema, table" (names in the "C" collation, the code-point order the JavaScript
+ * selectors use to break ties). $2 is NULL on the first page.
+ */
+export function afterCursor(key: string): string {
+  return `($2::float8 IS NULL OR ${key} < $2::float8 OR (${key} = $2::float8 AND (schema, "table") > ($3::text, $4::text)))`;
+}
+
+/**
+ * Reads the top `limit` rows of one database that the include/exclude patterns admit, in pages of
+ * `limit` rows ranked by the query itself (ORDER BY key DESC, schema, table LIMIT $1), so a catalog
+ * past the limit costs no more rows than the limit when the patterns admit most tables. The patterns
+ * are JavaScript regexes, so they are applied here, not in SQL: a page they thin out is followed by
+ * the next one. `sql` takes $1 = page size, $2..$4 = the cursor (see afterCursor), then `extra`.
+ */
+export async function readTop<T extends RankedRow>(
+  pool: Queryable,
+  sql: string,
+  parse: (rows: unknown[]) => T[],
+  key: (row: T) => number,
+  filter: TablePatterns & { readonly limit: number },
+  extra: readonly unknown[] = [],
+): Promise<T[]> {
+  const admitted = tableFilter(filter);
+  const kept: T[] = [];
+  // Pages are separate statements, so a table whose key moved between two of them could come twice.
+  const seen = new Set<string>();
+  let after: T | undefined;
+  for (;;) {
+    const cursor = after ? [key(after), after.schema, after.table] : [null, null, null];
+    const page = parse((await pool.query(sql, [filter.limit, ...cursor, ...extra])).rows);
+    for (const row of page) {
+      const name = `${row.schema}\u0000${row.table}`;
+      if (seen.has(name) || !admitted(row.schema, row.table)) continue;
+      seen.add(name);
+      kept.push(row);
+      if (kept.length === filter.limit) return kept;
+    }
+    after = page.at(-1);
+    if (page.length < filter.limit || !after) return kept;
+  }
+}

@@ -183,10 +183,11 @@ export class Locks {
       if (id !== undefined) byRun.set(id, [...(byRun.get(id) ?? []), row.pid]);
     }
     if (byRun.size === 0) return null;
-    const remediation = lockKey.split(' ')[0];
     for (const { record, alive } of await liveness.judge([...byRun.keys()])) {
-      // A run's lock key is journalled with its plan; before that, its remediation says enough.
-      if (record.lockKey === undefined ? record.remediation !== remediation : record.lockKey !== lockKey) continue;
+      // Only a run of this very lock matters. Its lock key is journalled with its plan; a run that
+      // has not planned has not started the work this lock guards (and other runs of the same
+      // remediation, on other objects, must never block this one).
+      if (record.lockKey !== lockKey) continue;
       const holder = `run ${record.id} on ${record.host ?? '?'} (pid ${record.pid ?? '?'})`;
       if (alive) return `${holder} is still working on it`;
       const pids = byRun.get(record.id) ?? [];

@@ -71,9 +71,16 @@ t.test('replication: a real streaming standby, seen from the primary and from it
     t.ok((valueOf(samples, 'upkeep_postgres_wal_bytes_total', { target: 'primary' }) ?? 0) > 0);
     t.equal(valueOf(samples, 'upkeep_postgres_wal_bytes_total', { target: 'standby' }), undefined, 'a standby writes no WAL of its own');
     t.equal(valueOf(samples, 'upkeep_postgres_replication_slot_active', { target: 'primary', slot: 'replica_slot' }), 1, 'its slot is in use');
-    const slotAge = await slotXminAge();
-    t.equal(valueOf(samples, 'upkeep_postgres_replication_slot_xmin_age', { slot: 'replica_slot' }), slotAge, 'hot_standby_feedback puts the standby\'s xmin on its slot');
-    t.equal(valueOf(samples, 'upkeep_postgres_oldest_xmin_age', { target: 'primary', holder: 'replication_slot' }), slotAge, 'so the slot is what holds the horizon');
+    // The standby's feedback (every second) may move the slot's xmin between a scrape and a query:
+    // compare a scrape with the slot as it is just after it, once the two agree.
+    const { slotAge, fresh } = await waitFor('a scrape and the slot to agree', async () => {
+      const fresh = await scrape();
+      const age = await slotXminAge();
+      if (valueOf(fresh, 'upkeep_postgres_replication_slot_xmin_age', { slot: 'replica_slot' }) !== age) throw new Error(`the slot's xmin age is now ${age}`);
+      return { slotAge: age, fresh };
+    }, 30_000, 200);
+    t.equal(valueOf(fresh, 'upkeep_postgres_replication_slot_xmin_age', { slot: 'replica_slot' }), slotAge, 'hot_standby_feedback puts the standby\'s xmin on its slot');
+    t.equal(valueOf(fresh, 'upkeep_postgres_oldest_xmin_age', { target: 'primary', holder: 'replication_slot' }), slotAge, 'so the slot is what holds the horizon');
     t.equal(row?.backend_xmin_age, null, 'not the walsender: that is only where a standby streams without a slot');
     t.equal(valueOf(samples, 'upkeep_postgres_oldest_xmin_age', { target: 'primary', holder: 'standby' }), 0);
     t.equal(valueOf(samples, 'upkeep_postgres_up', { target: 'standby' }), 1, 'every other reading works on a standby');

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { postgresBinary } from '../src/systems/process/child.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { recordGoal } from './goals.js';
+import { median } from './stats.js';
 
 const { values: options } = parseArgs({ options: {
   'size-mb': { type: 'string', default: '1024' }, tables: { type: 'string', default: '8' },
@@ -80,12 +81,6 @@ async function bytesIn(path: string): Promise<number> {
   let total = 0;
   for (const name of await readdir(path)) total += (await stat(join(path, name))).size;
   return total;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 async function main(): Promise<void> {

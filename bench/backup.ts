@@ -18,6 +18,7 @@ import { Engine } from '../src/engine/engine.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { rssBytes } from './scrape-procs.js';
 import { recordGoal } from './goals.js';
+import { median } from './stats.js';
 
 const { values: options } = parseArgs({ options: { 'size-mb': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '2' } } });
 const SIZE_MB = Number(options['size-mb']);
@@ -86,12 +87,6 @@ async function upkeep(configFile: string, configText: string): Promise<Measured>
   await engine.close();
   await rm(file, { force: true });
   return { ...result, bytes: Number(record?.output?.gzipBytes ?? 0), actionSeconds: Number(record?.output?.seconds ?? Number.NaN) };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 async function main(): Promise<void> {

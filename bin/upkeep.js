@@ -2,6 +2,15 @@
 // Runs the compiled build when there is one (an installed package), else the TypeScript
 // sources (a checkout), so `npm run demo` needs no build step.
 import { existsSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+
+// V8 grows the young generation from 1 MB to 16 MB semi-spaces under the allocation bursts of
+// start-up and scrapes, and never gives it back: about 10 MB of a long-lived server's idle RSS
+// (examples/minimal.yml: 82 -> 72 MB; docs/performance.md, "Idle memory"). Keeping the initial
+// size costs more frequent, smaller scavenges. A user who sizes it (NODE_OPTIONS) keeps theirs.
+if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
+  setFlagsFromString('--semi-space-growth-factor=1');
+}
 
 const compiled = new URL('../dist/cli.js', import.meta.url);
 const sources = new URL('../src/cli.ts', import.meta.url);

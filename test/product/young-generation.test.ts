@@ -1,0 +1,53 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { z } from 'zod';
+import { serveInstalled, writeConfig } from './installed.js';
+
+/**
+ * bin/upkeep.js keeps V8's young generation at its initial size (idle RSS, docs/performance.md
+ * "Idle memory") unless the user sizes it. A probe preloaded into the installed server with
+ * `--require` makes V8 want to grow it, the way start-up and scrapes do: it keeps 40 MB of small
+ * objects alive across scavenges (V8 grows new space when more survives than it holds), then
+ * writes the new space's size before and after. No timing is involved.
+ */
+const PROBE = `
+const { getHeapSpaceStatistics } = require('node:v8');
+const { existsSync, writeFileSync } = require('node:fs');
+const newSpace = () => getHeapSpaceStatistics().find((space) => space.space_name === 'new_space').space_size;
+// Starts once the test has seen /healthz, so bin/upkeep.js has run (the probe loads before it).
+const timer = setInterval(() => {
+  if (!existsSync(process.env.PROBE_OUT + '.go')) return;
+  clearInterval(timer);
+  const before = newSpace();
+  const kept = [];
+  for (let i = 0; i < 400000; i++) kept.push({ i, text: 'x'.repeat(64) + i });
+  const after = newSpace();
+  writeFileSync(process.env.PROBE_OUT, JSON.stringify({ before, after, kept: kept.length }));
+}, 50);
+timer.unref();
+`;
+const reading = z.object({ before: z.number(), after: z.number(), kept: z.literal(400000) });
+
+async function probe(t: Test, nodeOptions: string): Promise<z.infer<typeof reading>> {
+  const { file, dir } = await writeConfig(t, { targets: { disks: [{ path: '/' }] } });
+  const probeFile = join(dir, 'probe.cjs');
+  const out = join(dir, 'probe.json');
+  await writeFile(probeFile, PROBE);
+  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${nodeOptions} --require ${probeFile}`.trim(), PROBE_OUT: out } });
+  await writeFile(`${out}.go`, '');
+  let text = '';
+  for (let i = 0; i < 100 && text === ''; i++) {
+    text = await readFile(out, 'utf8').catch(() => '');
+    if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.equal(await served.stop(), 0, 'the server stops cleanly');
+  return reading.parse(JSON.parse(text));
+}
+
+t.test('the installed server keeps the young generation at its initial size, unless the user sizes it', async (t) => {
+  const pinned = await probe(t, '');
+  t.equal(pinned.after, pinned.before, `new space stayed at ${pinned.before} bytes while 40 MB survived scavenges`);
+  const sized = await probe(t, '--max-semi-space-size=8');
+  t.ok(sized.after > pinned.after, `with --max-semi-space-size=8 it grew to ${sized.after} bytes`);
+});

@@ -34,6 +34,16 @@ t.test('Prometheus -> Alertmanager -> upkeep fixes what the alerts point at', as
       'SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relname = $1', [table], 'refnet');
     return { vacuums: Number(row?.vacuum_count), dead: Number(row?.n_dead_tup) };
   };
+  /**
+   * The runs of one remediation once none is queued or running: what a run fixed shows (and its
+   * alert resolves) before it has verified and finished.
+   */
+  const finishedRuns = (remediation: string) => waitFor(`${remediation} to finish`, async () => {
+    const runs = (await scenario.runs()).filter((run) => run.remediation === remediation);
+    const unfinished = runs.filter((run) => run.status === 'queued' || run.status === 'running');
+    if (runs.length === 0 || unfinished.length > 0) throw new Error(`${runs.length} runs, ${unfinished.length} unfinished`);
+    return runs;
+  }, 60_000, 250);
   t.same(await tableStats('job_logs'), { vacuums: 0, dead: 40_000 }, 'dead tuples were made');
   const before = await scenario.metrics();
   t.equal(sampleValue(before, 'upkeep_postgres_dead_tuples{target="main",database="refnet",schema="public",table="job_logs"}'), 40_000);
@@ -60,7 +70,7 @@ t.test('Prometheus -> Alertmanager -> upkeep fixes what the alerts point at', as
     await waitFor('PostgresDeadTuplesHigh to resolve', async () => {
       if ((await prometheus.alerts()).some((a) => a.labels.alertname === 'PostgresDeadTuplesHigh')) throw new Error('still active');
     }, 120_000, 500);
-    const runs = (await scenario.runs()).filter((run) => run.remediation === 'postgres.vacuum' && run.status === 'success');
+    const runs = (await finishedRuns('postgres.vacuum')).filter((run) => run.status === 'success');
     t.equal(runs.length, 1, 'one successful vacuum');
     t.equal(runs[0]?.trigger, 'alert');
     t.equal(runs[0]?.alert?.fingerprint, fingerprint, 'the journal links the run to the alert');
@@ -75,7 +85,7 @@ t.test('Prometheus -> Alertmanager -> upkeep fixes what the alerts point at', as
     await waitFor('BackupTooOld to resolve', async () => {
       if ((await prometheus.alerts()).some((a) => a.labels.alertname === 'BackupTooOld')) throw new Error('still active');
     }, 120_000, 500);
-    const run = (await scenario.runs()).find((r) => r.remediation === 'backup.pg_dump' && r.status === 'success');
+    const run = (await finishedRuns('backup.pg_dump')).find((r) => r.status === 'success');
     t.equal(run?.alert?.alertname, 'BackupTooOld');
     const age = Date.now() / 1000 - (sampleValue(await scenario.metrics(), 'upkeep_backup_last_success_timestamp_seconds{backup="refnet"}') ?? 0);
     t.ok(age < 3600, `the newest backup is fresh (${Math.round(age)} s old)`);
@@ -87,7 +97,7 @@ t.test('Prometheus -> Alertmanager -> upkeep fixes what the alerts point at', as
       if (value !== 1) throw new Error(`bgsave status ${value}`);
       if ((await prometheus.alerts()).some((a) => a.labels.alertname === 'RedisBgsaveFailed')) throw new Error('still active');
     }, 120_000, 500);
-    const run = (await scenario.runs()).find((r) => r.remediation === 'redis.bgsave' && r.status === 'success');
+    const run = (await finishedRuns('redis.bgsave')).find((r) => r.status === 'success');
     t.equal(run?.alert?.alertname, 'RedisBgsaveFailed');
     const client = scenario.redis.client();
     t.teardown(() => client.disconnect());

@@ -34,9 +34,22 @@ const variableSchema = z.object({
   datasource: datasourceRef.optional(),
   allValue: z.string().optional(),
 });
+// A Prometheus annotation: Grafana runs `expr` over the dashboard's time range and marks every
+// point above 0, titled and tagged from the series' labels (see dashboards-schema.test.ts).
+const annotationSchema = z.object({
+  name: z.string(),
+  datasource: datasourceRef,
+  enable: z.boolean(),
+  iconColor: z.string(),
+  expr: z.string(),
+  titleFormat: z.string(),
+  textFormat: z.string(),
+  tagKeys: z.string(),
+});
 const dashboardSchema = z.object({
   uid: z.string(),
   title: z.string(),
+  annotations: z.object({ list: z.array(annotationSchema) }),
   templating: z.object({ list: z.array(variableSchema) }),
   panels: z.array(panelSchema),
 });
@@ -51,6 +64,13 @@ type Panel = z.infer<typeof panelSchema>;
 /** Every panel, those inside collapsed rows included. */
 const allPanels = (dashboard: Dashboard): Panel[] => dashboard.panels.flatMap((panel) => [panel, ...z.array(panelSchema).parse(panel.panels ?? [])]);
 const dataPanels = (dashboard: Dashboard) => allPanels(dashboard).filter((panel) => panel.type !== 'row');
+/** Every expression of a dashboard: its panels' queries and its annotations. */
+const expressions = (dashboard: Dashboard): string[] => [
+  ...dataPanels(dashboard).flatMap((panel) => (panel.targets ?? []).map((query) => query.expr)),
+  ...dashboard.annotations.list.map((annotation) => annotation.expr),
+];
+/** The label names a Grafana format ("{{remediation}}: {{outcome}}") or a tagKeys list uses. */
+const formatLabels = (format: string): string[] => [...format.matchAll(/\{\{\s*(\w+)\s*\}\}/g)].map((match) => match[1] ?? '');
 
 /** The argument text of every call to one of `functions` in a PromQL expression (matching parentheses). */
 function callArguments(expr: string, functions: readonly string[]): string[] {
@@ -147,6 +167,25 @@ t.test('every panel: the datasource variable, a unit, filtered selectors, $__rat
   }
 });
 
+t.test('remediation runs are annotations on both dashboards, failures in red', async (t) => {
+  for (const { file, dashboard } of dashboards) {
+    const annotations = dashboard.annotations.list;
+    t.same(annotations.map((annotation) => [annotation.name, annotation.iconColor, annotation.enable]),
+      [['Remediation runs', 'green', true], ['Remediation failures', 'red', true]], `${file}: runs and failures`);
+    t.match(annotations[0]?.expr, /outcome=~"success\|dry_run"/, `${file}: runs are the successes and dry runs`);
+    t.match(annotations[1]?.expr, /outcome=~"failure"/, `${file}: failures are the failed runs`);
+    for (const annotation of annotations) {
+      const where = `${file} annotation "${annotation.name}"`;
+      t.equal(annotation.datasource.uid, DATASOURCE, `${where}: datasource`);
+      t.match(annotation.expr, /^increase\(upkeep_remediation_runs_total\{[^}]*\}\[\$__rate_interval\]\) > 0$/, `${where}: marks where the runs counter grew`);
+      t.same(unfilteredSelectors(annotation.expr), [], `${where}: the selector uses $job and $instance`);
+      t.same(formatLabels(annotation.titleFormat), ['remediation', 'outcome'], `${where}: the title names the remediation and outcome`);
+      t.same(formatLabels(annotation.textFormat), ['remediation', 'outcome', 'instance', 'job'], `${where}: the text names them and the upkeep that ran it`);
+      t.equal(annotation.tagKeys, 'remediation,outcome', `${where}: tagged by remediation and outcome`);
+    }
+  }
+});
+
 t.test('every metric the dashboards use is one upkeep exports', async (t) => {
   const state = await mkdtemp(join(tmpdir(), 'upkeep-dashboards-'));
   t.teardown(() => rm(state, { recursive: true, force: true }));
@@ -159,8 +198,8 @@ t.test('every metric the dashboards use is one upkeep exports', async (t) => {
   const exported = new Set(app.registry.getMetricsAsArray().map((metric) => metric.name));
   // SPEC's schedule family is emitted by the scheduler, which is not part of an app without a schedule.
   exported.add('upkeep_schedule_next_run_timestamp_seconds');
-  const used = new Set(dashboards.flatMap(({ dashboard }) => dataPanels(dashboard)
-    .flatMap((panel) => (panel.targets ?? []).flatMap((query) => [...query.expr.matchAll(/\bupkeep_[a-z0-9_]+/g)].map((m) => m[0])))));
+  const used = new Set(dashboards.flatMap(({ dashboard }) => expressions(dashboard)
+    .flatMap((expr) => [...expr.matchAll(/\bupkeep_[a-z0-9_]+/g)].map((m) => m[0]))));
   const unknown = [...used].map((name) => name.replace(/_(bucket|sum|count)$/, '')).filter((name) => !exported.has(name));
   t.same(unknown, [], 'no dashboard metric is missing from a real upkeep registry');
   t.ok(used.size > 50, `the dashboards use ${used.size} metric names`);
@@ -199,10 +238,19 @@ t.test('a real Prometheus answers every panel expression with data', async (t) =
         t.notMatch(expr, /\$/, `${where}: no variable left`);
         const result = await prometheus.query(expr);
         t.ok(result.length > 0, `${where}: returns data`);
-        for (const [, label] of query.legendFormat.matchAll(/\{\{\s*(\w+)\s*\}\}/g)) {
-          t.ok(result.some((series) => label !== undefined && label in series.metric), `${where}: legend label ${label} exists`);
+        for (const label of formatLabels(query.legendFormat)) {
+          t.ok(result.some((series) => label in series.metric), `${where}: legend label ${label} exists`);
         }
       }
+    }
+    for (const annotation of dashboard.annotations.list) {
+      const where = `${file} annotation "${annotation.name}"`;
+      const expr = substitute(annotation.expr);
+      t.notMatch(expr, /\$/, `${where}: no variable left`);
+      const result = await prometheus.query(expr);
+      t.ok(result.length > 0, `${where}: returns data`);
+      const labels = [...formatLabels(annotation.titleFormat), ...formatLabels(annotation.textFormat), ...annotation.tagKeys.split(',')];
+      for (const label of labels) t.ok(result.every((series) => label in series.metric), `${where}: every series has ${label}`);
     }
   }
 });

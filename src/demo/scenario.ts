@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { startAlertmanager, type AlertmanagerServer } from './servers/alertmanager.js';
 import { freePort } from './servers/ports.js';
 import { startPostgres, type PostgresServer } from './servers/postgres.js';
+import { startStandby, type StandbyServer } from './servers/postgres-standby.js';
 import { startPrometheus, type PrometheusServer } from './servers/prometheus.js';
 import { startRedis, type RedisServer } from './servers/redis.js';
 import { buildApp, type App } from '../server.js';
@@ -26,6 +27,8 @@ export interface Scenario {
   readonly url: string;
   readonly token: string;
   readonly postgres: PostgresServer;
+  /** With `standby`: the streaming standby of `postgres`, watched as target `replica`. */
+  readonly standby: StandbyServer | undefined;
   readonly redis: RedisServer;
   readonly prometheus: PrometheusServer;
   readonly alertmanager: AlertmanagerServer;
@@ -58,6 +61,12 @@ export interface ScenarioOptions {
   port?: number;
   /** How often Prometheus scrapes and evaluates, and upkeep refreshes cached readings. */
   intervalSeconds?: number;
+  /**
+   * Also start a streaming standby of the PostgreSQL (pg_basebackup over the replication slot
+   * `replica_slot`, hot_standby_feedback on) and watch it as target `replica`, so the
+   * replication metrics have a standby, its slot and its replay lag to show.
+   */
+  standby?: boolean;
 }
 
 async function dockerReachable(): Promise<boolean> {
@@ -69,14 +78,14 @@ async function dockerReachable(): Promise<boolean> {
   }
 }
 
-function demoConfig(postgres: PostgresServer, redis: RedisServer, dirs: Scenario['dirs'], token: string, docker: boolean, interval: number, port: number): string {
+function demoConfig(postgres: PostgresServer, standby: StandbyServer | undefined, redis: RedisServer, dirs: Scenario['dirs'], token: string, docker: boolean, interval: number, port: number): string {
   return `
 server: { host: 127.0.0.1, port: ${port}, authToken: "${token}" }
 state: { dir: "${dirs.state}" }
 targets:
   postgres:
     - { name: main, url: "${postgres.url('refnet')}", databases: [refnet], sizeRefreshSeconds: ${interval}, statements: { enabled: true, limit: 10 } }
-  redis:
+${standby ? `    - { name: replica, url: "${standby.url('refnet')}", databases: [refnet], sizeRefreshSeconds: ${interval} }\n` : ''}  redis:
     - { name: cache, url: "${redis.url}", keyPatterns: ["celery-task-meta-*"], keyPatternRefreshSeconds: ${interval} }
 ${docker ? '  docker:\n    - { name: local, socketPath: /var/run/docker.sock, diskRefreshSeconds: 10 }\n' : ''}  backups:
     - { name: refnet, dir: "${dirs.backups}", pattern: "refnet_*.sql.gz", keepDays: 7, source: { target: main, database: refnet } }
@@ -109,6 +118,12 @@ schedule:
 `;
 }
 
+/** A streaming standby of `postgres` over the slot `replica_slot`, named `replica`. */
+async function startReplica(postgres: PostgresServer): Promise<StandbyServer> {
+  await postgres.query("SELECT pg_create_physical_replication_slot('replica_slot')");
+  return startStandby(postgres, { slot: 'replica_slot', name: 'replica' });
+}
+
 /**
  * Starts throwaway PostgreSQL and Redis, makes the runbooks' problems on them for real, and
  * runs upkeep, Prometheus (with the shipped rules) and Alertmanager (posting to upkeep with a
@@ -132,14 +147,21 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
     await postgres.query('CREATE EXTENSION pg_stat_statements', [], 'refnet');
     await makeDeadTuples(postgres.url('refnet'), 'public.job_logs', 60_000, 40_000);
     await makeDeadTuples(postgres.url('refnet'), 'public.documents', 20_000, 0);
+    // The standby copies the database as made so far (so its xmin, through its slot, is newer
+    // than the dead tuples and does not hold back their vacuum) and starts while the other
+    // problems are made.
+    const standbyStarting = options.standby ? startReplica(postgres) : Promise.resolve(undefined);
+    // Awaited below; a failure meanwhile must not count as unhandled.
+    standbyStarting.catch(() => undefined);
+    cleanups.push(async () => (await standbyStarting)?.destroy());
     await makeStaleBackup(dirs.backups, 'refnet', 72);
     await makeCeleryBacklog(redis.url, 120_000);
     await makeFailedBgsave(redis.url, redis.dir);
     await makeBigLog(dirs.logs, 20 * 1024 * 1024, 3);
-
+    const standby = await standbyStarting;
     const token = randomBytes(16).toString('hex');
     const port = options.port || (await freePort());
-    const parsed = parseConfig(demoConfig(postgres, redis, dirs, token, docker, interval, port), {});
+    const parsed = parseConfig(demoConfig(postgres, standby, redis, dirs, token, docker, interval, port), {});
     if (!parsed.ok) throw new Error(`demo config: ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
     const config = parsed.config;
     const app = await buildApp({ config, log: options.log });
@@ -155,7 +177,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
     cleanups.push(() => prometheus.destroy());
 
     return {
-      config, app, url, token, postgres, redis, prometheus, alertmanager, dirs, docker,
+      config, app, url, token, postgres, standby, redis, prometheus, alertmanager, dirs, docker,
       metrics: async () => (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body,
       runs: async () => runsResponse.parse((await app.fastify.inject({ method: 'GET', url: '/runs' })).json()),
       stop,

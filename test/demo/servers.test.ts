@@ -39,6 +39,11 @@ t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it wi
   });
   t.equal(series[0]?.metric.job, 'upkeep');
   await t.rejects(prometheus.query('rate(upkeep_disk_used_ratio[5m'), /parse error/);
+  const [sampled] = series;
+  const at = sampled?.value[0] ?? 0;
+  const range = await prometheus.queryRange('upkeep_disk_used_ratio{path="/"}', { start: at, end: at, step: 1 });
+  t.same(range.map((one) => [one.metric.job, one.values]), [['upkeep', [[at, sampled?.value[1]]]]], 'a range query over one instant is that instant\'s sample');
+  await t.rejects(prometheus.queryRange('up', { start: at, end: at - 1, step: 1 }), /end timestamp must not be before start time/);
   const delivery = await waitFor('the webhook', async () => {
     const first = received[0];
     if (!first) throw new Error('nothing delivered yet');

@@ -243,6 +243,9 @@ const TEXT_MUTATIONS: Record<string, TextMutation> = {
   oversized: (_next, text) => `${text}\n# ${'padding '.repeat(140_000)}\n`,
 };
 
+/** The names `mutate` records for its text mutations. */
+export const TEXT_MUTATION_NAMES: readonly string[] = Object.keys(TEXT_MUTATIONS);
+
 function positionOutside(text: string, secrets: readonly string[]): Position {
   const inside = (at: number) => secrets.some((secret) => {
     for (let start = text.indexOf(secret); start >= 0; start = text.indexOf(secret, start + 1)) if (at > start && at < start + secret.length) return true;
@@ -255,6 +258,9 @@ function positionOutside(text: string, secrets: readonly string[]): Position {
   };
 }
 
+// Each example is parsed once (with and without literal secrets); every mutant mutates a copy.
+const parsedSources = new Map<string, unknown>();
+
 /** Applies one to three tree mutations, then perhaps one to the text. */
 export function mutate(next: () => number, source: Source, literalSecrets: ReadonlyMap<string, string>, isSecret: (value: unknown) => boolean, index: number): Mutant {
   const literal = next() < 0.3;
@@ -262,7 +268,8 @@ export function mutate(next: () => number, source: Source, literalSecrets: Reado
   if (literal) for (const [reference, secret] of literalSecrets) text = text.replaceAll(reference, secret);
   const mutations: string[] = [];
   const count = 1 + Math.floor(next() * 3);
-  const parsed: unknown = parse(text);
+  if (!parsedSources.has(text)) parsedSources.set(text, parse(text));
+  const parsed: unknown = structuredClone(parsedSources.get(text));
   const root: Record<string, unknown> = isTree(parsed) && !Array.isArray(parsed) ? parsed : {};
   const treeNames = Object.keys(TREE_MUTATIONS);
   for (let step = 0; step < count; step += 1) {

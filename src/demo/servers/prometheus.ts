@@ -19,18 +19,23 @@ export interface PrometheusServer {
   url: string;
   /** Runs an instant query; throws with Prometheus's own message when it is invalid. */
   query(expr: string): Promise<QueryResult[]>;
+  /** Runs a range query (as Grafana runs a panel or an annotation), times in Unix seconds. */
+  queryRange(expr: string, range: { start: number; end: number; step: number }): Promise<RangeResult[]>;
   /** Active alerts as Prometheus sees them (pending or firing). */
   alerts(): Promise<ActiveAlert[]>;
   destroy(): Promise<void>;
 }
 
-const resultSchema = z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) });
-const queryResponse = z.object({
+const sample = z.tuple([z.number(), z.string()]);
+const resultSchema = z.object({ metric: z.record(z.string(), z.string()), value: sample });
+const rangeResultSchema = z.object({ metric: z.record(z.string(), z.string()), values: z.array(sample) });
+const queryResponse = <T extends z.ZodType>(result: T) => z.object({
   status: z.string(),
   error: z.string().optional(),
-  data: z.object({ resultType: z.string(), result: z.array(resultSchema) }).optional(),
+  data: z.object({ resultType: z.string(), result: z.array(result) }).optional(),
 });
 export type QueryResult = z.infer<typeof resultSchema>;
+export type RangeResult = z.infer<typeof rangeResultSchema>;
 
 const alertSchema = z.object({
   labels: z.record(z.string(), z.string()),
@@ -56,6 +61,12 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   };
   await writeFile(join(dir, 'prometheus.yml'), JSON.stringify(config));
   const url = `http://127.0.0.1:${port}`;
+  const post = async <T extends z.ZodType>(api: string, form: Record<string, string>, result: T): Promise<z.infer<T>[]> => {
+    const response = await fetch(`${url}/api/v1/${api}`, { method: 'POST', body: new URLSearchParams(form) });
+    const parsed = queryResponse(result).parse(await response.json());
+    if (parsed.status !== 'success' || !parsed.data) throw new Error(`${form.query}: ${parsed.error ?? parsed.status}`);
+    return parsed.data.result;
+  };
   const { destroy } = await startUntilReady('prometheus', 'prometheus', [
     `--config.file=${join(dir, 'prometheus.yml')}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
@@ -65,10 +76,10 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     port,
     url,
     async query(expr) {
-      const response = await fetch(`${url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
-      const parsed = queryResponse.parse(await response.json());
-      if (parsed.status !== 'success' || !parsed.data) throw new Error(`${expr}: ${parsed.error ?? parsed.status}`);
-      return parsed.data.result;
+      return post('query', { query: expr }, resultSchema);
+    },
+    async queryRange(expr, range) {
+      return post('query_range', { query: expr, start: String(range.start), end: String(range.end), step: String(range.step) }, rangeResultSchema);
     },
     async alerts() {
       const response = await fetch(`${url}/api/v1/alerts`);

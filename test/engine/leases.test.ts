@@ -15,7 +15,7 @@ import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir, testConfig } from '../http/helpers.js';
-import { flakyAction } from './gated-action.js';
+import { flakyAction, gatedAction } from './gated-action.js';
 
 /**
  * Leases on the PostgreSQL state store (a dead replica's runs are journalled interrupted by a live
@@ -96,6 +96,43 @@ t.test('a live replica journals a dead one\'s running run interrupted once its l
 
   await engine.close();
   t.same(await server.query(`select host from ${schema}.leases`), [], 'a clean stop gives the lease up');
+});
+
+t.test('a run a peer journalled interrupted while this replica stalled keeps that record: its outcome is attached as late, counted, and its alert stays given back', async (t) => {
+  const { schema, store: peer } = await sharedSchema(t);
+  const log = bufferLogger();
+  const { action, open } = gatedAction('test.action');
+  const engine = await Engine.create({
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } }, remediation: { cooldownSeconds: 0 } }),
+    log: log.log, actions: [action],
+  });
+  t.teardown(() => engine.close());
+  const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert };
+  const first = engine.submit(request);
+  await waitFor('the run to be running', async () => { if ((await engine.get(first.runId))?.status !== 'running') throw new Error('not yet'); }, 20_000, 50);
+
+  // A peer's sweep, as PostgresLeases.interruptExpired and settleInterrupted do it once this replica's lease expired.
+  const running = await engine.get(first.runId);
+  const interrupted = { ...running, status: 'interrupted', reason: 'replica elsewhere (pid 1) stopped renewing its lease while the run was in progress; check the target before re-running' };
+  await server.query(`update ${schema}.runs set status = 'interrupted', record = $2::jsonb where id = $1`, [first.runId, JSON.stringify(interrupted)]);
+  await peer.guards.releaseAlert(idempotencyKey(alert, 'test.action'), first.runId);
+
+  open();
+  const outcome = await first.done;
+  t.equal(outcome.status, 'success', 'this replica saw its run succeed');
+  const stored = await engine.get(first.runId);
+  t.same({ status: stored?.status, reason: stored?.reason, late: stored?.late },
+    { status: 'interrupted', reason: interrupted.reason, late: { status: 'success', finishedAt: outcome.finishedAt, output: {}, verification: { ok: true, detail: 'fine' } } },
+    'the journal keeps the peer\'s interrupted, with the outcome attached');
+  t.same(log.lines().filter((line) => line.level === 40).map(({ msg, runId, remediation, status }) => ({ msg, runId, remediation, status })), [{
+    msg: 'a peer journalled this run interrupted while this replica stalled past its lease; the journal keeps interrupted, with this outcome attached as late',
+    runId: first.runId, remediation: 'test.action', status: 'success',
+  }]);
+  t.same((await engine.metrics.late.get()).values.map(({ labels, value }) => ({ labels, value })), [{ labels: { remediation: 'test.action' }, value: 1 }]);
+
+  const again = await engine.submit(request).done;
+  t.equal(again.status, 'success', 'the late success did not claim the alert again: a re-delivery runs');
+  t.equal((await engine.submit(request).done).status, 'duplicate', 'and that run holds it');
 });
 
 t.test('a lease that cannot be renewed, checked or given up is logged, and the replica goes on', async (t) => {

@@ -188,7 +188,7 @@ t.test('a Postgres lock is not granted while a live run of it still has a backen
   const connections = new Connections(testConfig({ targets: { postgres: [{ name: 'main', url: server.url() }] } }));
   t.teardown(() => connections.close());
   const log = bufferLogger();
-  const locks = new Locks(connections, { liveness: new RunLiveness(store), log: log.log });
+  const locks = new Locks(connections, { redisTtlMs: 30_000, liveness: new RunLiveness(store), log: log.log });
   const spec: LockSpec = { kind: 'postgres', target: 'main', database: 'postgres', key: 'vacuum:"public"."orders"' };
   const lockKey = lockName('postgres.vacuum', spec);
   const run = (changes: Partial<RunRecord>): RunRecord => ({

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { startUntilReady } from '../../src/demo/servers/process.js';
-import { HEARTBEAT_MS, MEMBER_LEASE_MS } from '../../src/engine/state/postgres-members.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../http/helpers.js';
@@ -16,7 +15,9 @@ const SCRAPE_SECONDS = 1;
 const SERVICES = Array.from({ length: 30 }, (_unused, index) => `svc-${String(index + 1).padStart(2, '0')}`);
 // How long a dead replica's targets may go uncollected: its heartbeat ages past the lease, a peer
 // notices at its next heartbeat, and Prometheus's next scrape of the peer (one scrape on each side).
-const LONGEST_GAP_SECONDS = (MEMBER_LEASE_MS + HEARTBEAT_MS) / 1000 + 2 * SCRAPE_SECONDS;
+const HEARTBEAT_SECONDS = 2;
+const MEMBER_LEASE_SECONDS = 10;
+const LONGEST_GAP_SECONDS = MEMBER_LEASE_SECONDS + HEARTBEAT_SECONDS + 2 * SCRAPE_SECONDS;
 
 const readyz = z.object({ targets: z.array(z.object({ collector: z.string(), target: z.string() })) });
 const matrix = z.object({ status: z.literal('success'), data: z.object({ result: z.array(z.object({ metric: z.record(z.string(), z.string()), values: z.array(z.tuple([z.number(), z.string()])) })) }) });

@@ -70,7 +70,7 @@ t.test('a role that only owns its schema, with its password from a file: the con
   });
   const parsed = parseConfig(yaml(`\${file:${join(dir, 'state-password')}}`), {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  t.same(parsed.config.state.postgres, { url: `postgres://upkeep_state:${PASSWORD}@127.0.0.1:${server.port}/postgres`, schema: 'owned', timeoutSeconds: 5, leaseSeconds: 30 });
+  t.same(parsed.config.state.postgres, { url: `postgres://upkeep_state:${PASSWORD}@127.0.0.1:${server.port}/postgres`, schema: 'owned', timeoutSeconds: 5, leaseSeconds: 30, memberHeartbeatSeconds: 2, memberLeaseSeconds: 10 });
   const captured = bufferLogger();
   const store = await openStateStore(parsed.config, captured.log, Date.now);
   t.teardown(() => store.close());

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import t from 'tap';
-import type { LockSpec } from '../../src/actions/contract.js';
+import type { Action, LockSpec } from '../../src/actions/contract.js';
 import { Engine } from '../../src/engine/engine.js';
 import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import type { RunRecord } from '../../src/engine/journal.js';
@@ -133,6 +133,50 @@ t.test('a run a peer journalled interrupted while this replica stalled keeps tha
   const again = await engine.submit(request).done;
   t.equal(again.status, 'success', 'the late success did not claim the alert again: a re-delivery runs');
   t.equal((await engine.submit(request).done).status, 'duplicate', 'and that run holds it');
+});
+
+t.test('a run a peer journalled interrupted before it acted goes no further when this replica comes back: queued, it does not start; checked, it does not execute', async (t) => {
+  const { schema } = await sharedSchema(t);
+  const log = bufferLogger();
+  let enterCheck: () => void = () => undefined;
+  const checking = new Promise<void>((resolve) => { enterCheck = resolve; });
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  const executed: number[] = [];
+  const action: Action<{ n: number }> = {
+    ...flakyAction(),
+    lock: (params) => ({ kind: 'local', key: String(params.n) }),
+    // The first run stalls between its check and its plan, as a replica stopped there would.
+    check: async (params) => {
+      if (params.n === 1) { enterCheck(); await released; }
+      return { proceed: true, reason: 'go' };
+    },
+    run: async (params) => { executed.push(params.n); return { detail: {} }; },
+  };
+  const engine = await Engine.create({
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } }, remediation: { cooldownSeconds: 0, concurrency: 1 } }),
+    log: log.log, actions: [action],
+  });
+  t.teardown(() => engine.close());
+  const checked = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' });
+  await checking;
+  const waiting = engine.submit({ remediation: 'test.action', params: { n: 2 }, trigger: 'manual' });
+  await waiting.journalled;
+  t.equal((await engine.get(waiting.runId))?.status, 'queued', 'the second waits behind the first (concurrency 1)');
+
+  // A peer's sweep marks both, as PostgresLeases.interruptExpired does once this replica's lease expired.
+  for (const runId of [checked.runId, waiting.runId]) {
+    await server.query(`update ${schema}.runs set status = 'interrupted', record = record || '{"status":"interrupted"}' where id = $1`, [runId]);
+  }
+  release();
+  const reason = 'a peer journalled this run interrupted while this replica stalled past its lease; it went no further';
+  t.same([(await checked.done).status, (await checked.done).reason, (await waiting.done).status, (await waiting.done).reason], ['cancelled', reason, 'cancelled', reason]);
+  t.same(executed, [], 'neither executed');
+  for (const runId of [checked.runId, waiting.runId]) {
+    const stored = await engine.get(runId);
+    t.same([stored?.status, stored?.late?.status, stored?.late?.reason], ['interrupted', 'cancelled', reason], 'the journal keeps interrupted, with the late cancellation');
+  }
+  t.same((await engine.metrics.late.get()).values.map(({ value }) => value), [2]);
 });
 
 t.test('a lease that cannot be renewed, checked or given up is logged, and the replica goes on', async (t) => {

@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
-import { applySteps, type FileStep, type Skipped, type StepOutcome } from '../systems/files/sweep.js';
-import type { Plan, PlanStep } from './contract.js';
+import { applySteps, emptyOutcome, type FileStep, type Skipped, type StepOutcome } from '../systems/files/sweep.js';
+import { PartialWork, type Plan, type PlanStep } from './contract.js';
 
 // What logs.rotate and files.cleanup share: how their steps are shown, counted and checked after.
 const MAX_PLAN_STEPS = 500;
@@ -35,9 +35,19 @@ export function sweepPlan(found: { root: string; skipped: readonly Skipped[] }, 
   return { steps: describeSteps(steps), payload: { root: found.root, steps, skipped: found.skipped } };
 }
 
-/** Carries out the planned steps and summarises them for the journal. */
+/**
+ * Carries out the planned steps and summarises them for the journal. A sweep stopped part-way
+ * throws PartialWork: the files it had already compressed or deleted stay so, and the journal
+ * lists them.
+ */
 export async function runSweep(payload: SweepPayload, signal: AbortSignal): Promise<SweepOutput> {
-  return summarize(await applySteps(payload.root, payload.steps, signal), payload.skipped);
+  const outcome = emptyOutcome();
+  try {
+    await applySteps(payload.root, payload.steps, signal, outcome);
+  } catch (err) {
+    throw new PartialWork(err, summarize(outcome, payload.skipped));
+  }
+  return summarize(outcome, payload.skipped);
 }
 
 function summarize(outcome: StepOutcome, skippedBeforehand: readonly Skipped[]): SweepOutput {

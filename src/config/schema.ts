@@ -72,6 +72,13 @@ const statePostgres = z.strictObject({
   timeoutSeconds: seconds.default(10),
   // How long a replica's runs outlive it: renewed every third of it, a peer marks a dead replica's runs interrupted once it expires.
   leaseSeconds: z.number().int().min(3).max(3600).default(30),
+  // Targets shared out: how often a replica renews its membership heartbeat (and reads who is live),
+  // and how old a heartbeat may be before its replica's targets move to the others.
+  memberHeartbeatSeconds: z.number().min(1).max(60).default(2),
+  memberLeaseSeconds: z.number().min(3).max(3600).default(10),
+}).refine((shared) => shared.memberLeaseSeconds >= 3 * shared.memberHeartbeatSeconds, {
+  path: ['memberLeaseSeconds'],
+  message: 'must be at least 3 times state.postgres.memberHeartbeatSeconds, so a replica whose heartbeat is a little late is not taken for gone',
 });
 
 function isTimeZone(zone: string): boolean {
@@ -136,6 +143,9 @@ export const configSchema = z.strictObject({
     timeoutSeconds: seconds.default(3600),
     // How long a Postgres remediation waits for a table lock before failing (capped by the run's deadline).
     lockTimeoutSeconds: seconds.default(60),
+    // A Redis remediation's lock (SET NX PX) expires this long after its last renewal (every third
+    // of it): how soon a crashed replica's lock, or one Redis could not renew, is free again.
+    redisLockTtlSeconds: z.number().int().min(3).max(3600).default(30),
     // Runs executing at once; the rest wait in the queue, where a resolved alert can still cancel them.
     concurrency: z.number().int().positive().default(4),
     // Runs waiting for a free slot; beyond it POST /alertmanager and POST /remediations answer 429.

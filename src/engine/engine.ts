@@ -67,7 +67,7 @@ export class Engine implements RunSubmitter, TickClaims {
       (remediation) => this.history.circuitOpen(remediation, this.now()));
     this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now);
     const pipeline = new RunPipeline({
-      config, log, connections: this.connections, locks: new Locks(this.connections, { liveness: new RunLiveness(store), log }), history: this.history,
+      config, log, connections: this.connections, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
       silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,
     });
     this.queue = new RunQueue(config.remediation, (job, controller) => pipeline.execute(job, controller));

@@ -40,10 +40,23 @@ export class RunFinisher {
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
     logFinished(this.log, finished, durationSeconds);
     try {
-      await this.store.append(finished).durable;
+      if (await this.store.append(finished).durable === 'late') this.late(finished);
     } catch (err) {
       this.log.error({ err, runId: finished.id }, 'cannot write the journal');
     }
     return finished;
+  }
+
+  /**
+   * A peer journalled the run interrupted while this process stalled past its lease: the journal
+   * keeps `interrupted`, with this outcome attached as `late`. Its alert stays given back (a
+   * re-delivery may already have run it again), so nothing here claims it again.
+   */
+  private late(record: RunRecord): void {
+    this.metrics.late.inc({ remediation: record.remediation });
+    this.log.warn(
+      { runId: record.id, remediation: record.remediation, status: record.status },
+      'a peer journalled this run interrupted while this replica stalled past its lease; the journal keeps interrupted, with this outcome attached as late',
+    );
   }
 }

@@ -56,6 +56,18 @@ export const runRecordSchema = z.object({
   /** The process that owns the run, so a restart only marks its own dead runs interrupted. */
   host: z.string().optional(),
   pid: z.number().optional(),
+  /**
+   * What the owner reported after a peer had journalled the run interrupted (the owner stalled past
+   * its lease): its outcome, kept beside the `interrupted` status, which it does not change.
+   */
+  late: z.object({
+    status: z.enum(RUN_STATUSES),
+    finishedAt: z.string().optional(),
+    reason: z.string().optional(),
+    error: z.string().optional(),
+    output: json.optional(),
+    verification: verifyResultSchema.optional(),
+  }).optional(),
 });
 export type RunRecord = Readonly<z.infer<typeof runRecordSchema>>;
 

@@ -6,12 +6,6 @@ import type { Logger } from '../log.js';
 import type { RunLiveness } from './leases.js';
 import { HOST } from './state/owner.js';
 
-/**
- * A Redis lock's TTL. Short, and renewed while the run lives (every third of it), so a replica that
- * crashes or loses Redis frees its locks within it instead of at the run's deadline.
- */
-export const REDIS_LOCK_TTL_MS = 30_000;
-
 /** A held lock; release() is safe to call more than once. */
 export interface HeldLock {
   readonly description: string;
@@ -60,7 +54,12 @@ const RUN_APPLICATION = /^upkeep:(.+)$/;
 const TERMINATE_WAIT_MS = 5000;
 
 export interface LocksOptions {
-  readonly redisTtlMs?: number;
+  /**
+   * A Redis lock's TTL (`remediation.redisLockTtlSeconds`). Short, and renewed while the run lives
+   * (every third of it), so a replica that crashes or loses Redis frees its locks within it
+   * instead of at the run's deadline.
+   */
+  readonly redisTtlMs: number;
   /** Tells a dead run's tagged backends from a live one's; without it, tagged backends are not looked at. */
   readonly liveness?: RunLiveness;
   readonly log?: Logger;
@@ -76,8 +75,8 @@ export class Locks {
   /** Why the last refused acquire of a lock name was refused, when the lock itself does not say (a dead run's backend still working). */
   private readonly refusals = new Map<string, string>();
 
-  constructor(private readonly connections: Connections, private readonly options: LocksOptions = {}) {
-    this.redisTtlMs = options.redisTtlMs ?? REDIS_LOCK_TTL_MS;
+  constructor(private readonly connections: Connections, private readonly options: LocksOptions) {
+    this.redisTtlMs = options.redisTtlMs;
   }
 
   /**

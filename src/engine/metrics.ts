@@ -27,6 +27,7 @@ export class RemediationMetrics {
   readonly lastSuccess: Gauge<'remediation'>;
   readonly running: Gauge<'remediation'>;
   readonly alertsReceived: Counter<'status'>;
+  readonly late: Counter<'remediation'>;
 
   constructor(registry: Registry, remediations: readonly string[], circuitOpen: (remediation: string) => Promise<boolean>) {
     const registers = [registry];
@@ -44,11 +45,17 @@ export class RemediationMetrics {
         for (const remediation of remediations) this.set({ remediation }, await circuitOpen(remediation) ? 1 : 0);
       },
     });
+    this.late = new Counter({
+      name: 'upkeep_remediation_late_outcomes_total',
+      help: 'Runs that ended after a peer had journalled them interrupted (this replica stalled past its lease); the journal keeps interrupted.',
+      labelNames: ['remediation'], registers,
+    });
     this.alertsReceived = new Counter({ name: 'upkeep_alerts_received_total', help: 'Alerts received on the Alertmanager webhook, by alert status.', labelNames: ['status'], registers });
     // Every series exists from the start, so rate() and absent() behave before the first run.
     for (const remediation of remediations) {
       for (const outcome of OUTCOMES) this.runs.inc({ remediation, outcome }, 0);
       this.running.set({ remediation }, 0);
+      this.late.inc({ remediation }, 0);
     }
     for (const status of ['firing', 'resolved']) this.alertsReceived.inc({ status }, 0);
   }

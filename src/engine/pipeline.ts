@@ -67,7 +67,7 @@ export class RunPipeline {
     metrics.running.inc({ remediation: action.name });
     const step: Step = (work) => untilAbandoned(work, controller.signal);
     try {
-      await store.append(record).durable;
+      await journalBeforeActing(store, record);
       const risk = action.risk(job.params);
       record = { ...record, risk };
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
@@ -140,7 +140,7 @@ export class RunPipeline {
     const plan = await step(action.plan(params, context));
     const planned = { ...withSilence, check, plan: [...plan.steps], payload: plan.payload };
     progress(planned);
-    await this.parts.store.append(planned).durable;
+    await journalBeforeActing(this.parts.store, planned);
     const output = await step(action.run(params, plan.payload, context));
     const verification = await step(action.verify(params, check, output, context));
     const verified = { ...planned, output: output.detail, verification };
@@ -162,6 +162,17 @@ function stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: Logg
   // The 'run finished' line carries the message; the stack is for whoever turns on debug.
   log.debug({ err }, 'remediation failed');
   return { ...record, ...done, status: 'failure', error: signal.aborted ? `${errorMessage(signal.reason)}: ${errorMessage(err)}` : errorMessage(err) };
+}
+
+/**
+ * Journals a state the run's next steps wait for. A run that a peer journalled interrupted
+ * meanwhile (this replica stalled past its lease, and the run's alert was given back) goes no
+ * further: what it would do next may already have been done by a re-delivery.
+ */
+async function journalBeforeActing(store: StateStore, record: RunRecord): Promise<void> {
+  if (await store.append(record).durable === 'late') {
+    throw new Stop('cancelled', 'a peer journalled this run interrupted while this replica stalled past its lease; it went no further');
+  }
 }
 
 /** Resolves with the work, or rejects once the signal has been aborted for a grace period the work ignored. */

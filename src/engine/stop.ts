@@ -1,9 +1,9 @@
 import type { SkipCode } from './journal.js';
 import type { Refusal } from './guards/risk-window.js';
 
-/** Ends the current step of a run as skipped. */
+/** Ends the current step of a run as skipped (saying why, as a code) or cancelled. */
 export class Stop extends Error {
-  constructor(readonly status: 'skipped', readonly reason: string, readonly code: SkipCode) {
+  constructor(readonly status: 'skipped' | 'cancelled', readonly reason: string, readonly code?: SkipCode) {
     super(reason);
   }
 

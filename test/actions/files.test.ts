@@ -193,3 +193,53 @@ t.test('files.cleanup', async (t) => {
     t.throws(() => filesCleanup.params.parse({ name: '../../etc\u0000' }), /must not contain control characters/);
   });
 });
+
+/** A run signal whose deadline passes just before the sweep's `n`-th file: the sweep looks at it before each. */
+function deadlineBefore(n: number): AbortSignal {
+  const controller = new AbortController();
+  const { signal } = controller;
+  let looks = 0;
+  const look = signal.throwIfAborted.bind(signal);
+  signal.throwIfAborted = () => {
+    looks += 1;
+    if (looks === n) controller.abort(new Error('deadline of 1s passed'));
+    look();
+  };
+  return signal;
+}
+
+t.test('a sweep stopped part-way journals what it had done: the deadline in files.cleanup, an I/O error in logs.rotate', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'upkeep-partial-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const scratch = join(root, 'scratch');
+  const logs = join(root, 'logs');
+  for (const name of ['a', 'b', 'c', 'd']) await aged(join(scratch, `${name}.tmp`), 50 * HOUR, 'x'.repeat(100));
+  await aged(join(logs, 'app-a.log'), 40 * DAY, 'y'.repeat(30));
+  await aged(join(logs, 'app-b.log'), 45 * DAY, 'y'.repeat(30));
+  await aged(join(logs, 'app-c.log'), 5 * DAY);
+  await aged(join(logs, 'app-d.log'), 50 * DAY);
+  const context = buildContext({ targets: { files: [{ name: 'tmp', dir: scratch, pattern: '*.tmp' }], logs: [{ name: 'app', dir: logs, pattern: 'app-*.log' }] } });
+  t.teardown(() => context.close());
+
+  const cleanup = await filesCleanup.resolve(filesCleanup.params.parse({ name: 'tmp', olderThanHours: 24 }), context);
+  const cleanupPlan = await filesCleanup.plan(cleanup, context);
+  await t.rejects(filesCleanup.run(cleanup, cleanupPlan.payload, { ...context, signal: deadlineBefore(3) }), {
+    name: 'PartialWork', message: 'deadline of 1s passed',
+    done: { compressed: 0, deleted: 2, freedBytes: 200, files: { compressed: [], deleted: ['a.tmp', 'b.tmp'] }, skipped: [] },
+  }, 'the deadline after two files: the two it deleted');
+  t.same(await listing(scratch), ['c.tmp', 'd.tmp'], 'and only those are gone');
+
+  // Where the gzip of app-c.log is written first, a directory: compressing it fails, after two files.
+  await mkdir(join(logs, '.app-c.log.gz.upkeep-tmp'));
+  const rotate = await logsRotate.resolve(logsRotate.params.parse({ name: 'app', compressAfterDays: 1, deleteAfterDays: 30 }), context);
+  const rotatePlan = await logsRotate.plan(rotate, context);
+  t.same(rotatePlan.steps.map((step) => step.detail.replaceAll(`${logs}/`, '')), [
+    'unlink app-a.log', 'unlink app-b.log', 'gzip app-c.log -> app-c.log.gz (mtime kept), then unlink app-c.log', 'unlink app-d.log',
+  ]);
+  await t.rejects(logsRotate.run(rotate, rotatePlan.payload, context), {
+    name: 'PartialWork', message: /EISDIR/,
+    done: { compressed: 0, deleted: 2, freedBytes: 60, files: { compressed: [], deleted: ['app-a.log', 'app-b.log'] }, skipped: [] },
+  }, 'an error at the third file: the two it deleted');
+  t.same(await listing(logs), ['.app-c.log.gz.upkeep-tmp', 'app-c.log', 'app-d.log'], 'and only those are gone');
+});
+

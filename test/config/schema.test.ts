@@ -139,6 +139,24 @@ t.test('check-config', async (t) => {
       { path: 'state.postgres.timeoutSeconds', message: 'Too small: expected number to be >0' },
       { path: 'state.postgres.leaseSeconds', message: 'Too small: expected number to be >=3' },
     ]);
+    const members = (text: string) => { const parsed = parseConfig(`state: { postgres: { url: "postgres://u@db/upkeep", ${text} } }\n`, {}); return parsed.ok ? parsed.config.state.postgres : parsed.errors; };
+    t.match(members(''), { leaseSeconds: 30, memberHeartbeatSeconds: 2, memberLeaseSeconds: 10 }, 'the defaults');
+    t.match(members('memberHeartbeatSeconds: 1.5, memberLeaseSeconds: 4.5'), { memberHeartbeatSeconds: 1.5, memberLeaseSeconds: 4.5 }, 'fractions, a lease of three heartbeats');
+    t.same(members('memberHeartbeatSeconds: 0.5, memberLeaseSeconds: 4000'), [
+      { path: 'state.postgres.memberHeartbeatSeconds', message: 'Too small: expected number to be >=1' },
+      { path: 'state.postgres.memberLeaseSeconds', message: 'Too big: expected number to be <=3600' },
+    ]);
+    t.same(members('memberHeartbeatSeconds: 5'), [
+      { path: 'state.postgres.memberLeaseSeconds', message: 'must be at least 3 times state.postgres.memberHeartbeatSeconds, so a replica whose heartbeat is a little late is not taken for gone' },
+    ], 'the default lease of 10 s is too short for a 5 s heartbeat');
+    const ttl = (text: string) => { const parsed = parseConfig(`remediation: { ${text} }\n`, {}); return parsed.ok ? parsed.config.remediation.redisLockTtlSeconds : parsed.errors; };
+    t.equal(ttl(''), 30, 'the Redis lock TTL\'s default');
+    t.equal(ttl('redisLockTtlSeconds: 3'), 3);
+    t.same([ttl('redisLockTtlSeconds: 2'), ttl('redisLockTtlSeconds: 4.5'), ttl('redisLockTtlSeconds: 7200')], [
+      [{ path: 'remediation.redisLockTtlSeconds', message: 'Too small: expected number to be >=3' }],
+      [{ path: 'remediation.redisLockTtlSeconds', message: 'Invalid input: expected int, received number' }],
+      [{ path: 'remediation.redisLockTtlSeconds', message: 'Too big: expected number to be <=3600' }],
+    ]);
     const missing = parseConfig('state: { postgres: { schema: upkeep } }\n', {});
     t.same(missing.ok ? [] : missing.errors, [{ path: 'state.postgres.url', message: 'is required' }]);
   });

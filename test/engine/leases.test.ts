@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import t from 'tap';
-import type { LockSpec } from '../../src/actions/contract.js';
+import type { Action, LockSpec } from '../../src/actions/contract.js';
 import { Engine } from '../../src/engine/engine.js';
 import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import type { RunRecord } from '../../src/engine/journal.js';
@@ -15,7 +15,7 @@ import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir, testConfig } from '../http/helpers.js';
-import { flakyAction } from './gated-action.js';
+import { flakyAction, gatedAction } from './gated-action.js';
 
 /**
  * Leases on the PostgreSQL state store (a dead replica's runs are journalled interrupted by a live
@@ -98,6 +98,87 @@ t.test('a live replica journals a dead one\'s running run interrupted once its l
   t.same(await server.query(`select host from ${schema}.leases`), [], 'a clean stop gives the lease up');
 });
 
+t.test('a run a peer journalled interrupted while this replica stalled keeps that record: its outcome is attached as late, counted, and its alert stays given back', async (t) => {
+  const { schema, store: peer } = await sharedSchema(t);
+  const log = bufferLogger();
+  const { action, open } = gatedAction('test.action');
+  const engine = await Engine.create({
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } }, remediation: { cooldownSeconds: 0 } }),
+    log: log.log, actions: [action],
+  });
+  t.teardown(() => engine.close());
+  const request = { remediation: 'test.action', params: { n: 1 }, trigger: 'alert' as const, alert };
+  const first = engine.submit(request);
+  await waitFor('the run to be running', async () => { if ((await engine.get(first.runId))?.status !== 'running') throw new Error('not yet'); }, 20_000, 50);
+
+  // A peer's sweep, as PostgresLeases.interruptExpired and settleInterrupted do it once this replica's lease expired.
+  const running = await engine.get(first.runId);
+  const interrupted = { ...running, status: 'interrupted', reason: 'replica elsewhere (pid 1) stopped renewing its lease while the run was in progress; check the target before re-running' };
+  await server.query(`update ${schema}.runs set status = 'interrupted', record = $2::jsonb where id = $1`, [first.runId, JSON.stringify(interrupted)]);
+  await peer.guards.releaseAlert(idempotencyKey(alert, 'test.action'), first.runId);
+
+  open();
+  const outcome = await first.done;
+  t.equal(outcome.status, 'success', 'this replica saw its run succeed');
+  const stored = await engine.get(first.runId);
+  t.same({ status: stored?.status, reason: stored?.reason, late: stored?.late },
+    { status: 'interrupted', reason: interrupted.reason, late: { status: 'success', finishedAt: outcome.finishedAt, output: {}, verification: { ok: true, detail: 'fine' } } },
+    'the journal keeps the peer\'s interrupted, with the outcome attached');
+  t.same(log.lines().filter((line) => line.level === 40).map(({ msg, runId, remediation, status }) => ({ msg, runId, remediation, status })), [{
+    msg: 'a peer journalled this run interrupted while this replica stalled past its lease; the journal keeps interrupted, with this outcome attached as late',
+    runId: first.runId, remediation: 'test.action', status: 'success',
+  }]);
+  t.same((await engine.metrics.late.get()).values.map(({ labels, value }) => ({ labels, value })), [{ labels: { remediation: 'test.action' }, value: 1 }]);
+
+  const again = await engine.submit(request).done;
+  t.equal(again.status, 'success', 'the late success did not claim the alert again: a re-delivery runs');
+  t.equal((await engine.submit(request).done).status, 'duplicate', 'and that run holds it');
+});
+
+t.test('a run a peer journalled interrupted before it acted goes no further when this replica comes back: queued, it does not start; checked, it does not execute', async (t) => {
+  const { schema } = await sharedSchema(t);
+  const log = bufferLogger();
+  let enterCheck: () => void = () => undefined;
+  const checking = new Promise<void>((resolve) => { enterCheck = resolve; });
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  const executed: number[] = [];
+  const action: Action<{ n: number }> = {
+    ...flakyAction(),
+    lock: (params) => ({ kind: 'local', key: String(params.n) }),
+    // The first run stalls between its check and its plan, as a replica stopped there would.
+    check: async (params) => {
+      if (params.n === 1) { enterCheck(); await released; }
+      return { proceed: true, reason: 'go' };
+    },
+    run: async (params) => { executed.push(params.n); return { detail: {} }; },
+  };
+  const engine = await Engine.create({
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } }, remediation: { cooldownSeconds: 0, concurrency: 1 } }),
+    log: log.log, actions: [action],
+  });
+  t.teardown(() => engine.close());
+  const checked = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' });
+  await checking;
+  const waiting = engine.submit({ remediation: 'test.action', params: { n: 2 }, trigger: 'manual' });
+  await waiting.journalled;
+  t.equal((await engine.get(waiting.runId))?.status, 'queued', 'the second waits behind the first (concurrency 1)');
+
+  // A peer's sweep marks both, as PostgresLeases.interruptExpired does once this replica's lease expired.
+  for (const runId of [checked.runId, waiting.runId]) {
+    await server.query(`update ${schema}.runs set status = 'interrupted', record = record || '{"status":"interrupted"}' where id = $1`, [runId]);
+  }
+  release();
+  const reason = 'a peer journalled this run interrupted while this replica stalled past its lease; it went no further';
+  t.same([(await checked.done).status, (await checked.done).reason, (await waiting.done).status, (await waiting.done).reason], ['cancelled', reason, 'cancelled', reason]);
+  t.same(executed, [], 'neither executed');
+  for (const runId of [checked.runId, waiting.runId]) {
+    const stored = await engine.get(runId);
+    t.same([stored?.status, stored?.late?.status, stored?.late?.reason], ['interrupted', 'cancelled', reason], 'the journal keeps interrupted, with the late cancellation');
+  }
+  t.same((await engine.metrics.late.get()).values.map(({ value }) => value), [2]);
+});
+
 t.test('a lease that cannot be renewed, checked or given up is logged, and the replica goes on', async (t) => {
   const { schema } = await sharedSchema(t);
   const log = bufferLogger();
@@ -151,7 +232,7 @@ t.test('a Postgres lock is not granted while a live run of it still has a backen
   const connections = new Connections(testConfig({ targets: { postgres: [{ name: 'main', url: server.url() }] } }));
   t.teardown(() => connections.close());
   const log = bufferLogger();
-  const locks = new Locks(connections, { liveness: new RunLiveness(store), log: log.log });
+  const locks = new Locks(connections, { redisTtlMs: 30_000, liveness: new RunLiveness(store), log: log.log });
   const spec: LockSpec = { kind: 'postgres', target: 'main', database: 'postgres', key: 'vacuum:"public"."orders"' };
   const lockKey = lockName('postgres.vacuum', spec);
   const run = (changes: Partial<RunRecord>): RunRecord => ({

@@ -11,7 +11,7 @@ import { serveInstalled, writeConfig, type Served } from './installed.js';
 const BIN = process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
 const TABLES = Array.from({ length: 100 }, (_unused, index) => `t${String(index + 1).padStart(3, '0')}`);
 // Each Alertmanager sends each alert at once and again after this, so every replica gets it twice or more per episode.
-const REPEAT_SECONDS = 4;
+const REPEAT_SECONDS = 2;
 
 interface Alertmanager { url: string; destroy(): Promise<void> }
 

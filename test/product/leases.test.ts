@@ -109,3 +109,79 @@ t.test('kill -9 of the replica running a long VACUUM: no other run starts while 
   const errors = peers.flatMap((peer) => peer.logLines()).filter((line) => typeof line.level !== 'number' || line.level >= 50);
   t.same(errors, [], 'no errors logged');
 });
+
+t.test('kill -STOP of the replica running a VACUUM past its lease: a peer marks it interrupted; after kill -CONT its success is attached as late, the status stays interrupted, and its alert stays given back', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await server.query('create database upkeep');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const locker = new pg.Client({ connectionString: server.url('app'), application_name: 'test-locker' });
+  await locker.connect();
+  await locker.query('begin');
+  await locker.query('lock table orders in access exclusive mode');
+  let lockerOpen = true;
+  const releaseTable = async () => { if (lockerOpen) { lockerOpen = false; await locker.query('commit'); await locker.end(); } };
+  t.teardown(releaseTable);
+
+  const config = {
+    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+    remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600, cooldownSeconds: 0 },
+  };
+  const [stalled, peer] = await Promise.all([1, 2].map(async () => {
+    const { file } = await writeConfig(t, { ...config, state: { dir: await tempDir(t), postgres: { url: server.url('upkeep'), leaseSeconds: 3 } } });
+    return serveInstalled(t, file);
+  }));
+  if (!stalled || !peer) throw new Error('two replicas');
+  const stalledPid = stalled.child.pid;
+  if (stalledPid === undefined) throw new Error('no pid');
+  const payload = await webhookPayload();
+
+  const first = await deliver(t, stalled, payload);
+  t.equal(first.status, 'queued');
+  await waitFor('the VACUUM to be waiting for the table', async () => {
+    const rows = await server.query("select pid from pg_stat_activity where application_name = $1 and query like 'VACUUM%'", [`upkeep:${first.runId}`]);
+    if (rows.length !== 1) throw new Error('not running yet');
+  }, 60_000, 100);
+
+  process.kill(stalledPid, 'SIGSTOP');
+  t.teardown(() => { if (stalled.alive()) process.kill(stalledPid, 'SIGCONT'); });
+  const interrupted = await waitFor('a peer to mark the stalled replica\'s run interrupted', async () => {
+    const record = await run(peer, first.runId);
+    if (record.status !== 'interrupted') throw new Error(`still ${record.status}`);
+    return record;
+  }, 120_000, 200);
+  t.match(interrupted.reason, new RegExp(`^replica .+ \\(pid ${stalledPid}\\) stopped renewing its lease while the run was in progress; check the target before re-running$`));
+  // The VACUUM's backend goes on while its client is stopped: it finishes once the table is free.
+  await releaseTable();
+  await waitFor('the VACUUM to finish', async () => { if ((await tableStats(server, 'app', 'orders')).vacuumCount !== 1) throw new Error('not yet'); }, 60_000, 100);
+  process.kill(stalledPid, 'SIGCONT');
+
+  const kept = await waitFor('the late outcome to be attached', async () => {
+    const record = await run(peer, first.runId);
+    if (!record.late) throw new Error('no late outcome yet');
+    return record;
+  }, 60_000, 100);
+  t.same({ status: kept.status, reason: kept.reason, finishedAt: kept.finishedAt, late: kept.late?.status },
+    { status: 'interrupted', reason: interrupted.reason, finishedAt: interrupted.finishedAt, late: 'success' }, 'the record stays the peer\'s, with the late success attached');
+  t.match(stalled.logLines().filter((line) => line.level === 40), [{
+    runId: first.runId, remediation: 'postgres.vacuum', status: 'success',
+    msg: 'a peer journalled this run interrupted while this replica stalled past its lease; the journal keeps interrupted, with this outcome attached as late',
+  }]);
+  const metrics = await (await fetch(`${stalled.base}/metrics`)).text();
+  t.match(metrics, /^upkeep_remediation_late_outcomes_total\{remediation="postgres\.vacuum"\} 1$/m, 'counted');
+
+  // The peer gave the alert back when it marked the run; the late success did not claim it again.
+  const again = await deliver(t, peer, payload);
+  t.equal(again.status, 'queued', 'a re-delivery runs');
+  const rerun = await waitFor('the re-delivered run to finish', async () => {
+    const record = await run(peer, again.runId);
+    if (record.status === 'queued' || record.status === 'running') throw new Error(`still ${record.status}`);
+    return record;
+  }, 60_000, 100);
+  t.same([rerun.status, rerun.skipCode], ['skipped', 'condition'], 'and finds the table already vacuumed');
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1, 'vacuumed once');
+
+  for (const replica of [stalled, peer]) t.equal(await replica.stop(), 0, replica.output());
+  const errors = [stalled, peer].flatMap((replica) => replica.logLines()).filter((line) => typeof line.level !== 'number' || line.level >= 50);
+  t.same(errors, [], 'no errors logged');
+});

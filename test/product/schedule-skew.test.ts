@@ -4,14 +4,17 @@ import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/p
 import { tempDir } from '../http/helpers.js';
 import { serveInstalled, writeConfig } from './installed.js';
 
-// libfaketime (Debian's `faketime`): the replica's wall clock, and nothing else, 30 s ahead.
+// The issue's job every 10 s with one clock 30 s ahead, watched for two minutes, scaled down: what
+// it proves is the ratio (the fast clock three ticks ahead, a dozen ticks watched), not the seconds.
 const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const TICK_SECONDS = 10;
-// The issue asks for two minutes; one minute is six ticks fired by all three replicas plus the
-// three the fast clock fires ahead of the others, which already tells one run per tick from two.
-const WATCH_MS = 60_000;
+const TICK_SECONDS = 2;
+// libfaketime (Debian's `faketime`): one replica's wall clock, and nothing else, three ticks ahead.
+const SKEW_SECONDS = 3 * TICK_SECONDS;
+// Ten ticks fired by all three replicas plus the three the fast clock fires ahead of the others,
+// which tells one run per tick from two.
+const WATCH_MS = 10 * TICK_SECONDS * 1000;
 
-t.test('a job every 10 s on three installed replicas, one clock 30 s ahead: exactly one run per tick', async (t) => {
+t.test('a job every 2 s on three installed replicas, one clock three ticks ahead: exactly one run per tick', async (t) => {
   await access(FAKETIME).catch(() => { throw new Error(`${FAKETIME} is missing: apt-get install faketime`); });
   const server = await startTestPostgres(t);
   await server.query('create database app');
@@ -23,7 +26,7 @@ t.test('a job every 10 s on three installed replicas, one clock 30 s ahead: exac
     schedule: [{ name: 'vacuum-ticks', cron: `*/${TICK_SECONDS} * * * * *`, remediation: 'postgres.vacuum', params: { target: 'main', database: 'app', table: 'public.ticks' } }],
   };
   const files = await Promise.all([1, 2, 3].map(async () => (await writeConfig(t, { ...config, state: { dir: await tempDir(t), postgres: { url: server.url('upkeep') } } })).file));
-  const skewed = { LD_PRELOAD: FAKETIME, FAKETIME: `+30s`, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+  const skewed = { LD_PRELOAD: FAKETIME, FAKETIME: `+${SKEW_SECONDS}s`, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
   const replicas = await Promise.all(files.map((file, index) => serveInstalled(t, file, index === 2 ? { env: skewed } : {})));
   const ahead = replicas[2]!;
   await new Promise((resolve) => setTimeout(resolve, WATCH_MS));
@@ -33,7 +36,7 @@ t.test('a job every 10 s on three installed replicas, one clock 30 s ahead: exac
   const runs = await server.query<{ id: string; status: string; pid: number }>("select id, status, pid from upkeep.runs where trigger = 'schedule' order by queued_ms", [], 'upkeep');
   const nominal = claims.map((claim) => Number(claim.nominal_ms));
   t.ok(nominal.length >= WATCH_MS / 1000 / TICK_SECONDS, `ticks claimed: ${nominal.length}`);
-  t.ok(nominal.every((time, index) => time % (TICK_SECONDS * 1000) === 0 && (index === 0 || time - (nominal[index - 1] ?? 0) === TICK_SECONDS * 1000)), 'one claim per 10 s tick, none missing between the first and the last');
+  t.ok(nominal.every((time, index) => time % (TICK_SECONDS * 1000) === 0 && (index === 0 || time - (nominal[index - 1] ?? 0) === TICK_SECONDS * 1000)), 'one claim per tick, none missing between the first and the last');
   t.same(runs.map((run) => run.id).sort(), claims.map((claim) => claim.run_id).sort(), 'exactly one run per tick: each claimed tick has its run and no run lacks a claim');
   // The first vacuums the table; later ticks find no dead tuples and skip on the condition.
   t.same(runs.filter((run) => run.status !== 'success' && run.status !== 'skipped'), [], 'every run finished, vacuuming or finding nothing to do');

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { startUntilReady } from '../../src/demo/servers/process.js';
-import { HEARTBEAT_MS, MEMBER_LEASE_MS } from '../../src/engine/state/postgres-members.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../http/helpers.js';
@@ -14,9 +13,14 @@ import { serveInstalled, writeConfig, type Served } from './installed.js';
 
 const SCRAPE_SECONDS = 1;
 const SERVICES = Array.from({ length: 30 }, (_unused, index) => `svc-${String(index + 1).padStart(2, '0')}`);
+// Shorter than the defaults (2 s, 10 s), so the handover takes seconds; the lease stays several
+// heartbeats and scrapes long, so the handover's gap is still told from a scrape's.
+const HEARTBEAT_SECONDS = 1;
+const MEMBER_LEASE_SECONDS = 5;
 // How long a dead replica's targets may go uncollected: its heartbeat ages past the lease, a peer
-// notices at its next heartbeat, and Prometheus's next scrape of the peer (one scrape on each side).
-const LONGEST_GAP_SECONDS = (MEMBER_LEASE_MS + HEARTBEAT_MS) / 1000 + 2 * SCRAPE_SECONDS;
+// notices at its next heartbeat, and Prometheus's next scrape of the peer (one scrape on each side);
+// a ceiling with a heartbeat and a scrape to spare for a loaded machine, not a measurement.
+const LONGEST_GAP_SECONDS = MEMBER_LEASE_SECONDS + 2 * HEARTBEAT_SECONDS + 3 * SCRAPE_SECONDS;
 
 const readyz = z.object({ targets: z.array(z.object({ collector: z.string(), target: z.string() })) });
 const matrix = z.object({ status: z.literal('success'), data: z.object({ result: z.array(z.object({ metric: z.record(z.string(), z.string()), values: z.array(z.tuple([z.number(), z.string()])) })) }) });
@@ -47,7 +51,10 @@ t.test('thirty targets over three installed replicas: each collected by one, a k
   const port = typeof address === 'object' && address ? address.port : 0;
   const config = { targets: { http: SERVICES.map((name) => ({ name, url: `http://127.0.0.1:${port}/${name}` })) } };
   const replicas = await Promise.all([1, 2, 3].map(async () => {
-    const { file } = await writeConfig(t, { ...config, state: { dir: await tempDir(t), postgres: { url: postgres.url('upkeep') } } });
+    const { file } = await writeConfig(t, {
+      ...config,
+      state: { dir: await tempDir(t), postgres: { url: postgres.url('upkeep'), memberHeartbeatSeconds: HEARTBEAT_SECONDS, memberLeaseSeconds: MEMBER_LEASE_SECONDS } },
+    });
     return serveInstalled(t, file);
   }));
 
@@ -79,7 +86,7 @@ t.test('thirty targets over three installed replicas: each collected by one, a k
     if (seen.size !== SERVICES.length) throw new Error(`${seen.size} services`);
   }, 60_000, 500);
   const start = Date.now() / 1000;
-  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
 
   // The replica with the largest share dies without a word.
   const victim = shares.reduce((best, share, index) => (share.length > (shares[best]?.length ?? 0) ? index : best), 0);
@@ -93,7 +100,7 @@ t.test('thirty targets over three installed replicas: each collected by one, a k
     t.ok(before.every((service) => share.includes(service)), 'a survivor kept its own targets and took some of the dead one\'s');
   }
   // Long enough for Prometheus to scrape the new owners a few times.
-  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
   const end = Date.now() / 1000;
 
   const counts = await query('/api/v1/query_range', { query: 'count by (service) (upkeep_http_up)', start: String(start), end: String(end), step: '0.5' });

@@ -3,7 +3,7 @@ import type { Logger } from '../../log.js';
 import type { RunRecord } from '../journal.js';
 import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
 import { CLAIM_LIMIT, CLAIM_TTL_MS, GuardFile } from './guard-file.js';
-import type { RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
+import type { Appended, RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
 
 /** Maintenance (every maintenanceMs, and at open) also rotates and compacts the journal here. */
 export interface FileStoreOptions extends StoreOptions {
@@ -54,8 +54,10 @@ export class FileStore implements StateStore {
     }
   }
 
-  append(record: RunRecord): { written: Promise<void>; durable: Promise<void> } {
-    return this.journal.append(record);
+  /** Always `stored`: the file store serves one host, where no peer finishes a live process's runs. */
+  append(record: RunRecord): { written: Promise<void>; durable: Promise<Appended> } {
+    const { written, durable } = this.journal.append(record);
+    return { written, durable: durable.then(() => 'stored' as const) };
   }
 
   get(id: string): Promise<RunRecord | undefined> {

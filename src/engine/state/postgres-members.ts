@@ -4,16 +4,14 @@ import type { Logger } from '../../log.js';
 import { HOST } from './owner.js';
 import { StateDb } from './postgres-db.js';
 
-/** How often a replica renews its heartbeat and reads who else is live. */
-export const HEARTBEAT_MS = 2_000;
-/** A replica is live while its heartbeat is younger than this; then its targets move to the others. */
-export const MEMBER_LEASE_MS = 10_000;
 // A dead replica's row is deleted by the next replica to join after this long: it only names who was there.
 const FORGET_MS = 86_400_000;
 
 export interface MembersOptions {
-  readonly heartbeatMs?: number;
-  readonly leaseMs?: number;
+  /** How often a replica renews its heartbeat and reads who else is live (`state.postgres.memberHeartbeatSeconds`). */
+  readonly heartbeatMs: number;
+  /** A replica is live while its heartbeat is younger than this; then its targets move to the others (`state.postgres.memberLeaseSeconds`). */
+  readonly leaseMs: number;
 }
 
 /**
@@ -37,8 +35,8 @@ export class Members {
   private readonly leaseMs: number;
 
   private constructor(private readonly db: StateDb, private readonly log: Logger, options: MembersOptions) {
-    this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
-    this.leaseMs = options.leaseMs ?? MEMBER_LEASE_MS;
+    this.heartbeatMs = options.heartbeatMs;
+    this.leaseMs = options.leaseMs;
   }
 
   /**
@@ -46,7 +44,7 @@ export class Members {
    * scrape already collects only this replica's share. The schema must be migrated (the state
    * store's open does it). A failure to join is the state store's failure at start: it throws.
    */
-  static async join(db: StateDb, log: Logger, options: MembersOptions = {}): Promise<Members> {
+  static async join(db: StateDb, log: Logger, options: MembersOptions): Promise<Members> {
     const members = new Members(db, log, options);
     await db.query('forgetting long-dead replicas', `delete from ${db.table('members')} where heartbeat_at < clock_timestamp() - $1 * interval '1 millisecond'`, [FORGET_MS]);
     await members.beat();
@@ -111,9 +109,10 @@ export class Members {
 }
 
 /** With the PostgreSQL state store, joins the replicas on its own pool; with the file store, null (one replica, all targets). */
-export async function joinReplicas(config: Readonly<Config>, log: Logger, options: MembersOptions = {}): Promise<{ members: Members; close(): Promise<void> } | null> {
+export async function joinReplicas(config: Readonly<Config>, log: Logger): Promise<{ members: Members; close(): Promise<void> } | null> {
   const shared = config.state.postgres;
   if (!shared) return null;
+  const options = { heartbeatMs: shared.memberHeartbeatSeconds * 1000, leaseMs: shared.memberLeaseSeconds * 1000 };
   const db = new StateDb({ url: shared.url, schema: shared.schema, timeoutMs: shared.timeoutSeconds * 1000 });
   let members: Members;
   try {

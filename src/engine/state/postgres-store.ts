@@ -1,4 +1,4 @@
-import { runRecordSchema } from '../journal.js';
+import { isFinished, runRecordSchema } from '../journal.js';
 import type { RunRecord } from '../journal.js';
 import { CLAIM_TTL_MS } from './guard-file.js';
 import { HOST, interruptedRecord, otherProcessAlive } from './owner.js';
@@ -7,7 +7,7 @@ import { PostgresGuards } from './postgres-guards.js';
 import { PostgresLeases } from './postgres-leases.js';
 import { migrate, SCHEMA_VERSION } from './postgres-migrate.js';
 import { decodeCursor, encodeCursor, runKey } from './run-key.js';
-import type { RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
+import type { Appended, RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** `state.postgres.url`. */
@@ -35,7 +35,7 @@ export class PostgresStore implements StateStore {
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
   /** Each run's appends in flight, chained: a run's states are written in the order they were made. */
-  private readonly appending = new Map<string, Promise<void>>();
+  private readonly appending = new Map<string, Promise<Appended>>();
 
   private constructor(private readonly db: StateDb, private readonly options: PostgresStoreOptions) {
     this.now = options.now ?? Date.now;
@@ -77,24 +77,45 @@ export class PostgresStore implements StateStore {
     }
   }
 
-  append(record: RunRecord): { written: Promise<void>; durable: Promise<void> } {
+  append(record: RunRecord): { written: Promise<void>; durable: Promise<Appended> } {
     const previous = this.appending.get(record.id);
     const write = (previous ?? Promise.resolve()).then(() => this.write(record), () => this.write(record));
     this.appending.set(record.id, write);
     const done = () => { if (this.appending.get(record.id) === write) this.appending.delete(record.id); };
     write.then(done, done);
     // A commit is both: it survives upkeep being killed and, with the server's fsync, the machine going down.
-    return { written: write, durable: write };
+    const written = write.then(() => undefined);
+    // Marked handled: a caller that awaits only `durable` must not see this copy's rejection as unhandled.
+    written.catch(() => undefined);
+    return { written, durable: write };
   }
 
-  private async write(record: RunRecord): Promise<void> {
-    await this.db.query('appending to the journal', `
-      insert into ${this.db.table('runs')} (id, queued_ms, remediation, status, trigger, host, pid, updated_ms, record)
+  /**
+   * One upsert that replaces the row only while the run is unfinished and still its owner's: a
+   * peer that journalled it interrupted (its owner stalled past its lease) has finished it, and
+   * the owner coming back must not overwrite that. The status is the fencing token: a run never
+   * becomes unfinished again, and the peer's update and this one take the row's lock in turn, so
+   * exactly one of them finishes the run. A late final state is attached as `late`.
+   */
+  private async write(record: RunRecord): Promise<Appended> {
+    const written = await this.db.query('appending to the journal', `
+      insert into ${this.db.table('runs')} as run (id, queued_ms, remediation, status, trigger, host, pid, updated_ms, record)
       values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
       on conflict (id) do update set queued_ms = excluded.queued_ms, remediation = excluded.remediation, status = excluded.status,
-        trigger = excluded.trigger, host = excluded.host, pid = excluded.pid, updated_ms = excluded.updated_ms, record = excluded.record`,
+        trigger = excluded.trigger, host = excluded.host, pid = excluded.pid, updated_ms = excluded.updated_ms, record = excluded.record
+      where run.status = any($10) and run.host is not distinct from excluded.host and run.pid is not distinct from excluded.pid
+      returning 1`,
     [storableText(record.id), runKey(record.id, record.queuedAt).time, storableText(record.remediation), record.status, record.trigger,
-      record.host === undefined ? null : storableText(record.host), record.pid ?? null, Math.floor(this.now()), storableJson(record)]);
+      record.host === undefined ? null : storableText(record.host), record.pid ?? null, Math.floor(this.now()), storableJson(record), UNFINISHED]);
+    if (written.length > 0) return 'stored';
+    // A progress report of the stalled owner is dropped; its outcome is kept beside the peer's status.
+    if (isFinished(record.status)) {
+      const { status, finishedAt, reason, error, output, verification } = record;
+      await this.db.query('noting a late outcome', `
+        update ${this.db.table('runs')} set record = jsonb_set(record, '{late}', $2::jsonb), updated_ms = $3 where id = $1 and status <> all($4)`,
+      [storableText(record.id), storableJson({ status, finishedAt, reason, error, output, verification }), Math.floor(this.now()), UNFINISHED]);
+    }
+    return 'late';
   }
 
   async get(id: string): Promise<RunRecord | undefined> {

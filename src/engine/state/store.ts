@@ -13,9 +13,12 @@ export interface StateStore {
   /**
    * Records the run's new state (one line per state change; the last one is the run's state).
    * `written` resolves once the record survives upkeep being killed, `durable` once it survives
-   * the machine going down. The webhook acknowledges on `written`.
+   * the machine going down. The webhook acknowledges on `written`. `durable` says `late` when
+   * the store kept its record instead: a peer had already finished the run (journalled it
+   * interrupted while its owner stalled past its lease), so the owner's write does not replace
+   * that; a final state is attached to the record as `late`.
    */
-  append(record: RunRecord): { written: Promise<void>; durable: Promise<void> };
+  append(record: RunRecord): { written: Promise<void>; durable: Promise<Appended> };
   /** The run's latest state, or undefined when the store has no such run. */
   get(id: string): Promise<RunRecord | undefined>;
   /** Newest first; `next` is null on the last page. Throws InvalidCursorError for a cursor it did not make. */
@@ -58,6 +61,9 @@ export interface ReplicaLeases {
   /** Gives this process's lease up (a clean stop, once its runs have ended). */
   release(): Promise<void>;
 }
+
+/** `stored`, or `late`: the run was already finished by a peer, and the record kept (see append). */
+export type Appended = 'stored' | 'late';
 
 /** How a lease names its owner. */
 export function ownerKey(host: string, pid: number): string {

@@ -122,9 +122,15 @@ async function remove(file: FoundFile): Promise<Skipped | null> {
 
 export interface StepOutcome { compressed: string[]; deleted: string[]; skipped: Skipped[]; freedBytes: number }
 
-/** Carries out the steps; paths in the outcome are relative to root. */
-export async function applySteps(root: string, steps: readonly FileStep[], signal: AbortSignal): Promise<StepOutcome> {
-  const outcome: StepOutcome = { compressed: [], deleted: [], skipped: [], freedBytes: 0 };
+export function emptyOutcome(): StepOutcome {
+  return { compressed: [], deleted: [], skipped: [], freedBytes: 0 };
+}
+
+/**
+ * Carries out the steps, recording each in `outcome` as it is done (paths relative to root), so a
+ * caller whose sweep stops part-way (the deadline, an I/O error) still knows what was done.
+ */
+export async function applySteps(root: string, steps: readonly FileStep[], signal: AbortSignal, outcome: StepOutcome = emptyOutcome()): Promise<StepOutcome> {
   for (const step of steps) {
     signal.throwIfAborted();
     const skip = step.op === 'compress' ? await compress(step.file) : await remove(step.file);

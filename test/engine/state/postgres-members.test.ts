@@ -102,9 +102,9 @@ t.test('joinReplicas: null with the file store; with the PostgreSQL store it joi
 
   const db = await schema(t);
   await server.query(`insert into ${db.schema}.members (id, host, pid, heartbeat_at) values ('gone/1/00000000', 'gone', 1, now() - interval '2 days'), ('recent/2/00000000', 'recent', 2, now() - interval '1 hour')`);
-  const shared = testConfig({ state: { dir: '/tmp/upkeep-members-unused', postgres: { url: server.url(), schema: db.schema } } });
+  const shared = testConfig({ state: { dir: '/tmp/upkeep-members-unused', postgres: { url: server.url(), schema: db.schema, memberHeartbeatSeconds: 1, memberLeaseSeconds: 3 } } });
   const log = bufferLogger();
-  const joined = await joinReplicas(shared, log.log, TIMING);
+  const joined = await joinReplicas(shared, log.log);
   t.ok(joined);
   t.same(joined?.members.ids(), [joined?.members.id], 'dead rows are not live');
   const rows = await server.query<{ id: string }>(`select id from ${db.schema}.members order by id`);

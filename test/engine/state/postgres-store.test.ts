@@ -70,7 +70,7 @@ t.test('a role that only owns its schema, with its password from a file: the con
   });
   const parsed = parseConfig(yaml(`\${file:${join(dir, 'state-password')}}`), {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  t.same(parsed.config.state.postgres, { url: `postgres://upkeep_state:${PASSWORD}@127.0.0.1:${server.port}/postgres`, schema: 'owned', timeoutSeconds: 5, leaseSeconds: 30 });
+  t.same(parsed.config.state.postgres, { url: `postgres://upkeep_state:${PASSWORD}@127.0.0.1:${server.port}/postgres`, schema: 'owned', timeoutSeconds: 5, leaseSeconds: 30, memberHeartbeatSeconds: 2, memberLeaseSeconds: 10 });
   const captured = bufferLogger();
   const store = await openStateStore(parsed.config, captured.log, Date.now);
   t.teardown(() => store.close());
@@ -112,6 +112,44 @@ t.test('unfinished runs: another host\'s are left to their owner; two replicas o
   const [byA, byB] = await Promise.all([a.recoverInterrupted(new Date(T0 + HOUR)), b.recoverInterrupted(new Date(T0 + HOUR))]);
   t.same([...byA, ...byB].map((run) => run.id).sort(), dead.map((run) => run.id).sort(), 'each dead run once, by one replica or the other');
   t.equal((await b.get(elsewhere.id))?.status, 'running', 'a run of another host waits for its lease (not built yet)');
+});
+
+t.test('a run a peer journalled interrupted keeps that record: its stalled owner\'s later writes are dropped, its outcome attached as late', async (t) => {
+  const settings = options();
+  const [owner, peer] = await Promise.all([open(t, settings), open(t, settings)]);
+  const running = { ...queued(T0), status: 'running' as const, startedAt: new Date(T0).toISOString() };
+  t.equal(await owner.append(queued(T0, { id: running.id })).durable, 'stored');
+  t.equal(await owner.append(running).durable, 'stored');
+  // What a peer does once the owner's lease expired (PostgresLeases.interruptExpired), here at once.
+  const interrupted = { ...running, status: 'interrupted' as const, reason: 'stopped renewing its lease', finishedAt: new Date(T0 + 5000).toISOString() };
+  await server.query(`update ${settings.schema}.runs set status = 'interrupted', record = $2::jsonb where id = $1`, [running.id, JSON.stringify(interrupted)]);
+
+  t.equal(await owner.append({ ...running, progress: { step: 2 } }).durable, 'late', 'a progress report of the stalled owner');
+  t.same(await peer.get(running.id), interrupted, 'is dropped');
+  const success = { ...finished(running, 'success', T0 + 9000), output: { vacuumed: 1 }, verification: { ok: true, detail: 'fine' } };
+  t.equal(await owner.append(success).durable, 'late', 'its final state');
+  t.same(await peer.get(running.id), {
+    ...interrupted,
+    late: { status: 'success', finishedAt: success.finishedAt, output: { vacuumed: 1 }, verification: { ok: true, detail: 'fine' } },
+  }, 'is attached as late; the status stays interrupted');
+  t.same(await peer.list({ status: 'interrupted' }, null, 10), { runs: [await peer.get(running.id)], next: null }, 'and GET /runs filters it as interrupted');
+
+  // The owner's write and a peer's mark racing on one run: the row's lock orders them, and exactly one finishes it.
+  const raced = await Promise.all(Array.from({ length: 20 }, async (_, n) => {
+    const run = { ...queued(T0 + n + 1), status: 'running' as const };
+    await owner.append(run).durable;
+    const [appended, marked] = await Promise.all([
+      owner.append(finished(run, 'failure', T0 + HOUR)).durable,
+      server.query(`update ${settings.schema}.runs set status = 'interrupted', record = record || '{"status":"interrupted"}' where id = $1 and status = 'running' returning 1`, [run.id]),
+    ]);
+    const stored = await peer.get(run.id);
+    return { appended, marked: marked.length, status: stored?.status, late: stored?.late?.status };
+  }));
+  for (const { appended, marked, status, late } of raced) {
+    t.same({ appended, marked, status, late }, appended === 'stored'
+      ? { appended, marked: 0, status: 'failure', late: undefined }
+      : { appended, marked: 1, status: 'interrupted', late: 'failure' });
+  }
 });
 
 t.test('retention removes runs not written to for state.retention; maintenance runs on its own and logs its failures', async (t) => {

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -7,6 +7,7 @@ import { startAlertmanager } from '../../src/demo/servers/alertmanager.js';
 import { freePort, waitFor } from '../../src/demo/servers/ports.js';
 import { startUntilReady } from '../../src/demo/servers/process.js';
 import { startPrometheus } from '../../src/demo/servers/prometheus.js';
+import { startRedis } from '../../src/demo/servers/redis.js';
 import { appFromYaml } from '../host/app.js';
 
 t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it with the bearer token', async (t) => {
@@ -59,4 +60,26 @@ t.test('a program that dies at start is reported with its output, and its direct
   const port = await freePort();
   await t.rejects(startUntilReady('prometheus', 'prometheus', ['--config.file=/nonexistent/prometheus.yml', `--web.listen-address=127.0.0.1:${port}`], `http://127.0.0.1:${port}`, dir), /prometheus exited: .*nonexistent/s);
   await t.rejects(stat(dir), { code: 'ENOENT' });
+});
+
+t.test('stopping Redis mid-BGSAVE ends its fork too, and destroy removes the directory', async (t) => {
+  const server = await startRedis({ args: ['--enable-debug-command', 'yes'] });
+  t.teardown(() => server.destroy());
+  const client = server.client();
+  t.teardown(() => client.disconnect());
+  await client.call('DEBUG', 'POPULATE', '20000');
+  // A millisecond a key: the save runs for about 20 s unless something ends it.
+  await client.config('SET', 'rdb-key-save-delay', '1000');
+  await client.bgsave();
+  const info = async () => (await client.info('persistence')).includes('rdb_bgsave_in_progress:1');
+  await waitFor('the BGSAVE fork to start', async () => { if (!(await info())) throw new Error('not yet'); });
+  const serverPid = Number(/^process_id:(\d+)/m.exec(await client.info('server'))?.[1]);
+  const forks = (await readFile(`/proc/${serverPid}/task/${serverPid}/children`, 'utf8')).trim().split(' ').map(Number);
+  t.equal(forks.length, 1, 'one fork is saving');
+  client.disconnect();
+  await server.destroy();
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  await waitFor('the fork to be gone', async () => { if (forks.some(alive)) throw new Error('still running'); });
+  t.notOk(forks.some(alive), 'no fork outlives the server');
+  await t.rejects(stat(server.dir), { code: 'ENOENT' }, 'the data directory is gone');
 });

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -53,14 +53,31 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       child = null;
       if (!running || running.exitCode !== null) return;
       const exited = once(running, 'exit');
+      // A BGSAVE or AOF rewrite runs in a fork that outlives a SIGKILLed server and keeps writing
+      // into the data directory: it is this server's own child, so it goes too.
+      const forks = running.pid === undefined ? [] : await forksOf(running.pid);
       running.kill('SIGKILL');
       await exited;
+      for (const pid of forks) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
     },
     async destroy() {
       await server.stop();
-      await rm(dir, { recursive: true, force: true });
+      // A killed fork may still be closing its temp file for a moment.
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
   await server.start();
   return server;
+}
+
+/** The pids of a process's direct children (Linux: /proc/PID/task/PID/children). */
+async function forksOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter((word) => /^\d+$/.test(word)).map(Number);
 }

@@ -50,7 +50,7 @@ export class RunPipeline {
     const startedMs = now();
     const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
     const deadline = Date.now() + timeoutMs;
-    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id);
+    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id, job.record.dryRun);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
     // A long run's progress goes into its journal entry while it runs, and stays in the final one.
     let progress: Record<string, unknown> | undefined;
@@ -67,7 +67,10 @@ export class RunPipeline {
     metrics.running.inc({ remediation: action.name });
     const step: Step = (work) => untilAbandoned(work, controller.signal);
     try {
-      await store.append(record).durable;
+      // A real run's start is synced before it acts; a dry run acts on nothing, so the line being
+      // written is enough (its final line follows it in the same file).
+      const started = store.append(record);
+      await (record.dryRun ? started.written : started.durable);
       const risk = action.risk(job.params);
       record = { ...record, risk };
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
@@ -104,7 +107,7 @@ export class RunPipeline {
       record = stopped(record, err, controller.signal, runLog);
     } finally {
       clearTimeout(timer);
-      await connections.close();
+      await connections.close(controller.signal.aborted);
       metrics.running.dec({ remediation: action.name });
     }
     // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.

@@ -56,7 +56,9 @@ export class RunConnections extends Connections {
   private async open(target: string, database: string, applicationName: string): Promise<{ client: pg.Client; close: (discard: boolean) => Promise<void> }> {
     if (!this.dryRun) {
       const client = await this.shared.postgres(target, database, applicationName);
-      return { client, close: () => client.end() };
+      // The client's own end(): postgres() makes end() hand the session back to the run.
+      const end = client.end.bind(client);
+      return { client, close: () => end() };
     }
     const { dryRunConcurrency, timeoutSeconds } = this.settings.remediation;
     // At most one session per run and (target, database), but an action may open a second one

@@ -148,6 +148,9 @@ export const configSchema = z.strictObject({
     redisLockTtlSeconds: z.number().int().min(3).max(3600).default(30),
     // Runs executing at once; the rest wait in the queue, where a resolved alert can still cancel them.
     concurrency: z.number().int().positive().default(4),
+    // Dry runs executing at once, beside `concurrency` real runs: they hold no lock and execute
+    // nothing, and their catalog reads share pooled sessions (engine/run-connections.ts).
+    dryRunConcurrency: z.number().int().positive().default(16),
     // Runs waiting for a free slot; beyond it POST /alertmanager and POST /remediations answer 429.
     maxQueued: count(1000),
     // The largest timeoutSeconds a request may ask for.

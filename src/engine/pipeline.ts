@@ -50,7 +50,7 @@ export class RunPipeline {
     const startedMs = now();
     const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
     const deadline = Date.now() + timeoutMs;
-    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id);
+    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id, job.record.dryRun);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
     // A long run's progress goes into its journal entry while it runs, and stays in the final one.
     let progress: Record<string, unknown> | undefined;
@@ -104,7 +104,7 @@ export class RunPipeline {
       record = stopped(record, err, controller.signal, runLog);
     } finally {
       clearTimeout(timer);
-      await connections.close();
+      await connections.close(controller.signal.aborted);
       metrics.running.dec({ remediation: action.name });
     }
     // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.
@@ -170,7 +170,14 @@ function stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: Logg
  * further: what it would do next may already have been done by a re-delivery.
  */
 async function journalBeforeActing(store: StateStore, record: RunRecord): Promise<void> {
-  if (await store.append(record).durable === 'late') {
+  const appended = store.append(record);
+  // A dry run acts on nothing, so the line being written is enough (its final line follows it in
+  // the same file) and there is nothing for the fence to stop.
+  if (record.dryRun === true) {
+    await appended.written;
+    return;
+  }
+  if (await appended.durable === 'late') {
     throw new Stop('cancelled', 'a peer journalled this run interrupted while this replica stalled past its lease; it went no further');
   }
 }

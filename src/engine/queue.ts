@@ -21,24 +21,41 @@ export class QueueFull extends Error {
   }
 }
 
-interface Limits { readonly maxQueued: number; readonly concurrency: number }
+interface Limits { readonly maxQueued: number; readonly concurrency: number; readonly dryRunConcurrency: number }
+
+/** One kind of run, with its own slots: real runs (`concurrency`) or dry runs (`dryRunConcurrency`). */
+interface Lane {
+  readonly waiting: Job[];
+  running: number;
+  readonly limit: number;
+}
 
 /**
- * The runs waiting for a slot and the ones running, at most `concurrency` at a time. Runs still
+ * The runs waiting for a slot and the ones running: at most `concurrency` real runs and, beside
+ * them, `dryRunConcurrency` dry runs at a time, each kind in the order it came. A dry run holds no
+ * lock and executes nothing, so it never waits behind real runs, nor they behind it. Runs still
  * being admitted (claiming their alert, being journalled) hold a reservation, so they count
  * against maxQueued before they are in the queue.
  */
 export class RunQueue {
-  private readonly waiting: Job[] = [];
+  private readonly real: Lane;
+  private readonly dry: Lane;
   private reserved = 0;
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private closed = false;
 
-  constructor(private readonly limits: Limits, private readonly execute: (job: Job, controller: AbortController) => Promise<RunRecord>) {}
+  constructor(private readonly limits: Limits, private readonly execute: (job: Job, controller: AbortController) => Promise<RunRecord>) {
+    this.real = { waiting: [], running: 0, limit: limits.concurrency };
+    this.dry = { waiting: [], running: 0, limit: limits.dryRunConcurrency };
+  }
 
   /** How many more runs fit before submit refuses with QueueFull. */
   room(): number {
-    return Math.max(0, this.limits.maxQueued - this.waiting.length - this.reserved);
+    return Math.max(0, this.limits.maxQueued - this.real.waiting.length - this.dry.waiting.length - this.reserved);
+  }
+
+  private lane(job: Job): Lane {
+    return job.record.dryRun ? this.dry : this.real;
   }
 
   /** Holds a place for a run being admitted; the returned function gives it back (once). */
@@ -52,35 +69,43 @@ export class RunQueue {
   }
 
   push(job: Job): void {
-    this.waiting.push(job);
+    this.lane(job).waiting.push(job);
   }
 
   /** Takes the waiting runs of an alert out of the queue. */
   takeAlert(fingerprint: string): Job[] {
-    const taken = this.waiting.filter((job) => job.record.alert?.fingerprint === fingerprint);
-    for (const job of taken) this.waiting.splice(this.waiting.indexOf(job), 1);
+    const taken: Job[] = [];
+    for (const { waiting } of [this.real, this.dry]) {
+      const found = waiting.filter((job) => job.record.alert?.fingerprint === fingerprint);
+      for (const job of found) waiting.splice(waiting.indexOf(job), 1);
+      taken.push(...found);
+    }
     return taken;
   }
 
-  /** Starts waiting runs while there are free slots. */
+  /** Starts waiting runs while their kind has free slots. */
   pump(): void {
-    while (!this.closed && this.active.size < this.limits.concurrency) {
-      const job = this.waiting.shift();
-      if (!job) return;
-      const controller = new AbortController();
-      const done = this.execute(job, controller).then(job.settle);
-      this.active.set(job.record.id, { controller, done });
-      void done.finally(() => {
-        this.active.delete(job.record.id);
-        this.pump();
-      });
+    for (const lane of [this.real, this.dry]) {
+      while (!this.closed && lane.running < lane.limit) {
+        const job = lane.waiting.shift();
+        if (!job) break;
+        lane.running += 1;
+        const controller = new AbortController();
+        const done = this.execute(job, controller).then(job.settle);
+        this.active.set(job.record.id, { controller, done });
+        void done.finally(() => {
+          lane.running -= 1;
+          this.active.delete(job.record.id);
+          this.pump();
+        });
+      }
     }
   }
 
   /** Stops starting runs and hands back the ones still waiting. */
   closeWaiting(): Job[] {
     this.closed = true;
-    return this.waiting.splice(0);
+    return [...this.real.waiting.splice(0), ...this.dry.waiting.splice(0)];
   }
 
   /** Aborts the running runs with `reason` and waits until each has ended. */

@@ -9,10 +9,13 @@ interface TrackedClient {
   readonly target: string;
   readonly database: string;
   readonly pid: number;
-  /** Really closes the connection (the client's own end()). */
-  readonly close: () => Promise<void>;
+  /** Lets the session go at the end of the run: closes it, or gives it back to its pool (unless `aborted`). */
+  readonly close: (aborted: boolean) => Promise<void>;
   broken: boolean;
 }
+
+/** The application_name of the pooled sessions dry runs read the catalog with. */
+export const DRY_RUN_APPLICATION = 'upkeep-dry-run';
 
 // After pg_cancel_backend, how long a statement gets to unwind before its backend is terminated.
 const CANCEL_GRACE_MS = 2000;
@@ -22,6 +25,15 @@ const CANCEL_GRACE_MS = 2000;
  * lock_timeout bounded by the run's deadline, and is tracked, so that at the deadline the engine
  * can cancel (then terminate) its backends from a second connection, and at the end of the run
  * no backend of ours is left behind. Redis and Docker clients are the engine's shared ones.
+ *
+ * A dry run takes its Postgres sessions from a pool per (target, database) shared by every dry
+ * run, named DRY_RUN_APPLICATION, instead of opening sessions tagged with its run id. The tag
+ * exists so that before taking a lock, a run can find the backends a dead run left working (a
+ * VACUUM goes on after its client is gone) and terminate them. A dry run takes no lock and
+ * executes nothing: it only reads the catalog, statement by statement under its deadline's
+ * statement_timeout, so it can leave nothing working that a lock would have to wait for, and a
+ * session that held nothing can serve the next dry run. Opening a session (a backend forked,
+ * authenticated and its catalog caches warmed) was most of a dry run's cost.
  */
 export class RunConnections extends Connections {
   private readonly tracked: TrackedClient[] = [];
@@ -29,14 +41,40 @@ export class RunConnections extends Connections {
   private closed = false;
 
   constructor(
-    config: Readonly<Config>,
+    private readonly settings: Readonly<Config>,
     private readonly shared: Connections,
     private readonly deadline: number,
     private readonly lockTimeoutMs: number,
     private readonly log: Logger,
     private readonly runId: string,
+    private readonly dryRun = false,
   ) {
-    super(config);
+    super(settings);
+  }
+
+  /** A session of the run's own (tagged for it, ended with it), or for a dry run one lent by the dry runs' pool. */
+  private async open(target: string, database: string, applicationName: string): Promise<{ client: pg.Client; close: (discard: boolean) => Promise<void> }> {
+    if (!this.dryRun) {
+      const client = await this.shared.postgres(target, database, applicationName);
+      // The client's own end(): postgres() makes end() hand the session back to the run.
+      const end = client.end.bind(client);
+      return { client, close: () => end() };
+    }
+    const { dryRunConcurrency, timeoutSeconds } = this.settings.remediation;
+    // At most one session per run and (target, database), but an action may open a second one
+    // while it holds the first: room for two per run, so runs never wait on each other here.
+    const pool = this.shared.postgresPool(target, database, DRY_RUN_APPLICATION, { max: 2 * dryRunConcurrency, idleCloseMs: 10_000, timeoutSeconds });
+    const client = await pool.connect();
+    const end = client.end;
+    return {
+      client,
+      close: (discard) => {
+        client.end = end;
+        // A session that failed, or whose run was cut off mid-statement, is closed rather than lent again.
+        client.release(discard);
+        return Promise.resolve();
+      },
+    };
   }
 
   /** Each backend is tagged `upkeep:<runId>` (unless asked otherwise), so a replica can cut off what a dead run left working. */
@@ -46,18 +84,26 @@ export class RunConnections extends Connections {
     let reusable = idle.pop();
     while (reusable?.broken) reusable = idle.pop();
     if (reusable) return reusable.client;
-    const client = await this.shared.postgres(target, database, applicationName);
+    const { client, close } = await this.open(target, database, applicationName);
     const remainingMs = Math.max(1, Math.floor(this.deadline - Date.now()));
     const lockTimeoutMs = Math.min(remainingMs, this.lockTimeoutMs);
     try {
+      // Bounded by this run's deadline, also on a pooled session: no statement outlives the run.
       const result = await client.query<{ pid: number }>(
         "select pg_backend_pid() as pid, set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
         [`${remainingMs}ms`, `${lockTimeoutMs}ms`],
       );
-      const entry: TrackedClient = { client, target, database, pid: result.rows[0]?.pid ?? 0, close: client.end.bind(client), broken: false };
-      client.on('error', () => { entry.broken = true; });
+      const onError = () => { entry.broken = true; };
+      const entry: TrackedClient = {
+        client, target, database, pid: result.rows[0]?.pid ?? 0, broken: false,
+        close: (aborted) => {
+          client.off('error', onError);
+          return close(entry.broken || aborted);
+        },
+      };
+      client.on('error', onError);
       // An action's end() hands the session back to this run instead of closing it: the run's next
-      // step reuses it (one connection per run, not one per step) and close() ends it for real.
+      // step reuses it (one connection per run, not one per step) and close() lets it go for real.
       client.end = (() => {
         this.idle.set(key, [...(this.idle.get(key) ?? []), entry]);
         return Promise.resolve();
@@ -65,7 +111,7 @@ export class RunConnections extends Connections {
       this.tracked.push(entry);
       return client;
     } catch (err) {
-      await client.end().catch(() => undefined);
+      await close(true).catch(() => undefined);
       throw err;
     }
   }
@@ -78,9 +124,13 @@ export class RunConnections extends Connections {
     return this.shared.docker(target);
   }
 
-  /** The backends this run still has open. */
+  /**
+   * The backends this run still has open. A dry run's come from the pool and go back to it when
+   * the run ends, so they are never signalled (another run may hold one by then): its
+   * statement_timeout ends the statement at the deadline, and close() discards the session.
+   */
   openBackends(): { target: string; database: string; pid: number }[] {
-    if (this.closed) return [];
+    if (this.closed || this.dryRun) return [];
     return this.tracked.map(({ target, database, pid }) => ({ target, database, pid }));
   }
 
@@ -114,10 +164,10 @@ export class RunConnections extends Connections {
     }
   }
 
-  /** Ends every connection the run opened. */
-  override async close(): Promise<void> {
+  /** Ends every connection the run opened (a dry run's go back to their pool, unless the run was `aborted`). */
+  override async close(aborted = false): Promise<void> {
     this.closed = true;
     this.idle.clear();
-    await Promise.all(this.tracked.map((entry) => entry.close().catch(() => undefined)));
+    await Promise.all(this.tracked.map((entry) => entry.close(aborted).catch(() => undefined)));
   }
 }

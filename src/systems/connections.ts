@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { ValidationError } from '../errors.js';
 import { dockerClient } from './docker/client.js';
 import type { DockerTarget } from './docker/target.js';
-import { connectClient, databaseUrl } from './postgres/client.js';
+import { connectClient, createPool, databaseUrl } from './postgres/client.js';
 import type { PostgresTarget } from './postgres/target.js';
 import { createRedisClient, firstConnection } from './redis/client.js';
 import type { RedisTarget } from './redis/target.js';
@@ -23,7 +23,15 @@ export interface ConnectionTargets {
   };
 }
 
+/** How many sessions a pool keeps per (target, database), and how long an idle one stays open. */
+export interface PoolLimits {
+  readonly max: number;
+  readonly idleCloseMs: number;
+  readonly timeoutSeconds: number;
+}
+
 export class Connections {
+  private readonly pools = new Map<string, pg.Pool>();
   private readonly redisClients = new Map<string, Promise<Redis>>();
   private readonly dockerClients = new Map<string, Docker>();
 
@@ -38,6 +46,21 @@ export class Connections {
   /** A new, connected client; the caller must end() it. */
   async postgres(target: string, database: string, applicationName = 'upkeep-remediation'): Promise<pg.Client> {
     return connectClient(this.postgresUrl(target, database), applicationName);
+  }
+
+  /**
+   * The (target, database)'s pool of sessions named `applicationName`, made with `limits` on first
+   * use. For work that holds nothing in its session between uses (no lock, no setting another
+   * user relies on), so sessions can go from one run to the next instead of one being opened each.
+   */
+  postgresPool(target: string, database: string, applicationName: string, limits: PoolLimits): pg.Pool {
+    const url = this.postgresUrl(target, database);
+    const key = `${applicationName}\u0000${url}`;
+    const existing = this.pools.get(key);
+    if (existing) return existing;
+    const pool = createPool({ url, applicationName, ...limits });
+    this.pools.set(key, pool);
+    return pool;
   }
 
   /** The target's shared client; it reconnects by itself, and a command run while it is down reports the failure. */
@@ -67,6 +90,9 @@ export class Connections {
   }
 
   async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
     const clients = await Promise.allSettled(this.redisClients.values());
     for (const client of clients) if (client.status === 'fulfilled') client.value.disconnect();
     this.redisClients.clear();

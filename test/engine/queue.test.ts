@@ -50,3 +50,36 @@ t.test('a schedule tick that finds the queue full runs nothing and says so', asy
   }, 10_000, 50);
   t.same({ level: line.level, job: line.job, message: line.err.message }, { level: 50, job: 'every-second', message: 'the run queue is full: at most 1 runs may wait (remediation.maxQueued); retry later' });
 });
+
+t.test('dry runs have their own slots (dryRunConcurrency): they never wait behind real runs, and a resolved alert cancels a waiting one', async (t) => {
+  const gated = gatedAction();
+  let openCheck: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => { openCheck = resolve; });
+  const open = () => { openCheck(); gated.open(); };
+  const checking: number[] = [];
+  // Runs wait in check (dry runs stop after the plan, so a gate in run would not hold them).
+  const action = {
+    ...gated.action,
+    check: async (params: { n: number }) => {
+      checking.push(params.n);
+      await gate;
+      return { proceed: true, reason: 'go' };
+    },
+  };
+  const config = testConfig({ state: { dir: await tempDir(t) }, remediation: { concurrency: 1, dryRunConcurrency: 2 } });
+  const engine = await Engine.create({ config, log: capturedLogger('info').log, actions: [action] });
+  t.teardown(() => engine.close());
+  const alert = (fingerprint: string) => ({ fingerprint, startsAt: '2026-01-01T00:00:00Z', alertname: 'A', labels: { alertname: 'A' } });
+  const submit = (n: number, dryRun: boolean) => engine.submit({ remediation: 'test.gated', params: { n }, trigger: 'alert', dryRun, alert: alert(`fp-${n}`) });
+
+  const runs = [submit(1, false), submit(2, false), submit(3, true), submit(4, true), submit(5, true)];
+  await Promise.all(runs.map((run) => run.journalled));
+  await waitFor('one real and two dry runs to be checking', async () => { if (checking.length < 3) throw new Error(`${checking.length} so far`); }, 10_000, 20);
+  t.same([...checking].sort(), [1, 3, 4], 'the real run 2 waits for the real slot, the dry run 5 for a dry one; the dry runs 3 and 4 did not wait behind run 1');
+
+  const [cancelled] = engine.cancelQueued('fp-5', 'alert resolved before the run started');
+  t.same({ id: cancelled?.id, status: cancelled?.status }, { id: runs[4]?.runId, status: 'cancelled' }, 'a waiting dry run is cancelled by its alert resolving');
+  open();
+  t.same(await Promise.all(runs.map(async (run) => (await run.done).status)), ['success', 'success', 'dry_run', 'dry_run', 'cancelled']);
+  t.same([...checking].sort(), [1, 2, 3, 4], 'the cancelled run never started');
+});

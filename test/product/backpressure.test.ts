@@ -18,7 +18,8 @@ t.test('the installed serve with remediation.maxQueued 100: a burst of 5,000 ale
   const { file } = await writeConfig(t, {
     targets: { files: [{ name: 'scratch', dir: files }] },
     remediation: {
-      dryRun: true, concurrency: 4, maxQueued: 100,
+      // Dry runs have their own slots (dryRunConcurrency): these 5,000 never use the 4 of concurrency.
+      dryRun: true, concurrency: 4, dryRunConcurrency: 2, maxQueued: 100,
       // files.cleanup is destructive: from an alert it needs allowRisk and an open window (this one always is).
       rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
       windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],

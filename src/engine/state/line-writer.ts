@@ -30,13 +30,18 @@ interface PendingLine {
 }
 
 /**
- * Group commit: lines that arrive while a write is in flight share the next write and fsync.
- * Each batch is one write() of whole lines on a file opened for append, so lines of several
- * processes appending to the same file never interleave.
+ * Group commit, with writes and syncs overlapping: lines that arrive while a write is in flight
+ * share the next write, and lines written while an fsync is in flight share the next fsync. A
+ * write never waits for an fsync, so `written` (what the webhook acknowledges on) costs one
+ * write() however slow the disk's fsync is. Each batch is one write() of whole lines on a file
+ * opened for append, so lines of several processes appending to the same file never interleave.
  */
 export class LineWriter {
   private pending: PendingLine[] = [];
   private writing: Promise<void> | null = null;
+  /** Written, waiting for an fsync that starts after their write ended. */
+  private unsynced: PendingLine[] = [];
+  private syncing: Promise<void> | null = null;
 
   constructor(private readonly sink: LineSink) {}
 
@@ -44,32 +49,47 @@ export class LineWriter {
   enqueue(line: string): { written: Promise<void>; durable: Promise<void> } {
     const entry: PendingLine = { line: line.endsWith('\n') ? line : `${line}\n`, written: deferred(), durable: deferred() };
     this.pending.push(entry);
-    this.writing ??= this.flush();
+    this.writing ??= this.writeAll();
     return { written: entry.written.promise, durable: entry.durable.promise };
   }
 
-  private async flush(): Promise<void> {
+  private async writeAll(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
       try {
         await this.sink.write(batch.map((entry) => entry.line).join(''));
-        for (const entry of batch) entry.written.resolve();
-        await this.sink.sync();
-        for (const entry of batch) entry.durable.resolve();
       } catch (err) {
         for (const entry of batch) {
           entry.written.reject(err as Error);
           entry.durable.reject(err as Error);
         }
+        continue;
       }
+      for (const entry of batch) entry.written.resolve();
+      this.unsynced.push(...batch);
+      this.syncing ??= this.syncAll();
     }
     this.writing = null;
   }
 
+  private async syncAll(): Promise<void> {
+    while (this.unsynced.length > 0) {
+      const batch = this.unsynced;
+      this.unsynced = [];
+      try {
+        await this.sink.sync();
+        for (const entry of batch) entry.durable.resolve();
+      } catch (err) {
+        for (const entry of batch) entry.durable.reject(err as Error);
+      }
+    }
+    this.syncing = null;
+  }
+
   /** Resolves once every line enqueued so far has been written and synced (or failed). */
   async idle(): Promise<void> {
-    while (this.writing) await this.writing;
+    while (this.writing ?? this.syncing) await (this.writing ?? this.syncing);
   }
 
   async close(): Promise<void> {

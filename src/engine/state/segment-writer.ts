@@ -22,6 +22,7 @@ export interface SegmentLimits {
  */
 export class SegmentWriter {
   private appending: { seq: number; handle: FileHandle } | null = null;
+  private retiring: Promise<void> | null = null;
 
   constructor(private readonly segments: SegmentSet, private readonly limits: SegmentLimits) {}
 
@@ -36,13 +37,24 @@ export class SegmentWriter {
     }
   }
 
+  /** Syncs every line written so far, including those of a segment left since the last sync. */
   async sync(): Promise<void> {
-    await this.appending?.handle.datasync();
+    const retiring = this.retiring;
+    this.retiring = null;
+    await Promise.all([retiring, this.appending?.handle.datasync()]);
   }
 
-  async close(): Promise<void> {
-    await this.appending?.handle.close();
+  /**
+   * Syncs and closes the segment being written. The journal's fsync runs beside its writes
+   * (LineWriter), so lines written to a segment being left may not be synced yet: the next sync()
+   * waits for this one.
+   */
+  close(): Promise<void> {
+    const leaving = this.appending;
+    if (!leaving) return this.retiring ?? Promise.resolve();
     this.appending = null;
+    this.retiring = leaving.handle.datasync().finally(() => leaving.handle.close());
+    return this.retiring;
   }
 
   async rotateIfDue(): Promise<void> {

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
-import { column, seriesBlock } from './framework/block.js';
+import { column } from './framework/block.js';
 import { afterCursor, readTop, type Queryable } from './postgres-top.js';
-import type { FamilySpec, Reading, SeriesBlock } from './framework/types.js';
+import type { BlockRow, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
 // behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at
@@ -90,7 +90,11 @@ function byName(a: TableXidAge, b: TableXidAge): number {
   return left < right ? -1 : 1;
 }
 
-export function tableXidAgeBlock(target: string, tables: readonly TableXidAge[]): SeriesBlock {
-  return seriesBlock(['target', 'database', 'schema', 'table'], tables, (table) => [target, table.database, table.schema, table.table],
-    [column('upkeep_postgres_table_xid_age', tables, (table) => table.xidAge)]);
+/** The age family of the selected tables, labelled by `row` (target, database, schema, table). */
+export function tableXidAgeBlock(row: (database: string, schema: string, table: string) => BlockRow, tables: readonly TableXidAge[]): SeriesBlock {
+  return {
+    labelNames: ['target', 'database', 'schema', 'table'],
+    rows: tables.map((table) => row(table.database, table.schema, table.table)),
+    columns: [column('upkeep_postgres_table_xid_age', tables, (table) => table.xidAge)],
+  };
 }

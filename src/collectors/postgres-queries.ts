@@ -8,7 +8,9 @@ import { afterCursor, ArrayRow, readTop, type Queryable } from './postgres-top.j
 // limit, a bigger catalog costs the server a sort, not us more rows. The rows are
 // pg_stat_user_tables' (same relkinds, same schemas left out, same pg_stat_get_* functions), read
 // from pg_class directly: the view also sums every table's index scans (a GROUP BY over all of
-// them), and only the top tables need more than their dead tuples.
+// them), and only the top tables need more than their dead tuples. The view's relkind 't' is left
+// out: TOAST tables live only in the pg_toast schemas it excludes, and skipping them before the
+// schema join halves the rows whose dead tuples are looked up.
 const TABLE_STATS_SQL = `
 SELECT schema, "table", dead_tuples,
        pg_stat_get_live_tuples(oid)::float8 AS live_tuples,
@@ -24,7 +26,7 @@ FROM (
     SELECT c.oid, n.nspname::text COLLATE "C" AS schema, c.relname::text COLLATE "C" AS "table",
            pg_stat_get_dead_tuples(c.oid)::float8 AS dead_tuples
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 't', 'm', 'p')
+    WHERE c.relkind IN ('r', 'm', 'p')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
   ) s
   WHERE dead_tuples >= $5::float8 AND ${afterCursor('dead_tuples')}

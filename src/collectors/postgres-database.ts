@@ -4,6 +4,7 @@ import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes, type TableName } from './postgres-queries.js';
+import { TableRows } from './postgres-table-rows.js';
 
 // Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.
 const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
@@ -18,6 +19,8 @@ const IDLE_CLOSE_MS = 120_000;
 export class DatabaseConnection {
   readonly pool: pg.Pool;
   readonly sizes: CachedReading<DatabaseSizes>;
+  /** The label rows of this database's exported tables, kept across scrapes. */
+  readonly rows: TableRows;
   private readonly errors = new DistinctErrors();
   private readonly sizeErrors = new DistinctErrors();
   private readonly firstSizeWaitMs: number;
@@ -39,6 +42,7 @@ export class DatabaseConnection {
   ) {
     this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
+    this.rows = new TableRows(target, database);
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS, this.measure));
   }
 

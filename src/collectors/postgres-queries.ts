@@ -1,14 +1,16 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { TableFilter, TableStats } from './postgres-tables.js';
-import { afterCursor, readTop, type Queryable } from './postgres-top.js';
+import { afterCursor, ArrayRow, readTop, type Queryable } from './postgres-top.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
 // Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the
 // limit, a bigger catalog costs the server a sort, not us more rows. The rows are
 // pg_stat_user_tables' (same relkinds, same schemas left out, same pg_stat_get_* functions), read
 // from pg_class directly: the view also sums every table's index scans (a GROUP BY over all of
-// them), and only the top tables need more than their dead tuples.
+// them), and only the top tables need more than their dead tuples. The view's relkind 't' is left
+// out: TOAST tables live only in the pg_toast schemas it excludes, and skipping them before the
+// schema join halves the rows whose dead tuples are looked up.
 const TABLE_STATS_SQL = `
 SELECT schema, "table", dead_tuples,
        pg_stat_get_live_tuples(oid)::float8 AS live_tuples,
@@ -24,7 +26,7 @@ FROM (
     SELECT c.oid, n.nspname::text COLLATE "C" AS schema, c.relname::text COLLATE "C" AS "table",
            pg_stat_get_dead_tuples(c.oid)::float8 AS dead_tuples
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 't', 'm', 'p')
+    WHERE c.relkind IN ('r', 'm', 'p')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
   ) s
   WHERE dead_tuples >= $5::float8 AND ${afterCursor('dead_tuples')}
@@ -56,21 +58,8 @@ const STATEMENTS_SCHEMA_SQL = `
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_stat_statements'`;
 
-const tableStatsRow = z.object({
-  schema: z.string(),
-  table: z.string(),
-  dead_tuples: z.number(),
-  live_tuples: z.number(),
-  last_vacuum: z.number().nullable(),
-  last_analyze: z.number().nullable(),
-  last_autovacuum: z.number().nullable(),
-  last_autoanalyze: z.number().nullable(),
-  vacuum_count: z.number(),
-  autovacuum_count: z.number(),
-  analyze_count: z.number(),
-  autoanalyze_count: z.number(),
-  mods_since_analyze: z.number(),
-});
+const TABLE_STATS_COLUMNS = ['schema', 'table', 'dead_tuples', 'live_tuples', 'last_vacuum', 'last_analyze', 'last_autovacuum', 'last_autoanalyze',
+  'vacuum_count', 'autovacuum_count', 'analyze_count', 'autoanalyze_count', 'mods_since_analyze'];
 const sizeRow = z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() });
 const bytesRow = z.object({ bytes: z.number() });
 const ageRow = z.object({ age: z.number() });
@@ -97,23 +86,22 @@ export function tableKey(schema: string, table: string): string {
  * name: the rows tableSelector would keep of this database, read without reading the others.
  */
 export async function readTableStats(pool: Queryable, database: string, filter: TableFilter): Promise<TableStats[]> {
-  const rows = await readTop(pool, TABLE_STATS_SQL, (rows) => z.array(tableStatsRow).parse(rows), (row) => row.dead_tuples, filter, [filter.minDeadTuples]);
-  return rows.map((row) => ({
+  return readTop(pool, TABLE_STATS_SQL, (rows) => ArrayRow.all(rows, TABLE_STATS_COLUMNS).map((row) => ({
     database,
-    schema: row.schema,
-    table: row.table,
-    deadTuples: row.dead_tuples,
-    liveTuples: row.live_tuples,
-    lastVacuumSeconds: row.last_vacuum,
-    lastAnalyzeSeconds: row.last_analyze,
-    lastAutovacuumSeconds: row.last_autovacuum,
-    lastAutoanalyzeSeconds: row.last_autoanalyze,
-    vacuumCount: row.vacuum_count,
-    autovacuumCount: row.autovacuum_count,
-    analyzeCount: row.analyze_count,
-    autoanalyzeCount: row.autoanalyze_count,
-    modsSinceAnalyze: row.mods_since_analyze,
-  }));
+    schema: row.text(0),
+    table: row.text(1),
+    deadTuples: row.number(2),
+    liveTuples: row.number(3),
+    lastVacuumSeconds: row.numberOrNull(4),
+    lastAnalyzeSeconds: row.numberOrNull(5),
+    lastAutovacuumSeconds: row.numberOrNull(6),
+    lastAutoanalyzeSeconds: row.numberOrNull(7),
+    vacuumCount: row.number(8),
+    autovacuumCount: row.number(9),
+    analyzeCount: row.number(10),
+    autoanalyzeCount: row.number(11),
+    modsSinceAnalyze: row.number(12),
+  })), (row) => row.deadTuples, filter, [filter.minDeadTuples]);
 }
 
 export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {

@@ -1,8 +1,48 @@
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
 
+/** A query whose rows come back as arrays of column values, in the SELECT's order. */
+export interface ArrayQuery {
+  readonly text: string;
+  readonly values: unknown[];
+  readonly rowMode: 'array';
+}
+
 /** What the top-N readers need of a pool (pg.Pool fits; a test can wrap one to count rows). */
 export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  query(query: ArrayQuery): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * One row of an array-mode result, checked column by column: thousands of rows a scrape are read
+ * this way instead of through a row object and a validated copy of it (most of the collection's
+ * garbage, and its time).
+ */
+export class ArrayRow {
+  private constructor(private readonly values: readonly unknown[], private readonly columns: readonly string[]) {}
+
+  /** The rows of a result, each checked to have the columns named. */
+  static all(rows: readonly unknown[], columns: readonly string[]): ArrayRow[] {
+    return rows.map((row) => {
+      if (!Array.isArray(row) || row.length !== columns.length) throw new Error(`expected rows of ${columns.length} columns (${columns.join(', ')})`);
+      return new ArrayRow(row, columns);
+    });
+  }
+
+  text(i: number): string {
+    const value = this.values[i];
+    if (typeof value !== 'string') throw new Error(`column ${this.columns[i]}: expected text, got ${typeof value}`);
+    return value;
+  }
+
+  number(i: number): number {
+    const value = this.values[i];
+    if (typeof value !== 'number') throw new Error(`column ${this.columns[i]}: expected a number, got ${value === null ? 'null' : typeof value}`);
+    return value;
+  }
+
+  numberOrNull(i: number): number | null {
+    return this.values[i] === null ? null : this.number(i);
+  }
 }
 
 /** A per-table row ranked by one number, highest first. */
@@ -42,7 +82,7 @@ export async function readTop<T extends RankedRow>(
   let after: T | undefined;
   for (;;) {
     const cursor = after ? [key(after), after.schema, after.table] : [null, null, null];
-    const page = parse((await pool.query(sql, [filter.limit, ...cursor, ...extra])).rows);
+    const page = parse((await pool.query({ text: sql, values: [filter.limit, ...cursor, ...extra], rowMode: 'array' })).rows);
     for (const row of page) {
       const name = `${row.schema}\u0000${row.table}`;
       if (seen.has(name) || !admitted(row.schema, row.table)) continue;

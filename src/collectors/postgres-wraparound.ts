@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
-import { column, seriesBlock } from './framework/block.js';
-import { afterCursor, readTop, type Queryable } from './postgres-top.js';
-import type { FamilySpec, Reading, SeriesBlock } from './framework/types.js';
+import { column } from './framework/block.js';
+import { afterCursor, ArrayRow, readTop, type Queryable } from './postgres-top.js';
+import type { BlockRow, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
 // behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at
@@ -41,7 +41,7 @@ WHERE ${afterCursor('xid_age')}
 ORDER BY xid_age DESC, schema, "table" LIMIT $1`;
 
 const databaseRow = z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() });
-const tableRow = z.object({ schema: z.string(), table: z.string(), xid_age: z.number() });
+const TABLE_AGE_COLUMNS = ['schema', 'table', 'xid_age'];
 
 export interface TableXidAge {
   readonly database: string;
@@ -67,8 +67,8 @@ export async function readWraparound(pool: pg.Pool, target: string): Promise<Rea
  * connects to, ties by name: the rows oldestTables would keep of this database.
  */
 export async function readTableXidAges(pool: Queryable, database: string, filter: TablePatterns & { readonly limit: number }): Promise<TableXidAge[]> {
-  const rows = await readTop(pool, TABLE_AGES_SQL, (rows) => z.array(tableRow).parse(rows), (row) => row.xid_age, filter);
-  return rows.map((row) => ({ database, schema: row.schema, table: row.table, xidAge: row.xid_age }));
+  return readTop(pool, TABLE_AGES_SQL, (rows) => ArrayRow.all(rows, TABLE_AGE_COLUMNS).map((row) => ({ database, schema: row.text(0), table: row.text(1), xidAge: row.number(2) })),
+    (row) => row.xidAge, filter);
 }
 
 /**
@@ -90,7 +90,11 @@ function byName(a: TableXidAge, b: TableXidAge): number {
   return left < right ? -1 : 1;
 }
 
-export function tableXidAgeBlock(target: string, tables: readonly TableXidAge[]): SeriesBlock {
-  return seriesBlock(['target', 'database', 'schema', 'table'], tables, (table) => [target, table.database, table.schema, table.table],
-    [column('upkeep_postgres_table_xid_age', tables, (table) => table.xidAge)]);
+/** The age family of the selected tables, labelled by `row` (target, database, schema, table). */
+export function tableXidAgeBlock(row: (database: string, schema: string, table: string) => BlockRow, tables: readonly TableXidAge[]): SeriesBlock {
+  return {
+    labelNames: ['target', 'database', 'schema', 'table'],
+    rows: tables.map((table) => row(table.database, table.schema, table.table)),
+    columns: [column('upkeep_postgres_table_xid_age', tables, (table) => table.xidAge)],
+  };
 }

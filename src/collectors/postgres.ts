@@ -8,8 +8,9 @@ import { tableSelector, type TableStats } from './postgres-tables.js';
 import { AUTOVACUUM_FAMILIES, autovacuumColumns } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
 import { oldestTables, readTableXidAges, tableXidAgeBlock, type TableXidAge } from './postgres-wraparound.js';
-import { column, seriesBlock } from './framework/block.js';
-import type { CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
+import { column } from './framework/block.js';
+import { TableRows } from './postgres-table-rows.js';
+import type { BlockRow, CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
 const DATABASE = ['target', 'database'];
@@ -73,7 +74,10 @@ class PostgresCollector implements CollectorInstance {
     // Every database failing means the server (or our access to it) is down: the target is down.
     if (failures.length === outcomes.length && failures[0]) throw failures[0];
     const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
-    return postgresResult({ target: this.target, select: this.select, oldest: this.oldest }, databases, results, serverReadings);
+    const row = (database: string, schema: string, table: string) => this.connection(database).rows.row(schema, table);
+    const result = postgresResult({ target: this.target, select: this.select, oldest: this.oldest, row }, databases, results, serverReadings);
+    for (const database of databases) this.connection(database).rows.endCollection();
+    return result;
   }
 
   async close(): Promise<void> {
@@ -134,11 +138,12 @@ class PostgresCollector implements CollectorInstance {
   }
 }
 
-/** How one target's readings are chosen: its name, its tables.limit selections. */
+/** How one target's readings are chosen: its name, its tables.limit selections, its tables' label rows. */
 export interface PostgresView {
   readonly target: string;
   readonly select: (tables: readonly TableStats[]) => TableStats[];
   readonly oldest: (tables: readonly TableXidAge[]) => TableXidAge[];
+  readonly row: (database: string, schema: string, table: string) => BlockRow;
 }
 
 /**
@@ -158,8 +163,8 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
     if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
   }
   readings.push(...serverReadings);
-  const tables = tableBlock(target, view.select(results.flatMap((result) => result.tables)), results);
-  const xidAges = tableXidAgeBlock(target, view.oldest(results.flatMap((result) => result.xidAges)));
+  const tables = tableBlock(view, view.select(results.flatMap((result) => result.tables)), results);
+  const xidAges = tableXidAgeBlock(view.row, view.oldest(results.flatMap((result) => result.xidAges)));
   return { readings, blocks: [tables, xidAges], cacheAges };
 }
 
@@ -180,16 +185,16 @@ function pushDatabase(readings: Reading[], target: string, result: DatabaseResul
 }
 
 /** The per-table families, one row per selected table: the bulk of a big catalog's series. */
-function tableBlock(target: string, tables: readonly TableStats[], results: readonly DatabaseResult[]): SeriesBlock {
+function tableBlock(view: PostgresView, tables: readonly TableStats[], results: readonly DatabaseResult[]): SeriesBlock {
   const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
-  return seriesBlock(TABLE, tables, (table) => [target, table.database, table.schema, table.table], [
+  return { labelNames: TABLE, rows: tables.map((table) => view.row(table.database, table.schema, table.table)), columns: [
     column('upkeep_postgres_dead_tuples', tables, (table) => table.deadTuples),
     column('upkeep_postgres_live_tuples', tables, (table) => table.liveTuples),
     column('upkeep_postgres_last_vacuum_timestamp_seconds', tables, (table) => table.lastVacuumSeconds),
     column('upkeep_postgres_last_analyze_timestamp_seconds', tables, (table) => table.lastAnalyzeSeconds),
     ...autovacuumColumns(tables),
     column('upkeep_postgres_table_size_bytes', tables, (table) => sizesByDatabase.get(table.database)?.tableBytes.get(tableKey(table.schema, table.table))),
-  ]);
+  ] };
 }
 
 export const postgres: CollectorModule = {

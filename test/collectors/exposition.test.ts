@@ -5,6 +5,7 @@ import t from 'tap';
 import { Scraper } from '../../src/collectors/framework/scraper.js';
 import type { CollectorInstance, CollectorModule } from '../../src/collectors/framework/types.js';
 import { postgres, postgresResult, type DatabaseResult } from '../../src/collectors/postgres.js';
+import { TableRows } from '../../src/collectors/postgres-table-rows.js';
 import { tableKey } from '../../src/collectors/postgres-queries.js';
 import { tableSelector } from '../../src/collectors/postgres-tables.js';
 import { oldestTables } from '../../src/collectors/postgres-wraparound.js';
@@ -48,7 +49,9 @@ async function render(): Promise<{ text: string; registry: Registry }> {
   const registry = new Registry();
   new Gauge({ name: 'test_before', help: 'Registered before the collectors.', labelNames: ['version'], registers: [registry] }).set({ version: '1.2.3' }, 1);
   const filter = { include: [], exclude: ['audit.zeta'], minDeadTuples: 1, limit: 9 };
-  const view = { target: 'main', select: tableSelector(filter), oldest: oldestTables(filter) };
+  const rows = new Map(['app', 'billing'].map((database) => [database, new TableRows('main', database)]));
+  const row = (database: string, schema: string, table: string) => rows.get(database)!.row(schema, table);
+  const view = { target: 'main', select: tableSelector(filter), oldest: oldestTables(filter), row };
   const server = [{ family: 'upkeep_postgres_xid_age', labels: { target: 'main', database: 'template0' }, value: 12_345 }];
   const instance: CollectorInstance = {
     collector: 'postgres', target: 'main',

@@ -2,7 +2,7 @@ import pg from 'pg';
 import t from 'tap';
 import { readSizes, readTableStats } from '../../src/collectors/postgres-queries.js';
 import { tableSelector, type TableFilter, type TableStats } from '../../src/collectors/postgres-tables.js';
-import type { Queryable } from '../../src/collectors/postgres-top.js';
+import { ArrayRow, type ArrayQuery, type Queryable } from '../../src/collectors/postgres-top.js';
 import { oldestTables, readTableXidAges, type TableXidAge } from '../../src/collectors/postgres-wraparound.js';
 import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -19,8 +19,8 @@ const dead = (i: number): number => i % 7;
 function counting(pool: pg.Pool): Queryable & { rows: number } {
   const counter = {
     rows: 0,
-    async query(text: string, values?: unknown[]) {
-      const result = await pool.query(text, values);
+    async query(query: ArrayQuery) {
+      const result = await pool.query(query);
       counter.rows += result.rows.length;
       return result;
     },
@@ -120,4 +120,16 @@ t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) =>
     const expected = new Map(truth.filter((row) => top.some((table) => table.schema === row.schema && table.table === row.table)).map((row) => [`${row.schema}\u0000${row.table}`, row.bytes]));
     t.same(sizes.tableBytes, expected, 'equal pg_table_size');
   });
+});
+
+t.test('array rows are checked column by column, and a wrong row names the column', async (t) => {
+  const [row] = ArrayRow.all([['public', 1.5, null]], ['schema', 'dead', 'age']);
+  t.equal(row?.text(0), 'public');
+  t.equal(row?.number(1), 1.5);
+  t.equal(row?.numberOrNull(2), null);
+  t.throws(() => row?.number(2), { message: 'column age: expected a number, got null' });
+  t.throws(() => row?.text(1), { message: 'column dead: expected text, got number' });
+  t.throws(() => row?.numberOrNull(0), { message: 'column schema: expected a number, got string' });
+  t.throws(() => ArrayRow.all([['public']], ['schema', 'dead']), { message: 'expected rows of 2 columns (schema, dead)' });
+  t.throws(() => ArrayRow.all([{ schema: 'public' }], ['schema']), { message: 'expected rows of 1 columns (schema)' });
 });

@@ -1,4 +1,5 @@
-import type { BlockColumn, Labels, SeriesBlock } from './types.js';
+import { labelText } from './exposition.js';
+import type { BlockColumn, BlockRow, Labels } from './types.js';
 
 /** One column of a block: `value` of each row, null for "no series for this row". */
 export function column<Row>(family: string, rows: readonly Row[], value: (row: Row) => number | null | undefined, labels?: Labels): BlockColumn {
@@ -7,9 +8,9 @@ export function column<Row>(family: string, rows: readonly Row[], value: (row: R
   return labels ? { family, labels, values } : { family, values };
 }
 
-/** A block whose rows are labelled by `labels(row)`, in `labelNames` order. */
-export function seriesBlock<Row>(labelNames: readonly string[], rows: readonly Row[], labels: (row: Row) => readonly string[], columns: readonly BlockColumn[]): SeriesBlock {
-  const labelValues = labelNames.map(() => new Array<string>(rows.length));
-  rows.forEach((row, i) => { labels(row).forEach((value, j) => { labelValues[j]![i] = value; }); });
-  return { labelNames, labelValues, columns };
+/** A row labelled `labelValues` (in `labelNames` order), its label text encoded once. */
+export function blockRow(labelNames: readonly string[], labelValues: readonly string[]): BlockRow {
+  const labels: Record<string, string> = {};
+  labelNames.forEach((name, i) => { labels[name] = labelValues[i] ?? ''; });
+  return { labelValues, labelText: Buffer.from(labelText(labels)) };
 }

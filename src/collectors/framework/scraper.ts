@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { errorMessage, type Logger } from '../../log.js';
-import { exposition, type FamilyText } from './exposition.js';
+import { exposition, type FamilyText } from './text.js';
 import { registerSnapshot, type FamilyPart, type SnapshotMetric } from './snapshot.js';
 import type { BlockColumn, CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';
 
@@ -80,8 +80,8 @@ export class Scraper {
   async scrape(): Promise<Readable> {
     if (!this.inFlight) this.inFlight = this.collectAll().finally(() => { this.inFlight = null; });
     await this.inFlight;
-    const families: FamilyText[] = this.registry.getMetricsAsArray().map(({ name }) => this.families.get(name)?.render() ?? (() => this.registry.getSingleMetricAsString(name)));
-    return Readable.from(exposition(families));
+    const families: FamilyText[] = this.registry.getMetricsAsArray().map(({ name }) => this.families.get(name)?.render() ?? { text: () => this.registry.getSingleMetricAsString(name) });
+    return Readable.from(exposition(families), { highWaterMark: 1 });
   }
 
   /**

@@ -31,9 +31,16 @@ export interface CacheAge {
  */
 export interface SeriesBlock {
   readonly labelNames: readonly string[];
-  /** labelValues[i][row]: the value of labelNames[i] for each row; all of the same length. */
-  readonly labelValues: readonly (readonly string[])[];
+  readonly rows: readonly BlockRow[];
   readonly columns: readonly BlockColumn[];
+}
+
+/** One row of a block: its labels, as values and as the exposition text the renderer copies. */
+export interface BlockRow {
+  /** In the block's labelNames order. */
+  readonly labelValues: readonly string[];
+  /** `name="value",...` in UTF-8, values escaped: made once, copied into every line of the row. */
+  readonly labelText: Uint8Array;
 }
 
 export interface BlockColumn {

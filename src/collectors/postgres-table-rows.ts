@@ -1,0 +1,60 @@
+import { blockRow } from './framework/block.js';
+import type { BlockRow } from './framework/types.js';
+
+const TABLE = ['target', 'database', 'schema', 'table'];
+
+/**
+ * The label rows of one database's tables (target, database, schema, table and their exposition
+ * text), made the first time a table is exported and kept while it is: a collection of 10,000
+ * tables then makes no label string or text of its own, and what it publishes (kept until the next
+ * scrape, long enough to be promoted to the old generation) is a few typed arrays and references.
+ */
+export class TableRows {
+  private rows = new Map<string, Map<string, { row: BlockRow; used: number }>>();
+  private count = 0;
+  private collection = 0;
+  private usedNow = 0;
+
+  constructor(private readonly target: string, private readonly database: string) {}
+
+  /** The row of a table, marked as used by the current collection. */
+  row(schema: string, table: string): BlockRow {
+    let tables = this.rows.get(schema);
+    if (!tables) {
+      tables = new Map();
+      this.rows.set(schema, tables);
+    }
+    let entry = tables.get(table);
+    if (!entry) {
+      entry = { row: blockRow(TABLE, [this.target, this.database, schema, table]), used: -1 };
+      tables.set(table, entry);
+      this.count += 1;
+    }
+    if (entry.used !== this.collection) {
+      entry.used = this.collection;
+      this.usedNow += 1;
+    }
+    return entry.row;
+  }
+
+  /**
+   * Ends a collection: when most rows were not used by it (tables dropped, or out of the
+   * tables.limit selection), those are forgotten, so the rows kept stay about as many as exported.
+   */
+  endCollection(): void {
+    if (this.count > 2 * this.usedNow + 100) {
+      for (const [schema, tables] of this.rows) {
+        for (const [table, entry] of tables) if (entry.used !== this.collection) tables.delete(table);
+        if (tables.size === 0) this.rows.delete(schema);
+      }
+      this.count = this.usedNow;
+    }
+    this.collection += 1;
+    this.usedNow = 0;
+  }
+
+  /** How many rows are kept. */
+  get size(): number {
+    return this.count;
+  }
+}

@@ -1,0 +1,31 @@
+import t from 'tap';
+import { TableRows } from '../../src/collectors/postgres-table-rows.js';
+
+t.test('a table keeps one label row across collections, its labels escaped once', async (t) => {
+  const rows = new TableRows('main', 'app');
+  const first = rows.row('public', 'a"b');
+  t.same(first.labelValues, ['main', 'app', 'public', 'a"b']);
+  t.equal(Buffer.from(first.labelText).toString('utf8'), 'target="main",database="app",schema="public",table="a\\"b"');
+  rows.endCollection();
+  t.equal(rows.row('public', 'a"b'), first, 'the same row the next collection');
+  t.not(rows.row('audit', 'a"b'), first, 'another schema, another row');
+  t.equal(rows.size, 2);
+});
+
+t.test('rows no collection used are forgotten once they are most of the rows', async (t) => {
+  const rows = new TableRows('main', 'app');
+  for (let i = 0; i < 300; i += 1) rows.row('public', `t${i}`);
+  rows.endCollection();
+  t.equal(rows.size, 300);
+  // 100 tables left: 200 unused rows are not yet more than twice the used ones and 100.
+  for (let i = 0; i < 100; i += 1) rows.row('public', `t${i}`);
+  rows.endCollection();
+  t.equal(rows.size, 300, 'kept while they are not most of the rows');
+  for (let i = 0; i < 50; i += 1) rows.row('public', `t${i}`);
+  rows.row('other', 'x');
+  rows.endCollection();
+  t.equal(rows.size, 51, 'only the rows the last collection used');
+  const kept = rows.row('public', 't0');
+  rows.endCollection();
+  t.equal(rows.row('public', 't0'), kept);
+});

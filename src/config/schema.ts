@@ -149,8 +149,10 @@ export const configSchema = z.strictObject({
     // Runs executing at once; the rest wait in the queue, where a resolved alert can still cancel them.
     concurrency: z.number().int().positive().default(4),
     // Dry runs executing at once, beside `concurrency` real runs: they hold no lock and execute
-    // nothing, and their catalog reads share pooled sessions (engine/run-connections.ts).
-    dryRunConcurrency: z.number().int().positive().default(16),
+    // nothing, and their catalog reads share pooled sessions (engine/run-connections.ts), up to
+    // twice this many per target database: the default stays as small as `concurrency` so that
+    // a team trying upkeep in dry-run mode adds few sessions to a busy database.
+    dryRunConcurrency: z.number().int().min(1).max(64).default(4),
     // Runs waiting for a free slot; beyond it POST /alertmanager and POST /remediations answer 429.
     maxQueued: count(1000),
     // The largest timeoutSeconds a request may ask for.

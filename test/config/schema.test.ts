@@ -157,6 +157,12 @@ t.test('check-config', async (t) => {
       [{ path: 'remediation.redisLockTtlSeconds', message: 'Invalid input: expected int, received number' }],
       [{ path: 'remediation.redisLockTtlSeconds', message: 'Too big: expected number to be <=3600' }],
     ]);
+    const dry = (text: string) => { const parsed = parseConfig(`remediation: { ${text} }\n`, {}); return parsed.ok ? parsed.config.remediation.dryRunConcurrency : parsed.errors; };
+    t.equal(dry(''), 4, 'dry runs at once by default: as many as real runs');
+    t.same([dry('dryRunConcurrency: 0'), dry('dryRunConcurrency: 65')], [
+      [{ path: 'remediation.dryRunConcurrency', message: 'Too small: expected number to be >=1' }],
+      [{ path: 'remediation.dryRunConcurrency', message: 'Too big: expected number to be <=64' }],
+    ]);
     const missing = parseConfig('state: { postgres: { schema: upkeep } }\n', {});
     t.same(missing.ok ? [] : missing.errors, [{ path: 'state.postgres.url', message: 'is required' }]);
   });

@@ -21,12 +21,16 @@ async function run(served: Served, runId: string): Promise<z.infer<typeof runRec
   return runRecordSchema.parse(await (await fetch(`${served.base}/runs/${runId}`)).json());
 }
 
-t.test('kill -9 of the replica running a long VACUUM: no other run starts while its backend lives; a peer marks it interrupted within the lease; the re-delivered alert runs once', async (t) => {
+/**
+ * A PostgreSQL with a table of dead tuples that another session holds, so a VACUUM of it waits
+ * (a long VACUUM) for as long as the test likes, and `count` replicas sharing one store with a
+ * 3 s lease.
+ */
+async function lockedTableAndReplicas(t: Test, count: number) {
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await server.query('create database upkeep');
   await tableWithDeadTuples(server, 'app', 'orders');
-  // Another session holds the table, so a VACUUM waits (a long VACUUM) for as long as the test likes.
   const locker = new pg.Client({ connectionString: server.url('app'), application_name: 'test-locker' });
   await locker.connect();
   await locker.query('begin');
@@ -34,16 +38,20 @@ t.test('kill -9 of the replica running a long VACUUM: no other run starts while 
   let lockerOpen = true;
   const releaseTable = async () => { if (lockerOpen) { lockerOpen = false; await locker.query('commit'); await locker.end(); } };
   t.teardown(releaseTable);
-
   const config = {
     targets: { postgres: [{ name: 'main', url: server.url('app') }] },
     remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600, cooldownSeconds: 0 },
   };
-  const files = await Promise.all([1, 2, 3].map(async () => {
+  const replicas = await Promise.all(Array.from({ length: count }, async () => {
     const { file } = await writeConfig(t, { ...config, state: { dir: await tempDir(t), postgres: { url: server.url('upkeep'), leaseSeconds: 3 } } });
-    return file;
+    return serveInstalled(t, file);
   }));
-  const [doomed, peerB, peerC] = await Promise.all(files.map((file) => serveInstalled(t, file)));
+  return { server, releaseTable, replicas };
+}
+
+t.test('kill -9 of the replica running a long VACUUM: no other run starts while its backend lives; a peer marks it interrupted within the lease; the re-delivered alert runs once', async (t) => {
+  const { server, releaseTable, replicas } = await lockedTableAndReplicas(t, 3);
+  const [doomed, peerB, peerC] = replicas;
   if (!doomed || !peerB || !peerC) throw new Error('three replicas');
   const payload = await webhookPayload();
 
@@ -111,26 +119,8 @@ t.test('kill -9 of the replica running a long VACUUM: no other run starts while 
 });
 
 t.test('kill -STOP of the replica running a VACUUM past its lease: a peer marks it interrupted; after kill -CONT its success is attached as late, the status stays interrupted, and its alert stays given back', async (t) => {
-  const server = await startTestPostgres(t);
-  await server.query('create database app');
-  await server.query('create database upkeep');
-  await tableWithDeadTuples(server, 'app', 'orders');
-  const locker = new pg.Client({ connectionString: server.url('app'), application_name: 'test-locker' });
-  await locker.connect();
-  await locker.query('begin');
-  await locker.query('lock table orders in access exclusive mode');
-  let lockerOpen = true;
-  const releaseTable = async () => { if (lockerOpen) { lockerOpen = false; await locker.query('commit'); await locker.end(); } };
-  t.teardown(releaseTable);
-
-  const config = {
-    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
-    remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600, cooldownSeconds: 0 },
-  };
-  const [stalled, peer] = await Promise.all([1, 2].map(async () => {
-    const { file } = await writeConfig(t, { ...config, state: { dir: await tempDir(t), postgres: { url: server.url('upkeep'), leaseSeconds: 3 } } });
-    return serveInstalled(t, file);
-  }));
+  const { server, releaseTable, replicas } = await lockedTableAndReplicas(t, 2);
+  const [stalled, peer] = replicas;
   if (!stalled || !peer) throw new Error('two replicas');
   const stalledPid = stalled.child.pid;
   if (stalledPid === undefined) throw new Error('no pid');

@@ -4,12 +4,15 @@
 import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 
-// V8 grows the young generation from 1 MB to 16 MB semi-spaces under the allocation bursts of
-// start-up and scrapes, and never gives it back: about 10 MB of a long-lived server's idle RSS
-// (examples/minimal.yml: 82 -> 72 MB; docs/performance.md, "Idle memory"). Keeping the initial
-// size costs more frequent, smaller scavenges. A user who sizes it (NODE_OPTIONS) keeps theirs.
+// Loading the modules keeps nearly everything it allocates, and V8 answers that by growing the
+// young generation from 1 MB to 16 MB semi-spaces, which it never gives back: about 10 MB of a
+// long-lived server's idle RSS (examples/minimal.yml: 82 -> 72 MB; docs/performance.md, "Idle
+// memory"). So start-up runs with growth held, and `serve` lets it grow again once it listens
+// (src/young-generation.ts), so a big scrape still gets the room it needs. A user who sizes the
+// young generation (NODE_OPTIONS, node's flags) keeps theirs.
 if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
   setFlagsFromString('--semi-space-growth-factor=1');
+  globalThis[Symbol.for('upkeep.youngGenerationHeld')] = true;
 }
 
 const compiled = new URL('../dist/cli.js', import.meta.url);

@@ -209,12 +209,15 @@ try {
     }
     return runs;
   };
+  // Up to 5 minutes: a queue that has not drained by then is reported with what did finish.
   let journal = await readJournal();
-  await waitFor('the queue to drain', async () => {
+  let pending = accepted.size;
+  for (;;) {
     journal = await readJournal();
-    const pending = [...accepted].filter((id) => { const status = journal.get(id); return status === undefined || status === 'queued' || status === 'running'; });
-    if (pending.length > 0) throw new Error(`${pending.length} runs still queued or running`);
-  }, 300_000, 500);
+    pending = [...accepted].filter((id) => { const status = journal.get(id); return status === undefined || status === 'queued' || status === 'running'; }).length;
+    if (pending === 0 || Date.now() - drainStart > 300_000) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
   const drainSeconds = (Date.now() - drainStart) / 1000;
   const inJournal = [...accepted].filter((id) => journal.has(id)).length;
   const statuses = new Map<string, number>();
@@ -223,14 +226,14 @@ try {
   log(`alerts accepted:      ${accepted.size}`);
   log(`in the journal:       ${inJournal} (lost: ${accepted.size - inJournal})`);
   log(`final run statuses:   ${[...statuses].map(([status, count]) => `${status} ${count}`).join(', ')}`);
-  log(`queue drained:        ${drainSeconds.toFixed(1)}s after the load stopped`);
+  log(pending === 0 ? `queue drained:        ${drainSeconds.toFixed(1)}s after the load stopped` : `queue NOT drained:    ${pending} runs still queued or running ${drainSeconds.toFixed(1)}s after the load stopped`);
   // The server's CPU from the first steady request until the queue was empty, per accepted alert
   // (acknowledging it and its dry run): the machine's load changes latencies more than this.
   const cpuUsed = await cpuSeconds(serverPid) - cpuBefore;
   log(`server CPU:           ${cpuUsed.toFixed(1)}s, ${(1000 * cpuUsed / Math.max(1, accepted.size)).toFixed(2)} ms per accepted alert`);
   // Dry runs finished per second from the first steady request until the queue was empty.
-  const drainRate = accepted.size / (steady.seconds + (BURST_SECONDS > 0 ? BURST_SECONDS : 0) + drainSeconds);
-  log(`drain rate:           ${drainRate.toFixed(0)} runs/s (accepted runs / seconds from the first steady request to an empty queue)`);
+  const drainRate = (accepted.size - pending) / (steady.seconds + (BURST_SECONDS > 0 ? BURST_SECONDS : 0) + drainSeconds);
+  log(`drain rate:           ${drainRate.toFixed(0)} runs/s (finished runs / seconds from the first steady request to an empty queue, or to the 5-minute limit)`);
   const steadyP99 = Number(percentile(steady.latencies, 99));
   const note = `${RATE} req/s for ${DURATION}s`;
   const goals = [

@@ -1,20 +1,8 @@
-import { execFile } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
 import { freePort, waitFor } from './ports.js';
-import { PG_BIN, type PostgresServer } from './postgres.js';
-
-const run = promisify(execFile);
-// As root the cluster must belong to the postgres user, as startPostgres makes the primary's.
-const asRoot = userInfo().uid === 0;
-
-async function runPg(binary: string, args: string[]): Promise<void> {
-  if (asRoot) await run('runuser', ['-u', 'postgres', '--', join(PG_BIN, binary), ...args]);
-  else await run(join(PG_BIN, binary), args);
-}
+import { clusterRoot, queryOnce, runPg, type PostgresServer } from './postgres.js';
 
 const HOT_STANDBY_LIMITS = ['max_connections', 'max_prepared_transactions', 'max_locks_per_transaction', 'max_wal_senders', 'max_worker_processes'];
 
@@ -31,13 +19,7 @@ export interface StandbyServer {
  * it reports its xmin to the primary. Its cluster_name is what pg_stat_replication calls it.
  */
 export async function startStandby(primary: PostgresServer, options: { slot: string; name: string }): Promise<StandbyServer> {
-  const root = await mkdtemp(join(tmpdir(), 'upkeep-pg-standby-'));
-  if (asRoot) {
-    const { stdout: uid } = await run('id', ['-u', 'postgres']);
-    const { stdout: gid } = await run('id', ['-g', 'postgres']);
-    await chown(root, Number(uid.trim()), Number(gid.trim()));
-  }
-  await chmod(root, 0o755);
+  const root = await clusterRoot('upkeep-pg-standby-');
   const dataDir = join(root, 'data');
   await runPg('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-X', 'stream', '-R', '-S', options.slot, '--no-sync', '--checkpoint', 'fast']);
   const port = await freePort();
@@ -52,15 +34,7 @@ export async function startStandby(primary: PostgresServer, options: { slot: str
   const standby: StandbyServer = {
     port,
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async query(sql, params) {
-      const client = new pg.Client({ connectionString: standby.url() });
-      await client.connect();
-      try {
-        return (await client.query(sql, params)).rows;
-      } finally {
-        await client.end();
-      }
-    },
+    query: <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => queryOnce<R>(standby.url(), sql, params),
     async destroy() {
       await runPg('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
       await rm(root, { recursive: true, force: true });

@@ -48,11 +48,35 @@ async function writeHba(root: string, passwordRoles: readonly string[]): Promise
   return file;
 }
 
-async function runPg(binary: string, args: string[]): Promise<string> {
+/** Runs a PostgreSQL binary, as the postgres user when this process is root; its stdout. */
+export async function runPg(binary: string, args: string[]): Promise<string> {
   const command = asRoot ? 'runuser' : join(PG_BIN, binary);
   const fullArgs = asRoot ? ['-u', 'postgres', '--', join(PG_BIN, binary), ...args] : args;
   const { stdout } = await run(command, fullArgs, { maxBuffer: 16 * 1024 * 1024 });
   return stdout;
+}
+
+/** A temporary directory for a cluster, owned by the postgres user when this process is root. */
+export async function clusterRoot(prefix: string): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  if (asRoot) {
+    const { stdout: uid } = await run('id', ['-u', 'postgres']);
+    const { stdout: gid } = await run('id', ['-g', 'postgres']);
+    await chown(root, Number(uid.trim()), Number(gid.trim()));
+  }
+  await chmod(root, 0o755);
+  return root;
+}
+
+/** One query on a session of its own, closed after it. */
+export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>(url: string, sql: string, params?: unknown[]): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
 }
 
 /**
@@ -60,15 +84,9 @@ async function runPg(binary: string, args: string[]): Promise<string> {
  * trust auth for user postgres (and password auth for `passwordRoles`).
  */
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
-  const root = await mkdtemp(join(tmpdir(), 'upkeep-pg-'));
+  const root = await clusterRoot('upkeep-pg-');
   const dataDir = join(root, 'data');
   const logFile = join(root, 'server.log');
-  if (asRoot) {
-    const { stdout } = await run('id', ['-u', 'postgres']);
-    const { stdout: gid } = await run('id', ['-g', 'postgres']);
-    await chown(root, Number(stdout.trim()), Number(gid.trim()));
-  }
-  await chmod(root, 0o755);
   await runPg('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const port = await freePort();
   const settings: Record<string, string> = {
@@ -88,15 +106,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     dataDir,
     logFile,
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async query(sql, params, database) {
-      const client = new pg.Client({ connectionString: server.url(database) });
-      await client.connect();
-      try {
-        return (await client.query(sql, params)).rows;
-      } finally {
-        await client.end();
-      }
-    },
+    query: <R extends pg.QueryResultRow>(sql: string, params?: unknown[], database?: string) => queryOnce<R>(server.url(database), sql, params),
     async start() {
       await runPg('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', opts, '-w', '-t', '60', 'start']);
       await waitFor('postgres', () => server.query('select 1'));

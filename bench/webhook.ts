@@ -30,6 +30,8 @@ const { values: options } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     // Above the product's default of 4: the bench measures how fast a flood of dry runs can drain.
     'dry-run-concurrency': { type: 'string', default: '16' },
+    // remediation.executor: thread (the default) or inline, to measure what the thread buys.
+    executor: { type: 'string', default: 'thread' },
     // Room for every alert of the run by default, so a slow drain shows as a long drain, not as 429s.
     'max-queued': { type: 'string' },
     'burst-seconds': { type: 'string', default: '10' },
@@ -124,7 +126,7 @@ try {
     state: { dir: stateDir },
     targets: { postgres: [{ name: 'main', url: postgres.url('app') }] },
     remediation: {
-      dryRun: true, cooldownSeconds: 0, concurrency: Number(options.concurrency), dryRunConcurrency: Number(options['dry-run-concurrency']), maxQueued: MAX_QUEUED,
+      dryRun: true, cooldownSeconds: 0, concurrency: Number(options.concurrency), dryRunConcurrency: Number(options['dry-run-concurrency']), maxQueued: MAX_QUEUED, executor: options.executor,
       rules: [{ match: { alertname: 'PostgresDeadTuplesHigh' }, remediation: 'postgres.vacuum', params: { target: '{{labels.target}}', database: '{{labels.database}}', table: '{{labels.schema}}.{{labels.table}}' } }],
     },
   }));
@@ -142,7 +144,7 @@ try {
     else for (const run of reply.data.accepted) accepted.add(run.runId);
   };
   log(`load average before: ${loadavg().map((load) => load.toFixed(2)).join(' ')} on ${cpus().length} CPUs`);
-  log(`webhook benchmark: ${RATE} req/s for ${DURATION}s, 1 alert per payload, ${TABLES} tables, remediation.dryRun: true, concurrency ${options.concurrency}, dryRunConcurrency ${options['dry-run-concurrency']}, maxQueued ${MAX_QUEUED}`);
+  log(`webhook benchmark: ${RATE} req/s for ${DURATION}s, 1 alert per payload, ${TABLES} tables, remediation.dryRun: true, concurrency ${options.concurrency}, dryRunConcurrency ${options['dry-run-concurrency']}, executor ${options.executor}, maxQueued ${MAX_QUEUED}`);
   const serverPid = child.pid ?? 0;
 
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });

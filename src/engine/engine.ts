@@ -7,6 +7,8 @@ import { errorMessage, type Logger } from '../log.js';
 import { describeIssues } from '../zod-issues.js';
 import { Connections } from '../systems/connections.js';
 import { RunFinisher } from './finish.js';
+import { InlineExecutor, type Executor } from './executor.js';
+import { ThreadExecutor } from './executor-thread.js';
 import { idempotencyKey } from './guards/idempotency.js';
 import { RunHistory } from './history.js';
 import type { RunRecord, RunStatus } from './journal.js';
@@ -52,6 +54,7 @@ export class Engine implements RunSubmitter, TickClaims {
   private readonly connections: Connections;
   private readonly history: RunHistory;
   private readonly finisher: RunFinisher;
+  private readonly executor: Executor;
   private readonly now: () => number;
   readonly metrics: RemediationMetrics;
   private closing = false;
@@ -65,9 +68,13 @@ export class Engine implements RunSubmitter, TickClaims {
     this.now = options.now ?? Date.now;
     this.metrics = new RemediationMetrics(options.registry ?? new Registry(), [...this.actions.keys()],
       (remediation) => this.history.circuitOpen(remediation, this.now()));
+    // The registry's actions on the real clock may run on the executor thread; actions or a clock
+    // given by the caller (tests) exist only on this thread.
+    const threaded = config.remediation.executor === 'thread' && options.actions === undefined && options.now === undefined;
+    this.executor = threaded ? new ThreadExecutor(config, log) : new InlineExecutor(config, this.connections, this.now);
     this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now);
     const pipeline = new RunPipeline({
-      config, log, connections: this.connections, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
+      config, log, executor: this.executor, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
       silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,
     });
     this.queue = new RunQueue(config.remediation, (job, controller) => pipeline.execute(job, controller));
@@ -255,6 +262,7 @@ export class Engine implements RunSubmitter, TickClaims {
     await this.queue.abortActive(new ShutDown('upkeep shut down'));
     await Promise.allSettled([...this.admitting, ...cancelling]);
     await this.leases?.stop();
+    await this.executor.close();
     await this.store.close();
     await this.connections.close();
   }

@@ -1,8 +1,7 @@
-import { PartialWork, type ActionContext, type AnyAction, type Risk } from '../actions/contract.js';
+import { PartialWork, type Risk } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
-import type { Connections } from '../systems/connections.js';
 import type { RunFinisher } from './finish.js';
 import { circuitRefusal } from './guards/circuit.js';
 import { cooldownRefusal } from './guards/cooldown.js';
@@ -12,8 +11,8 @@ import type { RunHistory } from './history.js';
 import type { RunRecord } from './journal.js';
 import { lockName, type Locks } from './locks.js';
 import type { RemediationMetrics } from './metrics.js';
+import type { Executor, RunSteps } from './executor.js';
 import type { Job } from './queue.js';
-import { RunConnections } from './run-connections.js';
 import type { AlertSilences } from './silences.js';
 import type { StateStore } from './state/store.js';
 import { ShutDown, Stop } from './stop.js';
@@ -26,7 +25,7 @@ type Step = <T>(work: Promise<T>) => Promise<T>;
 export interface PipelineParts {
   readonly config: Readonly<Config>;
   readonly log: Logger;
-  readonly connections: Connections;
+  readonly executor: Executor;
   readonly locks: Locks;
   readonly history: RunHistory;
   readonly silences: AlertSilences;
@@ -50,7 +49,6 @@ export class RunPipeline {
     const startedMs = now();
     const timeoutMs = (request.timeoutSeconds ?? config.remediation.timeoutSeconds) * 1000;
     const deadline = Date.now() + timeoutMs;
-    const connections = new RunConnections(config, this.parts.connections, deadline, config.remediation.lockTimeoutSeconds * 1000, log, job.record.id, job.record.dryRun);
     const runLog = log.child({ runId: job.record.id, remediation: action.name });
     // A long run's progress goes into its journal entry while it runs, and stays in the final one.
     let progress: Record<string, unknown> | undefined;
@@ -59,9 +57,9 @@ export class RunPipeline {
       record = { ...record, progress };
       void store.append(record).durable.catch((err: unknown) => runLog.warn({ err }, 'cannot journal the run\'s progress'));
     };
-    const context: ActionContext = { config, log: runLog, connections, signal: controller.signal, deadline, trigger: request.trigger, now, progress: report, memo: new Map() };
-    // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
-    controller.signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
+    const steps = this.parts.executor.open({
+      runId: job.record.id, action, dryRun: job.record.dryRun === true, deadline, trigger: request.trigger, log: runLog, signal: controller.signal, progress: report,
+    });
     const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
     let record: RunRecord = { ...job.record, status: 'running', startedAt: new Date(startedMs).toISOString() };
     metrics.running.inc({ remediation: action.name });
@@ -72,14 +70,14 @@ export class RunPipeline {
       record = { ...record, risk };
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
       if (automatic) await this.refuseAutomatic(action.name, risk, request.allowRisk);
-      const params = await step(action.resolve(job.params, context));
-      const lockSpec = action.lock(params, context.config);
+      const params = await step(steps.resolve(job.params));
+      const lockSpec = action.lock(params, config);
       const lockKey = lockName(action.name, lockSpec);
       record = { ...record, lockKey };
       const cooldown = await history.cooldownRemaining(lockKey, now());
       if (automatic && !record.dryRun && cooldown > 0) throw Stop.from(cooldownRefusal(lockKey, config.remediation.cooldownSeconds, cooldown));
       if (record.dryRun) {
-        record = await this.dryRun(record, action, params, context, step);
+        record = await this.dryRun(record, steps, params, step);
       } else {
         const acquiring = this.parts.locks.acquire(lockSpec, record.id, lockKey);
         const lock = await step(acquiring).catch((err: unknown) => {
@@ -93,7 +91,7 @@ export class RunPipeline {
         }
         const silenceId = await this.parts.silences.hold(request.alert, record, deadline, runLog);
         try {
-          record = await this.act(record, action, params, context, step, silenceId, (known) => { record = progress ? { ...known, progress } : known; });
+          record = await this.act(record, steps, params, step, silenceId, (known) => { record = progress ? { ...known, progress } : known; });
           if (progress) record = { ...record, progress };
         } finally {
           if (silenceId) await this.parts.silences.release(silenceId, runLog);
@@ -104,7 +102,7 @@ export class RunPipeline {
       record = stopped(record, err, controller.signal, runLog);
     } finally {
       clearTimeout(timer);
-      await connections.close(controller.signal.aborted);
+      await steps.close(controller.signal.aborted).catch((err: unknown) => runLog.error({ err }, 'cannot close the run\'s connections'));
       metrics.running.dec({ remediation: action.name });
     }
     // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.
@@ -121,28 +119,27 @@ export class RunPipeline {
   }
 
   /** A dry run: the exact plan, nothing executed, no lock and no silence. */
-  private async dryRun(record: RunRecord, action: AnyAction, params: unknown, context: ActionContext, step: Step): Promise<RunRecord> {
-    const check = await step(action.check(params, context));
-    const plan = await step(action.plan(params, context));
+  private async dryRun(record: RunRecord, steps: RunSteps, params: unknown, step: Step): Promise<RunRecord> {
+    const check = await step(steps.check(params));
+    const plan = await step(steps.plan(params));
     const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
     return { ...record, status: 'dry_run', check, plan: [...plan.steps], payload: plan.payload, reason };
   }
 
   /** Check, plan, run, verify. `progress` keeps what is known so far, so a failure is journalled with its plan. */
   private async act(
-    record: RunRecord, action: AnyAction, params: unknown, context: ActionContext,
-    step: Step, silenceId: string | null, progress: (record: RunRecord) => void,
+    record: RunRecord, steps: RunSteps, params: unknown, step: Step, silenceId: string | null, progress: (record: RunRecord) => void,
   ): Promise<RunRecord> {
     const withSilence = silenceId ? { ...record, silenceId } : record;
     progress(withSilence);
-    const check = await step(action.check(params, context));
+    const check = await step(steps.check(params));
     if (!check.proceed) return { ...withSilence, status: 'skipped', skipCode: 'condition', check, reason: `condition cleared: ${check.reason}` };
-    const plan = await step(action.plan(params, context));
+    const plan = await step(steps.plan(params));
     const planned = { ...withSilence, check, plan: [...plan.steps], payload: plan.payload };
     progress(planned);
     await journalBeforeActing(this.parts.store, planned);
-    const output = await step(action.run(params, plan.payload, context));
-    const verification = await step(action.verify(params, check, output, context));
+    const output = await step(steps.run(params, plan.payload));
+    const verification = await step(steps.verify(params, check, output));
     const verified = { ...planned, output: output.detail, verification };
     return verification.ok
       ? { ...verified, status: 'success' }

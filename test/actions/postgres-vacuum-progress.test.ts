@@ -16,7 +16,8 @@ t.test('a long vacuum writes its phase and heap blocks into its journal entry wh
   const server = await startTestPostgres(t);
   await slowVacuumTable(server, 'app', 'orders');
   const logger = bufferLogger('info');
-  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] } }), logger.log);
+  // On the executor thread, as `upkeep serve` runs it: the progress and the log lines cross from there.
+  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { executor: 'thread' } }), logger.log);
   const reply = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum', payload: { params: { target: 'main', database: 'app', table: 'orders', progressSeconds: 1 } } });
   t.equal(reply.statusCode, 202);
   const { runId } = z.object({ runId: z.string() }).parse(reply.json());

@@ -25,8 +25,12 @@ export const VACUUM_RULE = {
 };
 
 /** A validated config: the given object over a quiet base (no collectors, no cooldown). */
+// In-process tests run the actions' steps inline unless they ask for the thread: under the
+// TypeScript loader each executor thread compiles every module again (seconds of CPU per engine).
+// The thread is tested by test/engine/executor-thread.test.ts and, as users run it (the default),
+// by every test of the installed package in test/product/.
 export function testConfig(raw: Record<string, unknown>): Readonly<Config> {
-  const remediation = { cooldownSeconds: 0, ...(raw.remediation as Record<string, unknown> | undefined) };
+  const remediation = { cooldownSeconds: 0, executor: 'inline', ...(raw.remediation as Record<string, unknown> | undefined) };
   return configSchema.parse({ collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] }, ...raw, remediation });
 }
 

@@ -1,0 +1,156 @@
+import { Worker } from 'node:worker_threads';
+import { z } from 'zod';
+import { checkResultSchema, verifyResultSchema } from '../actions/contract.js';
+import type { Config } from '../config/schema.js';
+import { errorMessage, type Logger } from '../log.js';
+import type { Executor, RunSpec, RunSteps } from './executor.js';
+import { fromThreadSchema, planSchema, runOutputSchema, type FromThread, type STEPS, type ToThread } from './executor-protocol.js';
+import { fromStepError } from './step-errors.js';
+import { ShutDown } from './stop.js';
+
+// With no run open this long, the thread exits: an idle upkeep does not keep a second V8 heap.
+const IDLE_EXIT_MS = 60_000;
+// How long a closing engine waits for the thread to end its connections before terminating it.
+const EXIT_GRACE_MS = 5000;
+
+// A line of the thread's logger (every line it writes is a run's, so it has the run's id).
+const logLine = z.looseObject({
+  level: z.union([z.literal(10), z.literal(20), z.literal(30), z.literal(40), z.literal(50), z.literal(60)])
+    .transform((level) => ({ 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' } as const)[level]),
+  msg: z.string().optional(),
+  runId: z.string(),
+});
+
+type Step = typeof STEPS[number];
+interface Pending { resolve: (value: unknown) => void; reject: (err: Error) => void }
+
+/**
+ * Runs the actions' steps on a worker thread (executor-worker.ts), so the main event loop only
+ * admits, journals and acknowledges: a flood of runs reading the catalog no longer delays the
+ * 202 of the next webhook. The thread starts with the first run and exits after a minute without
+ * one. If it dies, the steps it had in hand fail (the runs are journalled as failures and their
+ * alerts given back) and the next run starts a new one.
+ */
+export class ThreadExecutor implements Executor {
+  private worker: Worker | null = null;
+  private readonly calls = new Map<number, Pending>();
+  /** The open runs, each with the thread it was opened on. */
+  private readonly runs = new Map<string, { spec: RunSpec; worker: Worker }>();
+  private nextCall = 1;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly config: Readonly<Config>, private readonly log: Logger) {}
+
+  open(spec: RunSpec): RunSteps {
+    const { runId } = spec;
+    clearTimeout(this.idleTimer);
+    const worker = this.thread();
+    this.runs.set(runId, { spec, worker });
+    // While a run is open the thread keeps the process alive (`upkeep run` waits for its answer).
+    worker.ref();
+    worker.postMessage({ type: 'open', runId, remediation: spec.action.name, dryRun: spec.dryRun, deadline: spec.deadline, trigger: spec.trigger } satisfies ToThread);
+    spec.signal.addEventListener('abort', () => {
+      const { reason } = spec.signal;
+      if (this.worker === worker) worker.postMessage({ type: 'abort', runId, shutdown: reason instanceof ShutDown, message: errorMessage(reason) } satisfies ToThread);
+    }, { once: true });
+    const call = (step: Step, ...args: unknown[]) => this.call(runId, step, args);
+    return {
+      resolve: (params) => call('resolve', params),
+      check: async (params) => checkResultSchema.parse(await call('check', params)),
+      plan: async (params) => planSchema.parse(await call('plan', params)),
+      run: async (params, payload) => runOutputSchema.parse(await call('run', params, payload)),
+      verify: async (params, before, output) => verifyResultSchema.parse(await call('verify', params, before, output)),
+      close: async (aborted) => {
+        try {
+          await call('close', aborted);
+        } finally {
+          this.runs.delete(runId);
+          if (this.runs.size === 0) {
+            this.worker?.unref();
+            this.idleTimer = setTimeout(() => { void this.exit(); }, IDLE_EXIT_MS).unref();
+          }
+        }
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    await this.exit();
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL('./executor-worker.js', import.meta.url), { workerData: { config: this.config, level: this.log.level } });
+    worker.on('message', (raw: unknown) => {
+      try {
+        this.receive(raw);
+      } catch (err) {
+        this.log.error({ err }, 'unreadable message from the executor thread');
+      }
+    });
+    worker.on('error', (err) => this.lost(worker, err));
+    worker.on('exit', (code) => this.lost(worker, new Error(`it exited with code ${code}`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  private call(runId: string, step: Step, args: unknown[]): Promise<unknown> {
+    const worker = this.runs.get(runId)?.worker;
+    // The run's thread died: nothing of it is left to close, and no other step can run.
+    if (worker !== this.worker || !worker) return step === 'close' ? Promise.resolve() : Promise.reject(new Error('the executor thread stopped'));
+    const callId = this.nextCall++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(callId, { resolve, reject });
+      worker.postMessage({ type: 'call', runId, callId, step, args } satisfies ToThread);
+    });
+  }
+
+  private receive(raw: unknown): void {
+    const message: FromThread = fromThreadSchema.parse(raw);
+    switch (message.type) {
+      case 'result':
+      case 'failed': {
+        const pending = this.calls.get(message.callId);
+        this.calls.delete(message.callId);
+        if (message.type === 'result') pending?.resolve(message.value);
+        else pending?.reject(fromStepError(message.error));
+        return;
+      }
+      case 'progress':
+        this.runs.get(message.runId)?.spec.progress(message.detail);
+        return;
+      case 'log':
+        this.relog(message.line);
+    }
+  }
+
+  /** A run's log line from the thread, logged by the run's own logger (its bindings, this process's destination). */
+  private relog(line: string): void {
+    const { level, msg, runId, time: _time, pid: _pid, hostname: _hostname, ...fields } = logLine.parse(JSON.parse(line));
+    // A line written after its run closed (a late timer) still names the run.
+    (this.runs.get(runId)?.spec.log ?? this.log.child({ runId }))[level](fields, msg);
+  }
+
+  /** The thread is gone: the steps it had in hand fail, and the next run starts a new one. */
+  private lost(worker: Worker, err: Error): void {
+    if (this.worker !== worker) return;
+    this.worker = null;
+    if (this.calls.size === 0) return;
+    this.log.error({ err }, 'the executor thread stopped with runs in hand; their steps fail');
+    for (const pending of this.calls.values()) pending.reject(new Error(`the executor thread stopped: ${errorMessage(err)}`));
+    this.calls.clear();
+  }
+
+  private async exit(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    // A run opened from now on starts a new thread rather than talk to one that is leaving.
+    this.worker = null;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.postMessage({ type: 'exit' } satisfies ToThread);
+    const timer = setTimeout(() => { void worker.terminate(); }, EXIT_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,78 @@
+import type { ActionContext, AnyAction, CheckResult, Plan, RunOutput, Trigger, VerifyResult } from '../actions/contract.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Connections } from '../systems/connections.js';
+import { RunConnections } from './run-connections.js';
+
+/** What the pipeline tells an executor about one run. */
+export interface RunSpec {
+  readonly runId: string;
+  readonly action: AnyAction;
+  readonly dryRun: boolean;
+  /** Epoch milliseconds by which the run must be finished. */
+  readonly deadline: number;
+  readonly trigger: Trigger;
+  readonly log: Logger;
+  /** Aborted at the deadline or at shutdown: the run's work is cancelled where it runs. */
+  readonly signal: AbortSignal;
+  /** A long run's progress, kept in its journal entry. */
+  readonly progress: (detail: Readonly<Record<string, unknown>>) => void;
+}
+
+/** An action's steps for one run, with the run's context (connections, memo, signal) bound. */
+export interface RunSteps {
+  resolve(params: unknown): Promise<unknown>;
+  check(params: unknown): Promise<CheckResult>;
+  plan(params: unknown): Promise<Plan<unknown>>;
+  run(params: unknown, payload: unknown): Promise<RunOutput>;
+  verify(params: unknown, before: CheckResult, output: RunOutput): Promise<VerifyResult>;
+  /** Lets the run's connections go (a dry run's back to their pool, unless `aborted`). */
+  close(aborted: boolean): Promise<void>;
+}
+
+/**
+ * Where the actions' steps execute: on the engine's own event loop (InlineExecutor), or on a
+ * worker thread (ThreadExecutor, remediation.executor: thread), so that acknowledging a webhook
+ * never waits behind a run's catalog reads. The guards (journal, locks, cooldown, circuit) stay
+ * in the pipeline either way.
+ */
+export interface Executor {
+  open(spec: RunSpec): RunSteps;
+  close(): Promise<void>;
+}
+
+/** The run's context as an action sees it: its connections, its memo, its signal. */
+export function runContext(config: Readonly<Config>, shared: Connections, spec: RunSpec, now: () => number): { context: ActionContext; connections: RunConnections } {
+  const { runId, dryRun, deadline, trigger, log, signal, progress } = spec;
+  const connections = new RunConnections(config, shared, deadline, config.remediation.lockTimeoutSeconds * 1000, log, runId, dryRun);
+  // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
+  signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
+  const context: ActionContext = { config, log, connections, signal, deadline, trigger, now, progress, memo: new Map() };
+  return { context, connections };
+}
+
+/** The steps of one action bound to one context. */
+export function boundSteps(action: AnyAction, context: ActionContext, connections: RunConnections): RunSteps {
+  return {
+    resolve: (params) => action.resolve(params, context),
+    check: (params) => action.check(params, context),
+    plan: (params) => action.plan(params, context),
+    run: (params, payload) => action.run(params, payload, context),
+    verify: (params, before, output) => action.verify(params, before, output, context),
+    close: (aborted) => connections.close(aborted),
+  };
+}
+
+/** Runs the steps on the engine's event loop: for an engine given its own actions or clock (tests), and remediation.executor: inline. */
+export class InlineExecutor implements Executor {
+  constructor(private readonly config: Readonly<Config>, private readonly shared: Connections, private readonly now: () => number) {}
+
+  open(spec: RunSpec): RunSteps {
+    const { context, connections } = runContext(this.config, this.shared, spec, this.now);
+    return boundSteps(spec.action, context, connections);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,146 @@
+import t from 'tap';
+import { vacuum } from '../../src/actions/postgres.js';
+import { filesCleanup } from '../../src/actions/files-cleanup.js';
+import type { AnyAction, Trigger } from '../../src/actions/contract.js';
+import { InlineExecutor, type Executor, type RunSpec } from '../../src/engine/executor.js';
+import { ThreadExecutor } from '../../src/engine/executor-thread.js';
+import { ShutDown } from '../../src/engine/stop.js';
+import { ValidationError } from '../../src/errors.js';
+import { Connections } from '../../src/systems/connections.js';
+import { bufferLogger } from '../fixtures/log.js';
+import { waitFor } from '../fixtures/ports.js';
+import { testConfig } from '../actions/context.js';
+import { slowVacuumTable, startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// remediation.executor: thread runs the actions' steps on a worker thread. What a run sees must
+// not depend on where its steps ran: same answers, same error classes, same log lines, and its
+// signal still cancels the work where it runs.
+
+const server = await startTestPostgres(t);
+await tableWithDeadTuples(server, 'postgres', 'orders');
+await slowVacuumTable(server, 'slow', 'big');
+const root = await mkdtemp(join(tmpdir(), 'upkeep-executor-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
+const config = testConfig({
+  state: { dir: root },
+  targets: { postgres: [{ name: 'main', url: server.url('postgres') }], files: [{ name: 'tmp', dir: join(root, 'files'), pattern: '*.tmp' }] },
+});
+
+function spec(action: AnyAction, log: RunSpec['log'], options: { dryRun?: boolean; trigger?: Trigger; signal?: AbortSignal; progress?: RunSpec['progress'] } = {}): RunSpec {
+  return {
+    runId: `run-${Math.random().toString(36).slice(2)}`, action, dryRun: options.dryRun ?? false, deadline: Date.now() + 60_000,
+    trigger: options.trigger ?? 'manual', log, signal: options.signal ?? new AbortController().signal, progress: options.progress ?? (() => undefined),
+  };
+}
+
+/** A dry run's steps as the pipeline calls them. */
+async function dryRun(executor: Executor, params: unknown, log: RunSpec['log']): Promise<unknown> {
+  const steps = executor.open(spec(vacuum, log, { dryRun: true }));
+  try {
+    const resolved = await steps.resolve(params);
+    return { resolved, check: await steps.check(resolved), plan: await steps.plan(resolved) };
+  } finally {
+    await steps.close(false);
+  }
+}
+
+t.test('a dry run on the thread gives what it gives inline, and refusals keep their class', async (t) => {
+  const logger = bufferLogger();
+  const connections = new Connections(config);
+  t.teardown(() => connections.close());
+  const inline = new InlineExecutor(config, connections, Date.now);
+  const thread = new ThreadExecutor(config, logger.log);
+  t.teardown(() => thread.close());
+  const params = vacuum.params.parse({ target: 'main', database: 'postgres', table: 'ORDERS' });
+  const there = await dryRun(thread, params, logger.log);
+  const here = await dryRun(inline, params, logger.log);
+  t.same(there, here);
+  t.match(there, { resolved: { table: '"public"."orders"' }, check: { proceed: true }, plan: { steps: [{ kind: 'sql', detail: 'VACUUM (ANALYZE) "public"."orders"' }] } });
+
+  const unknown = vacuum.params.parse({ target: 'main', database: 'postgres', table: 'no_such_table' });
+  const refusals = await Promise.all([thread, inline].map((executor) => dryRun(executor, unknown, logger.log).then(() => null, (err: unknown) => err)));
+  t.ok(refusals.every((err) => err instanceof ValidationError), 'a ValidationError on the thread is one here (the run is rejected, not failed)');
+  t.equal(refusals[0] instanceof Error && refusals[0].message, refusals[1] instanceof Error && refusals[1].message);
+  t.equal(logger.text(), '', 'nothing logged');
+});
+
+t.test('a real run on the thread: its log lines carry the run\'s bindings, its progress reaches the pipeline, and it closes', async (t) => {
+  const dir = join(root, 'files');
+  await mkdir(dir, { recursive: true });
+  const old = new Date(Date.now() - 3 * 86_400_000);
+  for (const name of ['a.tmp', 'b.tmp']) {
+    await writeFile(join(dir, name), 'x'.repeat(100));
+    await utimes(join(dir, name), old, old);
+  }
+  const logger = bufferLogger();
+  const thread = new ThreadExecutor(config, logger.log);
+  t.teardown(() => thread.close());
+  const runLog = logger.log.child({ runId: 'r1', remediation: 'files.cleanup' });
+  const steps = thread.open({ ...spec(filesCleanup, runLog), runId: 'r1' });
+  const params = await steps.resolve(filesCleanup.params.parse({ name: 'tmp', olderThanHours: 24 }));
+  const check = await steps.check(params);
+  const plan = await steps.plan(params);
+  const output = await steps.run(params, plan.payload);
+  const verified = await steps.verify(params, check, output);
+  await steps.close(false);
+  t.equal(verified.ok, true, verified.detail);
+  t.same(await readdir(dir), []);
+  const lines = logger.lines().map(({ time: _time, pid: _pid, hostname: _hostname, ...rest }) => rest);
+  t.same(lines, [{ level: 30, runId: 'r1', remediation: 'files.cleanup', name: 'tmp', deleted: 2, freedBytes: 200, msg: 'cleanup finished' }]);
+
+  const progress: Array<Readonly<Record<string, unknown>>> = [];
+  const vacuumRun = thread.open(spec(vacuum, logger.log, { progress: (detail) => progress.push(detail) }));
+  const slowParams = await vacuumRun.resolve(vacuum.params.parse({ target: 'main', database: 'slow', table: 'big', progressSeconds: 1 }));
+  // target main watches every database (databases: auto), so `slow` is in scope.
+  const slowCheck = await vacuumRun.check(slowParams);
+  const slowPlan = await vacuumRun.plan(slowParams);
+  await vacuumRun.run(slowParams, slowPlan.payload);
+  await vacuumRun.close(false);
+  t.equal(slowCheck.proceed, true);
+  t.ok(progress.length > 0, 'progress crossed from the thread');
+  t.match(progress[0], { statement: 'VACUUM (ANALYZE) "public"."big"', heapBlocks: Number });
+  t.equal((await tableStats(server, 'slow', 'big')).deadTuples, 0);
+});
+
+t.test('aborting the signal cancels the statement where it runs, on the thread, and the error comes back with its SQLSTATE', async (t) => {
+  await server.query('delete from big where id % 3 = 0', [], 'slow');
+  const logger = bufferLogger();
+  const thread = new ThreadExecutor(config, logger.log);
+  t.teardown(() => thread.close());
+  const controller = new AbortController();
+  const steps = thread.open(spec(vacuum, logger.log, { signal: controller.signal }));
+  const params = await steps.resolve(vacuum.params.parse({ target: 'main', database: 'slow', table: 'big' }));
+  const plan = await steps.plan(params);
+  const running = steps.run(params, plan.payload).then(() => null, (err: unknown) => err);
+  await waitFor('the vacuum running', async () => {
+    const rows = await server.query("select pid from pg_stat_activity where query like 'VACUUM%' and state = 'active'");
+    if (rows.length === 0) throw new Error('not yet');
+  });
+  controller.abort(new ShutDown('upkeep shut down'));
+  // The pipeline reads a run cut off at shutdown as interrupted from its own signal; the step's error is the cancellation.
+  t.match(await running, { message: 'canceling statement due to user request', code: '57014' });
+  await steps.close(true);
+  await waitFor('the vacuum gone', async () => {
+    const rows = await server.query("select pid from pg_stat_activity where query like 'VACUUM%' and state = 'active'");
+    if (rows.length > 0) throw new Error('still running');
+  });
+  t.pass('no vacuum left running on the server');
+});
+
+t.test('a thread that dies fails the steps it had in hand, says so once, and the next run gets a new thread', async (t) => {
+  const logger = bufferLogger();
+  const thread = new ThreadExecutor(config, logger.log);
+  t.teardown(() => thread.close());
+  // An action the thread's registry does not have: opening it there throws, which ends the thread.
+  const stranger: AnyAction = { ...vacuum, name: 'no.such.action' };
+  const steps = thread.open(spec(stranger, logger.log));
+  await t.rejects(steps.resolve({}), /^the executor thread stopped: /);
+  await t.rejects(steps.check({}), /^the executor thread stopped$/, 'no later step of the run goes to the new thread');
+  await steps.close(true);
+  t.match(logger.lines(), [{ level: 50, msg: 'the executor thread stopped with runs in hand; their steps fail', err: { message: /unknown remediation no\.such\.action/ } }]);
+  const again = await dryRun(thread, vacuum.params.parse({ target: 'main', database: 'postgres', table: 'orders' }), logger.log);
+  t.match(again, { check: { proceed: Boolean } }, 'a new thread answers');
+});

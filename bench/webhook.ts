@@ -111,6 +111,19 @@ function payload(n: number, alertname = 'PostgresDeadTuplesHigh'): string {
   return JSON.stringify({ ...fixture, commonLabels: labels, groupLabels: labels, alerts: [{ ...alert, labels, fingerprint: n.toString(16).padStart(16, '0'), startsAt: new Date().toISOString() }] });
 }
 
+async function stopServer(): Promise<void> {
+  if (child?.pid === undefined || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child?.once('exit', resolve));
+  process.kill(child.pid, 'SIGTERM');
+  await exited;
+}
+
+/** Transactions committed and rolled back in every database so far (the bench's own reads add one each). */
+async function transactions(): Promise<number> {
+  const [row] = await postgres.query<{ n: string }>('select sum(xact_commit + xact_rollback)::text as n from pg_stat_database');
+  return Number(row?.n ?? 0);
+}
+
 const root = await mkdtemp(join(tmpdir(), 'upkeep-bench-webhook-'));
 const postgres = await startPostgres({ settings: { autovacuum: 'off' } });
 let child: ReturnType<typeof spawn> | null = null;
@@ -168,6 +181,7 @@ try {
 
   // Steady load: one POST every 1000/RATE ms, open loop; latency counts from the scheduled send time.
   const cpuBefore = await cpuSeconds(serverPid);
+  const transactionsBefore = await transactions();
   const steady = await paced(RATE, DURATION, async () => {
     const { status, body } = await post(agent, port, payload(sent++));
     record(status, body);
@@ -236,6 +250,11 @@ try {
   // Dry runs finished per second from the first steady request until the queue was empty.
   const drainRate = (accepted.size - pending) / (steady.seconds + (BURST_SECONDS > 0 ? BURST_SECONDS : 0) + drainSeconds);
   log(`drain rate:           ${drainRate.toFixed(0)} runs/s (finished runs / seconds from the first steady request to an empty queue, or to the 5-minute limit)`);
+  // Round trips to PostgreSQL per dry run, from the server's own count: it does not move with the
+  // load. Read after upkeep stops, when every session has ended and flushed its statistics.
+  await stopServer();
+  const used = await transactions() - transactionsBefore;
+  log(`PostgreSQL:           ${used} transactions (statements outside a transaction block), ${(used / Math.max(1, accepted.size - pending)).toFixed(2)} per finished run`);
   const steadyP99 = Number(percentile(steady.latencies, 99));
   const note = `${RATE} req/s for ${DURATION}s`;
   const goals = [
@@ -250,11 +269,7 @@ try {
     await recordGoal(goal);
   }
 } finally {
-  if (child?.pid !== undefined && child.exitCode === null) {
-    const exited = new Promise((resolve) => child?.once('exit', resolve));
-    process.kill(child.pid, 'SIGTERM');
-    await exited;
-  }
+  await stopServer();
   await postgres.destroy();
   await rm(root, { recursive: true, force: true });
 }

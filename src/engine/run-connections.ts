@@ -14,6 +14,32 @@ interface TrackedClient {
   broken: boolean;
 }
 
+interface Timeouts { readonly statementMs: number; readonly lockMs: number }
+
+// What each pooled dry-run session's statement_timeout and lock_timeout were last set to.
+const POOLED_TIMEOUTS = new WeakMap<pg.Client, Timeouts>();
+
+/**
+ * A pooled session whose timeouts, set for an earlier dry run, already end every statement before
+ * this run's deadline, and at most a tenth of its time sooner, keeps them: one round trip less per
+ * session a dry run borrows (a third of a dry run's statements were these settings). A dry run
+ * only reads the catalog, in statements of milliseconds, so ending them a little early costs nothing.
+ */
+function boundEnough(kept: Timeouts | undefined, wanted: Timeouts): boolean {
+  const within = (have: number, want: number) => have <= want && have >= want * 0.9;
+  return kept !== undefined && within(kept.statementMs, wanted.statementMs) && within(kept.lockMs, wanted.lockMs);
+}
+
+/** Sets the session's timeouts (and remembers them, for a pooled one); its backend's pid. */
+async function setTimeouts(client: pg.Client, timeouts: Timeouts): Promise<number> {
+  const result = await client.query<{ pid: number }>(
+    "select pg_backend_pid() as pid, set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
+    [`${timeouts.statementMs}ms`, `${timeouts.lockMs}ms`],
+  );
+  POOLED_TIMEOUTS.set(client, timeouts);
+  return result.rows[0]?.pid ?? 0;
+}
+
 /** The application_name of the pooled sessions dry runs read the catalog with. */
 export const DRY_RUN_APPLICATION = 'upkeep-dry-run';
 
@@ -86,16 +112,13 @@ export class RunConnections extends Connections {
     if (reusable) return reusable.client;
     const { client, close } = await this.open(target, database, applicationName);
     const remainingMs = Math.max(1, Math.floor(this.deadline - Date.now()));
-    const lockTimeoutMs = Math.min(remainingMs, this.lockTimeoutMs);
+    const timeouts = { statementMs: remainingMs, lockMs: Math.min(remainingMs, this.lockTimeoutMs) };
     try {
       // Bounded by this run's deadline, also on a pooled session: no statement outlives the run.
-      const result = await client.query<{ pid: number }>(
-        "select pg_backend_pid() as pid, set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
-        [`${remainingMs}ms`, `${lockTimeoutMs}ms`],
-      );
+      const pid = this.dryRun && boundEnough(POOLED_TIMEOUTS.get(client), timeouts) ? 0 : await setTimeouts(client, timeouts);
       const onError = () => { entry.broken = true; };
       const entry: TrackedClient = {
-        client, target, database, pid: result.rows[0]?.pid ?? 0, broken: false,
+        client, target, database, pid, broken: false,
         close: (aborted) => {
           client.off('error', onError);
           return close(entry.broken || aborted);

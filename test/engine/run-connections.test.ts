@@ -102,3 +102,27 @@ t.test('a session whose timeouts cannot be set is not handed out, and a pooled o
     if (left.length > 0) throw new Error(`still open: ${JSON.stringify(left)}`);
   });
 });
+
+t.test("a pooled session keeps the timeouts an earlier dry run set when they end its statements before its deadline, at most a tenth sooner", async (t) => {
+  const server = await startTestPostgres(t);
+  const config = testConfig({ targets: { postgres: [{ name: 'main', url: server.url('postgres') }] } });
+  const shared = new Connections(config);
+  t.teardown(() => shared.close());
+  const timeoutOf = async (deadlineInMs: number) => {
+    const connections = new RunConnections(config, shared, Date.now() + deadlineInMs, 30_000, bufferLogger().log, `run-${deadlineInMs}`, true);
+    const client = await connections.postgres('main', 'postgres');
+    const { rows: [row] } = await client.query<{ pid: number; ms: string }>("select pg_backend_pid() as pid, setting as ms from pg_settings where name = 'statement_timeout'");
+    await connections.close();
+    if (!row) throw new Error('no row');
+    return { pid: row.pid, ms: Number(row.ms) };
+  };
+  const first = await timeoutOf(60_000);
+  t.ok(first.ms > 55_000 && first.ms <= 60_000, `set for the first run: ${first.ms} ms`);
+  const kept = await timeoutOf(62_000);
+  t.same(kept, first, "the next run's deadline is later and within a tenth: the same session keeps the same timeout, no SET");
+  const shorter = await timeoutOf(30_000);
+  t.equal(shorter.pid, first.pid, 'the same pooled session');
+  t.ok(shorter.ms <= 30_000, `a run with less time left sets its own: ${shorter.ms} ms`);
+  const longer = await timeoutOf(200_000);
+  t.ok(longer.ms > 180_000, `and a run with far more time left does too, rather than end its statements early: ${longer.ms} ms`);
+});

@@ -155,7 +155,7 @@ export const configSchema = z.strictObject({
     dryRunConcurrency: z.number().int().min(1).max(64).default(4),
     // Where the actions' steps execute: `thread`, a worker thread, so acknowledging webhooks and
     // serving /metrics never wait behind runs (the guards and the journal stay on the main
-    // thread); `inline`, the main event loop, saving the thread's memory (~10 MB while runs go on).
+    // thread); `inline`, the main event loop, saving the thread's memory (~21 MB while it lives).
     executor: z.enum(['thread', 'inline']).default('thread'),
     // Runs waiting for a free slot; beyond it POST /alertmanager and POST /remediations answer 429.
     maxQueued: count(1000),

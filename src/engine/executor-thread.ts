@@ -81,7 +81,10 @@ export class ThreadExecutor implements Executor {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./executor-worker.js', import.meta.url), { workerData: { config: this.config, level: this.log.level } });
+    // A young generation of 3 MB instead of V8's 16: the thread's steps keep little alive between
+    // scavenges, and a serving upkeep measured 21–22 MB more RSS with the thread (26–27 MB unlimited).
+    const resourceLimits = { maxYoungGenerationSizeMb: 3 };
+    const worker = new Worker(new URL('./executor-worker.js', import.meta.url), { workerData: { config: this.config, level: this.log.level }, resourceLimits });
     worker.on('message', (raw: unknown) => {
       try {
         this.receive(raw);

@@ -21,8 +21,12 @@ const logLine = z.looseObject({
   runId: z.string(),
 });
 
+// The thread's entry beside this file: compiled, or the TypeScript source when run through a loader
+// (tsx maps an import of `.js` to its `.ts` source, but not a thread's entry point).
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './executor-worker.ts' : './executor-worker.js', import.meta.url);
+
 type Step = typeof STEPS[number];
-interface Pending { resolve: (value: unknown) => void; reject: (err: Error) => void }
+interface Pending { step: Step; resolve: (value: unknown) => void; reject: (err: Error) => void }
 
 /**
  * Runs the actions' steps on a worker thread (executor-worker.ts), so the main event loop only
@@ -84,7 +88,7 @@ export class ThreadExecutor implements Executor {
     // A young generation of 3 MB instead of V8's 16: the thread's steps keep little alive between
     // scavenges, and a serving upkeep measured 21–22 MB more RSS with the thread (26–27 MB unlimited).
     const resourceLimits = { maxYoungGenerationSizeMb: 3 };
-    const worker = new Worker(new URL('./executor-worker.js', import.meta.url), { workerData: { config: this.config, level: this.log.level }, resourceLimits });
+    const worker = new Worker(WORKER_URL, { workerData: { config: this.config, level: this.log.level }, resourceLimits });
     worker.on('message', (raw: unknown) => {
       try {
         this.receive(raw);
@@ -104,7 +108,7 @@ export class ThreadExecutor implements Executor {
     if (worker !== this.worker || !worker) return step === 'close' ? Promise.resolve() : Promise.reject(new Error('the executor thread stopped'));
     const callId = this.nextCall++;
     return new Promise((resolve, reject) => {
-      this.calls.set(callId, { resolve, reject });
+      this.calls.set(callId, { step, resolve, reject });
       worker.postMessage({ type: 'call', runId, callId, step, args } satisfies ToThread);
     });
   }
@@ -141,7 +145,11 @@ export class ThreadExecutor implements Executor {
     this.worker = null;
     if (this.calls.size === 0) return;
     this.log.error({ err }, 'the executor thread stopped with runs in hand; their steps fail');
-    for (const pending of this.calls.values()) pending.reject(new Error(`the executor thread stopped: ${errorMessage(err)}`));
+    // A run's connections died with the thread: closing them is done.
+    for (const pending of this.calls.values()) {
+      if (pending.step === 'close') pending.resolve(undefined);
+      else pending.reject(new Error(`the executor thread stopped: ${errorMessage(err)}`));
+    }
     this.calls.clear();
   }
 

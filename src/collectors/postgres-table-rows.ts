@@ -1,21 +1,35 @@
 import { blockRow } from './framework/block.js';
 import type { BlockRow } from './framework/types.js';
+import type { TableName } from './postgres-table-columns.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
+
+/** An exported table: its names and its label row, kept. */
+interface Entry extends TableName {
+  readonly row: BlockRow;
+  used: number;
+}
 
 /**
  * The label rows of one database's tables (target, database, schema, table and their exposition
  * text), made the first time a table is exported and kept while it is: a collection of 10,000
  * tables then makes no label string or text of its own, and what it publishes (kept until the next
  * scrape, long enough to be promoted to the old generation) is a few typed arrays and references.
+ * The kept names also stand for the names a reading returns (`find`), so a reading holds no
+ * strings of its own between its queries' round trips.
  */
 export class TableRows {
-  private rows = new Map<string, Map<string, { row: BlockRow; used: number }>>();
+  private rows = new Map<string, Map<string, Entry>>();
   private count = 0;
   private collection = 0;
   private usedNow = 0;
 
   constructor(private readonly target: string, private readonly database: string) {}
+
+  /** The kept names of a table exported before (not marked as used), or undefined. */
+  find(schema: string, table: string): TableName | undefined {
+    return this.rows.get(schema)?.get(table);
+  }
 
   /** The row of a table, marked as used by the current collection. */
   row(schema: string, table: string): BlockRow {
@@ -26,7 +40,7 @@ export class TableRows {
     }
     let entry = tables.get(table);
     if (!entry) {
-      entry = { row: blockRow(TABLE, [this.target, this.database, schema, table]), used: -1 };
+      entry = { schema, table, row: blockRow(TABLE, [this.target, this.database, schema, table]), used: -1 };
       tables.set(table, entry);
       this.count += 1;
     }

@@ -29,3 +29,19 @@ t.test('rows no collection used are forgotten once they are most of the rows', a
   rows.endCollection();
   t.equal(rows.row('public', 't0'), kept);
 });
+
+t.test('find names a table exported before without marking it used', async (t) => {
+  const rows = new TableRows('main', 'app');
+  t.equal(rows.find('public', 'a'), undefined, 'not exported yet');
+  rows.row('public', 'a');
+  const found = rows.find('public', 'a');
+  t.same(found && { schema: found.schema, table: found.table }, { schema: 'public', table: 'a' });
+  t.equal(rows.find('public', 'a'), found, 'the same kept names every time');
+  t.equal(rows.find('other', 'a'), undefined);
+  for (let i = 0; i < 300; i += 1) rows.row('public', `t${i}`);
+  rows.endCollection();
+  t.ok(rows.find('public', 'a'));
+  rows.row('public', 't0');
+  rows.endCollection();
+  t.equal(rows.find('public', 'a'), undefined, 'found but not used: forgotten like any unused row');
+});

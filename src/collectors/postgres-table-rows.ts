@@ -5,9 +5,8 @@ import type { TableName } from './postgres-table-columns.js';
 const TABLE = ['target', 'database', 'schema', 'table'];
 
 /** An exported table: its names and its label row, kept. */
-interface Entry extends TableName {
-  readonly row: BlockRow;
-  used: number;
+class KeptTable implements TableName {
+  constructor(readonly owner: TableRows, readonly schema: string, readonly table: string, readonly row: BlockRow, public used: number) {}
 }
 
 /**
@@ -19,7 +18,7 @@ interface Entry extends TableName {
  * strings of its own between its queries' round trips.
  */
 export class TableRows {
-  private rows = new Map<string, Map<string, Entry>>();
+  private rows = new Map<string, Map<string, KeptTable>>();
   private count = 0;
   private collection = 0;
   private usedNow = 0;
@@ -31,6 +30,18 @@ export class TableRows {
     return this.rows.get(schema)?.get(table);
   }
 
+  /**
+   * The row of a table, marked as used by the current collection; from the kept names `find` gave
+   * during this collection, without looking them up again.
+   */
+  rowOf(name: TableName): BlockRow {
+    if (name instanceof KeptTable && name.owner === this) {
+      this.use(name);
+      return name.row;
+    }
+    return this.row(name.schema, name.table);
+  }
+
   /** The row of a table, marked as used by the current collection. */
   row(schema: string, table: string): BlockRow {
     let tables = this.rows.get(schema);
@@ -40,15 +51,18 @@ export class TableRows {
     }
     let entry = tables.get(table);
     if (!entry) {
-      entry = { schema, table, row: blockRow(TABLE, [this.target, this.database, schema, table]), used: -1 };
+      entry = new KeptTable(this, schema, table, blockRow(TABLE, [this.target, this.database, schema, table]), -1);
       tables.set(table, entry);
       this.count += 1;
     }
-    if (entry.used !== this.collection) {
-      entry.used = this.collection;
-      this.usedNow += 1;
-    }
+    this.use(entry);
     return entry.row;
+  }
+
+  private use(entry: KeptTable): void {
+    if (entry.used === this.collection) return;
+    entry.used = this.collection;
+    this.usedNow += 1;
   }
 
   /**

@@ -8,7 +8,7 @@ import { selectTables, type TableFilter } from './postgres-tables.js';
 import { AUTOVACUUM_COLUMNS, AUTOVACUUM_FAMILIES } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
 import { readTableXidAges } from './postgres-wraparound.js';
-import { selectTop, type Selection, type TableColumns } from './postgres-table-columns.js';
+import { selectTop, type Selection, type TableColumns, type TableName } from './postgres-table-columns.js';
 import type { BlockRow, CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
@@ -71,7 +71,7 @@ class PostgresCollector implements CollectorInstance {
     // Every database failing means the server (or our access to it) is down: the target is down.
     if (failures.length === outcomes.length && failures[0]) throw failures[0];
     const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
-    const row = (database: string, schema: string, table: string) => this.connection(database).rows.row(schema, table);
+    const row = (database: string, table: TableName) => this.connection(database).rows.rowOf(table);
     const result = postgresResult({ target: this.target, tables: this.config.tables, row }, databases, results, serverReadings);
     for (const database of databases) this.connection(database).rows.endCollection();
     return result;
@@ -140,7 +140,7 @@ class PostgresCollector implements CollectorInstance {
 export interface PostgresView {
   readonly target: string;
   readonly tables: TableFilter;
-  readonly row: (database: string, schema: string, table: string) => BlockRow;
+  readonly row: (database: string, table: TableName) => BlockRow;
 }
 
 /**
@@ -202,10 +202,7 @@ function tableBlock(view: PostgresView, tables: Selection, results: readonly Dat
 /** The label rows of the selected tables. */
 function blockRows(view: PostgresView, selection: Selection): BlockRow[] {
   const rows: BlockRow[] = [];
-  for (let i = 0; i < selection.length; i += 1) {
-    const { schema, table } = selection.name(i);
-    rows.push(view.row(selection.database(i), schema, table));
-  }
+  for (let i = 0; i < selection.length; i += 1) rows.push(view.row(selection.database(i), selection.name(i)));
   return rows;
 }
 

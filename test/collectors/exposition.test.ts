@@ -7,7 +7,7 @@ import type { CollectorInstance, CollectorModule } from '../../src/collectors/fr
 import { postgres, postgresResult, type DatabaseResult } from '../../src/collectors/postgres.js';
 import { TableRows } from '../../src/collectors/postgres-table-rows.js';
 import { TABLE_STAT_COLUMNS, tableKey } from '../../src/collectors/postgres-queries.js';
-import { TableColumns } from '../../src/collectors/postgres-table-columns.js';
+import { TableColumns, type TableName } from '../../src/collectors/postgres-table-columns.js';
 import { bufferLogger } from '../fixtures/log.js';
 
 // The exposition of a fixed catalog reading, byte for byte: families, order, label escaping and
@@ -58,7 +58,7 @@ async function render(): Promise<{ text: string; registry: Registry }> {
   new Gauge({ name: 'test_before', help: 'Registered before the collectors.', labelNames: ['version'], registers: [registry] }).set({ version: '1.2.3' }, 1);
   const filter = { include: [], exclude: ['audit.zeta'], minDeadTuples: 1, limit: 9 };
   const rows = new Map(['app', 'billing'].map((database) => [database, new TableRows('main', database)]));
-  const row = (database: string, schema: string, table: string) => rows.get(database)!.row(schema, table);
+  const row = (database: string, table: TableName) => rows.get(database)!.rowOf(table);
   const view = { target: 'main', tables: filter, row };
   const server = [{ family: 'upkeep_postgres_xid_age', labels: { target: 'main', database: 'template0' }, value: 12_345 }];
   const instance: CollectorInstance = {

@@ -5,9 +5,9 @@
  * scraped once to warm up and `--scrapes` times more. Prints each run's idle RSS, its peak (the
  * kernel's VmHWM, not a sample) and the scrape p50. No peer and no Redis: `npm run bench:scrape`
  * gives the goal's figures.
- *   node --import tsx bench/scrape-memory.ts [-- --runs 3 --scrapes 15 --tables 3400 --databases 3 --upkeep-node-options=...]
+ *   node --import tsx bench/scrape-memory.ts [--runs 3 --scrapes 15 --tables 3400 --databases 3 --upkeep-node-options=...]
  * Peak RSS moves by 10-15 MB between identical runs: compare variants by several runs each.
- * See docs/performance.md, "Typed columns and paged reads".
+ * See docs/performance.md, "Typed columns and streamed rows".
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';

@@ -1,5 +1,4 @@
-import { column } from './framework/block.js';
-import type { BlockColumn, FamilySpec } from './framework/types.js';
+import type { FamilySpec, Labels } from './framework/types.js';
 
 // Autovacuum made visible per table: its own times apart from manual runs (a stalled autovacuum
 // hides behind a nightly manual VACUUM in the merged timestamps), run counts by kind, and the
@@ -16,27 +15,13 @@ export const AUTOVACUUM_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_mods_since_analyze', help: 'Rows modified since the table was last analyzed (n_mod_since_analyze).', type: 'gauge', labelNames: TABLE },
 ];
 
-/** The autovacuum columns of one pg_stat_user_tables row. */
-export interface AutovacuumStats {
-  /** Unix seconds; null when never. */
-  readonly lastAutovacuumSeconds: number | null;
-  readonly lastAutoanalyzeSeconds: number | null;
-  readonly vacuumCount: number;
-  readonly autovacuumCount: number;
-  readonly analyzeCount: number;
-  readonly autoanalyzeCount: number;
-  readonly modsSinceAnalyze: number;
-}
-
-/** The autovacuum families of a block of tables, one column per family and kind. */
-export function autovacuumColumns(tables: readonly AutovacuumStats[]): BlockColumn[] {
-  return [
-    column('upkeep_postgres_vacuums_total', tables, (stats) => stats.vacuumCount, { kind: 'manual' }),
-    column('upkeep_postgres_vacuums_total', tables, (stats) => stats.autovacuumCount, { kind: 'auto' }),
-    column('upkeep_postgres_analyzes_total', tables, (stats) => stats.analyzeCount, { kind: 'manual' }),
-    column('upkeep_postgres_analyzes_total', tables, (stats) => stats.autoanalyzeCount, { kind: 'auto' }),
-    column('upkeep_postgres_mods_since_analyze', tables, (stats) => stats.modsSinceAnalyze),
-    column('upkeep_postgres_last_autovacuum_timestamp_seconds', tables, (stats) => stats.lastAutovacuumSeconds),
-    column('upkeep_postgres_last_autoanalyze_timestamp_seconds', tables, (stats) => stats.lastAutoanalyzeSeconds),
-  ];
-}
+/** The autovacuum families of a block of tables: a column of the stats reading per family and kind. */
+export const AUTOVACUUM_COLUMNS: readonly { readonly family: string; readonly column: string; readonly labels?: Labels }[] = [
+  { family: 'upkeep_postgres_vacuums_total', column: 'vacuum_count', labels: { kind: 'manual' } },
+  { family: 'upkeep_postgres_vacuums_total', column: 'autovacuum_count', labels: { kind: 'auto' } },
+  { family: 'upkeep_postgres_analyzes_total', column: 'analyze_count', labels: { kind: 'manual' } },
+  { family: 'upkeep_postgres_analyzes_total', column: 'autoanalyze_count', labels: { kind: 'auto' } },
+  { family: 'upkeep_postgres_mods_since_analyze', column: 'mods_since_analyze' },
+  { family: 'upkeep_postgres_last_autovacuum_timestamp_seconds', column: 'last_autovacuum' },
+  { family: 'upkeep_postgres_last_autoanalyze_timestamp_seconds', column: 'last_autoanalyze' },
+];

@@ -3,8 +3,10 @@ import type pg from 'pg';
 import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
-import { readSizes, type DatabaseSizes, type TableName } from './postgres-queries.js';
+import { readSizes, type DatabaseSizes } from './postgres-queries.js';
+import type { TableName } from './postgres-table-columns.js';
 import { TableRows } from './postgres-table-rows.js';
+import { poolRows, type RowStream } from './postgres-top.js';
 
 // Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.
 const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
@@ -18,6 +20,8 @@ const IDLE_CLOSE_MS = 120_000;
  */
 export class DatabaseConnection {
   readonly pool: pg.Pool;
+  /** The pool's rows as they arrive, for the per-table queries. */
+  readonly stream: RowStream;
   readonly sizes: CachedReading<DatabaseSizes>;
   /** The label rows of this database's exported tables, kept across scrapes. */
   readonly rows: TableRows;
@@ -41,6 +45,7 @@ export class DatabaseConnection {
     private readonly log: Logger,
   ) {
     this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
+    this.stream = poolRows(this.pool);
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
     this.rows = new TableRows(target, database);
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS, this.measure));

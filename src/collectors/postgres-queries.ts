@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import type { TableFilter, TableStats } from './postgres-tables.js';
-import { afterCursor, ArrayRow, readTop, type Queryable } from './postgres-top.js';
+import type { TableFilter } from './postgres-tables.js';
+import { TableColumns, type StatColumn, type TableName } from './postgres-table-columns.js';
+import { afterCursor, readTop, type RowStream } from './postgres-top.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
 // Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the
@@ -58,8 +59,15 @@ const STATEMENTS_SCHEMA_SQL = `
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_stat_statements'`;
 
-const TABLE_STATS_COLUMNS = ['schema', 'table', 'dead_tuples', 'live_tuples', 'last_vacuum', 'last_analyze', 'last_autovacuum', 'last_autoanalyze',
-  'vacuum_count', 'autovacuum_count', 'analyze_count', 'autoanalyze_count', 'mods_since_analyze'];
+/** TABLE_STATS_SQL's number columns, after schema and table: the timestamps are NULL when never. */
+export const TABLE_STAT_COLUMNS: readonly StatColumn[] = [
+  { name: 'dead_tuples', nullable: false }, { name: 'live_tuples', nullable: false },
+  { name: 'last_vacuum', nullable: true }, { name: 'last_analyze', nullable: true },
+  { name: 'last_autovacuum', nullable: true }, { name: 'last_autoanalyze', nullable: true },
+  { name: 'vacuum_count', nullable: false }, { name: 'autovacuum_count', nullable: false },
+  { name: 'analyze_count', nullable: false }, { name: 'autoanalyze_count', nullable: false },
+  { name: 'mods_since_analyze', nullable: false },
+];
 const sizeRow = z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() });
 const bytesRow = z.object({ bytes: z.number() });
 const ageRow = z.object({ age: z.number() });
@@ -83,34 +91,19 @@ export function tableKey(schema: string, table: string): string {
 
 /**
  * The database's top `limit` tables by dead tuples that the filters admit, ties by schema and table
- * name: the rows tableSelector would keep of this database, read without reading the others.
+ * name: the rows the selection across databases would keep of this database, read without reading
+ * the others, straight into columns. `known` gives the kept names of tables exported before.
  */
-export async function readTableStats(pool: Queryable, database: string, filter: TableFilter): Promise<TableStats[]> {
-  return readTop(pool, TABLE_STATS_SQL, (rows) => ArrayRow.all(rows, TABLE_STATS_COLUMNS).map((row) => ({
-    database,
-    schema: row.text(0),
-    table: row.text(1),
-    deadTuples: row.number(2),
-    liveTuples: row.number(3),
-    lastVacuumSeconds: row.numberOrNull(4),
-    lastAnalyzeSeconds: row.numberOrNull(5),
-    lastAutovacuumSeconds: row.numberOrNull(6),
-    lastAutoanalyzeSeconds: row.numberOrNull(7),
-    vacuumCount: row.number(8),
-    autovacuumCount: row.number(9),
-    analyzeCount: row.number(10),
-    autoanalyzeCount: row.number(11),
-    modsSinceAnalyze: row.number(12),
-  })), (row) => row.deadTuples, filter, [filter.minDeadTuples]);
+export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, known?: (schema: string, table: string) => TableName | undefined): Promise<TableColumns> {
+  const reading = new TableColumns(database, TABLE_STAT_COLUMNS, known);
+  await readTop(stream, TABLE_STATS_SQL, reading, 'dead_tuples', filter, [filter.minDeadTuples]);
+  return reading;
 }
 
 export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query(OLDEST_TRANSACTION_SQL);
   return z.tuple([ageRow]).parse(rows)[0].age;
 }
-
-/** A table whose size is wanted. */
-export interface TableName { readonly schema: string; readonly table: string }
 
 /**
  * The expensive readings (pg_table_size is a stat() per relation file, about 350 ms on 3,400

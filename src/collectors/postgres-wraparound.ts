@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
-import { column } from './framework/block.js';
-import { afterCursor, ArrayRow, readTop, type Queryable } from './postgres-top.js';
-import type { BlockRow, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
+import type { TablePatterns } from '../systems/postgres/watched.js';
+import { TableColumns, type StatColumn, type TableName } from './postgres-table-columns.js';
+import { afterCursor, readTop, type RowStream } from './postgres-top.js';
+import type { FamilySpec, Reading } from './framework/types.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
 // behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at
@@ -41,14 +41,7 @@ WHERE ${afterCursor('xid_age')}
 ORDER BY xid_age DESC, schema, "table" LIMIT $1`;
 
 const databaseRow = z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() });
-const TABLE_AGE_COLUMNS = ['schema', 'table', 'xid_age'];
-
-export interface TableXidAge {
-  readonly database: string;
-  readonly schema: string;
-  readonly table: string;
-  readonly xidAge: number;
-}
+const TABLE_AGE_COLUMNS: readonly StatColumn[] = [{ name: 'xid_age', nullable: false }];
 
 /** Per-database ages and the setting, read once per target (any database sees them all). */
 export async function readWraparound(pool: pg.Pool, target: string): Promise<Reading[]> {
@@ -64,37 +57,12 @@ export async function readWraparound(pool: pg.Pool, target: string): Promise<Rea
 
 /**
  * age(relfrozenxid) of the oldest `limit` user tables the filters admit in the database this pool
- * connects to, ties by name: the rows oldestTables would keep of this database.
+ * connects to, ties by name (column xid_age): the rows the selection across databases would keep of
+ * this database.
  */
-export async function readTableXidAges(pool: Queryable, database: string, filter: TablePatterns & { readonly limit: number }): Promise<TableXidAge[]> {
-  return readTop(pool, TABLE_AGES_SQL, (rows) => ArrayRow.all(rows, TABLE_AGE_COLUMNS).map((row) => ({ database, schema: row.text(0), table: row.text(1), xidAge: row.number(2) })),
-    (row) => row.xidAge, filter);
-}
-
-/**
- * Bounds the per-table age series like dead tuples: tables the include/exclude filters admit,
- * the oldest `limit` across all databases, ties by name so the set is stable between scrapes.
- */
-export function oldestTables(filter: TablePatterns & { readonly limit: number }): (tables: readonly TableXidAge[]) => TableXidAge[] {
-  const admitted = tableFilter(filter);
-  return (tables) => tables
-    .filter((table) => admitted(table.schema, table.table))
-    .sort((a, b) => b.xidAge - a.xidAge || byName(a, b))
-    .slice(0, filter.limit);
-}
-
-function byName(a: TableXidAge, b: TableXidAge): number {
-  const left = `${a.database}\u0000${a.schema}\u0000${a.table}`;
-  const right = `${b.database}\u0000${b.schema}\u0000${b.table}`;
-  if (left === right) return 0;
-  return left < right ? -1 : 1;
-}
-
-/** The age family of the selected tables, labelled by `row` (target, database, schema, table). */
-export function tableXidAgeBlock(row: (database: string, schema: string, table: string) => BlockRow, tables: readonly TableXidAge[]): SeriesBlock {
-  return {
-    labelNames: ['target', 'database', 'schema', 'table'],
-    rows: tables.map((table) => row(table.database, table.schema, table.table)),
-    columns: [column('upkeep_postgres_table_xid_age', tables, (table) => table.xidAge)],
-  };
+export async function readTableXidAges(stream: RowStream, database: string, filter: TablePatterns & { readonly limit: number },
+  known?: (schema: string, table: string) => TableName | undefined): Promise<TableColumns> {
+  const reading = new TableColumns(database, TABLE_AGE_COLUMNS, known);
+  await readTop(stream, TABLE_AGES_SQL, reading, 'xid_age', filter);
+  return reading;
 }

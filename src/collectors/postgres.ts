@@ -4,12 +4,11 @@ import { CachedReading } from './framework/cache.js';
 import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
 import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
-import { tableSelector, type TableStats } from './postgres-tables.js';
-import { AUTOVACUUM_FAMILIES, autovacuumColumns } from './postgres-autovacuum.js';
+import { selectTables, type TableFilter } from './postgres-tables.js';
+import { AUTOVACUUM_COLUMNS, AUTOVACUUM_FAMILIES } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
-import { oldestTables, readTableXidAges, tableXidAgeBlock, type TableXidAge } from './postgres-wraparound.js';
-import { column } from './framework/block.js';
-import { TableRows } from './postgres-table-rows.js';
+import { readTableXidAges } from './postgres-wraparound.js';
+import { selectTop, type Selection, type TableColumns, type TableName } from './postgres-table-columns.js';
 import type { BlockRow, CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
@@ -33,11 +32,13 @@ const FAMILIES: readonly FamilySpec[] = [
 
 export interface DatabaseResult {
   database: string;
-  tables: TableStats[];
+  /** Its top tables by dead tuples, every column of TABLE_STATS_SQL (readTableStats). */
+  tables: TableColumns;
   oldestTransactionSeconds: number;
   sizes: { value: DatabaseSizes; ageSeconds: number } | null;
   statements: StatementStats[] | null;
-  xidAges: TableXidAge[];
+  /** Its oldest tables, column xid_age (readTableXidAges). */
+  xidAges: TableColumns;
 }
 
 /** One postgres target: a connection per database, discovered when `databases: auto`. */
@@ -46,16 +47,12 @@ class PostgresCollector implements CollectorInstance {
   readonly target: string;
   private readonly connections = new Map<string, DatabaseConnection>();
   private readonly discovery: CachedReading<string[]> | null;
-  private readonly select: (tables: readonly TableStats[]) => TableStats[];
-  private readonly oldest: (tables: readonly TableXidAge[]) => TableXidAge[];
   private readonly server: ServerReadings;
   private readonly adminDatabase: string;
   private readonly statementsErrors = new DistinctErrors();
 
   constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
-    this.select = tableSelector(config.tables);
-    this.oldest = oldestTables(config.tables);
     this.server = new ServerReadings(config.name, log);
     this.adminDatabase = urlDatabase(config.url);
     this.discovery = config.databases === 'auto'
@@ -74,8 +71,8 @@ class PostgresCollector implements CollectorInstance {
     // Every database failing means the server (or our access to it) is down: the target is down.
     if (failures.length === outcomes.length && failures[0]) throw failures[0];
     const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
-    const row = (database: string, schema: string, table: string) => this.connection(database).rows.row(schema, table);
-    const result = postgresResult({ target: this.target, select: this.select, oldest: this.oldest, row }, databases, results, serverReadings);
+    const row = (database: string, table: TableName) => this.connection(database).rows.rowOf(table);
+    const result = postgresResult({ target: this.target, tables: this.config.tables, row }, databases, results, serverReadings);
     for (const database of databases) this.connection(database).rows.endCollection();
     return result;
   }
@@ -109,12 +106,13 @@ class PostgresCollector implements CollectorInstance {
   private async collectDatabase(database: string): Promise<DatabaseResult | Error> {
     const connection = this.connection(database);
     try {
-      const tables = await readTableStats(connection.pool, database, this.config.tables);
+      const known = (schema: string, table: string) => connection.rows.find(schema, table);
+      const tables = await readTableStats(connection.stream, database, this.config.tables, known);
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
-      connection.measure = tables;
+      connection.measure = tables.names;
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
-      const xidAges = await readTableXidAges(connection.pool, database, this.config.tables);
+      const xidAges = await readTableXidAges(connection.stream, database, this.config.tables, known);
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {
@@ -138,12 +136,11 @@ class PostgresCollector implements CollectorInstance {
   }
 }
 
-/** How one target's readings are chosen: its name, its tables.limit selections, its tables' label rows. */
+/** How one target's readings are chosen: its name, its tables filters (tables.limit), its tables' label rows. */
 export interface PostgresView {
   readonly target: string;
-  readonly select: (tables: readonly TableStats[]) => TableStats[];
-  readonly oldest: (tables: readonly TableXidAge[]) => TableXidAge[];
-  readonly row: (database: string, schema: string, table: string) => BlockRow;
+  readonly tables: TableFilter;
+  readonly row: (database: string, table: TableName) => BlockRow;
 }
 
 /**
@@ -163,8 +160,9 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
     if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
   }
   readings.push(...serverReadings);
-  const tables = tableBlock(view, view.select(results.flatMap((result) => result.tables)), results);
-  const xidAges = tableXidAgeBlock(view.row, view.oldest(results.flatMap((result) => result.xidAges)));
+  const tables = tableBlock(view, selectTables(results.map((result) => result.tables), view.tables), results);
+  const oldest = selectTop(results.map((result) => result.xidAges), 'xid_age', view.tables);
+  const xidAges = { labelNames: TABLE, rows: blockRows(view, oldest), columns: [oldest.column('upkeep_postgres_table_xid_age', 'xid_age')] };
   return { readings, blocks: [tables, xidAges], cacheAges };
 }
 
@@ -185,16 +183,27 @@ function pushDatabase(readings: Reading[], target: string, result: DatabaseResul
 }
 
 /** The per-table families, one row per selected table: the bulk of a big catalog's series. */
-function tableBlock(view: PostgresView, tables: readonly TableStats[], results: readonly DatabaseResult[]): SeriesBlock {
+function tableBlock(view: PostgresView, tables: Selection, results: readonly DatabaseResult[]): SeriesBlock {
   const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
-  return { labelNames: TABLE, rows: tables.map((table) => view.row(table.database, table.schema, table.table)), columns: [
-    column('upkeep_postgres_dead_tuples', tables, (table) => table.deadTuples),
-    column('upkeep_postgres_live_tuples', tables, (table) => table.liveTuples),
-    column('upkeep_postgres_last_vacuum_timestamp_seconds', tables, (table) => table.lastVacuumSeconds),
-    column('upkeep_postgres_last_analyze_timestamp_seconds', tables, (table) => table.lastAnalyzeSeconds),
-    ...autovacuumColumns(tables),
-    column('upkeep_postgres_table_size_bytes', tables, (table) => sizesByDatabase.get(table.database)?.tableBytes.get(tableKey(table.schema, table.table))),
+  const size = (i: number) => {
+    const { schema, table } = tables.name(i);
+    return sizesByDatabase.get(tables.database(i))?.tableBytes.get(tableKey(schema, table));
+  };
+  return { labelNames: TABLE, rows: blockRows(view, tables), columns: [
+    tables.column('upkeep_postgres_dead_tuples', 'dead_tuples'),
+    tables.column('upkeep_postgres_live_tuples', 'live_tuples'),
+    tables.column('upkeep_postgres_last_vacuum_timestamp_seconds', 'last_vacuum'),
+    tables.column('upkeep_postgres_last_analyze_timestamp_seconds', 'last_analyze'),
+    ...AUTOVACUUM_COLUMNS.map(({ family, column, labels }) => tables.column(family, column, labels)),
+    tables.column('upkeep_postgres_table_size_bytes', size),
   ] };
+}
+
+/** The label rows of the selected tables. */
+function blockRows(view: PostgresView, selection: Selection): BlockRow[] {
+  const rows: BlockRow[] = [];
+  for (let i = 0; i < selection.length; i += 1) rows.push(view.row(selection.database(i), selection.name(i)));
+  return rows;
 }
 
 export const postgres: CollectorModule = {

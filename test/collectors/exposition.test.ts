@@ -6,9 +6,8 @@ import { Scraper } from '../../src/collectors/framework/scraper.js';
 import type { CollectorInstance, CollectorModule } from '../../src/collectors/framework/types.js';
 import { postgres, postgresResult, type DatabaseResult } from '../../src/collectors/postgres.js';
 import { TableRows } from '../../src/collectors/postgres-table-rows.js';
-import { tableKey } from '../../src/collectors/postgres-queries.js';
-import { tableSelector } from '../../src/collectors/postgres-tables.js';
-import { oldestTables } from '../../src/collectors/postgres-wraparound.js';
+import { TABLE_STAT_COLUMNS, tableKey } from '../../src/collectors/postgres-queries.js';
+import { TableColumns, type TableName } from '../../src/collectors/postgres-table-columns.js';
 import { bufferLogger } from '../fixtures/log.js';
 
 // The exposition of a fixed catalog reading, byte for byte: families, order, label escaping and
@@ -17,29 +16,38 @@ import { bufferLogger } from '../fixtures/log.js';
 // deliberate change of the exposition (UPDATE_FIXTURE=1).
 const FIXTURE = new URL('../fixtures/exposition/postgres.prom', import.meta.url);
 
-function table(database: string, schema: string, name: string, i: number): DatabaseResult['tables'][number] {
-  return {
-    database, schema, table: name,
-    deadTuples: (i * 37) % 101, liveTuples: i * 1000 + 0.5,
-    lastVacuumSeconds: i % 3 === 0 ? null : 1_700_000_000 + i,
-    lastAnalyzeSeconds: i % 4 === 0 ? null : 1_700_000_100.25 + i,
-    lastAutovacuumSeconds: i % 5 === 0 ? 1_700_000_200 + i : null,
-    lastAutoanalyzeSeconds: i % 6 === 0 ? 1_700_000_300 + i : null,
-    vacuumCount: i % 7, autovacuumCount: i % 2, analyzeCount: i % 3, autoanalyzeCount: 1e21 + i, modsSinceAnalyze: i === 7 ? Number.POSITIVE_INFINITY : i * 3,
-  };
+/** A pg_stat_user_tables row as the collector's query returns it: schema, table, then TABLE_STAT_COLUMNS. */
+function table(schema: string, name: string, i: number): [string, string, ...(number | null)[]] {
+  return [
+    schema, name,
+    (i * 37) % 101, i * 1000 + 0.5, // dead_tuples, live_tuples
+    i % 3 === 0 ? null : 1_700_000_000 + i, // last_vacuum
+    i % 4 === 0 ? null : 1_700_000_100.25 + i, // last_analyze
+    i % 5 === 0 ? 1_700_000_200 + i : null, // last_autovacuum
+    i % 6 === 0 ? 1_700_000_300 + i : null, // last_autoanalyze
+    i % 7, i % 2, i % 3, 1e21 + i, // vacuum_count, autovacuum_count, analyze_count, autoanalyze_count
+    i === 7 ? Number.POSITIVE_INFINITY : i * 3, // mods_since_analyze
+  ];
+}
+
+/** A reading of rows, as the collector's reader pushes them. */
+function reading(database: string, columns: TableColumns['columns'], rows: readonly unknown[][]): TableColumns {
+  const columnsRead = new TableColumns(database, columns);
+  for (const row of rows) columnsRead.push(row);
+  return columnsRead;
 }
 
 /** Two databases; names that need escaping; a tables.limit that leaves some out; sizes for some. */
 function catalog(): DatabaseResult[] {
   const names = ['orders', 'a"quoted"', 'back\\slash', 'new\nline', 'ünïcode', 'zeta'];
   return ['app', 'billing'].map((database, d) => {
-    const tables = names.map((name, i) => table(database, i % 2 === 0 ? 'public' : 'audit', name, i + d * names.length));
-    const tableBytes = new Map(tables.filter((_, i) => i !== 2).map((row, i) => [tableKey(row.schema, row.table), 8192 * (i + 1)]));
+    const rows = names.map((name, i) => table(i % 2 === 0 ? 'public' : 'audit', name, i + d * names.length));
+    const tableBytes = new Map(rows.filter((_, i) => i !== 2).map(([schema, name], i) => [tableKey(schema, name), 8192 * (i + 1)]));
     return {
-      database, tables, oldestTransactionSeconds: d === 0 ? 0 : 12.345,
+      database, tables: reading(database, TABLE_STAT_COLUMNS, rows), oldestTransactionSeconds: d === 0 ? 0 : 12.345,
       sizes: d === 0 ? { value: { databaseBytes: 7_654_321, tableBytes, unusedIndexes: 2, unusedIndexBytes: 16_384 }, ageSeconds: 4.5 } : null,
       statements: d === 0 ? [{ queryid: '-123456789', seconds: 0.125, calls: 42 }, { queryid: '987654321', seconds: 3.5e-7, calls: 1 }] : null,
-      xidAges: tables.map((row, i) => ({ database, schema: row.schema, table: row.table, xidAge: 1000 + i * 10 + d })),
+      xidAges: reading(database, [{ name: 'xid_age', nullable: false }], rows.map(([schema, name], i) => [schema, name, 1000 + i * 10 + d])),
     };
   });
 }
@@ -50,8 +58,8 @@ async function render(): Promise<{ text: string; registry: Registry }> {
   new Gauge({ name: 'test_before', help: 'Registered before the collectors.', labelNames: ['version'], registers: [registry] }).set({ version: '1.2.3' }, 1);
   const filter = { include: [], exclude: ['audit.zeta'], minDeadTuples: 1, limit: 9 };
   const rows = new Map(['app', 'billing'].map((database) => [database, new TableRows('main', database)]));
-  const row = (database: string, schema: string, table: string) => rows.get(database)!.row(schema, table);
-  const view = { target: 'main', select: tableSelector(filter), oldest: oldestTables(filter), row };
+  const row = (database: string, table: TableName) => rows.get(database)!.rowOf(table);
+  const view = { target: 'main', tables: filter, row };
   const server = [{ family: 'upkeep_postgres_xid_age', labels: { target: 'main', database: 'template0' }, value: 12_345 }];
   const instance: CollectorInstance = {
     collector: 'postgres', target: 'main',

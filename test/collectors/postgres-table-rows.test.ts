@@ -29,3 +29,36 @@ t.test('rows no collection used are forgotten once they are most of the rows', a
   rows.endCollection();
   t.equal(rows.row('public', 't0'), kept);
 });
+
+t.test('find names a table exported before without marking it used', async (t) => {
+  const rows = new TableRows('main', 'app');
+  t.equal(rows.find('public', 'a'), undefined, 'not exported yet');
+  rows.row('public', 'a');
+  const found = rows.find('public', 'a');
+  t.same(found && { schema: found.schema, table: found.table }, { schema: 'public', table: 'a' });
+  t.equal(rows.find('public', 'a'), found, 'the same kept names every time');
+  t.equal(rows.find('other', 'a'), undefined);
+  for (let i = 0; i < 300; i += 1) rows.row('public', `t${i}`);
+  rows.endCollection();
+  t.ok(rows.find('public', 'a'));
+  rows.row('public', 't0');
+  rows.endCollection();
+  t.equal(rows.find('public', 'a'), undefined, 'found but not used: forgotten like any unused row');
+});
+
+t.test('rowOf takes the kept names find gave, or looks up any other name', async (t) => {
+  const rows = new TableRows('main', 'app');
+  const other = new TableRows('main', 'billing');
+  const first = rows.row('public', 'a');
+  for (let i = 0; i < 300; i += 1) rows.row('public', `t${i}`);
+  rows.endCollection();
+  const kept = rows.find('public', 'a');
+  t.ok(kept);
+  t.equal(rows.rowOf(kept!), first, 'the kept row itself');
+  t.equal(rows.rowOf({ schema: 'public', table: 'a' }), first, 'a plain name is looked up');
+  const elsewhere = other.rowOf(kept!);
+  t.not(elsewhere, first, 'another database\'s names are not its rows');
+  t.same(elsewhere.labelValues, ['main', 'billing', 'public', 'a']);
+  rows.endCollection();
+  t.equal(rows.size, 1, 'rowOf marked the row used: it is kept, the 300 others are not');
+});

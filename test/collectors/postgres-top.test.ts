@@ -1,9 +1,10 @@
 import pg from 'pg';
 import t from 'tap';
-import { readSizes, readTableStats } from '../../src/collectors/postgres-queries.js';
-import { tableSelector, type TableFilter, type TableStats } from '../../src/collectors/postgres-tables.js';
-import { ArrayRow, type ArrayQuery, type Queryable } from '../../src/collectors/postgres-top.js';
-import { oldestTables, readTableXidAges, type TableXidAge } from '../../src/collectors/postgres-wraparound.js';
+import { readSizes, readTableStats, TABLE_STAT_COLUMNS } from '../../src/collectors/postgres-queries.js';
+import { selectTop, TableColumns, type Selection } from '../../src/collectors/postgres-table-columns.js';
+import { selectTables, type TableFilter } from '../../src/collectors/postgres-tables.js';
+import { poolRows, readTop, type RowStream } from '../../src/collectors/postgres-top.js';
+import { readTableXidAges } from '../../src/collectors/postgres-wraparound.js';
 import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
 import { waitFor } from '../fixtures/ports.js';
 
@@ -15,38 +16,42 @@ const TABLES = 300;
 // Dead tuples i % 7: many ties, so the name tie-break decides most of the top N.
 const dead = (i: number): number => i % 7;
 
-/** A real pool that counts the rows its queries return. */
-function counting(pool: pg.Pool): Queryable & { rows: number } {
+/** A real pool's rows as they arrive, counted. */
+function counting(pool: pg.Pool): RowStream & { rows: number } {
+  const stream = poolRows(pool);
   const counter = {
     rows: 0,
-    async query(query: ArrayQuery) {
-      const result = await pool.query(query);
-      counter.rows += result.rows.length;
-      return result;
-    },
+    each: (query: Parameters<RowStream['each']>[0], row: (values: unknown) => void) => stream.each(query, (values) => {
+      counter.rows += 1;
+      row(values);
+    }),
   };
   return counter;
 }
 
-/** Every table's dead tuples, as the collector read them before: the input of tableSelector. */
-async function allStats(server: PostgresServer): Promise<TableStats[]> {
+/** Every table's dead tuples, as the collector read them before issue 13 chose the top N in SQL: the input of the selection. */
+async function allStats(server: PostgresServer): Promise<TableColumns> {
   const rows = await server.query<{ schema: string; table: string; dead: number }>('SELECT schemaname AS schema, relname AS "table", n_dead_tup::float8 AS dead FROM pg_stat_user_tables', [], 'app');
-  return rows.map((row) => ({
-    database: 'app', schema: row.schema, table: row.table, deadTuples: row.dead, liveTuples: 0, lastVacuumSeconds: null, lastAnalyzeSeconds: null,
-    lastAutovacuumSeconds: null, lastAutoanalyzeSeconds: null, vacuumCount: 0, autovacuumCount: 0, analyzeCount: 0, autoanalyzeCount: 0, modsSinceAnalyze: 0,
-  }));
+  const reading = new TableColumns('app', TABLE_STAT_COLUMNS);
+  for (const row of rows) reading.push([row.schema, row.table, row.dead, 0, null, null, null, null, 0, 0, 0, 0, 0]);
+  return reading;
 }
 
-/** Every table's xid age, with the collector's former query: the input of oldestTables. */
-async function allAges(server: PostgresServer): Promise<TableXidAge[]> {
+/** Every table's xid age, with the collector's former query: the input of the selection. */
+async function allAges(server: PostgresServer): Promise<TableColumns> {
   const rows = await server.query<{ schema: string; table: string; age: number }>(`
     SELECT n.nspname AS schema, c.relname AS "table", greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8 AS age
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
     WHERE c.relkind IN ('r', 'm') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'`, [], 'app');
-  return rows.map((row) => ({ database: 'app', schema: row.schema, table: row.table, xidAge: row.age }));
+  const reading = new TableColumns('app', [{ name: 'xid_age', nullable: false }]);
+  for (const row of rows) reading.push([row.schema, row.table, row.age]);
+  return reading;
 }
 
-const names = (tables: readonly { schema: string; table: string }[]) => tables.map((table) => `${table.schema}.${table.table}`);
+/** The tables of a reading in the order read, or of a selection in its order. */
+function names(tables: TableColumns | Selection): string[] {
+  return Array.from({ length: tables.length }, (_, i) => `${tables.name(i).schema}.${tables.name(i).table}`);
+}
 
 t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) => {
   const server = await startPostgres({ settings: { autovacuum: 'off' } });
@@ -69,26 +74,28 @@ t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) =>
   const total = TABLES + 4;
   await waitFor('table statistics', async () => {
     const stats = await allStats(server);
-    const wrong = stats.filter((table) => table.deadTuples !== (table.table.startsWith('t_') ? dead(Number(table.table.slice(2))) : table.table === 'x' ? 6 : 1));
+    const wrong = stats.names.filter(({ table }, i) => stats.value(i, 0) !== (table.startsWith('t_') ? dead(Number(table.slice(2))) : table === 'x' ? 6 : 1));
     if (stats.length !== total || wrong.length > 0) throw new Error(`${stats.length} tables, ${wrong.length} not flushed yet`);
   });
   const pool = new pg.Pool({ connectionString: server.url('app'), max: 1 });
   t.teardown(() => pool.end());
-  const stats = await allStats(server);
-  const ages = await allAges(server);
+  const stats = [await allStats(server)];
+  const ages = [await allAges(server)];
+  const stream = poolRows(pool);
+  const oldest = (filter: TableFilter) => selectTop(ages, 'xid_age', filter);
   const base = { include: [], exclude: [], minDeadTuples: 0, limit: 25 };
 
   t.test('without patterns: the same top N, and only N rows read', async (t) => {
     for (const limit of [1, 25, 100]) {
       const counter = counting(pool);
       const filter = { ...base, limit };
-      t.same(names(await readTableStats(counter, 'app', filter)), names(tableSelector(filter)(stats)), `dead tuples, limit ${limit}`);
+      t.same(names(await readTableStats(counter, 'app', filter)), names(selectTables(stats, filter)), `dead tuples, limit ${limit}`);
       t.equal(counter.rows, limit, `dead tuples, limit ${limit}: ${limit} rows read of ${total}`);
       counter.rows = 0;
-      t.same(names(await readTableXidAges(counter, 'app', filter)), names(oldestTables(filter)(ages)), `xid age, limit ${limit}`);
+      t.same(names(await readTableXidAges(counter, 'app', filter)), names(oldest(filter)), `xid age, limit ${limit}`);
       t.equal(counter.rows, limit, `xid age, limit ${limit}: ${limit} rows read of ${total}`);
     }
-    const top = await readTableStats(pool, 'app', { ...base, limit: 8 });
+    const top = await readTableStats(stream, 'app', { ...base, limit: 8 });
     t.same(names(top).slice(0, 4), ['B.x', 'a.x', 'public.t_006', 'public.t_013'], 'ties in code-point order, not the database collation');
   });
 
@@ -105,31 +112,48 @@ t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) =>
     ];
     for (const [filter, rows] of filters) {
       const counter = counting(pool);
-      const expected = tableSelector(filter)(stats);
+      const expected = selectTables(stats, filter);
       t.same(names(await readTableStats(counter, 'app', filter)), names(expected), `dead tuples, ${JSON.stringify(filter)}`);
       t.equal(counter.rows, rows, `dead tuples: ${rows} rows read of ${total}`);
-      t.same(names(await readTableXidAges(pool, 'app', filter)), names(oldestTables(filter)(ages)), `xid age, ${JSON.stringify(filter)}`);
+      t.same(names(await readTableXidAges(stream, 'app', filter)), names(oldest(filter)), `xid age, ${JSON.stringify(filter)}`);
     }
   });
 
   t.test('sizes are measured for the selected tables only', async (t) => {
-    const top = await readTableStats(pool, 'app', base);
-    const sizes = await readSizes(pool, 60, top);
+    const top = await readTableStats(stream, 'app', base);
+    const sizes = await readSizes(pool, 60, top.names);
     t.equal(sizes.tableBytes.size, base.limit);
     const truth = await server.query<{ schema: string; table: string; bytes: number }>('SELECT schemaname AS schema, relname AS "table", pg_table_size(relid)::float8 AS bytes FROM pg_stat_user_tables', [], 'app');
-    const expected = new Map(truth.filter((row) => top.some((table) => table.schema === row.schema && table.table === row.table)).map((row) => [`${row.schema}\u0000${row.table}`, row.bytes]));
+    const expected = new Map(truth.filter((row) => top.names.some((table) => table.schema === row.schema && table.table === row.table)).map((row) => [`${row.schema}\u0000${row.table}`, row.bytes]));
     t.same(sizes.tableBytes, expected, 'equal pg_table_size');
   });
 });
 
-t.test('array rows are checked column by column, and a wrong row names the column', async (t) => {
-  const [row] = ArrayRow.all([['public', 1.5, null]], ['schema', 'dead', 'age']);
-  t.equal(row?.text(0), 'public');
-  t.equal(row?.number(1), 1.5);
-  t.equal(row?.numberOrNull(2), null);
-  t.throws(() => row?.number(2), { message: 'column age: expected a number, got null' });
-  t.throws(() => row?.text(1), { message: 'column dead: expected text, got number' });
-  t.throws(() => row?.numberOrNull(0), { message: 'column schema: expected a number, got string' });
-  t.throws(() => ArrayRow.all([['public']], ['schema', 'dead']), { message: 'expected rows of 2 columns (schema, dead)' });
-  t.throws(() => ArrayRow.all([{ schema: 'public' }], ['schema']), { message: 'expected rows of 1 columns (schema)' });
+
+t.test('rows are read as they arrive: a refused row fails the read, a failed query drops its connection', async (t) => {
+  const server = await startPostgres();
+  t.teardown(() => server.destroy());
+  const pool = new pg.Pool({ connectionString: server.url(), max: 1 });
+  t.teardown(() => pool.end());
+  const pids = new Set<number>();
+  pool.on('connect', (client) => { client.query('SELECT pg_backend_pid() AS pid').then((result) => pids.add(Number(result.rows[0].pid)), () => undefined); });
+  const stream = poolRows(pool);
+  const seen: unknown[] = [];
+  await stream.each({ text: 'SELECT g, g::text FROM generate_series(1, $1::int) g', values: [3], rowMode: 'array' }, (values) => seen.push(values));
+  t.same(seen, [[1, '1'], [2, '2'], [3, '3']], 'every row, in order, as arrays');
+  const refused: unknown[] = [];
+  await t.rejects(stream.each({ text: 'SELECT g FROM generate_series(1, 5) g', values: [], rowMode: 'array' }, (values) => {
+    refused.push(values);
+    if (refused.length === 2) throw new Error('column g: expected text, got number');
+  }), { message: 'column g: expected text, got number' });
+  t.equal(refused.length, 2, 'the rows after the refused one are skipped');
+  const reading = new TableColumns('postgres', [{ name: 'n', nullable: false }]);
+  const sql = `SELECT 'public', 't' || g, CASE WHEN g = 2 THEN 'x' ELSE '1' END::text FROM generate_series(1, 3) g
+    WHERE $1::int > 0 AND $2::float8 IS NULL AND $3::text IS NULL AND $4::text IS NULL`;
+  await t.rejects(readTop(stream, sql, reading, 'n', { include: [], exclude: [], limit: 10 }), { message: 'column n: expected a number, got string' });
+  t.equal(reading.length, 0, 'nothing kept of a row that is not numbers');
+  t.equal(pids.size, 1, 'a refused row keeps the connection');
+  await t.rejects(stream.each({ text: 'SELECT 1/0', values: [], rowMode: 'array' }, () => undefined), /division by zero/);
+  await stream.each({ text: 'SELECT 1', values: [], rowMode: 'array' }, () => undefined);
+  t.equal(pids.size, 2, 'a failed query\'s connection is replaced');
 });

@@ -24,6 +24,8 @@ export interface TablePatterns {
 export function tableFilter(filter: TablePatterns): (schema: string, table: string) => boolean {
   const include = filter.include.map((pattern) => new RegExp(pattern));
   const exclude = filter.exclude.map((pattern) => new RegExp(pattern));
+  // Without patterns, no "schema.table" text is made: the collector asks for every table it reads.
+  if (include.length === 0 && exclude.length === 0) return () => true;
   return (schema, table) => {
     const name = `${schema}.${table}`;
     if (include.length > 0 && !include.some((pattern) => pattern.test(name))) return false;

@@ -1,0 +1,174 @@
+import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
+import type { BlockColumn, Labels } from './framework/types.js';
+
+/** A table, by schema and name. */
+export interface TableName { readonly schema: string; readonly table: string }
+
+/** A number column of a per-table query, after its schema and table columns. */
+export interface StatColumn { readonly name: string; readonly nullable: boolean }
+
+/**
+ * One database's per-table rows of one query, as columns: a name per row and its numbers in one
+ * Float64Array (NaN for NULL). Rows are pushed as the driver parses them, so a reading of 10,000
+ * tables keeps no row array, no parsed object and, for tables exported before (`known`), no string
+ * of its own across the round trips of the collection's other queries: what lives that long is
+ * promoted to the old generation, and was most of a scrape's garbage.
+ */
+export class TableColumns {
+  private count = 0;
+  private readonly refs: TableName[] = [];
+  private data: Float64Array;
+
+  constructor(
+    readonly database: string,
+    readonly columns: readonly StatColumn[],
+    private readonly known: (schema: string, table: string) => TableName | undefined = () => undefined,
+  ) {
+    this.data = new Float64Array(columns.length * 64);
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** The names of the rows, in the order read. */
+  get names(): readonly TableName[] {
+    return this.refs;
+  }
+
+  /** The index of a column by its name. */
+  index(name: string): number {
+    const index = this.columns.findIndex((column) => column.name === name);
+    if (index === -1) throw new Error(`no column ${name}`);
+    return index;
+  }
+
+  name(row: number): TableName {
+    return this.refs[row]!;
+  }
+
+  value(row: number, column: number): number {
+    return this.data[row * this.columns.length + column]!;
+  }
+
+  /**
+   * Adds one array-mode row ([schema, table, ...numbers]), checked column by column first, and the
+   * kept name of its table when there is one (a new name object only for a table not seen before).
+   */
+  push(row: unknown): void {
+    const width = this.columns.length;
+    if (!Array.isArray(row) || row.length !== width + 2) {
+      throw new Error(`expected rows of ${width + 2} columns (${['schema', 'table', ...this.columns.map((column) => column.name)].join(', ')})`);
+    }
+    const values: readonly unknown[] = row;
+    const [schema, table] = values;
+    if (typeof schema !== 'string') throw new Error(`column schema: expected text, got ${typeof schema}`);
+    if (typeof table !== 'string') throw new Error(`column table: expected text, got ${typeof table}`);
+    for (let c = 0; c < width; c += 1) {
+      const value = values[c + 2];
+      if (typeof value === 'number' || (value === null && this.columns[c]!.nullable)) continue;
+      throw new Error(`column ${this.columns[c]!.name}: expected a number, got ${value === null ? 'null' : typeof value}`);
+    }
+    if ((this.count + 1) * width > this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    const at = this.count * width;
+    for (let c = 0; c < width; c += 1) this.data[at + c] = (values[c + 2] as number | null) ?? Number.NaN;
+    this.refs.push(this.known(schema, table) ?? { schema, table });
+    this.count += 1;
+  }
+
+  /** Removes the last row (one the reader pushed, then refused). */
+  pop(): void {
+    this.refs.pop();
+    this.count -= 1;
+  }
+}
+
+/** Which rows a selection keeps: the include/exclude patterns, a minimum of the key, a limit. */
+export interface TopFilter extends TablePatterns {
+  readonly limit: number;
+  readonly minimum?: number;
+}
+
+/** The rows of several databases' readings that a selection kept, in order. */
+export class Selection {
+  constructor(private readonly readings: readonly TableColumns[], private readonly readingOf: Uint16Array, private readonly rowOf: Uint32Array, readonly length: number) {}
+
+  database(i: number): string {
+    return this.readings[this.readingOf[i]!]!.database;
+  }
+
+  name(i: number): TableName {
+    return this.readings[this.readingOf[i]!]!.name(this.rowOf[i]!);
+  }
+
+  /** A column of the selected rows (NaN: no series), by the column's name or from `value`. */
+  column(family: string, value: string | ((i: number) => number | undefined), labels?: Labels): BlockColumn {
+    const values = new Float64Array(this.length);
+    if (typeof value === 'string') {
+      const indexes = this.readings.map((reading) => reading.index(value));
+      for (let i = 0; i < this.length; i += 1) values[i] = this.readings[this.readingOf[i]!]!.value(this.rowOf[i]!, indexes[this.readingOf[i]!]!);
+    } else {
+      for (let i = 0; i < this.length; i += 1) values[i] = value(i) ?? Number.NaN;
+    }
+    return labels ? { family, labels, values } : { family, values };
+  }
+}
+
+/**
+ * Selects across databases' readings: rows the patterns admit, with at least `minimum` in the key
+ * column, the top `limit` by key, ties by database, schema and table name (code-point order), so
+ * the series set is stable between scrapes.
+ */
+export function selectTop(readings: readonly TableColumns[], key: string, filter: TopFilter): Selection {
+  const admitted = tableFilter(filter);
+  const minimum = filter.minimum ?? Number.NEGATIVE_INFINITY;
+  const total = readings.reduce((sum, reading) => sum + reading.length, 0);
+  const readingOf = new Uint16Array(total);
+  const rowOf = new Uint32Array(total);
+  const keys = new Float64Array(total);
+  let count = 0;
+  readings.forEach((reading, r) => {
+    const column = reading.index(key);
+    for (let row = 0; row < reading.length; row += 1) {
+      const value = reading.value(row, column);
+      const name = reading.name(row);
+      if (!(value >= minimum) || !admitted(name.schema, name.table)) continue;
+      readingOf[count] = r;
+      rowOf[count] = row;
+      keys[count] = value;
+      count += 1;
+    }
+  });
+  const order: number[] = [];
+  for (let i = 0; i < count; i += 1) order.push(i);
+  // Highest key first; -1/0/1 rather than a difference, which would be a heap number per comparison.
+  order.sort((a, b) => compareKeys(keys[b]!, keys[a]!)
+    || compare(readings[readingOf[a]!]!.database, readings[readingOf[b]!]!.database)
+    || compareNames(readings[readingOf[a]!]!.name(rowOf[a]!), readings[readingOf[b]!]!.name(rowOf[b]!)));
+  const kept = Math.min(count, filter.limit);
+  const keptReading = new Uint16Array(kept);
+  const keptRow = new Uint32Array(kept);
+  for (let i = 0; i < kept; i += 1) {
+    keptReading[i] = readingOf[order[i]!]!;
+    keptRow[i] = rowOf[order[i]!]!;
+  }
+  return new Selection(readings, keptReading, keptRow, kept);
+}
+
+function compareKeys(a: number, b: number): number {
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
+}
+
+function compareNames(a: TableName, b: TableName): number {
+  return compare(a.schema, b.schema) || compare(a.table, b.table);
+}
+
+function compare(a: string, b: string): number {
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
+}

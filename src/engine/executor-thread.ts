@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { z } from 'zod';
 import { checkResultSchema, verifyResultSchema } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
@@ -20,10 +20,6 @@ const logLine = z.looseObject({
   msg: z.string().optional(),
   runId: z.string(),
 });
-
-// The thread's entry beside this file: compiled, or the TypeScript source when run through a loader
-// (tsx maps an import of `.js` to its `.ts` source, but not a thread's entry point).
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './executor-worker.ts' : './executor-worker.js', import.meta.url);
 
 type Step = typeof STEPS[number];
 interface Pending { step: Step; resolve: (value: unknown) => void; reject: (err: Error) => void }
@@ -88,7 +84,7 @@ export class ThreadExecutor implements Executor {
     // A young generation of 3 MB instead of V8's 16: the thread's steps keep little alive between
     // scavenges, and a serving upkeep measured 21–22 MB more RSS with the thread (26–27 MB unlimited).
     const resourceLimits = { maxYoungGenerationSizeMb: 3 };
-    const worker = new Worker(WORKER_URL, { workerData: { config: this.config, level: this.log.level }, resourceLimits });
+    const worker = startThread({ workerData: { config: this.config, level: this.log.level }, resourceLimits });
     worker.on('message', (raw: unknown) => {
       try {
         this.receive(raw);
@@ -164,4 +160,20 @@ export class ThreadExecutor implements Executor {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/**
+ * The thread, on its entry beside this file. Compiled (the installed package), or with a
+ * TypeScript loader on node's command line (tap's, which a thread inherits): the entry itself.
+ * From sources whose loader bin/upkeep.js registered at run time (a checkout's `npm run demo`),
+ * which a thread does not inherit: a first line registers the same loader, then loads the entry.
+ */
+function startThread(options: WorkerOptions): Worker {
+  const compiled = !import.meta.url.endsWith('.ts');
+  const entry = new URL(compiled ? './executor-worker.js' : './executor-worker.ts', import.meta.url);
+  if (compiled || process.execArgv.some((arg) => /typescript|tsx/.test(arg))) return new Worker(entry, options);
+  const loader = process.env.TAP === '1'
+    ? `await import(${JSON.stringify(import.meta.resolve('@tapjs/typescript/import'))});`
+    : `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();`;
+  return new Worker(`(async () => { ${loader} await import(${JSON.stringify(entry.href)}); })();`, { ...options, eval: true });
 }

@@ -238,8 +238,6 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   }
   const app = await buildApp({ config, log });
   await app.fastify.listen({ host: args.values.host ?? config.server.host, port });
-  const { releaseYoungGeneration } = await import('./young-generation.js');
-  releaseYoungGeneration();
   return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);
 }
 

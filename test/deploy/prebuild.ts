@@ -1,11 +1,26 @@
 /**
- * Builds the deploy tests' base image ahead of them. `.ci/run` starts this in the background
- * before the suite: on a fresh machine debootstrap takes minutes, and both deploy test files wait
- * for it under the same lock, so building it while the other tests run keeps both job slots busy.
- * The tests still build it themselves when this did not run or failed.
+ * Builds the shared fixtures the slow tests wait for, ahead of them. `.ci/run` starts this in the
+ * background just before `npm test`:
+ * - the deploy tests' base image: on a fresh machine debootstrap takes minutes, and both deploy
+ *   test files wait for it under the same lock;
+ * - the packed and installed package (test/product/installed.ts): `npm pack` compiles the sources
+ *   (tsc) and installs the production dependencies, about a minute on two cores. `npm test`'s own
+ *   type check and import check run on one core before tap starts, so packing then uses the core
+ *   they leave idle, instead of holding a tap job slot while every product test waits for it.
+ * The tests still build both themselves (under the same locks) when this did not run or failed.
  */
+import { installedPackage } from '../product/installed.js';
 import { baseImage } from './base-image.js';
 
-const started = Date.now();
-const tag = await baseImage();
-console.log(`base image ${tag} ready in ${Math.round((Date.now() - started) / 1000)} s`);
+async function timed(what: string, build: () => Promise<string>): Promise<void> {
+  const started = Date.now();
+  try {
+    const result = await build();
+    console.log(`${what} ${result} ready in ${Math.round((Date.now() - started) / 1000)} s`);
+  } catch (error) {
+    console.error(`${what} failed after ${Math.round((Date.now() - started) / 1000)} s (the tests build it themselves):`, error);
+    process.exitCode = 1;
+  }
+}
+
+await Promise.all([timed('installed package', installedPackage), timed('base image', baseImage)]);

@@ -21,6 +21,10 @@ const CONTAINER = `upkeep-test-systemd-${ID}`;
 const UNIT = join(ROOT, 'deploy', 'systemd', 'upkeep.service');
 const runsReply = z.object({ runs: z.array(z.object({ id: z.string(), remediation: z.string(), status: z.string() })) });
 
+function phase(t: Test, name: string, started: number): void {
+  t.comment(`${name}: ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
 function ok(t: Test, result: ScriptResult, what: string): void {
   t.equal(result.code, 0, `${what} exits 0${result.code === 0 ? '' : `\n${result.stdout}\n${result.stderr}`}`);
 }
@@ -61,11 +65,16 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
   await pg.query('CREATE DATABASE app');
   await pg.query('CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 300) g', [], 'app');
 
+  let started = Date.now();
   const [base, pack] = await Promise.all([baseImage(), installedPackage()]);
+  phase(t, 'base image and packed package', started);
   const { version } = z.object({ version: z.string() }).parse(JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')));
   const tarball = `upkeep-${version}.tgz`;
   await stat(join(pack, tarball));
+  started = Date.now();
   await buildCached('upkeep-test-cache:systemd', ['--build-arg', `BASE_IMAGE=${base}`], 'test/deploy/systemd');
+  phase(t, 'systemd image', started);
+  started = Date.now();
   t.teardown(() => docker(['rm', '--force', CONTAINER]).catch(() => undefined));
   await docker(['run', '--detach', '--name', CONTAINER, '--network', 'host',
     // What systemd needs to set up each service's namespaces and cgroups inside a container.
@@ -75,9 +84,14 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
     const result = await command(['docker', 'exec', CONTAINER, 'systemctl', 'is-system-running', '--wait']);
     // Before its bus is up, systemctl cannot ask; "starting" does not happen with --wait.
     if (/Failed to connect to bus/.test(result.stderr)) throw new Error(result.stderr);
-    return result.stdout.trim();
+    // "offline": PID 1 is still the shell that makes / shared before it execs systemd. Going on
+    // then races systemd's own mounts (its /tmp hid the tarball the install step had copied).
+    const reply = result.stdout.trim();
+    if (reply === 'offline') throw new Error('systemd is not PID 1 yet');
+    return reply;
   }, 60_000, 250);
   t.match(state, /^(running|degraded)$/, 'systemd is up');
+  phase(t, 'systemd boot', started);
   const inside = (script: string) => command(['docker', 'exec', '--workdir', '/src', CONTAINER, 'bash', '-euo', 'pipefail', '-c', script]);
 
   const port = await freePort();
@@ -91,24 +105,29 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
   t.equal(blocks.length, 5, 'install, user and secrets, check and start, use, upgrade');
   const [install = '', prepare = '', start = '', use = '', upgrade = ''] = blocks;
 
+  started = Date.now();
   ok(t, await inside(install), 'pack, install the package and the unit');
+  phase(t, 'install (npm install in the container)', started);
   ok(t, await inside(prepare), 'user, backup directory, credentials, config');
   // "Edit /etc/upkeep/upkeep.yml for your targets": this test's PostgreSQL and a free port.
   ok(t, await inside(`sed -i -e 's/127.0.0.1:5432/127.0.0.1:${pg.port}/' -e 's/port: 9630/port: ${port}/' /etc/upkeep/upkeep.yml`), 'edit the config');
 
   const verify = await command(['docker', 'exec', CONTAINER, 'systemd-analyze', 'verify', '/etc/systemd/system/upkeep.service']);
   t.same([verify.code, verify.stdout + verify.stderr], [0, ''], 'systemd-analyze verify is clean');
-  const started = await inside(start);
-  ok(t, started, 'check-config, verify, enable --now, security');
-  t.match(started.stdout, /^config OK\n/im, 'check-config with the credentials named by hand');
-  const score = exposure(started.stdout);
+  started = Date.now();
+  const startStep = await inside(start);
+  ok(t, startStep, 'check-config, verify, enable --now, security');
+  t.match(startStep.stdout, /^config OK\n/im, 'check-config with the credentials named by hand');
+  const score = exposure(startStep.stdout);
   t.comment(`systemd-analyze security upkeep.service (loaded): ${score}`);
   t.ok(score < 4.0, `exposure ${score} is under 4.0`);
   await waitFor('upkeep.service to answer /healthz', async () => {
     const response = await fetch(`${url}/healthz`);
     if (!response.ok) throw new Error(`status ${response.status}`);
   }, 60_000, 250);
+  phase(t, 'start', started);
 
+  started = Date.now();
   const used = await inside(use);
   ok(t, used, 'readyz, a backup through the API, the journal');
   t.match(used.stdout, /"status":"success"/, 'the backup run succeeded');
@@ -139,11 +158,14 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
   const before = runsReply.parse(await (await fetch(`${url}/runs`)).json()).runs;
   t.match(before, [{ remediation: 'backup.pg_dump', status: 'success' }]);
 
+  phase(t, 'use, restore, checks', started);
+  started = Date.now();
   ok(t, await inside(upgrade), 'upgrade: install over, restart');
   await waitFor('the restarted service to answer /healthz', async () => {
     const response = await fetch(`${url}/healthz`);
     if (!response.ok) throw new Error(`status ${response.status}`);
   }, 60_000, 250);
+  phase(t, 'upgrade', started);
   t.same(runsReply.parse(await (await fetch(`${url}/runs`)).json()).runs.map((one) => one.id), before.map((one) => one.id), 'the journal survived the upgrade');
   t.same(substitutions.missing(), [], 'every value the test changes is still in the doc');
 });

@@ -13,6 +13,9 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Thrown by a waitFor probe when what it waits for can no longer happen: waitFor rethrows it at once. */
+export class NoLongerPossible extends Error {}
+
 export async function waitFor<T>(what: string, probe: () => Promise<T>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -20,6 +23,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T>, timeoutM
     try {
       return await probe();
     } catch (err) {
+      if (err instanceof NoLongerPossible) throw err;
       lastError = err;
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }

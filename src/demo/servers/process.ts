@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
-import { waitFor } from './ports.js';
+import { NoLongerPossible, waitFor } from './ports.js';
 
 export interface Daemon {
   readonly child: ChildProcess;
@@ -43,13 +43,19 @@ export interface ReadyDaemon {
  */
 export async function startUntilReady(name: string, command: string, args: readonly string[], url: string, dir: string): Promise<ReadyDaemon> {
   const daemon = startDaemon(command, args);
+  // 'close' comes after the program's output has all been read, so the error can carry all of it.
+  const closed = new Promise<void>((resolve) => { daemon.child.once('close', () => resolve()); });
   const destroy = async () => {
     await daemon.stop();
     await rm(dir, { recursive: true, force: true });
   };
   try {
     await waitFor(name, async () => {
-      if (daemon.child.exitCode !== null) throw new Error(`${name} exited: ${daemon.output()}`);
+      if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) {
+        await closed;
+        // A program that exited never becomes ready: fail now, not when the wait times out.
+        throw new NoLongerPossible(`${name} exited: ${daemon.output()}`);
+      }
       const response = await fetch(`${url}/-/ready`);
       if (!response.ok) throw new Error(`status ${response.status}`);
     });

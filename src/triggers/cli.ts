@@ -37,9 +37,14 @@ export function exitCodeFor(record: RunRecord): number {
   return record.status === 'success' || record.status === 'dry_run' || record.status === 'skipped' ? 0 : 1;
 }
 
-/** `upkeep run`: one run through the same engine, guards and journal as the server. */
+/**
+ * `upkeep run`: one run through the same engine, guards and journal as the server. Its steps run
+ * inline: the executor thread keeps a server's acknowledgements from waiting behind runs, and
+ * this process serves nothing while it waits for its one run, so a second heap would only cost
+ * memory (about 20 MB).
+ */
 export async function runFromCli(config: Readonly<Config>, log: Logger, run: CliRun, out: (line: string) => void): Promise<number> {
-  const engine = await Engine.create({ config, log });
+  const engine = await Engine.create({ config: { ...config, remediation: { ...config.remediation, executor: 'inline' } }, log });
   try {
     const { done } = engine.submit({ remediation: run.remediation, params: run.params, trigger: 'cli', dryRun: run.dryRun });
     const record = await done;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PartialWork } from '../actions/contract.js';
 import { ValidationError } from '../errors.js';
+import { serializeError } from '../log.js';
 import { SKIP_CODES } from './journal.js';
 import { ShutDown, Stop } from './stop.js';
 
@@ -16,7 +17,9 @@ export const stepErrorSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('validation'), message: z.string() }),
   z.object({ kind: z.literal('shutdown'), message: z.string() }),
   z.object({ kind: z.literal('partial'), message: z.string(), done: z.record(z.string(), z.unknown()) }),
-  z.object({ kind: z.literal('error'), name: z.string(), message: z.string(), code: z.string().optional() }),
+  // `fields`: the error's own fields as the log serializes them (already redacted): pg's SQLSTATE
+  // and detail, ioredis's command name. What the pipeline and its debug line read of an error.
+  z.object({ kind: z.literal('error'), name: z.string(), message: z.string(), fields: z.record(z.string(), z.unknown()) }),
 ]);
 export type StepError = z.infer<typeof stepErrorSchema>;
 
@@ -26,11 +29,14 @@ export function toStepError(err: unknown): StepError {
   if (err instanceof ShutDown) return { kind: 'shutdown', message: err.message };
   if (err instanceof PartialWork) return { kind: 'partial', message: err.message, done: { ...err.done } };
   if (err instanceof Error) {
-    // pg's SQLSTATE (and Node's errno names) decide messages further up, e.g. a lock timeout.
-    const code: unknown = Reflect.get(err, 'code');
-    return { kind: 'error', name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}) };
+    const serialized = serializeError(err);
+    const fields: Record<string, unknown> = {};
+    if (serialized !== null && typeof serialized === 'object') {
+      for (const [key, value] of Object.entries(serialized)) if (key !== 'type' && key !== 'message' && key !== 'stack') fields[key] = value;
+    }
+    return { kind: 'error', name: err.name, message: err.message, fields };
   }
-  return { kind: 'error', name: 'Error', message: String(err) };
+  return { kind: 'error', name: 'Error', message: String(err), fields: {} };
 }
 
 export function fromStepError(error: StepError): Error {
@@ -42,7 +48,8 @@ export function fromStepError(error: StepError): Error {
     case 'error': {
       const made = new Error(error.message);
       made.name = error.name;
-      if (error.code !== undefined) Object.assign(made, { code: error.code });
+      // The serializer logs a command by its name only: give it the shape it reads.
+      for (const [key, value] of Object.entries(error.fields)) Reflect.set(made, key, key === 'command' && typeof value === 'string' ? { name: value } : value);
       return made;
     }
   }

@@ -46,7 +46,7 @@ export class ThreadExecutor implements Executor {
     clearTimeout(this.idleTimer);
     const worker = this.thread();
     this.runs.set(runId, { spec, worker });
-    // While a run is open the thread keeps the process alive (`upkeep run` waits for its answer).
+    // While a run is open the thread keeps the process alive: whoever awaits the run may hold no other handle.
     worker.ref();
     worker.postMessage({ type: 'open', runId, remediation: spec.action.name, dryRun: spec.dryRun, deadline: spec.deadline, trigger: spec.trigger } satisfies ToThread);
     spec.signal.addEventListener('abort', () => {

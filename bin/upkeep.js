@@ -21,14 +21,16 @@ let cli;
 if (!existsSync(sources)) {
   cli = await import(compiled.href);
 } else {
-  if (process.env.TAP === '1') {
-    // Started by a test: transpile exactly as tap does, so the coverage this process reports
-    // lines up with (and merges into) the coverage of the same files in the test process.
-    await import('@tapjs/typescript/import');
-  } else {
-    const { register } = await import('tsx/esm/api');
-    register();
-  }
+  // Started by a test: transpile exactly as tap does, so the coverage this process reports lines
+  // up with (and merges into) the coverage of the same files in the test process. Else tsx.
+  const loader = process.env.TAP === '1'
+    ? { url: import.meta.resolve('@tapjs/typescript/import'), register: false }
+    : { url: import.meta.resolve('tsx/esm/api'), register: true };
+  const loaded = await import(loader.url);
+  if (loader.register) loaded.register();
+  // A worker thread does not inherit a loader registered at run time: the executor thread
+  // (src/engine/executor-thread.ts) registers this one first.
+  globalThis[Symbol.for('upkeep.sourceLoader')] = loader;
   cli = await import(sources.href);
 }
 process.exitCode = await cli.main(process.argv.slice(2));

@@ -162,18 +162,19 @@ export class ThreadExecutor implements Executor {
   }
 }
 
+// The TypeScript loader bin/upkeep.js registered at run time, when it runs the sources (a checkout).
+const sourceLoader = z.object({ url: z.string(), register: z.boolean() });
+
 /**
- * The thread, on its entry beside this file. Compiled (the installed package), or with a
- * TypeScript loader on node's command line (tap's, which a thread inherits): the entry itself.
- * From sources whose loader bin/upkeep.js registered at run time (a checkout's `npm run demo`),
- * which a thread does not inherit: a first line registers the same loader, then loads the entry.
+ * The thread, on its entry beside this file: compiled (the installed package), or the TypeScript
+ * source. A thread inherits a loader on node's command line (tap's) but not one bin/upkeep.js
+ * registered at run time (a checkout's `npm run demo`): then its first line registers that one.
  */
 function startThread(options: WorkerOptions): Worker {
-  const compiled = !import.meta.url.endsWith('.ts');
-  const entry = new URL(compiled ? './executor-worker.js' : './executor-worker.ts', import.meta.url);
-  if (compiled || process.execArgv.some((arg) => /typescript|tsx/.test(arg))) return new Worker(entry, options);
-  const loader = process.env.TAP === '1'
-    ? `await import(${JSON.stringify(import.meta.resolve('@tapjs/typescript/import'))});`
-    : `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();`;
-  return new Worker(`(async () => { ${loader} await import(${JSON.stringify(entry.href)}); })();`, { ...options, eval: true });
+  const entry = new URL(import.meta.url.endsWith('.ts') ? './executor-worker.ts' : './executor-worker.js', import.meta.url);
+  const loader = sourceLoader.safeParse(Reflect.get(globalThis, Symbol.for('upkeep.sourceLoader')));
+  if (!loader.success) return new Worker(entry, options);
+  const { url, register } = loader.data;
+  const first = `const loaded = await import(${JSON.stringify(url)});${register ? ' loaded.register();' : ''}`;
+  return new Worker(`(async () => { ${first} await import(${JSON.stringify(entry.href)}); })();`, { ...options, eval: true });
 }

@@ -14,10 +14,7 @@ export interface TestContext extends ActionContext {
 }
 
 /** Parses a config object through the real schema (defaults, strictness) and fails loudly if invalid. */
-// In-process tests run the actions' steps inline unless they ask for the thread: under the
-// TypeScript loader each executor thread compiles every module again (seconds of CPU per engine).
-// The thread is tested by test/engine/executor-thread.test.ts and, as users run it (the default),
-// by every test of the installed package in test/product/.
+// Steps run inline unless the test asks for the thread: why, at testConfig in test/http/helpers.ts.
 export function testConfig(raw: Record<string, unknown>): Readonly<Config> {
   const remediation = { executor: 'inline', ...(raw.remediation as Record<string, unknown> | undefined) };
   const result = parseConfig(stringify({ ...raw, remediation }), {});

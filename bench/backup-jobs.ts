@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { postgresBinary } from '../src/systems/process/child.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { recordGoal } from './goals.js';
+import { upkeepBin } from '../test/product/installed.js';
 import { median } from './stats.js';
 
 const { values: options } = parseArgs({ options: {
@@ -28,7 +29,6 @@ const TABLES = Number(options.tables);
 const JOBS = Number(options.jobs);
 const ROUNDS = Number(options.rounds);
 const MB = 1024 * 1024;
-const UPKEEP = new URL('../bin/upkeep.js', import.meta.url).pathname;
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -67,7 +67,7 @@ const written = z.object({ msg: z.literal('backup written'), file: z.string(), s
  * line; the process around it adds node's start-up, the journal and the verification.
  */
 async function upkeepRun(configFile: string, params: string[]): Promise<{ seconds: number; process: number; file: string }> {
-  const result = await seconds(process.execPath, [UPKEEP, 'run', 'backup.pg_dump', '--param', 'backup=bench', ...params.flatMap((param) => ['--param', param]), '--config', configFile, '--log-level', 'info']);
+  const result = await seconds(await upkeepBin(), ['run', 'backup.pg_dump', '--param', 'backup=bench', ...params.flatMap((param) => ['--param', param]), '--config', configFile, '--log-level', 'info']);
   for (const line of result.output.split('\n')) {
     const parsed = written.safeParse(JSON.parse(line.startsWith('{') ? line : 'null'));
     if (parsed.success) return { seconds: parsed.data.seconds, process: result.seconds, file: parsed.data.file };

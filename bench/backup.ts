@@ -1,5 +1,5 @@
 /**
- * Backup benchmark: `backup.pg_dump` (through the real `upkeep run`) against the runbook's own
+ * Backup benchmark: `backup.pg_dump` (through the real `upkeep run` of the installed package) against the runbook's own
  * `pg_dump | gzip > file`, on the same throwaway PostgreSQL database, alternating, in one run.
  *   npm run bench:backup [-- --size-mb 1024 --rounds 2]
  * Prints numbers; it asserts nothing. See docs/performance.md, "Backup benchmark".
@@ -18,13 +18,13 @@ import { Engine } from '../src/engine/engine.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { rssBytes } from './scrape-procs.js';
 import { recordGoal } from './goals.js';
+import { upkeepBin } from '../test/product/installed.js';
 import { median } from './stats.js';
 
 const { values: options } = parseArgs({ options: { 'size-mb': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '2' } } });
 const SIZE_MB = Number(options['size-mb']);
 const ROUNDS = Number(options.rounds);
 const MB = 1024 * 1024;
-const UPKEEP = new URL('../bin/upkeep.js', import.meta.url).pathname;
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -76,10 +76,10 @@ async function runbook(url: string, file: string): Promise<Measured> {
 }
 
 async function upkeep(configFile: string, configText: string): Promise<Measured> {
-  const result = await timed(process.execPath, [UPKEEP, 'run', 'backup.pg_dump', '--param', 'backup=bench', '--config', configFile]);
+  const result = await timed(await upkeepBin(), ['run', 'backup.pg_dump', '--param', 'backup=bench', '--config', configFile]);
   const file = /rename to (\S+), fsync/.exec(result.stdout)?.[1] ?? '';
   // The action's own timing (dump, fsync, rename, retention), from the journal; the process time
-  // above adds node start-up, the journal and the verification pass (a full gzip -dc of the file).
+  // above adds node start-up, the journal and the verification (hashing the file once more).
   const parsed = parseConfig(configText, {});
   if (!parsed.ok) throw new Error('bench config invalid');
   const engine = await Engine.create({ config: parsed.config, log: createLogger({ level: 'silent' }) });

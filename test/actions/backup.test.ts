@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { listBackups, type BackupFile } from '../../src/systems/files/backups.js';
-import { backupFileName, dumpComplete, pgDump, retentionVictims } from '../../src/actions/backup.js';
+import { backupFileName, dumpComplete, followDump, pgDump, retentionVictims, type DumpOutput } from '../../src/actions/backup.js';
 import { brokenPipe, libpqTarget, postgresBinary } from '../../src/systems/process/child.js';
 import { main } from '../../src/cli.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -105,7 +105,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     t.equal(code, 0, code === 0 ? 'exit code 0' : stdout);
     t.ok(rss.peak() > 0 && rss.peak() < 150 * 1024 * 1024, `peak RSS of upkeep while dumping: ${Math.round(rss.peak() / 1048576)} MB`);
     t.match(stdout, /^run \S+: backup\.pg_dump \(cli\)\nplan:\n  exec: \S+pg_dump --format=plain --compress=6 --no-password --dbname \S+ > \S+\.partial\n/);
-    t.match(stdout, /status: success\nverification: ok: refnet_\d{8}_\d{6}\.sql\.gz: \d+ bytes, decompresses in full and ends with the pg_dump trailer/);
+    t.match(stdout, /status: success\nverification: ok: refnet_\d{8}_\d{6}\.sql\.gz: \d+ bytes, decompresses in full and ends with the pg_dump trailer \(checked as it was written; the same SHA-256 on disk\)/);
     const backups = await listBackups(dir, 'refnet_*.sql.gz');
     t.equal(backups.length, 1);
     firstBackup = backups[0]?.path ?? '';
@@ -127,7 +127,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
       return name;
     }, 120_000, 50);
     const helpers = await childrenOf(child.pid ?? 0);
-    t.same(helpers.map((helper) => helper.name), ['pg_dump'], 'pg_dump runs as a child of upkeep');
+    t.same(helpers.map((helper) => helper.name).sort(), ['gzip', 'pg_dump', 'tail'], 'pg_dump, and gzip -dc | tail -c 1024 checking its output, run as children of upkeep');
     child.kill('SIGKILL');
     await exited;
     for (const helper of helpers) await waitFor(`${helper.name} to die with its parent`, async () => { if (await alive(helper.pid)) throw new Error('alive'); });
@@ -176,22 +176,29 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     t.equal((await listBackups(dir, 'refnet_*.sql.gz'))[0]?.path, result.output.detail.file, 'the new dump is the newest backup');
   });
 
-  t.test('verify rejects a truncated dump', async (t) => {
+  t.test('verify rejects a truncated, incomplete or changed dump', async (t) => {
     const params = pgDump.params.parse({ backup: 'refnet' });
-    const output = (file: string) => ({ detail: { file, gzipBytes: 0, seconds: 0, deleted: [], removedPartials: [] } });
+    const signal = new AbortController().signal;
+    // What run() records: the file as followed while it was written (here, already whole).
+    const output = async (file: string) => ({ detail: { file, ...(await followDump(file, Promise.resolve(), signal)), seconds: 0, deleted: [], removedPartials: [] } });
+    const verify = async (detail: DumpOutput) => pgDump.verify(params, { proceed: true, reason: '' }, { detail }, context);
     const copy = join(dir, 'refnet_20000101_000000.sql.gz');
     await writeFile(copy, await readFile(firstBackup));
+    const whole = await output(copy);
+    t.equal(whole.detail.problem, null);
+    t.equal(whole.detail.gzipBytes, (await stat(firstBackup)).size);
+    t.equal((await verify(whole.detail)).ok, true);
+    await appendFile(copy, 'x');
+    t.match((await verify(whole.detail)).detail, /^refnet_20000101_000000\.sql\.gz changed after it was written: SHA-256 [0-9a-f]{64}, written [0-9a-f]{64}$/);
     await truncate(copy, Math.floor((await stat(copy)).size / 2));
-    const verification = await pgDump.verify(params, { proceed: true, reason: '' }, output(copy), context);
-    t.equal(verification.ok, false);
-    t.equal(verification.detail, 'refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file');
-    await t.rejects(dumpComplete(copy, new AbortController().signal), /^refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file$/);
-    t.equal(await dumpComplete(firstBackup, new AbortController().signal), true);
-    const missing = await pgDump.verify(params, { proceed: true, reason: '' }, output(join(dir, 'refnet_gone.sql.gz')), context);
+    t.same(await verify((await output(copy)).detail), { ok: false, detail: 'refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file' });
+    await t.rejects(dumpComplete(copy, signal), /^refnet_20000101_000000.sql.gz is corrupt or truncated: unexpected end of file$/);
+    t.equal(await dumpComplete(firstBackup, signal), true);
+    const missing = await verify({ ...whole.detail, file: join(dir, 'refnet_gone.sql.gz') });
     t.match(missing.detail, /is not counted as a backup/);
     await writeFile(copy, gzipSync('create table cut_short (id int);\n'));
-    const incomplete = await pgDump.verify(params, { proceed: true, reason: '' }, output(copy), context);
-    t.equal(incomplete.detail, 'refnet_20000101_000000.sql.gz is incomplete: no "-- PostgreSQL database dump complete" at its end');
+    t.same(await verify((await output(copy)).detail), { ok: false, detail: 'refnet_20000101_000000.sql.gz is incomplete: no "-- PostgreSQL database dump complete" at its end' });
+    t.same(await verify({ file: copy, gzipBytes: 1, seconds: 0, deleted: [], removedPartials: [] }), { ok: false, detail: 'refnet_20000101_000000.sql.gz: the run recorded no check of the dump' });
     await rm(copy);
   });
 

@@ -113,21 +113,33 @@ export function gzipMessage(stderr: string, path: string): string {
   return stderr.split('\n').map((line) => line.replace(/^gzip: /, '').replace(`${path}: `, '')).join('; ');
 }
 
+/** What `gzip -dc | tail -c 1024` found: the ending, or gzip's reason the stream does not decompress in full. */
+export type GunzipEnding = { ok: true; text: string } | { ok: false; error: string };
+
 /**
- * gzip -dc FILE | tail -c 1024, joined by an OS pipe: proves the whole file decompresses (CRC and
- * length checked) and returns how the dump ends, without the dump passing through upkeep.
+ * gzip -dc [-- FILE] | tail -c 1024, joined by an OS pipe: proves the whole input decompresses (CRC
+ * and length checked) and keeps how it ends, without the decompressed bytes passing through upkeep.
+ * Without a file, gzip reads the returned child's stdin.
  */
-export async function dumpEnding(path: string, signal: AbortSignal): Promise<string> {
+export async function gunzipTail(path: string | null, signal: AbortSignal): Promise<{ unzip: ChildProcess; ending: Promise<GunzipEnding> }> {
   const [gzip, tail] = await Promise.all([systemBinary('gzip').then(childCommand), systemBinary('tail').then(childCommand)]);
-  const unzip = spawnClient(gzip, ['-dc', '--', path], {}, ['ignore', 'pipe', 'pipe'], signal);
+  const unzip = spawnClient(gzip, path === null ? ['-dc'] : ['-dc', '--', path], {}, [path === null ? 'pipe' : 'ignore', 'pipe', 'pipe'], signal);
   const unzipError = stderrTail(unzip.stderr);
   const unzipExit = exited(unzip);
   const decompressed = piped(unzip.stdout, 'gzip stdout');
   const last = spawnClient(tail, ['-c', String(ENDING_BYTES)], {}, [decompressed, 'pipe', 'pipe'], signal);
   decompressed.destroy();
-  let ending = '';
-  piped(last.stdout, 'tail stdout').setEncoding('latin1').on('data', (chunk: string) => { ending += chunk; });
-  const [unzipped] = await Promise.all([unzipExit, exited(last)]);
-  if (unzipped.code !== 0) throw new Error(`${basename(path)} is corrupt or truncated: ${gzipMessage(unzipError(), path) || `gzip exited with ${unzipped.code ?? unzipped.signal}`}`);
-  return ending;
+  let text = '';
+  piped(last.stdout, 'tail stdout').setEncoding('latin1').on('data', (chunk: string) => { text += chunk; });
+  const ending = Promise.all([unzipExit, exited(last)]).then(([unzipped]): GunzipEnding => unzipped.code === 0
+    ? { ok: true, text }
+    : { ok: false, error: gzipMessage(unzipError(), path ?? 'stdin') || `gzip exited with ${unzipped.code ?? unzipped.signal}` });
+  return { unzip, ending };
+}
+
+/** How the gzipped dump at `path` ends, once it decompressed in full (else an error that says why). */
+export async function dumpEnding(path: string, signal: AbortSignal): Promise<string> {
+  const ending = await (await gunzipTail(path, signal)).ending;
+  if (!ending.ok) throw new Error(`${basename(path)} is corrupt or truncated: ${ending.error}`);
+  return ending.text;
 }

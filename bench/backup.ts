@@ -130,9 +130,11 @@ async function main(): Promise<void> {
     row('`backup.pg_dump` (the action)', actionSeconds, results.upkeep);
     row('`upkeep run backup.pg_dump` (whole process, incl. verify)', processSeconds, results.upkeep);
     log('');
-    log(`time ratio, action / runbook: ${(actionSeconds / runbookSeconds).toFixed(3)} (goal <= 1.1)`);
-    log(`time ratio, whole upkeep run / runbook: ${(processSeconds / runbookSeconds).toFixed(3)}`);
-    await recordGoal({ id: 'backup', upkeep: actionSeconds, peer: runbookSeconds, ratio: actionSeconds / runbookSeconds, met: actionSeconds / runbookSeconds <= 1.0, note: `the action's own time, median of ${results.upkeep.length}; ${SIZE_MB} MB asked` });
+    log(`time ratio, action / runbook: ${(actionSeconds / runbookSeconds).toFixed(3)}`);
+    log(`time ratio, whole upkeep run / runbook: ${(processSeconds / runbookSeconds).toFixed(3)} (goal <= 1.0)`);
+    // The goal is the whole `upkeep run`: node's start-up, the journal and the verification are
+    // what a user waits for, and the runbook's time holds all of its own work.
+    await recordGoal({ id: 'backup', upkeep: processSeconds, peer: runbookSeconds, ratio: processSeconds / runbookSeconds, met: processSeconds / runbookSeconds <= 1.0, note: `the whole \`upkeep run\`, verification included, median of ${results.upkeep.length}; ${SIZE_MB} MB asked` });
   } finally {
     await server.destroy();
     await rm(root, { recursive: true, force: true });

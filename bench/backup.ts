@@ -1,6 +1,7 @@
 /**
- * Backup benchmark: `backup.pg_dump` (through the real `upkeep run` of the installed package) against the runbook's own
- * `pg_dump | gzip > file`, on the same throwaway PostgreSQL database, alternating, in one run.
+ * Backup benchmark: `backup.pg_dump` (through the real `upkeep run` of the installed package)
+ * against the runbook's own `pg_dump | gzip > file`, on the same throwaway PostgreSQL database,
+ * alternating, in one run.
  *   npm run bench:backup [-- --size-mb 1024 --rounds 2]
  * Prints numbers; it asserts nothing. See docs/performance.md, "Backup benchmark".
  */

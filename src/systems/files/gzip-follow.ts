@@ -43,6 +43,40 @@ async function gunzipFed(signal: AbortSignal): Promise<{ write: (chunk: Buffer) 
 }
 
 /**
+ * A file's bytes in order, through one buffer (a chunk is valid until the next is asked for). Given
+ * `writerDone`, a read that reaches the end waits for the writer still appending, until it settles.
+ */
+function chunksOf(path: string, signal: AbortSignal, writerDone?: Promise<unknown>): AsyncGenerator<Buffer> {
+  // Watched from the call, not from the first read: a writer that fails meanwhile is no unhandled rejection.
+  let done = writerDone === undefined;
+  void writerDone?.finally(() => { done = true; }).catch(() => undefined);
+  return read(path, signal, () => done);
+}
+
+async function* read(path: string, signal: AbortSignal, writerDone: () => boolean): AsyncGenerator<Buffer> {
+  const handle = await open(path, 'r');
+  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  let position = 0;
+  try {
+    for (;;) {
+      signal.throwIfAborted();
+      // Read `done` before reading: a read that finds nothing after the writer ended is the end.
+      const writerEnded = writerDone();
+      const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, position);
+      if (bytesRead === 0) {
+        if (writerEnded) return;
+        await sleep(POLL_MS, undefined, { signal });
+        continue;
+      }
+      position += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
  * Reads a gzip file while another process still writes it, until `writerDone` settles and the end
  * is read: hashes it, and feeds it to gzip -dc (CRC and length checked). The backup is checked on
  * the second CPU while pg_dump writes it, instead of in a second pass after it; a later check that
@@ -51,35 +85,19 @@ async function gunzipFed(signal: AbortSignal): Promise<{ write: (chunk: Buffer) 
  * and V8 collected them late (+40 MB RSS following a 142 MB dump).
  */
 export async function followGzip(path: string, writerDone: Promise<unknown>, signal: AbortSignal): Promise<FollowedGzip> {
-  let done = false;
-  void writerDone.finally(() => { done = true; }).catch(() => undefined);
-  const handle = await open(path, 'r');
+  const chunks = chunksOf(path, signal, writerDone);
   const hash = createHash('sha256');
   const gunzip = await gunzipFed(signal);
-  // One buffer for the whole file: each chunk is hashed and decompressed before the next read.
-  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   let bytes = 0;
   try {
-    for (;;) {
-      signal.throwIfAborted();
-      // Read `done` before reading: a read that finds nothing after the writer ended is the end.
-      const writerEnded = done;
-      const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, bytes);
-      if (bytesRead === 0) {
-        if (writerEnded) break;
-        await sleep(POLL_MS, undefined, { signal });
-        continue;
-      }
-      const chunk = buffer.subarray(0, bytesRead);
-      bytes += bytesRead;
+    for await (const chunk of chunks) {
+      bytes += chunk.length;
       hash.update(chunk);
       await gunzip.write(chunk);
     }
   } catch (err) {
     gunzip.destroy();
     throw err;
-  } finally {
-    await handle.close();
   }
   const ending = await gunzip.end();
   return { bytes, sha256: hash.digest('hex'), ending };
@@ -90,17 +108,7 @@ export async function followGzip(path: string, writerDone: Promise<unknown>, sig
  * late, so hashing a 50 MB dump raised `upkeep run`'s peak RSS by about 25 MB.
  */
 export async function sha256File(path: string, signal: AbortSignal): Promise<string> {
-  const handle = await open(path, 'r');
   const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-  try {
-    for (;;) {
-      signal.throwIfAborted();
-      const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, null);
-      if (bytesRead === 0) return hash.digest('hex');
-      hash.update(buffer.subarray(0, bytesRead));
-    }
-  } finally {
-    await handle.close();
-  }
+  for await (const chunk of chunksOf(path, signal)) hash.update(chunk);
+  return hash.digest('hex');
 }

@@ -1,4 +1,4 @@
-import { Registry } from 'prom-client';
+import { Registry } from '../prom.js';
 import { ACTIONS } from '../actions/registry.js';
 import type { AnyAction, Trigger } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';

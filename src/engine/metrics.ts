@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../prom.js';
 import type { RunStatus } from './journal.js';
 
 export type Outcome = 'success' | 'failure' | 'skipped' | 'rejected' | 'dry_run';

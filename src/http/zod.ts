@@ -18,4 +18,15 @@ export function useZod(fastify: FastifyInstance): void {
   fastify.setSerializerCompiler(() => (data) => JSON.stringify(data));
 }
 
+/**
+ * For Fastify's `schemaController.compilersFactory`. Fastify loads its default compilers, ajv and
+ * fast-json-stringify (about 100 modules, kept in memory for the process's life), when no factory
+ * is given, though upkeep replaces them on every route (useZod). These are never called: a
+ * context with zod compilers never asks for a built one.
+ */
+export const noDefaultCompilers = {
+  buildValidator(): never { throw new Error('route schemas are zod schemas: call useZod on the plugin'); },
+  buildSerializer(): never { throw new Error('route schemas are zod schemas: call useZod on the plugin'); },
+};
+
 export const errorReply = z.object({ error: z.string() });

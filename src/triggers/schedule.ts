@@ -1,5 +1,5 @@
 import type { Cron } from 'croner';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../prom.js';
 import { cronOccurrences } from '../config/cron.js';
 import type { Config, ScheduleEntry } from '../config/schema.js';
 import type { Logger } from '../log.js';

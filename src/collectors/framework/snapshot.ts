@@ -1,4 +1,4 @@
-import { Counter, Gauge, type MetricType, type Registry } from 'prom-client';
+import { Counter, Gauge, type MetricType, type Registry } from '../../prom.js';
 import { escapeHelp, formatValue, labelText } from './exposition.js';
 import { MAX_VALUE_BYTES, type FamilyText, type TextSlices } from './text.js';
 import type { BlockColumn, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';

@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from './prom.js';
 import { buildScraper } from './collectors/registry.js';
 import type { Scraper } from './collectors/framework/scraper.js';
 import type { CollectorModule } from './collectors/framework/types.js';
@@ -9,6 +9,8 @@ import { bearerAuth } from './http/auth.js';
 import { jsonBodies } from './http/json-body.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
+import { sendSlices } from './http/slices.js';
+import { noDefaultCompilers } from './http/zod.js';
 import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow-clients.js';
 import { loggedPath, type Logger } from './log.js';
 import { Engine } from './engine/engine.js';
@@ -49,6 +51,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // Fastify's own request lines log the raw request; upkeep writes one line per request itself.
     logController: new LogController({ disableRequestLogging: true }),
     ...timeoutOptions(config.server), clientErrorHandler: clientErrorHandler(config.server, log),
+    schemaController: { compilersFactory: noDefaultCompilers },
   });
   connectionHooks(fastify);
   // One line per API request. Scrapes and probes arrive every few seconds; logging them would
@@ -84,9 +87,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
 
   fastify.get('/metrics', async (_request, reply) => {
-    // A stream: the text is rendered as the socket takes it, never held whole (10 MB at 10,000 tables).
-    const exposition = await scraper.scrape();
-    return reply.type(registry.contentType).send(exposition);
+    const slices = await scraper.slices();
+    // Written here rather than handed to Fastify as a stream: the text (10 MB at 10,000 tables)
+    // is rendered as the socket takes it, into buffers reused once the socket has taken them, and
+    // only a write's callback says when that is. So no onSend hook runs: the one that applies,
+    // closing the connection during shutdown, is done here.
+    reply.hijack();
+    reply.raw.setHeader('content-type', registry.contentType);
+    if (closing) reply.raw.setHeader('connection', 'close');
+    reply.raw.writeHead(200);
+    try {
+      await sendSlices(reply.raw, slices);
+      reply.raw.end();
+    } catch {
+      reply.raw.destroy();
+    }
   });
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_request, reply) => {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { errorMessage, type Logger } from '../../log.js';
-import { exposition, type FamilyText } from './text.js';
+import { asStrings, exposition, type FamilyText } from './text.js';
 import { registerSnapshot, type FamilyPart, type SnapshotMetric } from './snapshot.js';
 import type { BlockColumn, CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';
 
@@ -74,14 +74,20 @@ export class Scraper {
 
   /**
    * Collects (sharing a collection already in flight) and returns the registry's exposition, each
-   * caller its own stream: the collectors' families straight to text, the others (engine, build
-   * info) through prom-client, rendered as the reader takes them.
+   * caller its own: the collectors' families straight to text, the others (engine, build info)
+   * through prom-client, rendered as the reader asks for slices. A slice is only valid until the
+   * next is asked for (its buffer is reused): send or copy it first.
    */
-  async scrape(): Promise<Readable> {
+  async slices(): Promise<AsyncGenerator<Uint8Array>> {
     if (!this.inFlight) this.inFlight = this.collectAll().finally(() => { this.inFlight = null; });
     await this.inFlight;
     const families: FamilyText[] = this.registry.getMetricsAsArray().map(({ name }) => this.families.get(name)?.render() ?? { text: () => this.registry.getSingleMetricAsString(name) });
-    return Readable.from(exposition(families), { highWaterMark: 1 });
+    return exposition(families);
+  }
+
+  /** The exposition as a stream of strings, for readers in the process (tests, the demo). */
+  async scrape(): Promise<Readable> {
+    return Readable.from(asStrings(await this.slices()), { highWaterMark: 1 });
   }
 
   /**

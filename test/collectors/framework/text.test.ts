@@ -1,6 +1,6 @@
 import t from 'tap';
 import { formatValue } from '../../../src/collectors/framework/exposition.js';
-import { exposition, MAX_VALUE_BYTES, TextSlices, type FamilyText } from '../../../src/collectors/framework/text.js';
+import { asStrings, exposition, MAX_VALUE_BYTES, TextSlices, type FamilyText } from '../../../src/collectors/framework/text.js';
 
 /** Lines written through TextSlices, one family of `count` lines, pausing when slices are full. */
 function lines(header: string, line: string, count: number): FamilyText {
@@ -17,9 +17,10 @@ function lines(header: string, line: string, count: number): FamilyText {
   };
 }
 
+/** Each slice decoded as it comes: its buffer is written into again once the next is asked for. */
 async function all(families: readonly FamilyText[]): Promise<string[]> {
   const slices: string[] = [];
-  for await (const slice of exposition(families)) slices.push(slice);
+  for await (const slice of asStrings(exposition(families))) slices.push(slice);
   return slices;
 }
 
@@ -31,6 +32,21 @@ t.test('families are joined as prom-client joins them, in slices that lose nothi
   t.equal(slices.join(''), `# HELP big x\n# TYPE big gauge${line.repeat(10_000)}\n\n# HELP small y\n# TYPE small gauge\nsmall 1\n`);
   const empty = await all([]);
   t.same(empty, ['\n'], 'no families: a lone newline, as prom-client');
+});
+
+t.test('a few buffers are reused for the whole exposition', async (t) => {
+  const line = '\nseries{table="t"} 12345';
+  const buffers = new Set<ArrayBufferLike>();
+  let slices = 0;
+  let text = '';
+  for await (const slice of exposition([lines('# HELP big x', line, 100_000)])) {
+    buffers.add(slice.buffer);
+    slices += 1;
+    text += Buffer.from(slice).toString();
+  }
+  t.equal(text, `# HELP big x${line.repeat(100_000)}\n`);
+  t.ok(slices > 100, `${slices} slices`);
+  t.ok(buffers.size <= 3, `${buffers.size} buffers for ${slices} slices`);
 });
 
 t.test('a line is never split between slices; one longer than a slice gets a slice of its own', async (t) => {
@@ -51,7 +67,7 @@ t.test('values are written as formatValue writes them, digits of whole numbers w
     out.value(value);
     out.text(' ');
   }
-  const written = [...out.end()].join('');
+  const written = Array.from(out.end(), (slice) => Buffer.from(slice).toString()).join('');
   t.equal(written, values.map((value) => `${formatValue(value)} `).join(''));
   t.ok(values.every((value) => formatValue(value).length <= MAX_VALUE_BYTES), 'MAX_VALUE_BYTES holds every value');
 });

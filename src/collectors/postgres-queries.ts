@@ -94,8 +94,9 @@ export function tableKey(schema: string, table: string): string {
  * name: the rows the selection across databases would keep of this database, read without reading
  * the others, straight into columns. `known` gives the kept names of tables exported before.
  */
-export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, known?: (schema: string, table: string) => TableName | undefined): Promise<TableColumns> {
-  const reading = new TableColumns(database, TABLE_STAT_COLUMNS, known);
+export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, known?: (schema: string, table: string) => TableName | undefined,
+  expectedRows?: number): Promise<TableColumns> {
+  const reading = new TableColumns(database, TABLE_STAT_COLUMNS, known, expectedRows);
   await readTop(stream, TABLE_STATS_SQL, reading, 'dead_tuples', filter, [filter.minDeadTuples]);
   return reading;
 }

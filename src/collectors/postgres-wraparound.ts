@@ -61,8 +61,8 @@ export async function readWraparound(pool: pg.Pool, target: string): Promise<Rea
  * this database.
  */
 export async function readTableXidAges(stream: RowStream, database: string, filter: TablePatterns & { readonly limit: number },
-  known?: (schema: string, table: string) => TableName | undefined): Promise<TableColumns> {
-  const reading = new TableColumns(database, TABLE_AGE_COLUMNS, known);
+  known?: (schema: string, table: string) => TableName | undefined, expectedRows?: number): Promise<TableColumns> {
+  const reading = new TableColumns(database, TABLE_AGE_COLUMNS, known, expectedRows);
   await readTop(stream, TABLE_AGES_SQL, reading, 'xid_age', filter);
   return reading;
 }

@@ -107,12 +107,14 @@ class PostgresCollector implements CollectorInstance {
     const connection = this.connection(database);
     try {
       const known = (schema: string, table: string) => connection.rows.find(schema, table);
-      const tables = await readTableStats(connection.stream, database, this.config.tables, known);
+      // The tables of the last reading: how many rows this one will most likely have.
+      const expectedRows = connection.measure.length;
+      const tables = await readTableStats(connection.stream, database, this.config.tables, known, expectedRows);
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       connection.measure = tables.names;
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
-      const xidAges = await readTableXidAges(connection.stream, database, this.config.tables, known);
+      const xidAges = await readTableXidAges(connection.stream, database, this.config.tables, known, expectedRows);
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {

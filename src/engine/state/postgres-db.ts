@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { postgresDriver } from '../../lazy.js';
 import { errorMessage } from '../../log.js';
+import { socketFor } from '../../systems/postgres/client.js';
 
 export interface StateDbOptions {
   /** `state.postgres.url`; it never appears in an error. */
@@ -47,6 +48,7 @@ export class StateDb {
       query_timeout: options.timeoutMs + 1000,
       application_name: 'upkeep-state',
       allowExitOnIdle: true,
+      stream: socketFor,
     });
     // An idle client whose server went away errors here; the pool drops it and the next query reports.
     this.pool.on('error', () => undefined);

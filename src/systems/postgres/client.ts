@@ -1,5 +1,15 @@
+import { Socket } from 'node:net';
 import type pg from 'pg';
 import { postgresDriver } from '../../lazy.js';
+import { MessageSocket } from './message-socket.js';
+
+/**
+ * pg's `stream` option: called with the connection's settings for each new connection. Plain
+ * connections read whole messages (MessageSocket); TLS ones get the socket pg would make.
+ */
+export function socketFor(settings?: { readonly ssl?: unknown }): Socket {
+  return settings?.ssl ? new Socket() : new MessageSocket();
+}
 
 /** The target's URL pointed at another database of the same server. */
 export function databaseUrl(url: string, database: string): string {
@@ -10,7 +20,7 @@ export function databaseUrl(url: string, database: string): string {
 
 /** A new, connected client; the caller must end() it. */
 export async function connectClient(url: string, applicationName: string): Promise<pg.Client> {
-  const client = new (postgresDriver().Client)({ connectionString: url, application_name: applicationName });
+  const client = new (postgresDriver().Client)({ connectionString: url, application_name: applicationName, stream: socketFor });
   client.on('error', () => undefined); // a dropped connection surfaces on the next query instead
   await client.connect();
   return client;
@@ -37,6 +47,7 @@ export function createPool(options: PoolOptions): pg.Pool {
     statement_timeout: options.timeoutSeconds * 1000,
     application_name: options.applicationName,
     allowExitOnIdle: true,
+    stream: socketFor,
   });
   // An idle client whose server restarted errors here; the pool discards it and the next query
   // reports whether the server is back.

@@ -1,0 +1,83 @@
+import { once } from 'node:events';
+import t from 'tap';
+import { MessageSocket } from '../../../src/systems/postgres/message-socket.js';
+
+/** A protocol message: type byte, 32-bit length counting itself, then `body` bytes of `fill`. */
+function message(type: string, body: number, fill: number): Buffer {
+  const bytes = Buffer.alloc(5 + body, fill);
+  bytes.write(type, 0, 'latin1');
+  bytes.writeUInt32BE(4 + body, 1);
+  return bytes;
+}
+
+/** Whether a chunk is whole messages, and how many. */
+function wholeMessages(chunk: Buffer): number | null {
+  let at = 0;
+  let count = 0;
+  while (at < chunk.length) {
+    if (at + 5 > chunk.length) return null;
+    at += 1 + chunk.readUInt32BE(at + 1);
+    count += 1;
+  }
+  return at === chunk.length ? count : null;
+}
+
+/** Pushes `pieces` as reads, then the end, and returns the chunks the socket handed on. */
+async function frame(pieces: readonly Buffer[]): Promise<Buffer[]> {
+  const socket = new MessageSocket();
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
+  for (const piece of pieces) socket.push(piece);
+  socket.push(null);
+  await once(socket, 'end');
+  socket.destroy();
+  return chunks;
+}
+
+// A deterministic generator, so a failure can be replayed.
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+}
+
+t.test('reads split anywhere come out as whole messages, every byte in order', async (t) => {
+  const next = random(7);
+  const messages = Array.from({ length: 400 }, (_, i) => message('D', i % 50 === 0 ? 200_000 : Math.floor(next() * 300), i % 251));
+  messages.push(message('Z', 0, 0));
+  const stream = Buffer.concat(messages);
+  for (const maxRead of [1, 3, 7, 64, 8192, 65_536]) {
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < stream.length;) {
+      const size = 1 + Math.floor(next() * maxRead);
+      pieces.push(stream.subarray(at, at + size));
+      at += size;
+    }
+    const chunks = await frame(pieces);
+    t.ok(chunks.every((chunk) => wholeMessages(chunk) !== null), `reads of up to ${maxRead} bytes: every chunk is whole messages`);
+    t.equal(chunks.reduce((sum, chunk) => sum + (wholeMessages(chunk) ?? 0), 0), messages.length, 'no message lost or doubled');
+    t.ok(Buffer.concat(chunks).equals(stream), 'the bytes are unchanged');
+  }
+});
+
+t.test('a read of whole messages is handed on as it is, not copied', async (t) => {
+  const socket = new MessageSocket();
+  const read = Buffer.concat([message('D', 10, 1), message('C', 5, 2)]);
+  const handed: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => { handed.push(chunk); });
+  socket.push(read);
+  socket.push(null);
+  await once(socket, 'end');
+  socket.destroy();
+  t.equal(handed.length, 1);
+  t.equal(handed[0]?.buffer, read.buffer, 'a view of the same memory');
+});
+
+t.test('bytes that are no message (a length under 4) are handed on unframed from there on', async (t) => {
+  const bad = Buffer.from([0x44, 0, 0, 0, 1, 9, 9, 9]);
+  const after = message('D', 3, 5);
+  const chunks = await frame([message('Z', 0, 0), bad.subarray(0, 3), bad.subarray(3), after.subarray(0, 2), after.subarray(2)]);
+  t.ok(Buffer.concat(chunks).equals(Buffer.concat([message('Z', 0, 0), bad, after])), 'every byte arrives, in order');
+});

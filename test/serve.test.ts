@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort, waitFor } from './fixtures/ports.js';
 import { promtoolCheckMetrics } from './fixtures/promtool.js';
 import { postHead, slowClient } from './fixtures/slow-client.js';
+import { tempDir } from './http/helpers.js';
 
 /** Starts `upkeep serve` as a real process, the way an operator would. */
 function serve(args: string[], env: Record<string, string> = {}, outsideTap = false): { child: ChildProcess; output: () => string } {
@@ -22,13 +22,21 @@ function serve(args: string[], env: Record<string, string> = {}, outsideTap = fa
   return { child, output: () => output };
 }
 
+/** Kills a child that is still running and waits for it to exit, so its directory can be removed after. */
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
 
 t.test('upkeep serve --config examples/minimal.yml serves metrics that promtool accepts', async (t) => {
   const port = await freePort();
-  const logs = await mkdtemp(join(tmpdir(), 'upkeep-logs-'));
+  const logs = await tempDir(t, 'upkeep-logs-');
   await writeFile(join(logs, 'app.log'), 'line\n');
   const { child, output } = serve(['--config', 'examples/minimal.yml', '--port', String(port)], { UPKEEP_LOG_DIR: logs });
-  t.teardown(() => { child.kill('SIGKILL'); });
+  t.teardown(() => kill(child));
   const body = await waitFor('upkeep to serve', async () => {
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);
     if (response.status !== 200) throw new Error(`status ${response.status}`);
@@ -52,12 +60,12 @@ t.test('SIGTERM during a slow scrape: the scrape completes, then the process exi
   const holePort = await freePort();
   await new Promise<void>((resolve) => hole.listen(holePort, '127.0.0.1', resolve));
   t.teardown(() => { for (const s of sockets) s.destroy(); hole.close(); });
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-serve-'));
+  const dir = await tempDir(t, 'upkeep-serve-');
   const config = join(dir, 'upkeep.yml');
   await writeFile(config, `collectors: { timeoutSeconds: 2 }\ntargets:\n  disks: [{ path: / }]\n  http: [{ name: slow, url: "http://127.0.0.1:${holePort}/" }]\n`);
   const port = await freePort();
   const { child, output } = serve(['--config', config, '--port', String(port)]);
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => kill(child));
   await waitFor('upkeep to listen', async () => { await fetch(`http://127.0.0.1:${port}/healthz`); });
 
   const exited = once(child, 'exit');
@@ -87,12 +95,12 @@ t.test('a bad --port or config file is an error, not a crash', async (t) => {
 });
 
 t.test('SIGTERM while a client is still sending: at server.shutdownTimeoutSeconds every connection is closed and the process exits 1', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-serve-'));
+  const dir = await tempDir(t, 'upkeep-serve-');
   const config = join(dir, 'upkeep.yml');
   await writeFile(config, `state: { dir: ${JSON.stringify(join(dir, 'state'))} }\nserver: { shutdownTimeoutSeconds: 1, requestTimeoutSeconds: 600, idleTimeoutSeconds: 600 }\n`);
   const port = await freePort();
   const { child, output } = serve(['--config', config, '--port', String(port)]);
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => kill(child));
   await waitFor('upkeep to listen', async () => { await fetch(`http://127.0.0.1:${port}/healthz`); });
   const body = 'x'.repeat(10_000);
   const client = slowClient(port, { head: postHead('/alertmanager', body.length), trickle: body });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,8 +90,14 @@ export function restoreWithPsql(file: string, url: string): Promise<void> {
   });
 }
 
+// The directories writeConfigFile made, removed when the test file's process exits: its callers
+// pass the file on to commands and child processes, and have no cleanup of their own to call.
+const configDirs = new Set<string>();
+
 export async function writeConfigFile(config: Record<string, unknown>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'upkeep-config-'));
+  if (configDirs.size === 0) process.once('exit', () => { for (const made of configDirs) rmSync(made, { recursive: true, force: true }); });
+  configDirs.add(dir);
   const file = join(dir, 'upkeep.yaml');
   await writeFile(file, stringify(config));
   return file;

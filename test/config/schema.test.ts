@@ -6,6 +6,7 @@ import { main, type Io } from '../../src/cli.js';
 import { parseDurationSeconds } from '../../src/config/duration.js';
 import { formatPath, interpolate } from '../../src/config/interpolate.js';
 import { ConfigInvalid, loadConfig, parseConfig } from '../../src/config/load.js';
+import { tempDir } from '../http/helpers.js';
 
 function capture(env: Record<string, string> = {}): Io & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -13,8 +14,8 @@ function capture(env: Record<string, string> = {}): Io & { stdout: string[]; std
   return { stdout, stderr, out: (line) => stdout.push(line), err: (line) => stderr.push(line), env };
 }
 
-async function configFile(text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-config-'));
+async function configFile(t: { teardown(fn: () => unknown): void }, text: string): Promise<string> {
+  const dir = await tempDir(t, 'upkeep-config-');
   const file = join(dir, 'upkeep.yml');
   await writeFile(file, text);
   return file;
@@ -108,7 +109,7 @@ t.test('loadConfig reports an unreadable file', async (t) => {
 
 t.test('check-config', async (t) => {
   t.test('rejects an unknown key, a wrong type and an unset variable, naming each path, exit 1', async (t) => {
-    const file = await configFile('server: { port: nope, authToken: "${UPKEEP_TOKEN}" }\ntargets: { disk: [] }\n');
+    const file = await configFile(t, 'server: { port: nope, authToken: "${UPKEEP_TOKEN}" }\ntargets: { disk: [] }\n');
     const io = capture();
     t.equal(await main(['check-config', '--config', file], io), 1);
     const text = io.stderr.join('\n');
@@ -118,19 +119,19 @@ t.test('check-config', async (t) => {
   });
   t.test('prints a summary and exits 0', async (t) => {
     const io = capture({ UPKEEP_TOKEN: 's3cret' });
-    const file = await configFile('server: { authToken: "${UPKEEP_TOKEN}" }\ntargets: { disks: [{ path: / }] }\n');
+    const file = await configFile(t, 'server: { authToken: "${UPKEEP_TOKEN}" }\ntargets: { disks: [{ path: / }] }\n');
     t.equal(await main(['check-config', '--config', file], io), 0);
     t.match(io.stdout.join('\n'), /config OK[\s\S]*disks=1[\s\S]*bearer token required/);
     t.notMatch(io.stdout.join('\n'), 's3cret');
   });
   t.test('state.postgres: the summary names the host, database and schema, never the password; a bad schema or URL is refused', async (t) => {
     const io = capture({ STATE_PASSWORD: 'st-5ecret-9d1e' });
-    const file = await configFile('state: { postgres: { url: "postgres://upkeep_state:${STATE_PASSWORD}@db.internal:5432/upkeep?sslmode=require" } }\n');
+    const file = await configFile(t, 'state: { postgres: { url: "postgres://upkeep_state:${STATE_PASSWORD}@db.internal:5432/upkeep?sslmode=require" } }\n');
     t.equal(await main(['check-config', '--config', file], io), 0);
     t.match(io.stdout.join('\n'), '  state: PostgreSQL db.internal:5432/upkeep, schema upkeep (shared by replicas)');
     t.notMatch(io.stdout.join('\n'), /5ecret|upkeep_state/);
     const plain = capture();
-    t.equal(await main(['check-config', '--config', await configFile('state: { dir: /var/lib/upkeep }\n')], plain), 0);
+    t.equal(await main(['check-config', '--config', await configFile(t, 'state: { dir: /var/lib/upkeep }\n')], plain), 0);
     t.match(plain.stdout.join('\n'), '  state: directory /var/lib/upkeep');
     const bad = parseConfig('state: { postgres: { url: "mysql://x@y/z", schema: "Upkeep; drop", timeoutSeconds: 0, leaseSeconds: 2 } }\n', {});
     t.same(bad.ok ? [] : bad.errors, [
@@ -172,7 +173,7 @@ t.test('check-config', async (t) => {
     t.match(io.stdout.join('\n'), 'backups=1 disks=1 logs=1');
   });
   t.test('cross-checks against the remediations and collectors, in check-config, serve and run alike', async (t) => {
-    const file = await configFile([
+    const file = await configFile(t, [
       'targets: { disks: [{ path: / }] }',
       'collectors: { disabled: [disk] }',
       'remediation: { rules: [{ match: { alertname: A }, remediation: redis.bgsave, params: { target: cache } }] }',
@@ -192,13 +193,13 @@ t.test('check-config', async (t) => {
     }
   });
   t.test('serve --host beyond loopback needs a token', async (t) => {
-    const file = await configFile('targets: { disks: [{ path: / }] }\n');
+    const file = await configFile(t, 'targets: { disks: [{ path: / }] }\n');
     const io = capture();
     t.equal(await main(['serve', '--config', file, '--host', '0.0.0.0', '--port', '0'], io), 1);
     t.same(io.stderr, ['--host: server.authToken is empty while the listen address is not loopback (127.0.0.1, ::1, localhost): every POST would be open to the network; set a token or listen on 127.0.0.1']);
   });
   t.test('an unexpected error while loading prints its type, never a stack or the file', async (t) => {
-    const file = await configFile('server: { authToken: "${UPKEEP_TOKEN}" }\n');
+    const file = await configFile(t, 'server: { authToken: "${UPKEEP_TOKEN}" }\n');
     const hostile = new Proxy({}, { get: () => { throw new TypeError('s3cret in a message'); } });
     const io = { ...capture(), env: hostile };
     t.equal(await main(['check-config', '--config', file], io), 1);
@@ -215,7 +216,7 @@ t.test('check-config', async (t) => {
 });
 
 t.test('${file:/path} reads a secret from a file (Kubernetes secrets, systemd credentials)', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-secret-'));
+  const dir = await tempDir(t, 'upkeep-secret-');
   await writeFile(join(dir, 'token'), '12345\n');
   await writeFile(join(dir, 'big'), 'x'.repeat(70_000));
   const parsed = parseConfig(`server: { authToken: "\${file:${dir}/token}" }\ntargets: { redis: [{ name: c, url: "redis://:\${file:${dir}/token}@127.0.0.1:6379" }] }\n`, {});

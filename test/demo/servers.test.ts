@@ -1,6 +1,5 @@
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { startAlertmanager } from '../../src/demo/servers/alertmanager.js';
@@ -9,6 +8,7 @@ import { startUntilReady } from '../../src/demo/servers/process.js';
 import { startPrometheus } from '../../src/demo/servers/prometheus.js';
 import { startRedis } from '../../src/demo/servers/redis.js';
 import { appFromYaml } from '../host/app.js';
+import { tempDir } from '../http/helpers.js';
 
 t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it with the bearer token', async (t) => {
   const app = await appFromYaml('targets: { disks: [{ path: / }] }\n');
@@ -27,7 +27,7 @@ t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it wi
 
   const alertmanager = await startAlertmanager({ webhookUrl: `http://127.0.0.1:${receiverPort}/alertmanager`, bearerToken: 'sandbox-token' });
   t.teardown(() => alertmanager.destroy());
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-rules-'));
+  const dir = await tempDir(t, 'upkeep-rules-');
   const rules = join(dir, 'rules.yml');
   await writeFile(rules, 'groups:\n  - name: t\n    rules:\n      - alert: DiskSeen\n        expr: upkeep_disk_used_ratio >= 0\n        labels: { severity: info }\n');
   const prometheus = await startPrometheus({ scrapeTarget: address.host, ruleFiles: [rules], alertmanager: `127.0.0.1:${alertmanager.port}` });
@@ -56,7 +56,7 @@ t.test('prometheus scrapes upkeep, fires a rule, and alertmanager delivers it wi
 });
 
 t.test('a program that dies at start is reported with its output, and its directory is removed', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-daemon-'));
+  const dir = await tempDir(t, 'upkeep-daemon-');
   const port = await freePort();
   await t.rejects(startUntilReady('prometheus', 'prometheus', ['--config.file=/nonexistent/prometheus.yml', `--web.listen-address=127.0.0.1:${port}`], `http://127.0.0.1:${port}`, dir), /prometheus exited: .*nonexistent/s);
   await t.rejects(stat(dir), { code: 'ENOENT' });

@@ -1,11 +1,11 @@
-import { mkdir, mkdtemp, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { listBackups } from '../../src/systems/files/backups.js';
 import { globToRegExp } from '../../src/systems/files/glob.js';
 import { readVerify, recordVerify } from '../../src/systems/files/verify-ledger.js';
+import { tempDir } from '../http/helpers.js';
 import { appFromYaml, sample } from './app.js';
 
 const DAY = 86400;
@@ -25,8 +25,8 @@ t.test('glob patterns', async (t) => {
 });
 
 t.test('the newest valid backup wins; newer temporary, partial, empty and corrupt files are ignored', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-backups-'));
-  const state = await mkdtemp(join(tmpdir(), 'upkeep-state-'));
+  const dir = await tempDir(t, 'upkeep-backups-');
+  const state = await tempDir(t, 'upkeep-state-');
   const dump = gzipSync('CREATE TABLE t ();\n');
   await file(dir, 'refnet_20260101_020000.sql.gz', dump, now - 3 * DAY);
   await file(dir, 'refnet_20260102_020000.sql.gz', dump, now - 2 * DAY);
@@ -53,7 +53,7 @@ t.test('the newest valid backup wins; newer temporary, partial, empty and corrup
 });
 
 t.test('no valid backup: counts are exported, the timestamp is absent so "absent()" alerts can fire', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-backups-'));
+  const dir = await tempDir(t, 'upkeep-backups-');
   await file(dir, 'refnet_1.sql.gz.tmp', 'x', now);
   const app = await appFromYaml(`state: { dir: ${dir}/state }\ntargets:\n  backups:\n    - { name: refnet, dir: ${dir}, pattern: "refnet_*" }\n`);
   t.teardown(() => app.fastify.close());
@@ -64,7 +64,7 @@ t.test('no valid backup: counts are exported, the timestamp is absent so "absent
 });
 
 t.test('a missing backup directory is reported, not silent: present 0, no files, no timestamp', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-backups-'));
+  const dir = await tempDir(t, 'upkeep-backups-');
   await file(dir, 'refnet_1.sql.gz', gzipSync('x'), now - 60);
   await recordVerify(join(dir, 'state'), 'gone', { timestamp: now - DAY, file: 'gone_1.sql.gz' });
   await writeFile(join(dir, 'plain-file'), 'not a directory');
@@ -91,7 +91,7 @@ t.test('a missing backup directory is reported, not silent: present 0, no files,
 });
 
 t.test('a directory that cannot be read (not merely missing) fails the collection', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-backups-'));
+  const dir = await tempDir(t, 'upkeep-backups-');
   await symlink(join(dir, 'loop'), join(dir, 'loop'));
   const app = await appFromYaml(`targets:\n  backups:\n    - { name: loop, dir: ${dir}/loop, pattern: "*" }\n`);
   t.teardown(() => app.fastify.close());
@@ -101,7 +101,7 @@ t.test('a directory that cannot be read (not merely missing) fails the collectio
 });
 
 t.test('the verify ledger ignores a malformed entry', async (t) => {
-  const state = await mkdtemp(join(tmpdir(), 'upkeep-state-'));
+  const state = await tempDir(t, 'upkeep-state-');
   t.equal(await readVerify(state, 'none'), null);
   await mkdir(join(state, 'verify'), { recursive: true });
   await writeFile(join(state, 'verify', 'bad.json'), '{"timestamp":"yesterday"}');

@@ -1,12 +1,12 @@
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from '../http/helpers.js';
 import { appFromYaml, sample } from './app.js';
 
 t.test('log directory bytes and file count, recursive, symlinks not followed', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-logs-'));
-  const outside = await mkdtemp(join(tmpdir(), 'upkeep-outside-'));
+  const dir = await tempDir(t, 'upkeep-logs-');
+  const outside = await tempDir(t, 'upkeep-outside-');
   await writeFile(join(dir, 'app.log'), 'x'.repeat(1000));
   await writeFile(join(dir, 'app.log.1.gz'), 'y'.repeat(500));
   await writeFile(join(dir, 'notes.txt'), 'z'.repeat(300));
@@ -26,7 +26,7 @@ t.test('log directory bytes and file count, recursive, symlinks not followed', a
 });
 
 t.test('a missing log directory is reported as present 0; an unreadable one fails only its own collection', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-logs-'));
+  const dir = await tempDir(t, 'upkeep-logs-');
   await symlink(join(dir, 'loop'), join(dir, 'loop'));
   const app = await appFromYaml([
     'targets:',

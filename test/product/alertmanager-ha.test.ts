@@ -1,5 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { startUntilReady } from '../../src/demo/servers/process.js';
@@ -25,7 +24,7 @@ async function startPair(t: { teardown(fn: () => unknown): void }, replicas: rea
   ].join('\n');
   const pair: Alertmanager[] = [];
   for (const [index, port] of gossip.entries()) {
-    const dir = await mkdtemp(join(tmpdir(), 'upkeep-am-ha-'));
+    const dir = await tempDir(t, 'upkeep-am-ha-');
     await writeFile(join(dir, 'alertmanager.yml'), config);
     const web = await freePort();
     const url = `http://127.0.0.1:${web}`;

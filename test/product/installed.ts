@@ -130,8 +130,9 @@ export async function serveInstalled(
   options: { env?: Record<string, string>; args?: readonly string[]; port?: number } = {},
 ): Promise<Served> {
   const port = options.port ?? await freePort();
+  const cwd = await mkdtemp(join(tmpdir(), 'upkeep-cwd-'));
   const child = spawn(await upkeepBin(), ['serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], {
-    env: userEnv(options.env ?? {}), cwd: await mkdtemp(join(tmpdir(), 'upkeep-cwd-')), stdio: ['ignore', 'pipe', 'pipe'],
+    env: userEnv(options.env ?? {}), cwd, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
@@ -158,7 +159,10 @@ export async function serveInstalled(
       return child.exitCode;
     },
   };
-  t.teardown(async () => { if (alive()) { child.kill('SIGKILL'); await exited; } });
+  t.teardown(async () => {
+    if (alive()) { child.kill('SIGKILL'); await exited; }
+    await rm(cwd, { recursive: true, force: true });
+  });
   await waitFor('the installed upkeep to answer /healthz', async () => {
     if (!alive()) throw new Error(`upkeep exited (${child.exitCode ?? child.signalCode}): ${output}`);
     const response = await fetch(`${served.base}/healthz`);

@@ -1,7 +1,6 @@
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
@@ -68,7 +67,7 @@ t.test('thirty targets over three installed replicas: each collected by one, a k
     t.match(text, /^upkeep_replica_members 3$/m);
   }
 
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-prometheus-'));
+  const dir = await tempDir(t, 'upkeep-prometheus-');
   const prometheusPort = await freePort();
   await writeFile(join(dir, 'prometheus.yml'), JSON.stringify({
     global: { scrape_interval: `${SCRAPE_SECONDS}s`, scrape_timeout: `${SCRAPE_SECONDS}s` },

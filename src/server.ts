@@ -9,10 +9,10 @@ import { bearerAuth } from './http/auth.js';
 import { jsonBodies } from './http/json-body.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
-import { sendSlices } from './http/slices.js';
+import { ClientGone, sendSlices } from './http/slices.js';
 import { noDefaultCompilers } from './http/zod.js';
 import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow-clients.js';
-import { loggedPath, type Logger } from './log.js';
+import { errorMessage, loggedPath, type Logger } from './log.js';
 import { Engine } from './engine/engine.js';
 import { joinReplicas } from './engine/state/postgres-members.js';
 import { ownerOf, targetKey } from './collectors/framework/assignment.js';
@@ -99,7 +99,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     try {
       await sendSlices(reply.raw, slices);
       reply.raw.end();
-    } catch {
+    } catch (err) {
+      // The status line is sent: all that is left is to cut the response short, so Prometheus
+      // records a failed scrape rather than a partial one.
+      if (!(err instanceof ClientGone)) log.error({ err: errorMessage(err) }, 'the exposition failed mid-way');
       reply.raw.destroy();
     }
   });

@@ -30,7 +30,6 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-
 t.test('upkeep serve --config examples/minimal.yml serves metrics that promtool accepts', async (t) => {
   const port = await freePort();
   const logs = await tempDir(t, 'upkeep-logs-');

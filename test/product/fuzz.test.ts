@@ -21,7 +21,7 @@ const TOKEN = 'tok-fuzz-1d9e77';
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })), ignored: z.array(z.object({ reason: z.string(), runId: z.string().optional() })) });
 const errorReply = z.object({ error: z.string().min(1) });
 
-/** runIds: the runs a 2xx queued; rejectedIds: alerts the webhook journalled as rejected (listed under ignored) and never queued. */
+/** status 0: cut off before a reply could be read; runIds: the runs a 2xx queued; rejectedIds: alerts the webhook journalled as rejected (listed under ignored) and never queued. */
 interface Outcome { status: number; runIds: string[]; rejectedIds: string[] }
 
 /** Sends one fuzzed request and checks what every reply must satisfy; returns the runs it created. */
@@ -29,7 +29,19 @@ async function send(t: Test, served: Served, request: FuzzRequest, rss: { max: n
   const headers: Record<string, string> = {};
   if (request.contentType !== null) headers['content-type'] = request.contentType;
   if (request.token !== 'none') headers.authorization = `Bearer ${request.token === 'right' ? TOKEN : 'nope'}`;
-  const response = await fetch(`${served.base}${request.path}`, { method: 'POST', headers, body: request.body });
+  let response: Response;
+  try {
+    response = await fetch(`${served.base}${request.path}`, { method: 'POST', headers, body: request.body });
+  } catch (err) {
+    // A request refused before its body is read (a wrong token, an unsupported content type) is
+    // answered and its connection closed at once: a client still writing the body may see the
+    // close (EPIPE, ECONNRESET) before the reply. Nothing was read, so nothing was queued.
+    const cause: unknown = err instanceof Error ? err.cause : undefined;
+    const code = typeof cause === 'object' && cause !== null && 'code' in cause ? cause.code : undefined;
+    if (code !== 'EPIPE' && code !== 'ECONNRESET') throw err;
+    if (!served.alive()) t.fail(`upkeep died: ${request.what}\n${served.output().slice(-2000)}`);
+    return { status: 0, runIds: [], rejectedIds: [] };
+  }
   const text = await response.text();
   const where = `${request.what} -> ${response.status}: ${text.slice(0, 300)}`;
   if (response.status >= 500) t.fail(`no 5xx: ${where}`);

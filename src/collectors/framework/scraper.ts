@@ -85,7 +85,7 @@ export class Scraper {
     return exposition(families);
   }
 
-  /** The exposition as a stream of strings, for readers in the process (tests, the demo). */
+  /** The exposition as a stream of strings, for readers in the process (the tests). */
   async scrape(): Promise<Readable> {
     return Readable.from(asStrings(await this.slices()), { highWaterMark: 1 });
   }

@@ -19,8 +19,11 @@ export const ACTIVITY_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_rollbacks_total', help: 'Transactions rolled back in the database (pg_stat_database.xact_rollback).', type: 'counter', labelNames: DATABASE },
 ];
 
-/** Reported even at 0, so a graph of them never has holes. */
-export const CONNECTION_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled'] as const;
+/**
+ * Reported even at 0, so a graph of them never has holes. `unknown` is among them: a backend
+ * still authenticating has no state yet, so without it the series would come and go.
+ */
+export const CONNECTION_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled', 'unknown'] as const;
 
 // Walsenders, autovacuum and background workers do not count against max_connections.
 const CONNECTIONS_SQL = `

@@ -155,6 +155,7 @@ t.test('postgres server-wide metrics', async (t) => {
     t.equal(connections.get('idle in transaction'), 1, 'a, holding the lock');
     t.equal(connections.get('idle in transaction (aborted)'), 1, 'c, after its error');
     t.equal(connections.get('fastpath function call'), 0, 'known states are reported at 0');
+    t.equal(connections.get('unknown'), 0, 'unknown too: a superuser sees every state, and no backend is authenticating now');
     const total = (values: Iterable<number>) => [...values].reduce((sum, value) => sum + value, 0);
     t.equal(total(connections.values()), total(rows.map((row) => row.count)), 'every client backend (the observer opened after the scrape aside)');
     t.ok((connections.get('active') ?? 0) >= 2, 'b waiting for its lock, and the scrape itself');

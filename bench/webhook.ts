@@ -214,6 +214,8 @@ try {
   // Every accepted alert must be in the journal; wait for the dry runs to drain, then read it.
   const drainStart = Date.now();
   const journalDir = join(stateDir, 'journal');
+  // Per finished run, from its journal lines: how long it waited for a slot, and how long it held one.
+  const times = new Map<string, { waited: number; ran: number }>();
   const readJournal = async () => {
     const runs = new Map<string, string>();
     for (const segment of (await readdir(journalDir)).filter((name) => name.endsWith('.jsonl')).sort()) {
@@ -221,6 +223,7 @@ try {
         if (line.trim() === '') continue;
         const record = runRecordSchema.parse(JSON.parse(line));
         runs.set(record.id, record.status);
+        if (record.startedAt && record.finishedAt) times.set(record.id, { waited: Date.parse(record.startedAt) - Date.parse(record.queuedAt), ran: Date.parse(record.finishedAt) - Date.parse(record.startedAt) });
       }
     }
     return runs;
@@ -242,6 +245,8 @@ try {
   log(`alerts accepted:      ${accepted.size}`);
   log(`in the journal:       ${inJournal} (lost: ${accepted.size - inJournal})`);
   log(`final run statuses:   ${[...statuses].map(([status, count]) => `${status} ${count}`).join(', ')}`);
+  const timed = [...accepted].flatMap((id) => times.get(id) ?? []);
+  log(`run times (ms):       queued p50 ${percentile(timed.map((time) => time.waited), 50)}, p99 ${percentile(timed.map((time) => time.waited), 99)}; running p50 ${percentile(timed.map((time) => time.ran), 50)}, p99 ${percentile(timed.map((time) => time.ran), 99)}`);
   log(pending === 0 ? `queue drained:        ${drainSeconds.toFixed(1)}s after the load stopped` : `queue NOT drained:    ${pending} runs still queued or running ${drainSeconds.toFixed(1)}s after the load stopped`);
   // The server's CPU from the first steady request until the queue was empty, per accepted alert
   // (acknowledging it and its dry run): the machine's load changes latencies more than this.

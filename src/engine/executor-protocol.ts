@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { planStepSchema, TRIGGERS } from '../actions/contract.js';
+import { checkResultSchema, planStepSchema, TRIGGERS } from '../actions/contract.js';
 import { stepErrorSchema } from './step-errors.js';
 
 // The messages between the engine and its executor thread (executor-thread.ts, executor-worker.ts).
 
-export const STEPS = ['resolve', 'check', 'plan', 'run', 'verify', 'close'] as const;
+export const STEPS = ['dryRun', 'resolve', 'check', 'plan', 'run', 'verify', 'close'] as const;
 
 export const toThreadSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('open'), runId: z.string(), remediation: z.string(), dryRun: z.boolean(), deadline: z.number(), trigger: z.enum(TRIGGERS) }),
@@ -31,3 +31,4 @@ export const threadDataSchema = z.object({ config: z.record(z.string(), z.unknow
 // A step's answer as it comes back: checked against the contract's shapes before the pipeline uses it.
 export const planSchema = z.object({ steps: z.array(planStepSchema), payload: z.unknown() });
 export const runOutputSchema = z.object({ detail: z.record(z.string(), z.unknown()) });
+export const dryRunSchema = z.object({ params: z.unknown(), check: checkResultSchema, plan: planSchema });

@@ -4,7 +4,7 @@ import { checkResultSchema, verifyResultSchema } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Executor, RunSpec, RunSteps } from './executor.js';
-import { fromThreadSchema, planSchema, runOutputSchema, type FromThread, type STEPS, type ToThread } from './executor-protocol.js';
+import { dryRunSchema, fromThreadSchema, planSchema, runOutputSchema, type FromThread, type STEPS, type ToThread } from './executor-protocol.js';
 import { fromStepError } from './step-errors.js';
 import { ShutDown } from './stop.js';
 
@@ -54,7 +54,13 @@ export class ThreadExecutor implements Executor {
       if (this.worker === worker) worker.postMessage({ type: 'abort', runId, shutdown: reason instanceof ShutDown, message: errorMessage(reason) } satisfies ToThread);
     }, { once: true });
     const call = (step: Step, ...args: unknown[]) => this.call(runId, step, args);
+    // Once a dry run was sent, the thread closes the run itself when it ends (executor-worker.ts).
+    let closesItself = false;
     return {
+      dryRun: async (params) => {
+        closesItself = true;
+        return dryRunSchema.parse(await call('dryRun', params));
+      },
       resolve: (params) => call('resolve', params),
       check: async (params) => checkResultSchema.parse(await call('check', params)),
       plan: async (params) => planSchema.parse(await call('plan', params)),
@@ -62,7 +68,7 @@ export class ThreadExecutor implements Executor {
       verify: async (params, before, output) => verifyResultSchema.parse(await call('verify', params, before, output)),
       close: async (aborted) => {
         try {
-          await call('close', aborted);
+          if (!closesItself) await call('close', aborted);
         } finally {
           this.runs.delete(runId);
           if (this.runs.size === 0) {

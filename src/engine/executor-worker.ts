@@ -68,6 +68,8 @@ function call(message: Extract<ToThread, { type: 'call' }>): void {
 /** The step asked for, as a promise (an action that throws before its first await fails the step, not the thread). */
 async function perform(steps: RunSteps, { runId, step, args }: Extract<ToThread, { type: 'call' }>): Promise<unknown> {
   switch (step) {
+    // It lets the run's connections go itself; the run stays listed until then, so an abort still reaches it.
+    case 'dryRun': return steps.dryRun(args[0]).finally(() => runs.delete(runId));
     case 'resolve': return steps.resolve(args[0]);
     case 'check': return steps.check(args[0]);
     case 'plan': return steps.plan(args[0]);

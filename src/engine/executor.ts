@@ -19,8 +19,21 @@ export interface RunSpec {
   readonly progress: (detail: Readonly<Record<string, unknown>>) => void;
 }
 
+/** What a dry run learns: the params as resolved, the check and the plan. */
+export interface DryRunResult {
+  readonly params: unknown;
+  readonly check: CheckResult;
+  readonly plan: Plan<unknown>;
+}
+
 /** An action's steps for one run, with the run's context (connections, memo, signal) bound. */
 export interface RunSteps {
+  /**
+   * Resolve, check and plan, then the run's connections are let go: a dry run is one message to
+   * the executor thread and back instead of four (resolve, check, plan, close), and the thread's
+   * round trips were most of what a flood of dry runs waited for. close() after it does nothing.
+   */
+  dryRun(params: unknown): Promise<DryRunResult>;
   resolve(params: unknown): Promise<unknown>;
   check(params: unknown): Promise<CheckResult>;
   plan(params: unknown): Promise<Plan<unknown>>;
@@ -54,6 +67,15 @@ export function runContext(config: Readonly<Config>, shared: Connections, spec: 
 /** The steps of one action bound to one context. */
 export function boundSteps(action: AnyAction, context: ActionContext, connections: RunConnections): RunSteps {
   return {
+    dryRun: async (input) => {
+      try {
+        const params = await action.resolve(input, context);
+        const check = await action.check(params, context);
+        return { params, check, plan: await action.plan(params, context) };
+      } finally {
+        await connections.close(context.signal.aborted);
+      }
+    },
     resolve: (params) => action.resolve(params, context),
     check: (params) => action.check(params, context),
     plan: (params) => action.plan(params, context),

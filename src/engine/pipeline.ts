@@ -1,4 +1,4 @@
-import { PartialWork, type Risk } from '../actions/contract.js';
+import { PartialWork, type AnyAction, type Risk } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -70,15 +70,15 @@ export class RunPipeline {
       record = { ...record, risk };
       const automatic = request.trigger === 'alert' || request.trigger === 'schedule';
       if (automatic) await this.refuseAutomatic(action.name, risk, request.allowRisk);
-      const params = await step(steps.resolve(job.params));
-      const lockSpec = action.lock(params, config);
-      const lockKey = lockName(action.name, lockSpec);
-      record = { ...record, lockKey };
-      const cooldown = await history.cooldownRemaining(lockKey, now());
-      if (automatic && !record.dryRun && cooldown > 0) throw Stop.from(cooldownRefusal(lockKey, config.remediation.cooldownSeconds, cooldown));
       if (record.dryRun) {
-        record = await this.dryRun(record, steps, params, step);
+        record = await this.dryRun(record, action, steps, job.params, step);
       } else {
+        const params = await step(steps.resolve(job.params));
+        const lockSpec = action.lock(params, config);
+        const lockKey = lockName(action.name, lockSpec);
+        record = { ...record, lockKey };
+        const cooldown = await history.cooldownRemaining(lockKey, now());
+        if (automatic && cooldown > 0) throw Stop.from(cooldownRefusal(lockKey, config.remediation.cooldownSeconds, cooldown));
         const acquiring = this.parts.locks.acquire(lockSpec, record.id, lockKey);
         const lock = await step(acquiring).catch((err: unknown) => {
           // Given up on at the deadline: if the lock still arrives later, let it go at once.
@@ -118,12 +118,12 @@ export class RunPipeline {
     if (await history.circuitOpen(remediation, now())) throw Stop.from(circuitRefusal(remediation, config.remediation.circuitBreaker));
   }
 
-  /** A dry run: the exact plan, nothing executed, no lock and no silence. */
-  private async dryRun(record: RunRecord, steps: RunSteps, params: unknown, step: Step): Promise<RunRecord> {
-    const check = await step(steps.check(params));
-    const plan = await step(steps.plan(params));
+  /** A dry run: the exact plan, nothing executed, no lock, no silence and no cooldown (it acts on nothing). */
+  private async dryRun(record: RunRecord, action: AnyAction, steps: RunSteps, input: unknown, step: Step): Promise<RunRecord> {
+    const { params, check, plan } = await step(steps.dryRun(input));
+    const lockKey = lockName(action.name, action.lock(params, this.parts.config));
     const reason = check.proceed ? 'dry run: nothing was executed' : `dry run: condition cleared (${check.reason}); a real run would be skipped`;
-    return { ...record, status: 'dry_run', check, plan: [...plan.steps], payload: plan.payload, reason };
+    return { ...record, lockKey, status: 'dry_run', check, plan: [...plan.steps], payload: plan.payload, reason };
   }
 
   /** Check, plan, run, verify. `progress` keeps what is known so far, so a failure is journalled with its plan. */

@@ -191,6 +191,8 @@ export class RunConnections extends Connections {
   override async close(aborted = false): Promise<void> {
     this.closed = true;
     this.idle.clear();
-    await Promise.all(this.tracked.map((entry) => entry.close(aborted).catch(() => undefined)));
+    // Once: a dry run closes its connections itself (RunSteps.dryRun), and the pipeline's close follows.
+    const closing = this.tracked.splice(0);
+    await Promise.all(closing.map((entry) => entry.close(aborted).catch(() => undefined)));
   }
 }

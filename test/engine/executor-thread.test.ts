@@ -4,6 +4,7 @@ import { filesCleanup } from '../../src/actions/files-cleanup.js';
 import type { AnyAction, Trigger } from '../../src/actions/contract.js';
 import { InlineExecutor, type Executor, type RunSpec } from '../../src/engine/executor.js';
 import { ThreadExecutor } from '../../src/engine/executor-thread.js';
+import { DRY_RUN_APPLICATION } from '../../src/engine/run-connections.js';
 import { ShutDown } from '../../src/engine/stop.js';
 import { ValidationError } from '../../src/errors.js';
 import { Connections } from '../../src/systems/connections.js';
@@ -45,8 +46,8 @@ function spec(action: AnyAction, log: RunSpec['log'], options: { dryRun?: boolea
 async function dryRun(executor: Executor, params: unknown, log: RunSpec['log']): Promise<unknown> {
   const steps = executor.open(spec(vacuum, log, { dryRun: true }));
   try {
-    const resolved = await steps.resolve(params);
-    return { resolved, check: await steps.check(resolved), plan: await steps.plan(resolved) };
+    const { params: resolved, check, plan } = await steps.dryRun(params);
+    return { resolved, check, plan };
   } finally {
     await steps.close(false);
   }
@@ -69,6 +70,28 @@ t.test('a dry run on the thread gives what it gives inline, and refusals keep th
   t.ok(refusals.every((err) => err instanceof ValidationError), 'a ValidationError on the thread is one here (the run is rejected, not failed)');
   t.equal(refusals[0] instanceof Error && refusals[0].message, refusals[1] instanceof Error && refusals[1].message);
   t.equal(logger.text(), '', 'nothing logged');
+});
+
+t.test('a dry run is one step: it lets its connections go itself, and close() after it does nothing', async (t) => {
+  const params = vacuum.params.parse({ target: 'main', database: 'postgres', table: 'orders' });
+  const onThread = shared.open(spec(vacuum, bufferLogger().log, { dryRun: true }));
+  const { params: resolved } = await onThread.dryRun(params);
+  await t.rejects(onThread.check(resolved), /^run run-[0-9a-z]+ is not open on the executor thread$/, 'the thread closed the run when its dry run ended');
+  await onThread.close(false);
+
+  const connections = new Connections(config);
+  t.teardown(() => connections.close());
+  const inline = new InlineExecutor(config, connections, Date.now);
+  const pool = connections.postgresPool('main', 'postgres', DRY_RUN_APPLICATION, { max: 2 * config.remediation.dryRunConcurrency, idleCloseMs: 10_000, timeoutSeconds: config.remediation.timeoutSeconds });
+  const steps = inline.open(spec(vacuum, bufferLogger().log, { dryRun: true }));
+  await steps.dryRun(params);
+  t.same([pool.totalCount, pool.idleCount], [1, 1], 'its one session is back in the pool before close()');
+  await steps.close(false);
+  t.same([pool.totalCount, pool.idleCount], [1, 1], 'and is not given back twice');
+  const again = inline.open(spec(vacuum, bufferLogger().log, { dryRun: true }));
+  await again.dryRun(params);
+  await again.close(false);
+  t.same([pool.totalCount, pool.idleCount], [1, 1], 'the next dry run borrows the same session');
 });
 
 t.test('a real run on the thread: its log lines carry the run\'s bindings', async (t) => {

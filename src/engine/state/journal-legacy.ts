@@ -27,7 +27,7 @@ export async function* readLegacyJournal(file: string, append: (lines: string) =
           lines.push(text);
           records.push(record);
         }
-      }, CHUNK_BYTES);
+      }, { maxBytes: CHUNK_BYTES });
       if (end === offset) {
         skipped += 1; // a torn last line
         break;

@@ -5,24 +5,37 @@ import { ID_BYTES, runKey } from './run-key.js';
 import type { IndexEntry } from './segment-index.js';
 
 const CHUNK_BYTES = 1 << 20;
+const MIN_BUFFER_BYTES = 4096;
 const NEWLINE = 0x0a;
+
+export interface ScanLimits {
+  /** Stop after about this many bytes. */
+  readonly maxBytes?: number;
+  /**
+   * How many bytes the caller expects to find (the file's size past `from`). The buffer is sized
+   * to it, up to a chunk: a journal reads back each write batch of a few KB, and a fresh 1 MB
+   * buffer per batch was most of the webhook's garbage (docs/performance.md, "Webhook benchmark").
+   */
+  readonly expectedBytes?: number;
+}
 
 /**
  * Reads the complete lines of a segment from `from` on, a chunk at a time, so memory holds one
  * chunk (or one long line), never the file. A last line without its newline is not complete: it
  * is either being written by another process or torn by a crash, and is left for later.
- * Stops after about `maxBytes`. Returns the offset just past the last complete line.
+ * Returns the offset just past the last complete line.
  */
-export async function scanLines(handle: FileHandle, from: number, onLine: (line: Buffer, offset: number) => void, maxBytes = Infinity): Promise<number> {
+export async function scanLines(handle: FileHandle, from: number, onLine: (line: Buffer, offset: number) => void, limits: ScanLimits = {}): Promise<number> {
+  const maxBytes = limits.maxBytes ?? Infinity;
   // One buffer for the whole scan: lines are handed out as views of it, valid during the call.
-  let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  let buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(MIN_BUFFER_BYTES, limits.expectedBytes ?? CHUNK_BYTES)));
   let carried = 0;
   let position = from;
   let lineStart = from;
   for (;;) {
     if (carried === buffer.length) {
       // A line longer than the buffer: make room for the rest of it.
-      const bigger = Buffer.allocUnsafe(buffer.length * 2);
+      const bigger = Buffer.allocUnsafe(Math.max(buffer.length * 2, MIN_BUFFER_BYTES));
       buffer.copy(bigger, 0, 0, carried);
       buffer = bigger;
     }
@@ -30,9 +43,11 @@ export async function scanLines(handle: FileHandle, from: number, onLine: (line:
     if (bytesRead === 0) break;
     position += bytesRead;
     const end = carried + bytesRead;
+    // Only the bytes read are searched: past them lies whatever the buffer held before.
+    const read = buffer.subarray(0, end);
     let start = 0;
-    for (let newline = buffer.indexOf(NEWLINE, start); newline !== -1 && newline < end; newline = buffer.indexOf(NEWLINE, start)) {
-      onLine(buffer.subarray(start, newline), lineStart);
+    for (let newline = read.indexOf(NEWLINE, start); newline !== -1; newline = read.indexOf(NEWLINE, start)) {
+      onLine(read.subarray(start, newline), lineStart);
       lineStart += newline - start + 1;
       start = newline + 1;
     }

@@ -133,7 +133,9 @@ export class SegmentSet {
       throw err;
     }
     const { size } = await tail.reader.stat();
-    if (size > tail.index.bytes) tail.index.bytes = await scanLines(tail.reader, tail.index.bytes, (line, offset) => tail.index.addLine(line, offset));
+    if (size <= tail.index.bytes) return;
+    const from = tail.index.bytes;
+    tail.index.bytes = await scanLines(tail.reader, from, (line, offset) => tail.index.addLine(line, offset), { expectedBytes: size - from });
   }
 
   /** Every segment, newest first. */

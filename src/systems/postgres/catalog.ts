@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
+import { prepared } from './prepared.js';
 import { nameReadings, type QualifiedName } from './sql.js';
 
 const pgError = z.object({ code: z.string(), message: z.string() });
@@ -22,16 +23,18 @@ const RELKINDS = { table: ['r', 'p', 'm', 't'], index: ['i', 'I'] } as const;
  * A literal split of the text ("public.Orders") wins; its SQL reading (`PUBLIC."Orders"`) is
  * the fallback, so every spelling of one relation resolves to it.
  */
+const FIND_RELATION = prepared('find_relation', `
+select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wanted.literal
+  from unnest($1::text[], $2::text[], $3::boolean[]) as wanted(schema, name, literal)
+  join pg_namespace n on n.nspname = wanted.schema
+  join pg_class c on c.relnamespace = n.oid and c.relname = wanted.name
+ where c.relkind = any($4::"char"[])`);
+
 export async function findRelation(client: pg.Client, text: string, kind: 'table' | 'index', where: string): Promise<Relation> {
   const readings = nameReadings(text);
-  const result = await client.query(
-    `select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wanted.literal
-       from unnest($1::text[], $2::text[], $3::boolean[]) as wanted(schema, name, literal)
-       join pg_namespace n on n.nspname = wanted.schema
-       join pg_class c on c.relnamespace = n.oid and c.relname = wanted.name
-      where c.relkind = any($4::"char"[])`,
+  const result = await client.query(FIND_RELATION(
     [readings.map((reading) => reading.schema), readings.map((reading) => reading.name), readings.map((reading) => reading.literal), [...RELKINDS[kind]]],
-  );
+  ));
   const found = z.array(relationRow).parse(result.rows);
   const literal = found.filter((row) => row.literal);
   const rows = literal.length > 0 ? literal : found;
@@ -41,19 +44,23 @@ export async function findRelation(client: pg.Client, text: string, kind: 'table
   return { oid, schema, name };
 }
 
+const TABLE_OF_INDEX = prepared('table_of_index', `
+select c.oid::int as oid, n.nspname as schema, c.relname as name
+  from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+ where i.indexrelid = $1`);
+
 /** The table an index belongs to. */
 export async function tableOfIndex(client: pg.Client, index: Relation): Promise<Relation> {
-  const result = await client.query(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name
-       from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
-      where i.indexrelid = $1`, [index.oid]);
+  const result = await client.query(TABLE_OF_INDEX([index.oid]));
   // Every index has a table; a missing row would mean the index was dropped meanwhile, and fails the run.
   return z.object({ oid: z.number(), schema: z.string(), name: z.string() }).parse(result.rows[0]);
 }
 
+const COLUMNS_OF = prepared('columns_of', 'select attname from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped order by attnum');
+
 /** Column names of a relation, in order. */
 export async function columnsOf(client: pg.Client, oid: number): Promise<string[]> {
-  const result = await client.query('select attname from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped order by attnum', [oid]);
+  const result = await client.query(COLUMNS_OF([oid]));
   return z.array(z.object({ attname: z.string() })).parse(result.rows).map((row) => row.attname);
 }
 
@@ -71,43 +78,51 @@ export type TableStats = z.infer<typeof tableStats>;
 // (as upkeep_postgres_table_xid_age reports it). Partitioned parents have no relfrozenxid: 0.
 const XID_AGE = "case when c.relfrozenxid = '0'::xid then 0 else greatest(age(c.relfrozenxid), age(t.relfrozenxid)) end";
 
+const OLDEST_TABLES = prepared('oldest_tables', `
+select oid, schema, name from (
+  select c.oid::int as oid, n.nspname as schema, c.relname as name, ${XID_AGE} as age
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace left join pg_class t on t.oid = c.reltoastrelid
+   where c.relkind in ('r', 'm')) aged
+ where age > $1 order by age desc, oid`);
+
 /**
  * Plain tables and materialized views whose age(relfrozenxid) is over `minAge`, oldest first
  * (ties by oid, so a dry run and the run that follows list them in one order).
  */
 export async function oldestTables(client: pg.Client, minAge: number): Promise<Relation[]> {
-  const result = await client.query(
-    `select oid, schema, name from (
-       select c.oid::int as oid, n.nspname as schema, c.relname as name, ${XID_AGE} as age
-         from pg_class c join pg_namespace n on n.oid = c.relnamespace left join pg_class t on t.oid = c.reltoastrelid
-        where c.relkind in ('r', 'm')) aged
-      where age > $1 order by age desc, oid`, [minAge]);
+  const result = await client.query(OLDEST_TABLES([minAge]));
   return z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows);
 }
 
+const AGE_OF = prepared('age_of', 'select age($1::xid)::float8 as age');
+
 /** age() of a transaction ID read earlier (statsOf's frozenXid), now. */
 export async function ageOf(client: pg.Client, xid: string): Promise<number> {
-  const result = await client.query('select age($1::xid)::float8 as age', [xid]);
+  const result = await client.query(AGE_OF([xid]));
   return z.tuple([z.object({ age: z.number() })]).parse(result.rows)[0].age;
 }
+
+const SNAPSHOT_AGE = prepared('snapshot_age', 'select coalesce(age(backend_xmin), 0)::float8 as age from pg_stat_activity where pid = pg_backend_pid()');
 
 /**
  * The age of this session's own snapshot xmin: no VACUUM can freeze past it, so a table no older
  * than this is frozen as far as it can be.
  */
 export async function snapshotAge(client: pg.Client): Promise<number> {
-  const result = await client.query('select coalesce(age(backend_xmin), 0)::float8 as age from pg_stat_activity where pid = pg_backend_pid()');
+  const result = await client.query(SNAPSHOT_AGE());
   return z.tuple([z.object({ age: z.number() })]).parse(result.rows)[0].age;
 }
 
+const STATS_OF = prepared('stats_of', `
+select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode,
+       extract(epoch from greatest(last_vacuum, last_autovacuum))::float8 as "lastVacuum",
+       (select ${XID_AGE} from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::float8 as "xidAge",
+       (select case when c.relfrozenxid = '0'::xid then null when age(t.relfrozenxid) > age(c.relfrozenxid) then t.relfrozenxid else c.relfrozenxid end
+          from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::text as "frozenXid"
+  from pg_stat_all_tables where relid = $1`);
+
 export async function statsOf(client: pg.Client, oid: number): Promise<TableStats> {
-  const result = await client.query(
-    `select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode,
-            extract(epoch from greatest(last_vacuum, last_autovacuum))::float8 as "lastVacuum",
-            (select ${XID_AGE} from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::float8 as "xidAge",
-            (select case when c.relfrozenxid = '0'::xid then null when age(t.relfrozenxid) > age(c.relfrozenxid) then t.relfrozenxid else c.relfrozenxid end
-               from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::text as "frozenXid"
-       from pg_stat_all_tables where relid = $1`, [oid]);
+  const result = await client.query(STATS_OF([oid]));
   const row = result.rows[0];
   return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null, xidAge: 0, frozenXid: null, lastVacuum: null } : tableStats.parse(row);
 }

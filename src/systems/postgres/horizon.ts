@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { prepared } from './prepared.js';
 
 // The vacuum horizon: VACUUM removes only rows that died before the oldest xmin anything on the
 // server still holds. The horizon collector (what holds it, for the metrics) and postgres.vacuum's
@@ -29,7 +30,7 @@ FROM pg_replication_slots ORDER BY slot_name`;
  * the system catalogs) and standbys' hot_standby_feedback (a walsender's xmin). Never this
  * session itself.
  */
-const HOLDERS_SQL = `
+const HOLDERS = prepared('horizon_holders', `
 SELECT 'backend' AS kind, pid::text AS name, state, ${BACKEND_AGE}::float8 AS age,
        extract(epoch FROM now() - state_change)::float8 AS idle_seconds, extract(epoch FROM xact_start)::float8 AS since
   FROM pg_stat_activity
@@ -43,7 +44,7 @@ SELECT 'replication_slot', slot_name::text, CASE WHEN active THEN 'active' ELSE 
 UNION ALL
 SELECT 'standby', coalesce(nullif(application_name, ''), pid::text), state, age(backend_xmin)::float8, NULL, NULL
   FROM pg_stat_replication WHERE backend_xmin IS NOT NULL
-ORDER BY age DESC, kind, name`;
+ORDER BY age DESC, kind, name`);
 
 const holderRow = z.object({
   kind: z.enum(['backend', 'prepared_xact', 'replication_slot', 'standby']),
@@ -68,7 +69,7 @@ export function heldAtVacuum(holder: HorizonHolder, lastVacuum: number | null): 
 }
 
 export async function horizonHolders(client: pg.Client): Promise<HorizonHolder[]> {
-  return z.array(holderRow).parse((await client.query(HOLDERS_SQL)).rows);
+  return z.array(holderRow).parse((await client.query(HOLDERS())).rows);
 }
 
 /** The holder as the journal names it: "backend pid 4242 (idle in transaction, xmin age 12, idle 30s)". */

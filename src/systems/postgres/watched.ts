@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { prepared } from './prepared.js';
 
 /**
  * What a postgres target watches: its databases and the user tables its `tables` filters admit.
@@ -34,13 +35,13 @@ export function tableFilter(filter: TablePatterns): (schema: string, table: stri
 }
 
 // What `databases: auto` watches: every database this role may connect to, templates excluded.
-const DISCOVER_SQL = `
+const DISCOVER = prepared('discover_databases', `
 SELECT datname FROM pg_database
 WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')
-ORDER BY datname`;
+ORDER BY datname`);
 
 export async function discoverDatabases(connection: pg.Pool | pg.Client): Promise<string[]> {
-  const { rows } = await connection.query(DISCOVER_SQL);
+  const { rows } = await connection.query(DISCOVER());
   return z.array(z.object({ datname: z.string() })).parse(rows).map((row) => row.datname);
 }
 

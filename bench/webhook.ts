@@ -219,7 +219,8 @@ try {
   const readJournal = async () => {
     const runs = new Map<string, string>();
     for (const segment of (await readdir(journalDir)).filter((name) => name.endsWith('.jsonl')).sort()) {
-      for (const line of (await readFile(join(journalDir, segment), 'utf8')).split('\n')) {
+      // The last piece is after the last newline: empty, or a line upkeep is still writing.
+      for (const line of (await readFile(join(journalDir, segment), 'utf8')).split('\n').slice(0, -1)) {
         if (line.trim() === '') continue;
         const record = runRecordSchema.parse(JSON.parse(line));
         runs.set(record.id, record.status);

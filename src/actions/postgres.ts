@@ -41,6 +41,10 @@ function threshold(params: VacuumParams, config: Readonly<Config>): number {
 
 type Measured = Pick<DeadTable, 'xidAge' | 'deadTuples'>;
 
+// Built once: zod compiles an object schema's parser on its first use.
+const deadRelations = z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
+const analyzedBefore = z.object({ table: z.object({ analyzeCount: z.number() }) });
+
 function measure(params: VacuumParams, table: Measured): number {
   return params.freeze ? table.xidAge : table.deadTuples;
 }
@@ -66,7 +70,7 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
       const result = await client.query(
         'select relid::int as oid, schemaname as schema, relname as name from pg_stat_user_tables where n_dead_tup > $1 order by n_dead_tup desc, relid',
         [limit]);
-      relations = z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows)
+      relations = deadRelations.parse(result.rows)
         .filter(inScope(context.config, params)).slice(0, maxTables(params, context.config));
     }
     const tables: DeadTable[] = [];
@@ -183,7 +187,7 @@ export const analyze: Action<AnalyzeParams, SqlPayload, SqlOutput> = {
   },
   run: (params, payload, context) => runStatements(context, params, payload, params.table),
   async verify(params, before, _output, context) {
-    const previous = z.object({ table: z.object({ analyzeCount: z.number() }) }).parse(before.observed);
+    const previous = analyzedBefore.parse(before.observed);
     const now = await analyzeTarget(params, context);
     const ok = now.analyzeCount > previous.table.analyzeCount;
     return { ok, detail: `analyze_count ${previous.table.analyzeCount} -> ${now.analyzeCount}`, observed: { analyzeCount: now.analyzeCount } };

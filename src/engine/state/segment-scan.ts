@@ -44,18 +44,24 @@ export async function scanLines(handle: FileHandle, from: number, onLine: (line:
     position += bytesRead;
     const end = carried + bytesRead;
     // Only the bytes read are searched: past them lies whatever the buffer held before.
-    const read = buffer.subarray(0, end);
-    let start = 0;
-    for (let newline = read.indexOf(NEWLINE, start); newline !== -1; newline = read.indexOf(NEWLINE, start)) {
-      onLine(read.subarray(start, newline), lineStart);
-      lineStart += newline - start + 1;
-      start = newline + 1;
-    }
+    const next = eachLine(buffer.subarray(0, end), lineStart, onLine);
+    const start = next - lineStart;
+    lineStart = next;
     buffer.copy(buffer, 0, start, end);
     carried = end - start;
     if (lineStart - from >= maxBytes) break;
   }
   return lineStart;
+}
+
+/** Hands on each newline-terminated line of `bytes`, which start at `offset`; returns the offset past the last one. */
+export function eachLine(bytes: Buffer, offset: number, onLine: (line: Buffer, offset: number) => void): number {
+  let start = 0;
+  for (let newline = bytes.indexOf(NEWLINE); newline !== -1; newline = bytes.indexOf(NEWLINE, start)) {
+    onLine(bytes.subarray(start, newline), offset + start);
+    start = newline + 1;
+  }
+  return offset + start;
 }
 
 export type ParsedLine = { kind: 'blank' } | { kind: 'invalid' } | { kind: 'run'; entry: IndexEntry; lineMs: number };

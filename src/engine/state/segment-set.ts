@@ -67,19 +67,41 @@ export class SegmentSet {
     return Math.max(0, ...this.sealed.map((segment) => segment.seq), ...this.tails.map((tail) => tail.seq)) + 1;
   }
 
-  /** Reads what other processes (and this one) appended since the last look. */
+  /**
+   * Reads what other processes (and this one) appended since the last look. Every write batch
+   * starts with this, so the directory and the tails are looked at side by side: one wait for
+   * the thread pool instead of one per file.
+   */
   async refresh(): Promise<void> {
-    let stamp: number | null = null;
-    try {
-      stamp = (await stat(this.dir)).mtimeMs;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const tails = this.tails;
+    const [stamp, sizes] = await Promise.all([this.stamp(), Promise.all(tails.map((tail) => this.sizeOfTail(tail)))]);
     if (stamp !== this.dirStamp) {
       this.dirStamp = stamp;
       await this.relist(false);
+      for (const tail of this.tails) await this.readTail(tail);
+      return;
     }
-    for (const tail of this.tails) await this.readTail(tail);
+    for (const [at, tail] of tails.entries()) await this.readTail(tail, sizes[at]);
+  }
+
+  private async stamp(): Promise<number | null> {
+    try {
+      return (await stat(this.dir)).mtimeMs;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** The tail's size now, through its reader (opened on first use); null when the file is gone. */
+  private async sizeOfTail(tail: Tail): Promise<number | null> {
+    try {
+      tail.reader ??= await open(tail.file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return (await tail.reader.stat()).size;
   }
 
   /** Lists the segments; `starting`, a sealed segment that grew after its index was written is indexed again. */
@@ -125,15 +147,10 @@ export class SegmentSet {
     this.tails = tails;
   }
 
-  async readTail(tail: Tail): Promise<void> {
-    try {
-      tail.reader ??= await open(tail.file, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    const { size } = await tail.reader.stat();
-    if (size <= tail.index.bytes) return;
+  /** Indexes the tail's new lines: this process's own from memory when they are all that is new, else read from the file. */
+  async readTail(tail: Tail, knownSize?: number | null): Promise<void> {
+    const size = knownSize === undefined ? await this.sizeOfTail(tail) : knownSize;
+    if (size === null || !tail.reader || tail.index.takeWritten(size) || size <= tail.index.bytes) return;
     const from = tail.index.bytes;
     tail.index.bytes = await scanLines(tail.reader, from, (line, offset) => tail.index.addLine(line, offset), { expectedBytes: size - from });
   }

@@ -29,12 +29,15 @@ export class SegmentWriter {
   async write(batch: string): Promise<void> {
     await this.rotateIfDue();
     const handle = await this.appendHandle();
-    const { bytesWritten } = await handle.write(batch);
-    if (bytesWritten < Buffer.byteLength(batch)) {
+    const bytes = Buffer.from(batch);
+    const { bytesWritten } = await handle.write(bytes);
+    if (bytesWritten < bytes.length) {
       // A full disk: the next batch opens the file again and starts on a line of its own.
       await this.close();
-      throw new Error(`the journal took ${bytesWritten} of ${Buffer.byteLength(batch)} bytes (is the disk full?)`);
+      throw new Error(`the journal took ${bytesWritten} of ${bytes.length} bytes (is the disk full?)`);
     }
+    // Indexed from memory at the next look, unless another process appended meanwhile.
+    this.segments.tails.at(-1)?.index.wrote(bytes);
   }
 
   /** Syncs every line written so far, including those of a segment left since the last sync. */

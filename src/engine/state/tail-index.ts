@@ -1,7 +1,7 @@
 import { isFinished } from '../journal.js';
 import { compareKeys, type RunKey } from './run-key.js';
 import { Combos, type IndexEntry } from './segment-index.js';
-import { parseLine } from './segment-scan.js';
+import { eachLine, parseLine } from './segment-scan.js';
 
 /**
  * The index of a segment that is still written to (or has just been rotated away from), kept in
@@ -19,6 +19,9 @@ export class TailIndex {
   firstLineMs: number | null = null;
   lastLineMs = 0;
   skippedLines = 0;
+  /** This process's batches appended since the file was last looked at (see SegmentSet.readTail). */
+  private written: Buffer[] = [];
+  private writtenBytes = 0;
 
   get runs(): number {
     return this.sorted.length;
@@ -26,6 +29,27 @@ export class TailIndex {
 
   get(id: string): IndexEntry | undefined {
     return this.byId.get(id);
+  }
+
+  /** A batch of whole lines this process appended to the segment. */
+  wrote(batch: Buffer): void {
+    this.written.push(batch);
+    this.writtenBytes += batch.length;
+  }
+
+  /**
+   * Indexes this process's batches without reading them back when the file grew by exactly their
+   * bytes since `bytes`: appends are whole batches, so nothing of another process lies between
+   * them. Otherwise (another process appended too, or a torn line was terminated) they are
+   * forgotten and the caller reads the file. Either way the next look starts afresh.
+   */
+  takeWritten(size: number): boolean {
+    const { written, writtenBytes } = this;
+    this.written = [];
+    this.writtenBytes = 0;
+    if (writtenBytes === 0 || size !== this.bytes + writtenBytes) return false;
+    for (const batch of written) this.bytes = eachLine(batch, this.bytes, (line, offset) => this.addLine(line, offset));
+    return true;
   }
 
   /** Takes one complete line read at `offset`. */

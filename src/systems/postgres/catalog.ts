@@ -11,7 +11,13 @@ export function pgErrorCode(err: unknown): string | undefined {
   return parsed.success ? parsed.data.code : undefined;
 }
 
+// Built once: zod compiles an object schema's parser on its first use, so one made per call compiles every time.
 const relationRow = z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() });
+const relationRows = z.array(relationRow);
+const plainRelation = z.object({ oid: z.number(), schema: z.string(), name: z.string() });
+const plainRelations = z.array(plainRelation);
+const columnRows = z.array(z.object({ attname: z.string() }));
+const ageRow = z.tuple([z.object({ age: z.number() })]);
 export type Relation = QualifiedName & { readonly oid: number };
 
 // relkinds: r table, p partitioned table, m materialized view, t TOAST table; i index, I partitioned index.
@@ -35,7 +41,7 @@ export async function findRelation(client: pg.Client, text: string, kind: 'table
   const result = await client.query(FIND_RELATION(
     [readings.map((reading) => reading.schema), readings.map((reading) => reading.name), readings.map((reading) => reading.literal), [...RELKINDS[kind]]],
   ));
-  const found = z.array(relationRow).parse(result.rows);
+  const found = relationRows.parse(result.rows);
   const literal = found.filter((row) => row.literal);
   const rows = literal.length > 0 ? literal : found;
   if (rows.length === 0) throw new ValidationError(`${kind} ${JSON.stringify(text)} does not exist in ${where}`);
@@ -53,7 +59,7 @@ select c.oid::int as oid, n.nspname as schema, c.relname as name
 export async function tableOfIndex(client: pg.Client, index: Relation): Promise<Relation> {
   const result = await client.query(TABLE_OF_INDEX([index.oid]));
   // Every index has a table; a missing row would mean the index was dropped meanwhile, and fails the run.
-  return z.object({ oid: z.number(), schema: z.string(), name: z.string() }).parse(result.rows[0]);
+  return plainRelation.parse(result.rows[0]);
 }
 
 const COLUMNS_OF = prepared('columns_of', 'select attname from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped order by attnum');
@@ -61,7 +67,7 @@ const COLUMNS_OF = prepared('columns_of', 'select attname from pg_attribute wher
 /** Column names of a relation, in order. */
 export async function columnsOf(client: pg.Client, oid: number): Promise<string[]> {
   const result = await client.query(COLUMNS_OF([oid]));
-  return z.array(z.object({ attname: z.string() })).parse(result.rows).map((row) => row.attname);
+  return columnRows.parse(result.rows).map((row) => row.attname);
 }
 
 const tableStats = z.object({
@@ -91,7 +97,7 @@ select oid, schema, name from (
  */
 export async function oldestTables(client: pg.Client, minAge: number): Promise<Relation[]> {
   const result = await client.query(OLDEST_TABLES([minAge]));
-  return z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })).parse(result.rows);
+  return plainRelations.parse(result.rows);
 }
 
 const AGE_OF = prepared('age_of', 'select age($1::xid)::float8 as age');
@@ -99,7 +105,7 @@ const AGE_OF = prepared('age_of', 'select age($1::xid)::float8 as age');
 /** age() of a transaction ID read earlier (statsOf's frozenXid), now. */
 export async function ageOf(client: pg.Client, xid: string): Promise<number> {
   const result = await client.query(AGE_OF([xid]));
-  return z.tuple([z.object({ age: z.number() })]).parse(result.rows)[0].age;
+  return ageRow.parse(result.rows)[0].age;
 }
 
 const SNAPSHOT_AGE = prepared('snapshot_age', 'select coalesce(age(backend_xmin), 0)::float8 as age from pg_stat_activity where pid = pg_backend_pid()');
@@ -110,7 +116,7 @@ const SNAPSHOT_AGE = prepared('snapshot_age', 'select coalesce(age(backend_xmin)
  */
 export async function snapshotAge(client: pg.Client): Promise<number> {
   const result = await client.query(SNAPSHOT_AGE());
-  return z.tuple([z.object({ age: z.number() })]).parse(result.rows)[0].age;
+  return ageRow.parse(result.rows)[0].age;
 }
 
 const STATS_OF = prepared('stats_of', `

@@ -40,9 +40,11 @@ SELECT datname FROM pg_database
 WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')
 ORDER BY datname`);
 
+const databaseRows = z.array(z.object({ datname: z.string() }));
+
 export async function discoverDatabases(connection: pg.Pool | pg.Client): Promise<string[]> {
   const { rows } = await connection.query(DISCOVER());
-  return z.array(z.object({ datname: z.string() })).parse(rows).map((row) => row.datname);
+  return databaseRows.parse(rows).map((row) => row.datname);
 }
 
 /** The database named in the target's URL (discovery runs there), "postgres" when it names none. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { postgresDriver } from '../lazy.js';
 import { tableFilter } from '../systems/postgres/watched.js';
@@ -5,6 +6,8 @@ import type { TableColumns, TopFilter } from './postgres-table-columns.js';
 
 /** A query whose rows come back as arrays of column values, in the SELECT's order. */
 export interface ArrayQuery {
+  /** A named statement is planned once per session (the collectors' sessions outlive their scrapes). */
+  readonly name?: string;
   readonly text: string;
   readonly values: unknown[];
   readonly rowMode: 'array';
@@ -53,6 +56,18 @@ export function poolRows(pool: pg.Pool): RowStream {
   };
 }
 
+const names = new Map<string, string>();
+
+/** A name for the statement, one per text: pg refuses a second text under a name it has prepared. */
+function statementName(sql: string): string {
+  let name = names.get(sql);
+  if (name === undefined) {
+    name = `upkeep_top_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+    names.set(sql, name);
+  }
+  return name;
+}
+
 /**
  * Where a top-N query resumes: rows after ($2 key, $3 schema, $4 table) in the order
  * "key DESC, schema, table" (names in the "C" collation, the code-point order the JavaScript
@@ -82,7 +97,7 @@ export async function readTop(stream: RowStream, sql: string, reading: TableColu
   for (;;) {
     page.rows = 0;
     const known = seen;
-    await stream.each({ text: sql, values: [filter.limit, ...after, ...extra], rowMode: 'array' }, (values) => {
+    await stream.each({ name: statementName(sql), text: sql, values: [filter.limit, ...after, ...extra], rowMode: 'array' }, (values) => {
       page.rows += 1;
       if (reading.length === filter.limit) return;
       const added = reading.length;

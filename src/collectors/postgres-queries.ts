@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { named } from '../systems/postgres/prepared.js';
 import type { TableFilter } from './postgres-tables.js';
 import { TableColumns, type StatColumn, type TableName } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
@@ -12,7 +13,7 @@ import { afterCursor, readTop, type RowStream } from './postgres-top.js';
 // them), and only the top tables need more than their dead tuples. The view's relkind 't' is left
 // out: TOAST tables live only in the pg_toast schemas it excludes, and skipping them before the
 // schema join halves the rows whose dead tuples are looked up.
-const TABLE_STATS_SQL = `
+const TABLE_STATS = named('table_stats', `
 SELECT schema, "table", dead_tuples,
        pg_stat_get_live_tuples(oid)::float8 AS live_tuples,
        extract(epoch FROM greatest(pg_stat_get_last_vacuum_time(oid), pg_stat_get_last_autovacuum_time(oid)))::float8 AS last_vacuum,
@@ -33,7 +34,7 @@ FROM (
   WHERE dead_tuples >= $5::float8 AND ${afterCursor('dead_tuples')}
   ORDER BY dead_tuples DESC, schema, "table" LIMIT $1
 ) top
-ORDER BY dead_tuples DESC, schema, "table"`;
+ORDER BY dead_tuples DESC, schema, "table"`);
 
 // Our own backend is excluded: its transaction is the scrape itself.
 const OLDEST_TRANSACTION_SQL = `
@@ -59,7 +60,7 @@ const STATEMENTS_SCHEMA_SQL = `
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_stat_statements'`;
 
-/** TABLE_STATS_SQL's number columns, after schema and table: the timestamps are NULL when never. */
+/** TABLE_STATS's number columns, after schema and table: the timestamps are NULL when never. */
 export const TABLE_STAT_COLUMNS: readonly StatColumn[] = [
   { name: 'dead_tuples', nullable: false }, { name: 'live_tuples', nullable: false },
   { name: 'last_vacuum', nullable: true }, { name: 'last_analyze', nullable: true },
@@ -97,7 +98,7 @@ export function tableKey(schema: string, table: string): string {
 export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, known?: (schema: string, table: string) => TableName | undefined,
   expectedRows?: number): Promise<TableColumns> {
   const reading = new TableColumns(database, TABLE_STAT_COLUMNS, known, expectedRows);
-  await readTop(stream, TABLE_STATS_SQL, reading, 'dead_tuples', filter, [filter.minDeadTuples]);
+  await readTop(stream, TABLE_STATS, reading, 'dead_tuples', filter, [filter.minDeadTuples]);
   return reading;
 }
 

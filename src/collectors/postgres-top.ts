@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { postgresDriver } from '../lazy.js';
+import type { NamedStatement } from '../systems/postgres/prepared.js';
 import { tableFilter } from '../systems/postgres/watched.js';
 import type { TableColumns, TopFilter } from './postgres-table-columns.js';
 
@@ -56,18 +56,6 @@ export function poolRows(pool: pg.Pool): RowStream {
   };
 }
 
-const names = new Map<string, string>();
-
-/** A name for the statement, one per text: pg refuses a second text under a name it has prepared. */
-function statementName(sql: string): string {
-  let name = names.get(sql);
-  if (name === undefined) {
-    name = `upkeep_top_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
-    names.set(sql, name);
-  }
-  return name;
-}
-
 /**
  * Where a top-N query resumes: rows after ($2 key, $3 schema, $4 table) in the order
  * "key DESC, schema, table" (names in the "C" collation, the code-point order the JavaScript
@@ -82,10 +70,10 @@ export function afterCursor(key: string): string {
  * `reading`, in pages of `limit` rows ranked by the query itself (ORDER BY key DESC, schema, table
  * LIMIT $1), so a catalog past the limit costs no more rows than the limit when the patterns admit
  * most tables. The patterns are JavaScript regexes, so they are applied here, not in SQL: a page
- * they thin out is followed by the next one. `sql` takes $1 = page size, $2..$4 = the cursor (see
+ * they thin out is followed by the next one. `statement` takes $1 = page size, $2..$4 = the cursor (see
  * afterCursor), then `extra`; it returns schema, table and the reading's columns, `key` among them.
  */
-export async function readTop(stream: RowStream, sql: string, reading: TableColumns, key: string, filter: TopFilter, extra: readonly unknown[] = []): Promise<void> {
+export async function readTop(stream: RowStream, statement: NamedStatement, reading: TableColumns, key: string, filter: TopFilter, extra: readonly unknown[] = []): Promise<void> {
   const admitted = tableFilter(filter);
   const keyColumn = reading.index(key);
   // Pages are separate statements, so a table whose key moved between two of them could come
@@ -97,7 +85,7 @@ export async function readTop(stream: RowStream, sql: string, reading: TableColu
   for (;;) {
     page.rows = 0;
     const known = seen;
-    await stream.each({ name: statementName(sql), text: sql, values: [filter.limit, ...after, ...extra], rowMode: 'array' }, (values) => {
+    await stream.each({ ...statement, values: [filter.limit, ...after, ...extra], rowMode: 'array' }, (values) => {
       page.rows += 1;
       if (reading.length === filter.limit) return;
       const added = reading.length;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { named } from '../systems/postgres/prepared.js';
 import type { TablePatterns } from '../systems/postgres/watched.js';
 import { TableColumns, type StatColumn, type TableName } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
@@ -27,7 +28,7 @@ FROM pg_database ORDER BY datname`;
 // A table's VACUUM freezes its TOAST table too, so the older of the two is the table's age. System
 // schemas are left out as for dead tuples (pg_temp_N too: autovacuum cannot vacuum temporary tables).
 // Only the database's oldest tables come back (tables.limit, see readTop).
-const TABLE_AGES_SQL = `
+const TABLE_AGES = named('table_ages', `
 SELECT * FROM (
   SELECT n.nspname::text COLLATE "C" AS schema, c.relname::text COLLATE "C" AS "table",
          greatest(age(c.relfrozenxid), age(t.relfrozenxid))::float8 AS xid_age
@@ -38,7 +39,7 @@ SELECT * FROM (
     AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
 ) s
 WHERE ${afterCursor('xid_age')}
-ORDER BY xid_age DESC, schema, "table" LIMIT $1`;
+ORDER BY xid_age DESC, schema, "table" LIMIT $1`);
 
 const databaseRow = z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() });
 const TABLE_AGE_COLUMNS: readonly StatColumn[] = [{ name: 'xid_age', nullable: false }];
@@ -63,6 +64,6 @@ export async function readWraparound(pool: pg.Pool, target: string): Promise<Rea
 export async function readTableXidAges(stream: RowStream, database: string, filter: TablePatterns & { readonly limit: number },
   known?: (schema: string, table: string) => TableName | undefined, expectedRows?: number): Promise<TableColumns> {
   const reading = new TableColumns(database, TABLE_AGE_COLUMNS, known, expectedRows);
-  await readTop(stream, TABLE_AGES_SQL, reading, 'xid_age', filter);
+  await readTop(stream, TABLE_AGES, reading, 'xid_age', filter);
   return reading;
 }

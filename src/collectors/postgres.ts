@@ -32,7 +32,7 @@ const FAMILIES: readonly FamilySpec[] = [
 
 export interface DatabaseResult {
   database: string;
-  /** Its top tables by dead tuples, every column of TABLE_STATS_SQL (readTableStats). */
+  /** Its top tables by dead tuples, every column of TABLE_STATS (readTableStats). */
   tables: TableColumns;
   oldestTransactionSeconds: number;
   sizes: { value: DatabaseSizes; ageSeconds: number } | null;

@@ -5,6 +5,7 @@ import { selectTop, TableColumns, type Selection } from '../../src/collectors/po
 import { selectTables, type TableFilter } from '../../src/collectors/postgres-tables.js';
 import { poolRows, readTop, type RowStream } from '../../src/collectors/postgres-top.js';
 import { readTableXidAges } from '../../src/collectors/postgres-wraparound.js';
+import { named } from '../../src/systems/postgres/prepared.js';
 import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
 import { waitFor } from '../fixtures/ports.js';
 
@@ -148,8 +149,8 @@ t.test('rows are read as they arrive: a refused row fails the read, a failed que
   }), { message: 'column g: expected text, got number' });
   t.equal(refused.length, 2, 'the rows after the refused one are skipped');
   const reading = new TableColumns('postgres', [{ name: 'n', nullable: false }]);
-  const sql = `SELECT 'public', 't' || g, CASE WHEN g = 2 THEN 'x' ELSE '1' END::text FROM generate_series(1, 3) g
-    WHERE $1::int > 0 AND $2::float8 IS NULL AND $3::text IS NULL AND $4::text IS NULL`;
+  const sql = named('test_not_numbers', `SELECT 'public', 't' || g, CASE WHEN g = 2 THEN 'x' ELSE '1' END::text FROM generate_series(1, 3) g
+    WHERE $1::int > 0 AND $2::float8 IS NULL AND $3::text IS NULL AND $4::text IS NULL`);
   await t.rejects(readTop(stream, sql, reading, 'n', { include: [], exclude: [], limit: 10 }), { message: 'column n: expected a number, got string' });
   t.equal(reading.length, 0, 'nothing kept of a row that is not numbers');
   t.equal(pids.size, 1, 'a refused row keeps the connection');

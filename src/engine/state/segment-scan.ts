@@ -35,7 +35,7 @@ export async function scanLines(handle: FileHandle, from: number, onLine: (line:
   for (;;) {
     if (carried === buffer.length) {
       // A line longer than the buffer: make room for the rest of it.
-      const bigger = Buffer.allocUnsafe(Math.max(buffer.length * 2, MIN_BUFFER_BYTES));
+      const bigger = Buffer.allocUnsafe(buffer.length * 2);
       buffer.copy(bigger, 0, 0, carried);
       buffer = bigger;
     }

@@ -23,12 +23,6 @@ export type Relation = QualifiedName & { readonly oid: number };
 // relkinds: r table, p partitioned table, m materialized view, t TOAST table; i index, I partitioned index.
 const RELKINDS = { table: ['r', 'p', 'm', 't'], index: ['i', 'I'] } as const;
 
-/**
- * Finds a table or index named by untrusted text in the live catalog. The text is only ever a
- * bind parameter here; what comes back are the catalog's own names, which the caller quotes.
- * A literal split of the text ("public.Orders") wins; its SQL reading (`PUBLIC."Orders"`) is
- * the fallback, so every spelling of one relation resolves to it.
- */
 const FIND_RELATION = prepared('find_relation', `
 select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wanted.literal
   from unnest($1::text[], $2::text[], $3::boolean[]) as wanted(schema, name, literal)
@@ -36,6 +30,12 @@ select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wante
   join pg_class c on c.relnamespace = n.oid and c.relname = wanted.name
  where c.relkind = any($4::"char"[])`);
 
+/**
+ * Finds a table or index named by untrusted text in the live catalog. The text is only ever a
+ * bind parameter here; what comes back are the catalog's own names, which the caller quotes.
+ * A literal split of the text ("public.Orders") wins; its SQL reading (`PUBLIC."Orders"`) is
+ * the fallback, so every spelling of one relation resolves to it.
+ */
 export async function findRelation(client: pg.Client, text: string, kind: 'table' | 'index', where: string): Promise<Relation> {
   const readings = nameReadings(text);
   const result = await client.query(FIND_RELATION(

@@ -68,8 +68,10 @@ export function heldAtVacuum(holder: HorizonHolder, lastVacuum: number | null): 
   return lastVacuum !== null && (holder.since === null || holder.since < lastVacuum);
 }
 
+const holderRows = z.array(holderRow);
+
 export async function horizonHolders(client: pg.Client): Promise<HorizonHolder[]> {
-  return z.array(holderRow).parse((await client.query(HOLDERS())).rows);
+  return holderRows.parse((await client.query(HOLDERS())).rows);
 }
 
 /** The holder as the journal names it: "backend pid 4242 (idle in transaction, xmin age 12, idle 30s)". */

@@ -9,5 +9,16 @@ import type pg from 'pg';
  * with the Bind either way. pg allows one text per name in a session, so each name keeps its text.
  */
 export function prepared(name: string, text: string): (values?: unknown[]) => pg.QueryConfig {
-  return (values) => ({ name: `upkeep_${name}`, text, ...(values ? { values } : {}) });
+  const statement = named(name, text);
+  return (values) => ({ ...statement, ...(values ? { values } : {}) });
+}
+
+/** A statement's name and text, for a caller that builds its own query config (the collectors' row streams). */
+export interface NamedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+export function named(name: string, text: string): NamedStatement {
+  return { name: `upkeep_${name}`, text };
 }

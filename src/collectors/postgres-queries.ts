@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { named } from '../systems/postgres/prepared.js';
 import type { TableFilter } from './postgres-tables.js';
-import { TableColumns, type StatColumn, type TableName } from './postgres-table-columns.js';
+import { TableColumns, type ReadingOptions, type StatColumn, type TableName } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
@@ -95,9 +95,8 @@ export function tableKey(schema: string, table: string): string {
  * name: the rows the selection across databases would keep of this database, read without reading
  * the others, straight into columns. `known` gives the kept names of tables exported before.
  */
-export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, known?: (schema: string, table: string) => TableName | undefined,
-  expectedRows?: number): Promise<TableColumns> {
-  const reading = new TableColumns(database, TABLE_STAT_COLUMNS, known, expectedRows);
+export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, options?: ReadingOptions): Promise<TableColumns> {
+  const reading = new TableColumns(database, TABLE_STAT_COLUMNS, options);
   await readTop(stream, TABLE_STATS, reading, 'dead_tuples', filter, [filter.minDeadTuples]);
   return reading;
 }

@@ -1,5 +1,5 @@
 import type { TablePatterns } from '../systems/postgres/watched.js';
-import { selectTop, type Selection, type TableColumns } from './postgres-table-columns.js';
+import { selectTop, type Selection, type SelectionArrays, type TableColumns } from './postgres-table-columns.js';
 
 export interface TableFilter extends TablePatterns {
   readonly minDeadTuples: number;
@@ -12,6 +12,6 @@ export interface TableFilter extends TablePatterns {
  * top `limit` by dead tuples across all databases. Ties break by database, schema and table name
  * so the series set is stable between scrapes.
  */
-export function selectTables(readings: readonly TableColumns[], filter: TableFilter): Selection {
-  return selectTop(readings, 'dead_tuples', { ...filter, minimum: filter.minDeadTuples });
+export function selectTables(readings: readonly TableColumns[], filter: TableFilter, arrays?: SelectionArrays): Selection {
+  return selectTop(readings, 'dead_tuples', { ...filter, minimum: filter.minDeadTuples }, arrays ?? null);
 }

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { named } from '../systems/postgres/prepared.js';
 import type { TablePatterns } from '../systems/postgres/watched.js';
-import { TableColumns, type StatColumn, type TableName } from './postgres-table-columns.js';
+import { TableColumns, type ReadingOptions, type StatColumn } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
 import type { FamilySpec, Reading } from './framework/types.js';
 
@@ -61,9 +61,8 @@ export async function readWraparound(pool: pg.Pool, target: string): Promise<Rea
  * connects to, ties by name (column xid_age): the rows the selection across databases would keep of
  * this database.
  */
-export async function readTableXidAges(stream: RowStream, database: string, filter: TablePatterns & { readonly limit: number },
-  known?: (schema: string, table: string) => TableName | undefined, expectedRows?: number): Promise<TableColumns> {
-  const reading = new TableColumns(database, TABLE_AGE_COLUMNS, known, expectedRows);
+export async function readTableXidAges(stream: RowStream, database: string, filter: TablePatterns & { readonly limit: number }, options?: ReadingOptions): Promise<TableColumns> {
+  const reading = new TableColumns(database, TABLE_AGE_COLUMNS, options);
   await readTop(stream, TABLE_AGES, reading, 'xid_age', filter);
   return reading;
 }

@@ -1,5 +1,6 @@
 import type { PostgresTarget } from '../config/schema.js';
 import { DistinctErrors, errorMessage, type Logger } from '../log.js';
+import { ArrayPool, type Borrowed } from './framework/array-pool.js';
 import { CachedReading } from './framework/cache.js';
 import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
@@ -8,7 +9,7 @@ import { selectTables, type TableFilter } from './postgres-tables.js';
 import { AUTOVACUUM_COLUMNS, AUTOVACUUM_FAMILIES } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
 import { readTableXidAges } from './postgres-wraparound.js';
-import { selectTop, type Selection, type TableColumns, type TableName } from './postgres-table-columns.js';
+import { selectTop, type Selection, type SelectionArrays, type TableColumns, type TableName } from './postgres-table-columns.js';
 import type { BlockRow, CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
@@ -50,6 +51,7 @@ class PostgresCollector implements CollectorInstance {
   private readonly server: ServerReadings;
   private readonly adminDatabase: string;
   private readonly statementsErrors = new DistinctErrors();
+  private readonly arrays = new ArrayPool();
 
   constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
@@ -63,18 +65,27 @@ class PostgresCollector implements CollectorInstance {
   async collect(): Promise<CollectResult> {
     const databases = this.discovery ? (await this.discovery.get()).value : [...this.config.databases];
     await this.closeGone(databases);
-    const [outcomes, serverReadings] = await Promise.all([
-      Promise.all(databases.map((database) => this.collectDatabase(database))),
-      this.server.read(this.connection(this.adminDatabase).pool),
-    ]);
-    const failures = outcomes.filter((outcome): outcome is Error => outcome instanceof Error);
-    // Every database failing means the server (or our access to it) is down: the target is down.
-    if (failures.length === outcomes.length && failures[0]) throw failures[0];
-    const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
-    const row = (database: string, table: TableName) => this.connection(database).rows.rowOf(table);
-    const result = postgresResult({ target: this.target, tables: this.config.tables, row }, databases, results, serverReadings);
-    for (const database of databases) this.connection(database).rows.endCollection();
-    return result;
+    this.arrays.sweep();
+    // The readings' columns are read until postgresResult has copied out what it publishes; the
+    // published columns until the scraper releases this result (no exposition reads it any more).
+    const readings = this.arrays.borrow();
+    try {
+      const [outcomes, serverReadings] = await Promise.all([
+        Promise.all(databases.map((database) => this.collectDatabase(database, readings))),
+        this.server.read(this.connection(this.adminDatabase).pool),
+      ]);
+      const failures = outcomes.filter((outcome): outcome is Error => outcome instanceof Error);
+      // Every database failing means the server (or our access to it) is down: the target is down.
+      if (failures.length === outcomes.length && failures[0]) throw failures[0];
+      const results = outcomes.filter((outcome): outcome is DatabaseResult => !(outcome instanceof Error));
+      const row = (database: string, table: TableName) => this.connection(database).rows.rowOf(table);
+      const published = this.arrays.borrow();
+      const result = postgresResult({ target: this.target, tables: this.config.tables, row, arrays: { scratch: readings, published } }, databases, results, serverReadings);
+      for (const database of databases) this.connection(database).rows.endCollection();
+      return { ...result, release: () => published.giveBack() };
+    } finally {
+      readings.giveBack();
+    }
   }
 
   async close(): Promise<void> {
@@ -103,18 +114,18 @@ class PostgresCollector implements CollectorInstance {
     }
   }
 
-  private async collectDatabase(database: string): Promise<DatabaseResult | Error> {
+  private async collectDatabase(database: string, arrays: Borrowed): Promise<DatabaseResult | Error> {
     const connection = this.connection(database);
     try {
       const known = (schema: string, table: string) => connection.rows.find(schema, table);
       // The tables of the last reading: how many rows this one will most likely have.
-      const expectedRows = connection.measure.length;
-      const tables = await readTableStats(connection.stream, database, this.config.tables, known, expectedRows);
+      const reading = { known, expectedRows: connection.measure.length, arrays };
+      const tables = await readTableStats(connection.stream, database, this.config.tables, reading);
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       connection.measure = tables.names;
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
-      const xidAges = await readTableXidAges(connection.stream, database, this.config.tables, known, expectedRows);
+      const xidAges = await readTableXidAges(connection.stream, database, this.config.tables, reading);
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {
@@ -143,6 +154,8 @@ export interface PostgresView {
   readonly target: string;
   readonly tables: TableFilter;
   readonly row: (database: string, table: TableName) => BlockRow;
+  /** Where the selections keep their numbers (fresh arrays when not given). */
+  readonly arrays?: SelectionArrays;
 }
 
 /**
@@ -162,8 +175,8 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
     if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
   }
   readings.push(...serverReadings);
-  const tables = tableBlock(view, selectTables(results.map((result) => result.tables), view.tables), results);
-  const oldest = selectTop(results.map((result) => result.xidAges), 'xid_age', view.tables);
+  const tables = tableBlock(view, selectTables(results.map((result) => result.tables), view.tables, view.arrays), results);
+  const oldest = selectTop(results.map((result) => result.xidAges), 'xid_age', view.tables, view.arrays ?? null);
   const xidAges = { labelNames: TABLE, rows: blockRows(view, oldest), columns: [oldest.column('upkeep_postgres_table_xid_age', 'xid_age')] };
   return { readings, blocks: [tables, xidAges], cacheAges };
 }

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { text as readAll } from 'node:stream/consumers';
 import { Counter, Gauge, Registry } from 'prom-client';
 import t from 'tap';
+import { ArrayPool, type Borrowed } from '../../src/collectors/framework/array-pool.js';
 import { Scraper } from '../../src/collectors/framework/scraper.js';
 import type { CollectorInstance, CollectorModule } from '../../src/collectors/framework/types.js';
 import { postgres, postgresResult, type DatabaseResult } from '../../src/collectors/postgres.js';
@@ -31,46 +32,57 @@ function table(schema: string, name: string, i: number): [string, string, ...(nu
 }
 
 /** A reading of rows, as the collector's reader pushes them. */
-function reading(database: string, columns: TableColumns['columns'], rows: readonly unknown[][]): TableColumns {
-  const columnsRead = new TableColumns(database, columns);
+function reading(database: string, columns: TableColumns['columns'], rows: readonly unknown[][], arrays?: Borrowed): TableColumns {
+  const columnsRead = new TableColumns(database, columns, { arrays });
   for (const row of rows) columnsRead.push(row);
   return columnsRead;
 }
 
 /** Two databases; names that need escaping; a tables.limit that leaves some out; sizes for some. */
-function catalog(): DatabaseResult[] {
+function catalog(arrays?: Borrowed): DatabaseResult[] {
   const names = ['orders', 'a"quoted"', 'back\\slash', 'new\nline', 'ünïcode', 'zeta'];
   return ['app', 'billing'].map((database, d) => {
     const rows = names.map((name, i) => table(i % 2 === 0 ? 'public' : 'audit', name, i + d * names.length));
     const tableBytes = new Map(rows.filter((_, i) => i !== 2).map(([schema, name], i) => [tableKey(schema, name), 8192 * (i + 1)]));
     return {
-      database, tables: reading(database, TABLE_STAT_COLUMNS, rows), oldestTransactionSeconds: d === 0 ? 0 : 12.345,
+      database, tables: reading(database, TABLE_STAT_COLUMNS, rows, arrays), oldestTransactionSeconds: d === 0 ? 0 : 12.345,
       sizes: d === 0 ? { value: { databaseBytes: 7_654_321, tableBytes, unusedIndexes: 2, unusedIndexBytes: 16_384 }, ageSeconds: 4.5 } : null,
       statements: d === 0 ? [{ queryid: '-123456789', seconds: 0.125, calls: 42 }, { queryid: '987654321', seconds: 3.5e-7, calls: 1 }] : null,
-      xidAges: reading(database, [{ name: 'xid_age', nullable: false }], rows.map(([schema, name], i) => [schema, name, 1000 + i * 10 + d])),
+      xidAges: reading(database, [{ name: 'xid_age', nullable: false }], rows.map(([schema, name], i) => [schema, name, 1000 + i * 10 + d]), arrays),
     };
   });
 }
 
-async function render(): Promise<{ text: string; registry: Registry }> {
+/**
+ * The exposition of the fixed catalog, `scrapes` times. With a pool, the collection borrows its
+ * readings' and published columns' arrays from it as the PostgreSQL collector does.
+ */
+async function render(scrapes = 1, pool?: ArrayPool): Promise<{ texts: string[]; registry: Registry }> {
   const { log } = bufferLogger();
   const registry = new Registry();
   new Gauge({ name: 'test_before', help: 'Registered before the collectors.', labelNames: ['version'], registers: [registry] }).set({ version: '1.2.3' }, 1);
   const filter = { include: [], exclude: ['audit.zeta'], minDeadTuples: 1, limit: 9 };
   const rows = new Map(['app', 'billing'].map((database) => [database, new TableRows('main', database)]));
   const row = (database: string, table: TableName) => rows.get(database)!.rowOf(table);
-  const view = { target: 'main', tables: filter, row };
   const server = [{ family: 'upkeep_postgres_xid_age', labels: { target: 'main', database: 'template0' }, value: 12_345 }];
   const instance: CollectorInstance = {
     collector: 'postgres', target: 'main',
-    collect: async () => postgresResult(view, ['app', 'billing', 'gone'], catalog(), server),
+    collect: async () => {
+      if (!pool) return postgresResult({ target: 'main', tables: filter, row }, ['app', 'billing', 'gone'], catalog(), server);
+      const readings = pool.borrow();
+      const published = pool.borrow();
+      const result = postgresResult({ target: 'main', tables: filter, row, arrays: { scratch: readings, published } }, ['app', 'billing', 'gone'], catalog(readings), server);
+      readings.giveBack();
+      return { ...result, release: () => published.giveBack() };
+    },
   };
   const down: CollectorInstance = { collector: 'postgres', target: 'down', collect: async () => { throw new Error('connection refused'); } };
   const modules: CollectorModule[] = [postgres];
   const scraper = new Scraper(registry, modules, new Map([[postgres, [instance, down]]]), 5, log);
   new Counter({ name: 'test_after_total', help: 'Registered after the collectors.', labelNames: ['outcome'], registers: [registry] }).inc({ outcome: 'ok' }, 3);
-  const text = await readAll(await scraper.scrape());
-  return { text, registry };
+  const texts: string[] = [];
+  for (let i = 0; i < scrapes; i += 1) texts.push(await readAll(await scraper.scrape()));
+  return { texts, registry };
 }
 
 /** The two families whose values are clock readings, zeroed. */
@@ -79,12 +91,32 @@ function timeless(text: string): string {
 }
 
 t.test('a fixed catalog reading renders the recorded exposition, byte for byte', async (t) => {
-  const { text } = await render();
+  const { texts: [text = ''] } = await render();
   if (process.env.UPDATE_FIXTURE === '1') await writeFile(FIXTURE, timeless(text));
   t.equal(timeless(text), await readFile(FIXTURE, 'utf8'));
 });
 
 t.test('prom-client renders the same families the same way', async (t) => {
-  const { text, registry } = await render();
+  const { texts: [text = ''], registry } = await render();
   t.equal(timeless(await registry.metrics()), timeless(text));
+});
+
+t.test('columns in arrays reused from earlier collections render the same exposition', async (t) => {
+  // Arrays of every size the collection asks for, holding numbers no reading has.
+  const pool = new class extends ArrayPool {
+    dirtyTaken = 0;
+    override take(length: number): Float64Array {
+      const array = super.take(length);
+      if (array[0] === -42) this.dirtyTaken += 1;
+      return array;
+    }
+  }();
+  const dirty = pool.borrow();
+  for (const length of [1, 2, 3, 6, 9, 12, 64, 704]) for (let copy = 0; copy < 8; copy += 1) dirty.take(length).fill(-42);
+  dirty.giveBack();
+  const { texts } = await render(3, pool);
+  const fixture = await readFile(FIXTURE, 'utf8');
+  texts.forEach((text, i) => t.equal(timeless(text), fixture, `scrape ${i + 1}`));
+  t.ok(pool.dirtyTaken >= 8, `the collections wrote into arrays used before (${pool.dirtyTaken})`);
+  t.ok(pool.size > 0, 'the arrays went back to the pool');
 });

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { errorMessage, type Logger } from '../../log.js';
+import { Publication, reading } from './publication.js';
 import { asStrings, exposition, type FamilyText } from './text.js';
 import { registerSnapshot, type FamilyPart, type SnapshotMetric } from './snapshot.js';
 import type { BlockColumn, CacheAge, CollectorInstance, CollectorModule, FamilySpec, Labels, Reading, SeriesBlock } from './types.js';
@@ -22,6 +23,8 @@ interface InstanceState {
   readings: readonly Reading[];
   blocks: readonly SeriesBlock[];
   cacheAges: readonly CacheAge[];
+  /** The last result's release, until a publication takes it. */
+  release: (() => void) | null;
 }
 
 const META: readonly FamilySpec[] = [
@@ -47,6 +50,7 @@ export class Scraper {
   private readonly states: InstanceState[] = [];
   private readonly families = new Map<string, SnapshotMetric>();
   private inFlight: Promise<void> | null = null;
+  private published = new Publication([]);
   private owns: (collector: string, target: string) => boolean = () => true;
 
   constructor(
@@ -65,7 +69,7 @@ export class Scraper {
       }
       for (const instance of instances.get(module) ?? []) {
         this.states.push({
-          instance, module, pending: null, durationSeconds: 0, readings: [], blocks: [], cacheAges: [],
+          instance, module, pending: null, durationSeconds: 0, readings: [], blocks: [], cacheAges: [], release: null,
           status: { collector: instance.collector, target: instance.target, up: false, lastSuccessSeconds: null, lastError: 'not scraped yet' },
         });
       }
@@ -81,8 +85,9 @@ export class Scraper {
   async slices(): Promise<AsyncGenerator<Uint8Array>> {
     if (!this.inFlight) this.inFlight = this.collectAll().finally(() => { this.inFlight = null; });
     await this.inFlight;
+    const ended = this.published.read();
     const families: FamilyText[] = this.registry.getMetricsAsArray().map(({ name }) => this.families.get(name)?.render() ?? { text: () => this.registry.getSingleMetricAsString(name) });
-    return exposition(families);
+    return reading(exposition(families), ended);
   }
 
   /** The exposition as a stream of strings, for readers in the process (the tests). */
@@ -141,6 +146,7 @@ export class Scraper {
       state.readings = result.readings;
       state.blocks = result.blocks ?? [];
       state.cacheAges = result.cacheAges ?? [];
+      state.release = result.release ?? null;
       state.durationSeconds = (performance.now() - started) / 1000;
       state.status = { ...state.status, up: true, lastSuccessSeconds: Date.now() / 1000, lastError: null };
     } catch (err) {
@@ -158,6 +164,7 @@ export class Scraper {
     state.readings = [];
     state.blocks = [];
     state.cacheAges = [];
+    state.release = null;
     state.durationSeconds = (performance.now() - started) / 1000;
     state.status = { ...state.status, up: false, lastError: message };
   }
@@ -196,5 +203,13 @@ export class Scraper {
       if (upFamily && !reportedItself) push(upFamily.name, { [upFamily.label]: target }, state.status.up ? 1 : 0);
     }
     for (const [name, parts] of byFamily) this.families.get(name)!.replace(parts);
+    const releases: (() => void)[] = [];
+    for (const state of states) {
+      if (state.release) releases.push(state.release);
+      state.release = null;
+    }
+    const previous = this.published;
+    this.published = new Publication(releases);
+    previous.replace();
   }
 }

@@ -55,6 +55,11 @@ export interface CollectResult {
   /** Rendered after the readings of the same family. */
   readonly blocks?: readonly SeriesBlock[];
   readonly cacheAges?: readonly CacheAge[];
+  /**
+   * Called once no exposition reads this result any more: a newer one was published and every
+   * exposition begun before that has been rendered. The collector may then reuse its arrays.
+   */
+  readonly release?: () => void;
 }
 
 /** One collector bound to one target (a database server, a directory, a URL). */

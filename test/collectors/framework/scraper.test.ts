@@ -1,6 +1,7 @@
 import { text as readAll } from 'node:stream/consumers';
 import { Registry } from 'prom-client';
 import t from 'tap';
+import { blockRow } from '../../../src/collectors/framework/block.js';
 import { CachedReading } from '../../../src/collectors/framework/cache.js';
 import { buildScraper } from '../../../src/collectors/registry.js';
 import { Scraper } from '../../../src/collectors/framework/scraper.js';
@@ -197,4 +198,55 @@ t.test('collectOnly: a replica collects, publishes and reports only the targets 
   const none = await readAll(await scraper.scrape());
   t.notOk(none.includes('target="'), 'a replica that owns nothing exposes no target series');
   t.same(scraper.statuses(), []);
+});
+
+t.test('a result is released once a newer one is published and no exposition still reads it', async (t) => {
+  // A collector that reuses a result's array once it is released, as the PostgreSQL one does: a
+  // release that came while a slow client still read the result would change that client's text.
+  const free: Float64Array[] = [];
+  const released: number[] = [];
+  let collection = 0;
+  const rows = Array.from({ length: 2000 }, (_, i) => blockRow(['target', 'row'], ['x', String(i)]));
+  const instance: CollectorInstance = {
+    collector: 'reused', target: 'x',
+    collect: async () => {
+      collection += 1;
+      const number = collection;
+      const values = free.pop() ?? new Float64Array(rows.length);
+      values.fill(number);
+      return {
+        readings: [],
+        blocks: [{ labelNames: ['target', 'row'], rows, columns: [{ family: 'test_reused_value', values }] }],
+        release: () => { released.push(number); free.push(values); },
+      };
+    },
+  };
+  const scraper = scraperOf([fakeModule('reused', [instance], { families: [{ name: 'test_reused_value', help: 'A reused value.', type: 'gauge', labelNames: ['target', 'row'] }] })], 5);
+  const values = (text: string) => new Set(text.split('\n').filter((l) => l.startsWith('test_reused_value{')).map((l) => l.slice(l.lastIndexOf(' ') + 1)));
+
+  t.same(values(await readAll(await scraper.scrape())), new Set(['1']));
+  t.same(released, [], 'the published result is not released');
+  t.same(values(await readAll(await scraper.scrape())), new Set(['2']));
+  t.same(released, [1], 'replaced and read by no one: released at once');
+
+  // A slow client: its exposition (of result 3) has begun, one slice read, when two newer results are published.
+  const slow = await scraper.slices();
+  const first = await slow.next();
+  t.notOk(first.done);
+  const chunks = [Buffer.from(first.value ?? new Uint8Array())];
+  t.same(released, [1, 2]);
+  t.same(values(await readAll(await scraper.scrape())), new Set(['4']));
+  t.same(values(await readAll(await scraper.scrape())), new Set(['5']));
+  t.same(released, [1, 2, 4], 'result 3 is still read by the slow client; result 4 was not');
+  for await (const slice of slow) chunks.push(Buffer.from(slice));
+  t.same(released, [1, 2, 4, 3], 'released once the slow client read the end');
+  t.same(values(Buffer.concat(chunks).toString()), new Set(['3']), 'the slow client read result 3 unchanged, though results 4 and 5 were collected into reused arrays meanwhile');
+
+  // A client that goes away mid-way (its loop broken) ends its reading too.
+  const gone = await scraper.slices();
+  await gone.next();
+  await readAll(await scraper.scrape());
+  t.same(released, [1, 2, 4, 3, 5], 'result 6 is still read');
+  await gone.return(undefined);
+  t.same(released, [1, 2, 4, 3, 5, 6], 'released when the client went away');
 });

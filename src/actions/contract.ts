@@ -62,6 +62,8 @@ export interface ActionContext {
    * reading of the state. Set by the engine for each run; absent, each phase computes its own.
    */
   readonly memo?: Map<string, Promise<unknown>>;
+  /** The run only reports what it would do (remediation.dryRun): it reads, and changes nothing. */
+  readonly dryRun?: boolean;
 }
 
 /**

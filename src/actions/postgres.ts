@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
-import { ageOf, findRelation, oldestTables, snapshotAge, statsOf, type Relation } from '../systems/postgres/catalog.js';
+import { ageOf, oldestTables, snapshotAge, statsOf, type Relation } from '../systems/postgres/catalog.js';
 import { describeHolder, heldAtVacuum, horizonHolders, type HorizonHolder } from '../systems/postgres/horizon.js';
 import { runVacuums, type VacuumRunOutput } from './postgres-vacuum-progress.js';
 import { runStatements, sqlPlan, type SqlOutput, type SqlPayload, where, withClient } from './postgres-session.js';
-import { inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
+import { findTable, inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
 import { count, flag, identifier } from './params.js';
 import { once, type Action, type ActionContext, type CheckResult } from './contract.js';
@@ -63,7 +63,7 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
   return withClient(context, params.target, params.database, async (client) => {
     let relations: Relation[];
     if (params.table !== undefined) {
-      relations = [await findRelation(client, params.table, 'table', where(params))];
+      relations = [await findTable(client, params, params.table, context)];
     } else if (params.freeze) {
       relations = (await oldestTables(client, limit)).filter(inScope(context.config, params)).slice(0, maxTables(params, context.config));
     } else {
@@ -162,7 +162,7 @@ type AnalyzeParams = z.infer<typeof analyzeParams>;
 
 async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Promise<DeadTable & { analyzeCount: number }> {
   return withClient(context, params.target, params.database, async (client) => {
-    const relation = await findRelation(client, params.table, 'table', where(params));
+    const relation = await findTable(client, params, params.table, context);
     return { ...relation, ...(await statsOf(client, relation.oid)) };
   });
 }

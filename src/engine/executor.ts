@@ -60,7 +60,7 @@ export function runContext(config: Readonly<Config>, shared: Connections, spec: 
   const connections = new RunConnections(config, shared, deadline, config.remediation.lockTimeoutSeconds * 1000, log, runId, dryRun);
   // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
   signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
-  const context: ActionContext = { config, log, connections, signal, deadline, trigger, now, progress, memo: new Map() };
+  const context: ActionContext = { config, log, connections, signal, deadline, trigger, now, progress, memo: new Map(), dryRun };
   return { context, connections };
 }
 

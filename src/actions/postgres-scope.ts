@@ -139,12 +139,14 @@ export async function resolveScope(scope: Scope, context: ActionContext): Promis
 }
 
 /**
- * The table `text` names in the run's database, looked up once per run and name: the check and
- * the plan (and a run's verify) find it under the name resolve gave back without asking the
- * catalog again. Only which table it is is kept; its statistics are read fresh by each step.
+ * The table `text` names in the run's database. A dry run, resolved, checked and planned in one
+ * go, looks it up once per name: check and plan find it under the name resolve gave back. Only
+ * which table it is is kept; its statistics are read by each step. A real run looks again at
+ * each step, because while it waits for its lock the table may be renamed or replaced.
  */
 export function findTable(client: pg.Client, scope: Scope, text: string, context: ActionContext): Promise<Relation> {
-  return once(context, tableKey(scope, text), () => findRelation(client, text, 'table', where(scope)));
+  const lookup = () => findRelation(client, text, 'table', where(scope));
+  return context.dryRun ? once(context, tableKey(scope, text), lookup) : lookup();
 }
 
 function tableKey(scope: Scope, text: string): string {
@@ -157,6 +159,6 @@ export async function resolveTable(scope: Scope, text: string, context: ActionCo
   const relation = await withClient(context, scope.target, scope.database, (client) => findTable(client, scope, text, context));
   requireInScope(context.config, scope, relation);
   // Resolve hands the later steps the catalog's own spelling: that name is this table too.
-  void once(context, tableKey(scope, qualified(relation)), () => Promise.resolve(relation));
+  if (context.dryRun) void once(context, tableKey(scope, qualified(relation)), () => Promise.resolve(relation));
   return relation;
 }

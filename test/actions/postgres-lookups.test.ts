@@ -4,10 +4,10 @@ import { analyze, vacuum } from '../../src/actions/postgres.js';
 import { buildContext } from './context.js';
 import { startTestPostgres, tableWithDeadTuples } from './postgres-fixture.js';
 
-// A run looks a named table up in the catalog once: resolve finds it by the name the alert gave,
-// and check, plan and verify find it under the catalog's spelling resolve gave back.
+// A dry run looks a named table up in the catalog once: resolve finds it by the name the alert
+// gave, and check and plan find it under the catalog's spelling resolve gave back.
 
-t.test('resolve, check and plan of one table share one catalog lookup per run', async (t) => {
+t.test('resolve, check and plan of one table share one catalog lookup per dry run; a real run looks again', async (t) => {
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
@@ -15,8 +15,8 @@ t.test('resolve, check and plan of one table share one catalog lookup per run', 
   const lookups = async () => (await readFile(server.logFile, 'utf8')).split('execute upkeep_find_relation').length - 1;
   const raw = { targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'] }] } };
 
-  const run = async () => {
-    const context = { ...buildContext(raw), memo: new Map<string, Promise<unknown>>() };
+  const run = async (dryRun = true) => {
+    const context = { ...buildContext(raw), memo: new Map<string, Promise<unknown>>(), dryRun };
     try {
       const params = await vacuum.resolve(vacuum.params.parse({ target: 'main', database: 'app', table: 'ORDERS', minDeadTuples: 10 }), context);
       const check = await vacuum.check(params, context);
@@ -34,13 +34,15 @@ t.test('resolve, check and plan of one table share one catalog lookup per run', 
   t.equal(await lookups() - before, 1, 'one lookup for resolve, check and plan');
   await run();
   t.equal(await lookups() - before, 2, 'the next run looks the table up again');
+  await run(false);
+  t.equal(await lookups() - before, 4, 'a real run looks it up in resolve and again in check');
 
-  const context = { ...buildContext(raw), memo: new Map<string, Promise<unknown>>() };
+  const context = { ...buildContext(raw), memo: new Map<string, Promise<unknown>>(), dryRun: true };
   t.teardown(() => context.close());
   const params = await analyze.resolve(analyze.params.parse({ target: 'main', database: 'app', table: 'orders' }), context);
   await analyze.check(params, context);
   await analyze.plan(params, context);
-  t.equal(await lookups() - before, 3, 'postgres.analyze too');
+  t.equal(await lookups() - before, 5, 'postgres.analyze too');
 });
 
 t.test('with databases: auto, dry runs accept a database on a recent discovery; real runs ask each time', async (t) => {

@@ -1,5 +1,5 @@
 // An array is not handed out for a request under a quarter of its length: a catalog that shrank
-// gets arrays of its own size, and the big ones are dropped once a collection goes by without them.
+// gets arrays of its own size, and the big ones are dropped once two collections go by without them.
 const MAX_WASTE = 4;
 // Arrays kept for reuse at most: a collection of 3 databases borrows about 20.
 const MAX_FREE = 64;
@@ -34,7 +34,7 @@ export class ArrayPool {
     for (const array of arrays) if (this.free.length < MAX_FREE) this.free.push({ array, sweeps: 0 });
   }
 
-  /** Called once per collection: arrays no collection took since the one before are dropped. */
+  /** Called as each collection starts: an array no collection took in the last two is dropped. */
   sweep(): void {
     this.free = this.free.filter((entry) => {
       entry.sweeps += 1;

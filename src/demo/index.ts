@@ -21,11 +21,14 @@ export interface DemoResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What watchFixes reads of a scenario: upkeep's metrics and journal, Prometheus's alerts. */
+export type WatchedScenario = Pick<Scenario, 'metrics' | 'runs'> & { readonly prometheus: Pick<Scenario['prometheus'], 'alerts'> };
+
 /**
  * Watches the loop until every problem is fixed and its alert has resolved, or the deadline
  * passes. Returns what it saw; printing is the caller's business.
  */
-export async function watchFixes(scenario: Scenario, onAlert: (name: string) => void, deadlineMs = 240_000): Promise<DemoResult> {
+export async function watchFixes(scenario: WatchedScenario, onAlert: (name: string) => void, deadlineMs = 240_000): Promise<DemoResult> {
   const before = readProblems(await scenario.metrics(), Date.now() / 1000);
   const watched = new Set(PROBLEMS.map((p) => p.alert));
   const fired = new Map<string, number>();
@@ -33,20 +36,24 @@ export async function watchFixes(scenario: Scenario, onAlert: (name: string) => 
   const deadline = Date.now() + deadlineMs;
   let after = before;
   let fixed = PROBLEMS.map(() => false);
+  const fire = (name: string, at: number) => {
+    if (!watched.has(name) || fired.has(name)) return;
+    fired.set(name, at);
+    onAlert(name);
+  };
   while (Date.now() < deadline) {
     for (const alert of await scenario.prometheus.alerts()) {
-      const name = alert.labels.alertname ?? '';
-      if (alert.state === 'firing' && watched.has(name) && !fired.has(name)) {
-        // Prometheus's activeAt is when the condition was first true; with `for: 0s` that is when it fired.
-        fired.set(name, alert.activeAt ? Date.parse(alert.activeAt) : Date.now());
-        onAlert(name);
-      }
+      // Prometheus's activeAt is when the condition was first true; with `for: 0s` that is when it fired.
+      if (alert.state === 'firing') fire(alert.labels.alertname ?? '', alert.activeAt ? Date.parse(alert.activeAt) : Date.now());
     }
     after = readProblems(await scenario.metrics(), Date.now() / 1000);
     fixed = PROBLEMS.map((problem, index) => problem.fixed(after[index]));
     fixed.forEach((isFixed, index) => { if (isFixed && fixedAt[index] === undefined) fixedAt[index] = Date.now(); });
     const stillFiring = (await scenario.prometheus.alerts()).some((a) => watched.has(a.labels.alertname ?? ''));
     const runs = await scenario.runs();
+    // An alert fixed and resolved between two looks at Prometheus still fired: its run says so,
+    // and its startsAt is Prometheus's activeAt as Alertmanager passed it on.
+    for (const run of runs) if (run.alert) fire(run.alert.alertname, Date.parse(run.alert.startsAt));
     const allRan = PROBLEMS.every((problem) => runs.some((run) => run.remediation === problem.remediation && run.status === 'success'));
     if (fixed.every(Boolean) && allRan && fired.size > 0 && !stillFiring) break;
     await sleep(1000);

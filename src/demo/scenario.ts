@@ -47,7 +47,7 @@ const journalRun = z.object({
   trigger: z.string(),
   status: z.string(),
   reason: z.string().optional(),
-  alert: z.object({ fingerprint: z.string(), alertname: z.string() }).passthrough().optional(),
+  alert: z.object({ fingerprint: z.string(), alertname: z.string(), startsAt: z.string() }).passthrough().optional(),
   params: z.record(z.string(), z.unknown()).optional(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),

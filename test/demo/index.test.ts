@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import t from 'tap';
-import { renderTable, sampleValue } from '../../src/demo/report.js';
+import { watchFixes } from '../../src/demo/index.js';
+import { PROBLEMS, renderTable, sampleValue } from '../../src/demo/report.js';
 
 t.test('the table renderer pads columns to the widest cell', async (t) => {
   t.equal(renderTable(['a', 'long header'], [['wide cell', 'x'], ['y', '']]), [
@@ -12,6 +13,25 @@ t.test('the table renderer pads columns to the widest cell', async (t) => {
   ].join('\n'));
   t.equal(sampleValue('m{a="1"} 3\nm{a="10"} 4\n', 'm{a="1"}'), 3);
   t.equal(sampleValue('m{a="1"} 3\n', 'm{a="2"}'), undefined);
+});
+
+t.test('an alert fixed and resolved between two looks at Prometheus is still reported, from its run', async (t) => {
+  const now = Date.now() / 1000;
+  // Every problem healthy, every remediation done, and Prometheus showing no alert at all.
+  const metrics = PROBLEMS.map((problem) => `${problem.series} ${[0, 1, now].find((raw) => problem.fixed(problem.view(raw, now)))}`).join('\n');
+  const startsAt = new Date(Date.now() - 5000).toISOString();
+  const runs = PROBLEMS.map((problem, i) => ({
+    id: `run-${i}`, remediation: problem.remediation, status: 'success',
+    ...(problem.alert.startsWith('(') ? { trigger: 'schedule' } : { trigger: 'alert', alert: { fingerprint: `f${i}`, alertname: problem.alert, startsAt } }),
+  }));
+  const seen: string[] = [];
+  const result = await watchFixes({ metrics: async () => metrics, runs: async () => runs, prometheus: { alerts: async () => [] } }, (name) => seen.push(name), 5000);
+  t.same(seen.sort(), ['BackupTooOld', 'PostgresDeadTuplesHigh', 'RedisBgsaveFailed', 'RedisKeyPatternBacklog']);
+  t.same(result.fixed, PROBLEMS.map(() => true));
+  PROBLEMS.forEach((problem, i) => {
+    if (problem.alert.startsWith('(')) t.equal(result.secondsToFix[i], undefined, 'a scheduled fix has no alert to time from');
+    else t.ok((result.secondsToFix[i] ?? 0) >= 4.9, `${problem.alert}: timed from the alert's startsAt (${result.secondsToFix[i]} s)`);
+  });
 });
 
 t.test('upkeep demo --once fixes every injected problem and exits 0', async (t) => {

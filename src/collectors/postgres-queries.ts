@@ -93,7 +93,7 @@ export function tableKey(schema: string, table: string): string {
 /**
  * The database's top `limit` tables by dead tuples that the filters admit, ties by schema and table
  * name: the rows the selection across databases would keep of this database, read without reading
- * the others, straight into columns. `known` gives the kept names of tables exported before.
+ * the others, straight into columns, made as `options` says (ReadingOptions).
  */
 export async function readTableStats(stream: RowStream, database: string, filter: TableFilter, options?: ReadingOptions): Promise<TableColumns> {
   const reading = new TableColumns(database, TABLE_STAT_COLUMNS, options);

@@ -1,5 +1,5 @@
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
-import type { Borrowed } from './framework/array-pool.js';
+import { FRESH, type ArraySource } from './framework/array-pool.js';
 import type { BlockColumn, Labels } from './framework/types.js';
 
 /** A table, by schema and name. */
@@ -20,16 +20,16 @@ export class TableColumns {
   private readonly refs: TableName[] = [];
   private data: Float64Array;
   private readonly known: (schema: string, table: string) => TableName | undefined;
-  private readonly arrays: Borrowed | null;
+  private readonly arrays: ArraySource;
 
   constructor(readonly database: string, readonly columns: readonly StatColumn[], options: ReadingOptions = {}) {
     this.known = options.known ?? (() => undefined);
-    this.arrays = options.arrays ?? null;
+    this.arrays = options.arrays ?? FRESH;
     // Sized for the rows the last reading had (and a few more), so the columns are allocated once:
     // grown by doubling from a small start, a reading of 3,400 tables left as much again in
     // discarded arrays, outside the heap, promoted with the reading and freed only by a full
     // collection (docs/performance.md, "Idle and peak memory").
-    this.data = this.allocate(columns.length * Math.max(64, Math.ceil((options.expectedRows ?? 0) * 1.05) + 16));
+    this.data = this.arrays.take(columns.length * Math.max(64, Math.ceil((options.expectedRows ?? 0) * 1.05) + 16));
   }
 
   get length(): number {
@@ -75,7 +75,7 @@ export class TableColumns {
       throw new Error(`column ${this.columns[c]!.name}: expected a number, got ${value === null ? 'null' : typeof value}`);
     }
     if ((this.count + 1) * width > this.data.length) {
-      const grown = this.allocate(this.data.length * 2);
+      const grown = this.arrays.take(this.data.length * 2);
       grown.set(this.data);
       this.data = grown;
     }
@@ -90,10 +90,6 @@ export class TableColumns {
     this.refs.pop();
     this.count -= 1;
   }
-
-  private allocate(length: number): Float64Array {
-    return this.arrays ? this.arrays.take(length) : new Float64Array(length);
-  }
 }
 
 /** How a reading is made: see TableColumns. */
@@ -103,7 +99,7 @@ export interface ReadingOptions {
   /** The rows the last reading of this database had: the columns are sized for them once. */
   readonly expectedRows?: number;
   /** Where the columns' numbers are kept; the reading is read only until these are given back. */
-  readonly arrays?: Borrowed;
+  readonly arrays?: ArraySource;
 }
 
 /** Which rows a selection keeps: the include/exclude patterns, a minimum of the key, a limit. */
@@ -114,9 +110,8 @@ export interface TopFilter extends TablePatterns {
 
 /** The rows of several databases' readings that a selection kept, in order. */
 export class Selection {
-  /** `published`: where column() keeps its numbers (fresh arrays when null). */
   constructor(private readonly readings: readonly TableColumns[], private readonly readingOf: Float64Array, private readonly rowOf: Float64Array, readonly length: number,
-    private readonly published: Borrowed | null) {}
+    private readonly published: ArraySource = FRESH) {}
 
   database(i: number): string {
     return this.readings[this.readingOf[i]!]!.database;
@@ -128,7 +123,7 @@ export class Selection {
 
   /** A column of the selected rows (NaN: no series), by the column's name or from `value`. */
   column(family: string, value: string | ((i: number) => number | undefined), labels?: Labels): BlockColumn {
-    const values = this.published ? this.published.take(this.length) : new Float64Array(this.length);
+    const values = this.published.take(this.length);
     if (typeof value === 'string') {
       const indexes = this.readings.map((reading) => reading.index(value));
       for (let i = 0; i < this.length; i += 1) values[i] = this.readings[this.readingOf[i]!]!.value(this.rowOf[i]!, indexes[this.readingOf[i]!]!);
@@ -140,13 +135,13 @@ export class Selection {
 }
 
 /**
- * Where a selection keeps its numbers (fresh arrays when not given): its row indexes in `scratch`,
+ * Where a selection keeps its numbers (FRESH arrays when not given): its row indexes in `scratch`,
  * read only while the selection is, and its columns in `published`, read as long as they are.
  * Indexes are kept as doubles too, so that one pool of Float64Arrays serves them all.
  */
 export interface SelectionArrays {
-  readonly scratch: Borrowed;
-  readonly published: Borrowed;
+  readonly scratch: ArraySource;
+  readonly published: ArraySource;
 }
 
 /**
@@ -154,14 +149,13 @@ export interface SelectionArrays {
  * column, the top `limit` by key, ties by database, schema and table name (code-point order), so
  * the series set is stable between scrapes.
  */
-export function selectTop(readings: readonly TableColumns[], key: string, filter: TopFilter, arrays: SelectionArrays | null = null): Selection {
+export function selectTop(readings: readonly TableColumns[], key: string, filter: TopFilter, arrays: SelectionArrays = { scratch: FRESH, published: FRESH }): Selection {
   const admitted = tableFilter(filter);
   const minimum = filter.minimum ?? Number.NEGATIVE_INFINITY;
   const total = readings.reduce((sum, reading) => sum + reading.length, 0);
-  const take = (length: number) => (arrays ? arrays.scratch.take(length) : new Float64Array(length));
-  const readingOf = take(total);
-  const rowOf = take(total);
-  const keys = take(total);
+  const readingOf = arrays.scratch.take(total);
+  const rowOf = arrays.scratch.take(total);
+  const keys = arrays.scratch.take(total);
   let count = 0;
   readings.forEach((reading, r) => {
     const column = reading.index(key);
@@ -182,13 +176,13 @@ export function selectTop(readings: readonly TableColumns[], key: string, filter
     || compare(readings[readingOf[a]!]!.database, readings[readingOf[b]!]!.database)
     || compareNames(readings[readingOf[a]!]!.name(rowOf[a]!), readings[readingOf[b]!]!.name(rowOf[b]!)));
   const kept = Math.min(count, filter.limit);
-  const keptReading = take(kept);
-  const keptRow = take(kept);
+  const keptReading = arrays.scratch.take(kept);
+  const keptRow = arrays.scratch.take(kept);
   for (let i = 0; i < kept; i += 1) {
     keptReading[i] = readingOf[order[i]!]!;
     keptRow[i] = rowOf[order[i]!]!;
   }
-  return new Selection(readings, keptReading, keptRow, kept, arrays?.published ?? null);
+  return new Selection(readings, keptReading, keptRow, kept, arrays.published);
 }
 
 function compareKeys(a: number, b: number): number {

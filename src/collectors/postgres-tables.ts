@@ -13,5 +13,5 @@ export interface TableFilter extends TablePatterns {
  * so the series set is stable between scrapes.
  */
 export function selectTables(readings: readonly TableColumns[], filter: TableFilter, arrays?: SelectionArrays): Selection {
-  return selectTop(readings, 'dead_tuples', { ...filter, minimum: filter.minDeadTuples }, arrays ?? null);
+  return selectTop(readings, 'dead_tuples', { ...filter, minimum: filter.minDeadTuples }, arrays);
 }

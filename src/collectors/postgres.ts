@@ -176,7 +176,7 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
   }
   readings.push(...serverReadings);
   const tables = tableBlock(view, selectTables(results.map((result) => result.tables), view.tables, view.arrays), results);
-  const oldest = selectTop(results.map((result) => result.xidAges), 'xid_age', view.tables, view.arrays ?? null);
+  const oldest = selectTop(results.map((result) => result.xidAges), 'xid_age', view.tables, view.arrays);
   const xidAges = { labelNames: TABLE, rows: blockRows(view, oldest), columns: [oldest.column('upkeep_postgres_table_xid_age', 'xid_age')] };
   return { readings, blocks: [tables, xidAges], cacheAges };
 }

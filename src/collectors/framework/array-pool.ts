@@ -48,8 +48,17 @@ export class ArrayPool {
   }
 }
 
+/** Where a reading or selection gets its arrays: a pool's Borrowed, or FRESH. */
+export interface ArraySource {
+  /** An array of exactly `length` numbers. */
+  take(length: number): Float64Array;
+}
+
+/** A new array for every request: for readings made once (the tests, one-off reads). */
+export const FRESH: ArraySource = { take: (length) => new Float64Array(length) };
+
 /** Arrays taken for one use (a collection's readings, or the columns it publishes). */
-export class Borrowed {
+export class Borrowed implements ArraySource {
   private readonly arrays: Float64Array[] = [];
 
   constructor(private readonly pool: ArrayPool) {}

@@ -1,3 +1,4 @@
+import { DataRowFields } from '../systems/postgres/data-row.js';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
 import { FRESH, type ArraySource } from './framework/array-pool.js';
 import type { BlockColumn, Labels } from './framework/types.js';
@@ -21,6 +22,7 @@ export class TableColumns {
   private data: Float64Array;
   private readonly known: (schema: string, table: string) => TableName | undefined;
   private readonly arrays: ArraySource;
+  private fields: DataRowFields | undefined;
 
   constructor(readonly database: string, readonly columns: readonly StatColumn[], options: ReadingOptions = {}) {
     this.known = options.known ?? (() => undefined);
@@ -62,9 +64,7 @@ export class TableColumns {
    */
   push(row: unknown): void {
     const width = this.columns.length;
-    if (!Array.isArray(row) || row.length !== width + 2) {
-      throw new Error(`expected rows of ${width + 2} columns (${['schema', 'table', ...this.columns.map((column) => column.name)].join(', ')})`);
-    }
+    if (!Array.isArray(row) || row.length !== width + 2) throw this.wrongWidth();
     const values: readonly unknown[] = row;
     const [schema, table] = values;
     if (typeof schema !== 'string') throw new Error(`column schema: expected text, got ${typeof schema}`);
@@ -74,13 +74,56 @@ export class TableColumns {
       if (typeof value === 'number' || (value === null && this.columns[c]!.nullable)) continue;
       throw new Error(`column ${this.columns[c]!.name}: expected a number, got ${value === null ? 'null' : typeof value}`);
     }
+    const at = this.room();
+    for (let c = 0; c < width; c += 1) this.data[at + c] = (values[c + 2] as number | null) ?? Number.NaN;
+    this.add(schema, table);
+  }
+
+  /**
+   * Adds one row from its DataRow message (text format, the same columns as push), read in place:
+   * no string is made for its numbers. Checked as push checks; a refused row leaves nothing.
+   */
+  pushMessage(bytes: Buffer, start: number, end: number): void {
+    const width = this.columns.length;
+    const fields = this.fields ??= new DataRowFields();
+    if (fields.open(bytes, start, end) !== width + 2) throw this.wrongWidth();
+    const schema = fields.text();
+    if (schema === null) throw new Error('column schema: expected text, got null');
+    const table = fields.text();
+    if (table === null) throw new Error('column table: expected text, got null');
+    // Written past the last row until the row is whole, so a refused row leaves nothing behind.
+    const at = this.room();
+    for (let c = 0; c < width; c += 1) {
+      const column = this.columns[c]!;
+      let value: number;
+      try {
+        value = fields.number();
+      } catch (err) {
+        throw new Error(`column ${column.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (fields.wasNull && !column.nullable) throw new Error(`column ${column.name}: expected a number, got null`);
+      this.data[at + c] = value;
+    }
+    this.add(schema, table);
+  }
+
+  private wrongWidth(): Error {
+    return new Error(`expected rows of ${this.columns.length + 2} columns (${['schema', 'table', ...this.columns.map((column) => column.name)].join(', ')})`);
+  }
+
+  /** Where the next row's numbers go, the columns grown to hold it. */
+  private room(): number {
+    const width = this.columns.length;
     if ((this.count + 1) * width > this.data.length) {
       const grown = this.arrays.take(this.data.length * 2);
       grown.set(this.data);
       this.data = grown;
     }
-    const at = this.count * width;
-    for (let c = 0; c < width; c += 1) this.data[at + c] = (values[c + 2] as number | null) ?? Number.NaN;
+    return this.count * width;
+  }
+
+  /** Ends a row: its kept name when there is one (a new name object only for a table not seen before). */
+  private add(schema: string, table: string): void {
     this.refs.push(this.known(schema, table) ?? { schema, table });
     this.count += 1;
   }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { postgresDriver } from '../lazy.js';
+import { MessageSocket } from '../systems/postgres/message-socket.js';
 import type { NamedStatement } from '../systems/postgres/prepared.js';
 import { tableFilter } from '../systems/postgres/watched.js';
 import type { TableColumns, TopFilter } from './postgres-table-columns.js';
@@ -13,37 +14,65 @@ export interface ArrayQuery {
   readonly rowMode: 'array';
 }
 
-/** Where the per-table queries run: each row is handed to `row` as the driver parses it, and none is kept. */
+/** Where a per-table query's rows go, one at a time, as they arrive; none is kept. */
+export interface RowSink {
+  /** A row as pg parsed it, an array of its column values (connections whose bytes pg reads itself: TLS). */
+  row(values: unknown): void;
+  /** A row as PostgreSQL sent it: the DataRow message bytes[start, end), read in place (DataRowFields). */
+  message(bytes: Buffer, start: number, end: number): void;
+}
+
+/** Where the per-table queries run. */
 export interface RowStream {
-  each(query: ArrayQuery, row: (values: unknown) => void): Promise<void>;
+  each(query: ArrayQuery, sink: RowSink): Promise<void>;
 }
 
 /**
- * A pool's rows as they arrive: a query with a `row` listener (and no callback) makes pg keep no
- * result rows, so a reading costs its columns, not the driver's rows and a copy of them.
+ * A pool's rows as they arrive: on a plain connection (a MessageSocket) the DataRow messages go
+ * straight to the sink and pg parses none of them; otherwise a query with a `row` listener (and no
+ * callback) makes pg keep no result rows. Either way a reading costs its columns, not the
+ * driver's rows and a copy of them.
  */
 export function poolRows(pool: pg.Pool): RowStream {
   return {
-    async each(config, row) {
+    async each(config, sink) {
       const client = await pool.connect();
+      const socket = client.connection.stream;
+      const messages = socket instanceof MessageSocket ? socket : null;
       // After a server or connection error the client may be broken: discard it rather than reuse it.
       let broken = false;
       try {
         await new Promise<void>((resolve, reject) => {
           const query = new (postgresDriver().Query)(config);
-          // A listener's throw would escape into the driver's socket handler: keep the first
-          // error, skip the remaining rows, and fail once the server is done with the query.
+          // A sink's throw would escape into the driver's socket handler: keep the first error,
+          // skip the remaining rows, and fail once the server is done with the query.
           let refused: { readonly err: unknown } | null = null;
-          query.on('row', (values: unknown) => {
+          const take = (read: () => void): void => {
             if (refused) return;
             try {
-              row(values);
+              read();
             } catch (err) {
               refused = { err };
             }
+          };
+          if (messages) {
+            // From when pg sends this query (the client may still be busy with one queued before
+            // it, whose rows are not ours) until its end or error, before pg sends the next one.
+            const submit = query.submit.bind(query);
+            query.submit = (connection) => {
+              messages.takeRows((bytes, start, end) => take(() => sink.message(bytes, start, end)));
+              submit(connection);
+            };
+          } else {
+            query.on('row', (values: unknown) => take(() => sink.row(values)));
+          }
+          query.on('end', () => {
+            messages?.takeRows(null);
+            if (refused) reject(refused.err);
+            else resolve();
           });
-          query.on('end', () => (refused ? reject(refused.err) : resolve()));
           query.on('error', (err) => {
+            messages?.takeRows(null);
             broken = true;
             reject(err);
           });
@@ -85,13 +114,16 @@ export async function readTop(stream: RowStream, statement: NamedStatement, read
   for (;;) {
     page.rows = 0;
     const known = seen;
-    await stream.each({ ...statement, values: [filter.limit, ...after, ...extra], rowMode: 'array' }, (values) => {
+    // Counts a row of the page; whether the reading has room for it.
+    const room = (): boolean => {
       page.rows += 1;
-      if (reading.length === filter.limit) return;
-      const added = reading.length;
-      reading.push(values);
-      const { schema, table } = reading.name(added);
-      page.key = reading.value(added, keyColumn);
+      return reading.length < filter.limit;
+    };
+    // Keeps the row just pushed if the patterns admit it and an earlier page did not have it.
+    const added = (): void => {
+      const row = reading.length - 1;
+      const { schema, table } = reading.name(row);
+      page.key = reading.value(row, keyColumn);
       page.schema = schema;
       page.table = table;
       let keep = admitted(schema, table);
@@ -101,6 +133,18 @@ export async function readTop(stream: RowStream, statement: NamedStatement, read
         known.add(id);
       }
       if (!keep) reading.pop();
+    };
+    await stream.each({ ...statement, values: [filter.limit, ...after, ...extra], rowMode: 'array' }, {
+      row(values) {
+        if (!room()) return;
+        reading.push(values);
+        added();
+      },
+      message(bytes, start, end) {
+        if (!room()) return;
+        reading.pushMessage(bytes, start, end);
+        added();
+      },
     });
     if (reading.length === filter.limit || page.rows < filter.limit) return;
     seen ??= new Set(reading.names.map((name) => `${name.schema}\u0000${name.table}`));

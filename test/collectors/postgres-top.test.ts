@@ -3,7 +3,8 @@ import t from 'tap';
 import { readSizes, readTableStats, TABLE_STAT_COLUMNS } from '../../src/collectors/postgres-queries.js';
 import { selectTop, TableColumns, type Selection } from '../../src/collectors/postgres-table-columns.js';
 import { selectTables, type TableFilter } from '../../src/collectors/postgres-tables.js';
-import { poolRows, readTop, type RowStream } from '../../src/collectors/postgres-top.js';
+import { poolRows, readTop, type ArrayQuery, type RowSink, type RowStream } from '../../src/collectors/postgres-top.js';
+import { socketFor } from '../../src/systems/postgres/client.js';
 import { readTableXidAges } from '../../src/collectors/postgres-wraparound.js';
 import { named } from '../../src/systems/postgres/prepared.js';
 import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
@@ -17,17 +18,30 @@ const TABLES = 300;
 // Dead tuples i % 7: many ties, so the name tie-break decides most of the top N.
 const dead = (i: number): number => i % 7;
 
-/** A real pool's rows as they arrive, counted. */
-function counting(pool: pg.Pool): RowStream & { rows: number } {
+/** A real pool's rows as they arrive, counted, and how they came (parsed by pg, or as DataRow messages). */
+function counting(pool: pg.Pool): RowStream & { rows: number; messages: number } {
   const stream = poolRows(pool);
   const counter = {
     rows: 0,
-    each: (query: Parameters<RowStream['each']>[0], row: (values: unknown) => void) => stream.each(query, (values) => {
-      counter.rows += 1;
-      row(values);
+    messages: 0,
+    each: (query: ArrayQuery, sink: RowSink) => stream.each(query, {
+      row(values) {
+        counter.rows += 1;
+        sink.row(values);
+      },
+      message(bytes, start, end) {
+        counter.rows += 1;
+        counter.messages += 1;
+        sink.message(bytes, start, end);
+      },
     }),
   };
   return counter;
+}
+
+/** The rows of a query on a pool whose connections pg reads itself (no MessageSocket), as pg parsed them. */
+function parsedRows(values: unknown[]): RowSink {
+  return { row: (row) => values.push(row), message: () => { throw new Error('a DataRow message on a plain socket'); } };
 }
 
 /** Every table's dead tuples, as the collector read them before issue 13 chose the top N in SQL: the input of the selection. */
@@ -80,6 +94,10 @@ t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) =>
   });
   const pool = new pg.Pool({ connectionString: server.url('app'), max: 1 });
   t.teardown(() => pool.end());
+  // The collectors' pools: their rows come as DataRow messages (MessageSocket), pg parses none.
+  const framed = new pg.Pool({ connectionString: server.url('app'), max: 1, stream: socketFor });
+  t.teardown(() => framed.end());
+  const pools = [{ how: 'parsed by pg', pool, messages: false }, { how: 'DataRow messages', pool: framed, messages: true }];
   const stats = [await allStats(server)];
   const ages = [await allAges(server)];
   const stream = poolRows(pool);
@@ -87,14 +105,17 @@ t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) =>
   const base = { include: [], exclude: [], minDeadTuples: 0, limit: 25 };
 
   t.test('without patterns: the same top N, and only N rows read', async (t) => {
-    for (const limit of [1, 25, 100]) {
-      const counter = counting(pool);
-      const filter = { ...base, limit };
-      t.same(names(await readTableStats(counter, 'app', filter)), names(selectTables(stats, filter)), `dead tuples, limit ${limit}`);
-      t.equal(counter.rows, limit, `dead tuples, limit ${limit}: ${limit} rows read of ${total}`);
-      counter.rows = 0;
-      t.same(names(await readTableXidAges(counter, 'app', filter)), names(oldest(filter)), `xid age, limit ${limit}`);
-      t.equal(counter.rows, limit, `xid age, limit ${limit}: ${limit} rows read of ${total}`);
+    for (const { how, pool, messages } of pools) {
+      for (const limit of [1, 25, 100]) {
+        const counter = counting(pool);
+        const filter = { ...base, limit };
+        t.same(names(await readTableStats(counter, 'app', filter)), names(selectTables(stats, filter)), `${how}: dead tuples, limit ${limit}`);
+        t.equal(counter.rows, limit, `dead tuples, limit ${limit}: ${limit} rows read of ${total}`);
+        t.equal(counter.messages, messages ? limit : 0, `${how}: how the rows came`);
+        counter.rows = 0;
+        t.same(names(await readTableXidAges(counter, 'app', filter)), names(oldest(filter)), `${how}: xid age, limit ${limit}`);
+        t.equal(counter.rows, limit, `xid age, limit ${limit}: ${limit} rows read of ${total}`);
+      }
     }
     const top = await readTableStats(stream, 'app', { ...base, limit: 8 });
     t.same(names(top).slice(0, 4), ['B.x', 'a.x', 'public.t_006', 'public.t_013'], 'ties in code-point order, not the database collation');
@@ -111,12 +132,14 @@ t.test('top tables by dead tuples and by xid age, selected in SQL', async (t) =>
       [{ ...base, include: ['^a\\.', '^B\\.'], limit: 10 }, total],
       [{ ...base, minDeadTuples: 6, exclude: ['^public\\.t_1'] }, 44],
     ];
-    for (const [filter, rows] of filters) {
-      const counter = counting(pool);
-      const expected = selectTables(stats, filter);
-      t.same(names(await readTableStats(counter, 'app', filter)), names(expected), `dead tuples, ${JSON.stringify(filter)}`);
-      t.equal(counter.rows, rows, `dead tuples: ${rows} rows read of ${total}`);
-      t.same(names(await readTableXidAges(stream, 'app', filter)), names(oldest(filter)), `xid age, ${JSON.stringify(filter)}`);
+    for (const { how, pool } of pools) {
+      for (const [filter, rows] of filters) {
+        const counter = counting(pool);
+        const expected = selectTables(stats, filter);
+        t.same(names(await readTableStats(counter, 'app', filter)), names(expected), `${how}: dead tuples, ${JSON.stringify(filter)}`);
+        t.equal(counter.rows, rows, `dead tuples: ${rows} rows read of ${total}`);
+        t.same(names(await readTableXidAges(poolRows(pool), 'app', filter)), names(oldest(filter)), `${how}: xid age, ${JSON.stringify(filter)}`);
+      }
     }
   });
 
@@ -140,12 +163,15 @@ t.test('rows are read as they arrive: a refused row fails the read, a failed que
   pool.on('connect', (client) => { client.query('SELECT pg_backend_pid() AS pid').then((result) => pids.add(Number(result.rows[0].pid)), () => undefined); });
   const stream = poolRows(pool);
   const seen: unknown[] = [];
-  await stream.each({ text: 'SELECT g, g::text FROM generate_series(1, $1::int) g', values: [3], rowMode: 'array' }, (values) => seen.push(values));
+  await stream.each({ text: 'SELECT g, g::text FROM generate_series(1, $1::int) g', values: [3], rowMode: 'array' }, parsedRows(seen));
   t.same(seen, [[1, '1'], [2, '2'], [3, '3']], 'every row, in order, as arrays');
   const refused: unknown[] = [];
-  await t.rejects(stream.each({ text: 'SELECT g FROM generate_series(1, 5) g', values: [], rowMode: 'array' }, (values) => {
-    refused.push(values);
-    if (refused.length === 2) throw new Error('column g: expected text, got number');
+  await t.rejects(stream.each({ text: 'SELECT g FROM generate_series(1, 5) g', values: [], rowMode: 'array' }, {
+    row(values) {
+      refused.push(values);
+      if (refused.length === 2) throw new Error('column g: expected text, got number');
+    },
+    message: () => undefined,
   }), { message: 'column g: expected text, got number' });
   t.equal(refused.length, 2, 'the rows after the refused one are skipped');
   const reading = new TableColumns('postgres', [{ name: 'n', nullable: false }]);
@@ -154,7 +180,54 @@ t.test('rows are read as they arrive: a refused row fails the read, a failed que
   await t.rejects(readTop(stream, sql, reading, 'n', { include: [], exclude: [], limit: 10 }), { message: 'column n: expected a number, got string' });
   t.equal(reading.length, 0, 'nothing kept of a row that is not numbers');
   t.equal(pids.size, 1, 'a refused row keeps the connection');
-  await t.rejects(stream.each({ text: 'SELECT 1/0', values: [], rowMode: 'array' }, () => undefined), /division by zero/);
-  await stream.each({ text: 'SELECT 1', values: [], rowMode: 'array' }, () => undefined);
+  await t.rejects(stream.each({ text: 'SELECT 1/0', values: [], rowMode: 'array' }, parsedRows([])), /division by zero/);
+  await stream.each({ text: 'SELECT 1', values: [], rowMode: 'array' }, parsedRows([]));
   t.equal(pids.size, 2, 'a failed query\'s connection is replaced');
+});
+
+t.test('read from DataRow messages, a reading holds the numbers pg would have parsed, and refuses what pg would', async (t) => {
+  const server = await startPostgres();
+  t.teardown(() => server.destroy());
+  const plain = new pg.Pool({ connectionString: server.url(), max: 1 });
+  const framed = new pg.Pool({ connectionString: server.url(), max: 1, stream: socketFor });
+  t.teardown(() => Promise.all([plain.end(), framed.end()]));
+  const pids = new Set<number>();
+  framed.on('connect', (client) => { client.query('SELECT pg_backend_pid() AS pid').then((result) => pids.add(Number(result.rows[0].pid)), () => undefined); });
+  const columns = [{ name: 'n', nullable: false }, { name: 'when', nullable: true }];
+  const read = async (pool: pg.Pool, text: string): Promise<TableColumns> => {
+    const reading = new TableColumns('postgres', columns);
+    await poolRows(pool).each({ text, values: [], rowMode: 'array' }, {
+      row: (values) => reading.push(values),
+      message: (bytes, start, end) => reading.pushMessage(bytes, start, end),
+    });
+    return reading;
+  };
+  const values = ['0', '-0', '1', '42.5', '9007199254740993', '1e15', '-2.5e300', '5e-324', '0.1', 'NaN', 'Infinity', '-Infinity', '1.7976931348623157e308'];
+  const sql = `SELECT 'sch' || g % 3, 'tâble_' || g, v::float8, CASE WHEN g % 2 = 0 THEN NULL ELSE extract(epoch FROM timestamptz '2026-12-01 10:00:00.123456+00' + g * interval '1.000001 s')::float8 END
+    FROM unnest(ARRAY['${values.join("','")}']) WITH ORDINALITY AS u(v, g)`;
+  const parsed = await read(plain, sql);
+  const messages = await read(framed, sql);
+  t.equal(messages.length, values.length);
+  const cells = (reading: TableColumns) => Array.from({ length: reading.length }, (_, row) => [reading.name(row).schema, reading.name(row).table, reading.value(row, 0), reading.value(row, 1)]);
+  t.same(cells(messages), cells(parsed), 'the same names and numbers, row by row');
+  t.ok(cells(messages).every((cell, row) => Object.is(cell[2], cells(parsed)[row]![2])), '-0 and NaN too');
+  t.ok(Number.isNaN(messages.value(1, 1)), 'NULL is NaN');
+
+  const refusals: [string, string][] = [
+    [`SELECT 'public', 't', NULL::float8, 1::float8`, 'column n: expected a number, got null'],
+    [`SELECT 'public', 't', 'x'::text, 1::float8`, 'column n: expected a number, got text'],
+    [`SELECT 'public', NULL::text, 1::float8, 1::float8`, 'column table: expected text, got null'],
+    [`SELECT NULL::text, 't', 1::float8, 1::float8`, 'column schema: expected text, got null'],
+    [`SELECT 'public', 't', 1::float8`, 'expected rows of 4 columns (schema, table, n, when)'],
+  ];
+  for (const [text, message] of refusals) {
+    const reading = new TableColumns('postgres', columns);
+    await t.rejects(poolRows(framed).each({ text: `${text} UNION ALL ${text.replace(/'t'/, "'u'")}`, values: [], rowMode: 'array' }, {
+      row: () => t.fail('pg parsed a row on a MessageSocket'),
+      message: (bytes, start, end) => reading.pushMessage(bytes, start, end),
+    }), { message }, message);
+    t.equal(reading.length, 0, 'nothing kept of a refused row');
+  }
+  t.same(cells(await read(framed, sql)), cells(parsed), 'the connection reads rows as before after a refusal');
+  t.equal(pids.size, 1, 'a refused row keeps the connection');
 });

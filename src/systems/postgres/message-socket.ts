@@ -2,6 +2,10 @@ import { Socket } from 'node:net';
 
 // A PostgreSQL message: a type byte, then a 32-bit length that counts itself and the body.
 const HEADER = 5;
+const DATA_ROW = 0x44;
+
+/** Takes a DataRow message, bytes[start, end), in place of pg; must not throw. */
+export type RowSink = (bytes: Buffer, start: number, end: number) => void;
 
 /**
  * A socket to PostgreSQL whose reads are handed on as whole protocol messages: a message split
@@ -25,6 +29,18 @@ export class MessageSocket extends Socket {
   private messageBytes = 0;
   // Bytes that are not a valid message (a length under 4) end the framing: pg reports the error.
   private passThrough = false;
+  // While set, DataRow messages go here instead of to pg (takeRows).
+  private rows: RowSink | null = null;
+
+  /**
+   * Hands the DataRow messages that arrive from now on to `sink`, in order, instead of to pg, until
+   * called with null; every other message still goes to pg, so its query still sees its row
+   * description, its end and its errors. For a caller that holds the connection for one query and
+   * reads the rows' bytes itself (DataRowFields): pg would make a string of every field first.
+   */
+  takeRows(sink: RowSink | null): void {
+    this.rows = sink;
+  }
 
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
     if (this.passThrough || !Buffer.isBuffer(chunk)) return super.push(chunk, encoding);
@@ -33,7 +49,7 @@ export class MessageSocket extends Socket {
     if (this.headBytes > 0 || this.message) {
       data = this.gather(data);
       if (this.message && this.messageBytes === this.message.length) {
-        ok = super.push(this.message);
+        ok = this.deliver(this.message);
         this.message = null;
         this.messageBytes = 0;
       }
@@ -44,14 +60,34 @@ export class MessageSocket extends Socket {
       const length = data.readUInt32BE(end + 1);
       if (length < 4) {
         this.passThrough = true;
-        return super.push(data) && ok;
+        break;
       }
       if (end + 1 + length > data.length) break;
       end += 1 + length;
     }
-    if (end > 0) ok = super.push(data.subarray(0, end)) && ok;
-    if (end < data.length) this.gather(data.subarray(end));
+    if (end > 0) ok = this.deliver(data.subarray(0, end)) && ok;
+    if (end === data.length) return ok;
+    if (this.passThrough) return super.push(data.subarray(end)) && ok;
+    this.gather(data.subarray(end));
     return ok;
+  }
+
+  /** Passes whole messages on to pg, less the DataRow messages a sink takes. */
+  private deliver(messages: Buffer): boolean {
+    const sink = this.rows;
+    if (!sink) return super.push(messages);
+    let ok = true;
+    let from = 0;
+    for (let at = 0; at < messages.length;) {
+      const end = at + 1 + messages.readUInt32BE(at + 1);
+      if (messages[at] === DATA_ROW) {
+        if (at > from) ok = super.push(messages.subarray(from, at)) && ok;
+        sink(messages, at, end);
+        from = end;
+      }
+      at = end;
+    }
+    return from < messages.length ? super.push(messages.subarray(from)) && ok : ok;
   }
 
   /** Takes the bytes of a split message from the start of `data`; returns what follows it. */

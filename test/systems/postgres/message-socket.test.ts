@@ -81,3 +81,35 @@ t.test('bytes that are no message (a length under 4) are handed on unframed from
   const chunks = await frame([message('Z', 0, 0), bad.subarray(0, 3), bad.subarray(3), after.subarray(0, 2), after.subarray(2)]);
   t.ok(Buffer.concat(chunks).equals(Buffer.concat([message('Z', 0, 0), bad, after])), 'every byte arrives, in order');
 });
+
+t.test('while a sink takes the rows, DataRow messages go to it and every other message to pg, in order', async (t) => {
+  const next = random(11);
+  const rows = Array.from({ length: 300 }, (_, i) => message('D', i % 40 === 0 ? 70_000 : Math.floor(next() * 200), i % 251));
+  const before = [message('T', 30, 1), message('Z', 0, 0)];
+  // pg's own messages among the rows: a notice between them, the end after them.
+  const others = [message('T', 20, 2), message('N', 12, 3), message('C', 9, 4), message('Z', 0, 0)];
+  const stream = Buffer.concat([...before, others[0]!, ...rows.slice(0, 150), others[1]!, ...rows.slice(150), others[2]!, others[3]!]);
+  const afterwards = [message('D', 6, 9), message('C', 9, 4), message('Z', 0, 0)];
+  for (const maxRead of [1, 7, 8192, 65_536]) {
+    const socket = new MessageSocket();
+    const chunks: Buffer[] = [];
+    const taken: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
+    socket.push(before[0]!);
+    socket.push(before[1]!);
+    socket.takeRows((bytes, start, end) => taken.push(Buffer.from(bytes.subarray(start, end))));
+    for (let at = before[0]!.length + before[1]!.length; at < stream.length;) {
+      const size = 1 + Math.floor(next() * maxRead);
+      socket.push(stream.subarray(at, Math.min(at + size, stream.length)));
+      at += size;
+    }
+    socket.takeRows(null);
+    for (const piece of afterwards) socket.push(piece);
+    socket.push(null);
+    await once(socket, 'end');
+    socket.destroy();
+    t.ok(Buffer.concat(taken).equals(Buffer.concat(rows)), `reads of up to ${maxRead} bytes: the sink took every row, whole and in order`);
+    t.equal(taken.length, rows.length, 'one call per row');
+    t.ok(Buffer.concat(chunks).equals(Buffer.concat([...before, ...others, ...afterwards])), 'pg got every other message in order, and the rows again once the sink was gone');
+  }
+});

@@ -78,17 +78,13 @@ const statementRow = z.object({ queryid: z.string(), seconds: z.number(), calls:
 
 export interface DatabaseSizes {
   readonly databaseBytes: number;
-  /** Keyed by tableKey(schema, table). */
-  readonly tableBytes: ReadonlyMap<string, number>;
+  /** By schema, then table: looked up with the kept names' strings, no key string is made per table. */
+  readonly tableBytes: ReadonlyMap<string, ReadonlyMap<string, number>>;
   readonly unusedIndexes: number;
   readonly unusedIndexBytes: number;
 }
 
 export interface StatementStats { readonly queryid: string; readonly seconds: number; readonly calls: number }
-
-export function tableKey(schema: string, table: string): string {
-  return `${schema}\u0000${table}`;
-}
 
 /**
  * The database's top `limit` tables by dead tuples that the filters admit, ties by schema and table
@@ -123,9 +119,13 @@ export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number, 
     const [database] = z.tuple([bytesRow]).parse((await client.query(DATABASE_SIZE_SQL)).rows);
     const [unused] = z.tuple([unusedRow]).parse((await client.query(UNUSED_INDEXES_SQL)).rows);
     await client.query('COMMIT');
-    const tableBytes = new Map<string, number>();
+    const tableBytes = new Map<string, Map<string, number>>();
     // A table dropped while we measured has a NULL size: it simply has no size series.
-    for (const row of measured) if (row.bytes !== null) tableBytes.set(tableKey(row.schema, row.table), row.bytes);
+    for (const row of measured) {
+      if (row.bytes === null) continue;
+      const tables = tableBytes.get(row.schema) ?? new Map<string, number>();
+      tableBytes.set(row.schema, tables.set(row.table, row.bytes));
+    }
     return { databaseBytes: database.bytes, tableBytes, unusedIndexes: unused.count, unusedIndexBytes: unused.bytes };
   } catch (err) {
     failed = true;

@@ -20,12 +20,12 @@ export class TableColumns {
   private count = 0;
   private readonly refs: TableName[] = [];
   private data: Float64Array;
-  private readonly known: (schema: string, table: string) => TableName | undefined;
+  private readonly known: KnownNames;
   private readonly arrays: ArraySource;
   private fields: DataRowFields | undefined;
 
   constructor(readonly database: string, readonly columns: readonly StatColumn[], options: ReadingOptions = {}) {
-    this.known = options.known ?? (() => undefined);
+    this.known = options.known ?? NONE_KNOWN;
     this.arrays = options.arrays ?? FRESH;
     // Sized for the rows the last reading had (and a few more), so the columns are allocated once:
     // grown by doubling from a small start, a reading of 3,400 tables left as much again in
@@ -76,7 +76,7 @@ export class TableColumns {
     }
     const at = this.room();
     for (let c = 0; c < width; c += 1) this.data[at + c] = (values[c + 2] as number | null) ?? Number.NaN;
-    this.add(schema, table);
+    this.add(this.known.find(schema, table) ?? { schema, table });
   }
 
   /**
@@ -87,10 +87,12 @@ export class TableColumns {
     const width = this.columns.length;
     const fields = this.fields ??= new DataRowFields();
     if (fields.open(bytes, start, end) !== width + 2) throw this.wrongWidth();
-    const schema = fields.text();
-    if (schema === null) throw new Error('column schema: expected text, got null');
-    const table = fields.text();
-    if (table === null) throw new Error('column table: expected text, got null');
+    const schemaStart = fields.field();
+    const schemaEnd = fields.end;
+    if (schemaStart < 0) throw new Error('column schema: expected text, got null');
+    const tableStart = fields.field();
+    const tableEnd = fields.end;
+    if (tableStart < 0) throw new Error('column table: expected text, got null');
     // Written past the last row until the row is whole, so a refused row leaves nothing behind.
     const at = this.room();
     for (let c = 0; c < width; c += 1) {
@@ -104,7 +106,9 @@ export class TableColumns {
       if (fields.wasNull && !column.nullable) throw new Error(`column ${column.name}: expected a number, got null`);
       this.data[at + c] = value;
     }
-    this.add(schema, table);
+    // A table exported before is found by its names' bytes: no string is made for it.
+    this.add(this.known.findBytes(bytes, schemaStart, schemaEnd, tableStart, tableEnd)
+      ?? { schema: bytes.toString('utf8', schemaStart, schemaEnd), table: bytes.toString('utf8', tableStart, tableEnd) });
   }
 
   private wrongWidth(): Error {
@@ -122,9 +126,9 @@ export class TableColumns {
     return this.count * width;
   }
 
-  /** Ends a row: its kept name when there is one (a new name object only for a table not seen before). */
-  private add(schema: string, table: string): void {
-    this.refs.push(this.known(schema, table) ?? { schema, table });
+  /** Ends a row, with its table's names. */
+  private add(name: TableName): void {
+    this.refs.push(name);
     this.count += 1;
   }
 
@@ -135,10 +139,18 @@ export class TableColumns {
   }
 }
 
+/** The kept names of tables exported before (TableRows): a reading makes no name objects for them. */
+export interface KnownNames {
+  find(schema: string, table: string): TableName | undefined;
+  /** The same, for names given as UTF-8 bytes. */
+  findBytes(bytes: Uint8Array, schemaStart: number, schemaEnd: number, tableStart: number, tableEnd: number): TableName | undefined;
+}
+
+const NONE_KNOWN: KnownNames = { find: () => undefined, findBytes: () => undefined };
+
 /** How a reading is made: see TableColumns. */
 export interface ReadingOptions {
-  /** The kept names of tables exported before, so a reading makes no name objects for them. */
-  readonly known?: (schema: string, table: string) => TableName | undefined;
+  readonly known?: KnownNames;
   /** The rows the last reading of this database had: the columns are sized for them once. */
   readonly expectedRows?: number;
   /** Where the columns' numbers are kept; the reading is read only until these are given back. */

@@ -1,13 +1,20 @@
 import { blockRow } from './framework/block.js';
 import type { BlockRow } from './framework/types.js';
+import { hashName, hashNameBytes, spells } from './name-hash.js';
 import type { TableName } from './postgres-table-columns.js';
 
 const TABLE = ['target', 'database', 'schema', 'table'];
 
 /** An exported table: its names and its label row, kept. */
 class KeptTable implements TableName {
-  constructor(readonly owner: TableRows, readonly schema: string, readonly table: string, readonly row: BlockRow, public used: number) {}
+  /** The next kept table in its bucket. */
+  sameBucket: KeptTable | undefined;
+  constructor(readonly owner: TableRows, readonly schema: string, readonly table: string, readonly hash: number, readonly row: BlockRow, public used: number) {}
 }
+
+// The buckets grow (doubled) past this many tables per bucket.
+const LOAD = 0.75;
+const MIN_BUCKETS = 64;
 
 /**
  * The label rows of one database's tables (target, database, schema, table and their exposition
@@ -18,7 +25,10 @@ class KeptTable implements TableName {
  * strings of its own between its queries' round trips.
  */
 export class TableRows {
-  private rows = new Map<string, Map<string, KeptTable>>();
+  // The kept tables by the hash of their names (name-hash.ts), chained in their bucket: a name read
+  // as bytes is found without a string (findBytes), and the index costs a slot per bucket and a
+  // field per table, where a Map per schema cost about 450 KB per 10,000 tables.
+  private buckets: (KeptTable | undefined)[] = emptyBuckets(MIN_BUCKETS);
   private count = 0;
   private collection = 0;
   private usedNow = 0;
@@ -27,7 +37,19 @@ export class TableRows {
 
   /** The kept names of a table exported before (not marked as used), or undefined. */
   find(schema: string, table: string): TableName | undefined {
-    return this.rows.get(schema)?.get(table);
+    return this.entry(schema, table, hashName(schema, table));
+  }
+
+  /**
+   * find, for names given as UTF-8 bytes (a DataRow message's fields): a table exported before is
+   * found without making a string of its names.
+   */
+  findBytes(bytes: Uint8Array, schemaStart: number, schemaEnd: number, tableStart: number, tableEnd: number): TableName | undefined {
+    const hash = hashNameBytes(bytes, schemaStart, schemaEnd, tableStart, tableEnd);
+    for (let entry = this.buckets[hash & (this.buckets.length - 1)]; entry; entry = entry.sameBucket) {
+      if (entry.hash === hash && spells(bytes, schemaStart, schemaEnd, entry.schema) && spells(bytes, tableStart, tableEnd, entry.table)) return entry;
+    }
+    return undefined;
   }
 
   /**
@@ -44,19 +66,41 @@ export class TableRows {
 
   /** The row of a table, marked as used by the current collection. */
   row(schema: string, table: string): BlockRow {
-    let tables = this.rows.get(schema);
-    if (!tables) {
-      tables = new Map();
-      this.rows.set(schema, tables);
-    }
-    let entry = tables.get(table);
+    const hash = hashName(schema, table);
+    let entry = this.entry(schema, table, hash);
     if (!entry) {
-      entry = new KeptTable(this, schema, table, blockRow(TABLE, [this.target, this.database, schema, table]), -1);
-      tables.set(table, entry);
+      entry = new KeptTable(this, schema, table, hash, blockRow(TABLE, [this.target, this.database, schema, table]), -1);
       this.count += 1;
+      if (this.count > this.buckets.length * LOAD) this.rebuild([...this.entries(), entry]);
+      else this.link(entry);
     }
     this.use(entry);
     return entry.row;
+  }
+
+  private entry(schema: string, table: string, hash: number): KeptTable | undefined {
+    for (let entry = this.buckets[hash & (this.buckets.length - 1)]; entry; entry = entry.sameBucket) {
+      if (entry.hash === hash && entry.schema === schema && entry.table === table) return entry;
+    }
+    return undefined;
+  }
+
+  private *entries(): Generator<KeptTable> {
+    for (const first of this.buckets) for (let entry = first; entry; entry = entry.sameBucket) yield entry;
+  }
+
+  private link(entry: KeptTable): void {
+    const bucket = entry.hash & (this.buckets.length - 1);
+    entry.sameBucket = this.buckets[bucket];
+    this.buckets[bucket] = entry;
+  }
+
+  /** Buckets for exactly these tables, as many as they need. */
+  private rebuild(kept: readonly KeptTable[]): void {
+    let size = MIN_BUCKETS;
+    while (kept.length > size * LOAD) size *= 2;
+    this.buckets = emptyBuckets(size);
+    for (const entry of kept) this.link(entry);
   }
 
   private use(entry: KeptTable): void {
@@ -71,10 +115,7 @@ export class TableRows {
    */
   endCollection(): void {
     if (this.count > 2 * this.usedNow + 100) {
-      for (const [schema, tables] of this.rows) {
-        for (const [table, entry] of tables) if (entry.used !== this.collection) tables.delete(table);
-        if (tables.size === 0) this.rows.delete(schema);
-      }
+      this.rebuild([...this.entries()].filter((entry) => entry.used === this.collection));
       this.count = this.usedNow;
     }
     this.collection += 1;
@@ -85,4 +126,8 @@ export class TableRows {
   get size(): number {
     return this.count;
   }
+}
+
+function emptyBuckets(size: number): (KeptTable | undefined)[] {
+  return new Array<KeptTable | undefined>(size).fill(undefined);
 }

@@ -4,7 +4,7 @@ import { ArrayPool, type Borrowed } from './framework/array-pool.js';
 import { CachedReading } from './framework/cache.js';
 import { discoverDatabases, urlDatabase } from '../systems/postgres/watched.js';
 import { DatabaseConnection } from './postgres-database.js';
-import { readOldestTransactionAge, readStatements, readTableStats, tableKey, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
+import { readOldestTransactionAge, readStatements, readTableStats, type DatabaseSizes, type StatementStats } from './postgres-queries.js';
 import { selectTables, type TableFilter } from './postgres-tables.js';
 import { AUTOVACUUM_COLUMNS, AUTOVACUUM_FAMILIES } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
@@ -117,9 +117,8 @@ class PostgresCollector implements CollectorInstance {
   private async collectDatabase(database: string, arrays: Borrowed): Promise<DatabaseResult | Error> {
     const connection = this.connection(database);
     try {
-      const known = (schema: string, table: string) => connection.rows.find(schema, table);
       // The tables of the last reading: how many rows this one will most likely have.
-      const reading = { known, expectedRows: connection.measure.length, arrays };
+      const reading = { known: connection.rows, expectedRows: connection.measure.length, arrays };
       const tables = await readTableStats(connection.stream, database, this.config.tables, reading);
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       connection.measure = tables.names;
@@ -202,7 +201,7 @@ function tableBlock(view: PostgresView, tables: Selection, results: readonly Dat
   const sizesByDatabase = new Map(results.map((result) => [result.database, result.sizes?.value]));
   const size = (i: number) => {
     const { schema, table } = tables.name(i);
-    return sizesByDatabase.get(tables.database(i))?.tableBytes.get(tableKey(schema, table));
+    return sizesByDatabase.get(tables.database(i))?.tableBytes.get(schema)?.get(table);
   };
   return { labelNames: TABLE, rows: blockRows(view, tables), columns: [
     tables.column('upkeep_postgres_dead_tuples', 'dead_tuples'),

@@ -7,7 +7,7 @@ import { Scraper } from '../../src/collectors/framework/scraper.js';
 import type { CollectorInstance, CollectorModule } from '../../src/collectors/framework/types.js';
 import { postgres, postgresResult, type DatabaseResult } from '../../src/collectors/postgres.js';
 import { TableRows } from '../../src/collectors/postgres-table-rows.js';
-import { TABLE_STAT_COLUMNS, tableKey } from '../../src/collectors/postgres-queries.js';
+import { TABLE_STAT_COLUMNS } from '../../src/collectors/postgres-queries.js';
 import { TableColumns, type TableName } from '../../src/collectors/postgres-table-columns.js';
 import { bufferLogger } from '../fixtures/log.js';
 
@@ -43,7 +43,8 @@ function catalog(arrays?: Borrowed): DatabaseResult[] {
   const names = ['orders', 'a"quoted"', 'back\\slash', 'new\nline', 'ünïcode', 'zeta'];
   return ['app', 'billing'].map((database, d) => {
     const rows = names.map((name, i) => table(i % 2 === 0 ? 'public' : 'audit', name, i + d * names.length));
-    const tableBytes = new Map(rows.filter((_, i) => i !== 2).map(([schema, name], i) => [tableKey(schema, name), 8192 * (i + 1)]));
+    const tableBytes = new Map<string, Map<string, number>>();
+    rows.filter((_, i) => i !== 2).forEach(([schema, name], i) => tableBytes.set(schema, (tableBytes.get(schema) ?? new Map<string, number>()).set(name, 8192 * (i + 1))));
     return {
       database, tables: reading(database, TABLE_STAT_COLUMNS, rows, arrays), oldestTransactionSeconds: d === 0 ? 0 : 12.345,
       sizes: d === 0 ? { value: { databaseBytes: 7_654_321, tableBytes, unusedIndexes: 2, unusedIndexBytes: 16_384 }, ageSeconds: 4.5 } : null,

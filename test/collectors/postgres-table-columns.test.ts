@@ -1,4 +1,5 @@
 import t from 'tap';
+import { TableRows } from '../../src/collectors/postgres-table-rows.js';
 import { TABLE_STAT_COLUMNS } from '../../src/collectors/postgres-queries.js';
 import { selectTop, TableColumns } from '../../src/collectors/postgres-table-columns.js';
 
@@ -25,8 +26,10 @@ t.test('a row is checked column by column before it is kept, and a wrong one nam
 });
 
 t.test('rows grow past the first allocation, and a table exported before is named by its kept name', (t) => {
-  const kept = { schema: 'public', table: 't_7' };
-  const reading = new TableColumns('app', [{ name: 'n', nullable: false }], { known: (schema, table) => (schema === 'public' && table === 't_7' ? kept : undefined) });
+  const known = new TableRows('main', 'app');
+  known.row('public', 't_7');
+  const kept = known.find('public', 't_7');
+  const reading = new TableColumns('app', [{ name: 'n', nullable: false }], { known });
   for (let i = 0; i < 1000; i += 1) reading.push(['public', `t_${i}`, i]);
   t.equal(reading.length, 1000);
   t.equal(reading.value(999, 0), 999);

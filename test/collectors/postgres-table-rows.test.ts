@@ -62,3 +62,33 @@ t.test('rowOf takes the kept names find gave, or looks up any other name', async
   rows.endCollection();
   t.equal(rows.size, 1, 'rowOf marked the row used: it is kept, the 300 others are not');
 });
+
+t.test('findBytes names a table exported before from its names\' UTF-8 bytes, as find does', async (t) => {
+  const rows = new TableRows('main', 'app');
+  const bytes = (schema: string, table: string) => {
+    const buffer = Buffer.from(`..${schema}....${table}.`, 'utf8');
+    const schemaEnd = 2 + Buffer.byteLength(schema);
+    return [buffer, 2, schemaEnd, schemaEnd + 4, schemaEnd + 4 + Buffer.byteLength(table)] as const;
+  };
+  // t_7189 and t_742194 hash alike (32-bit FNV-1a of "public", 0, the table): both must still be told apart.
+  for (const table of ['a', 't_7189', 't_742194', 'ab']) rows.row('public', table);
+  rows.row('tâbles', 'x');
+  for (const table of ['a', 't_7189', 't_742194', 'ab']) {
+    const found = rows.findBytes(...bytes('public', table));
+    t.ok(found, `public.${table} found`);
+    t.equal(found, rows.find('public', table), `public.${table}: the kept names find gives`);
+  }
+  t.equal(rows.findBytes(...bytes('public', 't_71890')), undefined, 'a longer name is another table');
+  t.equal(rows.findBytes(...bytes('publi', 'ca')), undefined, 'the same bytes split elsewhere are another table');
+  t.equal(rows.findBytes(...bytes('public', 'b')), undefined, 'not exported');
+  t.equal(rows.findBytes(...bytes('tâbles', 'x')), rows.find('tâbles', 'x'), 'names that are not ASCII too');
+  t.ok(rows.find('tâbles', 'x'));
+  t.equal(rows.findBytes(...bytes('tâbles', 'y')), undefined);
+  t.equal(rows.findBytes(...bytes('tâblés', 'x')), undefined);
+  for (let i = 0; i < 300; i += 1) rows.row('other', `t${i}`);
+  rows.endCollection();
+  rows.row('public', 't_742194');
+  rows.endCollection();
+  t.equal(rows.findBytes(...bytes('public', 't_7189')), undefined, 'forgotten with its row');
+  t.equal(rows.findBytes(...bytes('public', 't_742194')), rows.find('public', 't_742194'), 'the rows kept are still found');
+});

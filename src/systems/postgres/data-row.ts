@@ -15,41 +15,39 @@ const EXACT_POWERS = Array.from({ length: 23 }, (_, i) => 10 ** i);
 export class DataRowFields {
   private bytes: Buffer = Buffer.alloc(0);
   private at = 0;
-  private end = 0;
+  private messageEnd = 0;
   /** Whether the field read last was NULL. */
   wasNull = false;
+  /** Where the field read last ends. */
+  end = 0;
 
   /** Starts on the message bytes[start, end); returns its field count. */
   open(bytes: Buffer, start: number, end: number): number {
     if (end - start < FIELDS_AT || bytes[start] !== DATA_ROW) throw new Error('not a DataRow message');
     this.bytes = bytes;
     this.at = start + FIELDS_AT;
-    this.end = end;
+    this.messageEnd = end;
     return bytes.readInt16BE(start + 5);
-  }
-
-  /** The next field as text; null for NULL. */
-  text(): string | null {
-    const start = this.next();
-    return start < 0 ? null : this.bytes.toString('utf8', start, this.at);
   }
 
   /** The next field, a float8's text, as a number; NaN (and wasNull) for NULL. */
   number(): number {
-    const start = this.next();
-    return start < 0 ? Number.NaN : float8(this.bytes, start, this.at);
+    const start = this.field();
+    return start < 0 ? Number.NaN : float8(this.bytes, start, this.end);
   }
 
-  /** Moves past the next field; returns where its bytes start, or -1 for NULL. */
-  private next(): number {
-    if (this.at + 4 > this.end) throw new Error('DataRow message ends before its fields');
+  /** Moves past the next field; returns where its bytes start (they end at `end`), or -1 for NULL. */
+  field(): number {
+    if (this.at + 4 > this.messageEnd) throw new Error('DataRow message ends before its fields');
     const length = this.bytes.readInt32BE(this.at);
     this.at += 4;
     this.wasNull = length === -1;
+    this.end = this.at;
     if (this.wasNull) return -1;
-    if (length < 0 || this.at + length > this.end) throw new Error('DataRow message ends before its fields');
+    if (length < 0 || this.at + length > this.messageEnd) throw new Error('DataRow message ends before its fields');
     const start = this.at;
     this.at += length;
+    this.end = this.at;
     return start;
   }
 }

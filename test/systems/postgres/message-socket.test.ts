@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import t from 'tap';
 import { MessageSocket } from '../../../src/systems/postgres/message-socket.js';
 
@@ -112,4 +113,48 @@ t.test('while a sink takes the rows, DataRow messages go to it and every other m
     t.equal(taken.length, rows.length, 'one call per row');
     t.ok(Buffer.concat(chunks).equals(Buffer.concat([...before, ...others, ...afterwards])), 'pg got every other message in order, and the rows again once the sink was gone');
   }
+});
+
+t.test('over TCP, reads land in the shared buffer: two sockets at once, a slow reader, a sink, every byte intact', async (t) => {
+  const next = random(23);
+  const rows = Array.from({ length: 500 }, (_, i) => message('D', i % 60 === 0 ? 100_000 : Math.floor(next() * 400), i % 251));
+  const others = [message('T', 40, 1), message('N', 12, 3), message('C', 9, 4), message('Z', 0, 0)];
+  const stream = Buffer.concat([others[0]!, ...rows.slice(0, 250), others[1]!, ...rows.slice(250), others[2]!, others[3]!]);
+  const server = createServer((socket) => {
+    // Uneven writes, so reads end anywhere in a message.
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < stream.length;) {
+      const size = 1 + Math.floor(next() * 90_000);
+      pieces.push(stream.subarray(at, at + size));
+      at += size;
+    }
+    for (const piece of pieces) socket.write(piece);
+    socket.end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const receive = async (sink: boolean) => {
+    const socket = new MessageSocket();
+    const taken: Buffer[] = [];
+    if (sink) socket.takeRows((bytes, start, end) => taken.push(Buffer.from(bytes.subarray(start, end))));
+    const chunks: Buffer[] = [];
+    // pg's side takes its chunks late: what it is handed must not change while it waits.
+    socket.pause();
+    socket.connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.resume();
+    await once(socket, 'end');
+    socket.destroy();
+    return { chunks, taken };
+  };
+  const [plain, sunk] = await Promise.all([receive(false), receive(true)]);
+  t.ok(Buffer.concat(plain.chunks).equals(stream), 'without a sink: every byte, in order');
+  t.ok(plain.chunks.every((chunk) => wholeMessages(chunk) !== null), 'in whole messages');
+  t.ok(Buffer.concat(sunk.taken).equals(Buffer.concat(rows)), 'with a sink: it took every row');
+  t.ok(Buffer.concat(sunk.chunks).equals(Buffer.concat(others)), 'and pg every other message');
 });

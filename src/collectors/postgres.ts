@@ -119,12 +119,20 @@ class PostgresCollector implements CollectorInstance {
     try {
       // The tables of the last reading: how many rows this one will most likely have.
       const reading = { known: connection.rows, expectedRows: connection.measure.length, arrays };
-      const tables = await readTableStats(connection.stream, database, this.config.tables, reading);
+      // The two per-table queries side by side, on the pool's two sessions: while node reads one's
+      // rows, PostgreSQL works on the other's. Both are settled before anything fails, since their
+      // columns go back to the pool when the collection ends.
+      const [stats, ages] = await Promise.allSettled([
+        readTableStats(connection.stream, database, this.config.tables, reading),
+        readTableXidAges(connection.stream, database, this.config.tables, reading),
+      ]);
+      if (stats.status === 'rejected') throw stats.reason;
+      if (ages.status === 'rejected') throw ages.reason;
+      const [tables, xidAges] = [stats.value, ages.value];
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       connection.measure = tables.names;
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
-      const xidAges = await readTableXidAges(connection.stream, database, this.config.tables, reading);
       connection.noteResult(null);
       return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
     } catch (err) {
@@ -228,3 +236,4 @@ export const postgres: CollectorModule = {
     return config.targets.postgres.map((target) => new PostgresCollector(target, config.collectors.timeoutSeconds, log));
   },
 };
+

@@ -82,14 +82,19 @@ export class RssSampler {
 
 export interface Scrape { readonly seconds: number; readonly bytes: number; readonly text: string }
 
+/**
+ * One scrape, timed from the request to its last byte. The body is decoded to text only after the
+ * clock stops: decoding 10 MB on the client cost 35-50 ms of upkeep's 10,200-table scrape (and
+ * about twice that of postgres_exporter's 23 MB), work of the client, not of the server measured.
+ */
 export async function scrape(url: string): Promise<Scrape> {
   const started = performance.now();
   // Uncompressed, as upkeep serves it: the exporters would otherwise spend part of their time on gzip.
   const response = await fetch(url, { headers: { 'accept-encoding': 'identity' } });
-  const text = await response.text();
+  const body = Buffer.from(await response.arrayBuffer());
   const seconds = (performance.now() - started) / 1000;
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return { seconds, bytes: Buffer.byteLength(text), text };
+  return { seconds, bytes: body.length, text: body.toString('utf8') };
 }
 
 export function percentile(values: readonly number[], p: number): number {

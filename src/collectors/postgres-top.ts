@@ -61,7 +61,9 @@ export function poolRows(pool: pg.Pool): RowStream {
             const submit = query.submit.bind(query);
             query.submit = (connection) => {
               messages.takeRows((bytes, start, end) => take(() => sink.message(bytes, start, end)));
-              submit(connection);
+              // pg's submit returns an error it did not send (a named statement's text changed),
+              // and reports it through the query's error event; the typings say void.
+              return submit(connection);
             };
           } else {
             query.on('row', (values: unknown) => take(() => sink.row(values)));

@@ -237,4 +237,9 @@ t.test('read from DataRow messages, a reading holds the numbers pg would have pa
   }
   t.same(cells(await read(framed, sql)), cells(parsed), 'the connection reads rows as before after a refusal');
   t.equal(pids.size, 1, 'a refused row keeps the connection');
+  // pg refuses a named statement whose text changed before it sends anything: the read fails, it does not hang.
+  const rows = (name: string, text: string) => poolRows(framed).each({ name, text, values: [], rowMode: 'array' }, { row: () => undefined, message: () => undefined });
+  await rows('test_renamed', "SELECT 'public', 't', 1::float8, 1::float8");
+  await t.rejects(rows('test_renamed', "SELECT 'public', 'u', 1::float8, 1::float8"), /Prepared statements must be unique/);
+  t.same(cells(await read(framed, sql)), cells(parsed), 'and the connection reads rows after that too');
 });

@@ -128,7 +128,8 @@ class PostgresCollector implements CollectorInstance {
       ]);
       if (stats.status === 'rejected') throw stats.reason;
       if (ages.status === 'rejected') throw ages.reason;
-      const [tables, xidAges] = [stats.value, ages.value];
+      const tables = stats.value;
+      const xidAges = ages.value;
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       connection.measure = tables.names;
       const sizes = await connection.cachedSizes();
@@ -236,4 +237,3 @@ export const postgres: CollectorModule = {
     return config.targets.postgres.map((target) => new PostgresCollector(target, config.collectors.timeoutSeconds, log));
   },
 };
-

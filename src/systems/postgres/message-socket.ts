@@ -12,13 +12,11 @@ export type RowSink = (bytes: Buffer, start: number, end: number) => void;
 
 /**
  * A socket to PostgreSQL whose reads are handed on as whole protocol messages: a message split
- * between two reads is joined here, and the whole messages of a read are handed on as one view of
- * it, not copied. pg's parser joins a split message with the rest of the read by copying both into
- * a buffer of twice the read's size, and nearly every 64 KB read of rows ends inside a row. Only a
- * split message is copied here, once, into a buffer of its own size. Measured alone (one client
- * reading 3,400-row results 20 times) it changed neither the array buffers held nor the time: the
- * peak RSS at 10,200 tables came down with the columns sized once (TableColumns), and this part
- * of that change was not measured apart (docs/performance.md, "Idle and peak memory").
+ * between two reads is joined here, once, into a buffer of its own size (pg's parser would copy it
+ * with the rest of the read into a buffer of twice the read's size, and nearly every 64 KB read of
+ * rows ends inside a row). While a caller takes the rows (takeRows), the DataRow messages are read
+ * in place and never reach pg; the other messages, and all of them otherwise, are copied out of the
+ * shared read buffer for pg (docs/performance.md, "Rows read in place").
  *
  * Plain connections only: with TLS the encrypted bytes bypass this socket, and pg reads the
  * one-byte answer to its SSL request before any message.

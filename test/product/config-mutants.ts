@@ -6,15 +6,6 @@ import { parse, stringify } from 'yaml';
  * mutations may break, retype, wrap or delete them there but never move them into another key
  * or split them, so any secret in upkeep's output is upkeep quoting a secret-bearing value.
  */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Mutant {
   readonly name: string;

@@ -7,7 +7,8 @@ import { COLLECTORS } from '../../src/collectors/registry.js';
 import { ConfigInvalid, parseConfig, readConfigText } from '../../src/config/load.js';
 import { checkReferences, type Registries } from '../../src/config/references.js';
 import { ACTIONS } from '../../src/actions/registry.js';
-import { mutate, random, TEXT_MUTATION_NAMES, type Mutant, type Source } from './config-mutants.js';
+import { random } from '../fixtures/random.js';
+import { mutate, TEXT_MUTATION_NAMES, type Mutant, type Source } from './config-mutants.js';
 import { upkeep } from './installed.js';
 
 /**

@@ -61,12 +61,12 @@ export class MessageSocket extends Socket {
     return this.frame(chunk, false);
   }
 
-  /** A read, in the shared buffer: valid only until this returns. */
+  /**
+   * A read, in the shared buffer: valid only until this returns. False when pg's side is full:
+   * the socket stops reading until pg takes more (net.Socket's _read starts it again).
+   */
   private onRead(data: Buffer): boolean {
-    if (this.passThrough) this.pass(data, true);
-    else this.frame(data, true);
-    // pg reads in flowing mode: what it has not taken yet is a copy, so reading goes on.
-    return true;
+    return this.passThrough ? this.pass(data, true) : this.frame(data, true);
   }
 
   /** Hands on the whole messages of `data`, gathers a split one; `borrowed`: see pass. */

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { DataRowFields, float8 } from '../../../src/systems/postgres/data-row.js';
+import { random } from '../../fixtures/random.js';
 
 /** A DataRow message of text fields (null for NULL). */
 function dataRow(fields: readonly (string | null)[]): Buffer {
@@ -32,14 +33,6 @@ function read(text: string): number {
   return float8(bytes, 2, 2 + text.length);
 }
 
-// A deterministic generator, so a failure can be replayed.
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-}
 
 t.test('a float8 read from its bytes is the number Number() makes of its text', async (t) => {
   const next = random(5);

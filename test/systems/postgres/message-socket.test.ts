@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import t from 'tap';
 import { MessageSocket } from '../../../src/systems/postgres/message-socket.js';
+import { random } from '../../fixtures/random.js';
 
 /** A protocol message: type byte, 32-bit length counting itself, then `body` bytes of `fill`. */
 function message(type: string, body: number, fill: number): Buffer {
@@ -35,14 +36,6 @@ async function frame(pieces: readonly Buffer[]): Promise<Buffer[]> {
   return chunks;
 }
 
-// A deterministic generator, so a failure can be replayed.
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-}
 
 t.test('reads split anywhere come out as whole messages, every byte in order', async (t) => {
   const next = random(7);
@@ -141,18 +134,25 @@ t.test('over TCP, reads land in the shared buffer: two sockets at once, a slow r
     const taken: Buffer[] = [];
     if (sink) socket.takeRows((bytes, start, end) => taken.push(Buffer.from(bytes.subarray(start, end))));
     const chunks: Buffer[] = [];
-    // pg's side takes its chunks late: what it is handed must not change while it waits.
-    socket.pause();
+    // pg's side stops taking chunks after the first for a while: what it was handed must not
+    // change while it waits, and the socket stops reading (the rest waits in the kernel, not here).
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (chunks.length > 1) return;
+      socket.pause();
+      setTimeout(() => {
+        held.push(socket.readableLength);
+        socket.resume();
+      }, 200);
+    });
     socket.connect(port, '127.0.0.1');
-    await once(socket, 'connect');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.resume();
     await once(socket, 'end');
     socket.destroy();
     return { chunks, taken };
   };
+  const held: number[] = [];
   const [plain, sunk] = await Promise.all([receive(false), receive(true)]);
+  t.ok(held.every((bytes) => bytes < stream.length / 4), `a paused reader holds little of the ${stream.length} bytes: ${held.join(', ')}`);
   t.ok(Buffer.concat(plain.chunks).equals(stream), 'without a sink: every byte, in order');
   t.ok(plain.chunks.every((chunk) => wholeMessages(chunk) !== null), 'in whole messages');
   t.ok(Buffer.concat(sunk.taken).equals(Buffer.concat(rows)), 'with a sink: it took every row');

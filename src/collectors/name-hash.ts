@@ -15,19 +15,20 @@ export function hashNameBytes(bytes: Uint8Array, schemaStart: number, schemaEnd:
 
 /** The same hash of a table's names given as strings. */
 export function hashName(schema: string, table: string): number {
-  let hash = OFFSET;
-  for (let i = 0; i < schema.length; i += 1) {
-    const code = schema.charCodeAt(i);
-    if (code >= 0x80) return encodedHash(schema, table);
+  const afterSchema = mixAscii(OFFSET, schema);
+  const hash = afterSchema === null ? null : mixAscii(Math.imul(afterSchema, PRIME), table);
+  return hash === null ? encodedHash(schema, table) : hash & BITS;
+}
+
+/** The hash carried over a string's characters, which are its bytes while it is ASCII; else null. */
+function mixAscii(start: number, text: string): number | null {
+  let hash = start;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return null;
     hash = Math.imul(hash ^ code, PRIME);
   }
-  hash = Math.imul(hash, PRIME);
-  for (let i = 0; i < table.length; i += 1) {
-    const code = table.charCodeAt(i);
-    if (code >= 0x80) return encodedHash(schema, table);
-    hash = Math.imul(hash ^ code, PRIME);
-  }
-  return hash & BITS;
+  return hash;
 }
 
 // Names that are not ASCII: their characters are not their bytes, so hash their encoding.

@@ -1,3 +1,4 @@
+import { errorMessage } from '../redact.js';
 import { DataRowFields } from '../systems/postgres/data-row.js';
 import { tableFilter, type TablePatterns } from '../systems/postgres/watched.js';
 import { FRESH, type ArraySource } from './framework/array-pool.js';
@@ -101,7 +102,7 @@ export class TableColumns {
       try {
         value = fields.number();
       } catch (err) {
-        throw new Error(`column ${column.name}: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Error(`column ${column.name}: ${errorMessage(err)}`);
       }
       if (fields.wasNull && !column.nullable) throw new Error(`column ${column.name}: expected a number, got null`);
       this.data[at + c] = value;

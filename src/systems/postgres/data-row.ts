@@ -40,15 +40,12 @@ export class DataRowFields {
   field(): number {
     if (this.at + 4 > this.messageEnd) throw new Error('DataRow message ends before its fields');
     const length = this.bytes.readInt32BE(this.at);
-    this.at += 4;
+    const start = this.at + 4;
     this.wasNull = length === -1;
+    if (!this.wasNull && (length < 0 || start + length > this.messageEnd)) throw new Error('DataRow message ends before its fields');
+    this.at = this.wasNull ? start : start + length;
     this.end = this.at;
-    if (this.wasNull) return -1;
-    if (length < 0 || this.at + length > this.messageEnd) throw new Error('DataRow message ends before its fields');
-    const start = this.at;
-    this.at += length;
-    this.end = this.at;
-    return start;
+    return this.wasNull ? -1 : start;
   }
 }
 
@@ -85,8 +82,8 @@ export function float8(bytes: Buffer, start: number, end: number): number {
 
 function slowFloat8(bytes: Buffer, start: number, end: number): number {
   const text = bytes.toString('latin1', start, end);
-  const value = Number(text);
-  // Number() also takes '', spaces, hex and '+Infinity', which float8 output never is.
-  if (!/^-?(?:\d+\.?\d*(?:e[+-]?\d+)?|NaN|Infinity)$/.test(text) || (Number.isNaN(value) && text !== 'NaN')) throw new Error('expected a number, got text');
-  return value;
+  // Number() also takes '', spaces, hex and '+Infinity', which float8 output never is: only the
+  // forms PostgreSQL writes are numbers here.
+  if (!/^(?:-?(?:\d+\.?\d*(?:e[+-]?\d+)?|Infinity)|NaN)$/.test(text)) throw new Error('expected a number, got text');
+  return Number(text);
 }

@@ -47,7 +47,7 @@ t.test('a float8 read from its bytes is the number Number() makes of its text', 
   }
   const wrong = texts.filter((text) => !Object.is(read(text), Number(text)));
   t.same(wrong, [], `all ${texts.length} texts read as Number() reads them`);
-  for (const text of ['', '-', 'abc', '1.2.3', ' 1', '1 ', '0x10', '+1', '1e', '--1', 'nan']) {
+  for (const text of ['', '-', 'abc', '1.2.3', ' 1', '1 ', '0x10', '+1', '1e', '--1', 'nan', '-NaN']) {
     t.throws(() => read(text), { message: 'expected a number, got text' }, `${JSON.stringify(text)} is not a float8`);
   }
 });

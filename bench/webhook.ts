@@ -7,7 +7,7 @@
  * Prints numbers; it asserts nothing. See docs/performance.md, "Webhook benchmark".
  */
 import { spawn } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { freePort, waitFor } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
 import { installedPackage } from '../test/product/installed.js';
 import { GOALS, loadAverage, recordGoal } from './goals.js';
+import { postBytes, Sender, type Reply } from './http-sender.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -64,24 +65,19 @@ function percentile(values: readonly number[], p: number): string {
   return value.toFixed(1);
 }
 
-function post(agent: Agent, port: number, body: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path: '/alertmanager', method: 'POST', agent,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${TOKEN}` },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { text += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+function nth<T>(list: readonly T[], n: number): T {
+  const item = list[n];
+  if (item === undefined) throw new Error(`no item ${n} of ${list.length}`);
+  return item;
+}
+
+/** The POST of one webhook payload, as it goes on the wire. */
+function webhookRequest(body: string): Buffer {
+  return postBytes('/alertmanager', { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body);
 }
 
 /** Sends `rate` requests per second for `seconds`, each at its scheduled time whatever the earlier ones are doing. */
-async function paced(rate: number, seconds: number, send: () => Promise<number>): Promise<{ latencies: number[]; statuses: number[]; errors: number; seconds: number }> {
+async function paced(rate: number, seconds: number, send: (n: number) => Promise<number>): Promise<{ latencies: number[]; statuses: number[]; errors: number; seconds: number }> {
   const interval = 1000 / rate;
   const start = performance.now();
   const latencies: number[] = [];
@@ -92,7 +88,7 @@ async function paced(rate: number, seconds: number, send: () => Promise<number>)
     const due = start + n * interval;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    inFlight.push(send().then(
+    inFlight.push(send(n).then(
       (status) => { latencies.push(performance.now() - due); statuses.push(status); },
       () => { errors += 1; },
     ));
@@ -144,7 +140,11 @@ try {
     },
   }));
   const port = await freePort();
-  child = spawn(process.execPath, [...(process.env.UPKEEP_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.UPKEEP_BENCH_PROF] : []), join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // For looking inside the server: UPKEEP_BENCH_FLAGS, node flags (--perf-basic-prof, --trace-opt);
+  // UPKEEP_BENCH_PROF, a directory for its CPU profiles; UPKEEP_BENCH_STDOUT, a file for its stdout.
+  const { UPKEEP_BENCH_FLAGS: flags, UPKEEP_BENCH_PROF: profiles, UPKEEP_BENCH_STDOUT: stdout } = process.env;
+  const nodeFlags = [...(flags?.split(' ').filter(Boolean) ?? []), ...(profiles ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [])];
+  child = spawn(process.execPath, [...nodeFlags, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', stdout ? openSync(stdout, 'w') : 'ignore', 'inherit'] });
   await waitFor('upkeep serve', async () => { const response = await fetch(`http://127.0.0.1:${port}/healthz`); if (!response.ok) throw new Error(String(response.status)); }, 60_000);
 
   let sent = 0;
@@ -160,7 +160,7 @@ try {
   log(`webhook benchmark: ${RATE} req/s for ${DURATION}s, 1 alert per payload, ${TABLES} tables, remediation.dryRun: true, concurrency ${options.concurrency}, dryRunConcurrency ${options['dry-run-concurrency']}, executor ${options.executor}, maxQueued ${MAX_QUEUED}`);
   const serverPid = child.pid ?? 0;
 
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const sender = new Sender(port);
   const report = (title: string, run: Awaited<ReturnType<typeof paced>>) => {
     const codes = new Map<number, number>();
     for (const status of run.statuses) codes.set(status, (codes.get(status) ?? 0) + 1);
@@ -173,21 +173,27 @@ try {
   // journalled. It shows what the HTTP path alone costs on this machine at this moment.
   let baselineP99: number | null = null;
   if (BASELINE_SECONDS > 0) {
-    let other = 0;
-    const baseline = await paced(RATE, BASELINE_SECONDS, async () => (await post(agent, port, payload(other++, 'NoRuleForThis'))).status);
+    const requests = Array.from({ length: RATE * BASELINE_SECONDS }, (_, n) => webhookRequest(payload(n, 'NoRuleForThis')));
+    const baseline = await paced(RATE, BASELINE_SECONDS, async (n) => (await sender.post(nth(requests, n))).status);
     report(`baseline ${RATE} req/s for ${BASELINE_SECONDS}s, alerts matching no rule:`, baseline);
     baselineP99 = Number(percentile(baseline.latencies, 99));
   }
 
   // Steady load: one POST every 1000/RATE ms, open loop; latency counts from the scheduled send time.
+  // Every request is made before the clock starts, and the replies are read after it stops: the
+  // sender shares the machine's two CPUs with the server it measures.
+  const requests = Array.from({ length: RATE * DURATION }, (_, n) => webhookRequest(payload(n)));
+  sent = requests.length;
   const cpuBefore = await cpuSeconds(serverPid);
   const transactionsBefore = await transactions();
-  const steady = await paced(RATE, DURATION, async () => {
-    const { status, body } = await post(agent, port, payload(sent++));
-    record(status, body);
-    return status;
+  const replies: Reply[] = [];
+  const steady = await paced(RATE, DURATION, async (n) => {
+    const reply = await sender.post(nth(requests, n));
+    replies.push(reply);
+    return reply.status;
   });
-  agent.destroy();
+  sender.close();
+  for (const reply of replies) record(reply.status, reply.body);
   report(`steady ${RATE} req/s for ${DURATION}s (open loop, own sender; goal: p99 <= 5 ms at 1,000/s):`, steady);
 
   // Bursts: autocannon's fixed-rate mode sends each second's requests back to back on every

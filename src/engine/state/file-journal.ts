@@ -43,6 +43,8 @@ export const JOURNAL_LIMITS: JournalLimits = {
 };
 
 const LEGACY_FILE = 'runs.jsonl';
+// At most this long between looks at the files before writing; a quarter of the seal grace if that is shorter.
+const LOOK_BEFORE_WRITE_MS = 1000;
 
 /**
  * The file store's run journal: append-only JSON-lines segments under `STATE_DIR/journal`
@@ -62,6 +64,8 @@ export class FileJournal {
   private readonly writer: LineWriter;
   private legacy: string | null = null;
   private readonly pages: SegmentPages;
+  /** How old the last look at the files may be when a batch is written (see the writer below). */
+  private readonly lookBeforeWriteMs: number;
   /** Lines that could not be read at open (a torn last line after a crash), per file. */
   readonly skipped: { file: string; lines: number }[] = [];
 
@@ -69,9 +73,15 @@ export class FileJournal {
     this.segments = new SegmentSet(options.dir, options.now, new IndexCache(options.indexSlots));
     this.segmentWriter = new SegmentWriter(this.segments, options);
     this.pages = new SegmentPages(this.segments);
+    this.lookBeforeWriteMs = Math.min(LOOK_BEFORE_WRITE_MS, options.sealGraceMs / 4);
     this.writer = new LineWriter({
       write: (batch) => this.exclusive(async () => {
-        await this.segments.refresh();
+        // A batch goes to the newest segment, so the writer follows other processes' rotations.
+        // It need not see them at once: a line appended to a segment rotated moments ago is a late
+        // append, which the seal grace is for. Looking before every batch was two stat() calls
+        // through the thread pool per batch. It still looks when the segment may be full, to
+        // rotate it at its limits.
+        if (this.segments.sinceLook() >= this.lookBeforeWriteMs || this.segmentWriter.mayBeFull()) await this.segments.refresh();
         await this.segmentWriter.write(batch);
       }),
       sync: () => this.segmentWriter.sync(),

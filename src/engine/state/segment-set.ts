@@ -42,6 +42,8 @@ export class SegmentSet {
   sealed: Sealed[] = [];
   tails: Tail[] = [];
   private dirStamp: number | null = null;
+  /** When refresh() last started (performance.now()). */
+  private lookedAt = Number.NEGATIVE_INFINITY;
 
   constructor(readonly dir: string, private readonly now: () => number, readonly cache: IndexCache) {}
 
@@ -73,6 +75,7 @@ export class SegmentSet {
    * the thread pool instead of one per file.
    */
   async refresh(): Promise<void> {
+    this.lookedAt = performance.now();
     const tails = this.tails;
     const [stamp, sizes] = await Promise.all([this.stamp(), Promise.all(tails.map((tail) => this.sizeOfTail(tail)))]);
     if (stamp !== this.dirStamp) {
@@ -82,6 +85,11 @@ export class SegmentSet {
       return;
     }
     for (const [at, tail] of tails.entries()) await this.readTail(tail, sizes[at]);
+  }
+
+  /** Milliseconds since refresh() last started. */
+  sinceLook(): number {
+    return performance.now() - this.lookedAt;
   }
 
   private async stamp(): Promise<number | null> {

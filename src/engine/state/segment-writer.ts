@@ -60,6 +60,11 @@ export class SegmentWriter {
     return this.retiring;
   }
 
+  /** Whether the newest segment may be full: worth a look at the files before the next batch. */
+  mayBeFull(): boolean {
+    return this.segments.tails.at(-1)?.index.mayHold(this.limits.segmentBytes, this.limits.segmentRuns) ?? false;
+  }
+
   async rotateIfDue(): Promise<void> {
     const now = this.limits.now();
     const active = this.segments.tails.at(-1);

@@ -22,6 +22,7 @@ export class TailIndex {
   /** This process's batches appended since the file was last looked at (see SegmentSet.readTail). */
   private written: Buffer[] = [];
   private writtenBytes = 0;
+  private writtenLines = 0;
 
   get runs(): number {
     return this.sorted.length;
@@ -35,6 +36,16 @@ export class TailIndex {
   wrote(batch: Buffer): void {
     this.written.push(batch);
     this.writtenBytes += batch.length;
+    for (let at = batch.indexOf(0x0a); at >= 0; at = batch.indexOf(0x0a, at + 1)) this.writtenLines += 1;
+  }
+
+  /**
+   * Whether the segment may have reached `bytes` or `runs` with what this process wrote since the
+   * last look counted too: an upper bound (each line counted as a run), so that a writer that
+   * does not look before every batch still looks in time to rotate the segment at its limits.
+   */
+  mayHold(bytes: number, runs: number): boolean {
+    return this.bytes + this.writtenBytes >= bytes || this.runs + this.writtenLines >= runs;
   }
 
   /**
@@ -47,6 +58,7 @@ export class TailIndex {
     const { written, writtenBytes } = this;
     this.written = [];
     this.writtenBytes = 0;
+    this.writtenLines = 0;
     if (writtenBytes === 0 || size !== this.bytes + writtenBytes) return false;
     for (const batch of written) this.bytes = eachLine(batch, this.bytes, (line, offset) => this.addLine(line, offset));
     return true;

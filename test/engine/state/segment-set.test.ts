@@ -1,6 +1,7 @@
-import { appendFile, mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
+import { z } from 'zod';
 import { newRunId } from '../../../src/engine/state/run-id.js';
 import { tempDir } from '../../http/helpers.js';
 import { allPages, clock, finished, openJournal, queued, T0 } from './journal-fixture.js';
@@ -97,4 +98,26 @@ t.test('segments beside a journal from before segments are from a migration that
   const journal = await openJournal(t, dir);
   t.same((await readdir(dir)).sort(), ['notes.txt', 'runs.jsonl'], 'the half-made segment went, the rest stays');
   t.same(await journal.list({}, null, 10), { runs: [], next: null }, 'nothing is listed before the old journal is read');
+});
+
+t.test('a writer looks at the files at most once a second between batches: a rotation by another process is followed by then, lines written before it land in the rotated segment within its grace, and readers see them all', async (t) => {
+  const dir = await tempDir(t);
+  const first = await openJournal(t, dir, { segmentRuns: 2, sealGraceMs: 60_000 });
+  const second = await openJournal(t, dir, { segmentRuns: 2, sealGraceMs: 60_000 });
+  const records = [0, 1, 2, 3, 4].map((n) => finished(queued(T0 + n), 'success', T0 + n));
+  const [r1, r2, r3, r4, r5] = records;
+  if (!r1 || !r2 || !r3 || !r4 || !r5) throw new Error('five records');
+  await first.append(r1).durable;
+  await first.append(r2).durable;
+  await first.append(r3).durable;
+  t.same((await readdir(dir)).filter((name) => name.endsWith('.jsonl')).sort(), ['runs-00000001.jsonl', 'runs-00000002.jsonl'], 'the first writer rotated at two runs');
+  const linesOf = async (name: string) => (await readFile(join(dir, name), 'utf8')).split('\n').filter(Boolean).map((text) => z.object({ id: z.string() }).parse(JSON.parse(text)).id);
+  await second.append(r4).durable;
+  t.same(await linesOf('runs-00000001.jsonl'), [r1.id, r2.id, r4.id], 'the second writer, which last looked at its start, appended to the rotated segment: a late append');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await second.append(r5).durable;
+  t.same(await linesOf('runs-00000002.jsonl'), [r3.id, r5.id], 'a second later it looked first, and followed the rotation');
+  for (const journal of [first, second]) {
+    t.same((await journal.list({}, null, 10)).runs.map((run) => run.id), [r5.id, r4.id, r3.id, r2.id, r1.id], 'every run is read, the late one included');
+  }
 });

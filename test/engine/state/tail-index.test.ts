@@ -48,3 +48,18 @@ t.test('this process\'s own batches are indexed from memory when the file grew b
   t.equal(other.bytes, 0);
   t.equal(other.takeWritten(single.length + 40), false, 'and the batches are forgotten, as the read covers them');
 });
+
+t.test('what this process wrote since the last look counts towards the segment\'s limits, each line as a run, until the look', async (t) => {
+  const index = new TailIndex();
+  const two = Buffer.from(line(queued(T0 + 1)) + line(queued(T0 + 2)));
+  index.wrote(two);
+  t.equal(index.mayHold(1_000_000, 3), false, 'two lines, under three runs');
+  t.equal(index.mayHold(1_000_000, 2), true, 'two lines may be two runs');
+  t.equal(index.mayHold(two.length, 1_000), true, 'the bytes count too');
+  t.equal(index.mayHold(two.length + 1, 1_000), false);
+  t.equal(index.takeWritten(two.length), true);
+  t.equal(index.runs, 2);
+  t.equal(index.mayHold(1_000_000, 3), false, 'after the look the index counts them, once');
+  index.wrote(Buffer.from(line(finished(queued(T0 + 1), 'success', T0 + 3))));
+  t.equal(index.mayHold(1_000_000, 3), true, 'a later line of a known run still counts as one more: the bound is on the safe side');
+});

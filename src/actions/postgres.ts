@@ -73,10 +73,16 @@ async function vacuumTables(params: VacuumParams, context: ActionContext): Promi
       relations = deadRelations.parse(result.rows)
         .filter(inScope(context.config, params)).slice(0, maxTables(params, context.config));
     }
+    // A dry run's statistics and horizon come from reads it shares with the dry runs asking at the same moment.
+    const shared = context.connections.catalogReads(params.target, params.database);
     const tables: DeadTable[] = [];
-    for (const relation of relations) tables.push({ ...relation, ...(await statsOf(client, relation.oid)) });
+    if (shared) {
+      tables.push(...await Promise.all(relations.map(async (relation) => ({ ...relation, ...(await shared.statsOf(relation.oid)) }))));
+    } else {
+      for (const relation of relations) tables.push({ ...relation, ...(await statsOf(client, relation.oid)) });
+    }
     const over = tables.filter((table) => measure(params, table) > limit);
-    const holders = over.length > 0 ? await horizonHolders(client) : [];
+    const holders = over.length === 0 ? [] : await (shared ? shared.horizonHolders() : horizonHolders(client));
     // The oldest holder that kept every listed table's last vacuum from its dead tuples.
     if (!params.freeze) return { tables, over, holder: holders.find((candidate) => over.every((table) => heldAtVacuum(candidate, table.lastVacuum))) };
     const [holder] = holders;

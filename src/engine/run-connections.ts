@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Connections } from '../systems/connections.js';
+import { catalogReadsOf, type CatalogReads } from '../systems/postgres/catalog-reads.js';
 import { runApplicationName } from './locks.js';
 
 interface TrackedClient {
@@ -86,11 +87,7 @@ export class RunConnections extends Connections {
       const end = client.end.bind(client);
       return { client, close: () => end() };
     }
-    const { dryRunConcurrency, timeoutSeconds } = this.settings.remediation;
-    // At most one session per run and (target, database), but an action may open a second one
-    // while it holds the first: room for two per run, so runs never wait on each other here.
-    const pool = this.shared.postgresPool(target, database, DRY_RUN_APPLICATION, { max: 2 * dryRunConcurrency, idleCloseMs: 10_000, timeoutSeconds });
-    const client = await pool.connect();
+    const client = await this.dryRunPool(target, database).connect();
     const end = client.end;
     return {
       client,
@@ -101,6 +98,20 @@ export class RunConnections extends Connections {
         return Promise.resolve();
       },
     };
+  }
+
+  /**
+   * The sessions dry runs borrow. At most one per run and (target, database), but an action may
+   * open a second one while it holds the first: room for two per run, so runs never wait on each
+   * other here, and for the two reads they share (catalogReads).
+   */
+  private dryRunPool(target: string, database: string): pg.Pool {
+    const { dryRunConcurrency, timeoutSeconds } = this.settings.remediation;
+    return this.shared.postgresPool(target, database, DRY_RUN_APPLICATION, { max: 2 * dryRunConcurrency + 2, idleCloseMs: 10_000, timeoutSeconds });
+  }
+
+  override catalogReads(target: string, database: string): CatalogReads | null {
+    return this.dryRun ? catalogReadsOf(this.dryRunPool(target, database)) : null;
   }
 
   /** Each backend is tagged `upkeep:<runId>` (unless asked otherwise), so a replica can cut off what a dead run left working. */

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import type { CatalogReads } from './postgres/catalog-reads.js';
 import { ValidationError } from '../errors.js';
 import { dockerClient } from './docker/client.js';
 import type { DockerTarget } from './docker/target.js';
@@ -61,6 +62,14 @@ export class Connections {
     const pool = createPool({ url, applicationName, ...limits });
     this.pools.set(key, pool);
     return pool;
+  }
+
+  /**
+   * Catalog reads made once for the dry runs that ask at about the same moment (CatalogReads);
+   * null where each run reads on sessions of its own.
+   */
+  catalogReads(_target: string, _database: string): CatalogReads | null {
+    return null;
   }
 
   /** The target's shared client; it reconnects by itself, and a command run while it is down reports the failure. */

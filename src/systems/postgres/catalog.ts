@@ -119,16 +119,30 @@ export async function snapshotAge(client: pg.Client): Promise<number> {
   return ageRow.parse(result.rows)[0].age;
 }
 
-const STATS_OF = prepared('stats_of', `
-select n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode,
+// A table's statistics and xid age, as statsOf() and statsOfMany() read them.
+const STATS_COLUMNS = `
+       n_dead_tup as "deadTuples", vacuum_count as "vacuumCount", analyze_count as "analyzeCount", pg_relation_filenode(relid) as filenode,
        extract(epoch from greatest(last_vacuum, last_autovacuum))::float8 as "lastVacuum",
        (select ${XID_AGE} from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::float8 as "xidAge",
        (select case when c.relfrozenxid = '0'::xid then null when age(t.relfrozenxid) > age(c.relfrozenxid) then t.relfrozenxid else c.relfrozenxid end
-          from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::text as "frozenXid"
-  from pg_stat_all_tables where relid = $1`);
+          from pg_class c left join pg_class t on t.oid = c.reltoastrelid where c.oid = relid)::text as "frozenXid"`;
+
+const STATS_OF = prepared('stats_of', `select ${STATS_COLUMNS} from pg_stat_all_tables where relid = $1`);
+const STATS_OF_MANY = prepared('stats_of_many', `select relid::int as oid, ${STATS_COLUMNS} from pg_stat_all_tables where relid = any($1::oid[])`);
+
+/** What statsOf() says of a table the statistics do not know (dropped since it was found). */
+export const NO_STATS: Readonly<TableStats> = Object.freeze({ deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null, xidAge: 0, frozenXid: null, lastVacuum: null });
 
 export async function statsOf(client: pg.Client, oid: number): Promise<TableStats> {
   const result = await client.query(STATS_OF([oid]));
   const row = result.rows[0];
-  return row === undefined ? { deadTuples: 0, vacuumCount: 0, analyzeCount: 0, filenode: null, xidAge: 0, frozenXid: null, lastVacuum: null } : tableStats.parse(row);
+  return row === undefined ? NO_STATS : tableStats.parse(row);
+}
+
+const statsRows = z.array(tableStats.extend({ oid: z.number() }));
+
+/** statsOf() for several tables in one statement, by oid; a table the statistics do not know is left out. */
+export async function statsOfMany(client: pg.Client, oids: readonly number[]): Promise<Map<number, TableStats>> {
+  const result = await client.query(STATS_OF_MANY([oids]));
+  return new Map(statsRows.parse(result.rows).map(({ oid, ...stats }) => [oid, stats]));
 }

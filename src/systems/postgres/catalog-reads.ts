@@ -1,0 +1,54 @@
+import type pg from 'pg';
+import { NO_STATS, statsOfMany, type TableStats } from './catalog.js';
+import { horizonHolders, type HorizonHolder } from './horizon.js';
+import { ReadBatch } from './read-batch.js';
+
+/**
+ * The catalog reads of postgres.vacuum's check that dry runs on one database ask for at about the
+ * same moment, made once for all of them on a session of their pool: the tables' statistics in
+ * one statement, and the horizon's holders (the same for every table of the database) once. At
+ * 1,000 alerts a second these were two of a dry run's three statements, and most of what the
+ * flood cost PostgreSQL. Each read starts after every run it answers asked (see ReadBatch), so a
+ * dry run sees what a read of its own would have. Real runs read on their own sessions.
+ */
+export class CatalogReads {
+  private readonly stats: ReadBatch<number, Readonly<TableStats>>;
+  private readonly holders: ReadBatch<'holders', readonly HorizonHolder[]>;
+
+  constructor(pool: pg.Pool) {
+    const onSession = async <T>(read: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+      const client = await pool.connect();
+      let failed = true;
+      try {
+        const result = await read(client);
+        failed = false;
+        return result;
+      } finally {
+        // A session whose read failed (or was cut off by its statement_timeout) is not lent again.
+        client.release(failed);
+      }
+    };
+    this.stats = new ReadBatch((oids) => onSession((client) => statsOfMany(client, oids)), () => NO_STATS);
+    this.holders = new ReadBatch<'holders', readonly HorizonHolder[]>(async () => new Map([['holders', await onSession(horizonHolders)]]), () => []);
+  }
+
+  statsOf(oid: number): Promise<Readonly<TableStats>> {
+    return this.stats.get(oid);
+  }
+
+  horizonHolders(): Promise<readonly HorizonHolder[]> {
+    return this.holders.get('holders');
+  }
+}
+
+const kept = new WeakMap<pg.Pool, CatalogReads>();
+
+/** The reads shared by every dry run that borrows from `pool`. */
+export function catalogReadsOf(pool: pg.Pool): CatalogReads {
+  let reads = kept.get(pool);
+  if (!reads) {
+    reads = new CatalogReads(pool);
+    kept.set(pool, reads);
+  }
+  return reads;
+}

@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import pg from 'pg';
+import t from 'tap';
+import { vacuum } from '../../src/actions/postgres.js';
+import { RunConnections } from '../../src/engine/run-connections.js';
+import { statsOf } from '../../src/systems/postgres/catalog.js';
+import { bufferLogger } from '../fixtures/log.js';
+import { waitFor } from '../fixtures/ports.js';
+import { buildContext } from './context.js';
+import { startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
+
+// Dry runs of postgres.vacuum on one database read the tables' statistics and the horizon's
+// holders through reads they share (CatalogReads); real runs read on their own sessions.
+
+t.test('dry runs at once share their statistics and horizon reads, and each sees what a read of its own would have', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  // A session holds the horizon; then rows die and a vacuum leaves them all: the next one would be in vain too.
+  const holder = new pg.Client({ connectionString: server.url('app'), application_name: 'report-job' });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('begin');
+  await holder.query('select txid_current()');
+  const holderPid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+  const tables = ['t1', 't2', 't3', 't4'];
+  for (const [at, table] of tables.entries()) {
+    await tableWithDeadTuples(server, 'app', table, 1000, 100 * (at + 1));
+    await server.query(`vacuum ${table}`, [], 'app');
+    await waitFor(`the vacuum of ${table} in the stats`, async () => {
+      const stats = await tableStats(server, 'app', table);
+      if (stats.vacuumCount !== 1 || stats.deadTuples !== 100 * (at + 1)) throw new Error(JSON.stringify(stats));
+    });
+  }
+
+  const raw = { targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'] }] } };
+  const base = buildContext(raw);
+  t.teardown(() => base.close());
+  const count = async (statement: string) => (await readFile(server.logFile, 'utf8')).split(`execute upkeep_${statement}:`).length - 1;
+  const check = async (table: string, dryRun: boolean) => {
+    const connections = new RunConnections(base.config, base.connections, Date.now() + 60_000, 30_000, bufferLogger().log, `run-${table}`, dryRun);
+    const context = { ...base, connections, dryRun, memo: new Map<string, Promise<unknown>>() };
+    try {
+      const params = await vacuum.resolve(vacuum.params.parse({ target: 'main', database: 'app', table }), context);
+      return await vacuum.check(params, context);
+    } finally {
+      await connections.close();
+    }
+  };
+
+  const before = { stats: await count('stats_of'), many: await count('stats_of_many'), holders: await count('horizon_holders') };
+  const dry = await Promise.all(tables.map((table) => check(table, true)));
+  const real = [];
+  for (const table of tables) real.push(await check(table, false));
+  for (const [at, table] of tables.entries()) {
+    t.match(dry[at], { proceed: false, reason: /^the vacuum horizon is held by backend pid \d+ \(idle in transaction, / }, `${table}: the dry run names the holder`);
+    t.same(withoutAges(dry[at]), withoutAges(real[at]), `${table}: the dry run's check is the real run's`);
+  }
+  t.equal(await count('stats_of') - before.stats, tables.length, 'the real runs read each table on their own session');
+  const shared = await count('stats_of_many') - before.many;
+  t.ok(shared >= 1 && shared <= tables.length, `the dry runs read the statistics in ${shared} statement(s)`);
+
+  // Asked in one go, the reads are two: the first starts at once, the rest wait for it and go together.
+  const reads = new RunConnections(base.config, base.connections, Date.now() + 60_000, 30_000, bufferLogger().log, 'run-reads', true).catalogReads('main', 'app');
+  if (!reads) throw new Error('a dry run has shared reads');
+  const oids = await server.query<{ oid: number }>('select oid::int as oid from pg_class where relname = any($1) order by relname', [tables], 'app');
+  const manyBefore = await count('stats_of_many');
+  const holdersBefore = await count('horizon_holders');
+  const [stats, holders] = await Promise.all([
+    Promise.all([...oids.map((row) => reads.statsOf(row.oid)), reads.statsOf(1)]),
+    Promise.all([reads.horizonHolders(), reads.horizonHolders(), reads.horizonHolders()]),
+  ]);
+  t.equal(await count('stats_of_many') - manyBefore, 2, 'five tables\' statistics in two statements');
+  t.equal(await count('horizon_holders') - holdersBefore, 2, 'three callers\' holders in two statements');
+  const client = await base.connections.postgres('main', 'app');
+  t.teardown(() => client.end());
+  for (const [at, row] of oids.entries()) t.same(stats[at], await statsOf(client, row.oid), `the statistics of oid ${row.oid} are statsOf()'s`);
+  t.same(stats.at(-1), await statsOf(client, 1), 'an oid the statistics do not know reads as statsOf() reads it');
+  t.equal(holders[1], holders[2], 'the two callers that asked during the first read have the second');
+  t.not(holders[0], holders[1]);
+  t.same(holders.map((found) => found.map((entry) => entry.name)), [[String(holderPid)], [String(holderPid)], [String(holderPid)]], 'the one holder');
+  t.equal(new RunConnections(base.config, base.connections, Date.now() + 60_000, 30_000, bufferLogger().log, 'run-real', false).catalogReads('main', 'app'), null, 'a real run reads on its own sessions');
+});
+
+/** A check with the ages and idle times (which move between two reads) left out. */
+function withoutAges(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (key, field: unknown) => (['age', 'idle_seconds', 'xidAge', 'reason'].includes(key) ? undefined : field)));
+}

@@ -29,7 +29,8 @@ export class RunFinisher {
     private readonly now: () => number,
   ) {}
 
-  async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null): Promise<RunRecord> {
+  /** `handedOver` is called once the guards' memory has the outcome and the final line is handed to the journal. */
+  async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null, handedOver: () => void = () => undefined): Promise<RunRecord> {
     const finished: RunRecord = { ...record, ...changes, finishedAt: record.finishedAt ?? new Date(this.now()).toISOString() };
     const executed = finished.status === 'success' || finished.status === 'failure' ? durationSeconds : null;
     try {
@@ -40,7 +41,9 @@ export class RunFinisher {
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
     logFinished(this.log, finished, durationSeconds);
     try {
-      if (await this.store.append(finished).durable === 'late') this.late(finished);
+      const { durable } = this.store.append(finished);
+      handedOver();
+      if (await durable === 'late') this.late(finished);
     } catch (err) {
       this.log.error({ err, runId: finished.id }, 'cannot write the journal');
     }

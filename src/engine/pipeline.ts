@@ -43,7 +43,8 @@ export interface PipelineParts {
 export class RunPipeline {
   constructor(private readonly parts: PipelineParts) {}
 
-  async execute(job: Job, controller: AbortController): Promise<RunRecord> {
+  /** `release` frees the run's queue slot once its work is done, before its final line is durable (see RunQueue). */
+  async execute(job: Job, controller: AbortController, release: () => void = () => undefined): Promise<RunRecord> {
     const { config, log, history, metrics, store, now } = this.parts;
     const { request, action } = job;
     const startedMs = now();
@@ -107,7 +108,7 @@ export class RunPipeline {
     }
     // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.
     if (request.alert && !consumesAlert(record)) await history.releaseAlert(idempotencyKey(request.alert, action.name), record.id).catch((err: unknown) => runLog.error({ err }, 'cannot release the alert claim'));
-    return this.parts.finisher.finish(record, {}, (now() - startedMs) / 1000);
+    return this.parts.finisher.finish(record, {}, (now() - startedMs) / 1000, release);
   }
 
   /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */

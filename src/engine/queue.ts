@@ -44,7 +44,12 @@ export class RunQueue {
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private closed = false;
 
-  constructor(private readonly limits: Limits, private readonly execute: (job: Job, controller: AbortController) => Promise<RunRecord>) {
+  /**
+   * `execute` may call `release` once the run's work is done (its locks let go, its outcome in the
+   * guards' memory and its final line handed to the journal): its slot is then free for the next
+   * run while it waits for that line's fsync.
+   */
+  constructor(private readonly limits: Limits, private readonly execute: (job: Job, controller: AbortController, release: () => void) => Promise<RunRecord>) {
     this.real = { waiting: [], running: 0, limit: limits.concurrency };
     this.dry = { waiting: [], running: 0, limit: limits.dryRunConcurrency };
   }
@@ -90,13 +95,20 @@ export class RunQueue {
         const job = lane.waiting.shift();
         if (!job) break;
         lane.running += 1;
+        let holding = true;
+        const release = () => {
+          if (!holding) return;
+          holding = false;
+          lane.running -= 1;
+          this.pump();
+        };
         const controller = new AbortController();
-        const done = this.execute(job, controller).then(job.settle);
+        const done = this.execute(job, controller, release).then(job.settle);
+        // Shutdown waits for every run until its final line is durable, slot released or not.
         this.active.set(job.record.id, { controller, done });
         void done.finally(() => {
-          lane.running -= 1;
           this.active.delete(job.record.id);
-          this.pump();
+          release();
         });
       }
     }

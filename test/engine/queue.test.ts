@@ -1,7 +1,9 @@
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { z } from 'zod';
+import type { AnyAction } from '../../src/actions/contract.js';
 import { Engine, QueueFull } from '../../src/engine/engine.js';
+import { RunQueue, type Job } from '../../src/engine/queue.js';
 import { startSchedule } from '../../src/triggers/schedule.js';
 import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
@@ -82,4 +84,35 @@ t.test('dry runs have their own slots (dryRunConcurrency): they never wait behin
   open();
   t.same(await Promise.all(runs.map(async (run) => (await run.done).status)), ['success', 'success', 'dry_run', 'dry_run', 'cancelled']);
   t.same([...checking].sort(), [1, 2, 3, 4], 'the cancelled run never started');
+});
+
+t.test("a run's slot is free for the next one once its work is done, while its final line waits for its fsync; shutdown still waits for that line", async (t) => {
+  const { action } = gatedAction();
+  const durable: (() => void)[] = [];
+  const started: string[] = [];
+  const queue = new RunQueue({ maxQueued: 10, concurrency: 1, dryRunConcurrency: 1 }, async (job, _controller, release) => {
+    started.push(job.record.id);
+    // The work is done and the final line handed over: the slot goes, the fsync is still to come.
+    release();
+    release();
+    await new Promise<void>((resolve) => durable.push(resolve));
+    return { ...job.record, status: 'success' };
+  });
+  const settled: string[] = [];
+  const job = (id: string): Job => ({
+    record: { id, remediation: action.name, trigger: 'manual', status: 'queued', params: {}, queuedAt: new Date(0).toISOString() },
+    request: { remediation: action.name, params: {}, trigger: 'manual' }, action: action as AnyAction, params: {}, settle: (record) => { settled.push(record.id); },
+  });
+  for (const id of ['a', 'b', 'c']) queue.push(job(id));
+  queue.pump();
+  t.same(started, ['a', 'b', 'c'], 'with one slot, each run started once the one before had released it (a second release changes nothing)');
+  t.same(settled, [], 'none is settled before its line is durable');
+  const closing = queue.abortActive(new Error('stop'));
+  let closed = false;
+  void closing.then(() => { closed = true; });
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(closed, false, 'shutdown waits for the runs whose slot was released');
+  for (const resolve of durable) resolve();
+  await closing;
+  t.same([...settled].sort(), ['a', 'b', 'c'], 'each settled once its line was durable');
 });

@@ -145,8 +145,10 @@ export async function resolveScope(scope: Scope, context: ActionContext): Promis
  * each step, because while it waits for its lock the table may be renamed or replaced.
  */
 export function findTable(client: pg.Client, scope: Scope, text: string, context: ActionContext): Promise<Relation> {
-  const lookup = () => findRelation(client, text, 'table', where(scope));
-  return context.dryRun ? once(context, tableKey(scope, text), lookup) : lookup();
+  if (!context.dryRun) return findRelation(client, text, 'table', where(scope));
+  // Looked up with the dry runs asking at the same moment, where they share their reads.
+  const shared = context.connections.catalogReads(scope.target, scope.database);
+  return once(context, tableKey(scope, text), () => (shared ? shared.findTable(text, where(scope)) : findRelation(client, text, 'table', where(scope))));
 }
 
 function tableKey(scope: Scope, text: string): string {

@@ -3,7 +3,7 @@ import pg from 'pg';
 import t from 'tap';
 import { vacuum } from '../../src/actions/postgres.js';
 import { RunConnections } from '../../src/engine/run-connections.js';
-import { statsOf } from '../../src/systems/postgres/catalog.js';
+import { findRelation, statsOf } from '../../src/systems/postgres/catalog.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { buildContext } from './context.js';
@@ -79,6 +79,19 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   t.not(holders[0], holders[1]);
   t.same(holders.map((found) => found.map((entry) => entry.name)), [[String(holderPid)], [String(holderPid)], [String(holderPid)]], 'the one holder');
   t.equal(new RunConnections(base.config, base.connections, Date.now() + 60_000, 30_000, bufferLogger().log, 'run-real', false).catalogReads('main', 'app'), null, 'a real run reads on its own sessions');
+
+  // Tables named by alerts: every spelling, one that does not exist and one that is ambiguous, found as findRelation() finds them.
+  await server.query('create schema "Sales"; create table "Sales"."T1" (id int); create table "Sales".t1 (id int)', [], 'app');
+  const texts = ['t1', 'PUBLIC."t2"', 'public.t3', '"public"."t4"', 'nowhere', 'Sales.T1', 'sales.t1', 'Sales.t1'];
+  const findBefore = await count('find_relation');
+  const outcome = (found: Promise<unknown>) => found.then((relation) => ({ relation }), (err: unknown) => ({ refused: err instanceof Error ? err.message : String(err) }));
+  const together = await Promise.all(['t1', ...texts].map((text) => outcome(reads.findTable(text, 'main/app'))));
+  t.equal(await count('find_relation') - findBefore, 2, 'nine lookups in two statements');
+  const own = [];
+  for (const text of ['t1', ...texts]) own.push(await outcome(findRelation(client, text, 'table', 'main/app')));
+  t.same(together, own, 'each text finds what findRelation() finds, or is refused with its words');
+  t.match(own, [{ relation: { schema: 'public', name: 't1' } }, { relation: { schema: 'public', name: 't1' } }, { relation: { name: 't2' } }, { relation: { name: 't3' } }, { relation: { name: 't4' } },
+    { refused: 'table "nowhere" does not exist in main/app' }, { relation: { schema: 'Sales', name: 'T1' } }, { refused: /^table "sales.t1" does not exist/ }, { relation: { schema: 'Sales', name: 't1' } }]);
 });
 
 /** A check with the ages and idle times (which move between two reads) left out. */

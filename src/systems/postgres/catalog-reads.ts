@@ -1,17 +1,18 @@
 import type pg from 'pg';
-import { NO_STATS, statsOfMany, type TableStats } from './catalog.js';
+import { chooseTable, NO_STATS, statsOfMany, tablesNamed, type Relation, type RelationRow, type TableStats } from './catalog.js';
 import { horizonHolders, type HorizonHolder } from './horizon.js';
 import { ReadBatch } from './read-batch.js';
 
 /**
- * The catalog reads of postgres.vacuum's check that dry runs on one database ask for at about the
- * same moment, made once for all of them on a session of their pool: the tables' statistics in
- * one statement, and the horizon's holders (the same for every table of the database) once. At
- * 1,000 alerts a second these were two of a dry run's three statements, and most of what the
- * flood cost PostgreSQL. Each read starts after every run it answers asked (see ReadBatch), so a
- * dry run sees what a read of its own would have. Real runs read on their own sessions.
+ * The catalog reads of postgres.vacuum and postgres.analyze that dry runs on one database ask for
+ * at about the same moment, made once for all of them on a session of their pool: the tables
+ * their alerts name in one statement, their statistics in one, and the horizon's holders (the
+ * same for every table of the database) once. At 1,000 alerts a second these were each of a dry
+ * run's three statements. Each read starts after every run it answers asked (see ReadBatch), so
+ * a dry run sees what a read of its own would have. Real runs read on their own sessions.
  */
 export class CatalogReads {
+  private readonly tables: ReadBatch<string, readonly RelationRow[]>;
   private readonly stats: ReadBatch<number, Readonly<TableStats>>;
   private readonly holders: ReadBatch<'holders', readonly HorizonHolder[]>;
 
@@ -28,8 +29,14 @@ export class CatalogReads {
         client.release(failed);
       }
     };
+    this.tables = new ReadBatch<string, readonly RelationRow[]>((texts) => onSession((client) => tablesNamed(client, texts)), () => []);
     this.stats = new ReadBatch((oids) => onSession((client) => statsOfMany(client, oids)), () => NO_STATS);
     this.holders = new ReadBatch<'holders', readonly HorizonHolder[]>(async () => new Map([['holders', await onSession(horizonHolders)]]), () => []);
+  }
+
+  /** The table `text` names, as findRelation() finds it; `where` names the database in a refusal. */
+  async findTable(text: string, where: string): Promise<Relation> {
+    return chooseTable(text, where, await this.tables.get(text));
   }
 
   statsOf(oid: number): Promise<Readonly<TableStats>> {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
 import { prepared } from './prepared.js';
-import { nameReadings, type QualifiedName } from './sql.js';
+import { nameReadings, type NameReading, type QualifiedName } from './sql.js';
 
 const pgError = z.object({ code: z.string(), message: z.string() });
 
@@ -30,6 +30,29 @@ select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wante
   join pg_class c on c.relnamespace = n.oid and c.relname = wanted.name
  where c.relkind = any($4::"char"[])`);
 
+export type RelationRow = z.infer<typeof relationRow>;
+
+/** The catalog's relations of `kind` that any of `readings` names, each with the reading's `literal`. */
+async function relationsNamed(client: pg.Client, readings: readonly NameReading[], kind: 'table' | 'index'): Promise<RelationRow[]> {
+  const result = await client.query(FIND_RELATION(
+    [readings.map((reading) => reading.schema), readings.map((reading) => reading.name), readings.map((reading) => reading.literal), [...RELKINDS[kind]]],
+  ));
+  return relationRows.parse(result.rows);
+}
+
+/**
+ * The one relation `text` names among the rows found for its readings: a literal reading wins
+ * over the SQL one; none, or more than one, is refused.
+ */
+function chooseRelation(text: string, kind: 'table' | 'index', where: string, found: readonly RelationRow[]): Relation {
+  const literal = found.filter((row) => row.literal);
+  const rows = literal.length > 0 ? literal : found;
+  const [only] = rows;
+  if (!only) throw new ValidationError(`${kind} ${JSON.stringify(text)} does not exist in ${where}`);
+  if (rows.length > 1) throw new ValidationError(`${kind} ${JSON.stringify(text)} is ambiguous in ${where}: ${rows.map((row) => `${row.schema}.${row.name}`).join(', ')}`);
+  return { oid: only.oid, schema: only.schema, name: only.name };
+}
+
 /**
  * Finds a table or index named by untrusted text in the live catalog. The text is only ever a
  * bind parameter here; what comes back are the catalog's own names, which the caller quotes.
@@ -37,17 +60,23 @@ select distinct c.oid::int as oid, n.nspname as schema, c.relname as name, wante
  * the fallback, so every spelling of one relation resolves to it.
  */
 export async function findRelation(client: pg.Client, text: string, kind: 'table' | 'index', where: string): Promise<Relation> {
-  const readings = nameReadings(text);
-  const result = await client.query(FIND_RELATION(
-    [readings.map((reading) => reading.schema), readings.map((reading) => reading.name), readings.map((reading) => reading.literal), [...RELKINDS[kind]]],
-  ));
-  const found = relationRows.parse(result.rows);
-  const literal = found.filter((row) => row.literal);
-  const rows = literal.length > 0 ? literal : found;
-  if (rows.length === 0) throw new ValidationError(`${kind} ${JSON.stringify(text)} does not exist in ${where}`);
-  if (rows.length > 1) throw new ValidationError(`${kind} ${JSON.stringify(text)} is ambiguous in ${where}: ${rows.map((row) => `${row.schema}.${row.name}`).join(', ')}`);
-  const [{ oid, schema, name }] = rows as [z.infer<typeof relationRow>];
-  return { oid, schema, name };
+  return chooseRelation(text, kind, where, await relationsNamed(client, nameReadings(text), kind));
+}
+
+/**
+ * findRelation() for several tables' texts in one statement: the rows found for each text's own
+ * readings, for chooseTable() to decide on.
+ */
+export async function tablesNamed(client: pg.Client, texts: readonly string[]): Promise<Map<string, RelationRow[]>> {
+  const readings = new Map(texts.map((text) => [text, nameReadings(text)]));
+  const rows = await relationsNamed(client, [...readings.values()].flat(), 'table');
+  const same = (row: RelationRow, reading: NameReading) => row.schema === reading.schema && row.name === reading.name && row.literal === reading.literal;
+  return new Map([...readings].map(([text, own]) => [text, rows.filter((row) => own.some((reading) => same(row, reading)))]));
+}
+
+/** The table `text` names, from tablesNamed()'s rows for it (see findRelation). */
+export function chooseTable(text: string, where: string, found: readonly RelationRow[]): Relation {
+  return chooseRelation(text, 'table', where, found);
 }
 
 const TABLE_OF_INDEX = prepared('table_of_index', `

@@ -37,6 +37,9 @@ const { values: options } = parseArgs({
     'max-queued': { type: 'string' },
     'burst-seconds': { type: 'string', default: '10' },
     'baseline-seconds': { type: 'string', default: '10' },
+    // Dry runs at a quarter of the rate before the steady load, left to drain: node compiles the
+    // hot paths and the pools open their sessions there, not in the first seconds measured.
+    'warmup-seconds': { type: 'string', default: '3' },
   },
 });
 const RATE = Number(options.rate);
@@ -45,6 +48,7 @@ const TABLES = Number(options.tables);
 const TOKEN = 'bench-token';
 const BURST_SECONDS = Number(options['burst-seconds']);
 const BASELINE_SECONDS = Number(options['baseline-seconds']);
+const WARMUP_SECONDS = Number(options['warmup-seconds']);
 const MAX_QUEUED = Number(options['max-queued'] ?? RATE * (DURATION + BURST_SECONDS) + 1000);
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })) });
 
@@ -76,11 +80,20 @@ function webhookRequest(body: string): Buffer {
   return postBytes('/alertmanager', { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body);
 }
 
+interface Paced {
+  /** Each request's latency, by its number (undefined when it failed). */
+  byRequest: (number | undefined)[];
+  latencies: number[];
+  statuses: number[];
+  errors: number;
+  seconds: number;
+}
+
 /** Sends `rate` requests per second for `seconds`, each at its scheduled time whatever the earlier ones are doing. */
-async function paced(rate: number, seconds: number, send: (n: number) => Promise<number>): Promise<{ latencies: number[]; statuses: number[]; errors: number; seconds: number }> {
+async function paced(rate: number, seconds: number, send: (n: number) => Promise<number>): Promise<Paced> {
   const interval = 1000 / rate;
   const start = performance.now();
-  const latencies: number[] = [];
+  const byRequest: (number | undefined)[] = [];
   const statuses: number[] = [];
   let errors = 0;
   const inFlight: Promise<void>[] = [];
@@ -89,12 +102,24 @@ async function paced(rate: number, seconds: number, send: (n: number) => Promise
     const wait = due - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     inFlight.push(send(n).then(
-      (status) => { latencies.push(performance.now() - due); statuses.push(status); },
+      (status) => { byRequest[n] = performance.now() - due; statuses.push(status); },
       () => { errors += 1; },
     ));
   }
   await Promise.all(inFlight);
-  return { latencies, statuses, errors, seconds: (performance.now() - start) / 1000 };
+  const latencies = byRequest.filter((latency) => latency !== undefined);
+  return { byRequest, latencies, statuses, errors, seconds: (performance.now() - start) / 1000 };
+}
+
+/** The p99 of each 5-second window of a paced run, by when its requests were due. */
+function windows(run: Paced, rate: number): string {
+  const size = rate * 5;
+  const parts: string[] = [];
+  for (let from = 0; from < run.byRequest.length; from += size) {
+    const slice = run.byRequest.slice(from, from + size).filter((latency) => latency !== undefined);
+    parts.push(`${from / rate}-${(from + size) / rate}s ${percentile(slice, 99)}`);
+  }
+  return parts.join(', ');
 }
 
 const fixture = z.object({ alerts: z.array(z.object({ labels: z.record(z.string(), z.string()) }).passthrough()).min(1) }).passthrough()
@@ -150,23 +175,42 @@ try {
   let sent = 0;
   const accepted = new Set<string>();
   let unreadable = 0;
-  const record = (status: number, body: string) => {
+  const record = (status: number, body: string, into = accepted) => {
     if (status !== 202) return;
     const reply = webhookReply.safeParse(JSON.parse(body));
     if (!reply.success) unreadable += 1;
-    else for (const run of reply.data.accepted) accepted.add(run.runId);
+    else for (const run of reply.data.accepted) into.add(run.runId);
   };
   log(`load average before: ${loadavg().map((load) => load.toFixed(2)).join(' ')} on ${cpus().length} CPUs`);
   log(`webhook benchmark: ${RATE} req/s for ${DURATION}s, 1 alert per payload, ${TABLES} tables, remediation.dryRun: true, concurrency ${options.concurrency}, dryRunConcurrency ${options['dry-run-concurrency']}, executor ${options.executor}, maxQueued ${MAX_QUEUED}`);
   const serverPid = child.pid ?? 0;
 
+  const journalDir = join(stateDir, 'journal');
+  // Per finished run, from its journal lines: how long it waited for a slot, and how long it held one.
+  const times = new Map<string, { waited: number; ran: number }>();
+  const readJournal = async () => {
+    const runs = new Map<string, string>();
+    for (const segment of (await readdir(journalDir)).filter((name) => name.endsWith('.jsonl')).sort()) {
+      // The last piece is after the last newline: empty, or a line upkeep is still writing.
+      for (const line of (await readFile(join(journalDir, segment), 'utf8')).split('\n').slice(0, -1)) {
+        if (line.trim() === '') continue;
+        const record = runRecordSchema.parse(JSON.parse(line));
+        runs.set(record.id, record.status);
+        if (record.startedAt && record.finishedAt) times.set(record.id, { waited: Date.parse(record.startedAt) - Date.parse(record.queuedAt), ran: Date.parse(record.finishedAt) - Date.parse(record.startedAt) });
+      }
+    }
+    return runs;
+  };
+  const unfinished = (runs: Map<string, string>, ids: Iterable<string>) => [...ids].filter((id) => { const status = runs.get(id); return status === undefined || status === 'queued' || status === 'running'; }).length;
+
   const sender = new Sender(port);
-  const report = (title: string, run: Awaited<ReturnType<typeof paced>>) => {
+  const report = (title: string, run: Paced) => {
     const codes = new Map<number, number>();
     for (const status of run.statuses) codes.set(status, (codes.get(status) ?? 0) + 1);
     log(title);
     log(`  requests:           ${run.latencies.length} in ${run.seconds.toFixed(1)}s; replies ${[...codes].map(([code, count]) => `${code} x${count}`).join(', ')}; errors ${run.errors}`);
     log(`  ack latency (ms):   p50 ${percentile(run.latencies, 50)}, p90 ${percentile(run.latencies, 90)}, p99 ${percentile(run.latencies, 99)}, max ${percentile(run.latencies, 100)}`);
+    log(`  p99 by 5 s (ms):    ${windows(run, RATE)}`);
   };
 
   // Baseline: the same requests, but with an alertname no rule matches, so nothing is queued or
@@ -177,6 +221,21 @@ try {
     const baseline = await paced(RATE, BASELINE_SECONDS, async (n) => (await sender.post(nth(requests, n))).status);
     report(`baseline ${RATE} req/s for ${BASELINE_SECONDS}s, alerts matching no rule:`, baseline);
     baselineP99 = Number(percentile(baseline.latencies, 99));
+  }
+
+  if (WARMUP_SECONDS > 0) {
+    const warmRate = Math.max(1, Math.round(RATE / 4));
+    // Fingerprints of their own, far from the steady load's.
+    const warmRequests = Array.from({ length: warmRate * WARMUP_SECONDS }, (_, n) => webhookRequest(payload(10_000_000 + n)));
+    const warmRuns = new Set<string>();
+    const warm = await paced(warmRate, WARMUP_SECONDS, async (n) => {
+      const reply = await sender.post(nth(warmRequests, n));
+      record(reply.status, reply.body, warmRuns);
+      return reply.status;
+    });
+    const waitStart = Date.now();
+    while (unfinished(await readJournal(), warmRuns) > 0 && Date.now() - waitStart < 120_000) await new Promise((resolve) => setTimeout(resolve, 250));
+    log(`warm-up ${warmRate} req/s for ${WARMUP_SECONDS}s, ${warmRuns.size} dry runs left to finish (not measured): ack p99 ${percentile(warm.latencies, 99)} ms`);
   }
 
   // Steady load: one POST every 1000/RATE ms, open loop; latency counts from the scheduled send time.
@@ -207,7 +266,7 @@ try {
       requests: [{
         method: 'POST', path: '/alertmanager', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
         setupRequest: (request) => ({ ...request, body: payload(sent++) }),
-        onResponse: record,
+        onResponse: (status: number, body: string) => record(status, body),
       }],
     });
     log(`bursts, autocannon ${RATE} req/s for ${BURST_SECONDS}s (${options.connections} connections, each second's requests back to back):`);
@@ -219,28 +278,12 @@ try {
 
   // Every accepted alert must be in the journal; wait for the dry runs to drain, then read it.
   const drainStart = Date.now();
-  const journalDir = join(stateDir, 'journal');
-  // Per finished run, from its journal lines: how long it waited for a slot, and how long it held one.
-  const times = new Map<string, { waited: number; ran: number }>();
-  const readJournal = async () => {
-    const runs = new Map<string, string>();
-    for (const segment of (await readdir(journalDir)).filter((name) => name.endsWith('.jsonl')).sort()) {
-      // The last piece is after the last newline: empty, or a line upkeep is still writing.
-      for (const line of (await readFile(join(journalDir, segment), 'utf8')).split('\n').slice(0, -1)) {
-        if (line.trim() === '') continue;
-        const record = runRecordSchema.parse(JSON.parse(line));
-        runs.set(record.id, record.status);
-        if (record.startedAt && record.finishedAt) times.set(record.id, { waited: Date.parse(record.startedAt) - Date.parse(record.queuedAt), ran: Date.parse(record.finishedAt) - Date.parse(record.startedAt) });
-      }
-    }
-    return runs;
-  };
   // Up to 5 minutes: a queue that has not drained by then is reported with what did finish.
   let journal = await readJournal();
   let pending = accepted.size;
   for (;;) {
     journal = await readJournal();
-    pending = [...accepted].filter((id) => { const status = journal.get(id); return status === undefined || status === 'queued' || status === 'running'; }).length;
+    pending = unfinished(journal, accepted);
     if (pending === 0 || Date.now() - drainStart > 300_000) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

@@ -98,3 +98,27 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
 function withoutAges(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (key, field: unknown) => (['age', 'idle_seconds', 'xidAge', 'reason'].includes(key) ? undefined : field)));
 }
+
+t.test('a shared read that fails fails the dry runs it answers, with the error; once the server is back the next read works', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders', 1000, 100);
+  const base = buildContext({ targets: { postgres: [{ name: 'main', url: server.url('app'), databases: ['app'] }] } });
+  t.teardown(() => base.close());
+  const reads = () => {
+    const found = new RunConnections(base.config, base.connections, Date.now() + 60_000, 30_000, bufferLogger().log, 'run-reads', true).catalogReads('main', 'app');
+    if (!found) throw new Error('a dry run has shared reads');
+    return found;
+  };
+  const before = await reads().findTable('orders', 'main/app');
+  await server.stop('immediate');
+  const failed = await Promise.allSettled([reads().findTable('orders', 'main/app'), reads().statsOf(before.oid), reads().horizonHolders()]);
+  t.same(failed.map((result) => result.status), ['rejected', 'rejected', 'rejected'], 'every caller is told');
+  t.ok(failed.every((result) => result.status === 'rejected' && result.reason instanceof Error && result.reason.message.length > 0), 'with the driver\'s error');
+  await server.start();
+  t.same(await reads().findTable('orders', 'main/app'), before, 'the next read takes a new session');
+  const client = await base.connections.postgres('main', 'app');
+  t.teardown(() => client.end());
+  // An immediate stop discards the statistics: what the shared read says is what a read of one's own says now.
+  t.same(await reads().statsOf(before.oid), await statsOf(client, before.oid));
+});

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../fixtures/postgres.js';
 import { waitFor } from '../fixtures/ports.js';
 
@@ -36,4 +37,19 @@ export async function slowVacuumTable(server: PostgresServer, database: string, 
   await server.query(`alter database ${database} set vacuum_cost_delay = '20ms'`);
   await server.query(`alter database ${database} set vacuum_cost_limit = 100`);
   await tableWithDeadTuples(server, database, table, 200_000, 100_000);
+}
+
+/**
+ * A session of `database` idle in a transaction that has an xid (application_name report-job):
+ * it holds the vacuum horizon until the test ends. Its backend's pid.
+ */
+export async function holdHorizon(t: { teardown(fn: () => unknown): void }, server: PostgresServer, database: string): Promise<number> {
+  const holder = new pg.Client({ connectionString: server.url(database), application_name: 'report-job' });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('begin');
+  await holder.query('select txid_current()');
+  const [row] = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows;
+  if (!row) throw new Error('no backend pid');
+  return row.pid;
 }

@@ -5,7 +5,7 @@ import type { PostgresServer } from '../fixtures/postgres.js';
 import { startStandby } from '../fixtures/postgres-standby.js';
 import { waitFor } from '../fixtures/ports.js';
 import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from '../http/helpers.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
+import { holdHorizon, startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
 
 // postgres.vacuum's check refuses a run the vacuum horizon makes useless, and names what holds it.
 
@@ -21,12 +21,7 @@ async function vacuumedInVain(server: PostgresServer): Promise<void> {
 t.test('an idle-in-transaction session holding the horizon: the alert-driven vacuum is skipped, naming its pid, state and age', async (t) => {
   const server = await startTestPostgres(t);
   await server.query('create database app');
-  const holder = new pg.Client({ connectionString: server.url('app'), application_name: 'report-job' });
-  await holder.connect();
-  t.teardown(() => holder.end());
-  await holder.query('begin');
-  await holder.query('select txid_current()');
-  const [{ pid }] = z.tuple([z.object({ pid: z.number() })]).parse((await holder.query('select pg_backend_pid() as pid')).rows);
+  const pid = await holdHorizon(t, server, 'app');
   await tableWithDeadTuples(server, 'app', 'orders');
   await vacuumedInVain(server);
 

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import pg from 'pg';
 import t from 'tap';
 import { vacuum } from '../../src/actions/postgres.js';
 import { RunConnections } from '../../src/engine/run-connections.js';
@@ -7,7 +6,7 @@ import { findRelation, statsOf } from '../../src/systems/postgres/catalog.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { buildContext } from './context.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
+import { holdHorizon, startTestPostgres, tableStats, tableWithDeadTuples } from './postgres-fixture.js';
 
 // Dry runs of postgres.vacuum on one database read the tables' statistics and the horizon's
 // holders through reads they share (CatalogReads); real runs read on their own sessions.
@@ -16,12 +15,7 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   const server = await startTestPostgres(t);
   await server.query('create database app');
   // A session holds the horizon; then rows die and a vacuum leaves them all: the next one would be in vain too.
-  const holder = new pg.Client({ connectionString: server.url('app'), application_name: 'report-job' });
-  await holder.connect();
-  t.teardown(() => holder.end());
-  await holder.query('begin');
-  await holder.query('select txid_current()');
-  const holderPid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+  const holderPid = await holdHorizon(t, server, 'app');
   const tables = ['t1', 't2', 't3', 't4'];
   for (const [at, table] of tables.entries()) {
     await tableWithDeadTuples(server, 'app', table, 1000, 100 * (at + 1));

@@ -29,14 +29,32 @@ export class RunFinisher {
     private readonly now: () => number,
   ) {}
 
+  /** Runs whose outcome remember() put in the guards' memory already. */
+  private readonly remembered = new Set<string>();
+
+  /**
+   * Puts the run's outcome in the guards' memory ahead of finish(), while the run still holds its
+   * lock; finish() then does not record it again. On failure finish() tries again, and logs it.
+   */
+  async remember(record: RunRecord): Promise<void> {
+    try {
+      await this.history.recordFinish(record);
+      this.remembered.add(record.id);
+    } catch {
+      // Logged by finish(), which records it then.
+    }
+  }
+
   /** `handedOver` is called once the guards' memory has the outcome and the final line is handed to the journal. */
   async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null, handedOver: () => void = () => undefined): Promise<RunRecord> {
     const finished: RunRecord = { ...record, ...changes, finishedAt: record.finishedAt ?? new Date(this.now()).toISOString() };
     const executed = finished.status === 'success' || finished.status === 'failure' ? durationSeconds : null;
-    try {
-      await this.history.recordFinish(finished);
-    } catch (err) {
-      this.log.error({ err, runId: finished.id }, 'cannot record the run in the guards\' memory');
+    if (!this.remembered.delete(finished.id)) {
+      try {
+        await this.history.recordFinish(finished);
+      } catch (err) {
+        this.log.error({ err, runId: finished.id }, 'cannot record the run in the guards\' memory');
+      }
     }
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
     logFinished(this.log, finished, durationSeconds);

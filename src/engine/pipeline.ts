@@ -94,7 +94,13 @@ export class RunPipeline {
         try {
           record = await this.act(record, steps, params, step, silenceId, (known) => { record = progress ? { ...known, progress } : known; });
           if (progress) record = { ...record, progress };
+        } catch (err) {
+          record = stopped(record, err, controller.signal, runLog);
         } finally {
+          // What ran is in the guards' memory before the lock goes, so the next run to take the
+          // lock sees its cooldown (and a failure's count towards the circuit breaker).
+          record = { ...record, finishedAt: new Date(now()).toISOString() };
+          await this.parts.finisher.remember(record);
           if (silenceId) await this.parts.silences.release(silenceId, runLog);
           await lock.release().catch((err: unknown) => runLog.error({ err }, 'releasing the lock failed'));
         }

@@ -107,9 +107,10 @@ t.test('a writer looks at the files at most once a second between batches: a rot
   const records = [0, 1, 2, 3, 4].map((n) => finished(queued(T0 + n), 'success', T0 + n));
   const [r1, r2, r3, r4, r5] = records;
   if (!r1 || !r2 || !r3 || !r4 || !r5) throw new Error('five records');
-  await first.append(r1).durable;
-  await first.append(r2).durable;
-  await first.append(r3).durable;
+  // Written, not waited on for their fsync: the second writer's look at its start must stay under a second old.
+  await first.append(r1).written;
+  await first.append(r2).written;
+  await first.append(r3).written;
   t.same((await readdir(dir)).filter((name) => name.endsWith('.jsonl')).sort(), ['runs-00000001.jsonl', 'runs-00000002.jsonl'], 'the first writer rotated at two runs');
   const linesOf = async (name: string) => (await readFile(join(dir, name), 'utf8')).split('\n').filter(Boolean).map((text) => z.object({ id: z.string() }).parse(JSON.parse(text)).id);
   await second.append(r4).durable;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { onPooledSession } from '../systems/postgres/client.js';
 import { named } from '../systems/postgres/prepared.js';
 import type { TableFilter } from './postgres-tables.js';
 import { TableColumns, type ReadingOptions, type StatColumn, type TableName } from './postgres-table-columns.js';
@@ -109,9 +110,8 @@ export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {
  * last sizes) instead of hanging it.
  */
 export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number, tables: readonly TableName[]): Promise<DatabaseSizes> {
-  const client = await pool.connect();
-  let failed = false;
-  try {
+  // After a failure the connection may be mid-transaction or broken: it is discarded rather than reused.
+  return onPooledSession(pool, async (client) => {
     await client.query('BEGIN READ ONLY');
     await client.query(`SET LOCAL statement_timeout = ${Math.round(statementTimeoutSeconds * 1000)}`);
     await client.query("SET LOCAL lock_timeout = '2s'");
@@ -127,13 +127,7 @@ export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number, 
       tableBytes.set(row.schema, tables.set(row.table, row.bytes));
     }
     return { databaseBytes: database.bytes, tableBytes, unusedIndexes: unused.count, unusedIndexBytes: unused.bytes };
-  } catch (err) {
-    failed = true;
-    throw err;
-  } finally {
-    // After a failure the connection may be mid-transaction or broken: discard it rather than reuse it.
-    client.release(failed);
-  }
+  });
 }
 
 /** Top statements by total execution time in this database; null when the extension is not installed here. */

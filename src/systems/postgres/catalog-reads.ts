@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { chooseTable, NO_STATS, statsOfMany, tablesNamed, type Relation, type RelationRow, type TableStats } from './catalog.js';
+import { chooseRelation, NO_STATS, statsOfMany, tablesNamed, type Relation, type RelationRow, type TableStats } from './catalog.js';
 import { horizonHolders, type HorizonHolder } from './horizon.js';
+import { onPooledSession } from './client.js';
 import { ReadBatch } from './read-batch.js';
 
 /**
@@ -17,26 +18,14 @@ export class CatalogReads {
   private readonly holders: ReadBatch<'holders', readonly HorizonHolder[]>;
 
   constructor(pool: pg.Pool) {
-    const onSession = async <T>(read: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-      const client = await pool.connect();
-      let failed = true;
-      try {
-        const result = await read(client);
-        failed = false;
-        return result;
-      } finally {
-        // A session whose read failed (or was cut off by its statement_timeout) is not lent again.
-        client.release(failed);
-      }
-    };
-    this.tables = new ReadBatch<string, readonly RelationRow[]>((texts) => onSession((client) => tablesNamed(client, texts)), () => []);
-    this.stats = new ReadBatch((oids) => onSession((client) => statsOfMany(client, oids)), () => NO_STATS);
-    this.holders = new ReadBatch<'holders', readonly HorizonHolder[]>(async () => new Map([['holders', await onSession(horizonHolders)]]), () => []);
+    this.tables = new ReadBatch<string, readonly RelationRow[]>((texts) => onPooledSession(pool, (client) => tablesNamed(client, texts)), () => []);
+    this.stats = new ReadBatch((oids) => onPooledSession(pool, (client) => statsOfMany(client, oids)), () => NO_STATS);
+    this.holders = new ReadBatch<'holders', readonly HorizonHolder[]>(async () => new Map([['holders', await onPooledSession(pool, horizonHolders)]]), () => []);
   }
 
   /** The table `text` names, as findRelation() finds it; `where` names the database in a refusal. */
   async findTable(text: string, where: string): Promise<Relation> {
-    return chooseTable(text, where, await this.tables.get(text));
+    return chooseRelation(text, 'table', where, await this.tables.get(text));
   }
 
   statsOf(oid: number): Promise<Readonly<TableStats>> {

@@ -44,7 +44,7 @@ async function relationsNamed(client: pg.Client, readings: readonly NameReading[
  * The one relation `text` names among the rows found for its readings: a literal reading wins
  * over the SQL one; none, or more than one, is refused.
  */
-function chooseRelation(text: string, kind: 'table' | 'index', where: string, found: readonly RelationRow[]): Relation {
+export function chooseRelation(text: string, kind: 'table' | 'index', where: string, found: readonly RelationRow[]): Relation {
   const literal = found.filter((row) => row.literal);
   const rows = literal.length > 0 ? literal : found;
   const [only] = rows;
@@ -65,7 +65,7 @@ export async function findRelation(client: pg.Client, text: string, kind: 'table
 
 /**
  * findRelation() for several tables' texts in one statement: the rows found for each text's own
- * readings, for chooseTable() to decide on.
+ * readings, for chooseRelation() to decide on.
  */
 export async function tablesNamed(client: pg.Client, texts: readonly string[]): Promise<Map<string, RelationRow[]>> {
   const readings = new Map(texts.map((text) => [text, nameReadings(text)]));
@@ -74,10 +74,6 @@ export async function tablesNamed(client: pg.Client, texts: readonly string[]): 
   return new Map([...readings].map(([text, own]) => [text, rows.filter((row) => own.some((reading) => same(row, reading)))]));
 }
 
-/** The table `text` names, from tablesNamed()'s rows for it (see findRelation). */
-export function chooseTable(text: string, where: string, found: readonly RelationRow[]): Relation {
-  return chooseRelation(text, 'table', where, found);
-}
 
 const TABLE_OF_INDEX = prepared('table_of_index', `
 select c.oid::int as oid, n.nspname as schema, c.relname as name

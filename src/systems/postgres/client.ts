@@ -54,3 +54,19 @@ export function createPool(options: PoolOptions): pg.Pool {
   pool.on('error', () => undefined);
   return pool;
 }
+
+/**
+ * Runs `work` on a session of `pool`. A session whose work failed is closed rather than lent
+ * again: it may be mid-transaction, or broken.
+ */
+export async function onPooledSession<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let failed = true;
+  try {
+    const result = await work(client);
+    failed = false;
+    return result;
+  } finally {
+    client.release(failed);
+  }
+}

@@ -24,8 +24,9 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
-# Compile (npm pack runs prepack: tsc into dist/), then install the packed tarball as users get it:
-# compiled JavaScript and production dependencies only, in /opt/upkeep.
+# Build (npm pack runs prepack: scripts/build.ts bundles the sources and their pure-JavaScript
+# dependencies into dist/), then install the packed tarball as users get it: the bundle and the
+# production dependencies it loads on demand (pg, ioredis, dockerode) only, in /opt/upkeep.
 FROM deps AS build
 COPY . .
 RUN npm pack --silent --pack-destination /tmp \

@@ -17,8 +17,9 @@ import { startRedis, type RedisServer } from './servers/redis.js';
 import { buildApp, type App } from '../server.js';
 import { makeBigLog, makeCeleryBacklog, makeDeadTuples, makeFailedBgsave, makeStaleBackup } from './problems.js';
 import { shortenedRules } from './rules.js';
+import { PACKAGE_ROOT } from '../version.js';
 
-export const RULES_FILE = fileURLToPath(new URL('../../alerts/upkeep.rules.yml', import.meta.url));
+export const RULES_FILE = fileURLToPath(new URL('alerts/upkeep.rules.yml', PACKAGE_ROOT));
 
 export interface Scenario {
   readonly config: Readonly<Config>;

@@ -17,7 +17,7 @@ import { freePort, waitFor } from '../fixtures/ports.js';
  */
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PACKAGED = ['src', 'bin', 'alerts', 'grafana', 'examples', 'docs', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md'];
+const PACKAGED = ['src', 'bin', 'alerts', 'grafana', 'examples', 'docs', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.ts', 'README.md'];
 
 async function filesUnder(path: string): Promise<string[]> {
   const info = await stat(path).catch(() => null);

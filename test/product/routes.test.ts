@@ -1,13 +1,16 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import { serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
+import { z } from 'zod';
+import { installedPackage, serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
 
 const TOKEN = 'tok-product-7f3a9c';
 
-t.test('the installed package: compiled dist/ run by plain node, --help and --version', async (t) => {
+t.test('the installed package: the bundled dist/ run by plain node, --help and --version', async (t) => {
   const version = await upkeep(['--version']);
   t.equal(version.code, 0);
   const packageJson = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -22,6 +25,20 @@ t.test('the installed package: compiled dist/ run by plain node, --help and --ve
   }
   t.equal((await upkeep(['help', 'nope'])).code, 2);
   t.equal((await upkeep(['serve', '--log-level', 'loud', '--config', 'x'])).code, 2);
+});
+
+t.test('the installed package: dist/ is self-contained but for pg, ioredis and dockerode, the only production dependencies', async (t) => {
+  const root = join(await installedPackage(), 'node_modules', 'upkeep');
+  const installedJson = z.object({ dependencies: z.record(z.string(), z.string()) }).parse(JSON.parse(await readFile(join(root, 'package.json'), 'utf8')));
+  t.same(Object.keys(installedJson.dependencies).sort(), ['dockerode', 'ioredis', 'pg']);
+  const files = (await readdir(join(root, 'dist'))).filter((file) => file.endsWith('.js')).sort();
+  t.ok(files.length > 10 && files.includes('cli.js') && files.includes('executor-worker.js'), `dist/: ${files.length} files`);
+  // Every file of the bundle loaded by plain node in the installed directory: a module the bundle
+  // imports but the package does not install fails here, not on a user's machine on first use.
+  // (The three dependencies are imported statically only by the demo's module.)
+  const script = `for (const file of ${JSON.stringify(files)}) { try { await import('./dist/' + file); } catch (err) { console.log(file + ': ' + err.message); } }`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { PATH: process.env.PATH ?? '', _TAPJS_PROCESSINFO_COVERAGE_: '0' } });
+  t.equal(stdout, 'executor-worker.js: executor-worker.ts runs as a worker thread (see executor-thread.ts)\n', 'every file loads; the entry of the executor thread refuses to run outside one');
 });
 
 /** Sends one request and checks the exact status and that the process is still alive. */

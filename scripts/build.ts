@@ -5,7 +5,8 @@
  * Why a bundle rather than one compiled file per source: node loads each ES module file on its
  * own, and upkeep's ~400 files (its own, zod's, yaml's, fastify's) cost about 300 ms of start-up and
  * their source text stays in the heap. Bundled, `serve` with examples/minimal.yml answers /healthz
- * about 300 ms sooner and idles about 7 MB lighter (docs/performance.md, "Idle memory").
+ * about 300 ms sooner and idles about 7 MB lighter (docs/performance.md, "A bundle: start-up and
+ * idle memory").
  *
  * All output lands flat in dist/, so a module's place relative to the package root is the same as
  * in src/ for the two that look for files beside them: src/version.ts (../package.json) and
@@ -31,7 +32,7 @@ const zodEnglishOnly: Plugin = {
   name: 'zod-english-only',
   setup(builder) {
     builder.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      args.importer.includes(`${join('node_modules', 'zod')}`) ? { path: join(args.resolveDir, '../locales/en.js'), namespace: 'zod-english' } : undefined);
+      args.importer.includes(join('node_modules', 'zod')) ? { path: join(args.resolveDir, '../locales/en.js'), namespace: 'zod-english' } : undefined);
     builder.onLoad({ filter: /.*/, namespace: 'zod-english' }, (args) =>
       ({ contents: `export { default as en } from ${JSON.stringify(args.path)};`, resolveDir: dirname(args.path) }));
   },
@@ -48,7 +49,8 @@ await build({
   target: 'node20',
   external: EXTERNAL,
   plugins: [zodEnglishOnly],
-  // Names are kept, so a logged stack still reads; whitespace and syntax are minified.
+  // Names are kept, so a logged stack still says which function; whitespace and syntax are
+  // minified, since the loaded files' text stays in the heap.
   minifyWhitespace: true,
   minifySyntax: true,
   // The CommonJS dependencies inside (fastify's, pino's) call require() for node's own modules.

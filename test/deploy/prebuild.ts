@@ -4,9 +4,10 @@
  * - the deploy tests' base image: on a fresh machine debootstrap takes minutes, and both deploy
  *   test files wait for it under the same lock;
  * - the packed and installed package (test/product/installed.ts): `npm pack` bundles the sources
- *   (scripts/build.ts) and installs the production dependencies, about a minute on two cores. `npm test`'s own
- *   type check and import check run on one core before tap starts, so packing then uses the core
- *   they leave idle, instead of holding a tap job slot while every product test waits for it.
+ *   (scripts/build.ts) and installs the production dependencies, about a minute on two cores.
+ *   `npm test`'s own type check and import check run on one core before tap starts, so packing
+ *   then uses the core they leave idle, instead of holding a tap job slot while every product
+ *   test waits for it.
  * The tests still build both themselves (under the same locks) when this did not run or failed.
  */
 import { installedPackage } from '../product/installed.js';

@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises';
 import t from 'tap';
 import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { tempDir } from '../http/helpers.js';
-import { serveInstalled, writeConfig } from './installed.js';
+import { serveInstalled, writeConfig, type Served } from './installed.js';
 
 // The issue's job every 10 s with one clock 30 s ahead, watched for two minutes, scaled down: what
 // it proves is the ratio (the fast clock three ticks ahead, a dozen ticks watched), not the seconds.
@@ -36,7 +36,19 @@ t.test('a job every 2 s on three installed replicas, one clock three ticks ahead
   const runs = await server.query<{ id: string; status: string; pid: number }>("select id, status, pid from upkeep.runs where trigger = 'schedule' order by queued_ms", [], 'upkeep');
   const nominal = claims.map((claim) => Number(claim.nominal_ms));
   t.ok(nominal.length >= WATCH_MS / 1000 / TICK_SECONDS, `ticks claimed: ${nominal.length}`);
-  t.ok(nominal.every((time, index) => time % (TICK_SECONDS * 1000) === 0 && (index === 0 || time - (nominal[index - 1] ?? 0) === TICK_SECONDS * 1000)), 'one claim per tick, none missing between the first and the last');
+  t.ok(nominal.every((time, index) => time % (TICK_SECONDS * 1000) === 0 && (index === 0 || time - (nominal[index - 1] ?? 0) > 0)), 'one claim per tick, on the grid');
+  // A tick may go unclaimed only as src/triggers/schedule.ts allows: every replica's timer fired
+  // over a second late (the tick is missed, not backfilled) or found the entry's previous run still
+  // going (skipped), and each said so in a warn line. On two starved CPUs that happens; silently,
+  // never.
+  const TICK_MS = TICK_SECONDS * 1000;
+  const gaps: number[] = [];
+  for (let time = (nominal[0] ?? 0) + TICK_MS; time < (nominal.at(-1) ?? 0); time += TICK_MS) if (!nominal.includes(time)) gaps.push(time);
+  const accounted = (replica: Served, time: number): boolean => replica.logLines().some((line) =>
+    (line.nominal === new Date(time).toISOString())
+    || (typeof line.missed === 'string' && typeof line.count === 'number' && time >= Date.parse(line.missed) && time < Date.parse(line.missed) + line.count * TICK_MS));
+  t.same(gaps.filter((time) => !replicas.every((replica) => accounted(replica, time))).map((time) => new Date(time).toISOString()), [],
+    `every tick between the first and the last claimed, or missed or skipped by every replica with a warn line (gaps: ${gaps.length})`);
   t.same(runs.map((run) => run.id).sort(), claims.map((claim) => claim.run_id).sort(), 'exactly one run per tick: each claimed tick has its run and no run lacks a claim');
   // The first vacuums the table; later ticks find no dead tuples and skip on the condition.
   t.same(runs.filter((run) => run.status !== 'success' && run.status !== 'skipped'), [], 'every run finished, vacuuming or finding nothing to do');

@@ -90,7 +90,7 @@ export async function upkeepBin(): Promise<string> {
 // into every child's NODE_OPTIONS, and that loader turns on V8's precise block coverage unless
 // told not to: the installed package would run with a counter in every block and write a 3 MB
 // coverage file at exit, for a bundle the report does not count (it covers src/).
-function userEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+export function userEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (key === 'NODE_OPTIONS' || key.startsWith('TAP') || key.startsWith('_TAPJS') || key === 'NODE_V8_COVERAGE') continue;

@@ -74,7 +74,6 @@ export async function tablesNamed(client: pg.Client, texts: readonly string[]): 
   return new Map([...readings].map(([text, own]) => [text, rows.filter((row) => own.some((reading) => same(row, reading)))]));
 }
 
-
 const TABLE_OF_INDEX = prepared('table_of_index', `
 select c.oid::int as oid, n.nspname as schema, c.relname as name
   from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace

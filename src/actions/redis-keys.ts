@@ -12,7 +12,7 @@ const expireParams = z.strictObject({
   when: z.enum(['always', 'no-ttl', 'ttl-over']).default('always'),
   ttlOverSeconds: count().refine((seconds) => seconds > 0, 'must be positive').optional(),
   expireSeconds: count().refine((seconds) => seconds > 0, 'must be positive').optional(),
-  /** SCAN COUNT and the most keys one UNLINK (or one pipeline) touches: the longest Redis is busy for us at once. */
+  /** SCAN COUNT and the most keys one UNLINK (or one script) touches: the longest Redis is busy for us at once. */
   batchSize: count().refine((size) => size >= 1 && size <= 10_000, 'must be 1 to 10000').default(1000),
 }).superRefine((params, issues) => {
   if (params.when === 'ttl-over' && params.ttlOverSeconds === undefined) {
@@ -42,6 +42,22 @@ function needsTtl(params: ExpireParams): boolean {
   return params.when !== 'always' || params.mode === 'expire';
 }
 
+// One script per batch instead of one pipelined command per key: ioredis spends about 16 us of
+// CPU (much of it garbage) on each pipelined command, so a pipeline of PTTLs made a 200,000-key
+// cleanup CPU-bound in upkeep. Redis runs a batch of 1,000 in well under a millisecond. The
+// scripts touch only the keys they are given, which the ACL's key patterns still check.
+const PTTL_EACH = "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('PTTL', key) end return out";
+const EXPIRE_EACH = "local changed = 0 for _, key in ipairs(KEYS) do changed = changed + redis.call('EXPIRE', key, ARGV[1]) end return {changed}";
+
+/** A script's reply: exactly `length` integers, or an error naming the command. */
+export function integers(reply: unknown, length: number, command: string): number[] {
+  const values: unknown[] = Array.isArray(reply) ? reply : [];
+  if (values.length !== length || !values.every((value): value is number => typeof value === 'number')) {
+    throw new Error(`unexpected reply to the ${command} script from Redis`);
+  }
+  return values;
+}
+
 /** Each SCAN batch of keys (as Buffers, so binary key names survive), already filtered by the condition. */
 async function* matchingBatches(redis: Redis, params: ExpireParams, signal?: AbortSignal): AsyncGenerator<{ scanned: number; keys: Buffer[] }> {
   let cursor = '0';
@@ -54,15 +70,8 @@ async function* matchingBatches(redis: Redis, params: ExpireParams, signal?: Abo
       yield { scanned: keys.length, keys };
       continue;
     }
-    const pipeline = redis.pipeline();
-    for (const key of keys) pipeline.pttl(key);
-    const replies = (await pipeline.exec()) ?? [];
-    const selected = keys.filter((_key, index) => {
-      const [err, pttl] = replies[index] ?? [null, -2];
-      if (err) throw err;
-      return meetsCondition(params, Number(pttl));
-    });
-    yield { scanned: keys.length, keys: selected };
+    const pttls = integers(await redis.eval(PTTL_EACH, keys.length, ...keys), keys.length, 'PTTL');
+    yield { scanned: keys.length, keys: keys.filter((_key, index) => meetsCondition(params, pttls[index] ?? -2)) };
   } while (cursor !== '0');
 }
 
@@ -79,13 +88,8 @@ export async function countMatching(redis: Redis, params: ExpireParams, stopAfte
 async function applyBatch(redis: Redis, params: ExpireParams, keys: Buffer[]): Promise<number> {
   if (keys.length === 0) return 0;
   if (params.mode === 'unlink') return redis.unlink(...keys);
-  const pipeline = redis.pipeline();
-  for (const key of keys) pipeline.expire(key, params.expireSeconds ?? 0);
-  const replies = (await pipeline.exec()) ?? [];
-  return replies.reduce((sum, [err, changed]) => {
-    if (err) throw err;
-    return sum + Number(changed);
-  }, 0);
+  const [changed] = integers(await redis.eval(EXPIRE_EACH, keys.length, ...keys, params.expireSeconds ?? 0), 1, 'EXPIRE');
+  return changed ?? 0;
 }
 
 function conditionText(params: ExpireParams): string {
@@ -132,10 +136,10 @@ export const expireKeys: Action<ExpireParams, ExpirePayload, ExpireOutput> = {
     // Counting is read-only; a dry run records this plan, so it is where the count is reported.
     const matching = await countMatching(await context.connections.redis(params.target), params);
     const steps: PlanStep[] = [{ kind: 'redis', detail: `SCAN <cursor> MATCH ${params.pattern} COUNT ${params.batchSize}, until the cursor returns to 0` }];
-    if (needsTtl(params)) steps.push({ kind: 'redis', detail: `PTTL <key> for each scanned key (one pipeline per batch), keeping keys ${conditionText(params) || `whose TTL is over ${params.expireSeconds}s or unset`}` });
+    if (needsTtl(params)) steps.push({ kind: 'redis', detail: `PTTL <key> for each scanned key (one EVAL per batch), keeping keys ${conditionText(params) || `whose TTL is over ${params.expireSeconds}s or unset`}` });
     steps.push(params.mode === 'unlink'
       ? { kind: 'redis', detail: `UNLINK <kept keys of the batch> (${matching} keys match now)` }
-      : { kind: 'redis', detail: `EXPIRE <key> ${params.expireSeconds} for each kept key (one pipeline per batch; ${matching} keys match now)` });
+      : { kind: 'redis', detail: `EXPIRE <key> ${params.expireSeconds} for each kept key (one EVAL per batch; ${matching} keys match now)` });
     return { steps, payload: params };
   },
   async run(_params, payload, context) {

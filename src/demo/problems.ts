@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { fillKeys } from './servers/redis.js';
 
 /**
  * The problems the runbooks fight, made for real on throwaway servers: each returns what it
@@ -38,11 +39,7 @@ export async function makeStaleBackup(dir: string, name: string, ageHours: numbe
 export async function makeCeleryBacklog(url: string, count: number): Promise<void> {
   const client = new Redis(url);
   try {
-    for (let start = 0; start < count; start += 5000) {
-      const batch = client.pipeline();
-      for (let i = start; i < Math.min(count, start + 5000); i += 1) batch.set(`celery-task-meta-${i}`, '{"status":"SUCCESS"}');
-      await batch.exec();
-    }
+    await fillKeys(client, 'celery-task-meta-', count, { value: '{"status":"SUCCESS"}' });
   } finally {
     client.disconnect();
   }

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import t from 'tap';
-import { startRedis } from '../fixtures/redis.js';
-import { countMatching, expireKeys, meetsCondition, type ExpireParams } from '../../src/actions/redis-keys.js';
+import { fillKeys, startRedis } from '../fixtures/redis.js';
+import { countMatching, expireKeys, integers, meetsCondition, type ExpireParams } from '../../src/actions/redis-keys.js';
 import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 
@@ -11,16 +11,9 @@ const run = promisify(execFile);
 const PATTERN = 'celery-task-meta-*';
 const DAYS_30 = 30 * 86400;
 
-/** Loads `count` keys named prefix+i, 10k commands per pipeline round trip. */
+/** Loads `count` keys named prefix+i, with a TTL or none. */
 async function load(client: Redis, prefix: string, count: number, ttlSeconds?: number): Promise<void> {
-  for (let start = 0; start < count; start += 10_000) {
-    const pipeline = client.pipeline();
-    for (let i = start; i < Math.min(count, start + 10_000); i++) {
-      if (ttlSeconds === undefined) pipeline.set(`${prefix}${i}`, 'payload');
-      else pipeline.set(`${prefix}${i}`, 'payload', 'EX', ttlSeconds);
-    }
-    await pipeline.exec();
-  }
+  await fillKeys(client, prefix, count, ttlSeconds === undefined ? {} : { ttlSeconds });
 }
 
 /** How many of prefix+0 .. prefix+(count-1) exist. */
@@ -49,6 +42,13 @@ t.test('meetsCondition', async (t) => {
   t.equal(meetsCondition(expire, -1), true);
   t.equal(meetsCondition(expire, 3_600_000), true);
   t.equal(meetsCondition(expire, 30_000), false, 'expire never lengthens a TTL');
+});
+
+t.test('a script reply must be exactly the integers asked for', async (t) => {
+  t.same(integers([1, -1, -2], 3, 'PTTL'), [1, -1, -2]);
+  for (const reply of [[1, 2], [1, '2', 3], null, 'OK', { 0: 1, 1: 2, 2: 3 }]) {
+    t.throws(() => integers(reply, 3, 'PTTL'), { message: 'unexpected reply to the PTTL script from Redis' }, JSON.stringify(reply));
+  }
 });
 
 t.test('parameter rules', async (t) => {

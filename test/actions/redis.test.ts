@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
-import { startRedis } from '../fixtures/redis.js';
+import { fillKeys, startRedis } from '../fixtures/redis.js';
 import { redis as redisCollector } from '../../src/collectors/redis.js';
 import { bgsave, type BgsaveOutput } from '../../src/actions/redis-bgsave.js';
 import type { CheckResult, RunOutput } from '../../src/actions/contract.js';
@@ -60,9 +60,7 @@ t.test('redis.bgsave', async (t) => {
 
   t.test('a save already in progress is joined, not failed', async (t) => {
     // A big enough dataset that the save we start by hand is still running when the action asks.
-    const pipeline = client.pipeline();
-    for (let i = 0; i < 200_000; i++) pipeline.set(`fill:${i}`, 'x'.repeat(100));
-    await pipeline.exec();
+    await fillKeys(client, 'fill:', 200_000, { value: 'x'.repeat(100) });
     await client.config('SET', 'rdbcompression', 'no');
     const before = await readPersistence(client);
     await new Promise((resolve) => setTimeout(resolve, 1100)); // a new second, so the hand-made save advances LASTSAVE

@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { main } from '../../src/cli.js';
@@ -11,19 +10,11 @@ import { startSchedule } from '../../src/triggers/schedule.js';
 import type { RunRecord } from '../../src/engine/journal.js';
 import { buildApp } from '../../src/server.js';
 import { waitFor } from '../fixtures/ports.js';
-import { startRedis } from '../fixtures/redis.js';
+import { fillKeys, startRedis } from '../fixtures/redis.js';
 import { writeConfigFile } from '../actions/backup-fixture.js';
 import { buildContext, testConfig } from '../actions/context.js';
 
 const PATTERN = 'celery-task-meta-*';
-
-async function loadKeys(client: Redis, count: number): Promise<void> {
-  for (let start = 0; start < count; start += 10_000) {
-    const pipeline = client.pipeline();
-    for (let i = start; i < Math.min(count, start + 10_000); i++) pipeline.set(`celery-task-meta-${i}`, 'x');
-    await pipeline.exec();
-  }
-}
 
 async function stateDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'upkeep-schedule-'));
@@ -83,7 +74,7 @@ t.test('a manual run during a scheduled one is refused by the lock', async (t) =
   t.teardown(() => redis.destroy());
   const client = redis.client();
   t.teardown(() => client.disconnect());
-  await loadKeys(client, 300_000);
+  await fillKeys(client, 'celery-task-meta-', 300_000);
   const targets = { redis: [{ name: 'cache', url: redis.url, keyPatterns: [PATTERN] }] };
   const config = testConfig({
     state: { dir: await stateDir(t) },

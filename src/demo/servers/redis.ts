@@ -76,6 +76,17 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   return server;
 }
 
+// Keys are made inside Redis, 10,000 per script: a client pipeline spends about 16 us of CPU on
+// each command, which for the 100,000s of keys the demo and tests need was most of their time.
+const SET_RANGE = "for i = tonumber(ARGV[2]), tonumber(ARGV[3]) do if ARGV[5] == '' then redis.call('SET', ARGV[1] .. i, ARGV[4]) else redis.call('SET', ARGV[1] .. i, ARGV[4], 'EX', ARGV[5]) end end";
+
+/** Makes the keys prefix+0 … prefix+(count-1) holding `value`, with a TTL or without. */
+export async function fillKeys(client: Redis, prefix: string, count: number, options: { value?: string; ttlSeconds?: number } = {}): Promise<void> {
+  for (let start = 0; start < count; start += 10_000) {
+    await client.eval(SET_RANGE, 0, prefix, start, Math.min(count, start + 10_000) - 1, options.value ?? 'x', options.ttlSeconds ?? '');
+  }
+}
+
 /** The pids of a process's direct children (Linux: /proc/PID/task/PID/children). */
 async function forksOf(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');

@@ -55,6 +55,22 @@ function pick<T>(list: readonly T[], n: number, salt: number): T {
   return list[Math.floor(((Math.imul(n + 1, salt) >>> 0) / 2 ** 32) * list.length)] as T;
 }
 
+const DAY_MS = 86_400_000;
+const two = (n: number) => (n < 10 ? `0${n}` : String(n));
+let isoDay = Number.NaN;
+let isoDate = '';
+/** `Date#toISOString` for the times of one day after another, with the date part made once a day: toISOString was a fifth of this file's time. */
+export function iso(ms: number): string {
+  const day = Math.floor(ms / DAY_MS) * DAY_MS;
+  if (day !== isoDay) {
+    isoDay = day;
+    isoDate = new Date(day).toISOString().slice(0, 11);
+  }
+  const inDay = ms - day;
+  const millis = inDay % 1000;
+  return `${isoDate}${two(Math.floor(inDay / 3_600_000))}:${two(Math.floor(inDay / 60_000) % 60)}:${two(Math.floor(inDay / 1000) % 60)}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+}
+
 interface TemplateRun {
   readonly lines: string;
   readonly entry: Omit<IndexEntry, 'time' | 'id' | 'offset'> & { readonly offsetInRun: number };
@@ -155,9 +171,9 @@ export async function makeJournal(options: { stateDir: string; runs: number; day
         let next = stamp[slot] ?? 0;
         if (next >= positions.length || (positions[next] ?? 0) >= end) continue;
         let value = id;
-        if (slot === 1) value = new Date(queuedMs).toISOString();
-        else if (slot === 2) value = new Date(queuedMs + FINISH_AFTER_MS).toISOString();
-        else if (slot === 3) value = startsAt = new Date(queuedMs - STARTS_BEFORE_MS).toISOString();
+        if (slot === 1) value = iso(queuedMs);
+        else if (slot === 2) value = iso(queuedMs + FINISH_AFTER_MS);
+        else if (slot === 3) value = startsAt = iso(queuedMs - STARTS_BEFORE_MS);
         else if (slot === 4) value = fingerprint = (Math.imul(n, 2654435761) >>> 0).toString(16).padStart(16, '0');
         for (; next < positions.length && (positions[next] ?? 0) < end; next += 1) buffer.write(value, positions[next] ?? 0, 'latin1');
         stamp[slot] = next;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
-import { makeJournal } from '../../bench/make-journal.js';
+import { iso, makeJournal } from '../../bench/make-journal.js';
 import { memoryOf, serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
 
 const MB = 1024 * 1024;
@@ -50,6 +50,12 @@ async function walk(t: Test, served: Served, query: string, check: (run: RunsPag
   t.ok(filtered, `${query}: every run matches the filter`);
   return { runs, pages };
 }
+
+t.test('the journal maker writes the times toISOString would, across days, months and a leap day', async (t) => {
+  const start = Date.UTC(2024, 1, 27, 23, 59, 58);
+  const wrong = [0, 1, 999, 86_399_999, 86_400_000, ...Array.from({ length: 2000 }, (_, n) => start + n * 433_013)].filter((ms) => iso(ms) !== new Date(ms).toISOString());
+  t.same(wrong, []);
+});
 
 t.test('100,000 runs under --max-old-space-size=128: 20 concurrent GET /runs, cursors, filters, and the CLI\'s runs', async (t) => {
   const { file, dir } = await writeConfig(t, QUIET);

@@ -11,6 +11,7 @@ npm run bench:growth || status=1
 npm run bench:webhook -- --rate 1000 || status=1
 npm run bench:backup || status=1
 npm run bench:backup-jobs || status=1
+npm run bench:expire-keys || status=1
 npm run bench:journal -- --sizes 1000000 || status=1
 node --import tsx bench/summary.ts || status=1
 rm -f "$UPKEEP_BENCH_RESULTS"

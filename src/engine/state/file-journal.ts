@@ -1,6 +1,6 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isFinished, runRecordSchema } from '../journal.js';
+import { isFinished } from '../journal.js';
 import type { RunRecord } from '../journal.js';
 import { IndexCache } from './index-cache.js';
 import { readLegacyJournal } from './journal-legacy.js';
@@ -139,7 +139,7 @@ export class FileJournal {
 
   async list(filter: RunFilter, cursor: string | null, limit: number): Promise<RunPage> {
     const page = await this.listJson(filter, cursor, limit);
-    return { runs: page.runs.map((line) => runRecordSchema.parse(JSON.parse(line))), next: page.next };
+    return { runs: page.runs.flatMap((line) => parseRecord(line) ?? []), next: page.next };
   }
 
   /**

@@ -206,12 +206,12 @@ export async function readLines(located: readonly Located[]): Promise<(string | 
   return lines;
 }
 
-/** The run record a line holds, if it is one (and of that run): every line read back is checked. */
-export function parseRecord(line: string | undefined, id: string): RunRecord | undefined {
+/** The run record a line holds, if it is one (and of that run, when `id` is given): every line read back is checked. */
+export function parseRecord(line: string | undefined, id?: string): RunRecord | undefined {
   if (line === undefined) return undefined;
   try {
     const parsed = runRecordSchema.safeParse(JSON.parse(line));
-    return parsed.success && parsed.data.id === id ? parsed.data : undefined;
+    return parsed.success && (id === undefined || parsed.data.id === id) ? parsed.data : undefined;
   } catch {
     return undefined;
   }

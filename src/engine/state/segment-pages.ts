@@ -1,4 +1,4 @@
-import { collectPage, parseRecord, readLines, sealedWalker, tailWalker, type PageSource } from './journal-page.js';
+import { collectPage, parseRecord, readLines, sealedWalker, tailWalker, type Located, type PageSource } from './journal-page.js';
 import { encodeCursor, type RunKey } from './run-key.js';
 import { mayMatch } from './segment-index.js';
 import type { SegmentSet } from './segment-set.js';
@@ -9,6 +9,8 @@ import { TailIndex } from './tail-index.js';
 const PAGE_BYTES = 4 * 1024 * 1024;
 // Pages read at once; more wait their turn, so concurrent GET /runs cannot pile up pages in memory.
 const CONCURRENT_PAGES = 4;
+// Lines whose check is remembered: two pages of the largest size (about 0.5 MB).
+const CHECKED_LINES = 2000;
 
 /**
  * GET /runs over the segments: a page walks the indexes newest first and reads only the lines it
@@ -18,6 +20,13 @@ const CONCURRENT_PAGES = 4;
 export class SegmentPages {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  /**
+   * The lines that passed the check, by run id, offset, length and file; the most recently read
+   * last. A journal line never changes once written (segments are appended to and removed whole),
+   * so a line read again, as the first page is by every dashboard and operator that polls it, is
+   * not parsed again: parsing was about half of a page's CPU.
+   */
+  private readonly checked = new Set<string>();
 
   constructor(private readonly segments: SegmentSet) {}
 
@@ -32,12 +41,21 @@ export class SegmentPages {
       const lines = await readLines(picked);
       const runs: string[] = [];
       lines.forEach((line, at) => {
-        if (line !== undefined && parseRecord(line, picked[at]?.entry.id ?? '')) runs.push(line);
+        const located = picked[at];
+        if (line !== undefined && located && this.check(located, line)) runs.push(line);
       });
       return { runs, next: next ? encodeCursor(next) : null };
     } finally {
       this.done();
     }
+  }
+
+  private check({ file, entry }: Located, line: string): boolean {
+    const key = `${entry.id}\u0000${entry.offset}\u0000${line.length}\u0000${file}`;
+    if (!this.checked.delete(key) && !parseRecord(line, entry.id)) return false;
+    this.checked.add(key);
+    if (this.checked.size > CHECKED_LINES) this.checked.delete(this.checked.values().next().value ?? '');
+    return true;
   }
 
   private async turn(): Promise<void> {

@@ -1,3 +1,5 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { tempDir } from '../../http/helpers.js';
 import { finished, openJournal, queued, T0 } from './journal-fixture.js';
@@ -34,4 +36,38 @@ t.test('pages walk sealed segments newest first, skip those the filter cannot ma
   const rest = await journal.list({ remediation: 'redis.bgsave' }, bgsaves.next, 10);
   t.same(rest, { runs: records.slice(0, 5).reverse(), next: null });
   t.same(await journal.list({ remediation: 'docker.prune' }, null, 10), { runs: [], next: null }, 'no segment holds one');
+});
+
+t.test('a line is checked when first read; read again it is not parsed again, until 2,000 other lines have been read since', async (t) => {
+  const dir = await tempDir(t);
+  const journal = await openJournal(t, dir);
+  const records = Array.from({ length: 3 }, (_, n) => finished(queued(T0 + n * 1000), 'success', T0 + n * 1000));
+  for (const record of records) await journal.append(record).durable;
+  const ids = (page: { runs: string[] }) => page.runs.map((line) => (JSON.parse(line) as { id: string }).id);
+  const newestFirst = records.map((record) => record.id).reverse();
+  t.same(ids(await journal.listJson({}, null, 10)), newestFirst);
+
+  // The middle run's final line, changed in place to a status no record has (same length): a
+  // journal line never changes once written, so this stands for a disk that went bad under it.
+  const [file = ''] = (await readdir(dir)).filter((name) => name.endsWith('.jsonl'));
+  const text = await readFile(join(dir, file), 'utf8');
+  const at = text.lastIndexOf(`"id":"${records[1]?.id}"`);
+  const status = text.indexOf('"status":"success"', at);
+  await writeFile(join(dir, file), `${text.slice(0, status)}"status":"sXccess"${text.slice(status + 18)}`);
+  t.same(ids(await journal.listJson({}, null, 10)), newestFirst, 'checked when first read: passed on as read');
+  t.same((await journal.list({}, null, 10)).runs.map((run) => run.id), [records[2]?.id, records[0]?.id], 'list() parses each record, and leaves out one that is not');
+  const fresh = await openJournal(t, dir);
+  t.same(ids(await fresh.listJson({}, null, 10)), [records[2]?.id, records[0]?.id], 'another process checks it, and leaves it out');
+
+  const more = Array.from({ length: 2000 }, (_, n) => finished(queued(T0 + 10_000 + n), 'success', T0 + 10_000 + n));
+  await Promise.all(more.map((record) => journal.append(record).durable));
+  let cursor: string | null = null;
+  let read = 0;
+  do {
+    const page = await journal.listJson({}, cursor, 1000);
+    read += page.runs.length;
+    cursor = page.next;
+  } while (cursor !== null);
+  t.equal(read, 2002, 'every line but the changed one: the walk past 2,000 others checked it again');
+  t.same(ids(await journal.listJson({}, null, 3)), more.slice(-3).map((record) => record.id).reverse());
 });

@@ -20,6 +20,7 @@ import type { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { fillKeys, startRedis, type RedisServer } from '../src/demo/servers/redis.js';
 import { upkeepBin } from '../test/product/installed.js';
+import { percentile } from './scrape-procs.js';
 import { median } from './stats.js';
 
 const { values: options } = parseArgs({ options: { keys: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '2' } } });
@@ -86,13 +87,12 @@ async function measure(server: RedisServer, command: string, args: string[]): Pr
     const slowlog: unknown = await admin.slowlog('GET', 1000);
     // Each SLOWLOG entry is [id, unix time, microseconds, [command, args...], ...].
     const micros = Array.isArray(slowlog) ? slowlog.map((entry: unknown) => (Array.isArray(entry) ? Number(entry[2]) : 0)) : [];
-    const sorted = [...pings.latencies].sort((a, b) => a - b);
     return {
       seconds,
       deleted: before - await admin.dbsize(),
       slowestMs: Math.max(0, ...micros) / 1000,
-      pingMaxMs: sorted.at(-1) ?? 0,
-      pingP99Ms: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0,
+      pingMaxMs: Math.max(0, ...pings.latencies),
+      pingP99Ms: percentile(pings.latencies, 99),
     };
   } finally {
     admin.disconnect();

@@ -11,11 +11,6 @@ const run = promisify(execFile);
 const PATTERN = 'celery-task-meta-*';
 const DAYS_30 = 30 * 86400;
 
-/** Loads `count` keys named prefix+i, with a TTL or none. */
-async function load(client: Redis, prefix: string, count: number, ttlSeconds?: number): Promise<void> {
-  await fillKeys(client, prefix, count, ttlSeconds === undefined ? {} : { ttlSeconds });
-}
-
 /** How many of prefix+0 .. prefix+(count-1) exist. */
 async function existing(client: Redis, prefix: string, count: number): Promise<number> {
   let found = 0;
@@ -73,11 +68,11 @@ t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {
   const pid = /process_id:(\d+)/.exec(await client.info('server'))?.[1];
   if (pid && process.getuid?.() === 0) await run('chrt', ['--fifo', '--pid', '10', pid]);
 
-  await load(client, 'celery-task-meta-long-', 100_000, DAYS_30);
-  await load(client, 'celery-task-meta-short-', 50_000, 3600);
-  await load(client, 'celery-task-meta-none-', 50_000);
-  await load(client, 'other:long:', 25_000, DAYS_30);
-  await load(client, 'other:none:', 25_000);
+  await fillKeys(client, 'celery-task-meta-long-', 100_000, { ttlSeconds: DAYS_30 });
+  await fillKeys(client, 'celery-task-meta-short-', 50_000, { ttlSeconds: 3600 });
+  await fillKeys(client, 'celery-task-meta-none-', 50_000);
+  await fillKeys(client, 'other:long:', 25_000, { ttlSeconds: DAYS_30 });
+  await fillKeys(client, 'other:none:', 25_000);
   t.equal(await client.dbsize(), 250_000);
 
   t.test('unknown patterns and targets are refused', async (t) => {
@@ -143,7 +138,7 @@ t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {
   });
 
   t.test('verify fails when the backlog did not shrink', async (t) => {
-    await load(client, 'celery-task-meta-again-', 10);
+    await fillKeys(client, 'celery-task-meta-again-', 10);
     const params = expireKeys.params.parse({ target: 'cache', pattern: PATTERN });
     const verification = await expireKeys.verify(params, { proceed: true, reason: '' }, { detail: { scanned: 10, matched: 10, unlinked: 10, batches: 1 } }, context);
     t.equal(verification.ok, false);

@@ -23,8 +23,9 @@ if (!existsSync(sources)) {
 } else {
   // Started by a test: transpile exactly as tap does, so the coverage this process reports lines
   // up with (and merges into) the coverage of the same files in the test process. Else tsx.
+  // (test/loader/register.mjs registers its hooks when imported.)
   const loader = process.env.TAP === '1'
-    ? { url: import.meta.resolve('@tapjs/typescript/import'), register: false }
+    ? { url: new URL('../test/loader/register.mjs', import.meta.url).href, register: false }
     : { url: import.meta.resolve('tsx/esm/api'), register: true };
   const loaded = await import(loader.url);
   if (loader.register) loaded.register();

@@ -163,24 +163,10 @@ export class SegmentSet {
     tail.index.bytes = await scanLines(tail.reader, from, (line, offset) => tail.index.addLine(line, offset), { expectedBytes: size - from });
   }
 
-  /**
-   * Every segment, newest first: both lists are kept oldest first, so they are merged from their
-   * ends. A page asks this for each run whose line is not final, and nearly always stops at the
-   * first tail: building and sorting a list of every segment each time was most of that cost.
-   */
-  private *newestFirst(): Generator<{ tail: Tail } | { sealed: Sealed }> {
-    const { tails, sealed } = this;
-    for (let t = tails.length - 1, s = sealed.length - 1; t >= 0 || s >= 0;) {
-      const tail = tails[t];
-      const older = sealed[s];
-      if (tail && (!older || tail.seq > older.seq)) {
-        yield { tail };
-        t -= 1;
-      } else if (older) {
-        yield { sealed: older };
-        s -= 1;
-      }
-    }
+  /** Every segment, newest first. */
+  private newestFirst(): ({ tail: Tail } | { sealed: Sealed })[] {
+    const all = [...this.tails.map((tail) => ({ seq: tail.seq, segment: { tail } })), ...this.sealed.map((sealed) => ({ seq: sealed.seq, segment: { sealed } }))];
+    return all.sort((a, b) => b.seq - a.seq).map((item) => item.segment);
   }
 
   /** The run's last line: the newest segment holding the run has it. */

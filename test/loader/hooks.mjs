@@ -3,12 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { transformSync } from '@swc/core';
 
-const TS = /\.[cm]?ts$/;
+const TS = /\.ts$/;
 
 // Sources import each other as `./name.js` (NodeNext): from a .ts file, such a relative import
 // means `./name.ts` when that exists.
 export async function resolve(specifier, context, next) {
-  if (context.parentURL && TS.test(context.parentURL) && /^\.{1,2}\/.*\.[cm]?js$/.test(specifier)) {
+  if (context.parentURL && TS.test(context.parentURL) && /^\.{1,2}\/.*\.js$/.test(specifier)) {
     try {
       return await next(specifier.replace(/js$/, 'ts'), context);
     } catch (err) {
@@ -28,5 +28,5 @@ export async function load(url, context, next) {
     jsc: { parser: { syntax: 'typescript' }, target: 'es2022', keepClassNames: true, transform: { useDefineForClassFields: true } },
     module: { type: 'es6' },
   });
-  return { format: url.endsWith('.cts') ? 'commonjs' : 'module', source: code, shortCircuit: true };
+  return { format: 'module', source: code, shortCircuit: true };
 }

@@ -94,7 +94,7 @@ export async function upkeepBin(): Promise<string> {
 // So the child is started through `env -u NODE_OPTIONS`, which drops what the wrapper added
 // before node starts; a test's own NODE_OPTIONS is set again after it. `env` execs node, so the
 // child's PID is node's own (the tests signal it).
-export function userEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+function userEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (key === 'NODE_OPTIONS' || key.startsWith('TAP') || key.startsWith('_TAPJS') || key === 'NODE_V8_COVERAGE') continue;
@@ -103,17 +103,22 @@ export function userEnv(extra: Readonly<Record<string, string>>): NodeJS.Process
   return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...extra };
 }
 
-/** `spawn`'s file and arguments that start `command ARGS` as a user would (see userEnv). */
-export function asUser(command: string, args: readonly string[], extra: Readonly<Record<string, string>>): [string, string[]] {
+/** The file, arguments and env that start `command ARGS` as a user would (see userEnv), with `extra` in its env. */
+export function asUser(command: string, args: readonly string[], extra: Readonly<Record<string, string>> = {}): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
   const nodeOptions = extra['NODE_OPTIONS'];
-  return ['/usr/bin/env', ['-u', 'NODE_OPTIONS', ...(nodeOptions === undefined ? [] : [`NODE_OPTIONS=${nodeOptions}`]), command, ...args]];
+  return {
+    file: '/usr/bin/env',
+    args: ['-u', 'NODE_OPTIONS', ...(nodeOptions === undefined ? [] : [`NODE_OPTIONS=${nodeOptions}`]), command, ...args],
+    env: userEnv(extra),
+  };
 }
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
 /** Runs the installed `upkeep ARGS` to completion. */
 export async function upkeep(args: readonly string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const child = spawn(...asUser(await upkeepBin(), args, options.env ?? {}), { env: userEnv(options.env ?? {}), cwd: options.cwd ?? tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const user = asUser(await upkeepBin(), args, options.env);
+  const child = spawn(user.file, user.args, { env: user.env, cwd: options.cwd ?? tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
@@ -145,9 +150,8 @@ export async function serveInstalled(
 ): Promise<Served> {
   const port = options.port ?? await freePort();
   const cwd = await mkdtemp(join(tmpdir(), 'upkeep-cwd-'));
-  const child = spawn(...asUser(await upkeepBin(), ['serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env ?? {}), {
-    env: userEnv(options.env ?? {}), cwd, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const user = asUser(await upkeepBin(), ['serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
+  const child = spawn(user.file, user.args, { env: user.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
-import { installedPackage, serveInstalled, upkeep, userEnv, writeConfig, type Served } from './installed.js';
+import { asUser, installedPackage, serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
 
 const TOKEN = 'tok-product-7f3a9c';
 
@@ -37,7 +37,8 @@ t.test('the installed package: dist/ is self-contained but for pg, ioredis and d
   // imports but the package does not install fails here, not on a user's machine on first use.
   // (The three dependencies are imported statically only by the demo's module.)
   const script = `for (const file of ${JSON.stringify(files)}) { try { await import('./dist/' + file); } catch (err) { console.log(file + ': ' + err.message); } }`;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: userEnv({}) });
+  const user = asUser(process.execPath, ['--input-type=module', '-e', script]);
+  const { stdout } = await promisify(execFile)(user.file, user.args, { cwd: root, env: user.env });
   t.equal(stdout, 'executor-worker.js: executor-worker.ts runs as a worker thread (see executor-thread.ts)\n', 'every file loads; the entry of the executor thread refuses to run outside one');
 });
 

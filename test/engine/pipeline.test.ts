@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -236,4 +236,8 @@ t.test('an alert that cannot be claimed is not acknowledged and runs nothing', a
   await t.rejects(submitted.journalled, /EEXIST|ENOTDIR/);
   t.match(await submitted.done, { status: 'cancelled', reason: /^the alert could not be claimed: / });
   t.equal(await engine.get(submitted.runId), undefined, 'nothing was journalled');
+  await rm(join(stateDir, 'guards'));
+  const again = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'alert', alert });
+  t.equal(await again.journalled, 'queued', 'once the disk is back, the re-delivery is claimed');
+  t.equal((await again.done).status, 'success', 'and runs: the failed claim was not kept as a claim of a run that never started');
 });

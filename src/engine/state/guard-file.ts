@@ -208,7 +208,25 @@ export class GuardFile implements GuardMemory {
   private async record(change: GuardEvent): Promise<void> {
     this.apply(change);
     this.changed = true;
-    await this.writer.enqueue(JSON.stringify(change)).written;
+    try {
+      await this.writer.enqueue(JSON.stringify(change)).written;
+    } catch (err) {
+      this.takeBack(change);
+      throw err;
+    }
+  }
+
+  /**
+   * A claim whose line was not written is given up: the caller was refused (the webhook is not
+   * acknowledged, the tick does not run), so the re-delivery must be able to claim it. Kept, it
+   * would turn every re-delivery into a duplicate of a run that never started, until its TTL.
+   */
+  private takeBack(change: GuardEvent): void {
+    if (change[0] === 'claim' && this.claims.get(change[1]) === change[2]) this.claims.delete(change[1]);
+    if (change[0] === 'tick') {
+      const key = tickKey(change[1], change[3]);
+      if (this.ticks.get(key)?.runId === change[2]) this.ticks.delete(key);
+    }
   }
 
   async claimAlert(key: string, runId: string, atMs: number): Promise<string | undefined> {

@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -178,4 +178,25 @@ t.test('schedule tick claims: one per job and nominal time, kept across a restar
   time.set(T0 + TICK_TTL_MS + 1);
   await third.compact();
   t.equal(await third.claimTick('hourly', T0, 'run-7'), undefined, 'a day past its nominal time it is forgotten');
+});
+
+t.test('a claim whose line cannot be written is taken back: once the disk is back, the next delivery claims the alert', async (t) => {
+  const dir = await tempDir(t);
+  const guards = await openGuards(t, dir);
+  t.equal(await guards.claimAlert('before', 'run-0', T0), undefined);
+  // The directory turns into a file: the next events file cannot be created.
+  await guards.compact();
+  await rm(dir, { recursive: true });
+  await writeFile(dir, '');
+  await t.rejects(guards.claimAlert('k', 'run-1', T0), { code: 'EEXIST' }, 'the claim fails (the webhook is not acknowledged)');
+  await t.rejects(guards.claimTick('nightly', T0, 'run-2'), { code: 'EEXIST' });
+  await rm(dir);
+  await mkdir(dir);
+  t.equal(await guards.claimAlert('k', 'run-3', T0), undefined, 'the re-delivery is claimed, not refused as a duplicate of a run that never started');
+  t.equal(await guards.claimTick('nightly', T0, 'run-4'), undefined, 'so is the tick');
+  t.equal(await guards.claimAlert('k', 'run-5', T0), 'run-3', 'and the new claim holds');
+  await guards.close();
+  const again = await openGuards(t, dir);
+  t.equal(await again.claimAlert('k', 'run-6', T0), 'run-3', 'after a restart too');
+  t.equal(await again.claimTick('nightly', T0, 'run-7'), 'run-4');
 });

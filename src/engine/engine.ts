@@ -48,7 +48,7 @@ export interface EngineOptions {
 export class Engine implements RunSubmitter, TickClaims {
   private readonly actions: ReadonlyMap<string, AnyAction>;
   private readonly queue: RunQueue;
-  /** Alert runs whose claim the store has not answered yet. */
+  /** Runs being admitted: claiming their alert, or writing their `queued` line. */
   private readonly claiming = new Set<Job>();
   private readonly admitting = new Set<Promise<unknown>>();
   private readonly connections: Connections;
@@ -180,8 +180,8 @@ export class Engine implements RunSubmitter, TickClaims {
    */
   private async claimScreenQueue(job: Job, leave: () => void): Promise<RunStatus> {
     const { record, request, action } = job;
-    if (request.alert) {
-      const key = idempotencyKey(request.alert, request.remediation);
+    const key = request.alert ? idempotencyKey(request.alert, request.remediation) : undefined;
+    if (key !== undefined) {
       this.claiming.add(job);
       let handledBy: string | undefined;
       try {
@@ -215,16 +215,47 @@ export class Engine implements RunSubmitter, TickClaims {
       return rejected.status;
     }
     job.params = screened.params;
-    leave();
-    this.queue.push(job);
-    // The request is acknowledged once its line is in the file (it survives upkeep being killed);
-    // the fsync follows in the same group commit without holding up the acknowledgement.
+    return this.journalThenQueue(job, key, leave);
+  }
+
+  /**
+   * Queues the run once its `queued` line is in the file. The request is acknowledged then: the
+   * line survives upkeep being killed, and its fsync follows in the same group commit. A line
+   * that cannot be written (a full disk) fails the request, and its run never starts: the alert is
+   * given back, so the sender's retry runs once the disk is back. (The run used to be queued
+   * first, and so ran for a request answered 500, with no line in the journal.)
+   */
+  private async journalThenQueue(job: Job, key: string | undefined, leave: () => void): Promise<RunStatus> {
+    const { record } = job;
     const { written, durable } = this.store.append(record);
     durable
       .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
       .finally(() => this.queue.pump());
-    await written;
+    // Still admitting: a resolved alert cancels it by its flag, as while it claims.
+    this.claiming.add(job);
+    try {
+      await written;
+    } catch (err) {
+      if (key !== undefined) await this.giveBack(key, record.id);
+      job.settle({ ...record, status: 'cancelled', reason: `the run could not be journalled: ${errorMessage(err)}`, finishedAt: new Date(this.now()).toISOString() });
+      throw err;
+    } finally {
+      this.claiming.delete(job);
+    }
+    const stopped = job.cancelled ?? (this.closing ? 'upkeep is shutting down' : undefined);
+    if (stopped !== undefined) {
+      if (key !== undefined) await this.giveBack(key, record.id);
+      const cancelled = await this.finisher.finish(record, { status: 'cancelled', reason: stopped });
+      job.settle(cancelled);
+      return cancelled.status;
+    }
+    leave();
+    this.queue.push(job);
     return 'queued';
+  }
+
+  private async giveBack(key: string, runId: string): Promise<void> {
+    await this.history.releaseAlert(key, runId).catch((err: unknown) => this.options.log.error({ err, runId }, 'cannot release the alert claim'));
   }
 
   /** A resolved alert: its runs that have not started yet are cancelled. */
@@ -232,7 +263,7 @@ export class Engine implements RunSubmitter, TickClaims {
     const cancelled: RunRecord[] = [];
     for (const job of this.claiming) {
       if (job.record.alert?.fingerprint !== fingerprint || job.cancelled !== undefined) continue;
-      // Still claiming: claimScreenQueue() journals it as cancelled once the claim is answered.
+      // Still being admitted: claimScreenQueue() journals it as cancelled once its claim or its line is answered.
       job.cancelled = reason;
       cancelled.push({ ...job.record, status: 'cancelled', reason });
     }
@@ -247,10 +278,7 @@ export class Engine implements RunSubmitter, TickClaims {
   /** A run that never started because upkeep stopped did not do its work: its alert is given back, so a re-delivery runs it. */
   private async cancelAtShutdown(job: Job): Promise<void> {
     const { record } = job;
-    if (record.alert) {
-      await this.history.releaseAlert(idempotencyKey(record.alert, record.remediation), record.id)
-        .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot release the alert claim'));
-    }
+    if (record.alert) await this.giveBack(idempotencyKey(record.alert, record.remediation), record.id);
     job.settle(await this.finisher.finish({ ...record, status: 'cancelled', reason: 'upkeep shut down before the run started' }, {}));
   }
 

@@ -226,6 +226,24 @@ t.test('a resolved alert cancels a run still claiming its alert, and gives the c
   t.equal((await engine.submit(request).done).status, 'success', 'the claim was given back: the re-delivery runs');
 });
 
+t.test('a run whose queued line cannot be written is not acknowledged, never starts, and gives its alert back', async (t) => {
+  const stateDir = await tempDir(t);
+  let runs = 0;
+  const engine = await engineWith(t, [testAction({ run: async () => { runs += 1; } })], {}, stateDir);
+  // The journal's directory is a file: the run's first line cannot be written (as on a full disk).
+  await rm(join(stateDir, 'journal'), { recursive: true, force: true });
+  await writeFile(join(stateDir, 'journal'), '');
+  const alert = { fingerprint: 'f-unjournalled', startsAt: '2024-03-05T00:55:00Z', alertname: 'A', labels: { alertname: 'A' } };
+  const submitted = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'alert', alert });
+  await t.rejects(submitted.journalled, /EEXIST|ENOTDIR/);
+  t.match(await submitted.done, { status: 'cancelled', reason: /^the run could not be journalled: / });
+  await rm(join(stateDir, 'journal'));
+  const again = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'alert', alert });
+  t.equal(await again.journalled, 'queued', 'the alert was given back: its re-delivery is claimed');
+  t.equal((await again.done).status, 'success');
+  t.equal(runs, 1, 'only the acknowledged run ran');
+});
+
 t.test('an alert that cannot be claimed is not acknowledged and runs nothing', async (t) => {
   const stateDir = await tempDir(t);
   const engine = await engineWith(t, [testAction()], {}, stateDir);

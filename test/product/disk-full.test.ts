@@ -1,0 +1,79 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { z } from 'zod';
+import { waitFor } from '../fixtures/ports.js';
+import { serveInstalled, writeConfig } from './installed.js';
+import { allRuns } from './runs.js';
+
+const run = promisify(execFile);
+const reply = z.object({ accepted: z.array(z.object({ runId: z.string(), status: z.string() })) });
+
+// A 512 kB tmpfs: a disk that really fills up. Mounting one needs root, as the suite's servers do.
+const disk = await mkdtemp(join(tmpdir(), 'upkeep-small-disk-'));
+const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', disk]).then(() => null, (err: unknown) => (err instanceof Error ? err.message.split('\n')[0] : String(err)));
+t.teardown(async () => {
+  if (mounted === null) await run('umount', [disk]);
+  await rm(disk, { recursive: true });
+});
+
+const skip = mounted === null ? false : `cannot mount a tmpfs (${mounted ?? ''}); this test needs root`;
+t.test('the installed serve with its state on a disk that fills up: a request it cannot journal gets a 500 and runs nothing; once there is room, the retry runs', { skip }, async (t) => {
+  const { file } = await writeConfig(t, {
+    state: { dir: join(disk, 'state') },
+    remediation: {
+      dryRun: true,
+      rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
+      windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
+    },
+    targets: { files: [{ name: 'scratch', dir: disk }] },
+  });
+  const served = await serveInstalled(t, file);
+  const fixture = z.object({ alerts: z.array(z.record(z.string(), z.unknown())) }).passthrough()
+    .parse(JSON.parse(await readFile(new URL('../fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
+  const labels = { alertname: 'DiskUsageHigh', path: '/' };
+  const post = async (fingerprint: string) => {
+    const body = JSON.stringify({ ...fixture, commonLabels: labels, groupLabels: labels, alerts: [{ ...fixture.alerts[0], labels, fingerprint }] });
+    const response = await fetch(`${served.base}/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    return { status: response.status, body: await response.json() as unknown };
+  };
+  const acknowledged = new Set<string>();
+  const acknowledge = (answer: { status: number; body: unknown }) => {
+    for (const accepted of reply.parse(answer.body).accepted) acknowledged.add(accepted.runId);
+  };
+  acknowledge(await post('before'));
+
+  // Fill what is left of the disk: the guards' and the journal's last pages may still take a line or two.
+  await writeFile(join(disk, 'filler'), Buffer.alloc(1024 * 1024)).catch(() => undefined);
+  let refused: string | null = null;
+  for (let attempt = 0; attempt < 20 && refused === null; attempt += 1) {
+    const answer = await post(`full-${attempt}`);
+    if (answer.status === 202) acknowledge(answer);
+    else {
+      t.same(answer, { status: 500, body: { error: 'internal error' } }, 'a request that cannot be journalled is not acknowledged');
+      refused = `full-${attempt}`;
+    }
+  }
+  t.not(refused, null, 'the full disk refuses a request');
+
+  await rm(join(disk, 'filler'));
+  const retry = await post(refused ?? '');
+  t.equal(retry.status, 202);
+  t.match(reply.parse(retry.body).accepted, [{ status: 'queued' }], 'the retry is claimed, not a duplicate of a run that never started');
+  acknowledge(retry);
+  const runs = await waitFor('the retry to finish', async () => {
+    const all = await allRuns(served.base);
+    if (all[0]?.status !== 'dry_run') throw new Error(`runs: ${JSON.stringify(all.map((entry) => entry.status))}`);
+    return all;
+  });
+  t.same(runs.filter((entry) => !acknowledged.has(entry.id)), [], 'the journal holds only acknowledged runs (a torn line is skipped)');
+  t.ok(runs.some((entry) => entry.id === [...acknowledged].at(-1)), 'and the retry');
+
+  t.equal(await served.stop(), 0);
+  const started = served.logLines().filter((line) => line.msg === 'run finished').map((line) => String(line.runId));
+  t.same(started.filter((id) => !acknowledged.has(id)), [], 'no run started for a request answered 500');
+  t.ok(served.logLines().some((line) => line.level === 50 && line.msg === 'request failed'), 'the failure is logged');
+});

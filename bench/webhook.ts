@@ -40,6 +40,8 @@ const { values: options } = parseArgs({
     // Dry runs at a quarter of the rate before the steady load, left to drain: node compiles the
     // hot paths and the pools open their sessions there, not in the first seconds measured.
     'warmup-seconds': { type: 'string', default: '3' },
+    // What users run by default: every POST and every run logs a line at info.
+    'log-level': { type: 'string', default: 'info' },
   },
 });
 const RATE = Number(options.rate);
@@ -166,10 +168,11 @@ try {
   }));
   const port = await freePort();
   // For looking inside the server: UPKEEP_BENCH_FLAGS, node flags (--perf-basic-prof, --trace-opt);
-  // UPKEEP_BENCH_PROF, a directory for its CPU profiles; UPKEEP_BENCH_STDOUT, a file for its stdout.
+  // UPKEEP_BENCH_PROF, a directory for its CPU profiles; UPKEEP_BENCH_STDOUT, a file for its stdout
+  // (else a file in the run's directory: a log written somewhere, as a service's is, not /dev/null).
   const { UPKEEP_BENCH_FLAGS: flags, UPKEEP_BENCH_PROF: profiles, UPKEEP_BENCH_STDOUT: stdout } = process.env;
   const nodeFlags = [...(flags?.split(' ').filter(Boolean) ?? []), ...(profiles ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [])];
-  child = spawn(process.execPath, [...nodeFlags, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', stdout ? openSync(stdout, 'w') : 'ignore', 'inherit'] });
+  child = spawn(process.execPath, [...nodeFlags, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', options['log-level']], { stdio: ['ignore', openSync(stdout ?? join(root, 'upkeep.log'), 'w'), 'inherit'] });
   await waitFor('upkeep serve', async () => { const response = await fetch(`http://127.0.0.1:${port}/healthz`); if (!response.ok) throw new Error(String(response.status)); }, 60_000);
 
   let sent = 0;

@@ -263,7 +263,8 @@ export class Engine implements RunSubmitter, TickClaims {
     const cancelled: RunRecord[] = [];
     for (const job of this.claiming) {
       if (job.record.alert?.fingerprint !== fingerprint || job.cancelled !== undefined) continue;
-      // Still being admitted: claimScreenQueue() journals it as cancelled once its claim or its line is answered.
+      // Still being admitted: claimScreenQueue() journals it as cancelled once its claim, or its
+      // `queued` line, is answered.
       job.cancelled = reason;
       cancelled.push({ ...job.record, status: 'cancelled', reason });
     }
@@ -289,6 +290,7 @@ export class Engine implements RunSubmitter, TickClaims {
     const cancelling = this.queue.closeWaiting().map((job) => this.cancelAtShutdown(job));
     await this.queue.abortActive(new ShutDown('upkeep shut down'));
     await Promise.allSettled([...this.admitting, ...cancelling]);
+    await this.finisher.close();
     await this.leases?.stop();
     await this.executor.close();
     await this.store.close();

@@ -19,6 +19,10 @@ function logFinished(log: Logger, record: RunRecord, durationSeconds: number | n
   }, 'run finished');
 }
 
+// How often the journal is offered the final lines it refused, and how many are kept for it.
+const RETRY_MS = 5_000;
+const UNWRITTEN_LIMIT = 1_000;
+
 /** How every run ends, whatever ended it: the guards' memory, the metrics, the log line and the journal. */
 export class RunFinisher {
   constructor(
@@ -31,6 +35,15 @@ export class RunFinisher {
 
   /** Runs whose outcome remember() put in the guards' memory already. */
   private readonly remembered = new Set<string>();
+
+  /**
+   * Final lines the journal refused (a full disk), by run id. Left alone, such a run would read
+   * `running` until the next start journalled it `interrupted` and gave its alert back, so a
+   * re-delivery would run it again: they are written again until the journal takes them.
+   */
+  private readonly unwritten = new Map<string, RunRecord>();
+  private retry: NodeJS.Timeout | null = null;
+  private closed = false;
 
   /**
    * Puts the run's outcome in the guards' memory ahead of finish(), while the run still holds its
@@ -58,14 +71,65 @@ export class RunFinisher {
     }
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
     logFinished(this.log, finished, durationSeconds);
+    let appended: ReturnType<StateStore['append']> | undefined;
     try {
-      const { durable } = this.store.append(finished);
+      appended = this.store.append(finished);
       handedOver();
-      if (await durable === 'late') this.late(finished);
+      await appended.written;
     } catch (err) {
+      // Not written, so not synced either: that rejection says nothing more.
+      appended?.durable.catch(() => undefined);
+      this.log.error({ err, runId: finished.id }, 'cannot write the journal');
+      this.keepUnwritten(finished);
+      return finished;
+    }
+    try {
+      if (await appended.durable === 'late') this.late(finished);
+    } catch (err) {
+      // Written but not synced: writing it again would not help.
       this.log.error({ err, runId: finished.id }, 'cannot write the journal');
     }
     return finished;
+  }
+
+  private keepUnwritten(record: RunRecord): void {
+    this.unwritten.delete(record.id);
+    this.unwritten.set(record.id, record);
+    const [oldest] = this.unwritten.keys();
+    if (this.unwritten.size > UNWRITTEN_LIMIT && oldest !== undefined) {
+      this.unwritten.delete(oldest);
+      this.log.error({ runId: oldest }, `more than ${UNWRITTEN_LIMIT} final lines wait for the journal; this run's is given up`);
+    }
+    this.retryLater();
+  }
+
+  private retryLater(): void {
+    if (!this.closed) this.retry ??= setTimeout(() => { void this.writeUnwritten(); }, RETRY_MS).unref();
+  }
+
+  /** Before the journal closes: a last try for the final lines it refused (the disk may have room by now). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.writeUnwritten();
+  }
+
+  /** Offers the journal the final lines it refused, oldest first, until one is refused again. */
+  private async writeUnwritten(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    let written = 0;
+    for (const record of [...this.unwritten.values()]) {
+      try {
+        await this.store.append(record).written;
+      } catch {
+        this.retryLater();
+        break;
+      }
+      // A newer outcome of the same run (a late one) may have come meanwhile: only this one is done.
+      if (this.unwritten.get(record.id) === record) this.unwritten.delete(record.id);
+      written += 1;
+    }
+    if (written > 0) this.log.info({ runs: written, waiting: this.unwritten.size }, 'the journal took final lines it had refused');
   }
 
   /**

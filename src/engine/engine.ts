@@ -38,6 +38,8 @@ export interface EngineOptions {
   actions?: readonly AnyAction[];
   /** The clock, in epoch milliseconds (tests move it to open and close windows). */
   now?: () => number;
+  /** How often final lines the journal refused are offered again (5 s; tests shorten it). */
+  journalRetryMs?: number;
 }
 
 /**
@@ -72,7 +74,7 @@ export class Engine implements RunSubmitter, TickClaims {
     // given by the caller (tests) exist only on this thread.
     const threaded = config.remediation.executor === 'thread' && options.actions === undefined && options.now === undefined;
     this.executor = threaded ? new ThreadExecutor(config, log) : new InlineExecutor(config, this.connections, this.now);
-    this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now);
+    this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now, options.journalRetryMs);
     const pipeline = new RunPipeline({
       config, log, executor: this.executor, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
       silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,

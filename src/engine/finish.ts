@@ -31,6 +31,7 @@ export class RunFinisher {
     private readonly store: StateStore,
     private readonly log: Logger,
     private readonly now: () => number,
+    private readonly retryMs = RETRY_MS,
   ) {}
 
   /** Runs whose outcome remember() put in the guards' memory already. */
@@ -104,7 +105,7 @@ export class RunFinisher {
   }
 
   private retryLater(): void {
-    if (!this.closed) this.retry ??= setTimeout(() => { void this.writeUnwritten(); }, RETRY_MS).unref();
+    if (!this.closed) this.retry ??= setTimeout(() => { void this.writeUnwritten(); }, this.retryMs).unref();
   }
 
   /** Before the journal closes: a last try for the final lines it refused (the disk may have room by now). */
@@ -120,7 +121,10 @@ export class RunFinisher {
     let written = 0;
     for (const record of [...this.unwritten.values()]) {
       try {
-        await this.store.append(record).written;
+        const appended = this.store.append(record);
+        // Its fsync is not waited for: a written line is what keeps the run from reading `running`.
+        appended.durable.catch(() => undefined);
+        await appended.written;
       } catch {
         this.retryLater();
         break;

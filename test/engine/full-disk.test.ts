@@ -39,6 +39,7 @@ t.test('a final line the journal refused (a full disk) is written once there is 
   const config = testConfig({ state: { dir: join(dir, 'state') } });
   const captured = capturedLogger('info');
   const engine = await Engine.create({ config, log: captured.log, actions: [filling], journalRetryMs: 50 });
+  t.teardown(() => engine.close());
   const submitted = engine.submit({ remediation: 'test.fill', params: {}, trigger: 'manual' });
   t.equal(await submitted.journalled, 'queued');
   t.equal((await submitted.done).status, 'success');
@@ -65,6 +66,7 @@ t.test('at shutdown, the final lines still refused get a last try', { skip }, as
   const config = testConfig({ state: { dir: join(dir, 'shutdown') } });
   const captured = capturedLogger('info');
   const engine = await Engine.create({ config, log: captured.log, actions: [filling] });
+  t.teardown(() => engine.close());
   const journal = join(dir, 'shutdown', 'journal');
   // As above, with the journal of this state dir.
   const submitted = engine.submit({ remediation: 'test.fill', params: {}, trigger: 'manual' });

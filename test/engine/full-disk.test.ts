@@ -11,9 +11,6 @@ import { capturedLogger, testConfig } from '../http/helpers.js';
 const { dir, skip, unmount } = await smallDisk('256k');
 t.teardown(unmount);
 
-// The state directory the running test uses (the filler action fills its journal's last page).
-let current = 'state';
-
 /**
  * Fills the disk while it runs, and the journal's last page with blank lines (which readers
  * skip): a tmpfs gives an append room up to the end of the file's last page, so the run's final
@@ -26,9 +23,12 @@ const filling: Action<Record<string, never>> = {
   plan: async () => ({ steps: [{ kind: 'exec', detail: 'fill the disk' }], payload: {} }),
   run: async () => {
     await writeFile(join(dir, 'filler'), Buffer.alloc(1024 * 1024)).catch(() => undefined);
-    const journal = join(dir, current, 'journal');
-    for (const segment of (await readdir(journal)).filter((name) => name.endsWith('.jsonl'))) {
-      await appendFile(join(journal, segment), '\n'.repeat(4096)).catch(() => undefined);
+    // Every test's state directory is on the disk: each journal's segments get their page filled.
+    for (const state of await readdir(dir)) {
+      const journal = join(dir, state, 'journal');
+      for (const segment of (await readdir(journal).catch(() => [])).filter((name) => name.endsWith('.jsonl'))) {
+        await appendFile(join(journal, segment), '\n'.repeat(4096)).catch(() => undefined);
+      }
     }
     return { detail: {} };
   },
@@ -62,7 +62,6 @@ t.test('a final line the journal refused (a full disk) is written once there is 
 });
 
 t.test('at shutdown, the final lines still refused get a last try', { skip }, async (t) => {
-  current = 'shutdown';
   const config = testConfig({ state: { dir: join(dir, 'shutdown') } });
   const captured = capturedLogger('info');
   const engine = await Engine.create({ config, log: captured.log, actions: [filling] });

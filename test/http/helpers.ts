@@ -45,22 +45,7 @@ export async function startApp(t: { teardown(fn: () => unknown): void }, config:
   return app;
 }
 
-const fixture = z.object({ alerts: z.array(z.object({ labels: z.record(z.string(), z.string()), fingerprint: z.string(), startsAt: z.string(), status: z.string() }).passthrough()) }).passthrough();
-
-/** The captured Alertmanager payload, with the first alert's labels, fingerprint or startsAt replaced. */
-export async function webhookPayload(change: { labels?: Record<string, string>; fingerprint?: string; startsAt?: string; status?: 'firing' | 'resolved' } = {}): Promise<Record<string, unknown>> {
-  const payload = fixture.parse(JSON.parse(await readFile(new URL('../fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
-  const [alert] = payload.alerts;
-  if (!alert) throw new Error('fixture has no alert');
-  const edited = {
-    ...alert,
-    labels: { ...alert.labels, ...change.labels },
-    fingerprint: change.fingerprint ?? alert.fingerprint,
-    startsAt: change.startsAt ?? alert.startsAt,
-    status: change.status ?? alert.status,
-  };
-  return { ...payload, status: edited.status, alerts: [edited] };
-}
+export { webhookPayload } from '../fixtures/webhook-payload.js';
 
 const webhookReply = z.object({
   accepted: z.array(z.object({ runId: z.string(), remediation: z.string(), status: z.string(), fingerprint: z.string() })),

@@ -1,11 +1,12 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
+import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { serveInstalled, writeConfig } from './installed.js';
-import { allRuns } from './runs.js';
+import { allRuns, postAlerts } from './runs.js';
 
 const reply = z.object({ accepted: z.array(z.object({ runId: z.string(), fingerprint: z.string(), status: z.string() })), ignored: z.array(z.unknown()) });
 
@@ -21,14 +22,8 @@ t.test('the installed serve: an alert whose claim cannot be written is not ackno
     },
   });
   const served = await serveInstalled(t, file);
-  const fixture = z.object({ alerts: z.array(z.record(z.string(), z.unknown())) }).passthrough()
-    .parse(JSON.parse(await readFile(new URL('../fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
-  const labels = { alertname: 'DiskUsageHigh', path: '/' };
-  const body = JSON.stringify({ ...fixture, commonLabels: labels, groupLabels: labels, alerts: [{ ...fixture.alerts[0], labels, fingerprint: 'claim-fault-1' }] });
-  const post = async () => {
-    const response = await fetch(`${served.base}/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    return { status: response.status, body: await response.json() as unknown };
-  };
+  const payload = await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint: 'claim-fault-1' });
+  const post = () => postAlerts(served.base, payload);
 
   // The guards' directory turns into a file: the alert's claim cannot be written (as on a full or failing disk).
   const guards = join(dir, 'state', 'guards');

@@ -1,11 +1,12 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
 import { smallDisk } from '../fixtures/small-disk.js';
+import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { serveInstalled, writeConfig } from './installed.js';
-import { allRuns, FINAL } from './runs.js';
+import { allRuns, FINAL, postAlerts } from './runs.js';
 
 const reply = z.object({ accepted: z.array(z.object({ runId: z.string(), status: z.string() })) });
 const { dir: disk, skip, unmount } = await smallDisk('512k');
@@ -22,14 +23,7 @@ t.test('the installed serve with its state on a disk that fills up: a request it
     targets: { files: [{ name: 'scratch', dir: disk }] },
   });
   const served = await serveInstalled(t, file);
-  const fixture = z.object({ alerts: z.array(z.record(z.string(), z.unknown())) }).passthrough()
-    .parse(JSON.parse(await readFile(new URL('../fixtures/alertmanager-webhook.json', import.meta.url), 'utf8')));
-  const labels = { alertname: 'DiskUsageHigh', path: '/' };
-  const post = async (fingerprint: string) => {
-    const body = JSON.stringify({ ...fixture, commonLabels: labels, groupLabels: labels, alerts: [{ ...fixture.alerts[0], labels, fingerprint }] });
-    const response = await fetch(`${served.base}/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    return { status: response.status, body: await response.json() as unknown };
-  };
+  const post = async (fingerprint: string) => postAlerts(served.base, await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint }));
   const acknowledged = new Set<string>();
   const acknowledge = (answer: { status: number; body: unknown }) => {
     for (const accepted of reply.parse(answer.body).accepted) acknowledged.add(accepted.runId);

@@ -7,6 +7,12 @@ export type RunSummary = z.infer<typeof runSummary>;
 
 export const FINAL = new Set(['success', 'failure', 'skipped', 'dry_run', 'interrupted', 'duplicate', 'cancelled', 'rejected']);
 
+/** POSTs an Alertmanager payload to the server at `base`: its status and its JSON reply. */
+export async function postAlerts(base: string, payload: unknown): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${base}/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  return { status: response.status, body: await response.json() as unknown };
+}
+
 /** Every run in the journal through GET /runs, following `next` page by page. */
 export async function allRuns(base: string): Promise<RunSummary[]> {
   const runs: RunSummary[] = [];

@@ -38,6 +38,27 @@ const zodEnglishOnly: Plugin = {
   },
 };
 
+/**
+ * Fastify's lib/server.js requires node:https and node:http2 when it loads, for servers upkeep
+ * never makes (it serves plain HTTP/1.1). http2 alone loads tls, the whole of crypto and
+ * readline: about 0.6 MB of an idle `serve`'s RSS (docs/performance.md, "Idle memory, 2026-12-02").
+ * There they are loaded on first use instead.
+ */
+const LAZY_BUILTINS = /^node:(https|http2)$/;
+const lazyBuiltins: Plugin = {
+  name: 'lazy-builtins',
+  setup(builder) {
+    builder.onResolve({ filter: LAZY_BUILTINS }, (args) => {
+      if (args.namespace === 'lazy-builtin') return { path: args.path, external: true };
+      return args.importer.endsWith(join('node_modules', 'fastify', 'lib', 'server.js')) ? { path: args.path, namespace: 'lazy-builtin' } : undefined;
+    });
+    builder.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      contents: `let loaded; module.exports = new Proxy({}, { get(_, key) { loaded ??= require(${JSON.stringify(args.path)}); return loaded[key]; } });`,
+      loader: 'js',
+    }));
+  },
+};
+
 await rm(join(ROOT, 'dist'), { recursive: true, force: true });
 await build({
   entryPoints: { cli: join(ROOT, 'src/cli.ts'), 'executor-worker': join(ROOT, 'src/engine/executor-worker.ts') },
@@ -48,7 +69,7 @@ await build({
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
-  plugins: [zodEnglishOnly],
+  plugins: [zodEnglishOnly, lazyBuiltins],
   // Names are kept, so a logged stack still says which function; whitespace and syntax are
   // minified, since the loaded files' text stays in the heap.
   minifyWhitespace: true,

@@ -1,0 +1,46 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { z } from 'zod';
+import { serveInstalled, writeConfig } from './installed.js';
+
+/**
+ * What an idle `serve` has loaded costs memory for its whole life (docs/performance.md, "Idle
+ * memory"). A probe preloaded into the installed server with `--require` lists node's modules and
+ * the CommonJS packages it loaded once /healthz answers: the TLS and HTTP/2 stacks Fastify asks for
+ * (scripts/build.ts loads them on first use) and the drivers of targets that are not configured
+ * (src/lazy.ts) are not among them.
+ */
+const PROBE = `
+const { existsSync, writeFileSync } = require('node:fs');
+const timer = setInterval(() => {
+  if (!existsSync(process.env.PROBE_OUT + '.go')) return;
+  clearInterval(timer);
+  writeFileSync(process.env.PROBE_OUT, JSON.stringify({ builtins: process.moduleLoadList, packages: Object.keys(require.cache) }));
+}, 50);
+timer.unref();
+`;
+const loaded = z.object({ builtins: z.array(z.string()), packages: z.array(z.string()) });
+
+t.test('the installed serve, idle with disk, backup and log targets, has not loaded TLS, HTTP/2 or a driver', async (t) => {
+  const { file, dir } = await writeConfig(t, {
+    targets: { disks: [{ path: '/' }], backups: [{ name: 'local', dir: tmpdir(), pattern: '*.sql.gz' }], logs: [{ name: 'here', dir: tmpdir(), pattern: '*.log' }] },
+  });
+  const probeFile = join(dir, 'probe.cjs');
+  const out = join(dir, 'probe.json');
+  await writeFile(probeFile, PROBE);
+  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `--require ${probeFile}`, PROBE_OUT: out } });
+  t.equal((await fetch(`${served.base}/metrics`)).status, 200, 'a scrape first, so the collectors have run');
+  await writeFile(`${out}.go`, '');
+  let text = '';
+  for (let i = 0; i < 100 && text === ''; i++) {
+    text = await readFile(out, 'utf8').catch(() => '');
+    if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.equal(await served.stop(), 0, 'the server stops cleanly');
+  const { builtins, packages } = loaded.parse(JSON.parse(text));
+  t.ok(builtins.includes('NativeModule http'), 'the probe sees what the server loaded (node:http)');
+  t.same(builtins.filter((name) => /^NativeModule (https|http2|tls|_tls_wrap|internal\/http2\/core|internal\/deps\/undici\/undici)$/.test(name)), [], 'no TLS, HTTP/2 or fetch');
+  t.same(packages.filter((path) => /node_modules\/(pg|ioredis|dockerode)\//.test(path)), [], 'no PostgreSQL, Redis or Docker client');
+});

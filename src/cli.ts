@@ -261,7 +261,12 @@ function waitForShutdown(fastify: FastifyInstance, log: Logger, deadlineSeconds:
     let closing = false;
     let closed = false;
     const onSignal = (signal: NodeJS.Signals) => {
-      if (closing) return;
+      // A second signal while runs in flight finish (docker stop, then an impatient Ctrl-C) must
+      // not kill the process before it journals them: the deadline already bounds the wait.
+      if (closing) {
+        log.info({ signal }, 'already shutting down');
+        return;
+      }
       closing = true;
       log.info({ signal, deadlineSeconds }, 'shutting down');
       const deadline = setTimeout(() => {
@@ -283,7 +288,7 @@ function waitForShutdown(fastify: FastifyInstance, log: Logger, deadlineSeconds:
         stop(1);
       });
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
 }

@@ -21,6 +21,15 @@ import type { AnyAction } from './actions/contract.js';
 import { VERSION } from './version.js';
 
 const QUIET_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
+// At shutdown, runs in flight may finish until this long before server.shutdownTimeoutSeconds
+// runs out (at most half of it): what is left is for journalling them and closing the clients.
+const CLOSING_RESERVE_MS = 2000;
+
+/** How long runs in flight at shutdown may take to finish before they are interrupted. */
+export function runsGraceMs(shutdownTimeoutSeconds: number): number {
+  const totalMs = shutdownTimeoutSeconds * 1000;
+  return totalMs - Math.min(CLOSING_RESERVE_MS, totalMs / 2);
+}
 
 export interface AppOptions {
   config: Readonly<Config>;
@@ -71,11 +80,22 @@ export async function buildApp(options: AppOptions): Promise<App> {
   new Gauge({ name: 'upkeep_replica_members', help: 'Live replicas sharing the targets, as this replica last saw them (1 with the file store).', registers: [registry],
     collect() { this.set(members?.ids().length ?? 1); } });
   const schedule = startSchedule({ config, submitter: engine, registry, log });
-  fastify.addHook('onClose', async () => { await schedule.stop(); await replicas?.close(); await scraper.close(); await engine.close(); });
+  // The runs' grace counts from the start of the close, as the process's deadline does (cli.ts):
+  // in-flight requests are waited for first.
+  let runsUntil = 0;
+  fastify.addHook('onClose', async () => {
+    await schedule.stop();
+    await replicas?.close();
+    await scraper.close();
+    await engine.close(Math.max(0, runsUntil - Date.now()));
+  });
   // On shutdown, a response still in flight tells its client to hang up, so a keep-alive
   // connection (every Prometheus scrape uses one) cannot hold the process open afterwards.
   let closing = false;
-  fastify.addHook('preClose', async () => { closing = true; });
+  fastify.addHook('preClose', async () => {
+    closing = true;
+    runsUntil = Date.now() + runsGraceMs(config.server.shutdownTimeoutSeconds);
+  });
   fastify.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close'); });
   fastify.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
     const status = err.statusCode ?? 500;

@@ -285,12 +285,20 @@ export class Engine implements RunSubmitter, TickClaims {
     job.settle(await this.finisher.finish({ ...record, status: 'cancelled', reason: 'upkeep shut down before the run started' }, {}));
   }
 
-  /** Cancels queued runs, interrupts running ones, and closes the journal and clients. */
-  async close(): Promise<void> {
+  /**
+   * Cancels queued runs, lets running ones finish for up to `runsGraceMs` (0: none) and interrupts
+   * the ones still running then, and closes the journal and clients.
+   */
+  async close(runsGraceMs = 0): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    const { log } = this.options;
     const cancelling = this.queue.closeWaiting().map((job) => this.cancelAtShutdown(job));
-    await this.queue.abortActive(new ShutDown('upkeep shut down'));
+    const running = this.queue.activeCount();
+    const graceSeconds = Math.round(runsGraceMs / 100) / 10;
+    if (running > 0 && runsGraceMs > 0) log.info({ runs: running, graceSeconds }, 'waiting for the runs in flight to finish');
+    const interrupted = await this.queue.finishActive(runsGraceMs, new ShutDown('upkeep shut down'));
+    if (interrupted > 0 && runsGraceMs > 0) log.warn({ runs: interrupted, graceSeconds }, 'runs still in flight when the shutdown grace ran out are interrupted');
     await Promise.allSettled([...this.admitting, ...cancelling]);
     await this.finisher.close();
     await this.leases?.stop();

@@ -11,7 +11,8 @@ const FINISHED_LEVEL: Readonly<Record<RunRecord['status'], 'info' | 'warn' | 'er
 
 /** One line per finished run: what ran, on what, how it ended and, when it did not succeed, why. */
 function logFinished(log: Logger, record: RunRecord, durationSeconds: number | null): void {
-  const why = record.error ?? record.reason;
+  // An interrupted run's reason says what stopped it (a shutdown, a peer); its error is only what the abort left behind.
+  const why = record.status === 'interrupted' ? record.reason ?? record.error : record.error ?? record.reason;
   log[FINISHED_LEVEL[record.status]]({
     runId: record.id, remediation: record.remediation, trigger: record.trigger, target: record.lockKey ?? null, status: record.status,
     durationSeconds: durationSeconds === null ? null : Math.round(durationSeconds * 1000) / 1000,

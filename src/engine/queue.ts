@@ -103,7 +103,11 @@ export class RunQueue {
           this.pump();
         };
         const controller = new AbortController();
-        const done = this.execute(job, controller, release).then(job.settle);
+        // Out of `active` before it settles, so whoever awaited the run and then closes finds it ended.
+        const done = this.execute(job, controller, release).then((record) => {
+          this.active.delete(job.record.id);
+          job.settle(record);
+        });
         // Shutdown waits for every run until its final line is durable, slot released or not.
         this.active.set(job.record.id, { controller, done });
         void done.finally(() => {
@@ -120,9 +124,25 @@ export class RunQueue {
     return [...this.real.waiting.splice(0), ...this.dry.waiting.splice(0)];
   }
 
-  /** Aborts the running runs with `reason` and waits until each has ended. */
-  async abortActive(reason: Error): Promise<void> {
-    for (const { controller } of this.active.values()) controller.abort(reason);
-    await Promise.all([...this.active.values()].map(({ done }) => done));
+  /** How many runs have started and not yet settled. */
+  activeCount(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Lets the running runs finish for up to `graceMs`, then aborts the ones still running with
+   * `reason`, and waits until each has ended. Returns how many were aborted.
+   */
+  async finishActive(graceMs: number, reason: Error): Promise<number> {
+    if (graceMs > 0 && this.active.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+      await Promise.race([Promise.all([...this.active.values()].map(({ done }) => done)), graceOver]);
+      clearTimeout(timer);
+    }
+    const left = [...this.active.values()];
+    for (const { controller } of left) controller.abort(reason);
+    await Promise.all(left.map(({ done }) => done));
+    return left.length;
   }
 }

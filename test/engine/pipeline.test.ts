@@ -107,6 +107,46 @@ t.test('shutdown interrupts running runs, cancels queued ones and refuses new on
   await engine.close();
 });
 
+t.test('shutdown with a grace: a run that finishes within it succeeds, one still running when it runs out is interrupted', async (t) => {
+  const gates: (() => void)[] = [];
+  const started: number[] = [];
+  const gated = (signal: AbortSignal) => new Promise<void>((resolve, reject) => {
+    started.push(gates.length);
+    gates.push(resolve);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  const captured = bufferLogger();
+  // Two actions, each with its own lock, so both run at once.
+  const actions = ['a', 'b'].map((key) => testAction({ name: `test.${key}`, lock: { kind: 'local', key }, run: gated }));
+  const engine = await Engine.create({ config: testConfig({ state: { dir: await tempDir(t) }, remediation: { concurrency: 2 } }), log: captured.log, actions });
+  t.teardown(() => engine.close());
+  const finishing = engine.submit({ remediation: 'test.a', params: { n: 1 }, trigger: 'manual' });
+  const stuck = engine.submit({ remediation: 'test.b', params: { n: 2 }, trigger: 'manual' });
+  const queued = engine.submit({ remediation: 'test.a', params: { n: 3 }, trigger: 'manual' });
+  await waitFor('both slots running', async () => { if (started.length < 2) throw new Error(`${started.length} running`); });
+  const closing = engine.close(300);
+  t.equal((await queued.done).status, 'cancelled', 'a queued run does not start once shutdown began');
+  gates[0]?.();
+  t.equal((await finishing.done).status, 'success', 'the run that finished inside the grace succeeded');
+  await closing;
+  const interrupted = await stuck.done;
+  t.equal(interrupted.status, 'interrupted');
+  t.equal(interrupted.reason, 'upkeep shut down during the run');
+  t.same(captured.lines().filter((line) => line.msg !== 'run finished').map(({ level, msg, runs, graceSeconds }) => ({ level, msg, runs, graceSeconds })), [
+    { level: 30, msg: 'waiting for the runs in flight to finish', runs: 2, graceSeconds: 0.3 },
+    { level: 40, msg: 'runs still in flight when the shutdown grace ran out are interrupted', runs: 1, graceSeconds: 0.3 },
+  ]);
+});
+
+t.test('shutdown with a grace does not wait when no run is in flight, nor once the last one ended', async (t) => {
+  const captured = bufferLogger();
+  const engine = await Engine.create({ config: testConfig({ state: { dir: await tempDir(t) } }), log: captured.log, actions: [testAction()] });
+  t.equal((await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done).status, 'success');
+  const closed = await Promise.race([engine.close(60_000).then(() => 'closed'), new Promise((resolve) => { setTimeout(resolve, 10_000, 'waited').unref(); })]);
+  t.equal(closed, 'closed');
+  t.same(captured.lines().filter((line) => String(line.msg).includes('in flight')), [], 'nothing said about runs in flight');
+});
+
 t.test('journal: torn lines are skipped, dead owners\' runs are interrupted, live owners\' are left alone', async (t) => {
   const stateDir = await tempDir(t);
   await mkdir(join(stateDir, 'journal'), { recursive: true });

@@ -107,7 +107,7 @@ t.test("a run's slot is free for the next one once its work is done, while its f
   queue.pump();
   t.same(started, ['a', 'b', 'c'], 'with one slot, each run started once the one before had released it (a second release changes nothing)');
   t.same(settled, [], 'none is settled before its line is durable');
-  const closing = queue.abortActive(new Error('stop'));
+  const closing = queue.finishActive(0, new Error('stop'));
   let closed = false;
   void closing.then(() => { closed = true; });
   await new Promise((resolve) => setImmediate(resolve));

@@ -31,7 +31,9 @@ export const VACUUM_RULE = {
 // by every test of the installed package in test/product/.
 export function testConfig(raw: Record<string, unknown>): Readonly<Config> {
   const remediation = { cooldownSeconds: 0, executor: 'inline', ...(raw.remediation as Record<string, unknown> | undefined) };
-  return configSchema.parse({ collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] }, ...raw, remediation });
+  // An app closed at a test's end with a run still in flight would wait the default 8 s grace for it.
+  const server = { shutdownTimeoutSeconds: 1, ...(raw.server as Record<string, unknown> | undefined) };
+  return configSchema.parse({ collectors: { disabled: ['disks', 'backups', 'logs', 'http', 'postgres', 'redis', 'docker'] }, ...raw, remediation, server });
 }
 
 /** A logger whose output is kept in memory, for tests that grep it; at debug unless told. */

@@ -99,10 +99,11 @@ t.test('100,000 runs under --max-old-space-size=128: 20 concurrent GET /runs, cu
   t.equal(lines.filter((line) => line.msg === 'request' && String(line.path).startsWith('/runs')).length, 20 + cliWalk.pages + failures.pages + 5, 'one line per GET /runs and /runs/:id');
 });
 
-t.test('2,000,000 runs: serve starts, stays under 150 MB, and pages through with the cursor', async (t) => {
+// The issue's size (bench/journal.ts also measures 2,000,000): at 2,000,000 this test took 51 s of the suite.
+t.test('1,000,000 runs: serve starts, stays under 150 MB, and pages through with the cursor', async (t) => {
   const { file, dir } = await writeConfig(t, QUIET);
-  // Each run's final line only: the same two million runs in half the bytes, so the file stays quick.
-  const made = await makeJournal({ stateDir: join(dir, 'state'), runs: 2_000_000, queuedLines: false });
+  // Each run's final line only: the same million runs in half the bytes, so the file stays quick.
+  const made = await makeJournal({ stateDir: join(dir, 'state'), runs: 1_000_000, queuedLines: false });
   const served = await serveInstalled(t, file);
   const pid = served.child.pid ?? 0;
   const started = await memoryOf(pid);

@@ -41,7 +41,7 @@ const zodEnglishOnly: Plugin = {
 /**
  * Fastify's lib/server.js requires node:https and node:http2 when it loads, for servers upkeep
  * never makes (it serves plain HTTP/1.1). http2 alone loads tls, the whole of crypto and
- * readline: about 0.6 MB of an idle `serve`'s RSS (docs/performance.md, "Idle memory, 2026-12-02").
+ * readline: about 0.7 MB of an idle `serve`'s RSS (docs/performance.md, "Idle memory, 2026-12-02").
  * There they are loaded on first use instead.
  */
 const LAZY_BUILTINS = /^node:(https|http2)$/;

@@ -26,7 +26,7 @@ const QUIET_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
 const CLOSING_RESERVE_MS = 2000;
 
 /** How long runs in flight at shutdown may take to finish before they are interrupted. */
-export function runsGraceMs(shutdownTimeoutSeconds: number): number {
+function runsGraceMs(shutdownTimeoutSeconds: number): number {
   const totalMs = shutdownTimeoutSeconds * 1000;
   return totalMs - Math.min(CLOSING_RESERVE_MS, totalMs / 2);
 }

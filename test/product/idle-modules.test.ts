@@ -1,9 +1,7 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
-import { serveInstalled, writeConfig } from './installed.js';
+import { tempDir } from '../http/helpers.js';
+import { probeInstalled } from './probe.js';
 
 /**
  * What an idle `serve` has loaded costs memory for its whole life (docs/performance.md, "Idle
@@ -24,21 +22,11 @@ timer.unref();
 const loaded = z.object({ builtins: z.array(z.string()), packages: z.array(z.string()) });
 
 t.test('the installed serve, idle with disk, backup and log targets, has not loaded TLS, HTTP/2 or a driver', async (t) => {
-  const { file, dir } = await writeConfig(t, {
-    targets: { disks: [{ path: '/' }], backups: [{ name: 'local', dir: tmpdir(), pattern: '*.sql.gz' }], logs: [{ name: 'here', dir: tmpdir(), pattern: '*.log' }] },
-  });
-  const probeFile = join(dir, 'probe.cjs');
-  const out = join(dir, 'probe.json');
-  await writeFile(probeFile, PROBE);
-  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `--require ${probeFile}`, PROBE_OUT: out } });
-  t.equal((await fetch(`${served.base}/metrics`)).status, 200, 'a scrape first, so the collectors have run');
-  await writeFile(`${out}.go`, '');
-  let text = '';
-  for (let i = 0; i < 100 && text === ''; i++) {
-    text = await readFile(out, 'utf8').catch(() => '');
-    if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  t.equal(await served.stop(), 0, 'the server stops cleanly');
+  // A directory of its own for the backups and logs: the shared temporary directory may hold anything.
+  const files = await tempDir(t, 'upkeep-idle-');
+  const text = await probeInstalled(t, {
+    targets: { disks: [{ path: '/' }], backups: [{ name: 'local', dir: files, pattern: '*.sql.gz' }], logs: [{ name: 'here', dir: files, pattern: '*.log' }] },
+  }, PROBE, { before: async (served) => { t.equal((await fetch(`${served.base}/metrics`)).status, 200, 'a scrape first, so the collectors have run'); } });
   const { builtins, packages } = loaded.parse(JSON.parse(text));
   t.ok(builtins.includes('NativeModule http'), 'the probe sees what the server loaded (node:http)');
   t.same(builtins.filter((name) => /^NativeModule (https|http2|tls|_tls_wrap|internal\/http2\/core|internal\/deps\/undici\/undici)$/.test(name)), [], 'no TLS, HTTP/2 or fetch');

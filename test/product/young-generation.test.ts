@@ -1,8 +1,6 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
-import { serveInstalled, writeConfig } from './installed.js';
+import { probeInstalled } from './probe.js';
 
 /**
  * bin/upkeep.js holds V8's young generation at its initial size (idle RSS, docs/performance.md
@@ -30,19 +28,7 @@ timer.unref();
 const reading = z.object({ before: z.number(), after: z.number(), kept: z.literal(400000) });
 
 async function probe(t: Test, nodeOptions: string): Promise<z.infer<typeof reading>> {
-  const { file, dir } = await writeConfig(t, { targets: { disks: [{ path: '/' }] } });
-  const probeFile = join(dir, 'probe.cjs');
-  const out = join(dir, 'probe.json');
-  await writeFile(probeFile, PROBE);
-  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${nodeOptions} --require ${probeFile}`.trim(), PROBE_OUT: out } });
-  await writeFile(`${out}.go`, '');
-  let text = '';
-  for (let i = 0; i < 100 && text === ''; i++) {
-    text = await readFile(out, 'utf8').catch(() => '');
-    if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  t.equal(await served.stop(), 0, 'the server stops cleanly');
-  return reading.parse(JSON.parse(text));
+  return reading.parse(JSON.parse(await probeInstalled(t, { targets: { disks: [{ path: '/' }] } }, PROBE, { nodeOptions })));
 }
 
 t.test('the installed server keeps a small young generation for its life, even when much survives, and a user\'s size is kept', async (t) => {

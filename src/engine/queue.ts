@@ -137,7 +137,8 @@ export class RunQueue {
     if (graceMs > 0 && this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
-      await Promise.race([Promise.all([...this.active.values()].map(({ done }) => done)), graceOver]);
+      // allSettled: a run that fails while the others finish must not end the grace for them unaborted.
+      await Promise.race([Promise.allSettled([...this.active.values()].map(({ done }) => done)), graceOver]);
       clearTimeout(timer);
     }
     const left = [...this.active.values()];

@@ -75,6 +75,35 @@ t.test('append, get and list: newest first, every run once with its last state, 
   t.same(await reopened.get(finals[17]?.id ?? ''), finals[17]);
 });
 
+t.test('a clock stepped back an hour, mid-segment and across seals: every run is listed once, in id order, and found by id', async (t) => {
+  const dir = await tempDir(t);
+  const journal = await openJournal(t, dir, { segmentRuns: 10, sealGraceMs: 0 });
+  const HOUR = 3_600_000;
+  // 25 runs, then the clock steps back an hour (an NTP step, a VM restored) for 25 more, then jumps past both.
+  const times = [
+    ...Array.from({ length: 25 }, (_, n) => T0 + 2 * HOUR + n * 1000),
+    ...Array.from({ length: 25 }, (_, n) => T0 + HOUR + n * 1000),
+    ...Array.from({ length: 5 }, (_, n) => T0 + 3 * HOUR + n * 1000),
+  ];
+  const finals: RunRecord[] = [];
+  for (const [n, at] of times.entries()) {
+    const record = queued(at);
+    await journal.append(record).written;
+    const final = finished(record, n % 4 === 0 ? 'failure' : 'success', at + 500);
+    await journal.append(final).durable;
+    finals.push(final);
+  }
+  t.ok((await readdir(dir)).filter((name) => name.endsWith('.idx')).length >= 4, 'sealed segments hold runs from both sides of the step');
+  const byId = finals.map((run) => run.id).sort().reverse();
+  for (const limit of [3, 7, 100]) t.same((await allPages(journal, {}, limit)).ids, byId, `every run once, newest id first, pages of ${limit}`);
+  t.same((await allPages(journal, { status: 'failure' }, 4)).ids, finals.filter((run) => run.status === 'failure').map((run) => run.id).sort().reverse(), 'and filtered');
+  const missing = [];
+  for (const run of finals) if ((await journal.get(run.id))?.status !== run.status) missing.push(run.id);
+  t.same(missing, [], 'each run found by its id, with its final state');
+  const reopened = await openJournal(t, dir, { segmentRuns: 10, sealGraceMs: 0 });
+  t.same((await allPages(reopened, {}, 7)).ids, byId, 'the same after a restart');
+});
+
 t.test('runs a dead process left queued or running are interrupted, in sealed segments and the tail; a live owner\'s are not', async (t) => {
   const dir = await tempDir(t);
   const journal = await openJournal(t, dir, { segmentRuns: 2, sealGraceMs: 0 });

@@ -75,6 +75,22 @@ for (const kind of [fileKind, postgresKind(server)]) {
     t.equal((await peer.get(inFlight.id))?.status, 'dry_run', 'appends in flight for one run land in their order');
   });
 
+  t.test(`${kind.name}: runs journalled after the clock stepped back an hour are listed once, in id order, and found`, async (t) => {
+    const [store, peer] = await kind.replicas(t, 2, { now: clock(T0 + 3 * HOUR).now, log: bufferLogger().log });
+    if (!store || !peer) throw new Error('no store');
+    const times = [...Array.from({ length: 8 }, (_, n) => T0 + 2 * HOUR + n * 1000), ...Array.from({ length: 8 }, (_, n) => T0 + HOUR + n * 1000)];
+    const finals: RunRecord[] = [];
+    for (const at of times) {
+      const record = queued(at);
+      await store.append(record).written;
+      const final = finished(record, 'success', at + 500);
+      await store.append(final).durable;
+      finals.push(final);
+    }
+    t.same((await allIds(t, peer, {}, 5)).ids, finals.map((run) => run.id).sort().reverse(), 'every run once, newest id first');
+    t.same(await Promise.all(finals.map(async (run) => (await peer.get(run.id))?.id)), finals.map((run) => run.id), 'each found by its id');
+  });
+
   t.test(`${kind.name}: runs a dead process left unfinished are interrupted; a live process's are left alone`, async (t) => {
     const [store] = await kind.replicas(t, 1, { now: Date.now, log: bufferLogger().log });
     if (!store) throw new Error('no store');

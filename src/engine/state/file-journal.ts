@@ -12,7 +12,7 @@ import { decodeCursor, type RunKey } from './run-key.js';
 import { SegmentPages } from './segment-pages.js';
 import { SegmentSet } from './segment-set.js';
 import { SegmentWriter, terminateTornLine } from './segment-writer.js';
-import type { RunFilter, RunPage, RunPageJson } from './store.js';
+import { retentionHorizon, type RunFilter, type RunPage, type RunPageJson } from './store.js';
 
 export { segmentName } from './segment-set.js';
 
@@ -177,7 +177,7 @@ export class FileJournal {
       await this.segments.refresh();
       const active = this.segments.tails.at(-1);
       if (active && active.index.bytes > 0) await this.segmentWriter.rotateIfDue();
-      await this.segments.removeExpired(this.options.now() - this.options.retentionMs);
+      await this.segments.removeExpired(retentionHorizon(this.options.now(), this.segments.newestLineMs(), this.options.retentionMs));
     });
   }
 

@@ -7,7 +7,7 @@ import { PostgresGuards } from './postgres-guards.js';
 import { PostgresLeases } from './postgres-leases.js';
 import { migrate, SCHEMA_VERSION } from './postgres-migrate.js';
 import { decodeCursor, encodeCursor, runKey } from './run-key.js';
-import type { Appended, RunFilter, RunPage, RunPageJson, StateStore, StoreOptions } from './store.js';
+import { retentionHorizon, type Appended, type RunFilter, type RunPage, type RunPageJson, type StateStore, type StoreOptions } from './store.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** `state.postgres.url`. */
@@ -64,7 +64,8 @@ export class PostgresStore implements StateStore {
   /** Retention of the journal and pruning of the guards' memory; a failure is logged and tried again later. */
   async maintain(): Promise<void> {
     try {
-      const horizon = Math.floor(this.now() - this.options.retentionMs);
+      const [newest] = await this.db.query<{ ms: string | null }>('applying state.retention', `select max(updated_ms)::text as ms from ${this.db.table('runs')}`);
+      const horizon = retentionHorizon(this.now(), newest?.ms ? Number(newest.ms) : null, this.options.retentionMs);
       for (let deleted = DELETE_BATCH; deleted === DELETE_BATCH;) {
         const rows = await this.db.query('applying state.retention', `
           delete from ${this.db.table('runs')} where id in (select id from ${this.db.table('runs')} where updated_ms < $1 limit ${DELETE_BATCH})

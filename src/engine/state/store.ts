@@ -103,6 +103,15 @@ export interface StoreOptions {
   readonly maintenanceMs?: number;
 }
 
+/**
+ * Where state.retention cuts: runs last written before this are removed. It counts from the newest
+ * run when the clock is past it, so a clock far ahead (a machine booted with a wrong date, before
+ * NTP set it) does not take the journal with it; an idle journal is then kept longer, not less.
+ */
+export function retentionHorizon(nowMs: number, newestMs: number | null, retentionMs: number): number {
+  return Math.floor(Math.min(nowMs, newestMs ?? nowMs) - retentionMs);
+}
+
 export interface RunOutcome {
   readonly remediation: string;
   readonly runId: string;

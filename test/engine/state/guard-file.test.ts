@@ -113,6 +113,19 @@ t.test('the file store: claims and cooldowns outlive the journal segments retent
   t.equal(captured.text(), '', 'nothing to log');
 });
 
+t.test('the file store: a clock far ahead of the newest run (a wrong date at boot) does not take the journal; retention counts from that run', async (t) => {
+  const dir = await tempDir(t);
+  // A year ahead; retention 90 days: by the clock alone every run would go.
+  const time = clock(T0 + 365 * DAY);
+  const store = await FileStore.open({ dir, retentionMs: 90 * DAY, cooldownMs: 0, failureWindowMs: HOUR, log: capturedLogger('info').log, now: time.now, limits: { segmentRuns: 1, sealGraceMs: 0 } });
+  t.teardown(() => store.close());
+  const runs = [T0, T0 + DAY, T0 + 100 * DAY, T0 + 100 * DAY + 1, T0 + 100 * DAY + 2].map((at) => finished(queued(at), 'success', at));
+  for (const run of runs) await store.append(run).durable;
+  await store.maintain();
+  const kept = await Promise.all(runs.map(async (run) => (await store.get(run.id)) !== undefined));
+  t.same(kept, [false, false, true, true, true], 'only the runs more than 90 days older than the newest run are removed');
+});
+
 t.test('maintenance runs on its own every maintenanceMs; when it fails, it is logged and tried again later', async (t) => {
   const dir = await tempDir(t);
   const captured = capturedLogger('info');

@@ -159,11 +159,11 @@ t.test('retention removes runs not written to for state.retention; maintenance r
   const store = await open(t, settings);
   const old = finished(queued(T0), 'success', T0);
   await store.append(old).durable;
-  time.set(T0 + HOUR);
-  const recent = finished(queued(T0 + HOUR), 'success', T0 + HOUR);
-  await store.append(recent).durable;
   await store.guards.claimAlert('alert', old.id, T0);
+  // Retention counts from the newest write, not from the clock alone: the next run is what ages the old one out.
   time.set(T0 + 2 * HOUR + 1);
+  const recent = finished(queued(T0 + 2 * HOUR + 1), 'success', T0 + 2 * HOUR + 1);
+  await store.append(recent).durable;
   await waitFor('the periodic maintenance to remove the old run', async () => {
     if (await store.get(old.id)) throw new Error('still there');
   });
@@ -175,6 +175,22 @@ t.test('retention removes runs not written to for state.retention; maintenance r
     level: 50, msg: 'state maintenance failed (retention, rotation or compaction); it is tried again within the hour',
     err: { type: 'StateStoreError', message: `state.postgres: applying state.retention: relation "${settings.schema}.runs" does not exist` },
   });
+});
+
+t.test('a clock far ahead of the newest run (a wrong date at boot) does not take the journal; retention counts from that run', async (t) => {
+  const DAY = 24 * HOUR;
+  // A year ahead; retention 90 days: by the clock alone every run would go.
+  const time = clock(T0);
+  const store = await open(t, options({ now: time.now, retentionMs: 90 * DAY }));
+  const runs = [T0, T0 + DAY, T0 + 100 * DAY, T0 + 100 * DAY + 1].map((at) => finished(queued(at), 'success', at));
+  for (const run of runs) {
+    time.set(Date.parse(run.queuedAt));
+    await store.append(run).durable;
+  }
+  time.set(T0 + 365 * DAY);
+  await store.maintain();
+  const kept = await Promise.all(runs.map(async (run) => (await store.get(run.id)) !== undefined));
+  t.same(kept, [false, false, true, true], 'only the runs more than 90 days older than the newest run are removed');
 });
 
 t.test('text PostgreSQL cannot hold (NUL, lone surrogates) is stored as U+FFFD, in keys, values and columns', async (t) => {

@@ -200,13 +200,13 @@ export class SegmentSet {
     return undefined;
   }
 
-  /** Removes sealed segments whose newest line is older than `horizon`, never the newest sealed one. */
   /** The time of the newest line in any segment (null when there is none). */
   newestLineMs(): number | null {
     const times = [...this.sealed.map((segment) => segment.header.lastLineMs), ...this.tails.map((tail) => tail.index.lastLineMs)].filter((ms) => ms > 0);
     return times.length > 0 ? Math.max(...times) : null;
   }
 
+  /** Removes sealed segments whose newest line is older than `horizon`, never the newest sealed one. */
   async removeExpired(horizon: number): Promise<void> {
     const expired = this.sealed.slice(0, -1).filter((segment) => segment.header.lastLineMs < horizon);
     for (const segment of expired) {

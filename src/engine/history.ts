@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { GuardMemory } from './state/store.js';
 import { circuitOpen } from './guards/circuit.js';
-import { cooldownRemaining } from './guards/cooldown.js';
+import { cooldownRemaining, type FutureExecutions } from './guards/cooldown.js';
 import { consumesAlert, idempotencyKey } from './guards/idempotency.js';
 import { isFinished, type RunRecord } from './journal.js';
 
@@ -12,6 +12,8 @@ import { isFinished, type RunRecord } from './journal.js';
  * shared store, hold across replicas).
  */
 export class RunHistory {
+  private readonly futureExecutions: FutureExecutions = new Map();
+
   constructor(private readonly settings: Readonly<Config['remediation']>, private readonly memory: GuardMemory) {}
 
   /** Rebuilds the memory from journal records (a journal from before the store kept it), in the order they were written. */
@@ -46,7 +48,7 @@ export class RunHistory {
 
   /** Seconds left before this (remediation, target object) may run automatically again; 0 when free. */
   cooldownRemaining(lockKey: string, nowMs: number): Promise<number> {
-    return cooldownRemaining(this.memory, this.settings.cooldownSeconds, lockKey, nowMs);
+    return cooldownRemaining(this.memory, this.settings.cooldownSeconds, lockKey, nowMs, this.futureExecutions);
   }
 
   circuitOpen(remediation: string, nowMs: number): Promise<boolean> {

@@ -44,6 +44,12 @@ t.test('guards: idempotency, cooldown, circuit breaker, risk gate', async (t) =>
   t.equal(await history.cooldownRemaining('k', t0 + 30_000), 40);
   t.equal(await history.cooldownRemaining('k', t0 + 80_000), 0);
   t.equal(await history.cooldownRemaining('dry', t0 + 31_000), 0, 'dry runs do not start a cooldown');
+  // Executed while the clock was a year ahead, then the clock was set right.
+  const year = 365 * 86_400_000;
+  await history.recordFinish(record({ status: 'success', lockKey: 'ahead', remediation: 'other', finishedAt: new Date(t0 + year).toISOString() }));
+  t.equal(await history.cooldownRemaining('ahead', t0 + 1000), 60, 'an execution recorded in the future counts from when it is first seen');
+  t.equal(await history.cooldownRemaining('ahead', t0 + 31_000), 30, 'and holds for the cooldown from then');
+  t.equal(await history.cooldownRemaining('ahead', t0 + 61_000), 0, 'not until real time reaches the recorded time');
   t.equal(await history.circuitOpen('postgres.vacuum', t0 + 50_000), true);
   t.equal(await history.circuitOpen('postgres.vacuum', t0 + 115_000), false, 'failures age out of the window');
   await history.recordFinish(record({ status: 'failure', finishedAt: '2024-01-01T00:02:00Z' }));

@@ -9,18 +9,20 @@ import type { Refusal } from './risk-window.js';
 export type FutureExecutions = Map<string, { readonly last: number; readonly seenMs: number }>;
 
 /** Seconds left before this (remediation, target object) may run automatically again; 0 when free. */
-export async function cooldownRemaining(memory: GuardMemory, cooldownSeconds: number, lockKey: string, nowMs: number, future: FutureExecutions = new Map()): Promise<number> {
+export async function cooldownRemaining(memory: GuardMemory, cooldownSeconds: number, lockKey: string, nowMs: number, future: FutureExecutions): Promise<number> {
   const last = await memory.lastExecuted(lockKey);
   if (last === undefined) return 0;
-  let from = last;
-  if (last > nowMs) {
-    const seen = future.get(lockKey);
-    from = seen?.last === last ? seen.seenMs : nowMs;
-    if (seen?.last !== last) future.set(lockKey, { last, seenMs: nowMs });
-  } else {
+  const leftFrom = (fromMs: number) => Math.max(0, Math.ceil((fromMs + cooldownSeconds * 1000 - nowMs) / 1000));
+  if (last <= nowMs) {
     future.delete(lockKey);
+    return leftFrom(last);
   }
-  return Math.max(0, Math.ceil((from + cooldownSeconds * 1000 - nowMs) / 1000));
+  let seen = future.get(lockKey);
+  if (seen?.last !== last) {
+    seen = { last, seenMs: nowMs };
+    future.set(lockKey, seen);
+  }
+  return leftFrom(seen.seenMs);
 }
 
 export function cooldownRefusal(lockKey: string, cooldownSeconds: number, remaining: number): Refusal {

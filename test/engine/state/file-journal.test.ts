@@ -6,7 +6,7 @@ import { idTime, newRunId } from '../../../src/engine/state/run-id.js';
 import { decodeCursor, encodeCursor } from '../../../src/engine/state/run-key.js';
 import { InvalidCursorError } from '../../../src/engine/state/store.js';
 import { tempDir } from '../../http/helpers.js';
-import { allPages, finished, openJournal, queued, T0 } from './journal-fixture.js';
+import { allPages, finished, journalRuns, openJournal, queued, T0 } from './journal-fixture.js';
 
 const SMALL = { segmentRuns: 40, sealGraceMs: 0 };
 
@@ -30,18 +30,11 @@ t.test('cursors are opaque, and anything else is refused with a message', async 
 });
 
 /** Appends 250 runs (queued, then finished), rotating every 40 runs. */
-async function fill(journal: Awaited<ReturnType<typeof openJournal>>): Promise<RunRecord[]> {
-  const finals: RunRecord[] = [];
+function fill(journal: Awaited<ReturnType<typeof openJournal>>): Promise<RunRecord[]> {
   const remediations = ['postgres.vacuum', 'redis.bgsave', 'backup.pg_dump'];
   const triggers = ['alert', 'manual', 'schedule', 'cli'] as const;
-  for (let n = 0; n < 250; n += 1) {
-    const record = queued(T0 + n * 1000, { remediation: remediations[n % 3] ?? '', trigger: triggers[n % 4] ?? 'manual' });
-    await journal.append(record).written;
-    const final = finished(record, n % 10 === 0 ? 'failure' : 'success', T0 + n * 1000 + 500);
-    await journal.append(final).durable;
-    finals.push(final);
-  }
-  return finals;
+  return journalRuns(journal, Array.from({ length: 250 }, (_, n) => T0 + n * 1000), (n) => (n % 10 === 0 ? 'failure' : 'success'),
+    (n) => ({ remediation: remediations[n % 3] ?? '', trigger: triggers[n % 4] ?? 'manual' }));
 }
 
 t.test('append, get and list: newest first, every run once with its last state, pages through sealed segments', async (t) => {
@@ -85,14 +78,7 @@ t.test('a clock stepped back an hour, mid-segment and across seals: every run is
     ...Array.from({ length: 25 }, (_, n) => T0 + HOUR + n * 1000),
     ...Array.from({ length: 5 }, (_, n) => T0 + 3 * HOUR + n * 1000),
   ];
-  const finals: RunRecord[] = [];
-  for (const [n, at] of times.entries()) {
-    const record = queued(at);
-    await journal.append(record).written;
-    const final = finished(record, n % 4 === 0 ? 'failure' : 'success', at + 500);
-    await journal.append(final).durable;
-    finals.push(final);
-  }
+  const finals = await journalRuns(journal, times, (n) => (n % 4 === 0 ? 'failure' : 'success'));
   t.ok((await readdir(dir)).filter((name) => name.endsWith('.idx')).length >= 4, 'sealed segments hold runs from both sides of the step');
   const byId = finals.map((run) => run.id).sort().reverse();
   for (const limit of [3, 7, 100]) t.same((await allPages(journal, {}, limit)).ids, byId, `every run once, newest id first, pages of ${limit}`);

@@ -23,6 +23,27 @@ export function finished(record: RunRecord, status: RunRecord['status'], atMs: n
   return { ...record, status, startedAt: record.queuedAt, finishedAt: new Date(atMs).toISOString() };
 }
 
+/**
+ * Journals a run at each of `times`, in that order: its queued line (written), then its final
+ * line (durable), with the status `status` gives its position. The final records, in that order.
+ */
+export async function journalRuns(
+  store: { append(record: RunRecord): { written: Promise<unknown>; durable: Promise<unknown> } },
+  times: readonly number[],
+  status: (n: number) => RunRecord['status'] = () => 'success',
+  changes: (n: number) => Partial<RunRecord> = () => ({}),
+): Promise<RunRecord[]> {
+  const finals: RunRecord[] = [];
+  for (const [n, at] of times.entries()) {
+    const record = queued(at, changes(n));
+    await store.append(record).written;
+    const final = finished(record, status(n), at + 500);
+    await store.append(final).durable;
+    finals.push(final);
+  }
+  return finals;
+}
+
 export async function openJournal(t: { teardown(fn: () => unknown): void }, dir: string, options: Partial<FileJournalOptions> = {}): Promise<FileJournal> {
   // The journal's clock agrees with the records' times, as the engine's does.
   const journal = await FileJournal.open({ ...JOURNAL_LIMITS, dir, now: () => T0 + 3_600_000, retentionMs: 90 * 86_400_000, ...options });

@@ -7,7 +7,7 @@ import { encodeCursor } from '../../../src/engine/state/run-key.js';
 import { InvalidCursorError, type RunFilter } from '../../../src/engine/state/store.js';
 import { bufferLogger } from '../../fixtures/log.js';
 import { startPostgres } from '../../fixtures/postgres.js';
-import { clock, finished, queued, T0 } from './journal-fixture.js';
+import { clock, finished, journalRuns, queued, T0 } from './journal-fixture.js';
 import { fileKind, postgresKind, type Store } from './store-kinds.js';
 
 /**
@@ -78,15 +78,7 @@ for (const kind of [fileKind, postgresKind(server)]) {
   t.test(`${kind.name}: runs journalled after the clock stepped back an hour are listed once, in id order, and found`, async (t) => {
     const [store, peer] = await kind.replicas(t, 2, { now: clock(T0 + 3 * HOUR).now, log: bufferLogger().log });
     if (!store || !peer) throw new Error('no store');
-    const times = [...Array.from({ length: 8 }, (_, n) => T0 + 2 * HOUR + n * 1000), ...Array.from({ length: 8 }, (_, n) => T0 + HOUR + n * 1000)];
-    const finals: RunRecord[] = [];
-    for (const at of times) {
-      const record = queued(at);
-      await store.append(record).written;
-      const final = finished(record, 'success', at + 500);
-      await store.append(final).durable;
-      finals.push(final);
-    }
+    const finals = await journalRuns(store, [...Array.from({ length: 8 }, (_, n) => T0 + 2 * HOUR + n * 1000), ...Array.from({ length: 8 }, (_, n) => T0 + HOUR + n * 1000)]);
     t.same((await allIds(t, peer, {}, 5)).ids, finals.map((run) => run.id).sort().reverse(), 'every run once, newest id first');
     t.same(await Promise.all(finals.map(async (run) => (await peer.get(run.id))?.id)), finals.map((run) => run.id), 'each found by its id');
   });

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { vacuum } from '../../src/actions/postgres.js';
 import { RunConnections } from '../../src/engine/run-connections.js';
+import { SHARED_READING_MS } from '../../src/systems/postgres/catalog-reads.js';
 import { findRelation, statsOf } from '../../src/systems/postgres/catalog.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -10,6 +11,9 @@ import { holdHorizon, startTestPostgres, tableStats, tableWithDeadTuples } from 
 
 // Dry runs of postgres.vacuum on one database read the tables' statistics and the horizon's
 // holders through reads they share (CatalogReads); real runs read on their own sessions.
+
+/** Until what was read before is too old to be given again (SHARED_READING_MS). */
+const pastSharedReadings = () => new Promise((resolve) => setTimeout(resolve, SHARED_READING_MS + 20));
 
 t.test('dry runs at once share their statistics and horizon reads, and each sees what a read of its own would have', async (t) => {
   const server = await startTestPostgres(t);
@@ -54,6 +58,7 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   t.ok(shared >= 1 && shared <= tables.length, `the dry runs read the statistics in ${shared} statement(s)`);
 
   // Asked in one go, the reads are two: the first starts at once, the rest wait for it and go together.
+  await pastSharedReadings();
   const reads = new RunConnections(base.config, base.connections, Date.now() + 60_000, 30_000, bufferLogger().log, 'run-reads', true).catalogReads('main', 'app');
   if (!reads) throw new Error('a dry run has shared reads');
   const oids = await server.query<{ oid: number }>('select oid::int as oid from pg_class where relname = any($1) order by relname', [tables], 'app');
@@ -65,6 +70,13 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   ]);
   t.equal(await count('stats_of_many') - manyBefore, 2, 'five tables\' statistics in two statements');
   t.equal(await count('horizon_holders') - holdersBefore, 2, 'three callers\' holders in two statements');
+  const again = await Promise.all([reads.statsOf(nth(oids, 0).oid), reads.horizonHolders()]);
+  t.same([await count('stats_of_many') - manyBefore, await count('horizon_holders') - holdersBefore], [2, 2], 'asked again at once: nothing more is read');
+  t.equal(again[0], stats[0], 'the statistics read a moment ago are given again');
+  t.equal(again[1], holders[2], 'so are the holders');
+  await pastSharedReadings();
+  t.not(await reads.horizonHolders(), holders[2], 'once that reading is too old, the holders are read again');
+  t.equal(await count('horizon_holders') - holdersBefore, 3);
   const client = await base.connections.postgres('main', 'app');
   t.teardown(() => client.end());
   for (const [at, row] of oids.entries()) t.same(stats[at], await statsOf(client, row.oid), `the statistics of oid ${row.oid} are statsOf()'s`);
@@ -77,6 +89,7 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   // Tables named by alerts: every spelling, one that does not exist and one that is ambiguous, found as findRelation() finds them.
   await server.query('create schema "Sales"; create table "Sales"."T1" (id int); create table "Sales".t1 (id int)', [], 'app');
   const texts = ['t1', 'PUBLIC."t2"', 'public.t3', '"public"."t4"', 'nowhere', 'Sales.T1', 'sales.t1', 'Sales.t1'];
+  await pastSharedReadings();
   const findBefore = await count('find_relation');
   const outcome = (found: Promise<unknown>) => found.then((relation) => ({ relation }), (err: unknown) => ({ refused: err instanceof Error ? err.message : String(err) }));
   const together = await Promise.all(['t1', ...texts].map((text) => outcome(reads.findTable(text, 'main/app'))));
@@ -87,6 +100,12 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   t.match(own, [{ relation: { schema: 'public', name: 't1' } }, { relation: { schema: 'public', name: 't1' } }, { relation: { name: 't2' } }, { relation: { name: 't3' } }, { relation: { name: 't4' } },
     { refused: 'table "nowhere" does not exist in main/app' }, { relation: { schema: 'Sales', name: 'T1' } }, { refused: /^table "sales.t1" does not exist/ }, { relation: { schema: 'Sales', name: 't1' } }]);
 });
+
+function nth<T>(list: readonly T[], n: number): T {
+  const item = list[n];
+  if (item === undefined) throw new Error(`no item ${n} of ${list.length}`);
+  return item;
+}
 
 /** A check with the ages and idle times (which move between two reads) left out. */
 function withoutAges(value: unknown): unknown {
@@ -105,6 +124,7 @@ t.test('a shared read that fails fails the dry runs it answers, with the error; 
     return found;
   };
   const before = await reads().findTable('orders', 'main/app');
+  await pastSharedReadings();
   await server.stop('immediate');
   const failed = await Promise.allSettled([reads().findTable('orders', 'main/app'), reads().statsOf(before.oid), reads().horizonHolders()]);
   t.same(failed.map((result) => result.status), ['rejected', 'rejected', 'rejected'], 'every caller is told');

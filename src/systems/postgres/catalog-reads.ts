@@ -5,12 +5,22 @@ import { onPooledSession } from './client.js';
 import { ReadBatch } from './read-batch.js';
 
 /**
+ * A shared reading started at most this long before a dry run asked may answer it. PostgreSQL's
+ * own statistics lag more than that (a backend reports its counts at most once a second), and a
+ * dry run acts on nothing: a real run reads afresh on its own sessions. Under a flood of alerts
+ * (a database in trouble), the dry runs then ask it each thing a few times a second, not once
+ * per read in flight: 0.66-0.67 statements per dry run fell to 0.27 at 1,000 alerts a second
+ * (docs/performance.md, "Readings shared for 100 ms").
+ */
+export const SHARED_READING_MS = 100;
+
+/**
  * The catalog reads of postgres.vacuum and postgres.analyze that dry runs on one database ask for
  * at about the same moment, made once for all of them on a session of their pool: the tables
  * their alerts name in one statement, their statistics in one, and the horizon's holders (the
  * same for every table of the database) once. At 1,000 alerts a second these were each of a dry
- * run's three statements. Each read starts after every run it answers asked (see ReadBatch), so
- * a dry run sees what a read of its own would have. Real runs read on their own sessions.
+ * run's three statements. Each read starts after every run it answers asked, or at most
+ * SHARED_READING_MS before (see ReadBatch). Real runs read on their own sessions.
  */
 export class CatalogReads {
   private readonly tables: ReadBatch<string, readonly RelationRow[]>;
@@ -18,9 +28,9 @@ export class CatalogReads {
   private readonly holders: ReadBatch<'holders', readonly HorizonHolder[]>;
 
   constructor(pool: pg.Pool) {
-    this.tables = new ReadBatch<string, readonly RelationRow[]>((texts) => onPooledSession(pool, (client) => tablesNamed(client, texts)), () => []);
-    this.stats = new ReadBatch((oids) => onPooledSession(pool, (client) => statsOfMany(client, oids)), () => NO_STATS);
-    this.holders = new ReadBatch<'holders', readonly HorizonHolder[]>(async () => new Map([['holders', await onPooledSession(pool, horizonHolders)]]), () => []);
+    this.tables = new ReadBatch<string, readonly RelationRow[]>((texts) => onPooledSession(pool, (client) => tablesNamed(client, texts)), () => [], SHARED_READING_MS);
+    this.stats = new ReadBatch((oids) => onPooledSession(pool, (client) => statsOfMany(client, oids)), () => NO_STATS, SHARED_READING_MS);
+    this.holders = new ReadBatch<'holders', readonly HorizonHolder[]>(async () => new Map([['holders', await onPooledSession(pool, horizonHolders)]]), () => [], SHARED_READING_MS);
   }
 
   /** The table `text` names, as findRelation() finds it; `where` names the database in a refusal. */

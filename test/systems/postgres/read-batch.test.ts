@@ -42,3 +42,46 @@ t.test('a failed read fails only its own callers; the next one goes ahead', asyn
   calls[1]?.answer({ b: 2 });
   t.equal(await second, 2);
 });
+
+t.test('with maxAgeMs, an answer is given again while its read started at most that long ago, and only then', async (t) => {
+  let now = 1000;
+  const calls: string[][] = [];
+  const batch = new ReadBatch<string, number>(async (keys) => {
+    calls.push(keys);
+    return new Map(keys.map((key) => [key, calls.length]));
+  }, () => -1, 100, () => now);
+  t.equal(await batch.get('a'), 1, 'the first request reads');
+  now = 1100;
+  t.equal(await batch.get('a'), 1, 'its read started 100 ms ago: given again, nothing read');
+  t.equal(await batch.get('b'), 2, 'another key is read');
+  now = 1101;
+  t.equal(await batch.get('a'), 3, "101 ms after its read started, 'a' is read again");
+  t.equal(await batch.get('b'), 2, "'b', read at 1,100, is given again");
+  t.same(calls, [['a'], ['b'], ['a']]);
+  t.equal(new ReadBatch<string, number>(async () => new Map(), () => -1).kept, 0);
+});
+
+t.test('with maxAgeMs, a failed read is not given again, and answers too old to give are let go', async (t) => {
+  let now = 0;
+  let fail = true;
+  const seen: string[][] = [];
+  const batch = new ReadBatch<string, number>(async (keys) => {
+    seen.push(keys);
+    if (fail) throw new Error('connection refused');
+    return new Map(keys.map((key) => [key, 7]));
+  }, () => -1, 100, () => now);
+  await t.rejects(batch.get('a'), { message: 'connection refused' });
+  fail = false;
+  t.equal(await batch.get('a'), 7, 'the failure was not kept: read again');
+  // Many keys, one at a time, 50 ms apart: each read lets go of what is over 100 ms old.
+  for (let n = 0; n < 50; n += 1) {
+    now += 50;
+    await batch.get(`key${n}`);
+  }
+  now += 50;
+  t.equal(await batch.get('key48'), 7);
+  t.equal(seen.length, 52, 'key48, read 100 ms ago, was given again');
+  t.equal(batch.kept, 3, 'only the answers of the 100 ms before the last read are kept (key47 to key49), not all 51 keys');
+  t.equal(await batch.get('a'), 7);
+  t.equal(seen.length, 53, "'a', read 2.5 s ago, was read again");
+});

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +23,7 @@ const VARIANT = 'minbase';
 const SOURCES = '/etc/apt/sources.list.d/debian.sources';
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const BASE_REPOSITORY = 'upkeep-test-base';
-const CACHE_DIR = join(tmpdir(), 'upkeep-test-cache');
+export const CACHE_DIR = join(tmpdir(), 'upkeep-test-cache');
 // Bump when the recipe below changes in a way the inputs do not show.
 const RECIPE = 1;
 
@@ -69,16 +69,32 @@ async function imageExists(reference: string): Promise<boolean> {
   return run('docker', ['image', 'inspect', reference]).then(() => true, () => false);
 }
 
-/** Runs `fn` while holding a lock directory; a lock older than `staleMs` was left by a killed process. */
-async function underLock<T>(lock: string, fn: () => Promise<T>, staleMs = 20 * 60_000): Promise<T> {
+/** Whether the process that took a lock directory has gone (killed mid-build): its pid file names it. */
+async function holderGone(lock: string): Promise<boolean> {
+  const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return err instanceof Error && 'code' in err && err.code === 'ESRCH';
+  }
+}
+
+/**
+ * Runs `fn` while holding a lock directory. A lock whose holder has exited, or older than
+ * `staleMs`, was left by a killed process.
+ */
+export async function underLock<T>(lock: string, fn: () => Promise<T>, staleMs = 20 * 60_000): Promise<T> {
   await mkdir(CACHE_DIR, { recursive: true });
   for (;;) {
     try {
       await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
       break;
     } catch {
       const age = Date.now() - ((await stat(lock).catch(() => null))?.mtimeMs ?? Date.now());
-      if (age > staleMs) await rm(lock, { recursive: true, force: true });
+      if (age > staleMs || await holderGone(lock)) await rm(lock, { recursive: true, force: true });
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }

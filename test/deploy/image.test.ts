@@ -10,7 +10,7 @@ import { PG_BIN, startPostgres } from '../fixtures/postgres.js';
 import { promtoolCheckMetrics } from '../fixtures/promtool.js';
 import { baseImage } from './base-image.js';
 import { docBlocks, Substitutions } from './doc-steps.js';
-import { bash, buildCached, command, docker, ROOT, type ScriptResult } from './docker.js';
+import { bash, cachedImageStages, command, docker, ROOT, type ScriptResult } from './docker.js';
 
 /**
  * docs/deploy.md's container steps, run as written on this machine: build the Dockerfile on the
@@ -68,8 +68,7 @@ t.test('docs/deploy.md, container: build, configure, run, back up through the AP
   phase(t, `base image ${base}`, started);
   // The stages that change rarely keep a tag between runs; the build stage of this run is removed.
   started = Date.now();
-  await buildCached('upkeep-test-cache:system', ['--build-arg', `BASE_IMAGE=${base}`, '--target', 'system']);
-  await buildCached('upkeep-test-cache:deps', ['--build-arg', `BASE_IMAGE=${base}`, '--target', 'deps']);
+  await cachedImageStages(base);
   phase(t, 'cached stages (apt, npm ci)', started);
   started = Date.now();
   await docker(['build', '--network', 'host', '--build-arg', `BASE_IMAGE=${base}`, '--target', 'build', '-t', BUILD_STAGE, '.']);

@@ -8,7 +8,7 @@ import { promtoolCheckMetrics } from '../fixtures/promtool.js';
 import { installedPackage } from '../product/installed.js';
 import { baseImage } from './base-image.js';
 import { docBlocks, Substitutions } from './doc-steps.js';
-import { buildCached, command, docker, ROOT, type ScriptResult } from './docker.js';
+import { command, docker, ROOT, systemdImage, systemdSkipReason, type ScriptResult } from './docker.js';
 
 /**
  * deploy/systemd/upkeep.service: `systemd-analyze verify` and `security` on the committed unit, and
@@ -53,10 +53,7 @@ t.test('every setting of the unit is explained in docs/deploy.md', async (t) => 
   for (const setting of new Set(settings)) t.match(table, `\`${setting}=`, `${setting}= is in the table`);
 });
 
-// systemd runs in the container the cgroup v1 way (the host's hierarchy, mounted read-write), which
-// is what this kind of machine has.
-const cgroup = (await command(['stat', '-f', '-c', '%T', '/sys/fs/cgroup'])).stdout.trim();
-const skip = cgroup === 'tmpfs' ? false : `systemd in a container is set up for cgroup v1 here; /sys/fs/cgroup is ${cgroup}`;
+const skip = await systemdSkipReason();
 
 t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, back up through the API, upgrade', { skip }, async (t) => {
   const pg = await startPostgres();
@@ -72,7 +69,7 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
   const tarball = `upkeep-${version}.tgz`;
   await stat(join(pack, tarball));
   started = Date.now();
-  await buildCached('upkeep-test-cache:systemd', ['--build-arg', `BASE_IMAGE=${base}`], 'test/deploy/systemd');
+  await systemdImage(base);
   phase(t, 'systemd image', started);
   started = Date.now();
   t.teardown(() => docker(['rm', '--force', CONTAINER]).catch(() => undefined));

@@ -1,6 +1,7 @@
 import { Registry } from '../prom.js';
 import { ACTIONS } from '../actions/registry.js';
 import type { AnyAction, Trigger } from '../actions/contract.js';
+import { parseDurationSeconds } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -10,6 +11,7 @@ import { RunFinisher } from './finish.js';
 import { InlineExecutor, type Executor } from './executor.js';
 import { ThreadExecutor } from './executor-thread.js';
 import { idempotencyKey } from './guards/idempotency.js';
+import { orphanedClaim } from './guards/orphaned-claim.js';
 import { RunHistory } from './history.js';
 import type { RunRecord, RunStatus } from './journal.js';
 import { LeaseKeeper, RunLiveness } from './leases.js';
@@ -187,7 +189,7 @@ export class Engine implements RunSubmitter, TickClaims {
       this.claiming.add(job);
       let handledBy: string | undefined;
       try {
-        handledBy = await this.history.claimAlert(key, record.id, Date.parse(record.queuedAt));
+        handledBy = await this.claimAlert(key, record);
       } catch (err) {
         // Not acknowledged: the sender retries, and nothing ran without its claim.
         job.settle({ ...record, status: 'cancelled', reason: `the alert could not be claimed: ${errorMessage(err)}`, finishedAt: new Date(this.now()).toISOString() });
@@ -218,6 +220,21 @@ export class Engine implements RunSubmitter, TickClaims {
     }
     job.params = screened.params;
     return this.journalThenQueue(job, key, leave);
+  }
+
+  /**
+   * Claims the alert for `record`: the run that already has it, or undefined. A claim whose run
+   * never reached the journal (orphanedClaim: upkeep was killed between the two) is given back and
+   * claimed again.
+   */
+  private async claimAlert(key: string, record: RunRecord): Promise<string | undefined> {
+    const atMs = Date.parse(record.queuedAt);
+    const holder = await this.history.claimAlert(key, record.id, atMs);
+    const retentionMs = (parseDurationSeconds(this.options.config.state.retention) ?? 0) * 1000;
+    if (holder === undefined || !await orphanedClaim(holder, this.now(), retentionMs, (id) => this.store.get(id))) return holder;
+    this.options.log.warn({ runId: record.id, claimedBy: holder }, 'the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again');
+    await this.history.releaseAlert(key, holder);
+    return this.history.claimAlert(key, record.id, atMs);
   }
 
   /**

@@ -5,6 +5,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import type { RunRecord } from '../../src/engine/journal.js';
 import { openStateStore } from '../../src/engine/state/open.js';
+import { newRunId } from '../../src/engine/state/run-id.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { tempDir, testConfig } from '../http/helpers.js';
@@ -103,5 +104,36 @@ for (const kind of kinds) {
     t.same([(await restarted.submit(waiting).done).status, (await restarted.submit(request).done).status], ['success', 'success'],
       'both alerts run when re-delivered: neither run did its work');
     t.equal(action.executed, 2);
+  });
+
+  t.test(`${kind.name}: a claim whose run never reached the journal (upkeep killed in between) is taken over by a re-delivery once a minute old, never younger nor past the journal's retention`, async (t) => {
+    const action = flakyAction();
+    const captured = bufferLogger();
+    const config = testConfig({ state: { ...await kind.state(t), retention: '1h' } });
+    // What a killed upkeep left: three alerts' claims, by runs that never wrote their queued line.
+    const left = await openStateStore(config, captured.log, Date.now);
+    const claimed = async (fingerprint: string, agoMs: number) => {
+      const holder = newRunId(Date.now() - agoMs);
+      const own = { ...alert, fingerprint };
+      t.equal(await left.guards.claimAlert(idempotencyKey(own, 'test.action'), holder, Date.now() - agoMs), undefined);
+      return { holder, request: { ...request, alert: own } };
+    };
+    const orphan = await claimed('f-orphan', 2 * 60_000);
+    const young = await claimed('f-young', 10_000);
+    const old = await claimed('f-old', 2 * 3_600_000);
+    await left.close();
+
+    const engine = await Engine.create({ config, log: captured.log, actions: [action] });
+    t.teardown(() => engine.close());
+    const taken = await engine.submit(orphan.request).done;
+    t.equal(taken.status, 'success', 'the orphaned claim was taken over: the alert ran');
+    t.same([(await engine.submit(orphan.request).done).duplicateOf], [taken.id], 'and its next re-delivery is a duplicate of that run');
+    const waiting = await engine.submit(young.request).done;
+    t.same([waiting.status, waiting.duplicateOf], ['duplicate', young.holder], 'a claim 10 s old may be a live peer\'s: left alone');
+    const expired = await engine.submit(old.request).done;
+    t.same([expired.status, expired.duplicateOf], ['duplicate', old.holder], 'a claim older than state.retention may be a run the journal let go of: left alone');
+    t.equal(action.executed, 1);
+    t.same(captured.lines().filter((line) => line.level === 40).map((line) => [line.msg, line.runId, line.claimedBy]),
+      [['the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again', taken.id, orphan.holder]]);
   });
 }

@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
+import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
+import { openStateStore } from '../../src/engine/state/open.js';
+import { newRunId } from '../../src/engine/state/run-id.js';
+import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
+import { testConfig } from '../http/helpers.js';
 import { serveInstalled, writeConfig } from './installed.js';
 import { allRuns, postAlerts } from './runs.js';
 
@@ -49,4 +54,45 @@ t.test('the installed serve: an alert whose claim cannot be written is not ackno
   const failed = served.logLines().filter((line) => line.msg === 'request failed');
   t.equal(failed.length, 1, 'the failure is logged once');
   t.match(failed[0], { level: 50, err: { message: /^(EEXIST|ENOTDIR)/ } });
+});
+
+t.test('the installed serve: an alert claimed by a run that never reached the journal (upkeep killed between the two) runs when re-delivered', async (t) => {
+  const files = await mkdtemp(join(tmpdir(), 'upkeep-claim-files-'));
+  t.teardown(() => rm(files, { recursive: true, force: true }));
+  const { file, dir } = await writeConfig(t, {
+    targets: { files: [{ name: 'scratch', dir: files }] },
+    remediation: {
+      dryRun: true,
+      rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
+      windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
+    },
+  });
+  // What an upkeep killed after claiming the alert, before its run's queued line, left: the claim, two minutes ago.
+  const startsAt = '2026-12-02T10:00:00.000Z';
+  const holder = newRunId(Date.now() - 120_000);
+  const left = await openStateStore(testConfig({ state: { dir: join(dir, 'state') } }), bufferLogger().log, Date.now);
+  const key = idempotencyKey({ fingerprint: 'orphan-1', startsAt, alertname: 'DiskUsageHigh', labels: {} }, 'files.cleanup');
+  t.equal(await left.guards.claimAlert(key, holder, Date.now() - 120_000), undefined);
+  await left.close();
+
+  const served = await serveInstalled(t, file);
+  const delivered = await postAlerts(served.base, await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint: 'orphan-1', startsAt }));
+  t.equal(delivered.status, 202);
+  const { accepted, ignored } = reply.parse(delivered.body);
+  t.same(ignored, [], 'not a duplicate of the run that never started');
+  t.match(accepted, [{ fingerprint: 'orphan-1', status: 'queued' }]);
+  const runs = await waitFor('the run to finish', async () => {
+    const all = await allRuns(served.base);
+    if (all[0]?.status !== 'dry_run') throw new Error(`runs: ${JSON.stringify(all.map((run) => run.status))}`);
+    return all;
+  });
+  t.same(runs.map((run) => [run.id, run.status]), [[accepted[0]?.runId, 'dry_run']]);
+  const again = reply.parse((await postAlerts(served.base, await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint: 'orphan-1', startsAt }))).body);
+  t.match(again.accepted, [{ fingerprint: 'orphan-1', status: 'duplicate' }], 'the next re-delivery is a duplicate of the run that did happen');
+  const duplicate = await (await fetch(`${served.base}/runs/${again.accepted[0]?.runId ?? ''}`)).json();
+  t.match(duplicate, { status: 'duplicate', duplicateOf: accepted[0]?.runId });
+
+  t.equal(await served.stop(), 0);
+  t.same(served.logLines().filter((line) => typeof line.level === 'number' && line.level >= 40).map((line) => [line.level, line.msg, line.runId, line.claimedBy]),
+    [[40, 'the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again', accepted[0]?.runId, holder]]);
 });

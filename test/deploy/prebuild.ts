@@ -4,7 +4,7 @@
  * - the deploy tests' base image: on a fresh machine debootstrap takes minutes, and both deploy
  *   test files wait for it under the same lock; then the images built on it that change rarely
  *   (the product image's apt and npm ci stages, the systemd test's image). On a fresh machine
- *   these took 87 s and 44 s of a tap job slot, mostly waiting for downloads;
+ *   these took 87 s and 44 s of a tap job slot (984 s for the whole .ci/run, 861 s since);
  * - the packed and installed package (test/product/installed.ts): `npm pack` bundles the sources
  *   (scripts/build.ts) and installs the production dependencies, about a minute on two cores.
  *   `npm test`'s own type check and import check run on one core before tap starts, so packing

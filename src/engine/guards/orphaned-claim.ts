@@ -11,6 +11,9 @@ export const ORPHANED_AFTER_MS = 60_000;
  * claim expires (7 days). It is orphaned when the holder's id says it was made at least
  * ORPHANED_AFTER_MS ago and the journal, which keeps every run younger than `retentionMs`, has no
  * such run. Older holders are left alone: the journal may have let go of a run that did happen.
+ * The limit: a replica stalled longer than ORPHANED_AFTER_MS between its claim and its line (a
+ * paused VM) comes back to an alert taken over, and runs it too; the run's lock and the cooldown
+ * then stand between the two runs, as between any two runs of one (remediation, target).
  */
 export async function orphanedClaim(holder: string, nowMs: number, retentionMs: number, find: (id: string) => Promise<RunRecord | undefined>): Promise<boolean> {
   const madeMs = idTime(holder);

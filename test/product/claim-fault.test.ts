@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import { openStateStore } from '../../src/engine/state/open.js';
@@ -15,7 +15,8 @@ import { allRuns, postAlerts } from './runs.js';
 
 const reply = z.object({ accepted: z.array(z.object({ runId: z.string(), fingerprint: z.string(), status: z.string() })), ignored: z.array(z.unknown()) });
 
-t.test('the installed serve: an alert whose claim cannot be written is not acknowledged and runs nothing; once the disk is back, its re-delivery runs', async (t) => {
+/** A config whose DiskUsageHigh alerts queue a dry run of files.cleanup on a scratch directory. */
+async function dryRunConfig(t: Test): Promise<{ file: string; dir: string }> {
   const files = await mkdtemp(join(tmpdir(), 'upkeep-claim-files-'));
   t.teardown(() => rm(files, { recursive: true, force: true }));
   const { file, dir } = await writeConfig(t, {
@@ -26,6 +27,11 @@ t.test('the installed serve: an alert whose claim cannot be written is not ackno
       windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
     },
   });
+  return { file, dir };
+}
+
+t.test('the installed serve: an alert whose claim cannot be written is not acknowledged and runs nothing; once the disk is back, its re-delivery runs', async (t) => {
+  const { file, dir } = await dryRunConfig(t);
   const served = await serveInstalled(t, file);
   const payload = await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint: 'claim-fault-1' });
   const post = () => postAlerts(served.base, payload);
@@ -57,16 +63,7 @@ t.test('the installed serve: an alert whose claim cannot be written is not ackno
 });
 
 t.test('the installed serve: an alert claimed by a run that never reached the journal (upkeep killed between the two) runs when re-delivered', async (t) => {
-  const files = await mkdtemp(join(tmpdir(), 'upkeep-claim-files-'));
-  t.teardown(() => rm(files, { recursive: true, force: true }));
-  const { file, dir } = await writeConfig(t, {
-    targets: { files: [{ name: 'scratch', dir: files }] },
-    remediation: {
-      dryRun: true,
-      rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
-      windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
-    },
-  });
+  const { file, dir } = await dryRunConfig(t);
   // What an upkeep killed after claiming the alert, before its run's queued line, left: the claim, two minutes ago.
   const startsAt = '2026-12-02T10:00:00.000Z';
   const holder = newRunId(Date.now() - 120_000);

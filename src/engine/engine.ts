@@ -63,6 +63,8 @@ export class Engine implements RunSubmitter, TickClaims {
   readonly metrics: RemediationMetrics;
   private closing = false;
   private leases: LeaseKeeper | null = null;
+  /** state.retention: how long the journal keeps a run (openStateStore has refused a config where it is not a duration). */
+  private readonly retentionMs: number;
 
   private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
     const { config, log } = options;
@@ -70,6 +72,7 @@ export class Engine implements RunSubmitter, TickClaims {
     this.connections = new Connections(config);
     this.history = new RunHistory(config.remediation, store.guards);
     this.now = options.now ?? Date.now;
+    this.retentionMs = (parseDurationSeconds(config.state.retention) ?? 0) * 1000;
     this.metrics = new RemediationMetrics(options.registry ?? new Registry(), [...this.actions.keys()],
       (remediation) => this.history.circuitOpen(remediation, this.now()));
     // The registry's actions on the real clock may run on the executor thread; actions or a clock
@@ -230,8 +233,7 @@ export class Engine implements RunSubmitter, TickClaims {
   private async claimAlert(key: string, record: RunRecord): Promise<string | undefined> {
     const atMs = Date.parse(record.queuedAt);
     const holder = await this.history.claimAlert(key, record.id, atMs);
-    const retentionMs = (parseDurationSeconds(this.options.config.state.retention) ?? 0) * 1000;
-    if (holder === undefined || !await orphanedClaim(holder, this.now(), retentionMs, (id) => this.store.get(id))) return holder;
+    if (holder === undefined || !await orphanedClaim(holder, this.now(), this.retentionMs, (id) => this.store.get(id))) return holder;
     this.options.log.warn({ runId: record.id, claimedBy: holder }, 'the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again');
     await this.history.releaseAlert(key, holder);
     return this.history.claimAlert(key, record.id, atMs);

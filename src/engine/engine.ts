@@ -226,15 +226,16 @@ export class Engine implements RunSubmitter, TickClaims {
   }
 
   /**
-   * Claims the alert for `record`: the run that already has it, or undefined. A claim whose run
-   * never reached the journal (orphanedClaim: upkeep was killed between the two) is given back and
-   * claimed again.
+   * Claims the alert for `record`: the run that already has it, or undefined. A claim that should
+   * have been given back (orphanedClaim: its run ended a failure but the release was lost, or upkeep
+   * was killed between the claim and the run's line) is given back and claimed again.
    */
   private async claimAlert(key: string, record: RunRecord): Promise<string | undefined> {
     const atMs = Date.parse(record.queuedAt);
     const holder = await this.history.claimAlert(key, record.id, atMs);
-    if (holder === undefined || !await orphanedClaim(holder, this.now(), this.retentionMs, (id) => this.store.get(id))) return holder;
-    this.options.log.warn({ runId: record.id, claimedBy: holder }, 'the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again');
+    const orphaned = holder === undefined ? null : await orphanedClaim(holder, this.now(), this.retentionMs, (id) => this.store.get(id));
+    if (holder === undefined || orphaned === null) return holder;
+    this.options.log.warn({ runId: record.id, claimedBy: holder, reason: orphaned }, 'the alert\'s claim should have been given back; claiming it again');
     await this.history.releaseAlert(key, holder);
     return this.history.claimAlert(key, record.id, atMs);
   }

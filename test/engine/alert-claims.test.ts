@@ -133,7 +133,38 @@ for (const kind of kinds) {
     const expired = await engine.submit(old.request).done;
     t.same([expired.status, expired.duplicateOf], ['duplicate', old.holder], 'a claim older than state.retention may be a run the journal let go of: left alone');
     t.equal(action.executed, 1);
-    t.same(captured.lines().filter((line) => line.level === 40).map((line) => [line.msg, line.runId, line.claimedBy]),
-      [['the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again', taken.id, orphan.holder]]);
+    t.same(captured.lines().filter((line) => line.level === 40).map((line) => [line.msg, line.runId, line.claimedBy, line.reason]),
+      [["the alert's claim should have been given back; claiming it again", taken.id, orphan.holder, 'the run that held it never reached the journal (upkeep stopped in between)']]);
+  });
+
+  t.test(`${kind.name}: a claim still held by a run that failed (its release was lost) is taken over by a re-delivery; a success's is not`, async (t) => {
+    const action = flakyAction();
+    const captured = bufferLogger();
+    const config = testConfig({ state: await kind.state(t) });
+    // What an upkeep whose release of a failed run's claim could not be written left after a restart.
+    const left = await openStateStore(config, captured.log, Date.now);
+    const finished = async (fingerprint: string, status: 'failure' | 'success') => {
+      const own = { ...alert, fingerprint };
+      const run: RunRecord = {
+        id: newRunId(Date.now()), remediation: 'test.action', trigger: 'alert', status, params: { n: 1 }, alert: own,
+        queuedAt: new Date().toISOString(), startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), lockKey: 'test.action:1',
+      };
+      t.equal(await left.guards.claimAlert(idempotencyKey(own, 'test.action'), run.id, Date.now()), undefined);
+      await left.append(run).durable;
+      return { run, request: { ...request, alert: own } };
+    };
+    const failed = await finished('f-failed', 'failure');
+    const succeeded = await finished('f-succeeded', 'success');
+    await left.close();
+
+    const engine = await Engine.create({ config, log: captured.log, actions: [action] });
+    t.teardown(() => engine.close());
+    const retried = await engine.submit(failed.request).done;
+    t.equal(retried.status, 'success', 'the failed run\'s claim was taken over: the alert ran again');
+    const again = await engine.submit(succeeded.request).done;
+    t.same([again.status, again.duplicateOf], ['duplicate', succeeded.run.id], 'a success keeps its claim');
+    t.equal(action.executed, 1);
+    t.same(captured.lines().filter((line) => line.level === 40).map((line) => [line.msg, line.runId, line.claimedBy, line.reason]),
+      [["the alert's claim should have been given back; claiming it again", retried.id, failed.run.id, 'the run that held it ended failure, which gives the alert back, but the claim was not released']]);
   });
 }

@@ -90,6 +90,6 @@ t.test('the installed serve: an alert claimed by a run that never reached the jo
   t.match(duplicate, { status: 'duplicate', duplicateOf: accepted[0]?.runId });
 
   t.equal(await served.stop(), 0);
-  t.same(served.logLines().filter((line) => typeof line.level === 'number' && line.level >= 40).map((line) => [line.level, line.msg, line.runId, line.claimedBy]),
-    [[40, 'the alert was claimed by a run that never reached the journal (upkeep stopped in between); claiming it again', accepted[0]?.runId, holder]]);
+  t.same(served.logLines().filter((line) => typeof line.level === 'number' && line.level >= 40).map((line) => [line.level, line.msg, line.runId, line.claimedBy, line.reason]),
+    [[40, "the alert's claim should have been given back; claiming it again", accepted[0]?.runId, holder, 'the run that held it never reached the journal (upkeep stopped in between)']]);
 });

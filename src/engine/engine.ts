@@ -1,7 +1,6 @@
 import { Registry } from '../prom.js';
 import { ACTIONS } from '../actions/registry.js';
 import type { AnyAction, Trigger } from '../actions/contract.js';
-import { parseDurationSeconds } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -22,7 +21,7 @@ import { QueueFull, RunQueue, type Job } from './queue.js';
 import { recover } from './recovery.js';
 import { AlertSilences } from './silences.js';
 import { HOST } from './state/owner.js';
-import { openStateStore } from './state/open.js';
+import { openStateStore, retentionMsOf } from './state/open.js';
 import { newRunId } from './state/run-id.js';
 import type { RunFilter, RunPage, RunPageJson, StateStore } from './state/store.js';
 import { ShutDown } from './stop.js';
@@ -63,7 +62,7 @@ export class Engine implements RunSubmitter, TickClaims {
   readonly metrics: RemediationMetrics;
   private closing = false;
   private leases: LeaseKeeper | null = null;
-  /** state.retention: how long the journal keeps a run (openStateStore has refused a config where it is not a duration). */
+  /** state.retention: how long the journal keeps a run. */
   private readonly retentionMs: number;
 
   private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
@@ -72,7 +71,7 @@ export class Engine implements RunSubmitter, TickClaims {
     this.connections = new Connections(config);
     this.history = new RunHistory(config.remediation, store.guards);
     this.now = options.now ?? Date.now;
-    this.retentionMs = (parseDurationSeconds(config.state.retention) ?? 0) * 1000;
+    this.retentionMs = retentionMsOf(config.state);
     this.metrics = new RemediationMetrics(options.registry ?? new Registry(), [...this.actions.keys()],
       (remediation) => this.history.circuitOpen(remediation, this.now()));
     // The registry's actions on the real clock may run on the executor thread; actions or a clock

@@ -10,25 +10,10 @@ import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { testConfig } from '../http/helpers.js';
-import { serveInstalled, writeConfig } from './installed.js';
-import { allRuns, postAlerts } from './runs.js';
+import { serveInstalled } from './installed.js';
+import { allRuns, dryRunConfig, postAlerts } from './runs.js';
 
 const reply = z.object({ accepted: z.array(z.object({ runId: z.string(), fingerprint: z.string(), status: z.string() })), ignored: z.array(z.unknown()) });
-
-/** A config whose DiskUsageHigh alerts queue a dry run of files.cleanup on a scratch directory. */
-async function dryRunConfig(t: Test): Promise<{ file: string; dir: string }> {
-  const files = await mkdtemp(join(tmpdir(), 'upkeep-claim-files-'));
-  t.teardown(() => rm(files, { recursive: true, force: true }));
-  const { file, dir } = await writeConfig(t, {
-    targets: { files: [{ name: 'scratch', dir: files }] },
-    remediation: {
-      dryRun: true,
-      rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
-      windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
-    },
-  });
-  return { file, dir };
-}
 
 t.test('the installed serve: an alert whose claim cannot be written is not acknowledged and runs nothing; once the disk is back, its re-delivery runs', async (t) => {
   const { file, dir } = await dryRunConfig(t);

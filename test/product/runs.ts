@@ -1,5 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
 import { z } from 'zod';
+import { writeConfig } from './installed.js';
 
 const runSummary = z.object({ id: z.string(), status: z.string(), trigger: z.string(), alert: z.object({ fingerprint: z.string() }).optional() });
 const page = z.object({ runs: z.array(runSummary), next: z.string().nullable() });
@@ -33,4 +37,19 @@ export async function rssBytes(pid: number): Promise<number> {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
   if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(match[1]) * 1024;
+}
+
+/** A config whose DiskUsageHigh alerts queue a dry run of files.cleanup on a scratch directory. */
+export async function dryRunConfig(t: Test): Promise<{ file: string; dir: string }> {
+  const files = await mkdtemp(join(tmpdir(), 'upkeep-dry-files-'));
+  t.teardown(() => rm(files, { recursive: true, force: true }));
+  const { file, dir } = await writeConfig(t, {
+    targets: { files: [{ name: 'scratch', dir: files }] },
+    remediation: {
+      dryRun: true,
+      rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
+      windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
+    },
+  });
+  return { file, dir };
 }

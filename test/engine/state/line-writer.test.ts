@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileSink, LineWriter, type LineSink } from '../../../src/engine/state/line-writer.js';
+import { FileSink, LineWriter, SYNC_SPACING_MS, type LineSink } from '../../../src/engine/state/line-writer.js';
 
 /** A sink in memory whose writes and syncs each wait until the test lets them finish. */
 function heldSink() {
@@ -30,7 +30,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 t.test('a write never waits for the fsync in flight; lines written meanwhile share the next fsync', async (t) => {
   const disk = heldSink();
-  const writer = new LineWriter(disk.sink);
+  const writer = new LineWriter(disk.sink, { syncSpacingMs: 0 });
   const states: string[] = [];
   const track = (name: string, line: { written: Promise<void>; durable: Promise<void> }) => {
     void line.written.then(() => states.push(`${name} written`));
@@ -62,7 +62,7 @@ t.test('a write never waits for the fsync in flight; lines written meanwhile sha
 
 t.test('a failed write rejects its lines; a failed fsync rejects only durability; the writer goes on', async (t) => {
   const disk = heldSink();
-  const writer = new LineWriter(disk.sink);
+  const writer = new LineWriter(disk.sink, { syncSpacingMs: 0 });
   const lost = writer.enqueue('lost');
   await settle();
   disk.next('write').finish(new Error('disk full'));
@@ -82,6 +82,47 @@ t.test('a failed write rejects its lines; a failed fsync rejects only durability
   await later.durable;
   t.same(disk.file, ['unsynced\n', 'later\n']);
   await writer.idle();
+});
+
+t.test('under load an fsync starts SYNC_SPACING_MS after the one before at the earliest; the lines written meanwhile share it', async (t) => {
+  const disk = heldSink();
+  let clock = 1_000;
+  const slept: number[] = [];
+  let wake = () => undefined as void;
+  const sleep = (ms: number) => { slept.push(ms); return new Promise<void>((resolve) => { wake = () => { clock += ms; resolve(); }; }); };
+  const writer = new LineWriter(disk.sink, { now: () => clock, sleep });
+  const a = writer.enqueue('a');
+  await settle();
+  disk.next('write').finish();
+  await settle();
+  t.same(disk.inFlight(), ['sync'], 'the first fsync starts at once');
+  clock += 5;
+  const lines = ['b', 'c', 'd'].map((line) => writer.enqueue(line));
+  await settle();
+  disk.next('write').finish();
+  await settle();
+  disk.next('write').finish();
+  disk.next('sync').finish();
+  await a.durable;
+  await settle();
+  t.same(disk.inFlight(), [], 'b, c and d are written (b alone, c and d together); their fsync waits');
+  t.same(slept, [SYNC_SPACING_MS - 5], 'until SYNC_SPACING_MS after the first fsync started');
+  wake();
+  await settle();
+  t.same(disk.inFlight(), ['sync'], 'then one fsync for the three');
+  disk.next('sync').finish();
+  await Promise.all(lines.map((line) => line.durable));
+  t.equal(disk.synced(), 3, 'the second fsync covers the three writes after the first: two fsyncs for four lines');
+  clock += 1_000;
+  const lone = writer.enqueue('e');
+  await settle();
+  disk.next('write').finish();
+  await settle();
+  t.same(disk.inFlight(), ['sync'], 'a line long after the last fsync is synced at once');
+  t.same(slept, [SYNC_SPACING_MS - 5], 'without a wait');
+  disk.next('sync').finish();
+  await lone.durable;
+  await writer.close();
 });
 
 t.test('FileSink creates its file (and directory) on the first write and appends', async (t) => {

@@ -50,8 +50,9 @@ export interface LineWriterOptions {
  * Group commit, with writes and syncs overlapping: lines that arrive while a write is in flight
  * share the next write, and lines written while an fsync is in flight (or while the next waits
  * out SYNC_SPACING_MS) share the next fsync. A write never waits for an fsync, so `written` (what
- * the webhook acknowledges on) costs one write() however slow the disk's fsync is. Each batch is one write() of whole lines on a file
- * opened for append, so lines of several processes appending to the same file never interleave.
+ * the webhook acknowledges on) costs one write() however slow the disk's fsync is. Each batch is
+ * one write() of whole lines on a file opened for append, so lines of several processes
+ * appending to the same file never interleave.
  */
 export class LineWriter {
   private pending: PendingLine[] = [];

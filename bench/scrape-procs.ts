@@ -88,8 +88,8 @@ export interface Scrape { readonly seconds: number; readonly bytes: number; read
  * kept, nothing parsed). The body is decoded to text only after the clock stops: decoding 10 MB on
  * the client cost 35-50 ms of upkeep's 10,200-table scrape (and about twice that of
  * postgres_exporter's 23 MB), work of the client, not of the server measured. fetch() is not used:
- * its arrayBuffer() grew faster than the body (docs/performance.md, "The bench's own client"):
- * at 50,000 tables (49 MB) it took 738-757 ms where reading the same bytes as they came took 395.
+ * its arrayBuffer() grew faster than the body (docs/performance.md, "The growth bench's client and
+ * its warm-up"): at 50,000 tables (49 MB) it took 802-1,029 ms where this took 428-486.
  */
 export async function scrape(url: string): Promise<Scrape> {
   const started = performance.now();

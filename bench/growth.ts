@@ -14,7 +14,8 @@ import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres
 import { installedPackage } from '../test/product/installed.js';
 import { loadAverage, recordGoal } from './goals.js';
 import { growthSvg, type Series } from './growth-svg.js';
-import { linesStartingWith, percentile, RssSampler, scrape, startService } from './scrape-procs.js';
+import { linesStartingWith, scrape } from './scrape-client.js';
+import { percentile, RssSampler, startService } from './scrape-procs.js';
 
 const { values: options } = parseArgs({
   options: {

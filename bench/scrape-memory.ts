@@ -17,7 +17,8 @@ import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
 import { installedPackage } from '../test/product/installed.js';
 import { createTables } from './scrape-data.js';
-import { percentile, scrape, startService } from './scrape-procs.js';
+import { scrape } from './scrape-client.js';
+import { percentile, startService } from './scrape-procs.js';
 
 const { values: options } = parseArgs({
   options: {

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, readdir } from 'node:fs/promises';
-import { get } from 'node:http';
 import { waitFor } from '../src/demo/servers/ports.js';
 
 /** A program under measurement, stopped by its own PID. */
@@ -79,40 +78,6 @@ export class RssSampler {
   stop(): void {
     clearInterval(this.timer);
   }
-}
-
-export interface Scrape { readonly seconds: number; readonly bytes: number; readonly text: string }
-
-/**
- * One scrape, timed from the request to its last byte, read with node:http as it arrives (chunks
- * kept, nothing parsed). The body is decoded to text only after the clock stops: decoding 10 MB on
- * the client cost 35-50 ms of upkeep's 10,200-table scrape (and about twice that of
- * postgres_exporter's 23 MB), work of the client, not of the server measured. fetch() is not used:
- * its arrayBuffer() grew faster than the body (docs/performance.md, "The growth bench's client and
- * its warm-up"): at 50,000 tables (49 MB) it took 802-1,029 ms where this took 428-486.
- */
-export async function scrape(url: string): Promise<Scrape> {
-  const started = performance.now();
-  const { status, chunks } = await new Promise<{ status: number; chunks: Buffer[] }>((resolve, reject) => {
-    // Uncompressed, as upkeep serves it: the exporters would otherwise spend part of their time on gzip.
-    get(url, { headers: { 'accept-encoding': 'identity' } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => { chunks.push(chunk); });
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, chunks }));
-      response.on('error', reject);
-    }).on('error', reject);
-  });
-  const seconds = (performance.now() - started) / 1000;
-  if (status !== 200) throw new Error(`${url}: HTTP ${status}`);
-  const body = Buffer.concat(chunks);
-  return { seconds, bytes: body.length, text: body.toString('utf8') };
-}
-
-/** How many lines of `text` start with `prefix` (without splitting a 49 MB exposition into lines). */
-export function linesStartingWith(text: string, prefix: string): number {
-  let count = text.startsWith(prefix) ? 1 : 0;
-  for (let at = text.indexOf(`\n${prefix}`); at >= 0; at = text.indexOf(`\n${prefix}`, at + 1)) count += 1;
-  return count;
 }
 
 export function percentile(values: readonly number[], p: number): number {

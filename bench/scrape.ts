@@ -15,7 +15,8 @@ import { startRedis, type RedisServer } from '../src/demo/servers/redis.js';
 import { installedPackage } from '../test/product/installed.js';
 import { recordGoal } from './goals.js';
 import { createTables, loadRedis } from './scrape-data.js';
-import { percentile, RssSampler, scrape, startService, type Scrape, type Service } from './scrape-procs.js';
+import { scrape, type Scrape } from './scrape-client.js';
+import { percentile, RssSampler, startService, type Service } from './scrape-procs.js';
 
 const { values: options } = parseArgs({
   options: {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { linesStartingWith, scrape } from '../../bench/scrape-procs.js';
+import { linesStartingWith, scrape } from '../../bench/scrape-client.js';
 
 t.test('linesStartingWith counts the lines with a prefix, the first line included, a match inside a line not', async (t) => {
   t.equal(linesStartingWith('a{x} 1\nb{x} 2\na{y} 3\n# a{z}\nba{q} 4\n', 'a{'), 2);

@@ -13,13 +13,24 @@ const IDLE_EXIT_MS = 60_000;
 // How long a closing engine waits for the thread to end its connections before terminating it.
 const EXIT_GRACE_MS = 5000;
 
-// A line of the thread's logger (every line it writes is a run's, so it has the run's id).
+// A line of the thread's logger: a run's has the run's id; the thread's own (it could not lower its priority) has none.
 const logLine = z.looseObject({
   level: z.union([z.literal(10), z.literal(20), z.literal(30), z.literal(40), z.literal(50), z.literal(60)])
     .transform((level) => ({ 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' } as const)[level]),
   msg: z.string().optional(),
-  runId: z.string(),
+  runId: z.string().optional(),
 });
+
+/**
+ * A log line from the thread, logged here (this process's destination): a run's by the run's own
+ * logger (its bindings), or by one naming the run if the run has closed (a late timer); the
+ * thread's own by the engine's logger.
+ */
+export function relog(line: string, log: Logger, runLog: (runId: string) => Logger | undefined): void {
+  const { level, msg, runId, time: _time, pid: _pid, hostname: _hostname, ...fields } = logLine.parse(JSON.parse(line));
+  const target = runId === undefined ? log : runLog(runId) ?? log.child({ runId });
+  target[level](fields, msg);
+}
 
 type Step = typeof STEPS[number];
 interface Pending { step: Step; resolve: (value: unknown) => void; reject: (err: Error) => void }
@@ -130,15 +141,8 @@ export class ThreadExecutor implements Executor {
         this.runs.get(message.runId)?.spec.progress(message.detail);
         return;
       case 'log':
-        this.relog(message.line);
+        relog(message.line, this.log, (runId) => this.runs.get(runId)?.spec.log);
     }
-  }
-
-  /** A run's log line from the thread, logged by the run's own logger (its bindings, this process's destination). */
-  private relog(line: string): void {
-    const { level, msg, runId, time: _time, pid: _pid, hostname: _hostname, ...fields } = logLine.parse(JSON.parse(line));
-    // A line written after its run closed (a late timer) still names the run.
-    (this.runs.get(runId)?.spec.log ?? this.log.child({ runId }))[level](fields, msg);
   }
 
   /** The thread is gone: the steps it had in hand fail, and the next run starts a new one. */

@@ -232,8 +232,9 @@ export class Engine implements RunSubmitter, TickClaims {
   private async claimAlert(key: string, record: RunRecord): Promise<string | undefined> {
     const atMs = Date.parse(record.queuedAt);
     const holder = await this.history.claimAlert(key, record.id, atMs);
-    const orphaned = holder === undefined ? null : await orphanedClaim(holder, this.now(), this.retentionMs, (id) => this.store.get(id));
-    if (holder === undefined || orphaned === null) return holder;
+    if (holder === undefined) return undefined;
+    const orphaned = await orphanedClaim(holder, this.now(), this.retentionMs, (id) => this.store.get(id));
+    if (orphaned === null) return holder;
     this.options.log.warn({ runId: record.id, claimedBy: holder, reason: orphaned }, 'the alert\'s claim should have been given back; claiming it again');
     await this.history.releaseAlert(key, holder);
     return this.history.claimAlert(key, record.id, atMs);

@@ -57,7 +57,11 @@ export class FileStore implements StateStore {
   /** Always `stored`: the file store serves one host, where no peer finishes a live process's runs. */
   append(record: RunRecord): { written: Promise<void>; durable: Promise<Appended> } {
     const { written, durable } = this.journal.append(record);
-    return { written, durable: durable.then(() => 'stored' as const) };
+    const stored = durable.then(() => 'stored' as const);
+    // A caller may wait only for `written` (a dry run's lines): when the write fails, this copy of
+    // the failure must not be an unhandled rejection, which ends the process.
+    stored.catch(() => undefined);
+    return { written, durable: stored };
   }
 
   get(id: string): Promise<RunRecord | undefined> {

@@ -1,5 +1,6 @@
 import { mkdir, open, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { isFinished } from '../journal.js';
+import { appendNow } from './line-writer.js';
 import type { RunKey } from './run-key.js';
 import { encodeIndex, summarise, type IndexHeader } from './segment-index.js';
 import type { SegmentSet, Tail } from './segment-set.js';
@@ -30,7 +31,7 @@ export class SegmentWriter {
     await this.rotateIfDue();
     const handle = await this.appendHandle();
     const bytes = Buffer.from(batch);
-    const { bytesWritten } = await handle.write(bytes);
+    const bytesWritten = appendNow(handle.fd, bytes);
     if (bytesWritten < bytes.length) {
       // A full disk: the next batch opens the file again and starts on a line of its own.
       await this.close();

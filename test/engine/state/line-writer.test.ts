@@ -1,8 +1,10 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSink, LineWriter, SYNC_SPACING_MS, type LineSink } from '../../../src/engine/state/line-writer.js';
+import { fsRequestsDuring } from './fs-requests.js';
 
 /** A sink in memory whose writes and syncs each wait until the test lets them finish. */
 function heldSink() {
@@ -136,4 +138,19 @@ t.test('FileSink creates its file (and directory) on the first write and appends
   await again.enqueue('three').durable;
   await again.close();
   t.equal(await readFile(file, 'utf8'), 'one\ntwo\nthree\n');
+});
+
+t.test('FileSink writes a batch in place: the line is in the file when enqueue returns, with no request in the thread pool', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'upkeep-line-writer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'events.jsonl');
+  const writer = new LineWriter(new FileSink(file));
+  await writer.enqueue('one').durable;
+  const requests = await fsRequestsDuring(async () => {
+    const { written } = writer.enqueue('two');
+    t.equal(readFileSync(file, 'utf8'), 'one\ntwo\n', 'written before enqueue returned');
+    await written;
+  });
+  t.equal(requests, 0, 'no write handed to the thread pool');
+  await writer.close();
 });

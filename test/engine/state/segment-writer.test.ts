@@ -2,6 +2,7 @@ import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { tempDir } from '../../http/helpers.js';
+import { fsRequestsDuring } from './fs-requests.js';
 import { finished, openJournal, queued, T0 } from './journal-fixture.js';
 
 t.test('a run whose lines span a rotation appears once, with the state of its last line', async (t) => {
@@ -39,4 +40,13 @@ t.test('a torn last line after a crash is skipped and the next line starts on it
   const lines = (await readFile(join(dir, segment ?? ''), 'utf8')).split('\n');
   t.equal(lines[1], '{"id":"torn","remediation":"postgres.vac\t', 'the torn line stays on its own line, ended so that it never reads as a record');
   t.same(JSON.parse(lines[2] ?? ''), after);
+});
+
+t.test('a batch is written in place: appending a line to the open segment starts no request in the thread pool', async (t) => {
+  const dir = await tempDir(t);
+  const journal = await openJournal(t, dir);
+  await journal.append(queued(T0)).durable;
+  const requests = await fsRequestsDuring(async () => { await journal.append(queued(T0 + 1)).written; });
+  t.equal(requests, 0);
+  t.equal((await journal.list({}, null, 10)).runs.length, 2);
 });

@@ -90,6 +90,8 @@ interface Paced {
   statuses: number[];
   errors: number;
   seconds: number;
+  /** When the first request was due, in ms since the epoch (to line up with the server's own clock). */
+  startEpochMs: number;
 }
 
 /** Sends `rate` requests per second for `seconds`, each at its scheduled time whatever the earlier ones are doing. */
@@ -111,7 +113,7 @@ async function paced(rate: number, seconds: number, send: (n: number) => Promise
   }
   await Promise.all(inFlight);
   const latencies = byRequest.filter((latency) => latency !== undefined);
-  return { byRequest, latencies, statuses, errors, seconds: (performance.now() - start) / 1000 };
+  return { byRequest, latencies, statuses, errors, seconds: (performance.now() - start) / 1000, startEpochMs: performance.timeOrigin + start };
 }
 
 /** The p99 of each 5-second window of a paced run, by when its requests were due. */
@@ -169,9 +171,10 @@ try {
   }));
   const port = await freePort();
   // For looking inside the server: UPKEEP_BENCH_FLAGS, node flags (--perf-basic-prof, --trace-opt);
-  // UPKEEP_BENCH_PROF, a directory for its CPU profiles; UPKEEP_BENCH_STDOUT, a file for its stdout
+  // UPKEEP_BENCH_PROF, a directory for its CPU profiles; UPKEEP_BENCH_LATENCIES, a file for each steady
+  // request's latency (to find the server's stalls by time); UPKEEP_BENCH_STDOUT, a file for its stdout
   // (else a file in the run's directory: a log written somewhere, as a service's is, not /dev/null).
-  const { UPKEEP_BENCH_FLAGS: flags, UPKEEP_BENCH_PROF: profiles, UPKEEP_BENCH_STDOUT: stdout } = process.env;
+  const { UPKEEP_BENCH_FLAGS: flags, UPKEEP_BENCH_PROF: profiles, UPKEEP_BENCH_STDOUT: stdout, UPKEEP_BENCH_LATENCIES: latencyFile } = process.env;
   const nodeFlags = [...(flags?.split(' ').filter(Boolean) ?? []), ...(profiles ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [])];
   child = spawn(process.execPath, [...nodeFlags, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', options['log-level']], { stdio: ['ignore', openSync(stdout ?? join(root, 'upkeep.log'), 'w'), 'inherit'] });
   await waitFor('upkeep serve', async () => { const response = await fetch(`http://127.0.0.1:${port}/healthz`); if (!response.ok) throw new Error(String(response.status)); }, 60_000);
@@ -256,6 +259,7 @@ try {
     return reply.status;
   });
   sender.close();
+  if (latencyFile) await writeFile(latencyFile, [`# steady load: request number, ms from when it was due to its 202; the first was due at ${steady.startEpochMs.toFixed(1)} ms since the epoch, one every ${1000 / RATE} ms`, ...steady.byRequest.map((ms, n) => `${n} ${ms === undefined ? 'failed' : ms.toFixed(2)}`)].join('\n'));
   for (const reply of replies) record(reply.status, reply.body);
   report(`steady ${RATE} req/s for ${DURATION}s (open loop, own sender; goal: p99 <= 5 ms at 1,000/s):`, steady);
 

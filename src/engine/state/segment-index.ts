@@ -85,7 +85,7 @@ export class Combos {
       this.parts.delete(key);
     } else {
       this.counts.set(key, count);
-      this.parts.set(key, { status: entry.status, trigger: entry.trigger, remediation: entry.remediation });
+      if (!this.parts.has(key)) this.parts.set(key, { status: entry.status, trigger: entry.trigger, remediation: entry.remediation });
     }
   }
 

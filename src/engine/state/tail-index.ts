@@ -1,7 +1,7 @@
 import { isFinished } from '../journal.js';
 import { compareKeys, type RunKey } from './run-key.js';
 import { Combos, type IndexEntry } from './segment-index.js';
-import { eachLine, parseLine } from './segment-scan.js';
+import { eachLine, parseLine, type ParsedLine } from './segment-scan.js';
 
 /**
  * The index of a segment that is still written to (or has just been rotated away from), kept in
@@ -19,10 +19,14 @@ export class TailIndex {
   firstLineMs: number | null = null;
   lastLineMs = 0;
   skippedLines = 0;
-  /** This process's batches appended since the file was last looked at (see SegmentSet.readTail). */
-  private written: Buffer[] = [];
+  /**
+   * The lines of this process's batches appended since the file was last looked at (see
+   * SegmentSet.readTail), parsed as they were written, at the offsets they have if nothing else
+   * was appended meanwhile; `writtenEnd` is the offset past the last of them.
+   */
+  private written: ParsedLine[] = [];
   private writtenBytes = 0;
-  private writtenLines = 0;
+  private writtenEnd = 0;
 
   get runs(): number {
     return this.sorted.length;
@@ -32,11 +36,14 @@ export class TailIndex {
     return this.byId.get(id);
   }
 
-  /** A batch of whole lines this process appended to the segment. */
+  /**
+   * A batch of whole lines this process appended to the segment. Its lines are parsed now, a batch
+   * at a time: parsed at the next look, a second's lines at 1,000 alerts/s held the event loop
+   * about 10 ms once a second (docs/performance.md, "Own lines indexed as they are written").
+   */
   wrote(batch: Buffer): void {
-    this.written.push(batch);
+    this.writtenEnd = eachLine(batch, this.bytes + this.writtenBytes, (line, offset) => { this.written.push(parseLine(line, offset)); });
     this.writtenBytes += batch.length;
-    for (let at = batch.indexOf(0x0a); at >= 0; at = batch.indexOf(0x0a, at + 1)) this.writtenLines += 1;
   }
 
   /**
@@ -45,7 +52,7 @@ export class TailIndex {
    * does not look before every batch still looks in time to rotate the segment at its limits.
    */
   mayHold(bytes: number, runs: number): boolean {
-    return this.bytes + this.writtenBytes >= bytes || this.runs + this.writtenLines >= runs;
+    return this.bytes + this.writtenBytes >= bytes || this.runs + this.written.length >= runs;
   }
 
   /**
@@ -55,18 +62,21 @@ export class TailIndex {
    * forgotten and the caller reads the file. Either way the next look starts afresh.
    */
   takeWritten(size: number): boolean {
-    const { written, writtenBytes } = this;
+    const { written, writtenBytes, writtenEnd } = this;
     this.written = [];
     this.writtenBytes = 0;
-    this.writtenLines = 0;
     if (writtenBytes === 0 || size !== this.bytes + writtenBytes) return false;
-    for (const batch of written) this.bytes = eachLine(batch, this.bytes, (line, offset) => this.addLine(line, offset));
+    for (const parsed of written) this.take(parsed);
+    this.bytes = writtenEnd;
     return true;
   }
 
   /** Takes one complete line read at `offset`. */
   addLine(line: Buffer, offset: number): void {
-    const parsed = parseLine(line, offset);
+    this.take(parseLine(line, offset));
+  }
+
+  private take(parsed: ParsedLine): void {
     if (parsed.kind === 'invalid') this.skippedLines += 1;
     if (parsed.kind !== 'run') return;
     this.firstLineMs ??= parsed.lineMs;
@@ -79,7 +89,7 @@ export class TailIndex {
     if (previous) {
       this.combos.add(previous, -1);
       // A later line of a run carries another queuedAt only if hand-edited: the run keeps its place.
-      const kept = { ...entry, time: previous.time };
+      const kept = entry.time === previous.time ? entry : { ...entry, time: previous.time };
       this.sorted[this.lowerBound(previous)] = kept;
       this.byId.set(entry.id, kept);
     } else {

@@ -63,3 +63,17 @@ t.test('what this process wrote since the last look counts towards the segment\'
   index.wrote(Buffer.from(line(finished(queued(T0 + 1), 'success', T0 + 3))));
   t.equal(index.mayHold(1_000_000, 3), true, 'a later line of a known run still counts as one more: the bound is on the safe side');
 });
+
+t.test('own lines are parsed when written, not at the look: the look only files them (the batch is not kept)', async (t) => {
+  const [a, b] = [queued(T0 + 1), queued(T0 + 2)];
+  const batch = Buffer.from(line(a) + line(finished(b, 'success', T0 + 9)));
+  const index = new TailIndex();
+  index.wrote(batch);
+  t.same(index.sorted, [], 'nothing is filed before the look');
+  batch.fill(0x20, 0, batch.length - 1); // the caller's buffer, reused: what the index took from it must not change
+  t.equal(index.takeWritten(batch.length), true);
+  t.same(index.sorted.map((entry) => [entry.id, entry.status]), [[a.id, 'queued'], [b.id, 'success']]);
+  t.equal(index.skippedLines, 0);
+  t.equal(index.lastLineMs, T0 + 9);
+  t.equal(index.bytes, batch.length);
+});

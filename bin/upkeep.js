@@ -13,6 +13,8 @@ import { setFlagsFromString } from 'node:v8';
 // generation (NODE_OPTIONS, node's flags) keeps theirs.
 if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
   setFlagsFromString('--semi-space-growth-factor=1');
+  // V8 resets the factor whenever it makes an isolate: the executor thread holds it again (src/engine/executor-thread.ts).
+  globalThis[Symbol.for('upkeep.youngGenerationHeld')] = true;
 }
 
 const compiled = new URL('../dist/cli.js', import.meta.url);

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { z } from 'zod';
 import { checkResultSchema, verifyResultSchema } from '../actions/contract.js';
@@ -109,6 +110,7 @@ export class ThreadExecutor implements Executor {
         this.log.error({ err }, 'unreadable message from the executor thread');
       }
     });
+    worker.once('online', holdYoungGenerationAgain);
     worker.on('error', (err) => this.lost(worker, err));
     worker.on('exit', (code) => this.lost(worker, new Error(`it exited with code ${code}`)));
     this.worker = worker;
@@ -170,6 +172,17 @@ export class ThreadExecutor implements Executor {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/**
+ * bin/upkeep.js holds V8's young generation at its initial size with a process-wide flag, but V8
+ * sets that flag back to its minimum (2) whenever it configures an isolate's heap
+ * (Heap::ConfigureHeap), so the thread's start undid the hold on the main thread's heap too: under
+ * the webhook bench's load its new space grew from 2 to 32 MB. Once the thread runs, the hold is
+ * set again (only if bin/upkeep.js set it: a user who sized the young generation keeps theirs).
+ */
+function holdYoungGenerationAgain(): void {
+  if (Reflect.get(globalThis, Symbol.for('upkeep.youngGenerationHeld')) === true) setFlagsFromString('--semi-space-growth-factor=1');
 }
 
 // The TypeScript loader bin/upkeep.js registered at run time, when it runs the sources (a checkout).

@@ -1,9 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import t from 'tap';
-import { waitFor } from '../fixtures/ports.js';
-import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { serveInstalled } from './installed.js';
-import { allRuns, dryRunConfig, postAlerts } from './runs.js';
+import { dryRunConfig, oneDryRun } from './runs.js';
 
 /** Each thread of a process and its nice value, from /proc/PID/task/TID/stat (field 19; the name in parentheses may hold spaces). */
 async function niceValues(pid: number): Promise<Map<number, number>> {
@@ -25,12 +23,7 @@ t.test('the installed serve runs its remediations on a thread 10 lower in priori
   const main = before.get(pid) ?? NaN;
   t.same([...before.values()].filter((value) => value !== main), [], `before any run, every thread at the main thread's nice value (${main})`);
 
-  const payload = await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint: 'executor-priority-1' });
-  t.equal((await postAlerts(served.base, payload)).status, 202, 'the alert is acknowledged');
-  await waitFor('the dry run to finish', async () => {
-    const runs = await allRuns(served.base);
-    if (runs[0]?.status !== 'dry_run') throw new Error(JSON.stringify(runs));
-  });
+  await oneDryRun(served.base, 'executor-priority-1');
 
   const after = await niceValues(pid);
   const lowered = [...after].filter(([, value]) => value !== main);

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { z } from 'zod';
+import { waitFor } from '../fixtures/ports.js';
+import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { writeConfig } from './installed.js';
 
 const runSummary = z.object({ id: z.string(), status: z.string(), trigger: z.string(), alert: z.object({ fingerprint: z.string() }).optional() });
@@ -39,17 +41,32 @@ export async function rssBytes(pid: number): Promise<number> {
   return Number(match[1]) * 1024;
 }
 
-/** A config whose DiskUsageHigh alerts queue a dry run of files.cleanup on a scratch directory. */
-export async function dryRunConfig(t: Test): Promise<{ file: string; dir: string }> {
+/** A config (as an object) whose DiskUsageHigh alerts queue a dry run of files.cleanup on a scratch directory. */
+export async function dryRunSettings(t: Test): Promise<Record<string, unknown>> {
   const files = await mkdtemp(join(tmpdir(), 'upkeep-dry-files-'));
   t.teardown(() => rm(files, { recursive: true, force: true }));
-  const { file, dir } = await writeConfig(t, {
+  return {
     targets: { files: [{ name: 'scratch', dir: files }] },
     remediation: {
       dryRun: true,
       rules: [{ match: { alertname: 'DiskUsageHigh' }, remediation: 'files.cleanup', params: { name: 'scratch' }, allowRisk: 'destructive' }],
       windows: [{ name: 'always', cron: '* * * * *', durationMinutes: 1440 }],
     },
+  };
+}
+
+/** The same, written to a config file. */
+export async function dryRunConfig(t: Test): Promise<{ file: string; dir: string }> {
+  return writeConfig(t, await dryRunSettings(t));
+}
+
+/** Posts one DiskUsageHigh alert with `fingerprint` and waits until its dry run is journalled. */
+export async function oneDryRun(base: string, fingerprint: string): Promise<void> {
+  const payload = await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint });
+  const { status } = await postAlerts(base, payload);
+  if (status !== 202) throw new Error(`the alert got ${status}`);
+  await waitFor('the dry run to finish', async () => {
+    const runs = await allRuns(base);
+    if (runs[0]?.status !== 'dry_run') throw new Error(JSON.stringify(runs));
   });
-  return { file, dir };
 }

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { probeInstalled } from './probe.js';
+import { dryRunSettings, oneDryRun } from './runs.js';
 
 /**
  * bin/upkeep.js holds V8's young generation at its initial size (idle RSS, docs/performance.md
@@ -36,4 +37,9 @@ t.test('the installed server keeps a small young generation for its life, even w
   const sized = await probe(t, '--max-semi-space-size=8');
   t.ok(held.before < sized.before, `after start-up, new space is ${held.before} bytes, against ${sized.before} when start-up may grow it`);
   t.equal(held.after, held.before, 'serving, it stays that size when 40 MB survive scavenges (they go to the old generation)');
+});
+
+t.test('a run starting the executor thread leaves the young generation held (V8 resets the hold for each isolate it makes)', async (t) => {
+  const held = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { before: (served) => oneDryRun(served.base, 'young-generation-1') })));
+  t.equal(held.after, held.before, `new space stays ${held.before} bytes after the thread started, when 40 MB survive scavenges`);
 });

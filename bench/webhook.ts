@@ -22,6 +22,7 @@ import { installedPackage } from '../test/product/installed.js';
 import { drainRate, type RunTimes } from './drain.js';
 import { GOALS, loadAverage, recordGoal } from './goals.js';
 import { postBytes, Sender, type Reply } from './http-sender.js';
+import { rssBytes } from './scrape-procs.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -43,6 +44,9 @@ const { values: options } = parseArgs({
     'warmup-seconds': { type: 'string', default: '3' },
     // What users run by default: every POST and every run logs a line at info.
     'log-level': { type: 'string', default: 'info' },
+    // After the load, the server's RSS every 10 s for this long: what a server gives back (the
+    // executor thread exits after 60 s without a run). 0: not measured.
+    'idle-after': { type: 'string', default: '0' },
   },
 });
 const RATE = Number(options.rate);
@@ -52,6 +56,7 @@ const TOKEN = 'bench-token';
 const BURST_SECONDS = Number(options['burst-seconds']);
 const BASELINE_SECONDS = Number(options['baseline-seconds']);
 const WARMUP_SECONDS = Number(options['warmup-seconds']);
+const IDLE_AFTER = Number(options['idle-after']);
 const MAX_QUEUED = Number(options['max-queued'] ?? RATE * (DURATION + BURST_SECONDS) + 1000);
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })) });
 
@@ -321,6 +326,14 @@ try {
   log(drain.rate === null
     ? `drain rate:           not measured: runs waited over 100 ms for a slot during ${drain.backlogSeconds.toFixed(2)} s only (under 1 s: the queue kept up)`
     : `drain rate:           ${drain.rate.toFixed(0)} runs/s while runs waited over 100 ms for a slot (${drain.finishedInBacklog} runs finished in those ${drain.backlogSeconds.toFixed(1)} s, ${drain.running.toFixed(1)} of ${options['dry-run-concurrency']} slots taken on average)`);
+  if (IDLE_AFTER > 0) {
+    const readings: string[] = [];
+    for (let at = 0; at <= IDLE_AFTER; at += 10) {
+      if (at > 0) await new Promise((resolve) => setTimeout(resolve, 10_000));
+      readings.push(`${at}s ${(await rssBytes(serverPid) / 1048576).toFixed(0)}`);
+    }
+    log(`RSS after the load (MB): ${readings.join(', ')}`);
+  }
   // Round trips to PostgreSQL per dry run, from the server's own count: it does not move with the
   // load. Read after upkeep stops, when every session has ended and flushed its statistics.
   await stopServer();

@@ -12,9 +12,10 @@ import { setFlagsFromString } from 'node:v8';
 // same scrape time); what outlives it goes to the old generation. A user who sizes the young
 // generation (NODE_OPTIONS, node's flags) keeps theirs.
 if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
-  setFlagsFromString('--semi-space-growth-factor=1');
-  // V8 resets the factor whenever it makes an isolate: the executor thread holds it again (src/engine/executor-thread.ts).
-  globalThis[Symbol.for('upkeep.youngGenerationHeld')] = true;
+  const hold = '--semi-space-growth-factor=1';
+  setFlagsFromString(hold);
+  // V8 resets the factor whenever it makes an isolate: the executor thread sets it again (src/engine/executor-thread.ts).
+  globalThis[Symbol.for('upkeep.youngGenerationHold')] = hold;
 }
 
 const compiled = new URL('../dist/cli.js', import.meta.url);

@@ -182,7 +182,8 @@ export class ThreadExecutor implements Executor {
  * set again (only if bin/upkeep.js set it: a user who sized the young generation keeps theirs).
  */
 function holdYoungGenerationAgain(): void {
-  if (Reflect.get(globalThis, Symbol.for('upkeep.youngGenerationHeld')) === true) setFlagsFromString('--semi-space-growth-factor=1');
+  const hold: unknown = Reflect.get(globalThis, Symbol.for('upkeep.youngGenerationHold'));
+  if (typeof hold === 'string') setFlagsFromString(hold);
 }
 
 // The TypeScript loader bin/upkeep.js registered at run time, when it runs the sources (a checkout).

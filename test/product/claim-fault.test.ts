@@ -6,11 +6,10 @@ import { idempotencyKey } from '../../src/engine/guards/idempotency.js';
 import { openStateStore } from '../../src/engine/state/open.js';
 import { newRunId } from '../../src/engine/state/run-id.js';
 import { bufferLogger } from '../fixtures/log.js';
-import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { testConfig } from '../http/helpers.js';
 import { serveInstalled } from './installed.js';
-import { allRuns, dryRunConfig, postAlerts } from './runs.js';
+import { allRuns, dryRunConfig, postAlerts, untilDryRun } from './runs.js';
 
 const reply = z.object({ accepted: z.array(z.object({ runId: z.string(), fingerprint: z.string(), status: z.string() })), ignored: z.array(z.unknown()) });
 
@@ -33,11 +32,7 @@ t.test('the installed serve: an alert whose claim cannot be written is not ackno
   t.equal(again.status, 202);
   const [accepted] = reply.parse(again.body).accepted;
   t.match(accepted, { fingerprint: 'claim-fault-1', status: 'queued' }, 'the re-delivery is claimed, not refused as a duplicate of the run that never started');
-  const runs = await waitFor('the run to finish', async () => {
-    const all = await allRuns(served.base);
-    if (all[0]?.status !== 'dry_run') throw new Error(`runs: ${JSON.stringify(all.map((run) => run.status))}`);
-    return all;
-  });
+  const runs = await untilDryRun(served.base);
   t.same(runs.map((run) => [run.id, run.status]), [[accepted?.runId, 'dry_run']]);
 
   t.equal(await served.stop(), 0);
@@ -62,11 +57,7 @@ t.test('the installed serve: an alert claimed by a run that never reached the jo
   const { accepted, ignored } = reply.parse(delivered.body);
   t.same(ignored, [], 'not a duplicate of the run that never started');
   t.match(accepted, [{ fingerprint: 'orphan-1', status: 'queued' }]);
-  const runs = await waitFor('the run to finish', async () => {
-    const all = await allRuns(served.base);
-    if (all[0]?.status !== 'dry_run') throw new Error(`runs: ${JSON.stringify(all.map((run) => run.status))}`);
-    return all;
-  });
+  const runs = await untilDryRun(served.base);
   t.same(runs.map((run) => [run.id, run.status]), [[accepted[0]?.runId, 'dry_run']]);
   const again = reply.parse((await postAlerts(served.base, await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint: 'orphan-1', startsAt }))).body);
   t.match(again.accepted, [{ fingerprint: 'orphan-1', status: 'duplicate' }], 'the next re-delivery is a duplicate of the run that did happen');

@@ -60,13 +60,19 @@ export async function dryRunConfig(t: Test): Promise<{ file: string; dir: string
   return writeConfig(t, await dryRunSettings(t));
 }
 
+/** Every run, once the newest has finished as a dry run. */
+export function untilDryRun(base: string): Promise<RunSummary[]> {
+  return waitFor('the run to finish', async () => {
+    const runs = await allRuns(base);
+    if (runs[0]?.status !== 'dry_run') throw new Error(`runs: ${JSON.stringify(runs.map((run) => run.status))}`);
+    return runs;
+  });
+}
+
 /** Posts one DiskUsageHigh alert with `fingerprint` and waits until its dry run is journalled. */
 export async function oneDryRun(base: string, fingerprint: string): Promise<void> {
   const payload = await webhookPayload({ labels: { alertname: 'DiskUsageHigh', path: '/' }, fingerprint });
   const { status } = await postAlerts(base, payload);
   if (status !== 202) throw new Error(`the alert got ${status}`);
-  await waitFor('the dry run to finish', async () => {
-    const runs = await allRuns(base);
-    if (runs[0]?.status !== 'dry_run') throw new Error(JSON.stringify(runs));
-  });
+  await untilDryRun(base);
 }

@@ -59,6 +59,26 @@ const lazyBuiltins: Plugin = {
   },
 };
 
+/**
+ * Packages Fastify requires only for what upkeep never asks of it: its default schema compilers
+ * (ajv and fast-json-stringify, replaced by `noDefaultCompilers` in src/http/zod.ts) and
+ * `inject` (light-my-request, for tests, which run the sources). Bundled, they were never run but
+ * their text, about 420 kB, was read and kept in the heap at every start. Each is a module that
+ * says so if it is ever called.
+ */
+const NEVER_CALLED = /^(@fastify\/ajv-compiler|@fastify\/fast-json-stringify-compiler|light-my-request)$/;
+const neverCalled: Plugin = {
+  name: 'never-called',
+  setup(builder) {
+    builder.onResolve({ filter: NEVER_CALLED }, (args) =>
+      args.importer.includes(join('node_modules', 'fastify')) ? { path: args.path, namespace: 'never-called' } : undefined);
+    builder.onLoad({ filter: /.*/, namespace: 'never-called' }, (args) => ({
+      contents: `module.exports = () => { throw new Error(${JSON.stringify(`${args.path} is not in upkeep's build (scripts/build.ts)`)}); };`,
+      loader: 'js',
+    }));
+  },
+};
+
 await rm(join(ROOT, 'dist'), { recursive: true, force: true });
 await build({
   entryPoints: { cli: join(ROOT, 'src/cli.ts'), 'executor-worker': join(ROOT, 'src/engine/executor-worker.ts') },
@@ -69,7 +89,7 @@ await build({
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
-  plugins: [zodEnglishOnly, lazyBuiltins],
+  plugins: [zodEnglishOnly, lazyBuiltins, neverCalled],
   // Names are kept, so a logged stack still says which function; whitespace and syntax are
   // minified, since the loaded files' text stays in the heap.
   minifyWhitespace: true,

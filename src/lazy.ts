@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import type * as Crypto from 'node:crypto';
+import type * as Zlib from 'node:zlib';
 import type DockerClass from 'dockerode';
 import type * as IoRedis from 'ioredis';
 import type Pg from 'pg';
@@ -14,6 +16,25 @@ export function ioredis(): typeof IoRedis {
 
 export function dockerode(): typeof DockerClass {
   return require('dockerode') as typeof DockerClass;
+}
+
+/**
+ * node's crypto (about 15 of its own modules) and zlib, for hashing, run ids, token checks and
+ * gzip. An idle `serve` calls neither; imported at the top of the modules that use them, they were
+ * loaded at start-up all the same (docs/performance.md, "Idle memory, 2026-12-03").
+ */
+let crypto: typeof Crypto | undefined;
+let zlib: typeof Zlib | undefined;
+
+// Kept once loaded: some callers are on the webhook's path (a guard's key, a token check).
+export function nodeCrypto(): typeof Crypto {
+  crypto ??= require('node:crypto') as typeof Crypto;
+  return crypto;
+}
+
+export function nodeZlib(): typeof Zlib {
+  zlib ??= require('node:zlib') as typeof Zlib;
+  return zlib;
 }
 
 let pg: typeof Pg | undefined;

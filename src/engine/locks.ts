@@ -1,10 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Connections } from '../systems/connections.js';
 import type { LockSpec } from '../actions/contract.js';
 import type { Logger } from '../log.js';
 import type { RunLiveness } from './leases.js';
 import { HOST } from './state/owner.js';
+import { nodeCrypto } from '../lazy.js';
 
 /** A held lock; release() is safe to call more than once. */
 export interface HeldLock {
@@ -14,7 +14,7 @@ export interface HeldLock {
 
 /** The 64-bit advisory lock key for a lock name: the first 8 bytes of its SHA-256, as a signed bigint. */
 export function advisoryKey(name: string): bigint {
-  return createHash('sha256').update(`upkeep:${name}`).digest().readBigInt64BE(0);
+  return nodeCrypto().createHash('sha256').update(`upkeep:${name}`).digest().readBigInt64BE(0);
 }
 
 // Deletes the key only when it still holds our token, so a lock that expired and was taken by
@@ -25,7 +25,7 @@ const RENEW_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return red
 
 /** A Redis lock's value: who holds it (run, host, pid), then a random part so only its owner's value matches. */
 function redisLockValue(runId: string): string {
-  return `${runId} ${HOST} ${process.pid} ${randomUUID()}`;
+  return `${runId} ${HOST} ${process.pid} ${nodeCrypto().randomUUID()}`;
 }
 
 /** The holder a Redis lock's value names, or null for a value upkeep did not write. */

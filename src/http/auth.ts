@@ -1,14 +1,14 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { nodeCrypto } from '../lazy.js';
 
 function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+  return nodeCrypto().createHash('sha256').update(text).digest();
 }
 
 /** Compares in constant time: both sides are hashed first, so lengths are always equal. */
 export function tokenMatches(presented: string, expected: string): boolean {
-  return timingSafeEqual(digest(presented), digest(expected));
+  return nodeCrypto().timingSafeEqual(digest(presented), digest(expected));
 }
 
 /** When server.authToken is set, every POST needs `Authorization: Bearer TOKEN`. Checked before the body is read. */

@@ -1,14 +1,17 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { tempDir } from '../http/helpers.js';
+import { installedPackage } from './installed.js';
 import { probeInstalled } from './probe.js';
 
 /**
  * What an idle `serve` has loaded costs memory for its whole life (docs/performance.md, "Idle
  * memory"). A probe preloaded into the installed server with `--require` lists node's modules and
  * the CommonJS packages it loaded once /healthz answers: the TLS and HTTP/2 stacks Fastify asks for
- * (scripts/build.ts loads them on first use) and the drivers of targets that are not configured
- * (src/lazy.ts) are not among them.
+ * (scripts/build.ts loads them on first use), node's crypto and zlib, and the drivers of targets
+ * that are not configured (src/lazy.ts) are not among them.
  */
 const PROBE = `
 const { existsSync, writeFileSync } = require('node:fs');
@@ -21,7 +24,7 @@ timer.unref();
 `;
 const loaded = z.object({ builtins: z.array(z.string()), packages: z.array(z.string()) });
 
-t.test('the installed serve, idle with disk, backup and log targets, has not loaded TLS, HTTP/2 or a driver', async (t) => {
+t.test('the installed serve, idle with disk, backup and log targets, has not loaded TLS, HTTP/2, crypto, zlib or a driver', async (t) => {
   // A directory of its own for the backups and logs: the shared temporary directory may hold anything.
   const files = await tempDir(t, 'upkeep-idle-');
   const text = await probeInstalled(t, {
@@ -30,5 +33,18 @@ t.test('the installed serve, idle with disk, backup and log targets, has not loa
   const { builtins, packages } = loaded.parse(JSON.parse(text));
   t.ok(builtins.includes('NativeModule http'), 'the probe sees what the server loaded (node:http)');
   t.same(builtins.filter((name) => /^NativeModule (https|http2|tls|_tls_wrap|internal\/http2\/core|internal\/deps\/undici\/undici)$/.test(name)), [], 'no TLS, HTTP/2 or fetch');
+  t.same(builtins.filter((name) => /^NativeModule (crypto|zlib)$/.test(name)), [], 'no crypto or zlib');
   t.same(packages.filter((path) => /node_modules\/(pg|ioredis|dockerode)\//.test(path)), [], 'no PostgreSQL, Redis or Docker client');
+});
+
+t.test('the installed build leaves out what Fastify would only use for ajv schemas or inject', async (t) => {
+  const dist = join(await installedPackage(), 'node_modules', 'upkeep', 'dist');
+  const files = (await readdir(dist)).filter((name) => name.endsWith('.js'));
+  const texts = await Promise.all(files.map((name) => readFile(join(dist, name), 'utf8')));
+  t.ok(texts.some((text) => text.includes('node_modules/fastify/fastify.js')), 'the bundle names the packages it holds (fastify)');
+  const held = (name: string) => files.filter((_, at) => texts[at]?.includes(`node_modules/${name}/`));
+  t.same(held('ajv'), [], 'no ajv');
+  t.same(held('@fastify/ajv-compiler'), [], 'no ajv compiler');
+  t.same(held('light-my-request'), [], 'no light-my-request');
+  t.ok(texts.some((text) => text.includes("@fastify/ajv-compiler is not in upkeep's build")), 'a stand-in that says so if called');
 });

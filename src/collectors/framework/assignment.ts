@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../../lazy.js';
 
 /**
  * Rendezvous (highest-random-weight) hashing: each target goes to the member whose hash of
@@ -32,5 +32,5 @@ export function targetKey(collector: string, target: string): string {
 
 function weightOf(target: string, member: string): string {
   // The NUL separates the two, so ("a/b", "c") and ("a", "b/c") never hash the same text.
-  return createHash('sha256').update(`${target}\0${member}`).digest('hex');
+  return nodeCrypto().createHash('sha256').update(`${target}\0${member}`).digest('hex');
 }

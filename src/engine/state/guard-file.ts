@@ -1,11 +1,11 @@
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ClaimTable } from './claim-table.js';
 import { FileSink, LineWriter } from './line-writer.js';
 import { HOST, otherProcessAlive } from './owner.js';
 import { scanLines } from './segment-scan.js';
 import type { GuardMemory, RunOutcome } from './store.js';
+import { nodeCrypto } from '../../lazy.js';
 
 /**
  * The guards' memory of the file store, apart from the journal so that journal retention never
@@ -78,7 +78,7 @@ function parseEvent(text: string): GuardEvent | null {
 
 /** A claim key as this store keeps it: 16 bytes of its SHA-256, base64url (22 characters). */
 export function claimKey(key: string): string {
-  return createHash('sha256').update(key).digest().subarray(0, 16).toString('base64url');
+  return nodeCrypto().createHash('sha256').update(key).digest().subarray(0, 16).toString('base64url');
 }
 
 const CLAIM_KEY = /^[A-Za-z0-9_-]{22}$/;

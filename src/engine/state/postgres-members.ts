@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { HOST } from './owner.js';
 import { StateDb } from './postgres-db.js';
+import { nodeCrypto } from '../../lazy.js';
 
 // A dead replica's row is deleted by the next replica to join after this long: it only names who was there.
 const FORGET_MS = 86_400_000;
@@ -25,7 +25,7 @@ export interface MembersOptions {
  */
 export class Members {
   /** This replica's member id: its host and pid, and a random part so a restarted pid is a new member. */
-  readonly id = `${HOST}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  readonly id = `${HOST}/${process.pid}/${nodeCrypto().randomBytes(4).toString('hex')}`;
   private live: readonly string[] = [this.id];
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { nodeCrypto } from '../../lazy.js';
 
 /**
  * Run ids that sort by the time they were made (the UUIDv7 layout: 48 bits of epoch ms, the
@@ -16,7 +16,7 @@ let pooled = 0;
 
 function random8(): Buffer {
   if (pooled + 8 > pool.length) {
-    pool = randomBytes(4096);
+    pool = nodeCrypto().randomBytes(4096);
     pooled = 0;
   }
   pooled += 8;

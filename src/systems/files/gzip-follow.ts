@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipTail, piped, type GunzipEnding } from '../process/child.js';
+import { nodeCrypto } from '../../lazy.js';
 
 const CHUNK_BYTES = 1 << 20;
 // How long a follower waits for the writer when it has caught up with it.
@@ -86,7 +86,7 @@ async function* read(path: string, signal: AbortSignal, writerDone: () => boolea
  */
 export async function followGzip(path: string, writerDone: Promise<unknown>, signal: AbortSignal): Promise<FollowedGzip> {
   const chunks = chunksOf(path, signal, writerDone);
-  const hash = createHash('sha256');
+  const hash = nodeCrypto().createHash('sha256');
   const gunzip = await gunzipFed(signal);
   let bytes = 0;
   try {
@@ -108,7 +108,7 @@ export async function followGzip(path: string, writerDone: Promise<unknown>, sig
  * late, so hashing a 50 MB dump raised `upkeep run`'s peak RSS by about 25 MB.
  */
 export async function sha256File(path: string, signal: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
+  const hash = nodeCrypto().createHash('sha256');
   for await (const chunk of chunksOf(path, signal)) hash.update(chunk);
   return hash.digest('hex');
 }

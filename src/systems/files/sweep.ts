@@ -2,9 +2,9 @@ import { constants, type Stats } from 'node:fs';
 import { link, lstat, open, readdir, realpath, rm, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { ValidationError } from '../../errors.js';
 import { globToRegExp } from './glob.js';
+import { nodeZlib } from '../../lazy.js';
 
 /*
  * Sweeping a configured directory: list the files a pattern selects (never through a symlink),
@@ -90,7 +90,7 @@ async function compress(file: FoundFile): Promise<Skipped | null> {
     const output = await open(temporary, 'w', 0o640);
     try {
       // The streams close their handles when done (flush: fsync first); closing again below is a no-op.
-      await pipeline(source.createReadStream(), createGzip(), output.createWriteStream({ flush: true }));
+      await pipeline(source.createReadStream(), nodeZlib().createGzip(), output.createWriteStream({ flush: true }));
     } finally {
       await output.close();
     }

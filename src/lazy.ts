@@ -18,15 +18,15 @@ export function dockerode(): typeof DockerClass {
   return require('dockerode') as typeof DockerClass;
 }
 
-/**
- * node's crypto (about 15 of its own modules) and zlib, for hashing, run ids, token checks and
- * gzip. An idle `serve` calls neither; imported at the top of the modules that use them, they were
- * loaded at start-up all the same (docs/performance.md, "Idle memory, 2026-12-03").
- */
+// Kept once loaded: some callers are on the webhook's path (a guard's key, a token check).
 let crypto: typeof Crypto | undefined;
 let zlib: typeof Zlib | undefined;
 
-// Kept once loaded: some callers are on the webhook's path (a guard's key, a token check).
+/**
+ * node's crypto (16 of its own modules) and zlib, for hashing, run ids, token checks and gzip. An
+ * idle `serve` calls neither; imported at the top of the modules that use them, they were loaded
+ * at start-up all the same (docs/performance.md, "Idle memory, 2026-12-03").
+ */
 export function nodeCrypto(): typeof Crypto {
   crypto ??= require('node:crypto') as typeof Crypto;
   return crypto;

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import type { Connections } from '../systems/connections.js';
 import type { LockSpec } from '../actions/contract.js';
+import { nodeCrypto } from '../lazy.js';
 import type { Logger } from '../log.js';
 import type { RunLiveness } from './leases.js';
 import { HOST } from './state/owner.js';
-import { nodeCrypto } from '../lazy.js';
 
 /** A held lock; release() is safe to call more than once. */
 export interface HeldLock {

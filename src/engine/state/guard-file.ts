@@ -1,11 +1,11 @@
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nodeCrypto } from '../../lazy.js';
 import { ClaimTable } from './claim-table.js';
 import { FileSink, LineWriter } from './line-writer.js';
 import { HOST, otherProcessAlive } from './owner.js';
 import { scanLines } from './segment-scan.js';
 import type { GuardMemory, RunOutcome } from './store.js';
-import { nodeCrypto } from '../../lazy.js';
 
 /**
  * The guards' memory of the file store, apart from the journal so that journal retention never

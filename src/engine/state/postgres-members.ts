@@ -1,8 +1,8 @@
 import type { Config } from '../../config/schema.js';
+import { nodeCrypto } from '../../lazy.js';
 import type { Logger } from '../../log.js';
 import { HOST } from './owner.js';
 import { StateDb } from './postgres-db.js';
-import { nodeCrypto } from '../../lazy.js';
 
 // A dead replica's row is deleted by the next replica to join after this long: it only names who was there.
 const FORGET_MS = 86_400_000;

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { gunzipTail, piped, type GunzipEnding } from '../process/child.js';
 import { nodeCrypto } from '../../lazy.js';
+import { gunzipTail, piped, type GunzipEnding } from '../process/child.js';
 
 const CHUNK_BYTES = 1 << 20;
 // How long a follower waits for the writer when it has caught up with it.

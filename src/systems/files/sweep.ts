@@ -3,8 +3,8 @@ import { link, lstat, open, readdir, realpath, rm, unlink, utimes } from 'node:f
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ValidationError } from '../../errors.js';
-import { globToRegExp } from './glob.js';
 import { nodeZlib } from '../../lazy.js';
+import { globToRegExp } from './glob.js';
 
 /*
  * Sweeping a configured directory: list the files a pattern selects (never through a symlink),

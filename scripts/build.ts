@@ -13,7 +13,7 @@
  * src/engine/executor-thread.ts (./executor-worker.js, the thread's entry, an entry point here).
  */
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
@@ -71,7 +71,8 @@ const neverCalled: Plugin = {
   name: 'never-called',
   setup(builder) {
     builder.onResolve({ filter: NEVER_CALLED }, (args) =>
-      args.importer.includes(join('node_modules', 'fastify')) ? { path: args.path, namespace: 'never-called' } : undefined);
+      // Fastify's own files only (not fastify-plugin's, not @fastify/*).
+      args.importer.includes(join('node_modules', 'fastify') + sep) ? { path: args.path, namespace: 'never-called' } : undefined);
     builder.onLoad({ filter: /.*/, namespace: 'never-called' }, (args) => ({
       contents: `module.exports = () => { throw new Error(${JSON.stringify(`${args.path} is not in upkeep's build (scripts/build.ts)`)}); };`,
       loader: 'js',

@@ -46,8 +46,8 @@ const PLAIN = '.sql.gz';
 const DIRECTORY = '.dir';
 
 /**
- * NAME_YYYYmmdd_HHMMSS.sql.gz (or .dir for a directory-format dump), in UTC so names never repeat
- * or go backwards across DST.
+ * NAME_YYYYmmdd_HHMMSS.sql.gz (or .dir for a directory-format dump), in UTC so names never go
+ * backwards across DST. Two dumps within one second would share it: see freeDestination.
  */
 export function backupFileName(name: string, at: Date, directory = false): string {
   const pad = (value: number) => String(value).padStart(2, '0');
@@ -164,6 +164,21 @@ function destination(backup: SourcedBackup, at: Date, directory: boolean): strin
   return join(backup.dir, backupFileName(backup.name, at, directory));
 }
 
+/**
+ * The dump's name: the second it is planned in, or the first later second whose name is free. A
+ * second dump within the same second (a retry, a manual run right after a scheduled one) would
+ * otherwise dump in full and then fail to take a name that is taken, since a backup is never
+ * replaced. The backup's lock keeps other dumps of it away until this one has its name.
+ */
+const FREE_NAME_SECONDS = 60;
+async function freeDestination(backup: SourcedBackup, atMs: number, directory: boolean): Promise<string> {
+  for (let second = 0; second < FREE_NAME_SECONDS; second += 1) {
+    const file = destination(backup, new Date(atMs + second * 1000), directory);
+    if (!(await stat(file).then(() => true, () => false))) return file;
+  }
+  throw new Error(`backup "${backup.name}": the names for the next ${FREE_NAME_SECONDS} seconds are all taken in ${backup.dir}`);
+}
+
 /** What run() does: dump to exactly `file` (through `file`.partial), then delete exactly `victims`. */
 export interface DumpPayload {
   readonly file: string;
@@ -199,7 +214,7 @@ export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
   },
   async plan(params, context) {
     const backup = requireBackup(context.config, params.backup);
-    const file = destination(backup, new Date(context.now()), params.jobs !== undefined);
+    const file = await freeDestination(backup, context.now(), params.jobs !== undefined);
     const target = libpqTarget(context.connections.postgresUrl(backup.source.target, backup.source.database));
     const files = await listBackups(backup.dir, backup.pattern).catch(() => []);
     const victims = retentionVictims(files, null, context.now() / 1000, params.keepDays ?? backup.keepDays);

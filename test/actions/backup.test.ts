@@ -218,6 +218,19 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     await t.rejects(pgDump.resolve(pgDump.params.parse({ backup: 'missingdb' }), context), /database "nope" does not exist/);
   });
 
+  t.test('two dumps planned in the same second take that second and the next one', async (t) => {
+    // 1 ms into a second that is long past, so no earlier dump holds either name.
+    const atMs = Date.UTC(2021, 4, 6, 7, 8, 9, 1);
+    const sameSecond = { ...context, now: () => atMs };
+    const first = await perform(pgDump, { backup: 'tinynet' }, sameSecond);
+    const second = await perform(pgDump, { backup: 'tinynet' }, sameSecond);
+    const files = [join(dir, 'tinynet_20210506_070809.sql.gz'), join(dir, 'tinynet_20210506_070810.sql.gz')];
+    t.equal(first.output.detail.file, files[0]);
+    t.equal(second.output.detail.file, files[1], 'the next second, not a failed link after a whole dump');
+    for (const file of files) t.ok((await stat(file)).size > 0, `${file} is there`);
+    await Promise.all(files.map((file) => rm(file)));
+  });
+
   t.test('a failing pg_dump leaves no file behind and says why', async (t) => {
     const params = pgDump.params.parse({ backup: 'missingdb' });
     const check = await pgDump.check(params, context);

@@ -231,6 +231,15 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     await Promise.all(files.map((file) => rm(file)));
   });
 
+  t.test('a run whose next 60 names are all taken fails before dumping and says why', async (t) => {
+    const atMs = Date.UTC(2021, 4, 6, 8, 0, 0);
+    const taken = Array.from({ length: 60 }, (_, second) => join(dir, backupFileName('tinynet', new Date(atMs + second * 1000))));
+    await Promise.all(taken.map((file) => writeFile(file, '')));
+    t.teardown(() => Promise.all(taken.map((file) => rm(file, { force: true }))));
+    const params = await pgDump.resolve(pgDump.params.parse({ backup: 'tinynet' }), context);
+    await t.rejects(pgDump.plan(params, { ...context, now: () => atMs }), { message: `backup "tinynet": the names for the next 60 seconds are all taken in ${dir}` });
+  });
+
   t.test('a failing pg_dump leaves no file behind and says why', async (t) => {
     const params = pgDump.params.parse({ backup: 'missingdb' });
     const check = await pgDump.check(params, context);

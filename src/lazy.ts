@@ -19,8 +19,8 @@ export function dockerode(): typeof DockerClass {
 }
 
 // Kept once loaded: some callers are on the webhook's path (a guard's key, a token check).
-let crypto: typeof Crypto | undefined;
-let zlib: typeof Zlib | undefined;
+let cryptoModule: typeof Crypto | undefined;
+let zlibModule: typeof Zlib | undefined;
 
 /**
  * node's crypto (16 of its own modules) and zlib, for hashing, run ids, token checks and gzip. An
@@ -28,13 +28,13 @@ let zlib: typeof Zlib | undefined;
  * at start-up all the same (docs/performance.md, "Idle memory, 2026-12-03").
  */
 export function nodeCrypto(): typeof Crypto {
-  crypto ??= require('node:crypto') as typeof Crypto;
-  return crypto;
+  cryptoModule ??= require('node:crypto') as typeof Crypto;
+  return cryptoModule;
 }
 
 export function nodeZlib(): typeof Zlib {
-  zlib ??= require('node:zlib') as typeof Zlib;
-  return zlib;
+  zlibModule ??= require('node:zlib') as typeof Zlib;
+  return zlibModule;
 }
 
 let pg: typeof Pg | undefined;

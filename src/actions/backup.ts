@@ -164,17 +164,22 @@ function destination(backup: SourcedBackup, at: Date, directory: boolean): strin
   return join(backup.dir, backupFileName(backup.name, at, directory));
 }
 
+const FREE_NAME_SECONDS = 60;
+
+async function taken(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
 /**
  * The dump's name: the second it is planned in, or the first later second whose name is free. A
  * second dump within the same second (a retry, a manual run right after a scheduled one) would
  * otherwise dump in full and then fail to take a name that is taken, since a backup is never
  * replaced. The backup's lock keeps other dumps of it away until this one has its name.
  */
-const FREE_NAME_SECONDS = 60;
 async function freeDestination(backup: SourcedBackup, atMs: number, directory: boolean): Promise<string> {
   for (let second = 0; second < FREE_NAME_SECONDS; second += 1) {
     const file = destination(backup, new Date(atMs + second * 1000), directory);
-    if (!(await stat(file).then(() => true, () => false))) return file;
+    if (!(await taken(file))) return file;
   }
   throw new Error(`backup "${backup.name}": the names for the next ${FREE_NAME_SECONDS} seconds are all taken in ${backup.dir}`);
 }
@@ -281,7 +286,7 @@ async function publish(partial: string, file: string): Promise<void> {
     await unlink(partial);
     return;
   }
-  if (await stat(file).then(() => true, () => false)) throw new Error(`${file} already exists; not replacing it`);
+  if (await taken(file)) throw new Error(`${file} already exists; not replacing it`);
   await rename(partial, file);
 }
 
@@ -289,7 +294,7 @@ async function publish(partial: string, file: string): Promise<void> {
 async function removeVictims(victims: readonly string[]): Promise<string[]> {
   const deleted: string[] = [];
   for (const victim of victims) {
-    if (!(await stat(victim).then(() => true, () => false))) continue;
+    if (!(await taken(victim))) continue;
     await rm(victim, { recursive: true });
     deleted.push(basename(victim));
   }

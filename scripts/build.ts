@@ -1,6 +1,7 @@
 /**
- * Builds dist/ for the package: the sources bundled into a few ES modules, with the pure-JavaScript
- * dependencies inside. `npm run build` (and so `npm pack`) runs it; `npm test` type-checks with tsc.
+ * Builds dist/ for the package: the sources bundled into one ES module per entry (the CLI and the
+ * executor thread), with the pure-JavaScript dependencies inside. `npm run build` (and so
+ * `npm pack`) runs it; `npm test` type-checks with tsc.
  *
  * Why a bundle rather than one compiled file per source: node loads each ES module file on its
  * own, and upkeep's ~400 files (its own, zod's, yaml's, fastify's) cost about 300 ms of start-up and
@@ -85,7 +86,14 @@ await build({
   entryPoints: { cli: join(ROOT, 'src/cli.ts'), 'executor-worker': join(ROOT, 'src/engine/executor-worker.ts') },
   outdir: join(ROOT, 'dist'),
   bundle: true,
-  splitting: true,
+  // One file, not chunks shared through imports: node resolved each of the 127 imports among 31
+  // chunks with path functions that became hot enough for V8's optimizing compiler while `serve`
+  // started, and one optimized function pages in about 4 MB of the compiler. Modules the CLI imports
+  // with import() stay lazy: esbuild runs their top level only when they are first imported. What
+  // they import statically from outside the bundle (node's modules, pg) is imported when the file
+  // loads, so src/ imports the heavy ones through src/lazy.ts (docs/performance.md, "One file, and
+  // schemas built on first use").
+  splitting: false,
   format: 'esm',
   platform: 'node',
   target: 'node20',

@@ -13,14 +13,15 @@ import type { Action, ActionContext, PlanStep } from './contract.js';
 const MAINTENANCE_DATABASE = 'postgres';
 const SCRATCH_PREFIX = 'upkeep_verify_';
 
-const verifyParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const verifyParams = z.lazy(() => z.strictObject({
   backup: identifier,
   /**
    * How far a table's restored row count may be from the live source's, as a share of the larger
    * count. The source keeps changing after the dump; 0 demands exact equality.
    */
   maxRowDifferenceRatio: z.preprocess((value) => (typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value), z.number().min(0).max(1)).default(0.1),
-});
+}));
 export type VerifyParams = z.infer<typeof verifyParams>;
 
 /** Scratch databases are named for the backup, so a crashed verify's leftover is found and dropped. */
@@ -54,7 +55,7 @@ export function compareCounts(restored: readonly TableCount[], source: readonly 
   return problems.sort((a, b) => a.table.localeCompare(b.table));
 }
 
-const tableRow = z.object({ schema: z.string(), name: z.string() });
+const tableRow = z.lazy(() => z.object({ schema: z.string(), name: z.string() }));
 
 /** Exact row counts of every user table (partitioned tables counted once, at the parent). */
 export async function countRows(client: pg.Client): Promise<TableCount[]> {

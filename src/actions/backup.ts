@@ -146,7 +146,8 @@ export async function dumpComplete(path: string, signal: AbortSignal): Promise<b
   return (await dumpEnding(path, signal)).includes(DUMP_TRAILER);
 }
 
-const backupParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const backupParams = z.lazy(() => z.strictObject({
   backup: identifier,
   /** Overrides the backup's keepDays for this run. */
   keepDays: count().refine((days) => days > 0, 'must be at least 1').optional(),
@@ -157,7 +158,7 @@ const backupParams = z.strictObject({
    * the source) into a NAME_YYYYmmdd_HHMMSS.dir directory; without it, one gzipped plain stream.
    */
   jobs: count().refine((jobs) => jobs >= 1 && jobs <= 32, 'must be 1 to 32').optional(),
-});
+}));
 export type BackupParams = z.infer<typeof backupParams>;
 
 function destination(backup: SourcedBackup, at: Date, directory: boolean): string {

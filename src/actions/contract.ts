@@ -14,26 +14,27 @@ export type Risk = typeof RISKS[number];
 export const TRIGGERS = ['alert', 'manual', 'schedule', 'cli'] as const;
 export type Trigger = typeof TRIGGERS[number];
 
-const observed = z.record(z.string(), z.unknown());
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const observed = z.lazy(() => z.record(z.string(), z.unknown()));
 
 /** One exact thing a run will do: an SQL statement, a Redis command, a Docker API call, a file path. */
-export const planStepSchema = z.object({
+export const planStepSchema = z.lazy(() => z.object({
   kind: z.enum(['sql', 'redis', 'docker', 'file', 'exec']),
   /** The exact statement / command / call, as it will be executed. */
   detail: z.string(),
-});
+}));
 export type PlanStep = Readonly<z.infer<typeof planStepSchema>>;
 
-export const checkResultSchema = z.object({
+export const checkResultSchema = z.lazy(() => z.object({
   /** false: the condition has cleared and the run is skipped with `reason`. */
   proceed: z.boolean(),
   reason: z.string(),
   /** What was observed (dead tuples, LASTSAVE...) - kept in the journal and passed to verify. */
   observed: observed.optional(),
-});
+}));
 export type CheckResult = Readonly<z.infer<typeof checkResultSchema>>;
 
-export const verifyResultSchema = z.object({ ok: z.boolean(), detail: z.string(), observed: observed.optional() });
+export const verifyResultSchema = z.lazy(() => z.object({ ok: z.boolean(), detail: z.string(), observed: observed.optional() }));
 export type VerifyResult = Readonly<z.infer<typeof verifyResultSchema>>;
 
 /** What must be held while the action runs, so one run per (remediation, target object) happens at a time across replicas. */

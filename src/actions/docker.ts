@@ -10,10 +10,11 @@ const UNTIL = /^(?:(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+|\d{4}-\d{2}-\d{2
 // "key", "key=value"; a leading "!" means "without this label" (label!=).
 const LABEL = /^!?[A-Za-z0-9][A-Za-z0-9._/-]*(?:=[^\s,]*)?$/;
 
-const labelList = z.union([z.string(), z.array(z.string())]).transform((value) =>
-  (Array.isArray(value) ? value : value.split(',')).map((label) => label.trim()).filter((label) => label !== ''));
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const labelList = z.lazy(() => z.union([z.string(), z.array(z.string())]).transform((value) =>
+  (Array.isArray(value) ? value : value.split(',')).map((label) => label.trim()).filter((label) => label !== '')));
 
-const pruneParams = z.strictObject({
+const pruneParams = z.lazy(() => z.strictObject({
   target: identifier,
   containers: flag(true),
   images: flag(true),
@@ -24,7 +25,7 @@ const pruneParams = z.strictObject({
   /** Only objects with these labels ("k=v,k2", "!k" = without k): confines a prune to what one deployment owns. */
   // An empty filter (say, from an alert label that was blank) would prune everything: refused.
   label: labelList.pipe(z.array(z.string().regex(LABEL, 'must be key, key=value or !key')).min(1, 'must name at least one label; an empty filter would prune everything (leave label out to prune without one)')).optional(),
-});
+}));
 export type PruneParams = z.infer<typeof pruneParams>;
 
 export type PruneKind = 'containers' | 'images' | 'networks' | 'volumes' | 'buildCache';
@@ -64,14 +65,14 @@ function requireDockerTarget(params: PruneParams, config: { targets: { docker: r
 
 interface PruneResult { kind: PruneKind; deleted: string[]; reclaimedBytes: number }
 
-const pruneReply = z.object({
+const pruneReply = z.lazy(() => z.object({
   SpaceReclaimed: z.number().nullish(),
   ContainersDeleted: z.array(z.string()).nullish(),
   VolumesDeleted: z.array(z.string()).nullish(),
   NetworksDeleted: z.array(z.string()).nullish(),
   CachesDeleted: z.array(z.string()).nullish(),
   ImagesDeleted: z.array(z.object({ Deleted: z.string().optional(), Untagged: z.string().optional() })).nullish(),
-});
+}));
 
 function callPrune(docker: Docker, kind: PruneKind, options: { filters: string; abortSignal: AbortSignal }): Promise<unknown> {
   if (kind === 'containers') return docker.pruneContainers(options);
@@ -81,7 +82,7 @@ function callPrune(docker: Docker, kind: PruneKind, options: { filters: string; 
   return pruneBuildCache(docker, options);
 }
 
-const busyStatus = z.object({ statusCode: z.literal(409) });
+const busyStatus = z.lazy(() => z.object({ statusCode: z.literal(409) }));
 
 /**
  * The daemon runs one prune of a kind at a time and answers 409 to a second one (another tool,
@@ -120,11 +121,11 @@ function pruneBuildCache(docker: Docker, options: { filters: string; abortSignal
   });
 }
 
-const dfObjects = z.object({
+const dfObjects = z.lazy(() => z.object({
   Images: z.array(z.object({ Id: z.string() })).nullish(),
   Containers: z.array(z.object({ Id: z.string() })).nullish(),
   Volumes: z.array(z.object({ Name: z.string() })).nullish(),
-});
+}));
 
 /** The ids and names `docker system df` lists, to confirm pruned objects are gone. */
 function presentObjects(df: unknown): Set<string> {

@@ -17,10 +17,11 @@ export function cleanupArea(config: Readonly<Config>, name: string): Area {
   return area;
 }
 
-const cleanupParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const cleanupParams = z.lazy(() => z.strictObject({
   name: identifier,
   olderThanHours: count().refine((hours) => hours > 0, 'must be at least 1').default(24),
-});
+}));
 export type CleanupParams = z.infer<typeof cleanupParams>;
 
 async function cleanupFor(params: CleanupParams, context: ActionContext) {

@@ -12,11 +12,12 @@ function logArea(config: Readonly<Config>, name: string): Area {
   return entry;
 }
 
-const rotateParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const rotateParams = z.lazy(() => z.strictObject({
   name: identifier,
   compressAfterDays: count().default(1),
   deleteAfterDays: count().refine((days) => days > 0, 'must be at least 1').default(30),
-}).refine((params) => params.deleteAfterDays >= params.compressAfterDays, { message: 'deleteAfterDays must not be less than compressAfterDays', path: ['deleteAfterDays'] });
+}).refine((params) => params.deleteAfterDays >= params.compressAfterDays, { message: 'deleteAfterDays must not be less than compressAfterDays', path: ['deleteAfterDays'] }));
 export type RotateParams = z.infer<typeof rotateParams>;
 
 async function rotationFor(params: RotateParams, context: ActionContext) {

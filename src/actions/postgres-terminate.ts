@@ -10,12 +10,13 @@ import type { Action, ActionContext, RunOutput } from './contract.js';
 // postgres.terminate_idle: ends sessions left idle in a transaction, which hold the vacuum
 // horizon and their locks while doing nothing. Destructive: the session's transaction rolls back.
 
-const terminateParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const terminateParams = z.lazy(() => z.strictObject({
   target: identifier,
   idleSeconds: count(),
   /** Only sessions connected to this database; omitted, every database of the server. */
   database: identifier.optional(),
-});
+}));
 type TerminateParams = z.infer<typeof terminateParams>;
 
 /**
@@ -24,7 +25,7 @@ type TerminateParams = z.infer<typeof terminateParams>;
  * as PostgreSQL keeps it, so it compares equal.
  */
 const BACKEND_START = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const sessionKey = z.object({ pid: z.number().int().positive(), backendStart: z.string().regex(BACKEND_START) });
+const sessionKey = z.lazy(() => z.object({ pid: z.number().int().positive(), backendStart: z.string().regex(BACKEND_START) }));
 type SessionKey = z.infer<typeof sessionKey>;
 
 export interface TerminatePayload { readonly idleSeconds: number; readonly sessions: readonly SessionKey[] }
@@ -69,7 +70,7 @@ export function terminateStatement(session: SessionKey, idleSeconds: number): st
    AND ${eligible(count().parse(idleSeconds))}`;
 }
 
-const candidateRow = sessionKey.extend({
+const candidateRow = z.lazy(() => sessionKey.unwrap().extend({
   // A client backend always has both.
   database: z.string(),
   user: z.string(),
@@ -78,7 +79,7 @@ const candidateRow = sessionKey.extend({
   state: z.string(),
   idleSeconds: z.number(),
   xminAge: z.number(),
-});
+}));
 type Candidate = z.infer<typeof candidateRow>;
 
 /** The database upkeep connects to for this target: the one its URL names. */
@@ -101,10 +102,10 @@ function screenTarget(params: TerminateParams, config: Readonly<Config>): void {
   else checkTarget(config, params.target, params.database);
 }
 
-const runOutput = z.object({ terminated: z.array(sessionKey), leftAlone: z.array(sessionKey) });
+const runOutput = z.lazy(() => z.object({ terminated: z.array(sessionKey), leftAlone: z.array(sessionKey) }));
 type TerminateOutput = z.infer<typeof runOutput>;
 
-const stillThere = z.array(z.object({ pid: z.number() }));
+const stillThere = z.lazy(() => z.array(z.object({ pid: z.number() })));
 // pg_terminate_backend only signals: the backend exits a moment later. Counted in polls, not by
 // the engine's clock, which a test may hold still.
 const VERIFY_POLL_MS = 100;

@@ -86,8 +86,9 @@ async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before
 export interface BgsavePayload { readonly target: string }
 /** The save run() saw complete: on which server (run_id), and LASTSAVE before and after. */
 export type BgsaveOutput = { start: string; runId: string; lastSaveBefore: number; lastSave: number; status: string };
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
 /** What the check saw, journalled as its observations. */
-const checked = z.object({ runId: z.string(), lastSave: z.number() });
+const checked = z.lazy(() => z.object({ runId: z.string(), lastSave: z.number() }));
 
 export const bgsave: Action<TargetParams, BgsavePayload, BgsaveOutput> = {
   name: 'redis.bgsave',

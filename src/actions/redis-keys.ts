@@ -5,7 +5,8 @@ import { redisLock, requireRedisTarget } from './redis-target.js';
 import { PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 
-const expireParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const expireParams = z.lazy(() => z.strictObject({
   target: identifier,
   pattern: identifier,
   mode: z.enum(['unlink', 'expire']).default('unlink'),
@@ -21,7 +22,7 @@ const expireParams = z.strictObject({
   if (params.mode === 'expire' && params.expireSeconds === undefined) {
     issues.addIssue({ code: 'custom', path: ['expireSeconds'], message: 'required when mode is "expire"' });
   }
-});
+}));
 export type ExpireParams = z.infer<typeof expireParams>;
 
 /**

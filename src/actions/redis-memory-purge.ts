@@ -21,13 +21,14 @@ async function enableActiveDefrag(redis: Redis): Promise<{ state: ActiveDefrag; 
   }
 }
 
-const purgeParams = z.strictObject({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const purgeParams = z.lazy(() => z.strictObject({
   target: identifier,
   /** Also switch on active defragmentation (left on: it works incrementally, in the background). */
   activeDefrag: flag(true),
   /** Skip the run when mem_fragmentation_ratio has already fallen below this (alert-driven runs). */
   minFragmentationRatio: positiveNumber().optional(),
-});
+}));
 export type PurgeParams = z.infer<typeof purgeParams>;
 
 /** What run() does: MEMORY PURGE on the target, and whether it also switches on active defragmentation. */

@@ -27,5 +27,6 @@ export function redisLock(key: string, target: string): LockSpec {
   return { kind: 'redis', target, key };
 }
 
-export const targetParams = z.strictObject({ target: identifier });
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+export const targetParams = z.lazy(() => z.strictObject({ target: identifier }));
 export type TargetParams = z.infer<typeof targetParams>;

@@ -37,23 +37,24 @@ FROM pg_stat_activity
 WHERE ${BACKENDS} AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
 ORDER BY ${BACKEND_AGE} DESC, pid LIMIT 1`;
 
-const horizonRow = z.object({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const horizonRow = z.lazy(() => z.object({
   idle_sessions: z.number(),
   idle_oldest: z.number(),
   backend: z.number(),
   replication_slot: z.number(),
   prepared_xact: z.number(),
   standby: z.number(),
-});
-const backendRow = z.object({
+}));
+const backendRow = z.lazy(() => z.object({
   pid: z.number(),
   database: z.string(),
   user: z.string(),
   state: z.string(),
   application_name: z.string(),
   client_addr: z.string(),
-});
-const slotRow = z.object({ slot: z.string(), active: z.boolean(), retained_bytes: z.number().nullable(), xmin_age: z.number() });
+}));
+const slotRow = z.lazy(() => z.object({ slot: z.string(), active: z.boolean(), retained_bytes: z.number().nullable(), xmin_age: z.number() }));
 
 export async function readHorizon(pool: pg.Pool, target: string): Promise<Reading[]> {
   const [horizon] = z.tuple([horizonRow]).parse((await pool.query(HORIZON_SQL)).rows);

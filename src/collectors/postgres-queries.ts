@@ -70,12 +70,13 @@ export const TABLE_STAT_COLUMNS: readonly StatColumn[] = [
   { name: 'analyze_count', nullable: false }, { name: 'autoanalyze_count', nullable: false },
   { name: 'mods_since_analyze', nullable: false },
 ];
-const sizeRow = z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() });
-const bytesRow = z.object({ bytes: z.number() });
-const ageRow = z.object({ age: z.number() });
-const unusedRow = z.object({ count: z.number(), bytes: z.number() });
-const schemaRow = z.object({ schema: z.string() });
-const statementRow = z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() });
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const sizeRow = z.lazy(() => z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() }));
+const bytesRow = z.lazy(() => z.object({ bytes: z.number() }));
+const ageRow = z.lazy(() => z.object({ age: z.number() }));
+const unusedRow = z.lazy(() => z.object({ count: z.number(), bytes: z.number() }));
+const schemaRow = z.lazy(() => z.object({ schema: z.string() }));
+const statementRow = z.lazy(() => z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() }));
 
 export interface DatabaseSizes {
   readonly databaseBytes: number;

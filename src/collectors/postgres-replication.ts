@@ -33,8 +33,9 @@ SELECT application_name, coalesce(host(client_addr), 'local') AS client_addr, co
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::float8 AS lag_bytes
 FROM pg_stat_replication ORDER BY application_name, client_addr, client_port`;
 
-const serverRow = z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable() });
-const standbyRow = z.object({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const serverRow = z.lazy(() => z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable() }));
+const standbyRow = z.lazy(() => z.object({
   application_name: z.string(),
   client_addr: z.string(),
   client_port: z.number(),
@@ -42,7 +43,7 @@ const standbyRow = z.object({
   sync_state: z.string(),
   lag_seconds: z.number(),
   lag_bytes: z.number().nullable(),
-});
+}));
 export type StandbyRow = z.output<typeof standbyRow>;
 
 /**

@@ -41,7 +41,8 @@ SELECT * FROM (
 WHERE ${afterCursor('xid_age')}
 ORDER BY xid_age DESC, schema, "table" LIMIT $1`);
 
-const databaseRow = z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() });
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const databaseRow = z.lazy(() => z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() }));
 const TABLE_AGE_COLUMNS: readonly StatColumn[] = [{ name: 'xid_age', nullable: false }];
 
 /** Per-database ages and the setting, read once per target (any database sees them all). */

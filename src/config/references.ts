@@ -128,8 +128,10 @@ function parseWhole(schema: z.ZodType, params: Params, prefix: Path): { errors: 
 function parseLiterals(schema: z.ZodType, params: Params, templated: ReadonlySet<string>, prefix: Path): { errors: ConfigError[]; badKeys: Set<string> } {
   const errors: ConfigError[] = [];
   const badKeys = new Set<string>();
-  if (!(schema instanceof z.ZodObject)) return { errors, badKeys };
-  const shape: Readonly<Record<string, z.core.$ZodType>> = schema.shape;
+  // A remediation's params schema is built on first use (z.lazy): its object is inside.
+  const object = schema instanceof z.ZodLazy ? schema._zod.innerType : schema;
+  if (!(object instanceof z.ZodObject)) return { errors, badKeys };
+  const shape: Readonly<Record<string, z.core.$ZodType>> = object.shape;
   const fail = (key: string, found: ConfigError[]) => {
     errors.push(...found);
     badKeys.add(key);

@@ -1,8 +1,6 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { Redis } from 'ioredis';
-import pg from 'pg';
+import { ioredis, nodeZlib, postgresDriver } from '../lazy.js';
 import { fillKeys } from './servers/redis.js';
 
 /**
@@ -12,7 +10,7 @@ import { fillKeys } from './servers/redis.js';
 
 /** A table with many dead tuples that autovacuum will not touch on its own. */
 export async function makeDeadTuples(url: string, table: string, rows: number, deleted: number): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new (postgresDriver().Client)({ connectionString: url });
   await client.connect();
   try {
     await client.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now(), payload text) WITH (autovacuum_enabled = false)`);
@@ -29,7 +27,7 @@ export async function makeDeadTuples(url: string, table: string, rows: number, d
 export async function makeStaleBackup(dir: string, name: string, ageHours: number): Promise<string> {
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${name}_20260101_020000.sql.gz`);
-  await writeFile(file, gzipSync('-- an old dump\n'));
+  await writeFile(file, nodeZlib().gzipSync('-- an old dump\n'));
   const mtime = Date.now() / 1000 - ageHours * 3600;
   await utimes(file, mtime, mtime);
   return file;
@@ -37,7 +35,7 @@ export async function makeStaleBackup(dir: string, name: string, ageHours: numbe
 
 /** Celery result keys piling up with no TTL, the runbook's daily 04:00 cleanup. */
 export async function makeCeleryBacklog(url: string, count: number): Promise<void> {
-  const client = new Redis(url);
+  const client = new (ioredis().Redis)(url);
   try {
     await fillKeys(client, 'celery-task-meta-', count, { value: '{"status":"SUCCESS"}' });
   } finally {
@@ -50,7 +48,7 @@ export async function makeCeleryBacklog(url: string, count: number): Promise<voi
  * point it back, so Redis reports rdb_last_bgsave_status:err until the next good save.
  */
 export async function makeFailedBgsave(url: string, goodDir: string): Promise<void> {
-  const client = new Redis(url);
+  const client = new (ioredis().Redis)(url);
   try {
     await client.config('SET', 'dir', '/proc');
     await client.bgsave();

@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Docker from 'dockerode';
 import { z } from 'zod';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -18,6 +16,7 @@ import { buildApp, type App } from '../server.js';
 import { makeBigLog, makeCeleryBacklog, makeDeadTuples, makeFailedBgsave, makeStaleBackup } from './problems.js';
 import { shortenedRules } from './rules.js';
 import { PACKAGE_ROOT } from '../version.js';
+import { dockerode, nodeCrypto } from '../lazy.js';
 
 export const RULES_FILE = fileURLToPath(new URL('alerts/upkeep.rules.yml', PACKAGE_ROOT));
 
@@ -72,7 +71,7 @@ export interface ScenarioOptions {
 
 async function dockerReachable(): Promise<boolean> {
   try {
-    await new Docker({ socketPath: '/var/run/docker.sock' }).ping();
+    await new (dockerode())({ socketPath: '/var/run/docker.sock' }).ping();
     return true;
   } catch {
     return false;
@@ -160,7 +159,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
     await makeFailedBgsave(redis.url, redis.dir);
     await makeBigLog(dirs.logs, 20 * 1024 * 1024, 3);
     const standby = await standbyStarting;
-    const token = randomBytes(16).toString('hex');
+    const token = nodeCrypto().randomBytes(16).toString('hex');
     const port = options.port || (await freePort());
     const parsed = parseConfig(demoConfig(postgres, standby, redis, dirs, token, docker, interval, port), {});
     if (!parsed.ok) throw new Error(`demo config: ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);

@@ -5,6 +5,7 @@ import { serializeError } from '../log.js';
 import { SKIP_CODES } from './journal.js';
 import { ShutDown, Stop } from './stop.js';
 
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
 /**
  * An error thrown by a step on the executor thread, as it crosses to the pipeline. Structured
  * cloning keeps an Error's message but not its class, and the pipeline decides a run's status by
@@ -12,7 +13,7 @@ import { ShutDown, Stop } from './stop.js';
  * `kind` and the error is made again on this side. The message is the original text: the
  * pipeline masks secrets in it when it journals it, as it does for an inline run.
  */
-export const stepErrorSchema = z.discriminatedUnion('kind', [
+export const stepErrorSchema = z.lazy(() => z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('stop'), status: z.enum(['skipped', 'cancelled']), reason: z.string(), code: z.enum(SKIP_CODES).optional() }),
   z.object({ kind: z.literal('validation'), message: z.string() }),
   z.object({ kind: z.literal('shutdown'), message: z.string() }),
@@ -20,7 +21,7 @@ export const stepErrorSchema = z.discriminatedUnion('kind', [
   // `fields`: the error's own fields as the log serializes them (already redacted): pg's SQLSTATE
   // and detail, ioredis's command name. What the pipeline and its debug line read of an error.
   z.object({ kind: z.literal('error'), name: z.string(), message: z.string(), fields: z.record(z.string(), z.unknown()) }),
-]);
+]));
 export type StepError = z.infer<typeof stepErrorSchema>;
 
 export function toStepError(err: unknown): StepError {

@@ -3,7 +3,8 @@ import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
+import { postgresDriver } from '../../lazy.js';
 import { freePort, waitFor } from './ports.js';
 
 const run = promisify(execFile);
@@ -80,7 +81,7 @@ export async function clusterRoot(prefix: string): Promise<string> {
 
 /** One query on a session of its own, closed after it. */
 export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>(url: string, sql: string, params?: unknown[]): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new (postgresDriver().Client)({ connectionString: url });
   await client.connect();
   try {
     return (await client.query<R>(sql, params)).rows;

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../../lazy.js';
 import { freePort, waitFor } from './ports.js';
 
 export interface RedisServer {
@@ -34,11 +35,11 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     port,
     dir,
     url: `redis://${auth}127.0.0.1:${port}`,
-    client: () => new Redis({ host: '127.0.0.1', port, password: options.password, lazyConnect: false, maxRetriesPerRequest: 1 }),
+    client: () => new (ioredis().Redis)({ host: '127.0.0.1', port, password: options.password, lazyConnect: false, maxRetriesPerRequest: 1 }),
     async start() {
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...passwordArgs, ...(options.args ?? [])], { stdio: 'ignore' });
       await waitFor('redis', async () => {
-        const probe = new Redis({ host: '127.0.0.1', port, password: options.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        const probe = new (ioredis().Redis)({ host: '127.0.0.1', port, password: options.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         probe.on('error', () => undefined); // refused connections are expected until it listens
         try {
           await probe.connect();

@@ -2,13 +2,14 @@ import { z } from 'zod';
 
 // The parts of GET /system/df that disk usage needs. Docker sends null for empty lists.
 const list = <T extends z.ZodType>(item: T) => z.array(item).nullish().transform((items) => items ?? []);
-const systemDf = z.object({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const systemDf = z.lazy(() => z.object({
   LayersSize: z.number().nullish(),
   Images: list(z.object({ Containers: z.number(), Size: z.number(), SharedSize: z.number() })),
   Containers: list(z.object({ State: z.string(), SizeRw: z.number().nullish() })),
   Volumes: list(z.object({ UsageData: z.object({ Size: z.number(), RefCount: z.number() }).nullish() })),
   BuildCache: list(z.object({ Size: z.number(), InUse: z.boolean(), Shared: z.boolean() })),
-});
+}));
 
 export type DiskType = 'images' | 'containers' | 'volumes' | 'build_cache';
 export interface DiskUsage { readonly type: DiskType; readonly bytes: number; readonly reclaimableBytes: number }

@@ -4,7 +4,8 @@ import { ValidationError } from '../../errors.js';
 import { prepared } from './prepared.js';
 import { nameReadings, type NameReading, type QualifiedName } from './sql.js';
 
-const pgError = z.object({ code: z.string(), message: z.string() });
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const pgError = z.lazy(() => z.object({ code: z.string(), message: z.string() }));
 
 export function pgErrorCode(err: unknown): string | undefined {
   const parsed = pgError.safeParse(err);
@@ -12,12 +13,12 @@ export function pgErrorCode(err: unknown): string | undefined {
 }
 
 // Built once: zod compiles an object schema's parser on its first use, so one made per call compiles every time.
-const relationRow = z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() });
-const relationRows = z.array(relationRow);
-const plainRelation = z.object({ oid: z.number(), schema: z.string(), name: z.string() });
-const plainRelations = z.array(plainRelation);
-const columnRows = z.array(z.object({ attname: z.string() }));
-const ageRow = z.tuple([z.object({ age: z.number() })]);
+const relationRow = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() }));
+const relationRows = z.lazy(() => z.array(relationRow));
+const plainRelation = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
+const plainRelations = z.lazy(() => z.array(plainRelation));
+const columnRows = z.lazy(() => z.array(z.object({ attname: z.string() })));
+const ageRow = z.lazy(() => z.tuple([z.object({ age: z.number() })]));
 export type Relation = QualifiedName & { readonly oid: number };
 
 // relkinds: r table, p partitioned table, m materialized view, t TOAST table; i index, I partitioned index.
@@ -94,14 +95,14 @@ export async function columnsOf(client: pg.Client, oid: number): Promise<string[
   return columnRows.parse(result.rows).map((row) => row.attname);
 }
 
-const tableStats = z.object({
+const tableStats = z.lazy(() => z.object({
   deadTuples: z.coerce.number(), vacuumCount: z.coerce.number(), analyzeCount: z.coerce.number(), filenode: z.coerce.number().nullable(),
   xidAge: z.number(),
   /** The relfrozenxid xidAge is the age of (the table's or its TOAST table's), as text: verify compares ages at one moment. */
   frozenXid: z.string().nullable(),
   /** The latest VACUUM or autovacuum of the table, epoch seconds. */
   lastVacuum: z.number().nullable(),
-});
+}));
 export type TableStats = z.infer<typeof tableStats>;
 
 // A table's VACUUM freezes its TOAST table too, so the older of the two is the table's age
@@ -163,7 +164,7 @@ export async function statsOf(client: pg.Client, oid: number): Promise<TableStat
   return row === undefined ? NO_STATS : tableStats.parse(row);
 }
 
-const statsRows = z.array(tableStats.extend({ oid: z.number() }));
+const statsRows = z.lazy(() => z.array(tableStats.unwrap().extend({ oid: z.number() })));
 
 /** statsOf() for several tables in one statement, by oid; a table the statistics do not know is left out. */
 export async function statsOfMany(client: pg.Client, oids: readonly number[]): Promise<Map<number, TableStats>> {

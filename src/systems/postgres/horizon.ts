@@ -46,7 +46,8 @@ SELECT 'standby', coalesce(nullif(application_name, ''), pid::text), state, age(
   FROM pg_stat_replication WHERE backend_xmin IS NOT NULL
 ORDER BY age DESC, kind, name`);
 
-const holderRow = z.object({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const holderRow = z.lazy(() => z.object({
   kind: z.enum(['backend', 'prepared_xact', 'replication_slot', 'standby']),
   name: z.string(),
   state: z.string().nullable(),
@@ -54,7 +55,7 @@ const holderRow = z.object({
   idle_seconds: z.number().nullable(),
   /** When the hold began (epoch seconds): a backend's transaction start, a prepared transaction's; unknown for slots and standbys. */
   since: z.number().nullable(),
-});
+}));
 export type HorizonHolder = z.infer<typeof holderRow>;
 
 /**
@@ -68,7 +69,7 @@ export function heldAtVacuum(holder: HorizonHolder, lastVacuum: number | null): 
   return lastVacuum !== null && (holder.since === null || holder.since < lastVacuum);
 }
 
-const holderRows = z.array(holderRow);
+const holderRows = z.lazy(() => z.array(holderRow));
 
 export async function horizonHolders(client: pg.Client): Promise<HorizonHolder[]> {
   return holderRows.parse((await client.query(HOLDERS())).rows);

@@ -13,7 +13,8 @@ SELECT p.pid, p.datname AS database, p.relid::int AS "tableOid", p.phase,
  WHERE $1::int IS NULL OR p.pid = $1
  ORDER BY p.pid`;
 
-const progressRow = z.object({
+// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
+const progressRow = z.lazy(() => z.object({
   pid: z.number(),
   database: z.string(),
   tableOid: z.number(),
@@ -22,7 +23,7 @@ const progressRow = z.object({
   heapBlocks: z.number(),
   heapBlocksScanned: z.number(),
   heapBlocksVacuumed: z.number(),
-});
+}));
 export type VacuumProgress = z.infer<typeof progressRow>;
 
 /** Every vacuum running on the server, or only the one of backend `pid`. */

@@ -29,13 +29,22 @@ async function owned(replica: Served): Promise<string[]> {
   return reply.targets.filter((target) => target.collector === 'http').map((target) => target.target).sort();
 }
 
-/** Waits until the replicas' shares cover every service, each once, and returns them. */
+/**
+ * Waits until the replicas' shares cover every service, each once, and returns them. If they never
+ * do, each replica's membership lines (joins, changes of the live list, failed heartbeats) go into
+ * the error: they say which replica saw whom.
+ */
 async function sharesCovering(replicas: readonly Served[]): Promise<string[][]> {
-  return waitFor('the replicas to share out every target', async () => {
-    const shares = await Promise.all(replicas.map((replica) => owned(replica)));
-    if (shares.flat().length !== SERVICES.length || new Set(shares.flat()).size !== SERVICES.length) throw new Error(`shares ${shares.map((share) => share.length).join(', ')}`);
-    return shares;
-  }, 60_000, 200);
+  try {
+    return await waitFor('the replicas to share out every target', async () => {
+      const shares = await Promise.all(replicas.map((replica) => owned(replica)));
+      if (shares.flat().length !== SERVICES.length || new Set(shares.flat()).size !== SERVICES.length) throw new Error(`shares ${shares.map((share) => share.length).join(', ')}`);
+      return shares;
+    }, 60_000, 200);
+  } catch (err) {
+    const membership = replicas.map((replica, index) => `replica ${index + 1}:\n${replica.output().split('\n').filter((line) => /replicas|heartbeat/.test(line)).join('\n')}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${membership.join('\n')}`);
+  }
 }
 
 t.test('thirty targets over three installed replicas: each collected by one, a kill -9 hands its targets on within the lease, Prometheus sees no duplicate and no longer gap', async (t) => {

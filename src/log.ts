@@ -94,7 +94,7 @@ const BATCH_MS = 100;
  * stdout for `serve`, written in batches. Unbatched, pino wrote each event-loop turn's lines with
  * one asynchronous write: at 1,000 alerts a second, about 1,000 writes a second, each handed to a
  * libuv thread whose wake-up took a CPU from the main thread on a small machine. In batches the
- * webhook's acknowledgement p99 was about 1 ms lower and the server's CPU 6 % lower
+ * webhook's acknowledgement p99 was lower in 8 of 10 alternated rounds
  * (docs/performance.md, "The log in batches"). A line waits at most 100 ms; at exit, an uncaught
  * exception's included, pino writes what is left, so only a kill -9 can lose the last 100 ms.
  */

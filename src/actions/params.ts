@@ -14,7 +14,10 @@ export function count() {
 // encodable in a URL or UTF-8) make no valid name anywhere: refused here, before any connection.
 const UNUSABLE = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-/** A non-empty name that came from outside; the action still checks it against the live catalog. */
-export const identifier = z.lazy(() => z.string().min(1, 'must not be empty').max(255, 'is too long')
-  .refine((name) => !UNUSABLE.test(name), 'must not contain control characters or broken Unicode'));
+/**
+ * A non-empty name that came from outside; the action still checks it against the live catalog.
+ * Built at load, unlike the params schemas around it: it is one small schema, and as a field of
+ * theirs a z.lazy would cost a step on every parse.
+ */
+export const identifier = z.string().min(1, 'must not be empty').max(255, 'is too long')
+  .refine((name) => !UNUSABLE.test(name), 'must not contain control characters or broken Unicode');

@@ -25,12 +25,15 @@ timer.unref();
 `;
 const loaded = z.object({ builtins: z.array(z.string()), packages: z.array(z.string()) });
 
+/** A disk, a backups directory and a log directory, as in examples/minimal.yml. */
+function minimalTargets(files: string) {
+  return { disks: [{ path: '/' }], backups: [{ name: 'local', dir: files, pattern: '*.sql.gz' }], logs: [{ name: 'here', dir: files, pattern: '*.log' }] };
+}
+
 t.test('the installed serve, idle with disk, backup and log targets, has not loaded TLS, HTTP/2, crypto, zlib or a driver', async (t) => {
   // A directory of its own for the backups and logs: the shared temporary directory may hold anything.
   const files = await tempDir(t, 'upkeep-idle-');
-  const text = await probeInstalled(t, {
-    targets: { disks: [{ path: '/' }], backups: [{ name: 'local', dir: files, pattern: '*.sql.gz' }], logs: [{ name: 'here', dir: files, pattern: '*.log' }] },
-  }, PROBE, { before: async (served) => { t.equal((await fetch(`${served.base}/metrics`)).status, 200, 'a scrape first, so the collectors have run'); } });
+  const text = await probeInstalled(t, { targets: minimalTargets(files) }, PROBE, { before: async (served) => { t.equal((await fetch(`${served.base}/metrics`)).status, 200, 'a scrape first, so the collectors have run'); } });
   const { builtins, packages } = loaded.parse(JSON.parse(text));
   t.ok(builtins.includes('NativeModule http'), 'the probe sees what the server loaded (node:http)');
   t.same(builtins.filter((name) => /^NativeModule (https|http2|tls|_tls_wrap|internal\/http2\/core|internal\/deps\/undici\/undici)$/.test(name)), [], 'no TLS, HTTP/2 or fetch');
@@ -49,10 +52,7 @@ t.test('the installed serve, started and idle, has optimized no function', async
   // no imports between chunks) and the schemas of remediations, PostgreSQL catalog rows and Docker
   // replies are built on first use (docs/performance.md, "One file, and schemas built on first use").
   const files = await tempDir(t, 'upkeep-idle-');
-  const { file, dir } = await writeConfig(t, {
-    targets: { disks: [{ path: '/' }], backups: [{ name: 'local', dir: files, pattern: '*.sql.gz' }], logs: [{ name: 'system', dir: files, pattern: '*.log*' }] },
-    collectors: { timeoutSeconds: 5 },
-  });
+  const { file, dir } = await writeConfig(t, { targets: minimalTargets(files), collectors: { timeoutSeconds: 5 } });
   const trace = join(dir, 'trace-opt.cjs');
   await writeFile(trace, "require('node:v8').setFlagsFromString('--trace-opt');\n");
   const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `--require ${trace}` } });

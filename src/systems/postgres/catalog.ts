@@ -14,9 +14,10 @@ export function pgErrorCode(err: unknown): string | undefined {
 
 // Built once: zod compiles an object schema's parser on its first use, so one made per call compiles every time.
 const relationRow = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() }));
-const relationRows = z.lazy(() => z.array(relationRow));
+// Each array holds its row's schema itself (unwrap builds it), so no row is parsed through a z.lazy.
+const relationRows = z.lazy(() => z.array(relationRow.unwrap()));
 const plainRelation = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
-const plainRelations = z.lazy(() => z.array(plainRelation));
+const plainRelations = z.lazy(() => z.array(plainRelation.unwrap()));
 const columnRows = z.lazy(() => z.array(z.object({ attname: z.string() })));
 const ageRow = z.lazy(() => z.tuple([z.object({ age: z.number() })]));
 export type Relation = QualifiedName & { readonly oid: number };

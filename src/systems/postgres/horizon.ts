@@ -69,7 +69,8 @@ export function heldAtVacuum(holder: HorizonHolder, lastVacuum: number | null): 
   return lastVacuum !== null && (holder.since === null || holder.since < lastVacuum);
 }
 
-const holderRows = z.lazy(() => z.array(holderRow));
+// The array holds the row's schema itself (unwrap builds it), so no row is parsed through a z.lazy.
+const holderRows = z.lazy(() => z.array(holderRow.unwrap()));
 
 export async function horizonHolders(client: pg.Client): Promise<HorizonHolder[]> {
   return holderRows.parse((await client.query(HOLDERS())).rows);

@@ -224,8 +224,8 @@ export function summarize(config: Readonly<Config>): string {
 }
 
 async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
-  const [{ batchedStdout, createLogger }, { openToNetwork }, { buildApp }] = await Promise.all([import('./log.js'), import('./config/checks.js'), import('./server.js')]);
-  const log = createLogger({ level: args.values['log-level'] ?? 'info', destination: batchedStdout() });
+  const [{ createLogger }, { openToNetwork }, { buildApp }] = await Promise.all([import('./log.js'), import('./config/checks.js'), import('./server.js')]);
+  const log = createLogger({ level: args.values['log-level'] ?? 'info' });
   const port = args.values.port === undefined ? config.server.port : Number(args.values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     io.err(`--port must be a port number, got "${args.values.port}"`);

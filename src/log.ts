@@ -86,38 +86,6 @@ export function createLogger(options: { level?: string; destination?: Destinatio
   );
 }
 
-// A batch is written once it holds this much, or this long after its first line.
-const BATCH_BYTES = 8192;
-const BATCH_MS = 100;
-
-/**
- * stdout for `serve`, written in batches. Unbatched, pino wrote each event-loop turn's lines with
- * one asynchronous write: at 1,000 alerts a second, about 1,000 writes a second, each handed to a
- * libuv thread whose wake-up took a CPU from the main thread on a small machine. In batches the
- * webhook's acknowledgement p99 was lower in 8 of 10 alternated rounds
- * (docs/performance.md, "The log in batches"). A line waits at most 100 ms; at exit, an uncaught
- * exception's included, pino writes what is left, so only a kill -9 can lose the last 100 ms.
- */
-export function batchedStdout(): DestinationStream {
-  const stream = pino.destination({ dest: 1, minLength: BATCH_BYTES });
-  let closed = false;
-  stream.once('close', () => { closed = true; });
-  // A timer only while lines wait: a steady tick would run ten times a second for the process's
-  // life, and in an idle server such code ends up hot enough for the optimizing compiler
-  // (docs/performance.md, "One file, and schemas built on first use").
-  let timer: NodeJS.Timeout | null = null;
-  const flush = () => {
-    timer = null;
-    if (!closed) stream.flush();
-  };
-  return {
-    write(line: string) {
-      stream.write(line);
-      timer ??= setTimeout(flush, BATCH_MS).unref();
-    },
-  };
-}
-
 function redactRecord(object: Record<string, unknown>): Record<string, unknown> {
   const redacted = redactValue(object);
   return redacted !== null && typeof redacted === 'object' && !Array.isArray(redacted) ? { ...redacted } : {};

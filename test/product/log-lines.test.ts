@@ -3,18 +3,17 @@ import { waitFor } from '../fixtures/ports.js';
 import { serveInstalled, writeConfig } from './installed.js';
 
 /**
- * `serve` writes its log to stdout in batches (src/log.ts, batchedStdout): a batch goes out once it
- * holds 8 kB, or 100 ms after a line came. Both ends are checked on the installed package: a lone
- * line, far under a batch, is out while the server runs, and a burst of lines is out whole, each
- * line whole, once SIGTERM has stopped the server.
+ * `serve`'s log on stdout, as a reader of it sees it (docs/performance.md, "The log in batches":
+ * batching was tried and not kept). Checked on the installed package: a lone line is out while
+ * the server runs, and a burst of lines is out whole, each line whole, once SIGTERM has stopped
+ * the server.
  */
 t.test('the installed serve writes a lone log line while it runs, and every line of a burst by its exit', async (t) => {
   const { file } = await writeConfig(t, {});
   const served = await serveInstalled(t, file);
   const requestLines = () => served.logLines().filter((line) => line.msg === 'request' && line.path === '/runs');
   t.equal((await fetch(`${served.base}/runs`)).status, 200);
-  // Far longer than the 100 ms a line may wait, for a loaded machine: a line left for a full batch
-  // or for the exit would not come at all.
+  // A wait for a loaded machine: a line held back for a fuller write or for the exit would not come at all.
   await waitFor('the lone request line', async () => {
     if (requestLines().length !== 1) throw new Error(`${requestLines().length} lines`);
   }, 10_000, 20);

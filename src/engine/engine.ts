@@ -25,6 +25,7 @@ import { openStateStore, retentionMsOf } from './state/open.js';
 import { newRunId } from './state/run-id.js';
 import type { RunFilter, RunPage, RunPageJson, StateStore } from './state/store.js';
 import { ShutDown } from './stop.js';
+import { YoungGeneration } from './young-generation.js';
 import type { RunRequest, RunSubmitter, Submitted, TickClaims } from './submitter.js';
 
 export { QueueFull };
@@ -64,6 +65,7 @@ export class Engine implements RunSubmitter, TickClaims {
   private leases: LeaseKeeper | null = null;
   /** state.retention: how long the journal keeps a run. */
   private readonly retentionMs: number;
+  private readonly youngGeneration: YoungGeneration;
 
   private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
     const { config, log } = options;
@@ -77,7 +79,8 @@ export class Engine implements RunSubmitter, TickClaims {
     // The registry's actions on the real clock may run on the executor thread; actions or a clock
     // given by the caller (tests) exist only on this thread.
     const threaded = config.remediation.executor === 'thread' && options.actions === undefined && options.now === undefined;
-    this.executor = threaded ? new ThreadExecutor(config, log) : new InlineExecutor(config, this.connections, this.now);
+    this.youngGeneration = new YoungGeneration({ log });
+    this.executor = threaded ? new ThreadExecutor(config, log, this.youngGeneration) : new InlineExecutor(config, this.connections, this.now);
     this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now, options.journalRetryMs);
     const pipeline = new RunPipeline({
       config, log, executor: this.executor, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
@@ -97,6 +100,7 @@ export class Engine implements RunSubmitter, TickClaims {
     await recover({ store, history, metrics, remediations: new Set(engine.actions.keys()), log: options.log, now });
     const leaseMs = (options.config.state.postgres?.leaseSeconds ?? 0) * 1000;
     engine.leases = await LeaseKeeper.start({ store, history, metrics, log: options.log, now, leaseMs });
+    engine.youngGeneration.start();
     return engine;
   }
 
@@ -146,6 +150,7 @@ export class Engine implements RunSubmitter, TickClaims {
    */
   submit(request: RunRequest): Submitted {
     const nowMs = this.now();
+    this.youngGeneration.admit();
     const record: RunRecord = {
       id: request.id ?? newRunId(nowMs), remediation: request.remediation, trigger: request.trigger, status: 'queued', params: request.params,
       queuedAt: new Date(nowMs).toISOString(), dryRun: this.options.config.remediation.dryRun || request.dryRun === true,
@@ -312,6 +317,7 @@ export class Engine implements RunSubmitter, TickClaims {
   async close(runsGraceMs = 0): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.youngGeneration.stop();
     const { log } = this.options;
     const cancelling = this.queue.closeWaiting().map((job) => this.cancelAtShutdown(job));
     const running = this.queue.activeCount();

@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { z } from 'zod';
 import { checkResultSchema, verifyResultSchema } from '../actions/contract.js';
@@ -8,6 +7,7 @@ import type { Executor, RunSpec, RunSteps } from './executor.js';
 import { dryRunSchema, fromThreadSchema, planSchema, runOutputSchema, type FromThread, type STEPS, type ToThread } from './executor-protocol.js';
 import { fromStepError } from './step-errors.js';
 import { ShutDown } from './stop.js';
+import { YoungGeneration } from './young-generation.js';
 
 // With no run open this long, the thread exits: an idle upkeep does not keep a second V8 heap.
 const IDLE_EXIT_MS = 60_000;
@@ -51,7 +51,8 @@ export class ThreadExecutor implements Executor {
   private nextCall = 1;
   private idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly config: Readonly<Config>, private readonly log: Logger) {}
+  /** `youngGeneration`: the engine's policy, set again once the thread is online (see YoungGeneration.apply). */
+  constructor(private readonly config: Readonly<Config>, private readonly log: Logger, private readonly youngGeneration = new YoungGeneration()) {}
 
   open(spec: RunSpec): RunSteps {
     const { runId } = spec;
@@ -110,7 +111,7 @@ export class ThreadExecutor implements Executor {
         this.log.error({ err }, 'unreadable message from the executor thread');
       }
     });
-    worker.once('online', holdYoungGenerationAgain);
+    worker.once('online', () => this.youngGeneration.apply());
     worker.on('error', (err) => this.lost(worker, err));
     worker.on('exit', (code) => this.lost(worker, new Error(`it exited with code ${code}`)));
     this.worker = worker;
@@ -172,18 +173,6 @@ export class ThreadExecutor implements Executor {
     await exited;
     clearTimeout(timer);
   }
-}
-
-/**
- * bin/upkeep.js holds V8's young generation at its initial size with a process-wide flag, but V8
- * sets that flag back to its minimum (2) whenever it configures an isolate's heap
- * (Heap::ConfigureHeap), so the thread's start undid the hold on the main thread's heap too: under
- * the webhook bench's load its new space grew from 2 to 32 MB. Once the thread runs, the hold is
- * set again (only if bin/upkeep.js set it: a user who sized the young generation keeps theirs).
- */
-function holdYoungGenerationAgain(): void {
-  const hold: unknown = Reflect.get(globalThis, Symbol.for('upkeep.youngGenerationHold'));
-  if (typeof hold === 'string') setFlagsFromString(hold);
 }
 
 // The TypeScript loader bin/upkeep.js registered at run time, when it runs the sources (a checkout).

@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { probeInstalled } from './probe.js';
-import { dryRunSettings, oneDryRun } from './runs.js';
+import { BUSY_RUNS_PER_SECOND } from '../../src/engine/young-generation.js';
+import { webhookPayload } from '../fixtures/webhook-payload.js';
+import { dryRunSettings, oneDryRun, postAlerts } from './runs.js';
 
 /**
  * bin/upkeep.js holds V8's young generation at its initial size (idle RSS, docs/performance.md
@@ -42,4 +44,18 @@ t.test('the installed server keeps a small young generation for its life, even w
 t.test('a run starting the executor thread leaves the young generation held (V8 resets the hold for each isolate it makes)', async (t) => {
   const held = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { before: (served) => oneDryRun(served.base, 'young-generation-1') })));
   t.equal(held.after, held.before, `new space stays ${held.before} bytes after the thread started, when 40 MB survive scavenges`);
+});
+
+t.test('while runs are admitted fast (an alert storm), V8 may grow the young generation again', async (t) => {
+  // One payload of that many firing alerts, each its own run, then a second for the engine's tick.
+  const storm = async (base: string) => {
+    const template = await webhookPayload({ labels: { alertname: 'DiskUsageHigh' } });
+    const [alert] = z.object({ alerts: z.array(z.record(z.string(), z.unknown())) }).parse(template).alerts;
+    const alerts = Array.from({ length: BUSY_RUNS_PER_SECOND }, (_, n) => ({ ...alert, fingerprint: `storm${String(n).padStart(6, '0')}` }));
+    const reply = await postAlerts(base, { ...template, alerts });
+    t.equal(reply.status, 202, 'the storm is accepted');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  };
+  const released = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { before: (served) => storm(served.base) })));
+  t.ok(released.after > released.before, `new space grew from ${released.before} to ${released.after} bytes when 40 MB survived scavenges`);
 });

@@ -45,7 +45,7 @@ const { values: options } = parseArgs({
     // What users run by default: every POST and every run logs a line at info.
     'log-level': { type: 'string', default: 'info' },
     // After the load, the server's RSS every 10 s for this long: what a server gives back (the
-    // executor thread exits after 60 s without a run). 0: not measured.
+    // executor thread exits after 60 s without a run), then its peak RSS. 0: not measured.
     'idle-after': { type: 'string', default: '0' },
   },
 });
@@ -333,6 +333,9 @@ try {
       readings.push(`${at}s ${(await rssBytes(serverPid) / 1048576).toFixed(0)}`);
     }
     log(`RSS after the load (MB): ${readings.join(', ')}`);
+    // The most the server held at any moment of the run (the kernel's high-water mark).
+    const peak = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${serverPid}/status`, 'utf8'))?.[1];
+    log(`peak RSS (VmHWM, MB):    ${peak === undefined ? 'unknown' : (Number(peak) / 1024).toFixed(0)}`);
   }
   // Round trips to PostgreSQL per dry run, from the server's own count: it does not move with the
   // load. Read after upkeep stops, when every session has ended and flushed its statistics.

@@ -9,12 +9,13 @@ import { setFlagsFromString } from 'node:v8';
 // long-lived server's idle RSS (examples/minimal.yml: 82 -> 72 MB; docs/performance.md, "Idle
 // memory"). Growth is held for the process's life: a scrape's rows are streamed and die young,
 // so a small young generation also keeps the 10,200-table scrape's peak lower (132 -> 116 MB, the
-// same scrape time); what outlives it goes to the old generation. A user who sizes the young
-// generation (NODE_OPTIONS, node's flags) keeps theirs.
+// same scrape time); what outlives it goes to the old generation. During an alert storm the
+// engine lets it grow (src/engine/young-generation.ts). A user who sizes the young generation
+// (NODE_OPTIONS, node's flags) keeps theirs.
 if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
   const hold = '--semi-space-growth-factor=1';
   setFlagsFromString(hold);
-  // V8 resets the factor whenever it makes an isolate: the executor thread sets it again (src/engine/executor-thread.ts).
+  // V8 resets the factor whenever it makes an isolate: it is set again once the executor thread runs (src/engine/young-generation.ts).
   globalThis[Symbol.for('upkeep.youngGenerationHold')] = hold;
 }
 

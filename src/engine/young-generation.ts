@@ -16,13 +16,12 @@ export function youngGenerationHold(): string | null {
 
 /**
  * bin/upkeep.js holds V8's young generation at 1 MB semi-spaces, which keeps idle RSS and the
- * big scrape's peak low (docs/performance.md, "Idle memory"). Under an alert storm the same hold
- * costs: at 1,000 alerts/s the main thread scavenged 135 times a second, 10 % of its time, and
- * what was alive at each scavenge (requests and runs in flight) went to the old generation, whose
- * mark-compacts every 3–4 s held up the acknowledgements around them (docs/performance.md, "The
- * young generation under load"). So while runs are admitted at BUSY_RUNS_PER_SECOND or more, V8
- * may grow it as it would by default; once the rate has stayed lower for QUIET_SECONDS, the hold
- * is back, and V8's memory reducer gives the grown space back within about a minute of quiet.
+ * big scrape's peak low (docs/performance.md, "Idle memory"). Under an alert storm the hold costs
+ * CPU: at 1,000 alerts/s the main thread scavenged 135 times a second, 10 % of its time. So while
+ * runs are admitted at BUSY_RUNS_PER_SECOND or more, V8 may grow it as it would by default (5–8 %
+ * less CPU per alert, 14 MB more RSS at the peak of a storm); once the rate has stayed lower for
+ * QUIET_SECONDS, the hold is back, and V8's memory reducer gives the grown space back within a
+ * minute (docs/performance.md, "Mark-compacts, and the young generation under load").
  */
 export class YoungGeneration {
   private admitted = 0;

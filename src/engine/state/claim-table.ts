@@ -111,7 +111,7 @@ export class ClaimTable {
   /**
    * Drops claims made before `before`, then the oldest until at most `limit` are left. Two passes
    * over the slots and no allocation per claim: at the guards' limit (50,000 claims) the sort and a
-   * lookup per dropped claim held the event loop 21–32 ms, once every 5,000 new claims in an alert
+   * lookup per dropped claim held the event loop 19–30 ms, once every 5,000 new claims in an alert
    * storm (docs/performance.md, "The claim table's stalls").
    */
   prune(before: number, limit: number): void {

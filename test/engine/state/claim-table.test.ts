@@ -7,7 +7,7 @@ import { newRunId } from '../../../src/engine/state/run-id.js';
 function numbers(count: number, seed: number): Float64Array {
   let state = seed;
   return Float64Array.from({ length: count }, () => {
-    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    state = (state * 48_271) % 2_147_483_647;
     return state % 1000;
   });
 }

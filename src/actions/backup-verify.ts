@@ -9,12 +9,12 @@ import { brokenPipe, childCommand, ENDING_BYTES, exited, gzipMessage, libpqTarge
 import { qualified, quoteIdent, type QualifiedName } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
 import type { Action, ActionContext, PlanStep } from './contract.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 const MAINTENANCE_DATABASE = 'postgres';
 const SCRATCH_PREFIX = 'upkeep_verify_';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const verifyParams = z.lazy(() => z.strictObject({
+const verifyParams = onFirstUse(() => z.strictObject({
   backup: identifier,
   /**
    * How far a table's restored row count may be from the live source's, as a share of the larger
@@ -55,7 +55,7 @@ export function compareCounts(restored: readonly TableCount[], source: readonly 
   return problems.sort((a, b) => a.table.localeCompare(b.table));
 }
 
-const tableRow = z.lazy(() => z.object({ schema: z.string(), name: z.string() }));
+const tableRow = onFirstUse(() => z.object({ schema: z.string(), name: z.string() }));
 
 /** Exact row counts of every user table (partitioned tables counted once, at the parent). */
 export async function countRows(client: pg.Client): Promise<TableCount[]> {

@@ -12,6 +12,7 @@ import { archiveReadable, directoryDumpArgs, dumpToDirectory } from './backup-di
 import { count, identifier } from './params.js';
 import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 const DAY_SECONDS = 86_400;
 // gzip's default level, the one the runbook's `| gzip` uses.
@@ -146,8 +147,7 @@ export async function dumpComplete(path: string, signal: AbortSignal): Promise<b
   return (await dumpEnding(path, signal)).includes(DUMP_TRAILER);
 }
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const backupParams = z.lazy(() => z.strictObject({
+const backupParams = onFirstUse(() => z.strictObject({
   backup: identifier,
   /** Overrides the backup's keepDays for this run. */
   keepDays: count().refine((days) => days > 0, 'must be at least 1').optional(),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Connections } from '../systems/connections.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 /**
  * The contract between the engine and an action family. An action knows its system (SQL,
@@ -14,19 +15,18 @@ export type Risk = typeof RISKS[number];
 export const TRIGGERS = ['alert', 'manual', 'schedule', 'cli'] as const;
 export type Trigger = typeof TRIGGERS[number];
 
-// A field of the two results below, built with them at load: a z.lazy here would cost a step on every parse.
+// A field of the two results below, built at load: as a schema built on first use it would cost a step on every parse.
 const observed = z.record(z.string(), z.unknown());
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
 /** One exact thing a run will do: an SQL statement, a Redis command, a Docker API call, a file path. */
-export const planStepSchema = z.lazy(() => z.object({
+export const planStepSchema = onFirstUse(() => z.object({
   kind: z.enum(['sql', 'redis', 'docker', 'file', 'exec']),
   /** The exact statement / command / call, as it will be executed. */
   detail: z.string(),
 }));
 export type PlanStep = Readonly<z.infer<typeof planStepSchema>>;
 
-export const checkResultSchema = z.lazy(() => z.object({
+export const checkResultSchema = onFirstUse(() => z.object({
   /** false: the condition has cleared and the run is skipped with `reason`. */
   proceed: z.boolean(),
   reason: z.string(),
@@ -35,7 +35,7 @@ export const checkResultSchema = z.lazy(() => z.object({
 }));
 export type CheckResult = Readonly<z.infer<typeof checkResultSchema>>;
 
-export const verifyResultSchema = z.lazy(() => z.object({ ok: z.boolean(), detail: z.string(), observed: observed.optional() }));
+export const verifyResultSchema = onFirstUse(() => z.object({ ok: z.boolean(), detail: z.string(), observed: observed.optional() }));
 export type VerifyResult = Readonly<z.infer<typeof verifyResultSchema>>;
 
 /** What must be held while the action runs, so one run per (remediation, target object) happens at a time across replicas. */

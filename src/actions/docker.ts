@@ -4,17 +4,17 @@ import { diskUsage } from '../systems/docker/df.js';
 import { flag, identifier } from './params.js';
 import { PartialWork, type Action, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // Go durations ("24h", "90m") or a timestamp, as `docker ... prune --filter until=` accepts them.
 const UNTIL = /^(?:(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+|\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)$/;
 // "key", "key=value"; a leading "!" means "without this label" (label!=).
 const LABEL = /^!?[A-Za-z0-9][A-Za-z0-9._/-]*(?:=[^\s,]*)?$/;
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const labelList = z.lazy(() => z.union([z.string(), z.array(z.string())]).transform((value) =>
+const labelList = onFirstUse(() => z.union([z.string(), z.array(z.string())]).transform((value) =>
   (Array.isArray(value) ? value : value.split(',')).map((label) => label.trim()).filter((label) => label !== '')));
 
-const pruneParams = z.lazy(() => z.strictObject({
+const pruneParams = onFirstUse(() => z.strictObject({
   target: identifier,
   containers: flag(true),
   images: flag(true),
@@ -65,7 +65,7 @@ function requireDockerTarget(params: PruneParams, config: { targets: { docker: r
 
 interface PruneResult { kind: PruneKind; deleted: string[]; reclaimedBytes: number }
 
-const pruneReply = z.lazy(() => z.object({
+const pruneReply = onFirstUse(() => z.object({
   SpaceReclaimed: z.number().nullish(),
   ContainersDeleted: z.array(z.string()).nullish(),
   VolumesDeleted: z.array(z.string()).nullish(),
@@ -82,7 +82,7 @@ function callPrune(docker: Docker, kind: PruneKind, options: { filters: string; 
   return pruneBuildCache(docker, options);
 }
 
-const busyStatus = z.lazy(() => z.object({ statusCode: z.literal(409) }));
+const busyStatus = onFirstUse(() => z.object({ statusCode: z.literal(409) }));
 
 /**
  * The daemon runs one prune of a kind at a time and answers 409 to a second one (another tool,
@@ -121,7 +121,7 @@ function pruneBuildCache(docker: Docker, options: { filters: string; abortSignal
   });
 }
 
-const dfObjects = z.lazy(() => z.object({
+const dfObjects = onFirstUse(() => z.object({
   Images: z.array(z.object({ Id: z.string() })).nullish(),
   Containers: z.array(z.object({ Id: z.string() })).nullish(),
   Volumes: z.array(z.object({ Name: z.string() })).nullish(),

@@ -6,6 +6,7 @@ import { cleanupSteps, ensureDirectory, findFiles, type Area } from '../systems/
 import type { Action, ActionContext } from './contract.js';
 import { remainingAfter, runSweep, sweepPlan, type SweepOutput, type SweepPayload } from './file-steps.js';
 import { count, identifier } from './params.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 /**
  * files.cleanup deletes only from targets.files entries: directories the operator declared as
@@ -17,8 +18,7 @@ export function cleanupArea(config: Readonly<Config>, name: string): Area {
   return area;
 }
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const cleanupParams = z.lazy(() => z.strictObject({
+const cleanupParams = onFirstUse(() => z.strictObject({
   name: identifier,
   olderThanHours: count().refine((hours) => hours > 0, 'must be at least 1').default(24),
 }));

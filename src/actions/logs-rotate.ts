@@ -5,6 +5,7 @@ import { ensureDirectory, findFiles, rotationMatcher, rotationSteps, type Area }
 import type { Action, ActionContext } from './contract.js';
 import { counts, remainingAfter, runSweep, sweepPlan, type SweepOutput, type SweepPayload } from './file-steps.js';
 import { count, identifier } from './params.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 function logArea(config: Readonly<Config>, name: string): Area {
   const entry = config.targets.logs.find((candidate) => candidate.name === name);
@@ -12,8 +13,7 @@ function logArea(config: Readonly<Config>, name: string): Area {
   return entry;
 }
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const rotateParams = z.lazy(() => z.strictObject({
+const rotateParams = onFirstUse(() => z.strictObject({
   name: identifier,
   compressAfterDays: count().default(1),
   deleteAfterDays: count().refine((days) => days > 0, 'must be at least 1').default(30),

@@ -6,9 +6,9 @@ import { inScope, requireInScope, resolveScope, resolveTable, scopeParams, scree
 import { qualified, reindexStatement, type ReindexTarget } from '../systems/postgres/sql.js';
 import { flag, identifier } from './params.js';
 import type { Action, ActionContext } from './contract.js';
+import { onFirstUse } from '../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const reindexParams = z.lazy(() => z.strictObject({
+const reindexParams = onFirstUse(() => z.strictObject({
   target: identifier,
   database: identifier,
   table: identifier.optional(),
@@ -18,10 +18,10 @@ const reindexParams = z.lazy(() => z.strictObject({
 }).refine((params) => params.table === undefined || params.index === undefined, 'give table or index, not both'));
 type ReindexParams = z.infer<typeof reindexParams>;
 
-const indexRow = z.lazy(() => z.object({ schema: z.string(), name: z.string(), filenode: z.coerce.number().nullable(), valid: z.boolean() }));
+const indexRow = onFirstUse(() => z.object({ schema: z.string(), name: z.string(), filenode: z.coerce.number().nullable(), valid: z.boolean() }));
 type IndexState = z.infer<typeof indexRow>;
 
-const tableRow = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
+const tableRow = onFirstUse(() => z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
 
 /** A named index, a named table, or (neither named) every table in scope that has an index. */
 type Scope = { kind: 'index'; index: Relation } | { kind: 'table' | 'database'; tables: Relation[] };

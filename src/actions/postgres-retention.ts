@@ -10,11 +10,11 @@ import { nameReadings, qualified, retentionSql, type QualifiedName, type Retenti
 import { identifier } from './params.js';
 import { once, PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
+import { onFirstUse } from '../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
 // Name the policy, or the table (as a rule templated from an alert would): either way, only a
 // table declared in remediation.retention can be touched.
-const retentionParams = z.lazy(() => z.strictObject({
+const retentionParams = onFirstUse(() => z.strictObject({
   policy: identifier.optional(),
   target: identifier.optional(),
   database: identifier.optional(),
@@ -93,7 +93,7 @@ async function withPolicy<T>(params: RetentionParams, context: ActionContext, wo
   return withClient(context, policy.target, policy.database, async (client) => work(client, await once(context, `retention:${policy.name}`, () => resolvePolicy(client, policy))));
 }
 
-const rowCount = z.lazy(() => z.object({ rows: z.coerce.number() }));
+const rowCount = onFirstUse(() => z.object({ rows: z.coerce.number() }));
 
 /** What run() executes: the batch statements with the cutoff written in, in batches of batchSize. */
 export interface RetentionPayload {

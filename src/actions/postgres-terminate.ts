@@ -6,12 +6,12 @@ import { withClient } from './postgres-session.js';
 import { checkTarget, postgresTarget, requireWatchedDatabase } from './postgres-scope.js';
 import { count, identifier } from './params.js';
 import type { Action, ActionContext, RunOutput } from './contract.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // postgres.terminate_idle: ends sessions left idle in a transaction, which hold the vacuum
 // horizon and their locks while doing nothing. Destructive: the session's transaction rolls back.
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const terminateParams = z.lazy(() => z.strictObject({
+const terminateParams = onFirstUse(() => z.strictObject({
   target: identifier,
   idleSeconds: count(),
   /** Only sessions connected to this database; omitted, every database of the server. */
@@ -25,7 +25,7 @@ type TerminateParams = z.infer<typeof terminateParams>;
  * as PostgreSQL keeps it, so it compares equal.
  */
 const BACKEND_START = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const sessionKey = z.lazy(() => z.object({ pid: z.number().int().positive(), backendStart: z.string().regex(BACKEND_START) }));
+const sessionKey = onFirstUse(() => z.object({ pid: z.number().int().positive(), backendStart: z.string().regex(BACKEND_START) }));
 type SessionKey = z.infer<typeof sessionKey>;
 
 export interface TerminatePayload { readonly idleSeconds: number; readonly sessions: readonly SessionKey[] }
@@ -70,7 +70,7 @@ export function terminateStatement(session: SessionKey, idleSeconds: number): st
    AND ${eligible(count().parse(idleSeconds))}`;
 }
 
-const candidateRow = z.lazy(() => sessionKey.unwrap().extend({
+const candidateRow = onFirstUse(() => sessionKey.unwrap().extend({
   // A client backend always has both.
   database: z.string(),
   user: z.string(),
@@ -102,10 +102,10 @@ function screenTarget(params: TerminateParams, config: Readonly<Config>): void {
   else checkTarget(config, params.target, params.database);
 }
 
-const runOutput = z.lazy(() => z.object({ terminated: z.array(sessionKey), leftAlone: z.array(sessionKey) }));
+const runOutput = onFirstUse(() => z.object({ terminated: z.array(sessionKey), leftAlone: z.array(sessionKey) }));
 type TerminateOutput = z.infer<typeof runOutput>;
 
-const stillThere = z.lazy(() => z.array(z.object({ pid: z.number() })));
+const stillThere = onFirstUse(() => z.array(z.object({ pid: z.number() })));
 // pg_terminate_backend only signals: the backend exits a moment later. Counted in polls, not by
 // the engine's clock, which a test may hold still.
 const VERIFY_POLL_MS = 100;

@@ -8,9 +8,9 @@ import { findTable, inScope, resolveScope, resolveTable, scopeParams, screenScop
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
 import { count, flag, identifier } from './params.js';
 import { once, type Action, type ActionContext, type CheckResult } from './contract.js';
+import { onFirstUse } from '../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const vacuumParams = z.lazy(() => z.strictObject({
+const vacuumParams = onFirstUse(() => z.strictObject({
   target: identifier,
   database: identifier,
   table: identifier.optional(),
@@ -30,7 +30,7 @@ type VacuumParams = z.infer<typeof vacuumParams>;
 interface DeadTable { schema: string; name: string; oid: number; deadTuples: number; vacuumCount: number; filenode: number | null; xidAge: number; frozenXid: string | null; lastVacuum: number | null }
 
 // What check() observed, read back in verify() (the engine hands it over as plain JSON).
-const observedTables = z.lazy(() => z.object({
+const observedTables = onFirstUse(() => z.object({
   tables: z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string(), deadTuples: z.number(), vacuumCount: z.number(), filenode: z.number().nullable(), xidAge: z.number(), frozenXid: z.string().nullable(), lastVacuum: z.number().nullable() })),
 }));
 
@@ -43,8 +43,8 @@ function threshold(params: VacuumParams, config: Readonly<Config>): number {
 type Measured = Pick<DeadTable, 'xidAge' | 'deadTuples'>;
 
 // Built once: zod compiles an object schema's parser on its first use.
-const deadRelations = z.lazy(() => z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })));
-const analyzedBefore = z.lazy(() => z.object({ table: z.object({ analyzeCount: z.number() }) }));
+const deadRelations = onFirstUse(() => z.array(z.object({ oid: z.number(), schema: z.string(), name: z.string() })));
+const analyzedBefore = onFirstUse(() => z.object({ table: z.object({ analyzeCount: z.number() }) }));
 
 function measure(params: VacuumParams, table: Measured): number {
   return params.freeze ? table.xidAge : table.deadTuples;
@@ -164,7 +164,7 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
   },
 };
 
-const analyzeParams = z.lazy(() => z.strictObject({ target: identifier, database: identifier, table: identifier, ...scopeParams }));
+const analyzeParams = onFirstUse(() => z.strictObject({ target: identifier, database: identifier, table: identifier, ...scopeParams }));
 type AnalyzeParams = z.infer<typeof analyzeParams>;
 
 async function analyzeTarget(params: AnalyzeParams, context: ActionContext): Promise<DeadTable & { analyzeCount: number }> {

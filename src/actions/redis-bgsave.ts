@@ -5,6 +5,7 @@ import { errorMessage } from '../log.js';
 import { readPersistence, type Persistence } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
 import { redisLock, resolveTarget, targetParams, type TargetParams } from './redis-target.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 const POLL_MS = 100;
 // A save that was accepted but shows neither progress nor a new LASTSAVE for this long has failed
@@ -86,9 +87,8 @@ async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before
 export interface BgsavePayload { readonly target: string }
 /** The save run() saw complete: on which server (run_id), and LASTSAVE before and after. */
 export type BgsaveOutput = { start: string; runId: string; lastSaveBefore: number; lastSave: number; status: string };
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
 /** What the check saw, journalled as its observations. */
-const checked = z.lazy(() => z.object({ runId: z.string(), lastSave: z.number() }));
+const checked = onFirstUse(() => z.object({ runId: z.string(), lastSave: z.number() }));
 
 export const bgsave: Action<TargetParams, BgsavePayload, BgsaveOutput> = {
   name: 'redis.bgsave',

@@ -4,9 +4,9 @@ import { count, identifier } from './params.js';
 import { redisLock, requireRedisTarget } from './redis-target.js';
 import { PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
+import { onFirstUse } from '../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const expireParams = z.lazy(() => z.strictObject({
+const expireParams = onFirstUse(() => z.strictObject({
   target: identifier,
   pattern: identifier,
   mode: z.enum(['unlink', 'expire']).default('unlink'),

@@ -5,6 +5,7 @@ import { readMemory } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
 import { flag, identifier } from './params.js';
 import { positiveNumber, redisLock, resolveTarget } from './redis-target.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 export type ActiveDefrag = 'enabled' | 'already-enabled' | 'unsupported' | 'not-requested';
 
@@ -21,8 +22,7 @@ async function enableActiveDefrag(redis: Redis): Promise<{ state: ActiveDefrag; 
   }
 }
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const purgeParams = z.lazy(() => z.strictObject({
+const purgeParams = onFirstUse(() => z.strictObject({
   target: identifier,
   /** Also switch on active defragmentation (left on: it works incrementally, in the background). */
   activeDefrag: flag(true),

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import type { ActionContext, LockSpec } from './contract.js';
 import { identifier } from './params.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // What every Redis remediation family shares: its target, its lock, its number params.
 /** A positive number that may arrive as text (`--param minFragmentationRatio=1.5`, alert label templates). */
@@ -27,6 +28,5 @@ export function redisLock(key: string, target: string): LockSpec {
   return { kind: 'redis', target, key };
 }
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-export const targetParams = z.lazy(() => z.strictObject({ target: identifier }));
+export const targetParams = onFirstUse(() => z.strictObject({ target: identifier }));
 export type TargetParams = z.infer<typeof targetParams>;

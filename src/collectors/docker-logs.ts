@@ -2,12 +2,12 @@ import { stat } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { z } from 'zod';
 import { errorMessage } from '../log.js';
+import { onFirstUse } from '../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-export const containerSummary = z.lazy(() => z.object({ Id: z.string(), Names: z.array(z.string()), State: z.string() }));
+export const containerSummary = onFirstUse(() => z.object({ Id: z.string(), Names: z.array(z.string()), State: z.string() }));
 export type ContainerSummary = z.infer<typeof containerSummary>;
-const inspected = z.lazy(() => z.object({ LogPath: z.string().nullish() }));
-const notFound = z.lazy(() => z.object({ statusCode: z.literal(404) }));
+const inspected = onFirstUse(() => z.object({ LogPath: z.string().nullish() }));
+const notFound = onFirstUse(() => z.object({ statusCode: z.literal(404) }));
 
 export interface LogSizes {
   /** Bytes by container name. */

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { FamilySpec, Reading } from './framework/types.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // What the server is doing as a whole: connections against the limit, lock waits, autovacuum
 // workers against theirs, and per-database deadlock and rollback counters.
@@ -42,16 +43,15 @@ const DATABASES_SQL = `
 SELECT datname AS database, deadlocks::float8 AS deadlocks, xact_rollback::float8 AS rollbacks
 FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY datname`;
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const connectionRow = z.lazy(() => z.object({ state: z.string(), connections: z.number() }));
-const serverRow = z.lazy(() => z.object({
+const connectionRow = onFirstUse(() => z.object({ state: z.string(), connections: z.number() }));
+const serverRow = onFirstUse(() => z.object({
   max_connections: z.number(),
   autovacuum_max_workers: z.number(),
   autovacuum_workers: z.number(),
   lock_waits: z.number(),
   oldest_lock_wait: z.number(),
 }));
-const databaseRow = z.lazy(() => z.object({ database: z.string(), deadlocks: z.number(), rollbacks: z.number() }));
+const databaseRow = onFirstUse(() => z.object({ database: z.string(), deadlocks: z.number(), rollbacks: z.number() }));
 
 export async function readActivity(pool: pg.Pool, target: string): Promise<Reading[]> {
   const connections = z.array(connectionRow).parse((await pool.query(CONNECTIONS_SQL)).rows);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { BACKEND_AGE, BACKENDS, IDLE, SLOTS_SQL } from '../systems/postgres/horizon.js';
 import type { FamilySpec, Reading } from './framework/types.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // The vacuum horizon: VACUUM removes only rows that died before the oldest xmin anything on the
 // server still holds. These readings say how far back it is held, and by what.
@@ -37,8 +38,7 @@ FROM pg_stat_activity
 WHERE ${BACKENDS} AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
 ORDER BY ${BACKEND_AGE} DESC, pid LIMIT 1`;
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const horizonRow = z.lazy(() => z.object({
+const horizonRow = onFirstUse(() => z.object({
   idle_sessions: z.number(),
   idle_oldest: z.number(),
   backend: z.number(),
@@ -46,7 +46,7 @@ const horizonRow = z.lazy(() => z.object({
   prepared_xact: z.number(),
   standby: z.number(),
 }));
-const backendRow = z.lazy(() => z.object({
+const backendRow = onFirstUse(() => z.object({
   pid: z.number(),
   database: z.string(),
   user: z.string(),
@@ -54,7 +54,7 @@ const backendRow = z.lazy(() => z.object({
   application_name: z.string(),
   client_addr: z.string(),
 }));
-const slotRow = z.lazy(() => z.object({ slot: z.string(), active: z.boolean(), retained_bytes: z.number().nullable(), xmin_age: z.number() }));
+const slotRow = onFirstUse(() => z.object({ slot: z.string(), active: z.boolean(), retained_bytes: z.number().nullable(), xmin_age: z.number() }));
 
 export async function readHorizon(pool: pg.Pool, target: string): Promise<Reading[]> {
   const [horizon] = z.tuple([horizonRow]).parse((await pool.query(HORIZON_SQL)).rows);

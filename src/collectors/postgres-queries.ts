@@ -5,6 +5,7 @@ import { named } from '../systems/postgres/prepared.js';
 import type { TableFilter } from './postgres-tables.js';
 import { TableColumns, type ReadingOptions, type StatColumn, type TableName } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
 // Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the
@@ -70,13 +71,12 @@ export const TABLE_STAT_COLUMNS: readonly StatColumn[] = [
   { name: 'analyze_count', nullable: false }, { name: 'autoanalyze_count', nullable: false },
   { name: 'mods_since_analyze', nullable: false },
 ];
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const sizeRow = z.lazy(() => z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() }));
-const bytesRow = z.lazy(() => z.object({ bytes: z.number() }));
-const ageRow = z.lazy(() => z.object({ age: z.number() }));
-const unusedRow = z.lazy(() => z.object({ count: z.number(), bytes: z.number() }));
-const schemaRow = z.lazy(() => z.object({ schema: z.string() }));
-const statementRow = z.lazy(() => z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() }));
+const sizeRow = onFirstUse(() => z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() }));
+const bytesRow = onFirstUse(() => z.object({ bytes: z.number() }));
+const ageRow = onFirstUse(() => z.object({ age: z.number() }));
+const unusedRow = onFirstUse(() => z.object({ count: z.number(), bytes: z.number() }));
+const schemaRow = onFirstUse(() => z.object({ schema: z.string() }));
+const statementRow = onFirstUse(() => z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() }));
 
 export interface DatabaseSizes {
   readonly databaseBytes: number;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { FamilySpec, Reading } from './framework/types.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // Replication seen from both ends: a primary reports each standby (pg_stat_replication), a
 // standby reports how far its replay is behind; the WAL position makes "WAL written per second"
@@ -33,9 +34,8 @@ SELECT application_name, coalesce(host(client_addr), 'local') AS client_addr, co
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::float8 AS lag_bytes
 FROM pg_stat_replication ORDER BY application_name, client_addr, client_port`;
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const serverRow = z.lazy(() => z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable() }));
-const standbyRow = z.lazy(() => z.object({
+const serverRow = onFirstUse(() => z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable() }));
+const standbyRow = onFirstUse(() => z.object({
   application_name: z.string(),
   client_addr: z.string(),
   client_port: z.number(),

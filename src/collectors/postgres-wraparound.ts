@@ -5,6 +5,7 @@ import type { TablePatterns } from '../systems/postgres/watched.js';
 import { TableColumns, type ReadingOptions, type StatColumn } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
 import type { FamilySpec, Reading } from './framework/types.js';
+import { onFirstUse } from '../lazy-schema.js';
 
 // Transaction ID wraparound: how far each database's and each table's oldest unfrozen ID lags
 // behind the current one. Autovacuum forces a freezing vacuum at autovacuum_freeze_max_age, and at
@@ -41,8 +42,7 @@ SELECT * FROM (
 WHERE ${afterCursor('xid_age')}
 ORDER BY xid_age DESC, schema, "table" LIMIT $1`);
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const databaseRow = z.lazy(() => z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() }));
+const databaseRow = onFirstUse(() => z.object({ database: z.string(), xid_age: z.number(), mxid_age: z.number(), freeze_max_age: z.number() }));
 const TABLE_AGE_COLUMNS: readonly StatColumn[] = [{ name: 'xid_age', nullable: false }];
 
 /** Per-database ages and the setting, read once per target (any database sees them all). */

@@ -4,8 +4,8 @@ import { ValidationError } from '../errors.js';
 import { serializeError } from '../log.js';
 import { SKIP_CODES } from './journal.js';
 import { ShutDown, Stop } from './stop.js';
+import { onFirstUse } from '../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
 /**
  * An error thrown by a step on the executor thread, as it crosses to the pipeline. Structured
  * cloning keeps an Error's message but not its class, and the pipeline decides a run's status by
@@ -13,7 +13,7 @@ import { ShutDown, Stop } from './stop.js';
  * `kind` and the error is made again on this side. The message is the original text: the
  * pipeline masks secrets in it when it journals it, as it does for an inline run.
  */
-export const stepErrorSchema = z.lazy(() => z.discriminatedUnion('kind', [
+export const stepErrorSchema = onFirstUse(() => z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('stop'), status: z.enum(['skipped', 'cancelled']), reason: z.string(), code: z.enum(SKIP_CODES).optional() }),
   z.object({ kind: z.literal('validation'), message: z.string() }),
   z.object({ kind: z.literal('shutdown'), message: z.string() }),

@@ -1,9 +1,9 @@
 import { z } from 'zod';
+import { onFirstUse } from '../../lazy-schema.js';
 
 // The parts of GET /system/df that disk usage needs. Docker sends null for empty lists.
 const list = <T extends z.ZodType>(item: T) => z.array(item).nullish().transform((items) => items ?? []);
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const systemDf = z.lazy(() => z.object({
+const systemDf = onFirstUse(() => z.object({
   LayersSize: z.number().nullish(),
   Images: list(z.object({ Containers: z.number(), Size: z.number(), SharedSize: z.number() })),
   Containers: list(z.object({ State: z.string(), SizeRw: z.number().nullish() })),

@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
 import { prepared } from './prepared.js';
 import { nameReadings, type NameReading, type QualifiedName } from './sql.js';
+import { onFirstUse } from '../../lazy-schema.js';
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const pgError = z.lazy(() => z.object({ code: z.string(), message: z.string() }));
+const pgError = onFirstUse(() => z.object({ code: z.string(), message: z.string() }));
 
 export function pgErrorCode(err: unknown): string | undefined {
   const parsed = pgError.safeParse(err);
@@ -13,13 +13,13 @@ export function pgErrorCode(err: unknown): string | undefined {
 }
 
 // Built once: zod compiles an object schema's parser on its first use, so one made per call compiles every time.
-const relationRow = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() }));
+const relationRow = onFirstUse(() => z.object({ oid: z.number(), schema: z.string(), name: z.string(), literal: z.boolean() }));
 // Each array holds its row's schema itself (unwrap builds it), so no row is parsed through a z.lazy.
-const relationRows = z.lazy(() => z.array(relationRow.unwrap()));
-const plainRelation = z.lazy(() => z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
-const plainRelations = z.lazy(() => z.array(plainRelation.unwrap()));
-const columnRows = z.lazy(() => z.array(z.object({ attname: z.string() })));
-const ageRow = z.lazy(() => z.tuple([z.object({ age: z.number() })]));
+const relationRows = onFirstUse(() => z.array(relationRow.unwrap()));
+const plainRelation = onFirstUse(() => z.object({ oid: z.number(), schema: z.string(), name: z.string() }));
+const plainRelations = onFirstUse(() => z.array(plainRelation.unwrap()));
+const columnRows = onFirstUse(() => z.array(z.object({ attname: z.string() })));
+const ageRow = onFirstUse(() => z.tuple([z.object({ age: z.number() })]));
 export type Relation = QualifiedName & { readonly oid: number };
 
 // relkinds: r table, p partitioned table, m materialized view, t TOAST table; i index, I partitioned index.
@@ -96,7 +96,7 @@ export async function columnsOf(client: pg.Client, oid: number): Promise<string[
   return columnRows.parse(result.rows).map((row) => row.attname);
 }
 
-const tableStats = z.lazy(() => z.object({
+const tableStats = onFirstUse(() => z.object({
   deadTuples: z.coerce.number(), vacuumCount: z.coerce.number(), analyzeCount: z.coerce.number(), filenode: z.coerce.number().nullable(),
   xidAge: z.number(),
   /** The relfrozenxid xidAge is the age of (the table's or its TOAST table's), as text: verify compares ages at one moment. */
@@ -165,7 +165,7 @@ export async function statsOf(client: pg.Client, oid: number): Promise<TableStat
   return row === undefined ? NO_STATS : tableStats.parse(row);
 }
 
-const statsRows = z.lazy(() => z.array(tableStats.unwrap().extend({ oid: z.number() })));
+const statsRows = onFirstUse(() => z.array(tableStats.unwrap().extend({ oid: z.number() })));
 
 /** statsOf() for several tables in one statement, by oid; a table the statistics do not know is left out. */
 export async function statsOfMany(client: pg.Client, oids: readonly number[]): Promise<Map<number, TableStats>> {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { prepared } from './prepared.js';
+import { onFirstUse } from '../../lazy-schema.js';
 
 // The vacuum horizon: VACUUM removes only rows that died before the oldest xmin anything on the
 // server still holds. The horizon collector (what holds it, for the metrics) and postgres.vacuum's
@@ -46,8 +47,7 @@ SELECT 'standby', coalesce(nullif(application_name, ''), pid::text), state, age(
   FROM pg_stat_replication WHERE backend_xmin IS NOT NULL
 ORDER BY age DESC, kind, name`);
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const holderRow = z.lazy(() => z.object({
+const holderRow = onFirstUse(() => z.object({
   kind: z.enum(['backend', 'prepared_xact', 'replication_slot', 'standby']),
   name: z.string(),
   state: z.string().nullable(),
@@ -70,7 +70,7 @@ export function heldAtVacuum(holder: HorizonHolder, lastVacuum: number | null): 
 }
 
 // The array holds the row's schema itself (unwrap builds it), so no row is parsed through a z.lazy.
-const holderRows = z.lazy(() => z.array(holderRow.unwrap()));
+const holderRows = onFirstUse(() => z.array(holderRow.unwrap()));
 
 export async function horizonHolders(client: pg.Client): Promise<HorizonHolder[]> {
   return holderRows.parse((await client.query(HOLDERS())).rows);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { onFirstUse } from '../../lazy-schema.js';
 
 // A running VACUUM's progress (pg_stat_progress_vacuum, one row per vacuuming backend): the
 // collector exports it for every vacuum on the server, postgres.vacuum journals its own.
@@ -13,8 +14,7 @@ SELECT p.pid, p.datname AS database, p.relid::int AS "tableOid", p.phase,
  WHERE $1::int IS NULL OR p.pid = $1
  ORDER BY p.pid`;
 
-// z.lazy: built on first use, so a serve that never needs these builds none of them (docs/performance.md, "One file, and schemas built on first use").
-const progressRow = z.lazy(() => z.object({
+const progressRow = onFirstUse(() => z.object({
   pid: z.number(),
   database: z.string(),
   tableOid: z.number(),

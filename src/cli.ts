@@ -224,7 +224,9 @@ export function summarize(config: Readonly<Config>): string {
 }
 
 async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
-  const [{ createLogger }, { openToNetwork }, { buildApp }] = await Promise.all([import('./log.js'), import('./config/checks.js'), import('./server.js')]);
+  const [{ createLogger }, { openToNetwork }, { buildApp }, { lowerOtherThreads }] = await Promise.all([
+    import('./log.js'), import('./config/checks.js'), import('./server.js'), import('./thread-priority.js'),
+  ]);
   const log = createLogger({ level: args.values['log-level'] ?? 'info' });
   const port = args.values.port === undefined ? config.server.port : Number(args.values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -238,6 +240,8 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   }
   const app = await buildApp({ config, log });
   await app.fastify.listen({ host: args.values.host ?? config.server.host, port });
+  const notLowered = lowerOtherThreads();
+  if (notLowered) log.warn({ err: notLowered }, 'cannot lower the priority of upkeep\'s helper threads; they run at the main thread\'s');
   return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);
 }
 

@@ -1,17 +1,14 @@
-import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkResultSchema } from '../actions/contract.js';
 import { ACTIONS } from '../actions/registry.js';
 import { configSchema } from '../config/schema.js';
 import { createLogger } from '../log.js';
+import { lowerOwnPriority } from '../thread-priority.js';
 import { Connections } from '../systems/connections.js';
 import { boundSteps, runContext, type RunSteps } from './executor.js';
 import { runOutputSchema, toThreadSchema, threadDataSchema, type FromThread, type ToThread } from './executor-protocol.js';
 import { toStepError } from './step-errors.js';
 import { ShutDown } from './stop.js';
-
-/** How much lower than the main thread the executor thread runs (see yieldToMainThread). */
-const NICER_BY = 10;
 
 /**
  * The executor thread (remediation.executor: thread): runs the actions' steps for the engine's
@@ -89,16 +86,11 @@ async function perform(steps: RunSteps, { runId, step, args }: Extract<ToThread,
 
 /**
  * The runs' work gives way to the main thread, which acknowledges webhooks and writes the journal:
- * on a busy machine a run then waits a little for the CPU rather than every acknowledgement. On
- * Linux a nice value belongs to one thread, so only this one is lowered, by NICER_BY (at 1,000
- * alerts/s on 2 CPUs: ack p99 91 and 81 → 58 and 58 ms; docs/performance.md, "The executor thread
- * gives way"). Lowering one's own priority needs no privilege; where it fails the thread keeps its own.
+ * on a busy machine a run then waits a little for the CPU rather than every acknowledgement (at
+ * 1,000 alerts/s on 2 CPUs: ack p99 91 and 81 → 58 and 58 ms; docs/performance.md, "The executor
+ * thread gives way"). Where it cannot, the thread keeps the main thread's priority.
  */
 function yieldToMainThread(): void {
-  if (process.platform !== 'linux') return;
-  try {
-    setPriority(0, Math.min(19, getPriority(0) + NICER_BY));
-  } catch (err) {
-    log.warn({ err }, 'cannot lower the executor thread\'s priority; it runs at the main thread\'s');
-  }
+  const failed = lowerOwnPriority();
+  if (failed) log.warn({ err: failed }, 'cannot lower the executor thread\'s priority; it runs at the main thread\'s');
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { vacuum } from '../../src/actions/postgres.js';
 import { RunConnections } from '../../src/engine/run-connections.js';
-import { SHARED_READING_MS } from '../../src/systems/postgres/catalog-reads.js';
+import { SHARED_READING_MS, SHARED_STATISTICS_MS } from '../../src/systems/postgres/catalog-reads.js';
 import { findRelation, statsOf } from '../../src/systems/postgres/catalog.js';
 import { bufferLogger } from '../fixtures/log.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -12,8 +12,8 @@ import { holdHorizon, startTestPostgres, tableStats, tableWithDeadTuples } from 
 // Dry runs of postgres.vacuum on one database read the tables' statistics and the horizon's
 // holders through reads they share (CatalogReads); real runs read on their own sessions.
 
-/** Until what was read before is too old to be given again (SHARED_READING_MS). */
-const pastSharedReadings = () => new Promise((resolve) => setTimeout(resolve, SHARED_READING_MS + 20));
+/** Until what was read before is too old to be given again (the longer of the two). */
+const pastSharedReadings = () => new Promise((resolve) => setTimeout(resolve, Math.max(SHARED_READING_MS, SHARED_STATISTICS_MS) + 20));
 
 t.test('dry runs at once share their statistics and horizon reads, and each sees what a read of its own would have', async (t) => {
   const server = await startTestPostgres(t);
@@ -74,9 +74,14 @@ t.test('dry runs at once share their statistics and horizon reads, and each sees
   t.same([await count('stats_of_many') - manyBefore, await count('horizon_holders') - holdersBefore], [2, 2], 'asked again at once: nothing more is read');
   t.equal(again[0], stats[0], 'the statistics read a moment ago are given again');
   t.equal(again[1], holders[2], 'so are the holders');
-  await pastSharedReadings();
+  await new Promise((resolve) => setTimeout(resolve, SHARED_READING_MS + 20));
   t.not(await reads.horizonHolders(), holders[2], 'once that reading is too old, the holders are read again');
   t.equal(await count('horizon_holders') - holdersBefore, 3);
+  t.equal(await reads.statsOf(nth(oids, 0).oid), stats[0], 'the statistics, which PostgreSQL itself reports once a second, are still given again');
+  t.equal(await count('stats_of_many') - manyBefore, 2);
+  await pastSharedReadings();
+  t.not(await reads.statsOf(nth(oids, 0).oid), stats[0], 'a second on, they are read again');
+  t.equal(await count('stats_of_many') - manyBefore, 3);
   const client = await base.connections.postgres('main', 'app');
   t.teardown(() => client.end());
   for (const [at, row] of oids.entries()) t.same(stats[at], await statsOf(client, row.oid), `the statistics of oid ${row.oid} are statsOf()'s`);

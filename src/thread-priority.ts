@@ -47,7 +47,6 @@ export function lowerOtherThreads(os: Priorities = NODE_OS): Error | null {
   }
 }
 
-
 /** Sets each thread below `target` to it. A thread that ended meanwhile (ESRCH) is skipped; any other failure is thrown. */
 export function lowerThreads(tids: readonly number[], target: number, os: Priorities = NODE_OS): void {
   for (const tid of tids) {

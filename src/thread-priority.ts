@@ -12,6 +12,11 @@ const NODE_OS: Priorities = { getPriority, setPriority };
 /** How much lower than the main thread every other thread of a serving upkeep runs. */
 export const NICER_BY = 10;
 
+/** NICER_BY above `nice`, at most 19 (Linux's lowest priority). */
+function lowered(nice: number): number {
+  return Math.min(19, nice + NICER_BY);
+}
+
 /**
  * Lowers the calling thread's priority by NICER_BY (the executor thread, as it starts). On Linux
  * a nice value belongs to one thread, and lowering one's own needs no privilege. Returns why it
@@ -20,7 +25,7 @@ export const NICER_BY = 10;
 export function lowerOwnPriority(os: Priorities = NODE_OS): Error | null {
   if (process.platform !== 'linux') return null;
   try {
-    os.setPriority(0, Math.min(19, os.getPriority(0) + NICER_BY));
+    os.setPriority(0, lowered(os.getPriority(0)));
     return null;
   } catch (err) {
     return asError(err);
@@ -40,7 +45,7 @@ export function lowerOtherThreads(os: Priorities = NODE_OS): Error | null {
   if (process.platform !== 'linux') return null;
   try {
     const others = readdirSync('/proc/self/task').map(Number).filter((tid) => tid !== process.pid);
-    lowerThreads(others, Math.min(19, os.getPriority(0) + NICER_BY), os);
+    lowerThreads(others, lowered(os.getPriority(0)), os);
     return null;
   } catch (err) {
     return asError(err);

@@ -5,7 +5,8 @@ import { QueueFull, type Engine } from '../engine/engine.js';
 import { receiveAlerts, runsWanted } from '../triggers/alertmanager.js';
 import { webhookPayloadSchema, type WebhookPayload } from '../triggers/alertmanager-payload.js';
 import { alertCount, checkWebhookLabels, sendQueueFull } from './limits.js';
-import { errorReply, useZod } from './zod.js';
+import { plainWebhookPayload } from './webhook-check.js';
+import { errorReply, useZod, withPlainCheck } from './zod.js';
 
 const accepted = z.object({ fingerprint: z.string(), alertname: z.string(), remediation: z.string(), runId: z.string(), status: z.string() });
 // A run the engine rejected at once (invalid params, a name outside what the target watches) is
@@ -28,7 +29,7 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
   // The zod validator compiler (useZod) replaces the body with the parsed payload.
   fastify.post<{ Body: WebhookPayload }>('/alertmanager', {
     schema: {
-      body: webhookPayloadSchema.superRefine(checkWebhookLabels(config.server)),
+      body: withPlainCheck(webhookPayloadSchema.superRefine(checkWebhookLabels(config.server)), (data) => plainWebhookPayload(data, config.server)),
       response: { 202: webhookReply, 400: errorReply, 401: errorReply, 413: errorReply, 429: errorReply },
     },
     // Counted before validation, so a payload of too many alerts costs no more than its parse.

@@ -19,15 +19,25 @@ function bytes(text: string): number {
 
 /** Labels of one alert (or groupLabels, commonLabels): how many, and how long each name and value is. */
 export function labelProblem(labels: Readonly<Record<string, string>>, limits: ServerLimits): string | null {
-  const entries = Object.entries(labels);
-  if (entries.length > limits.maxLabels) return `${entries.length} labels, at most ${limits.maxLabels} (server.maxLabels)`;
-  for (const [name, value] of entries) {
-    const nameBytes = bytes(name);
-    if (nameBytes > limits.maxLabelNameBytes) return `a label name of ${nameBytes} bytes, at most ${limits.maxLabelNameBytes} (server.maxLabelNameBytes)`;
-    const valueBytes = bytes(value);
-    if (valueBytes > limits.maxLabelValueBytes) return `label "${name}" is ${valueBytes} bytes, at most ${limits.maxLabelValueBytes} (server.maxLabelValueBytes)`;
+  // Called for every alert of every webhook: it walks the labels in place rather than copying them out.
+  let count = 0;
+  for (const name in labels) if (Object.hasOwn(labels, name)) count += 1;
+  if (count > limits.maxLabels) return `${count} labels, at most ${limits.maxLabels} (server.maxLabels)`;
+  for (const name in labels) {
+    if (!Object.hasOwn(labels, name)) continue;
+    const nameBytes = bytesOver(name, limits.maxLabelNameBytes);
+    if (nameBytes !== null) return `a label name of ${nameBytes} bytes, at most ${limits.maxLabelNameBytes} (server.maxLabelNameBytes)`;
+    const valueBytes = bytesOver(labels[name] ?? '', limits.maxLabelValueBytes);
+    if (valueBytes !== null) return `label "${name}" is ${valueBytes} bytes, at most ${limits.maxLabelValueBytes} (server.maxLabelValueBytes)`;
   }
   return null;
+}
+
+/** The text's UTF-8 length when it is over `limit`, else null; counted only when it could be (a UTF-16 unit is at most 3 bytes). */
+function bytesOver(text: string, limit: number): number | null {
+  if (text.length * 3 <= limit) return null;
+  const length = bytes(text);
+  return length > limit ? length : null;
 }
 
 interface LabelledPayload {

@@ -40,9 +40,16 @@ export function redactValue(value: unknown, depth = 0, seen: WeakSet<object> = n
     return value.map((item) => redactValue(item, depth + 1, seen));
   }
   if (!isPlainObject(value)) return `[${value.constructor?.name ?? 'object'}]`;
+  return redactObject(value, depth, seen);
+}
+
+/** A plain object's copy with its secrets masked. */
+function redactObject(value: object, depth: number, seen: WeakSet<object>): Record<string, unknown> {
   seen.add(value);
   const out: Record<string, unknown> = {};
-  for (const [key, child] of Object.entries(value)) {
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const child: unknown = Reflect.get(value, key);
     out[key] = SECRET_KEYS.has(key.toLowerCase()) && child !== undefined && child !== '' ? '***' : redactValue(child, depth + 1, seen);
   }
   return out;
@@ -87,6 +94,8 @@ export function createLogger(options: { level?: string; destination?: Destinatio
 }
 
 function redactRecord(object: Record<string, unknown>): Record<string, unknown> {
+  // The usual case, a plain object, is copied once.
+  if (isPlainObject(object)) return redactObject(object, 0, new WeakSet());
   const redacted = redactValue(object);
   return redacted !== null && typeof redacted === 'object' && !Array.isArray(redacted) ? { ...redacted } : {};
 }

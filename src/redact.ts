@@ -2,8 +2,11 @@
 const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@\s/]+@/gi;
 const QUERY_SECRET = /([?&](?:password|sslpassword|passfile|token|auth|secret)=)[^&\s"']*/gi;
 
+// Each pattern runs only on text that has what it needs ('://', '=', ':'): every string of every
+// log line passes through here, and most have none of them.
 export function redactUrl(text: string): string {
-  return text.replace(URL_PASSWORD, '$1***@').replace(QUERY_SECRET, '$1***');
+  const urls = text.includes('://') ? text.replace(URL_PASSWORD, '$1***@') : text;
+  return urls.includes('=') ? urls.replace(QUERY_SECRET, '$1***') : urls;
 }
 
 // Redis quotes a refused command's arguments in its reply ("ERR unknown command 'HELLO', with args
@@ -12,7 +15,8 @@ const REDIS_ARGS = /(with args beginning with:)[^\n]*/gi;
 
 /** Free text about to leave upkeep (a log line, an error in the journal, /readyz): URLs and Redis command arguments masked. */
 export function redactText(text: string): string {
-  return redactUrl(text).replace(REDIS_ARGS, '$1 ***');
+  const urls = redactUrl(text);
+  return urls.includes(':') ? urls.replace(REDIS_ARGS, '$1 ***') : urls;
 }
 
 /** An error's message, safe to show anywhere (lastError, the journal's `error`, CLI output). */

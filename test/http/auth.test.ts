@@ -1,5 +1,6 @@
 import t from 'tap';
 import { tokenMatches } from '../../src/http/auth.js';
+import { nodeCrypto, sha256 } from '../../src/lazy.js';
 import { capturedLogger, postWebhook, startApp, tempDir, testConfig, webhookPayload } from './helpers.js';
 
 const TOKEN = 'tok-7f3a9c2e51d84b06a1e2';
@@ -47,4 +48,14 @@ t.test('tokenMatches compares whole tokens of any length', async (t) => {
   t.equal(tokenMatches('abc', 'abc'), true);
   t.equal(tokenMatches('abc', 'abcd'), false);
   t.equal(tokenMatches('', 'abc'), false);
+});
+
+t.test('sha256 gives the same digest on a node without crypto.hash (before 20.12)', async (t) => {
+  const crypto = nodeCrypto();
+  const expected = crypto.createHash('sha256').update('tök').digest('hex');
+  t.equal(sha256('tök').toString('hex'), expected, 'with crypto.hash');
+  const { hash } = crypto;
+  t.teardown(() => { Reflect.set(crypto, 'hash', hash); });
+  t.ok(Reflect.set(crypto, 'hash', undefined) && crypto.hash === undefined, 'crypto.hash taken away');
+  t.equal(sha256('tök').toString('hex'), expected, 'with createHash');
 });

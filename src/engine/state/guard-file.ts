@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nodeCrypto } from '../../lazy.js';
+import { sha256 } from '../../lazy.js';
 import { ClaimTable } from './claim-table.js';
 import { FileSink, LineWriter } from './line-writer.js';
 import { HOST, otherProcessAlive } from './owner.js';
@@ -78,7 +78,7 @@ function parseEvent(text: string): GuardEvent | null {
 
 /** A claim key as this store keeps it: 16 bytes of its SHA-256, base64url (22 characters). */
 export function claimKey(key: string): string {
-  return nodeCrypto().createHash('sha256').update(key).digest().subarray(0, 16).toString('base64url');
+  return sha256(key).subarray(0, 16).toString('base64url');
 }
 
 const CLAIM_KEY = /^[A-Za-z0-9_-]{22}$/;

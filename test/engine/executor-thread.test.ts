@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import t from 'tap';
 import { vacuum } from '../../src/actions/postgres.js';
 import { filesCleanup } from '../../src/actions/files-cleanup.js';
@@ -74,10 +75,14 @@ t.test('a dry run on the thread gives what it gives inline, and refusals keep th
 
 t.test('a dry run is one step: it lets its connections go itself, and close() after it does nothing', async (t) => {
   const params = vacuum.params.parse({ target: 'main', database: 'postgres', table: 'orders' });
-  const onThread = shared.open(spec(vacuum, bufferLogger().log, { dryRun: true }));
+  const signal = new AbortController().signal;
+  const onThread = shared.open(spec(vacuum, bufferLogger().log, { dryRun: true, signal }));
+  t.equal(getEventListeners(signal, 'abort').length, 1, 'an open run listens to its signal');
   const { params: resolved } = await onThread.dryRun(params);
   await t.rejects(onThread.check(resolved), /^run run-[0-9a-z]+ is not open on the executor thread$/, 'the thread closed the run when its dry run ended');
   await onThread.close(false);
+  // The queue keeps a run's signal until its final line is durable: a listener left on it would keep the run's spec alive too.
+  t.equal(getEventListeners(signal, 'abort').length, 0, 'a closed run no longer does');
 
   const connections = new Connections(config);
   t.teardown(() => connections.close());

@@ -179,6 +179,11 @@ t.test('the journal is created on the first append and appended with fsync', asy
   const engine = await engineWith(t, [testAction()], {}, stateDir);
   await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done;
   t.same((await journalLines(stateDir)).map((line) => line.status), ['queued', 'running', 'running', 'success'], 'queued, started, planned, finished');
+  const dry = engine.submit({ remediation: 'test.action', params: { n: 2 }, trigger: 'manual', dryRun: true });
+  await dry.done;
+  const dryLines = (await journalLines(stateDir)).filter((line) => line.id === dry.runId);
+  t.same(dryLines.map((line) => line.status), ['queued', 'dry_run'], 'a dry run: queued, then its final line, with no running line');
+  t.type(dryLines[1]?.startedAt, 'string', 'its start is in the final line');
 });
 
 t.test('locks: Redis SET NX PX with a short TTL renewed while held, an owner-checked release and a named holder; Postgres advisory locks across replicas', async (t) => {

@@ -1,7 +1,7 @@
 import type { RemediationRule } from '../config/schema.js';
 import type { Engine, Submitted } from '../engine/engine.js';
 import type { WebhookAlert, WebhookPayload } from './alertmanager-payload.js';
-import { matchingRules, templateParams, TemplateError } from './rules.js';
+import { matches, matchingRules, templateParams, TemplateError } from './rules.js';
 
 export interface AcceptedAlert { fingerprint: string; alertname: string; remediation: string; runId: string; status: string }
 /**
@@ -18,7 +18,11 @@ export type AlertIntake = Pick<Engine, 'submit' | 'cancelQueued' | 'metrics'>;
 
 /** How many runs the payload asks for: every (firing alert, matching rule) pair. */
 export function runsWanted(payload: WebhookPayload, rules: readonly RemediationRule[]): number {
-  return payload.alerts.reduce((sum, alert) => sum + (alert.status === 'firing' ? matchingRules(rules, alert.labels).length : 0), 0);
+  let wanted = 0;
+  for (const alert of payload.alerts) {
+    if (alert.status === 'firing') for (const rule of rules) if (matches(rule, alert.labels)) wanted += 1;
+  }
+  return wanted;
 }
 
 /**

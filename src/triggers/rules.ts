@@ -3,9 +3,17 @@ import { LABEL_PLACEHOLDER } from '../config/template.js';
 
 /** Rules whose every `match` label equals the alert's label of the same name, with their index. */
 export function matchingRules(rules: readonly RemediationRule[], labels: Readonly<Record<string, string>>): { rule: RemediationRule; index: number }[] {
-  return rules
-    .map((rule, index) => ({ rule, index }))
-    .filter(({ rule }) => Object.entries(rule.match).every(([name, value]) => labels[name] === value));
+  const matching: { rule: RemediationRule; index: number }[] = [];
+  rules.forEach((rule, index) => { if (matches(rule, labels)) matching.push({ rule, index }); });
+  return matching;
+}
+
+/** Whether the rule's every `match` label equals the alert's; asked for each rule of each alert, so it copies nothing. */
+export function matches(rule: RemediationRule, labels: Readonly<Record<string, string>>): boolean {
+  for (const name in rule.match) {
+    if (Object.hasOwn(rule.match, name) && labels[name] !== rule.match[name]) return false;
+  }
+  return true;
 }
 
 export class TemplateError extends Error {

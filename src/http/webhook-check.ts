@@ -1,9 +1,10 @@
 import type { Config } from '../config/schema.js';
-import type { WebhookAlert, WebhookPayload } from '../triggers/alertmanager-payload.js';
+import { webhookAlertSchema, type WebhookAlert, type WebhookPayload } from '../triggers/alertmanager-payload.js';
 import { labelProblem } from './limits.js';
 
 type Labels = Record<string, string>;
-const STATUSES: ReadonlySet<unknown> = new Set(['firing', 'resolved']);
+// The schema's own statuses, so the two checks cannot drift apart.
+const STATUSES: ReadonlySet<unknown> = new Set(webhookAlertSchema.shape.status.options);
 
 /**
  * What webhookPayloadSchema and the label limits (checkWebhookLabels) give back for a payload they

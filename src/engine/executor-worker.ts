@@ -47,8 +47,8 @@ function open(message: Extract<ToThread, { type: 'open' }>): void {
     ...message, action, signal: controller.signal, log: log.child({ runId: message.runId }),
     progress: (detail: Readonly<Record<string, unknown>>) => post({ type: 'progress', runId: message.runId, detail: { ...detail } }),
   };
-  const { context, connections } = runContext(config, shared, spec, Date.now);
-  runs.set(message.runId, { steps: boundSteps(action, context, connections), controller });
+  const { context, close } = runContext(config, shared, spec, Date.now);
+  runs.set(message.runId, { steps: boundSteps(action, context, close), controller });
 }
 
 function call(message: Extract<ToThread, { type: 'call' }>): void {

@@ -54,18 +54,28 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-/** The run's context as an action sees it: its connections, its memo, its signal. */
-export function runContext(config: Readonly<Config>, shared: Connections, spec: RunSpec, now: () => number): { context: ActionContext; connections: RunConnections } {
+/** Lets a run's connections go (back to their pool unless `aborted`). */
+export type CloseRun = (aborted: boolean) => Promise<void>;
+
+/** The run's context as an action sees it (its connections, its memo, its signal), and how to close it. */
+export function runContext(config: Readonly<Config>, shared: Connections, spec: RunSpec, now: () => number): { context: ActionContext; close: CloseRun } {
   const { runId, dryRun, deadline, trigger, log, signal, progress } = spec;
   const connections = new RunConnections(config, shared, deadline, config.remediation.lockTimeoutSeconds * 1000, log, runId, dryRun);
   // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
-  signal.addEventListener('abort', () => { void connections.cancelBackends(); }, { once: true });
+  const onAbort = () => { void connections.cancelBackends(); };
+  signal.addEventListener('abort', onAbort, { once: true });
   const context: ActionContext = { config, log, connections, signal, deadline, trigger, now, progress, memo: new Map(), dryRun };
-  return { context, connections };
+  const close: CloseRun = (aborted) => {
+    // The queue holds the signal until the run's final line is durable: a listener left on it
+    // would keep the run's connections, context and logger alive that long too.
+    signal.removeEventListener('abort', onAbort);
+    return connections.close(aborted);
+  };
+  return { context, close };
 }
 
 /** The steps of one action bound to one context. */
-export function boundSteps(action: AnyAction, context: ActionContext, connections: RunConnections): RunSteps {
+export function boundSteps(action: AnyAction, context: ActionContext, close: CloseRun): RunSteps {
   return {
     dryRun: async (input) => {
       try {
@@ -73,7 +83,7 @@ export function boundSteps(action: AnyAction, context: ActionContext, connection
         const check = await action.check(params, context);
         return { params, check, plan: await action.plan(params, context) };
       } finally {
-        await connections.close(context.signal.aborted);
+        await close(context.signal.aborted);
       }
     },
     resolve: (params) => action.resolve(params, context),
@@ -81,7 +91,7 @@ export function boundSteps(action: AnyAction, context: ActionContext, connection
     plan: (params) => action.plan(params, context),
     run: (params, payload) => action.run(params, payload, context),
     verify: (params, before, output) => action.verify(params, before, output, context),
-    close: (aborted) => connections.close(aborted),
+    close,
   };
 }
 
@@ -90,8 +100,8 @@ export class InlineExecutor implements Executor {
   constructor(private readonly config: Readonly<Config>, private readonly shared: Connections, private readonly now: () => number) {}
 
   open(spec: RunSpec): RunSteps {
-    const { context, connections } = runContext(this.config, this.shared, spec, this.now);
-    return boundSteps(spec.action, context, connections);
+    const { context, close } = runContext(this.config, this.shared, spec, this.now);
+    return boundSteps(spec.action, context, close);
   }
 
   close(): Promise<void> {

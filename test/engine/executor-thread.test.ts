@@ -88,8 +88,11 @@ t.test('a dry run is one step: it lets its connections go itself, and close() af
   t.teardown(() => connections.close());
   const inline = new InlineExecutor(config, connections, Date.now);
   const pool = connections.postgresPool('main', 'postgres', DRY_RUN_APPLICATION, { max: 2 * config.remediation.dryRunConcurrency + 2, idleCloseMs: 10_000, timeoutSeconds: config.remediation.timeoutSeconds });
-  const steps = inline.open(spec(vacuum, bufferLogger().log, { dryRun: true }));
+  const inlineSignal = new AbortController().signal;
+  const steps = inline.open(spec(vacuum, bufferLogger().log, { dryRun: true, signal: inlineSignal }));
+  t.equal(getEventListeners(inlineSignal, 'abort').length, 1, 'an open inline run listens to its signal');
   await steps.dryRun(params);
+  t.equal(getEventListeners(inlineSignal, 'abort').length, 0, 'an inline dry run stops listening once it lets its connections go');
   t.same([pool.totalCount, pool.idleCount], [2, 2], 'its session, and the one of the reads dry runs share (CatalogReads), are back in the pool before close()');
   await steps.close(false);
   t.same([pool.totalCount, pool.idleCount], [2, 2], 'and are not given back twice');

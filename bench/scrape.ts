@@ -96,6 +96,8 @@ function row(measured: Measured): string {
   return `| ${measured.name} | ${percentile(seconds, 50).toFixed(1)} | ${percentile(seconds, 95).toFixed(1)} | ${bytes.toLocaleString('en-US')} | ${(measured.peakRss / MB).toFixed(0)} |`;
 }
 
+const msList = (scrapes: readonly Scrape[]) => scrapes.map((s) => (s.seconds * 1000).toFixed(0)).join(' ');
+
 const p50 = (measured: Measured) => percentile(measured.scrapes.map((s) => s.seconds * 1000), 50);
 
 async function ratio(id: string, label: string, ours: Measured, theirs: Measured, goal: number, note: string): Promise<string> {
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
     const theirs = tablesIn(exporterPg.at(-1)?.text ?? '', 'pg_stat_user_tables_n_dead_tup', ['datname', 'schemaname', 'relname']);
     const same = ours.size === theirs.size && [...ours].every((name) => theirs.has(name));
     log(`tables covered: upkeep ${ours.size}, postgres_exporter ${theirs.size}, same set: ${same}`);
+    log(`each scrape (ms): upkeep ${msList(upkeepPg)}; postgres_exporter ${msList(exporterPg)}`);
     const coldSizes = upkeepCold.text.includes('upkeep_postgres_table_size_bytes{');
     log(`upkeep's first scrape (connections opened${coldSizes ? ', sizes read' : '; sizes not read yet'}): ${(upkeepCold.seconds * 1000).toFixed(0)} ms`);
 

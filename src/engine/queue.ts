@@ -103,15 +103,19 @@ export class RunQueue {
           this.pump();
         };
         const controller = new AbortController();
+        // The closures below outlive the run's work by its final line's fsync: they keep its id and
+        // its settle, not the job, whose request (the alert, its labels) would stay alive that long.
+        const { settle } = job;
+        const id = job.record.id;
         // Out of `active` before it settles, so whoever awaited the run and then closes finds it ended.
         const done = this.execute(job, controller, release).then((record) => {
-          this.active.delete(job.record.id);
-          job.settle(record);
+          this.active.delete(id);
+          settle(record);
         });
         // Shutdown waits for every run until its final line is durable, slot released or not.
-        this.active.set(job.record.id, { controller, done });
+        this.active.set(id, { controller, done });
         void done.finally(() => {
-          this.active.delete(job.record.id);
+          this.active.delete(id);
           release();
         });
       }

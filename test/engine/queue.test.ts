@@ -1,9 +1,12 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { z } from 'zod';
 import type { AnyAction } from '../../src/actions/contract.js';
 import { Engine, QueueFull } from '../../src/engine/engine.js';
 import { RunQueue, type Job } from '../../src/engine/queue.js';
+import type { RunRequest } from '../../src/engine/submitter.js';
 import { startSchedule } from '../../src/triggers/schedule.js';
 import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
@@ -115,4 +118,40 @@ t.test("a run's slot is free for the next one once its work is done, while its f
   for (const resolve of durable) resolve();
   await closing;
   t.same([...settled].sort(), ['a', 'b', 'c'], 'each settled once its line was durable');
+});
+
+/** Queues one alert's run; only the returned WeakRef points at its request. */
+function pushAlertRun(queue: RunQueue, action: AnyAction, settled: string[]): WeakRef<RunRequest> {
+  const request: RunRequest = { remediation: action.name, params: {}, trigger: 'alert' };
+  queue.push({
+    record: { id: 'a', remediation: action.name, trigger: 'alert', status: 'queued', params: {}, queuedAt: new Date(0).toISOString() },
+    request, action, params: {}, settle: (record) => { settled.push(record.id); },
+  });
+  return new WeakRef(request);
+}
+
+t.test('while a run waits for its final line\'s fsync, the queue holds its id and settle, not its job (the alert, its labels)', async (t) => {
+  // A full collection on demand: node has no gc() without --expose-gc, which a context made after the flag has.
+  setFlagsFromString('--expose-gc');
+  const gc: unknown = runInNewContext('gc');
+  if (typeof gc !== 'function') throw new Error('no gc()');
+  const { action } = gatedAction();
+  let durable: () => void = () => undefined;
+  const queue = new RunQueue({ maxQueued: 10, concurrency: 1, dryRunConcurrency: 1 }, (job, _controller, release) => {
+    // As the pipeline does: the work is done, the final line handed over, and only the record is kept.
+    const record = { ...job.record, status: 'success' as const };
+    release();
+    return new Promise((resolve) => { durable = () => resolve(record); });
+  });
+  const settled: string[] = [];
+  const request = pushAlertRun(queue, action as AnyAction, settled);
+  queue.pump();
+  // A WeakRef's target is kept until the current job ends.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  t.equal(request.deref(), undefined, 'the request was collected while the run waited');
+  t.equal(queue.activeCount(), 1, 'the run is still active');
+  durable();
+  await queue.finishActive(0, new Error('stop'));
+  t.same(settled, ['a'], 'and settled once its line was durable');
 });

@@ -54,8 +54,7 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-/** Lets a run's connections go (back to their pool unless `aborted`). */
-export type CloseRun = (aborted: boolean) => Promise<void>;
+type CloseRun = RunSteps['close'];
 
 /** The run's context as an action sees it (its connections, its memo, its signal), and how to close it. */
 export function runContext(config: Readonly<Config>, shared: Connections, spec: RunSpec, now: () => number): { context: ActionContext; close: CloseRun } {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { QueueFull, type Engine } from '../engine/engine.js';
-import { receiveAlerts, runsWanted } from '../triggers/alertmanager.js';
+import { matchAlerts, receiveAlerts } from '../triggers/alertmanager.js';
 import { webhookPayloadSchema, type WebhookPayload } from '../triggers/alertmanager-payload.js';
 import { alertCount, checkWebhookLabels, sendQueueFull } from './limits.js';
 import { plainWebhookPayload } from './webhook-check.js';
@@ -42,12 +42,12 @@ export async function alertmanagerRoutes(fastify: FastifyInstance, options: { en
   }, async (request, reply) => {
     const payload = request.body;
     // Every (firing alert, matching rule) may queue a run; all of them must fit, or none is queued.
-    const wanted = runsWanted(payload, config.remediation.rules);
+    const { matches, wanted } = matchAlerts(payload, config.remediation.rules);
     if (wanted > maxQueued) {
       return reply.code(413).send({ error: `this payload asks for ${wanted} runs, more than the queue holds: ${maxQueued} (remediation.maxQueued); set max_alerts in Alertmanager's webhook_config` });
     }
     if (wanted > engine.queueRoom()) return sendQueueFull(reply, new QueueFull(maxQueued));
-    const result = await receiveAlerts(engine, config.remediation.rules, payload);
+    const result = await receiveAlerts(engine, payload, matches);
     // The request's own line (server.ts) is the info-level record; the counts are detail.
     request.log.debug({ accepted: result.accepted.length, ignored: result.ignored.length }, 'alertmanager webhook handled');
     return reply.code(202).send(result);

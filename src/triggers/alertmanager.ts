@@ -1,7 +1,7 @@
 import type { RemediationRule } from '../config/schema.js';
 import type { Engine, Submitted } from '../engine/engine.js';
 import type { WebhookAlert, WebhookPayload } from './alertmanager-payload.js';
-import { matches, matchingRules, templateParams, TemplateError } from './rules.js';
+import { matchingRules, templateParams, TemplateError, type RuleMatch } from './rules.js';
 
 export interface AcceptedAlert { fingerprint: string; alertname: string; remediation: string; runId: string; status: string }
 /**
@@ -16,23 +16,30 @@ type Entry = { accepted: AcceptedAlert } | { ignored: IgnoredAlert };
 /** The engine as the Alertmanager trigger uses it. */
 export type AlertIntake = Pick<Engine, 'submit' | 'cancelQueued' | 'metrics'>;
 
-/** How many runs the payload asks for: every (firing alert, matching rule) pair. */
-export function runsWanted(payload: WebhookPayload, rules: readonly RemediationRule[]): number {
+/**
+ * The rules each alert of the payload matches (none for a resolved alert, which only cancels), in
+ * the payload's order, and how many runs they ask for: every (firing alert, matching rule) pair.
+ * Matched once, for both the queue's room and receiveAlerts.
+ */
+export function matchAlerts(payload: WebhookPayload, rules: readonly RemediationRule[]): { matches: RuleMatch[][]; wanted: number } {
   let wanted = 0;
-  for (const alert of payload.alerts) {
-    if (alert.status === 'firing') for (const rule of rules) if (matches(rule, alert.labels)) wanted += 1;
-  }
-  return wanted;
+  const matches = payload.alerts.map((alert) => {
+    const matching = alert.status === 'firing' ? matchingRules(rules, alert.labels) : [];
+    wanted += matching.length;
+    return matching;
+  });
+  return { matches, wanted };
 }
 
 /**
  * Each alert is handled by its own status: a firing alert submits a run for each rule that matches
- * its labels, a resolved one cancels its runs that have not started. Resolves, in the payload's
- * order, once every accepted run is journalled. The caller has checked the queue has room.
+ * its labels (`matches`, from matchAlerts), a resolved one cancels its runs that have not started.
+ * Resolves, in the payload's order, once every accepted run is journalled. The caller has checked
+ * the queue has room.
  */
-export async function receiveAlerts(engine: AlertIntake, rules: readonly RemediationRule[], payload: WebhookPayload): Promise<AlertsHandled> {
+export async function receiveAlerts(engine: AlertIntake, payload: WebhookPayload, matches: readonly (readonly RuleMatch[])[]): Promise<AlertsHandled> {
   const entries: Array<Entry | Promise<Entry>> = [];
-  for (const alert of payload.alerts) {
+  for (const [position, alert] of payload.alerts.entries()) {
     engine.metrics.alertsReceived.inc({ status: alert.status });
     const alertname = alert.labels.alertname ?? '';
     const ignored = (reason: string): Entry => ({ ignored: { fingerprint: alert.fingerprint, alertname, status: alert.status, reason } });
@@ -41,7 +48,7 @@ export async function receiveAlerts(engine: AlertIntake, rules: readonly Remedia
       entries.push(ignored(`resolved: cancelled ${cancelled.length} queued run(s)`));
       continue;
     }
-    const matching = matchingRules(rules, alert.labels);
+    const matching = matches[position] ?? [];
     if (matching.length === 0) {
       entries.push(ignored('no remediation rule matches its labels'));
       continue;

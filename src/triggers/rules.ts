@@ -1,15 +1,18 @@
 import type { RemediationRule } from '../config/schema.js';
 import { LABEL_PLACEHOLDER } from '../config/template.js';
 
+/** A rule an alert matches, with its index in remediation.rules. */
+export interface RuleMatch { readonly rule: RemediationRule; readonly index: number }
+
 /** Rules whose every `match` label equals the alert's label of the same name, with their index. */
-export function matchingRules(rules: readonly RemediationRule[], labels: Readonly<Record<string, string>>): { rule: RemediationRule; index: number }[] {
-  const matching: { rule: RemediationRule; index: number }[] = [];
+export function matchingRules(rules: readonly RemediationRule[], labels: Readonly<Record<string, string>>): RuleMatch[] {
+  const matching: RuleMatch[] = [];
   rules.forEach((rule, index) => { if (matches(rule, labels)) matching.push({ rule, index }); });
   return matching;
 }
 
 /** Whether the rule's every `match` label equals the alert's; asked for each rule of each alert, so it copies nothing. */
-export function matches(rule: RemediationRule, labels: Readonly<Record<string, string>>): boolean {
+function matches(rule: RemediationRule, labels: Readonly<Record<string, string>>): boolean {
   for (const name in rule.match) {
     if (Object.hasOwn(rule.match, name) && labels[name] !== rule.match[name]) return false;
   }

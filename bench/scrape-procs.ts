@@ -43,6 +43,13 @@ export async function startService(name: string, command: string, args: string[]
   return service;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
+  // utime and stime are fields 14 and 15 of stat(5); the split starts at field 3. Clock ticks are 100 a second on Linux.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Resident memory of a process and its descendants, in bytes (0 once it is gone). */
 export async function rssBytes(pid: number): Promise<number> {
   let total = 0;

@@ -16,7 +16,7 @@ import { installedPackage } from '../test/product/installed.js';
 import { recordGoal } from './goals.js';
 import { createTables, loadRedis } from './scrape-data.js';
 import { scrape, type Scrape } from './scrape-client.js';
-import { percentile, RssSampler, startService, type Service } from './scrape-procs.js';
+import { cpuSeconds, percentile, RssSampler, startService, type Service } from './scrape-procs.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -41,6 +41,13 @@ interface Measured { name: string; scrapes: Scrape[]; peakRss: number }
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
+}
+
+/** `count` scrapes in a row, and the server's CPU per scrape over them. */
+async function timedScrapes(service: Service, count: number): Promise<{ scrapes: Scrape[]; cpuMs: number }> {
+  const before = await cpuSeconds(service.pid);
+  const scrapes = await scrapeMany(service, count);
+  return { scrapes, cpuMs: (1000 * (await cpuSeconds(service.pid) - before)) / count };
 }
 
 async function scrapeMany(service: Service, count: number, pauseMs = 0): Promise<Scrape[]> {
@@ -136,14 +143,16 @@ async function main(): Promise<void> {
 
     log(`\nPostgreSQL: ${SCRAPES} scrapes each, after one warm-up scrape`);
     const upkeepCold = await scrape(upkeepPostgres.url);
-    const upkeepPg = await scrapeMany(upkeepPostgres, SCRAPES);
+    const upkeepPg = await timedScrapes(upkeepPostgres, SCRAPES);
     await scrape(postgresExporter.url);
-    const exporterPg = await scrapeMany(postgresExporter, SCRAPES);
-    const ours = tablesIn(upkeepPg.at(-1)?.text ?? '', 'upkeep_postgres_dead_tuples', ['database', 'schema', 'table']);
-    const theirs = tablesIn(exporterPg.at(-1)?.text ?? '', 'pg_stat_user_tables_n_dead_tup', ['datname', 'schemaname', 'relname']);
+    const exporterPg = await timedScrapes(postgresExporter, SCRAPES);
+    const ours = tablesIn(upkeepPg.scrapes.at(-1)?.text ?? '', 'upkeep_postgres_dead_tuples', ['database', 'schema', 'table']);
+    const theirs = tablesIn(exporterPg.scrapes.at(-1)?.text ?? '', 'pg_stat_user_tables_n_dead_tup', ['datname', 'schemaname', 'relname']);
     const same = ours.size === theirs.size && [...ours].every((name) => theirs.has(name));
     log(`tables covered: upkeep ${ours.size}, postgres_exporter ${theirs.size}, same set: ${same}`);
-    log(`each scrape (ms): upkeep ${msList(upkeepPg)}; postgres_exporter ${msList(exporterPg)}`);
+    log(`each scrape (ms): upkeep ${msList(upkeepPg.scrapes)}; postgres_exporter ${msList(exporterPg.scrapes)}`);
+    // The server's own CPU (all its threads, from /proc): the scrape's time also holds the client's and PostgreSQL's.
+    log(`server CPU per scrape (ms): upkeep ${upkeepPg.cpuMs.toFixed(1)}; postgres_exporter ${exporterPg.cpuMs.toFixed(1)}`);
     const coldSizes = upkeepCold.text.includes('upkeep_postgres_table_size_bytes{');
     log(`upkeep's first scrape (connections opened${coldSizes ? ', sizes read' : '; sizes not read yet'}): ${(upkeepCold.seconds * 1000).toFixed(0)} ms`);
 
@@ -162,7 +171,7 @@ async function main(): Promise<void> {
     await sampler.sample();
     sampler.stop();
     const results = {
-      upkeepPg: measured(upkeepPostgres, upkeepPg), exporterPg: measured(postgresExporter, exporterPg),
+      upkeepPg: measured(upkeepPostgres, upkeepPg.scrapes), exporterPg: measured(postgresExporter, exporterPg.scrapes),
       upkeepRedis: measured(upkeepRedis, upkeepRedisScrapes), exporterRedis: measured(redisExporter, exporterRedis),
     };
     log('\n| scraper | p50 ms | p95 ms | output bytes | peak RSS MB |\n|---|---:|---:|---:|---:|');

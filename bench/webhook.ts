@@ -22,7 +22,7 @@ import { installedPackage } from '../test/product/installed.js';
 import { drainRate, type RunTimes } from './drain.js';
 import { GOALS, loadAverage, recordGoal } from './goals.js';
 import { postBytes, Sender, type Reply } from './http-sender.js';
-import { rssBytes } from './scrape-procs.js';
+import { cpuSeconds, rssBytes } from './scrape-procs.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -59,13 +59,6 @@ const WARMUP_SECONDS = Number(options['warmup-seconds']);
 const IDLE_AFTER = Number(options['idle-after']);
 const MAX_QUEUED = Number(options['max-queued'] ?? RATE * (DURATION + BURST_SECONDS) + 1000);
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string() })) });
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
-  // utime and stime are fields 14 and 15 of stat(5); the split starts at field 3. Clock ticks are 100 a second on Linux.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);

@@ -9,8 +9,8 @@ import { formatValue } from './exposition.js';
 // here, encoded again by the socket) cost about a tenth of a 10,200-table scrape's CPU.
 // 64 KB: each slice is a write to the socket, and fewer, larger writes cost less of the 10 MB's
 // time (10,200 tables, five alternated runs: p50 9 % and CPU 4 % lower than with 16 KB, and the
-// same peak RSS, since the buffers are reused; docs/performance.md, "64 KB slices"). 16 KB was chosen when slices were
-// strings, and 64 KB strings lived through scavenges and were promoted.
+// same peak RSS, since the buffers are reused; docs/performance.md, "64 KB slices"). 16 KB was
+// chosen when slices were strings, and 64 KB strings lived through scavenges and were promoted.
 export const SLICE_BYTES = 64 * 1024;
 // The longest number formatValue writes: "-1.7976931348623157e+308" is 24 characters.
 export const MAX_VALUE_BYTES = 24;

@@ -10,6 +10,7 @@ import { RunFinisher } from './finish.js';
 import { InlineExecutor, type Executor } from './executor.js';
 import { ThreadExecutor } from './executor-thread.js';
 import { idempotencyKey } from './guards/idempotency.js';
+import { InFlight } from './in-flight.js';
 import { orphanedClaim } from './guards/orphaned-claim.js';
 import { RunHistory } from './history.js';
 import type { RunRecord, RunStatus } from './journal.js';
@@ -52,9 +53,9 @@ export interface EngineOptions {
 export class Engine implements RunSubmitter, TickClaims {
   private readonly actions: ReadonlyMap<string, AnyAction>;
   private readonly queue: RunQueue;
-  /** Runs being admitted: claiming their alert, or writing their `queued` line. */
-  private readonly claiming = new Set<Job>();
-  private readonly admitting = new Set<Promise<unknown>>();
+  /** Runs being admitted, by run id: claiming their alert, or writing their `queued` line. */
+  private readonly claiming = new InFlight<string, Job>();
+  private readonly admitting = new InFlight<string, Promise<unknown>>();
   private readonly connections: Connections;
   private readonly history: RunHistory;
   private readonly finisher: RunFinisher;
@@ -168,8 +169,8 @@ export class Engine implements RunSubmitter, TickClaims {
     const job: Job = { record, request, action, params: undefined, settle };
     const leave = this.queue.reserve();
     const journalled = this.claimScreenQueue(job, leave).finally(leave);
-    this.admitting.add(journalled);
-    const admitted = () => { this.admitting.delete(journalled); };
+    this.admitting.set(record.id, journalled);
+    const admitted = () => { this.admitting.delete(record.id); };
     journalled.then(admitted, admitted);
     return { runId: record.id, done, journalled };
   }
@@ -193,7 +194,7 @@ export class Engine implements RunSubmitter, TickClaims {
     const { record, request, action } = job;
     const key = request.alert ? idempotencyKey(request.alert, request.remediation) : undefined;
     if (key !== undefined) {
-      this.claiming.add(job);
+      this.claiming.set(record.id, job);
       let handledBy: string | undefined;
       try {
         handledBy = await this.claimAlert(key, record);
@@ -202,7 +203,7 @@ export class Engine implements RunSubmitter, TickClaims {
         job.settle({ ...record, status: 'cancelled', reason: `the alert could not be claimed: ${errorMessage(err)}`, finishedAt: new Date(this.now()).toISOString() });
         throw err;
       } finally {
-        this.claiming.delete(job);
+        this.claiming.delete(record.id);
       }
       if (handledBy !== undefined) {
         const duplicate = await this.finisher.finish(record, { status: 'duplicate', duplicateOf: handledBy, reason: `alert already handled by run ${handledBy}` });
@@ -259,7 +260,7 @@ export class Engine implements RunSubmitter, TickClaims {
       .catch((err: unknown) => this.options.log.error({ err, runId: record.id }, 'cannot write the journal'))
       .finally(() => this.queue.pump());
     // Still admitting: a resolved alert cancels it by its flag, as while it claims.
-    this.claiming.add(job);
+    this.claiming.set(record.id, job);
     try {
       await written;
     } catch (err) {
@@ -267,7 +268,7 @@ export class Engine implements RunSubmitter, TickClaims {
       job.settle({ ...record, status: 'cancelled', reason: `the run could not be journalled: ${errorMessage(err)}`, finishedAt: new Date(this.now()).toISOString() });
       throw err;
     } finally {
-      this.claiming.delete(job);
+      this.claiming.delete(record.id);
     }
     const stopped = job.cancelled ?? (this.closing ? 'upkeep is shutting down' : undefined);
     if (stopped !== undefined) {
@@ -288,7 +289,7 @@ export class Engine implements RunSubmitter, TickClaims {
   /** A resolved alert: its runs that have not started yet are cancelled. */
   cancelQueued(fingerprint: string, reason: string): RunRecord[] {
     const cancelled: RunRecord[] = [];
-    for (const job of this.claiming) {
+    for (const job of this.claiming.values()) {
       if (job.record.alert?.fingerprint !== fingerprint || job.cancelled !== undefined) continue;
       // Still being admitted: claimScreenQueue() journals it as cancelled once its claim, or its
       // `queued` line, is answered.
@@ -325,7 +326,7 @@ export class Engine implements RunSubmitter, TickClaims {
     if (running > 0 && runsGraceMs > 0) log.info({ runs: running, graceSeconds }, 'waiting for the runs in flight to finish');
     const interrupted = await this.queue.finishActive(runsGraceMs, new ShutDown('upkeep shut down'));
     if (interrupted > 0 && runsGraceMs > 0) log.warn({ runs: interrupted, graceSeconds }, 'runs still in flight when the shutdown grace ran out are interrupted');
-    await Promise.allSettled([...this.admitting, ...cancelling]);
+    await Promise.allSettled([...this.admitting.values(), ...cancelling]);
     await this.finisher.close();
     await this.leases?.stop();
     await this.executor.close();

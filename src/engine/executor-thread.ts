@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Executor, RunSpec, RunSteps } from './executor.js';
 import { dryRunSchema, fromThreadSchema, planSchema, runOutputSchema, type FromThread, type STEPS, type ToThread } from './executor-protocol.js';
+import { InFlight } from './in-flight.js';
 import { fromStepError } from './step-errors.js';
 import { ShutDown } from './stop.js';
 import { YoungGeneration } from './young-generation.js';
@@ -45,9 +46,9 @@ interface Pending { step: Step; resolve: (value: unknown) => void; reject: (err:
  */
 export class ThreadExecutor implements Executor {
   private worker: Worker | null = null;
-  private readonly calls = new Map<number, Pending>();
+  private readonly calls = new InFlight<number, Pending>();
   /** The open runs, each with the thread it was opened on. */
-  private readonly runs = new Map<string, { spec: RunSpec; worker: Worker }>();
+  private readonly runs = new InFlight<string, { spec: RunSpec; worker: Worker }>();
   private nextCall = 1;
   private idleTimer: NodeJS.Timeout | undefined;
 

@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { lowerOwnPriority } from '../thread-priority.js';
 import { Connections } from '../systems/connections.js';
 import { boundSteps, runContext, type RunSteps } from './executor.js';
+import { InFlight } from './in-flight.js';
 import { runOutputSchema, toThreadSchema, threadDataSchema, type FromThread, type ToThread } from './executor-protocol.js';
 import { toStepError } from './step-errors.js';
 import { ShutDown } from './stop.js';
@@ -25,7 +26,7 @@ const post = (message: FromThread) => port.postMessage(message);
 const log = createLogger({ level: data.level, destination: { write: (line: string) => post({ type: 'log', line }) } });
 yieldToMainThread();
 const shared = new Connections(config);
-const runs = new Map<string, { steps: RunSteps; controller: AbortController }>();
+const runs = new InFlight<string, { steps: RunSteps; controller: AbortController }>();
 const actions = new Map(ACTIONS.map((action) => [action.name, action]));
 
 port.on('message', (raw: unknown) => {

@@ -1,4 +1,5 @@
 import type { AnyAction } from '../actions/contract.js';
+import { InFlight } from './in-flight.js';
 import type { RunRecord } from './journal.js';
 import type { RunRequest } from './submitter.js';
 
@@ -41,7 +42,7 @@ export class RunQueue {
   private readonly real: Lane;
   private readonly dry: Lane;
   private reserved = 0;
-  private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly active = new InFlight<string, { controller: AbortController; done: Promise<void> }>();
   private closed = false;
 
   /**
@@ -142,10 +143,10 @@ export class RunQueue {
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
       // allSettled: a run that fails while the others finish must not end the grace for them unaborted.
-      await Promise.race([Promise.allSettled([...this.active.values()].map(({ done }) => done)), graceOver]);
+      await Promise.race([Promise.allSettled(this.active.values().map(({ done }) => done)), graceOver]);
       clearTimeout(timer);
     }
-    const left = [...this.active.values()];
+    const left = this.active.values();
     for (const { controller } of left) controller.abort(reason);
     await Promise.all(left.map(({ done }) => done));
     return left.length;

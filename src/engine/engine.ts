@@ -87,7 +87,7 @@ export class Engine implements RunSubmitter, TickClaims {
       config, log, executor: this.executor, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
       silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,
     });
-    this.queue = new RunQueue(config.remediation, (job, controller, release) => pipeline.execute(job, controller, release));
+    this.queue = new RunQueue(config.remediation, (job, abort, release) => pipeline.execute(job, abort, release));
   }
 
   /**

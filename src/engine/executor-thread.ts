@@ -63,11 +63,10 @@ export class ThreadExecutor implements Executor {
     // While a run is open the thread keeps the process alive: whoever awaits the run may hold no other handle.
     worker.ref();
     worker.postMessage({ type: 'open', runId, remediation: spec.action.name, dryRun: spec.dryRun, deadline: spec.deadline, trigger: spec.trigger } satisfies ToThread);
-    const onAbort = () => {
-      const { reason } = spec.signal;
+    const stopListening = spec.abort.onAbort(() => {
+      const { reason } = spec.abort;
       if (this.worker === worker) worker.postMessage({ type: 'abort', runId, shutdown: reason instanceof ShutDown, message: errorMessage(reason) } satisfies ToThread);
-    };
-    spec.signal.addEventListener('abort', onAbort, { once: true });
+    });
     const call = (step: Step, ...args: unknown[]) => this.call(runId, step, args);
     // Once a dry run was sent, the thread closes the run itself when it ends (executor-worker.ts).
     let closesItself = false;
@@ -85,9 +84,9 @@ export class ThreadExecutor implements Executor {
         try {
           if (!closesItself) await call('close', aborted);
         } finally {
-          // The signal outlives the run (the queue holds it until the run's final line is durable);
+          // The abort outlives the run (the queue holds it until the run's final line is durable);
           // its listener would keep the run's spec, logger and progress closure alive with it.
-          spec.signal.removeEventListener('abort', onAbort);
+          stopListening();
           this.runs.delete(runId);
           if (this.runs.size === 0) {
             this.worker?.unref();

@@ -7,6 +7,7 @@ import { lowerOwnPriority } from '../thread-priority.js';
 import { Connections } from '../systems/connections.js';
 import { boundSteps, runContext, type RunSteps } from './executor.js';
 import { InFlight } from './in-flight.js';
+import { RunAbort } from './run-abort.js';
 import { runOutputSchema, toThreadSchema, threadDataSchema, type FromThread, type ToThread } from './executor-protocol.js';
 import { toStepError } from './step-errors.js';
 import { ShutDown } from './stop.js';
@@ -26,7 +27,7 @@ const post = (message: FromThread) => port.postMessage(message);
 const log = createLogger({ level: data.level, destination: { write: (line: string) => post({ type: 'log', line }) } });
 yieldToMainThread();
 const shared = new Connections(config);
-const runs = new InFlight<string, { steps: RunSteps; controller: AbortController }>();
+const runs = new InFlight<string, { steps: RunSteps; abort: RunAbort }>();
 const actions = new Map(ACTIONS.map((action) => [action.name, action]));
 
 port.on('message', (raw: unknown) => {
@@ -34,7 +35,7 @@ port.on('message', (raw: unknown) => {
   switch (message.type) {
     case 'open': return open(message);
     case 'call': return call(message);
-    case 'abort': return runs.get(message.runId)?.controller.abort(message.shutdown ? new ShutDown(message.message) : new Error(message.message));
+    case 'abort': return runs.get(message.runId)?.abort.abort(message.shutdown ? new ShutDown(message.message) : new Error(message.message));
     case 'exit': return void shared.close().finally(() => port.close());
   }
 });
@@ -43,13 +44,13 @@ function open(message: Extract<ToThread, { type: 'open' }>): void {
   const action = actions.get(message.remediation);
   // The engine opens only runs of registered actions, which this thread has too.
   if (!action) throw new Error(`unknown remediation ${message.remediation}`);
-  const controller = new AbortController();
+  const abort = new RunAbort();
   const spec = {
-    ...message, action, signal: controller.signal, log: log.child({ runId: message.runId }),
+    ...message, action, abort, log: log.child({ runId: message.runId }),
     progress: (detail: Readonly<Record<string, unknown>>) => post({ type: 'progress', runId: message.runId, detail: { ...detail } }),
   };
   const { context, close } = runContext(config, shared, spec, Date.now);
-  runs.set(message.runId, { steps: boundSteps(action, context, close), controller });
+  runs.set(message.runId, { steps: boundSteps(action, context, close, abort), abort });
 }
 
 function call(message: Extract<ToThread, { type: 'call' }>): void {

@@ -2,6 +2,7 @@ import type { ActionContext, AnyAction, CheckResult, Plan, RunOutput, Trigger, V
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Connections } from '../systems/connections.js';
+import type { RunAbort } from './run-abort.js';
 import { RunConnections } from './run-connections.js';
 
 /** What the pipeline tells an executor about one run. */
@@ -14,7 +15,7 @@ export interface RunSpec {
   readonly trigger: Trigger;
   readonly log: Logger;
   /** Aborted at the deadline or at shutdown: the run's work is cancelled where it runs. */
-  readonly signal: AbortSignal;
+  readonly abort: RunAbort;
   /** A long run's progress, kept in its journal entry. */
   readonly progress: (detail: Readonly<Record<string, unknown>>) => void;
 }
@@ -56,25 +57,49 @@ export interface Executor {
 
 type CloseRun = RunSteps['close'];
 
+/**
+ * The context of one run as its action sees it. A class, not an object literal: the signal is a
+ * getter, made when an action asks for it (see RunAbort; a dry run's catalog reads do not), and V8
+ * promoted a good share of literals with a getter in them at their first scavenge.
+ */
+class RunContext implements ActionContext {
+  readonly memo = new Map<string, Promise<unknown>>();
+
+  constructor(
+    readonly config: Readonly<Config>,
+    readonly log: Logger,
+    readonly connections: Connections,
+    private readonly abort: RunAbort,
+    readonly deadline: number,
+    readonly trigger: Trigger,
+    readonly now: () => number,
+    readonly progress: (detail: Readonly<Record<string, unknown>>) => void,
+    readonly dryRun: boolean,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+}
+
 /** The run's context as an action sees it (its connections, its memo, its signal), and how to close it. */
 export function runContext(config: Readonly<Config>, shared: Connections, spec: RunSpec, now: () => number): { context: ActionContext; close: CloseRun } {
-  const { runId, dryRun, deadline, trigger, log, signal, progress } = spec;
+  const { runId, dryRun, deadline, trigger, log, abort, progress } = spec;
   const connections = new RunConnections(config, shared, deadline, config.remediation.lockTimeoutSeconds * 1000, log, runId, dryRun);
   // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
-  const onAbort = () => { void connections.cancelBackends(); };
-  signal.addEventListener('abort', onAbort, { once: true });
-  const context: ActionContext = { config, log, connections, signal, deadline, trigger, now, progress, memo: new Map(), dryRun };
+  const stopListening = abort.onAbort(() => { void connections.cancelBackends(); });
+  const context = new RunContext(config, log, connections, abort, deadline, trigger, now, progress, dryRun);
   const close: CloseRun = (aborted) => {
-    // The queue holds the signal until the run's final line is durable: a listener left on it
+    // The queue holds the abort until the run's final line is durable: a listener left on it
     // would keep the run's connections, context and logger alive that long too.
-    signal.removeEventListener('abort', onAbort);
+    stopListening();
     return connections.close(aborted);
   };
   return { context, close };
 }
 
 /** The steps of one action bound to one context. */
-export function boundSteps(action: AnyAction, context: ActionContext, close: CloseRun): RunSteps {
+export function boundSteps(action: AnyAction, context: ActionContext, close: CloseRun, abort: RunAbort): RunSteps {
   return {
     dryRun: async (input) => {
       try {
@@ -82,7 +107,7 @@ export function boundSteps(action: AnyAction, context: ActionContext, close: Clo
         const check = await action.check(params, context);
         return { params, check, plan: await action.plan(params, context) };
       } finally {
-        await close(context.signal.aborted);
+        await close(abort.aborted);
       }
     },
     resolve: (params) => action.resolve(params, context),
@@ -100,7 +125,7 @@ export class InlineExecutor implements Executor {
 
   open(spec: RunSpec): RunSteps {
     const { context, close } = runContext(this.config, this.shared, spec, this.now);
-    return boundSteps(spec.action, context, close);
+    return boundSteps(spec.action, context, close, spec.abort);
   }
 
   close(): Promise<void> {

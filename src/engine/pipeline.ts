@@ -1,4 +1,4 @@
-import { PartialWork, type AnyAction, type Risk } from '../actions/contract.js';
+import { PartialWork, type AnyAction, type Risk, type Trigger } from '../actions/contract.js';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -11,8 +11,9 @@ import type { RunHistory } from './history.js';
 import type { RunRecord } from './journal.js';
 import { lockName, type Locks } from './locks.js';
 import type { RemediationMetrics } from './metrics.js';
-import type { Executor, RunSteps } from './executor.js';
+import type { Executor, RunSpec, RunSteps } from './executor.js';
 import type { Job } from './queue.js';
+import type { RunAbort } from './run-abort.js';
 import type { AlertSilences } from './silences.js';
 import type { StateStore } from './state/store.js';
 import { ShutDown, Stop } from './stop.js';
@@ -44,7 +45,7 @@ export class RunPipeline {
   constructor(private readonly parts: PipelineParts) {}
 
   /** `release` frees the run's queue slot once its work is done, before its final line is durable (see RunQueue). */
-  async execute(job: Job, controller: AbortController, release: () => void = () => undefined): Promise<RunRecord> {
+  async execute(job: Job, abort: RunAbort, release: () => void = () => undefined): Promise<RunRecord> {
     const { config, log, history, metrics, store, now } = this.parts;
     const { request, action } = job;
     const startedMs = now();
@@ -61,13 +62,11 @@ export class RunPipeline {
       record = { ...record, progress };
       void store.append(record).durable.catch((err: unknown) => runLog().warn({ err }, 'cannot journal the run\'s progress'));
     };
-    const steps = this.parts.executor.open({
-      runId: job.record.id, action, dryRun: job.record.dryRun === true, deadline, trigger: request.trigger, get log() { return runLog(); }, signal: controller.signal, progress: report,
-    });
-    const timer = setTimeout(() => controller.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
+    const steps = this.parts.executor.open(new PipelineSpec(job.record.id, action, job.record.dryRun === true, deadline, request.trigger, runLog, abort, report));
+    const timer = setTimeout(() => abort.abort(new Error(`deadline of ${timeoutMs / 1000}s passed`)), timeoutMs);
     let record: RunRecord = { ...job.record, status: 'running', startedAt: new Date(startedMs).toISOString() };
     metrics.running.inc({ remediation: action.name });
-    const step: Step = (work) => untilAbandoned(work, controller.signal);
+    const step: Step = (work) => untilAbandoned(work, abort);
     try {
       // A dry run's `running` line would say nothing its final line, a few milliseconds later in the
       // same file, does not; it was a third of the journal's writes in an alert storm of dry runs.
@@ -101,7 +100,7 @@ export class RunPipeline {
           record = await this.act(record, steps, params, step, silenceId, (known) => { record = progress ? { ...known, progress } : known; });
           if (progress) record = { ...record, progress };
         } catch (err) {
-          record = stopped(record, err, controller.signal, runLog);
+          record = stopped(record, err, abort, runLog);
         } finally {
           // What ran is in the guards' memory before the lock goes, so the next run to take the
           // lock sees its cooldown (and a failure's count towards the circuit breaker).
@@ -112,10 +111,10 @@ export class RunPipeline {
         }
       }
     } catch (err) {
-      record = stopped(record, err, controller.signal, runLog);
+      record = stopped(record, err, abort, runLog);
     } finally {
       clearTimeout(timer);
-      await steps.close(controller.signal.aborted).catch((err: unknown) => runLog().error({ err }, 'cannot close the run\'s connections'));
+      await steps.close(abort.aborted).catch((err: unknown) => runLog().error({ err }, 'cannot close the run\'s connections'));
       metrics.running.dec({ remediation: action.name });
     }
     // Refused for reasons of timing (window, cooldown...), failed or interrupted: a re-delivery of the alert may run later.
@@ -160,18 +159,40 @@ export class RunPipeline {
   }
 }
 
+/**
+ * A run as its executor sees it. A class, not an object literal, for the same reason as the
+ * executor's RunContext: `log` is a getter (the run's child logger is made when something logs),
+ * and V8 promoted a good share of literals with a getter in them at their first scavenge.
+ */
+class PipelineSpec implements RunSpec {
+  constructor(
+    readonly runId: string,
+    readonly action: AnyAction,
+    readonly dryRun: boolean,
+    readonly deadline: number,
+    readonly trigger: Trigger,
+    private readonly runLog: () => Logger,
+    readonly abort: RunAbort,
+    readonly progress: (detail: Readonly<Record<string, unknown>>) => void,
+  ) {}
+
+  get log(): Logger {
+    return this.runLog();
+  }
+}
+
 /** The run ended early: a refusal, a rejection, a shutdown or a failure. The journal's `error` is shown by /runs and `upkeep run`, so errorMessage masks secrets. */
-function stopped(record: RunRecord, err: unknown, signal: AbortSignal, log: () => Logger): RunRecord {
+function stopped(record: RunRecord, err: unknown, abort: RunAbort, log: () => Logger): RunRecord {
   if (err instanceof Stop) return { ...record, status: err.status, reason: err.reason, skipCode: err.code };
   if (err instanceof ValidationError) return { ...record, status: 'rejected', reason: err.message };
   // What a run that failed part-way had done by then is its output.
   const done = err instanceof PartialWork ? { output: { ...err.done } } : {};
-  if (err instanceof ShutDown || (signal.aborted && signal.reason instanceof ShutDown)) {
+  if (err instanceof ShutDown || (abort.aborted && abort.reason instanceof ShutDown)) {
     return { ...record, ...done, status: 'interrupted', reason: 'upkeep shut down during the run', error: errorMessage(err) };
   }
   // The 'run finished' line carries the message; the stack is for whoever turns on debug.
   log().debug({ err }, 'remediation failed');
-  return { ...record, ...done, status: 'failure', error: signal.aborted ? `${errorMessage(signal.reason)}: ${errorMessage(err)}` : errorMessage(err) };
+  return { ...record, ...done, status: 'failure', error: abort.aborted ? `${errorMessage(abort.reason)}: ${errorMessage(err)}` : errorMessage(err) };
 }
 
 /**
@@ -185,16 +206,16 @@ async function journalBeforeActing(store: StateStore, record: RunRecord): Promis
   }
 }
 
-/** Resolves with the work, or rejects once the signal has been aborted for a grace period the work ignored. */
-function untilAbandoned<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+/** Resolves with the work, or rejects once the run has been aborted for a grace period the work ignored. */
+function untilAbandoned<T>(work: Promise<T>, abort: RunAbort): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => { timer = setTimeout(() => reject(signal.reason), ABANDON_AFTER_DEADLINE_MS); };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => { timer = setTimeout(() => reject(abort.reason), ABANDON_AFTER_DEADLINE_MS); };
+    if (abort.aborted) onAbort();
+    const stopListening = abort.onAbort(onAbort);
     work.then(resolve, reject).finally(() => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
     });
   });
 }

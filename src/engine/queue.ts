@@ -1,6 +1,7 @@
 import type { AnyAction } from '../actions/contract.js';
 import { InFlight } from './in-flight.js';
 import type { RunRecord } from './journal.js';
+import { RunAbort } from './run-abort.js';
 import type { RunRequest } from './submitter.js';
 
 export interface Job {
@@ -42,7 +43,7 @@ export class RunQueue {
   private readonly real: Lane;
   private readonly dry: Lane;
   private reserved = 0;
-  private readonly active = new InFlight<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly active = new InFlight<string, { abort: RunAbort; done: Promise<void> }>();
   private closed = false;
 
   /**
@@ -50,7 +51,7 @@ export class RunQueue {
    * guards' memory and its final line handed to the journal): its slot is then free for the next
    * run while it waits for that line's fsync.
    */
-  constructor(private readonly limits: Limits, private readonly execute: (job: Job, controller: AbortController, release: () => void) => Promise<RunRecord>) {
+  constructor(private readonly limits: Limits, private readonly execute: (job: Job, abort: RunAbort, release: () => void) => Promise<RunRecord>) {
     this.real = { waiting: [], running: 0, limit: limits.concurrency };
     this.dry = { waiting: [], running: 0, limit: limits.dryRunConcurrency };
   }
@@ -103,18 +104,18 @@ export class RunQueue {
           lane.running -= 1;
           this.pump();
         };
-        const controller = new AbortController();
+        const abort = new RunAbort();
         // The closures below outlive the run's work by its final line's fsync: they keep its id and
         // its settle, not the job, whose request (the alert, its labels) would stay alive that long.
         const { settle } = job;
         const id = job.record.id;
         // Out of `active` before it settles, so whoever awaited the run and then closes finds it ended.
-        const done = this.execute(job, controller, release).then((record) => {
+        const done = this.execute(job, abort, release).then((record) => {
           this.active.delete(id);
           settle(record);
         });
         // Shutdown waits for every run until its final line is durable, slot released or not.
-        this.active.set(id, { controller, done });
+        this.active.set(id, { abort, done });
         void done.finally(() => {
           this.active.delete(id);
           release();
@@ -147,7 +148,7 @@ export class RunQueue {
       clearTimeout(timer);
     }
     const left = this.active.values();
-    for (const { controller } of left) controller.abort(reason);
+    for (const { abort } of left) abort.abort(reason);
     await Promise.all(left.map(({ done }) => done));
     return left.length;
   }

@@ -1,10 +1,10 @@
-import { getEventListeners } from 'node:events';
 import t from 'tap';
 import { vacuum } from '../../src/actions/postgres.js';
 import { filesCleanup } from '../../src/actions/files-cleanup.js';
 import type { AnyAction, Trigger } from '../../src/actions/contract.js';
 import { InlineExecutor, type Executor, type RunSpec } from '../../src/engine/executor.js';
 import { ThreadExecutor } from '../../src/engine/executor-thread.js';
+import { RunAbort } from '../../src/engine/run-abort.js';
 import { DRY_RUN_APPLICATION } from '../../src/engine/run-connections.js';
 import { ShutDown } from '../../src/engine/stop.js';
 import { ValidationError } from '../../src/errors.js';
@@ -36,10 +36,10 @@ const threadLog = bufferLogger();
 const shared = new ThreadExecutor(config, threadLog.log);
 t.teardown(() => shared.close());
 
-function spec(action: AnyAction, log: RunSpec['log'], options: { dryRun?: boolean; trigger?: Trigger; signal?: AbortSignal; progress?: RunSpec['progress'] } = {}): RunSpec {
+function spec(action: AnyAction, log: RunSpec['log'], options: { dryRun?: boolean; trigger?: Trigger; abort?: RunAbort; progress?: RunSpec['progress'] } = {}): RunSpec {
   return {
     runId: `run-${Math.random().toString(36).slice(2)}`, action, dryRun: options.dryRun ?? false, deadline: Date.now() + 60_000,
-    trigger: options.trigger ?? 'manual', log, signal: options.signal ?? new AbortController().signal, progress: options.progress ?? (() => undefined),
+    trigger: options.trigger ?? 'manual', log, abort: options.abort ?? new RunAbort(), progress: options.progress ?? (() => undefined),
   };
 }
 
@@ -75,24 +75,24 @@ t.test('a dry run on the thread gives what it gives inline, and refusals keep th
 
 t.test('a dry run is one step: it lets its connections go itself, and close() after it does nothing', async (t) => {
   const params = vacuum.params.parse({ target: 'main', database: 'postgres', table: 'orders' });
-  const signal = new AbortController().signal;
-  const onThread = shared.open(spec(vacuum, bufferLogger().log, { dryRun: true, signal }));
-  t.equal(getEventListeners(signal, 'abort').length, 1, 'an open run listens to its signal');
+  const abort = new RunAbort();
+  const onThread = shared.open(spec(vacuum, bufferLogger().log, { dryRun: true, abort }));
+  t.equal(abort.listening, 1, 'an open run listens to its abort');
   const { params: resolved } = await onThread.dryRun(params);
   await t.rejects(onThread.check(resolved), /^run run-[0-9a-z]+ is not open on the executor thread$/, 'the thread closed the run when its dry run ended');
   await onThread.close(false);
-  // The queue keeps a run's signal until its final line is durable: a listener left on it would keep the run's spec alive too.
-  t.equal(getEventListeners(signal, 'abort').length, 0, 'a closed run no longer does');
+  // The queue keeps a run's abort until its final line is durable: a listener left on it would keep the run's spec alive too.
+  t.equal(abort.listening, 0, 'a closed run no longer does');
 
   const connections = new Connections(config);
   t.teardown(() => connections.close());
   const inline = new InlineExecutor(config, connections, Date.now);
   const pool = connections.postgresPool('main', 'postgres', DRY_RUN_APPLICATION, { max: 2 * config.remediation.dryRunConcurrency + 2, idleCloseMs: 10_000, timeoutSeconds: config.remediation.timeoutSeconds });
-  const inlineSignal = new AbortController().signal;
-  const steps = inline.open(spec(vacuum, bufferLogger().log, { dryRun: true, signal: inlineSignal }));
-  t.equal(getEventListeners(inlineSignal, 'abort').length, 1, 'an open inline run listens to its signal');
+  const inlineAbort = new RunAbort();
+  const steps = inline.open(spec(vacuum, bufferLogger().log, { dryRun: true, abort: inlineAbort }));
+  t.equal(inlineAbort.listening, 1, 'an open inline run listens to its abort');
   await steps.dryRun(params);
-  t.equal(getEventListeners(inlineSignal, 'abort').length, 0, 'an inline dry run stops listening once it lets its connections go');
+  t.equal(inlineAbort.listening, 0, 'an inline dry run stops listening once it lets its connections go');
   t.same([pool.totalCount, pool.idleCount], [2, 2], 'its session, and the one of the reads dry runs share (CatalogReads), are back in the pool before close()');
   await steps.close(false);
   t.same([pool.totalCount, pool.idleCount], [2, 2], 'and are not given back twice');
@@ -125,10 +125,10 @@ t.test('a real run on the thread: its log lines carry the run\'s bindings', asyn
   t.same(lines, [{ level: 30, runId: 'r1', remediation: 'files.cleanup', name: 'tmp', deleted: 2, freedBytes: 200, msg: 'cleanup finished' }]);
 });
 
-t.test('a long run\'s progress crosses from the thread; aborting its signal cancels the statement where it runs, and the error comes back with its SQLSTATE', async (t) => {
-  const controller = new AbortController();
+t.test('a long run\'s progress crosses from the thread; aborting the run cancels the statement where it runs, and the error comes back with its SQLSTATE', async (t) => {
+  const abort = new RunAbort();
   const progress: Array<Readonly<Record<string, unknown>>> = [];
-  const steps = shared.open(spec(vacuum, bufferLogger().log, { signal: controller.signal, progress: (detail) => progress.push(detail) }));
+  const steps = shared.open(spec(vacuum, bufferLogger().log, { abort, progress: (detail) => progress.push(detail) }));
   // target main watches every database (databases: auto), so `slow` is in scope.
   const params = await steps.resolve(vacuum.params.parse({ target: 'main', database: 'slow', table: 'big', progressSeconds: 1 }));
   t.match(await steps.check(params), { proceed: true });
@@ -139,8 +139,8 @@ t.test('a long run\'s progress crosses from the thread; aborting its signal canc
     return Promise.resolve();
   }, 60_000, 100);
   t.match(progress[0], { statement: 'VACUUM (ANALYZE) "public"."big"', heapBlocks: Number });
-  controller.abort(new ShutDown('upkeep shut down'));
-  // The pipeline reads a run cut off at shutdown as interrupted from its own signal; the step's error is the cancellation.
+  abort.abort(new ShutDown('upkeep shut down'));
+  // The pipeline reads a run cut off at shutdown as interrupted from its own abort; the step's error is the cancellation.
   t.match(await running, { message: 'canceling statement due to user request', code: '57014' });
   await steps.close(true);
   await waitFor('the vacuum gone', async () => {

@@ -10,6 +10,7 @@ import { Locks } from '../../src/engine/locks.js';
 import { RemediationMetrics } from '../../src/engine/metrics.js';
 import { RunPipeline } from '../../src/engine/pipeline.js';
 import type { Job } from '../../src/engine/queue.js';
+import { RunAbort } from '../../src/engine/run-abort.js';
 import { AlertSilences } from '../../src/engine/silences.js';
 import { openStateStore } from '../../src/engine/state/open.js';
 import { newRunId } from '../../src/engine/state/run-id.js';
@@ -63,7 +64,7 @@ t.test('what a run executed is in the guards\' memory before its lock is let go,
       record: { id: newRunId(nowMs), remediation: executed.name, trigger: 'schedule', status: 'queued', params: { n: 1 }, queuedAt: new Date(nowMs).toISOString() },
       request: { remediation: executed.name, params: { n: 1 }, trigger: 'schedule' }, action: executed as Action<unknown>, params: { n: 1 }, settle: () => undefined,
     };
-    return pipeline.execute(job, new AbortController());
+    return pipeline.execute(job, new RunAbort());
   };
 
   t.equal((await run(action('test.ok', false))).status, 'success');

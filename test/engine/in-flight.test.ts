@@ -1,7 +1,6 @@
 import t from 'tap';
-import { runInNewContext } from 'node:vm';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { InFlight } from '../../src/engine/in-flight.js';
+import { collector, oldSpaceUsed, type Collect } from '../fixtures/gc.js';
 
 t.test('holds values by key, and lists, counts and lets go of them', (t) => {
   const held = new InFlight<string, { n: number }>();
@@ -21,17 +20,6 @@ t.test('holds values by key, and lists, counts and lets go of them', (t) => {
   t.same(held.values(), []);
   t.end();
 });
-
-// A full or young-generation collection on demand: node has no gc() without --expose-gc, which a
-// context made after the flag has.
-setFlagsFromString('--expose-gc');
-const gc: unknown = runInNewContext('gc');
-type Collect = (options?: { type: 'minor' | 'major' }) => void;
-function isCollect(value: unknown): value is Collect {
-  return typeof value === 'function';
-}
-
-const oldSpaceUsed = () => getHeapSpaceStatistics().find((space) => space.space_name === 'old_space')?.space_used_size ?? 0;
 
 /**
  * How much reaches the old generation when a value (5,000 small objects, about 200 KB) is held
@@ -55,7 +43,7 @@ function promotedAfterDelete(collect: Collect, container: { set(key: string, val
 }
 
 t.test('a deleted value is not kept for the old generation by a hash table V8 replaced', (t) => {
-  if (!isCollect(gc)) throw new Error('no gc()');
+  const gc = collector();
   const inFlight = promotedAfterDelete(gc, new InFlight<string, object>());
   const map = promotedAfterDelete(gc, new Map<string, object>());
   // The reason the class exists: with a Map, the deleted run was promoted whole.

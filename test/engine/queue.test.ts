@@ -1,5 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { z } from 'zod';
@@ -8,6 +6,7 @@ import { Engine, QueueFull } from '../../src/engine/engine.js';
 import { RunQueue, type Job } from '../../src/engine/queue.js';
 import type { RunRequest } from '../../src/engine/submitter.js';
 import { startSchedule } from '../../src/triggers/schedule.js';
+import { collector } from '../fixtures/gc.js';
 import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
 import { gatedAction } from './gated-action.js';
@@ -131,10 +130,7 @@ function pushAlertRun(queue: RunQueue, action: AnyAction, settled: string[]): We
 }
 
 t.test('while a run waits for its final line\'s fsync, the queue holds its id and settle, not its job (the alert, its labels)', async (t) => {
-  // A full collection on demand: node has no gc() without --expose-gc, which a context made after the flag has.
-  setFlagsFromString('--expose-gc');
-  const gc: unknown = runInNewContext('gc');
-  if (typeof gc !== 'function') throw new Error('no gc()');
+  const gc = collector();
   const { action } = gatedAction();
   let durable: () => void = () => undefined;
   const queue = new RunQueue({ maxQueued: 10, concurrency: 1, dryRunConcurrency: 1 }, (job, _controller, release) => {

@@ -1,22 +1,11 @@
 import t from 'tap';
-import { runInNewContext } from 'node:vm';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { vacuum } from '../../src/actions/postgres.js';
 import { runContext, type RunSpec } from '../../src/engine/executor.js';
 import { RunAbort } from '../../src/engine/run-abort.js';
 import { Connections } from '../../src/systems/connections.js';
 import { testConfig } from '../actions/context.js';
+import { collector, oldSpaceUsed, type Collect } from '../fixtures/gc.js';
 import { bufferLogger } from '../fixtures/log.js';
-
-// A young-generation collection on demand: node has no gc() without --expose-gc, which a context
-// made after the flag has.
-setFlagsFromString('--expose-gc');
-const gc: unknown = runInNewContext('gc');
-type Collect = (options?: { type: 'minor' | 'major' }) => void;
-function isCollect(value: unknown): value is Collect {
-  return typeof value === 'function';
-}
-const oldSpaceUsed = () => getHeapSpaceStatistics().find((space) => space.space_name === 'old_space')?.space_used_size ?? 0;
 
 // Few enough that no scavenge runs while they are opened: one would keep what was open then for
 // the old generation too (the live runs are what they hold, not what this test measures).
@@ -36,8 +25,7 @@ async function promotedBy(collect: Collect, open: () => () => Promise<void>): Pr
 }
 
 t.test('a run\'s context that has closed dies young: it holds no AbortSignal', async (t) => {
-  if (!isCollect(gc)) throw new Error('no gc()');
-  const collect = gc;
+  const collect = collector();
   const config = testConfig({ targets: { postgres: [{ name: 'main', url: 'postgres://u@127.0.0.1:1/postgres' }] } });
   const shared = new Connections(config);
   t.teardown(() => shared.close());

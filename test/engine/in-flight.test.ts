@@ -1,6 +1,6 @@
 import t from 'tap';
 import { InFlight } from '../../src/engine/in-flight.js';
-import { collector, oldSpaceUsed, type Collect } from '../fixtures/gc.js';
+import { collector, promotedByTwoScavenges, type Collect } from '../fixtures/gc.js';
 
 t.test('holds values by key, and lists, counts and lets go of them', (t) => {
   const held = new InFlight<string, { n: number }>();
@@ -36,10 +36,7 @@ function promotedAfterDelete(collect: Collect, container: { set(key: string, val
   // The table grows: the old one is replaced while it holds the run.
   for (let i = 8; i < 40; i += 1) container.set(`k${i}`, { i });
   container.delete('run');
-  const before = oldSpaceUsed();
-  collect({ type: 'minor' });
-  collect({ type: 'minor' });
-  return oldSpaceUsed() - before;
+  return promotedByTwoScavenges(collect);
 }
 
 t.test('a deleted value is not kept for the old generation by a hash table V8 replaced', (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { RunAbort } from '../../src/engine/run-abort.js';
-import { collector, oldSpaceUsed, type Collect } from '../fixtures/gc.js';
+import { collector, promotedByTwoScavenges, type Collect } from '../fixtures/gc.js';
 
 t.test('listeners run once, in order, on the first abort; one taken off or added after it does not run', (t) => {
   const abort = new RunAbort();
@@ -43,10 +43,7 @@ t.test('its AbortSignal is made on first use and follows it, whether asked for b
 function promotedBy(collect: Collect, listen: () => () => void): number {
   collect();
   for (let i = 0; i < 2000; i += 1) listen()();
-  const before = oldSpaceUsed();
-  collect({ type: 'minor' });
-  collect({ type: 'minor' });
-  return oldSpaceUsed() - before;
+  return promotedByTwoScavenges(collect);
 }
 
 t.test('a run that is over leaves nothing for the old generation, where an AbortSignal is promoted however short its life', (t) => {

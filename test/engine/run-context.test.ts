@@ -4,7 +4,7 @@ import { runContext, type RunSpec } from '../../src/engine/executor.js';
 import { RunAbort } from '../../src/engine/run-abort.js';
 import { Connections } from '../../src/systems/connections.js';
 import { testConfig } from '../actions/context.js';
-import { collector, oldSpaceUsed, type Collect } from '../fixtures/gc.js';
+import { collector, promotedByTwoScavenges, type Collect } from '../fixtures/gc.js';
 import { bufferLogger } from '../fixtures/log.js';
 
 // Few enough that no scavenge runs while they are opened: one would keep what was open then for
@@ -18,10 +18,7 @@ async function promotedBy(collect: Collect, open: () => () => Promise<void>): Pr
   for (let i = 0; i < RUNS; i += 1) closing.push(open()());
   await Promise.all(closing);
   await new Promise((resolve) => setImmediate(resolve));
-  const before = oldSpaceUsed();
-  collect({ type: 'minor' });
-  collect({ type: 'minor' });
-  return oldSpaceUsed() - before;
+  return promotedByTwoScavenges(collect);
 }
 
 t.test('a run\'s context that has closed dies young: it holds no AbortSignal', async (t) => {

@@ -9,13 +9,19 @@ import { setFlagsFromString } from 'node:v8';
 // long-lived server's idle RSS (examples/minimal.yml: 82 -> 72 MB; docs/performance.md, "Idle
 // memory"). Growth is held for the process's life: a scrape's rows are streamed and die young,
 // so a small young generation also keeps the 10,200-table scrape's peak lower (132 -> 116 MB, the
-// same scrape time); what outlives it goes to the old generation. During an alert storm the
-// engine lets it grow (src/engine/young-generation.ts). A user who sizes the young generation
-// (NODE_OPTIONS, node's flags) keeps theirs.
-if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
-  const hold = '--semi-space-growth-factor=1';
+// same scrape time); what outlives it goes to the old generation. That one V8 lets grow by up to
+// 4x what the last mark-compact left before it collects again; 1.5x takes 4 MB off the same
+// scrape's peak, at the same scrape time (docs/performance.md, "The old generation's growth
+// held"). During an alert storm the engine lets both grow (src/engine/young-generation.ts). A
+// user who sets either (NODE_OPTIONS, node's flags) keeps theirs.
+const userFlags = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
+const hold = [
+  userFlags.includes('semi-space') ? null : '--semi-space-growth-factor=1',
+  userFlags.includes('heap-growing-percent') ? null : '--heap-growing-percent=50',
+].filter((flag) => flag !== null).join(' ');
+if (hold !== '') {
   setFlagsFromString(hold);
-  // V8 resets the factor whenever it makes an isolate: it is set again once the executor thread runs (src/engine/young-generation.ts).
+  // V8 resets the semi-space factor whenever it makes an isolate: it is set again once the executor thread runs (src/engine/young-generation.ts).
   globalThis[Symbol.for('upkeep.youngGenerationHold')] = hold;
 }
 

@@ -146,11 +146,15 @@ export interface Served {
 export async function serveInstalled(
   t: { teardown(fn: () => unknown): void },
   configFile: string,
-  options: { env?: Record<string, string>; args?: readonly string[]; port?: number } = {},
+  options: { env?: Record<string, string>; args?: readonly string[]; port?: number; nodeArgs?: readonly string[] } = {},
 ): Promise<Served> {
   const port = options.port ?? await freePort();
   const cwd = await mkdtemp(join(tmpdir(), 'upkeep-cwd-'));
-  const user = asUser(await upkeepBin(), ['serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
+  // Node's flags that NODE_OPTIONS refuses go on node's command line, before the package's bin.
+  const [command = '', ...launcher] = options.nodeArgs === undefined
+    ? [await upkeepBin()]
+    : [process.execPath, ...options.nodeArgs, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js')];
+  const user = asUser(command, [...launcher, 'serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
   const child = spawn(user.file, user.args, { env: user.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });

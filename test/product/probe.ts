@@ -10,12 +10,12 @@ import { serveInstalled, writeConfig, type Served } from './installed.js';
  * reading as text, once the server stopped cleanly (asserted).
  */
 export async function probeInstalled(t: Test, config: Record<string, unknown>, probe: string,
-  options: { nodeOptions?: string; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
+  options: { nodeOptions?: string; nodeArgs?: readonly string[]; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
   const { file, dir } = await writeConfig(t, config);
   const probeFile = join(dir, 'probe.cjs');
   const out = join(dir, 'probe.json');
   await writeFile(probeFile, probe);
-  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out } });
+  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs });
   await options.before?.(served);
   await writeFile(`${out}.go`, '');
   let text = '';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
-import { installedPackage } from '../test/product/installed.js';
+import { upkeepScript } from '../test/product/installed.js';
 import { createTables } from './scrape-data.js';
 import { scrape } from './scrape-client.js';
 import { percentile, startService } from './scrape-procs.js';
@@ -45,7 +45,7 @@ try {
   await Promise.all(databases.map((database) => createTables(postgres, database, Number(options.tables))));
   const config = join(dir, 'postgres.yaml');
   await writeFile(config, `targets:\n  postgres:\n    - { name: bench, url: "${postgres.url()}", databases: auto, tables: { limit: 100000 } }\n`);
-  const launcher = join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js');
+  const launcher = await upkeepScript();
   const nodeOptions = options['upkeep-node-options'].split(' ').filter((flag) => flag !== '');
   process.stdout.write(`${databases.length} x ${options.tables} tables, ${options.scrapes} scrapes a run after one warm-up${nodeOptions.length > 0 ? `, node ${nodeOptions.join(' ')}` : ''}\n\n`);
   process.stdout.write('| run | idle RSS MB | peak RSS MB (VmHWM) | p50 ms | output bytes | load average (1/5/15 min) at the end |\n|---:|---:|---:|---:|---:|---|\n');

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { startRedis, type RedisServer } from '../src/demo/servers/redis.js';
-import { installedPackage } from '../test/product/installed.js';
+import { upkeepScript } from '../test/product/installed.js';
 import { recordGoal } from './goals.js';
 import { createTables, loadRedis } from './scrape-data.js';
 import { scrape, type Scrape } from './scrape-client.js';
@@ -80,7 +80,7 @@ async function startUpkeep(name: string, dir: string, yaml: string): Promise<Ser
   const config = join(dir, `${name}.yaml`);
   await writeFile(config, yaml);
   // The installed package (npm pack, production dependencies only), run by plain node as users run it.
-  const launcher = join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js');
+  const launcher = await upkeepScript();
   const nodeOptions = options['upkeep-node-options'].split(' ').filter((flag) => flag !== '');
   return startService(`upkeep (${name})`, process.execPath, [...nodeOptions, launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
     `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { runRecordSchema } from '../src/engine/journal.js';
 import { freePort, waitFor } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
-import { installedPackage } from '../test/product/installed.js';
+import { upkeepScript } from '../test/product/installed.js';
 import { drainRate, type RunTimes } from './drain.js';
 import { GOALS, loadAverage, recordGoal } from './goals.js';
 import { postBytes, Sender, type Reply } from './http-sender.js';
@@ -174,7 +174,7 @@ try {
   // (else a file in the run's directory: a log written somewhere, as a service's is, not /dev/null).
   const { UPKEEP_BENCH_FLAGS: flags, UPKEEP_BENCH_PROF: profiles, UPKEEP_BENCH_STDOUT: stdout, UPKEEP_BENCH_LATENCIES: latencyFile } = process.env;
   const nodeFlags = [...(flags?.split(' ').filter(Boolean) ?? []), ...(profiles ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [])];
-  child = spawn(process.execPath, [...nodeFlags, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js'), 'serve', '--config', configFile, '--port', String(port), '--log-level', options['log-level']], { stdio: ['ignore', openSync(stdout ?? join(root, 'upkeep.log'), 'w'), 'inherit'] });
+  child = spawn(process.execPath, [...nodeFlags, await upkeepScript(), 'serve', '--config', configFile, '--port', String(port), '--log-level', options['log-level']], { stdio: ['ignore', openSync(stdout ?? join(root, 'upkeep.log'), 'w'), 'inherit'] });
   await waitFor('upkeep serve', async () => { const response = await fetch(`http://127.0.0.1:${port}/healthz`); if (!response.ok) throw new Error(String(response.status)); }, 60_000);
 
   let sent = 0;

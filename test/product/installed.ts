@@ -85,6 +85,11 @@ export async function upkeepBin(): Promise<string> {
   return join(await installedPackage(), 'node_modules', '.bin', 'upkeep');
 }
 
+/** The installed package's bin/upkeep.js, for starting it with node's own flags (`node FLAGS SCRIPT`). */
+export async function upkeepScript(): Promise<string> {
+  return join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js');
+}
+
 // The child must run exactly as a user's would: without tap's loaders or coverage hooks.
 // tap's process tracking (@tapjs/processinfo) wraps child_process and puts its own loader back
 // into every child's NODE_OPTIONS, whatever env the child is given. That loader registers module
@@ -153,7 +158,7 @@ export async function serveInstalled(
   // Node's flags that NODE_OPTIONS refuses go on node's command line, before the package's bin.
   const [command = '', ...launcher] = options.nodeArgs === undefined
     ? [await upkeepBin()]
-    : [process.execPath, ...options.nodeArgs, join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js')];
+    : [process.execPath, ...options.nodeArgs, await upkeepScript()];
   const user = asUser(command, [...launcher, 'serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
   const child = spawn(user.file, user.args, { env: user.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

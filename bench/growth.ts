@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
-import { upkeepScript } from '../test/product/installed.js';
+import { upkeepBin } from '../test/product/installed.js';
 import { loadAverage, recordGoal } from './goals.js';
 import { growthSvg, type Series } from './growth-svg.js';
 import { linesStartingWith, scrape } from './scrape-client.js';
@@ -72,8 +72,7 @@ async function measure(dir: string, server: PostgresServer, databases: readonly 
   const port = await freePort();
   const config = join(dir, `growth-${port}.yaml`);
   await writeFile(config, `targets:\n  postgres:\n    - { name: bench, url: "${server.url()}", databases: [${databases.join(', ')}], tables: { limit: ${limit} } }\n`);
-  const bin = await upkeepScript();
-  const service = await startService('upkeep', process.execPath, [bin, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+  const service = await startService('upkeep', await upkeepBin(), ['serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
     `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
   const sampler = new RssSampler([service.pid]);
   try {

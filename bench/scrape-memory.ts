@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres } from '../src/demo/servers/postgres.js';
-import { upkeepScript } from '../test/product/installed.js';
+import { upkeepCommand } from '../test/product/installed.js';
 import { createTables } from './scrape-data.js';
 import { scrape } from './scrape-client.js';
 import { percentile, startService } from './scrape-procs.js';
@@ -45,13 +45,13 @@ try {
   await Promise.all(databases.map((database) => createTables(postgres, database, Number(options.tables))));
   const config = join(dir, 'postgres.yaml');
   await writeFile(config, `targets:\n  postgres:\n    - { name: bench, url: "${postgres.url()}", databases: auto, tables: { limit: 100000 } }\n`);
-  const launcher = await upkeepScript();
   const nodeOptions = options['upkeep-node-options'].split(' ').filter((flag) => flag !== '');
   process.stdout.write(`${databases.length} x ${options.tables} tables, ${options.scrapes} scrapes a run after one warm-up${nodeOptions.length > 0 ? `, node ${nodeOptions.join(' ')}` : ''}\n\n`);
   process.stdout.write('| run | idle RSS MB | peak RSS MB (VmHWM) | p50 ms | output bytes | load average (1/5/15 min) at the end |\n|---:|---:|---:|---:|---:|---|\n');
   for (let run = 1; run <= Number(options.runs); run += 1) {
     const port = await freePort();
-    const upkeep = await startService('upkeep', process.execPath, [...nodeOptions, launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+    const [command = '', ...launcher] = await upkeepCommand(nodeOptions);
+    const upkeep = await startService('upkeep', command, [...launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
       `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
     try {
       const idle = await statusMb(upkeep.pid, 'VmRSS');

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { freePort } from '../src/demo/servers/ports.js';
 import { startPostgres, type PostgresServer } from '../src/demo/servers/postgres.js';
 import { startRedis, type RedisServer } from '../src/demo/servers/redis.js';
-import { upkeepScript } from '../test/product/installed.js';
+import { upkeepCommand } from '../test/product/installed.js';
 import { recordGoal } from './goals.js';
 import { createTables, loadRedis } from './scrape-data.js';
 import { scrape, type Scrape } from './scrape-client.js';
@@ -79,10 +79,9 @@ async function startUpkeep(name: string, dir: string, yaml: string): Promise<Ser
   const port = await freePort();
   const config = join(dir, `${name}.yaml`);
   await writeFile(config, yaml);
-  // The installed package (npm pack, production dependencies only), run by plain node as users run it.
-  const launcher = await upkeepScript();
-  const nodeOptions = options['upkeep-node-options'].split(' ').filter((flag) => flag !== '');
-  return startService(`upkeep (${name})`, process.execPath, [...nodeOptions, launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+  // The installed package (npm pack, production dependencies only), started by its `upkeep` as users start it.
+  const [command = '', ...launcher] = await upkeepCommand(options['upkeep-node-options'].split(' ').filter((flag) => flag !== ''));
+  return startService(`upkeep (${name})`, command, [...launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
     `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
 }
 

@@ -90,6 +90,15 @@ export async function upkeepScript(): Promise<string> {
   return join(await installedPackage(), 'node_modules', 'upkeep', 'bin', 'upkeep.js');
 }
 
+/**
+ * The command that starts the installed package: its `upkeep` as users run it, or, given node's
+ * flags (those NODE_OPTIONS refuses go only here), `node FLAGS bin/upkeep.js`. That second form
+ * skips bin/upkeep's sizing of V8's helper threads, as a user who starts node by hand does.
+ */
+export async function upkeepCommand(nodeArgs?: readonly string[]): Promise<string[]> {
+  return nodeArgs === undefined || nodeArgs.length === 0 ? [await upkeepBin()] : [process.execPath, ...nodeArgs, await upkeepScript()];
+}
+
 // The child must run exactly as a user's would: without tap's loaders or coverage hooks.
 // tap's process tracking (@tapjs/processinfo) wraps child_process and puts its own loader back
 // into every child's NODE_OPTIONS, whatever env the child is given. That loader registers module
@@ -155,10 +164,7 @@ export async function serveInstalled(
 ): Promise<Served> {
   const port = options.port ?? await freePort();
   const cwd = await mkdtemp(join(tmpdir(), 'upkeep-cwd-'));
-  // Node's flags that NODE_OPTIONS refuses go on node's command line, before the package's bin.
-  const [command = '', ...launcher] = options.nodeArgs === undefined
-    ? [await upkeepBin()]
-    : [process.execPath, ...options.nodeArgs, await upkeepScript()];
+  const [command = '', ...launcher] = await upkeepCommand(options.nodeArgs);
   const user = asUser(command, [...launcher, 'serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
   const child = spawn(user.file, user.args, { env: user.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -50,8 +50,8 @@ try {
   process.stdout.write('| run | idle RSS MB | peak RSS MB (VmHWM) | p50 ms | output bytes | load average (1/5/15 min) at the end |\n|---:|---:|---:|---:|---:|---|\n');
   for (let run = 1; run <= Number(options.runs); run += 1) {
     const port = await freePort();
-    const [command = '', ...launcher] = await upkeepCommand(nodeOptions);
-    const upkeep = await startService('upkeep', command, [...launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+    const launch = await upkeepCommand(nodeOptions);
+    const upkeep = await startService('upkeep', launch.file, [...launch.args, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
       `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
     try {
       const idle = await statusMb(upkeep.pid, 'VmRSS');

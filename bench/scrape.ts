@@ -80,8 +80,8 @@ async function startUpkeep(name: string, dir: string, yaml: string): Promise<Ser
   const config = join(dir, `${name}.yaml`);
   await writeFile(config, yaml);
   // The installed package (npm pack, production dependencies only), started by its `upkeep` as users start it.
-  const [command = '', ...launcher] = await upkeepCommand(options['upkeep-node-options'].split(' ').filter((flag) => flag !== ''));
-  return startService(`upkeep (${name})`, command, [...launcher, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
+  const launch = await upkeepCommand(options['upkeep-node-options'].split(' ').filter((flag) => flag !== ''));
+  return startService(`upkeep (${name})`, launch.file, [...launch.args, 'serve', '--config', config, '--port', String(port), '--log-level', 'warn'],
     `http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/healthz`);
 }
 

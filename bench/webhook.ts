@@ -173,10 +173,11 @@ try {
   // request's latency (to find the server's stalls by time); UPKEEP_BENCH_STDOUT, a file for its stdout
   // (else a file in the run's directory: a log written somewhere, as a service's is, not /dev/null).
   const { UPKEEP_BENCH_FLAGS: flags, UPKEEP_BENCH_PROF: profiles, UPKEEP_BENCH_STDOUT: stdout, UPKEEP_BENCH_LATENCIES: latencyFile } = process.env;
-  // The profiler's flags go in NODE_OPTIONS, so the server still starts as installed (bin/upkeep).
-  const env = profiles ? { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${profiles}`.trim() } : process.env;
-  const [command = '', ...launcher] = await upkeepCommand(flags?.split(' ').filter(Boolean));
-  child = spawn(command, [...launcher, 'serve', '--config', configFile, '--port', String(port), '--log-level', options['log-level']], { env, stdio: ['ignore', openSync(stdout ?? join(root, 'upkeep.log'), 'w'), 'inherit'] });
+  // Node's flags, the profiler's among them (node refuses --cpu-prof in NODE_OPTIONS), go on node's
+  // command line, which skips bin/upkeep's sizing of V8's helper threads: add --v8-pool-size=N to
+  // UPKEEP_BENCH_FLAGS to profile the server as installed.
+  const launch = await upkeepCommand([...(flags?.split(' ').filter(Boolean) ?? []), ...(profiles ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [])]);
+  child = spawn(launch.file, [...launch.args, 'serve', '--config', configFile, '--port', String(port), '--log-level', options['log-level']], { stdio: ['ignore', openSync(stdout ?? join(root, 'upkeep.log'), 'w'), 'inherit'] });
   await waitFor('upkeep serve', async () => { const response = await fetch(`http://127.0.0.1:${port}/healthz`); if (!response.ok) throw new Error(String(response.status)); }, 60_000);
 
   let sent = 0;

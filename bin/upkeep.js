@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled build when there is one (an installed package), else the TypeScript
-// sources (a checkout), so `npm run demo` needs no build step.
+// sources (a checkout), so `npm run demo` needs no build step. Installed, it is started by
+// bin/upkeep, which sizes V8's helper threads first.
 import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 

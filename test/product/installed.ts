@@ -95,8 +95,10 @@ export async function upkeepScript(): Promise<string> {
  * flags (those NODE_OPTIONS refuses go only here), `node FLAGS bin/upkeep.js`. That second form
  * skips bin/upkeep's sizing of V8's helper threads, as a user who starts node by hand does.
  */
-export async function upkeepCommand(nodeArgs?: readonly string[]): Promise<string[]> {
-  return nodeArgs === undefined || nodeArgs.length === 0 ? [await upkeepBin()] : [process.execPath, ...nodeArgs, await upkeepScript()];
+export async function upkeepCommand(nodeArgs?: readonly string[]): Promise<{ file: string; args: string[] }> {
+  return nodeArgs === undefined || nodeArgs.length === 0
+    ? { file: await upkeepBin(), args: [] }
+    : { file: process.execPath, args: [...nodeArgs, await upkeepScript()] };
 }
 
 // The child must run exactly as a user's would: without tap's loaders or coverage hooks.
@@ -164,8 +166,8 @@ export async function serveInstalled(
 ): Promise<Served> {
   const port = options.port ?? await freePort();
   const cwd = await mkdtemp(join(tmpdir(), 'upkeep-cwd-'));
-  const [command = '', ...launcher] = await upkeepCommand(options.nodeArgs);
-  const user = asUser(command, [...launcher, 'serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
+  const launch = await upkeepCommand(options.nodeArgs);
+  const user = asUser(launch.file, [...launch.args, 'serve', '--config', configFile, '--port', String(port), ...(options.args ?? [])], options.env);
   const child = spawn(user.file, user.args, { env: user.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });

@@ -39,8 +39,10 @@ const { values: options } = parseArgs({
     'max-queued': { type: 'string' },
     'burst-seconds': { type: 'string', default: '10' },
     'baseline-seconds': { type: 'string', default: '10' },
-    // Dry runs at a quarter of the rate before the steady load, left to drain: node compiles the
-    // hot paths and the pools open their sessions there, not in the first seconds measured.
+    // Dry runs at a quarter of the rate before the steady load, left to drain: the pools open their
+    // sessions and the executor thread starts there, not in the first seconds measured. V8 still
+    // optimizes most of the run's path in those seconds: at a quarter of the rate it is not yet hot
+    // (docs/performance.md, "The interrupt budget lowered during a storm").
     'warmup-seconds': { type: 'string', default: '3' },
     // What users run by default: every POST and every run logs a line at info.
     'log-level': { type: 'string', default: 'info' },

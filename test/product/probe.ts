@@ -3,11 +3,14 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 
+const PROBE_DEADLINE_MS = 120_000;
+
 /**
  * Serves `config` with the installed package, a probe preloaded into it with `--require`. The
  * probe (CommonJS source) polls for the file `process.env.PROBE_OUT + '.go'`, which appears once
  * /healthz answered and `before` (if any) ran, then writes its reading to PROBE_OUT. Returns the
- * reading as text, once the server stopped cleanly (asserted).
+ * reading as text, once the server stopped cleanly (asserted); throws if none came within
+ * PROBE_DEADLINE_MS.
  */
 export async function probeInstalled(t: Test, config: Record<string, unknown>, probe: string,
   options: { nodeOptions?: string; nodeArgs?: readonly string[]; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
@@ -18,11 +21,14 @@ export async function probeInstalled(t: Test, config: Record<string, unknown>, p
   const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs });
   await options.before?.(served);
   await writeFile(`${out}.go`, '');
+  // A deadline for a probe that never writes, not a time it must meet: on a loaded machine (CI runs
+  // test files side by side on 2 CPUs) the old generation's probe took over the 10 s this was.
   let text = '';
-  for (let i = 0; i < 100 && text === ''; i++) {
+  for (let i = 0; i < PROBE_DEADLINE_MS / 100 && text === ''; i++) {
     text = await readFile(out, 'utf8').catch(() => '');
     if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
   }
   t.equal(await served.stop(), 0, 'the server stops cleanly');
+  if (text === '') throw new Error(`the probe wrote no reading to ${out} within ${PROBE_DEADLINE_MS / 1000} s`);
   return text;
 }

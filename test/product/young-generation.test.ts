@@ -10,7 +10,7 @@ import { dryRunSettings, oneDryRun, postAlerts } from './runs.js';
  * "Idle memory"), unless the user sizes it. A probe preloaded into the installed server with
  * `--require` reads the new space's size once /healthz answers, then keeps 40 MB of small objects
  * alive across scavenges (more survives than new space holds, which is what makes V8 grow it) and
- * reads the size again: it stays held. No timing is involved.
+ * reads the size again: it has not grown. No timing is involved.
  */
 const PROBE = `
 const { getHeapSpaceStatistics } = require('node:v8');
@@ -38,7 +38,9 @@ t.test('the installed server keeps a small young generation for its life, even w
   const held = await probe(t, '');
   const sized = await probe(t, '--max-semi-space-size=8');
   t.ok(held.before < sized.before, `after start-up, new space is ${held.before} bytes, against ${sized.before} when start-up may grow it`);
-  t.equal(held.after, held.before, 'serving, it stays that size when 40 MB survive scavenges (they go to the old generation)');
+  // Held means it does not grow; V8 may still shrink it (a scavenge while allocation has been slow
+  // halved it, 2 MB -> 1 MB, once in a clean-clone CI run).
+  t.ok(held.after <= held.before, `serving, it does not grow when 40 MB survive scavenges (they go to the old generation): ${held.before} -> ${held.after} bytes`);
 });
 
 /**
@@ -78,7 +80,7 @@ t.test('the installed server holds the old generation\'s growth between mark-com
 
 t.test('a run starting the executor thread leaves the young generation held (V8 resets the hold for each isolate it makes)', async (t) => {
   const held = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { before: (served) => oneDryRun(served.base, 'young-generation-1') })));
-  t.equal(held.after, held.before, `new space stays ${held.before} bytes after the thread started, when 40 MB survive scavenges`);
+  t.ok(held.after <= held.before, `new space does not grow after the thread started, when 40 MB survive scavenges: ${held.before} -> ${held.after} bytes`);
 });
 
 t.test('while runs are admitted fast (an alert storm), V8 may grow the young generation again', async (t) => {

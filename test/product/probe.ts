@@ -1,8 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { waitFor } from '../fixtures/ports.js';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 
+// A deadline for a probe that never writes, not a time it must meet: on a loaded machine (CI runs
+// test files side by side on 2 CPUs) the old generation's probe took over the 10 s this once was.
 const PROBE_DEADLINE_MS = 120_000;
 
 /**
@@ -21,14 +24,13 @@ export async function probeInstalled(t: Test, config: Record<string, unknown>, p
   const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs });
   await options.before?.(served);
   await writeFile(`${out}.go`, '');
-  // A deadline for a probe that never writes, not a time it must meet: on a loaded machine (CI runs
-  // test files side by side on 2 CPUs) the old generation's probe took over the 10 s this was.
-  let text = '';
-  for (let i = 0; i < PROBE_DEADLINE_MS / 100 && text === ''; i++) {
-    text = await readFile(out, 'utf8').catch(() => '');
-    if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
+  try {
+    return await waitFor(`the probe's reading in ${out}`, async () => {
+      const text = await readFile(out, 'utf8');
+      if (text === '') throw new Error('the file is still empty');
+      return text;
+    }, PROBE_DEADLINE_MS);
+  } finally {
+    t.equal(await served.stop(), 0, 'the server stops cleanly');
   }
-  t.equal(await served.stop(), 0, 'the server stops cleanly');
-  if (text === '') throw new Error(`the probe wrote no reading to ${out} within ${PROBE_DEADLINE_MS / 1000} s`);
-  return text;
 }

@@ -9,18 +9,21 @@ import { serveInstalled, writeConfig, type Served } from './installed.js';
 const PROBE_DEADLINE_MS = 120_000;
 
 /**
- * Serves `config` with the installed package, a probe preloaded into it with `--require`. The
- * probe (CommonJS source) polls for the file `process.env.PROBE_OUT + '.go'`, which appears once
- * /healthz answered and `before` (if any) ran, then writes its reading to PROBE_OUT. Returns the
- * reading as text, once the server stopped cleanly (asserted); throws if none came within
- * PROBE_DEADLINE_MS.
+ * Serves `config` with the installed package, a probe preloaded into its main thread with
+ * `--require`. The probe (CommonJS source) polls for the file `process.env.PROBE_OUT + '.go'`,
+ * which appears once /healthz answered and `before` (if any) ran, then writes its reading to
+ * PROBE_OUT. Returns the reading as text, once the server stopped cleanly (asserted); throws if
+ * none came within PROBE_DEADLINE_MS.
  */
 export async function probeInstalled(t: Test, config: Record<string, unknown>, probe: string,
   options: { nodeOptions?: string; nodeArgs?: readonly string[]; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
   const { file, dir } = await writeConfig(t, config);
   const probeFile = join(dir, 'probe.cjs');
   const out = join(dir, 'probe.json');
-  await writeFile(probeFile, probe);
+  // NODE_OPTIONS preloads the probe into every thread, the executor's too: its isolate (young
+  // generation capped at 3 MB) then wrote its own reading, and whichever thread wrote first was read
+  // (the storm check failed 3 times in 8 when the executor's won). Only the main thread's counts.
+  await writeFile(probeFile, `if (require('node:worker_threads').isMainThread) {\n${probe}\n}\n`);
   const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs });
   await options.before?.(served);
   await writeFile(`${out}.go`, '');

@@ -16,7 +16,7 @@ const PROBE_DEADLINE_MS = 120_000;
  * none came within PROBE_DEADLINE_MS.
  */
 export async function probeInstalled(t: Test, config: Record<string, unknown>, probe: string,
-  options: { nodeOptions?: string; nodeArgs?: readonly string[]; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
+  options: { nodeOptions?: string; nodeArgs?: readonly string[]; args?: readonly string[]; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
   const { file, dir } = await writeConfig(t, config);
   const probeFile = join(dir, 'probe.cjs');
   const out = join(dir, 'probe.json');
@@ -24,7 +24,7 @@ export async function probeInstalled(t: Test, config: Record<string, unknown>, p
   // generation capped at 3 MB) then wrote its own reading, and whichever thread wrote first was read
   // (the storm check failed 3 times in 8 when the executor's won). Only the main thread's counts.
   await writeFile(probeFile, `if (require('node:worker_threads').isMainThread) {\n${probe}\n}\n`);
-  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs });
+  const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs, args: options.args });
   await options.before?.(served);
   await writeFile(`${out}.go`, '');
   try {

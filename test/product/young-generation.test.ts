@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { probeInstalled } from './probe.js';
+import type { Served } from './installed.js';
 import { BUSY_RUNS_PER_SECOND } from '../../src/engine/young-generation.js';
+import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { dryRunSettings, oneDryRun, postAlerts } from './runs.js';
 
@@ -28,6 +30,7 @@ const timer = setInterval(() => {
 }, 50);
 timer.unref();
 `;
+const RELEASED = 'runs are admitted fast: V8 may grow the heap as it would by default';
 const reading = z.object({ before: z.number(), after: z.number(), kept: z.literal(400000) });
 
 async function probe(t: Test, nodeOptions: string): Promise<z.infer<typeof reading>> {
@@ -84,15 +87,22 @@ t.test('a run starting the executor thread leaves the young generation held (V8 
 });
 
 t.test('while runs are admitted fast (an alert storm), V8 may grow the young generation again', async (t) => {
-  // One payload of that many firing alerts, each its own run, then a second for the engine's tick.
-  const storm = async (base: string) => {
+  // One payload of that many firing alerts, each its own run; the probe starts once the engine's
+  // one-second count has seen them, which only its debug line says (a fixed wait could be too short
+  // on a loaded machine).
+  const storm = async (served: Served) => {
     const template = await webhookPayload({ labels: { alertname: 'DiskUsageHigh' } });
     const [alert] = z.object({ alerts: z.array(z.record(z.string(), z.unknown())) }).parse(template).alerts;
     const alerts = Array.from({ length: BUSY_RUNS_PER_SECOND }, (_, n) => ({ ...alert, fingerprint: `storm${String(n).padStart(6, '0')}` }));
-    const reply = await postAlerts(base, { ...template, alerts });
+    const reply = await postAlerts(served.base, { ...template, alerts });
     t.equal(reply.status, 202, 'the storm is accepted');
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const line = await waitFor('the engine to see the storm', async () => {
+      const found = served.logLines().find((entry) => entry.msg === RELEASED);
+      if (!found) throw new Error('no such line yet');
+      return found;
+    }, 120_000);
+    t.equal(line.runsPerSecond, BUSY_RUNS_PER_SECOND, `logged at debug: "${RELEASED}", with the second's count`);
   };
-  const released = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { before: (served) => storm(served.base) })));
+  const released = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { args: ['--log-level', 'debug'], before: storm })));
   t.ok(released.after > released.before, `new space grew from ${released.before} to ${released.after} bytes when 40 MB survived scavenges`);
 });

@@ -13,7 +13,7 @@ const PROBE_DEADLINE_MS = 120_000;
  * `--require`. The probe (CommonJS source) polls for the file `process.env.PROBE_OUT + '.go'`,
  * which appears once /healthz answered and `before` (if any) ran, then writes its reading to
  * PROBE_OUT. Returns the reading as text, once the server stopped cleanly (asserted); throws if
- * none came within PROBE_DEADLINE_MS.
+ * none came within PROBE_DEADLINE_MS. `args` are more of `serve`'s (`--log-level debug`).
  */
 export async function probeInstalled(t: Test, config: Record<string, unknown>, probe: string,
   options: { nodeOptions?: string; nodeArgs?: readonly string[]; args?: readonly string[]; before?: (served: Served) => Promise<void> } = {}): Promise<string> {
@@ -22,7 +22,7 @@ export async function probeInstalled(t: Test, config: Record<string, unknown>, p
   const out = join(dir, 'probe.json');
   // NODE_OPTIONS preloads the probe into every thread, the executor's too: its isolate (young
   // generation capped at 3 MB) then wrote its own reading, and whichever thread wrote first was read
-  // (the storm check failed 3 times in 8 when the executor's won). Only the main thread's counts.
+  // (the storm check failed 6 times in 15 runs of its file). Only the main thread's counts.
   await writeFile(probeFile, `if (require('node:worker_threads').isMainThread) {\n${probe}\n}\n`);
   const served = await serveInstalled(t, file, { env: { NODE_OPTIONS: `${options.nodeOptions ?? ''} --require ${probeFile}`.trim(), PROBE_OUT: out }, nodeArgs: options.nodeArgs, args: options.args });
   await options.before?.(served);

@@ -4,9 +4,10 @@ import type { Test } from 'tap';
 import { waitFor } from '../fixtures/ports.js';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 
-// A deadline for a probe that never writes, not a time it must meet: on a loaded machine (CI runs
-// test files side by side on 2 CPUs) the old generation's probe took over the 10 s this once was.
-const PROBE_DEADLINE_MS = 120_000;
+// A deadline for a probe that never writes (or a server-side event a probe's test waits for), not a
+// time it must meet: on a loaded machine (CI runs test files side by side on 2 CPUs) the old
+// generation's probe took over the 10 s this once was.
+export const PROBE_DEADLINE_MS = 120_000;
 
 /**
  * Serves `config` with the installed package, a probe preloaded into its main thread with

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { z } from 'zod';
-import { probeInstalled } from './probe.js';
+import { PROBE_DEADLINE_MS, probeInstalled } from './probe.js';
 import type { Served } from './installed.js';
 import { BUSY_RUNS_PER_SECOND } from '../../src/engine/young-generation.js';
 import { waitFor } from '../fixtures/ports.js';
@@ -30,7 +30,6 @@ const timer = setInterval(() => {
 }, 50);
 timer.unref();
 `;
-const RELEASED = 'runs are admitted fast: V8 may grow the heap as it would by default';
 const reading = z.object({ before: z.number(), after: z.number(), kept: z.literal(400000) });
 
 async function probe(t: Test, nodeOptions: string): Promise<z.infer<typeof reading>> {
@@ -90,6 +89,7 @@ t.test('while runs are admitted fast (an alert storm), V8 may grow the young gen
   // One payload of that many firing alerts, each its own run; the probe starts once the engine's
   // one-second count has seen them, which only its debug line says (a fixed wait could be too short
   // on a loaded machine).
+  const RELEASED = 'runs are admitted fast: V8 may grow the heap as it would by default';
   const storm = async (served: Served) => {
     const template = await webhookPayload({ labels: { alertname: 'DiskUsageHigh' } });
     const [alert] = z.object({ alerts: z.array(z.record(z.string(), z.unknown())) }).parse(template).alerts;
@@ -100,7 +100,7 @@ t.test('while runs are admitted fast (an alert storm), V8 may grow the young gen
       const found = served.logLines().find((entry) => entry.msg === RELEASED);
       if (!found) throw new Error('no such line yet');
       return found;
-    }, 120_000);
+    }, PROBE_DEADLINE_MS);
     t.equal(line.runsPerSecond, BUSY_RUNS_PER_SECOND, `logged at debug: "${RELEASED}", with the second's count`);
   };
   const released = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { args: ['--log-level', 'debug'], before: storm })));

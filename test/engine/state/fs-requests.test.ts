@@ -1,13 +1,12 @@
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { FileSink, LineWriter } from '../../../src/engine/state/line-writer.js';
+import { tempDir } from '../../http/helpers.js';
 import { besidesFsyncs, fsRequestsDuring } from './fs-requests.js';
 
 t.test('the requests are named by the fs call that made them, and fsyncs can be set apart', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-fs-requests-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'upkeep-fs-requests-');
   const handle = await open(join(dir, 'file'), 'a');
   const calls = await fsRequestsDuring(async () => {
     await handle.write('x');
@@ -19,8 +18,7 @@ t.test('the requests are named by the fs call that made them, and fsyncs can be 
 });
 
 t.test('a line whose fsync starts at once (no spacing, as when the last fsync took longer than it) counts no write', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-fs-requests-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'upkeep-fs-requests-');
   const writer = new LineWriter(new FileSink(join(dir, 'events.jsonl')), { syncSpacingMs: 0 });
   await writer.enqueue('one').durable;
   const calls = await fsRequestsDuring(async () => { await writer.enqueue('two').written; });

@@ -3,8 +3,9 @@ import type pg from 'pg';
 import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
+import { ReadAtMostEvery } from './framework/read-at-most-every.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
-import type { TableName } from './postgres-table-columns.js';
+import type { TableColumns, TableName } from './postgres-table-columns.js';
 import { TableRows } from './postgres-table-rows.js';
 import { poolRows, type RowStream } from './postgres-top.js';
 
@@ -25,6 +26,13 @@ export class DatabaseConnection {
   readonly sizes: CachedReading<DatabaseSizes>;
   /** The label rows of this database's exported tables, kept across scrapes. */
   readonly rows: TableRows;
+  /**
+   * Its oldest tables by xid age, read again only every xidAgeRefreshSeconds: the query joins every
+   * table to its TOAST table and was most of what a scrape cost PostgreSQL (two thirds of its CPU
+   * at 3 x 3,400 tables, docs/performance.md, "Table xid ages read once a minute"), for ages that
+   * move by the transactions of those seconds against limits in the hundreds of millions.
+   */
+  readonly xidAges: ReadAtMostEvery<TableColumns>;
   private readonly errors = new DistinctErrors();
   private readonly sizeErrors = new DistinctErrors();
   private readonly firstSizeWaitMs: number;
@@ -42,6 +50,7 @@ export class DatabaseConnection {
     url: string,
     timeoutSeconds: number,
     sizeRefreshSeconds: number,
+    xidAgeRefreshSeconds: number,
     private readonly log: Logger,
   ) {
     this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
@@ -49,6 +58,7 @@ export class DatabaseConnection {
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
     this.rows = new TableRows(target, database);
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS, this.measure));
+    this.xidAges = new ReadAtMostEvery(xidAgeRefreshSeconds);
   }
 
   /**

@@ -97,7 +97,7 @@ class PostgresCollector implements CollectorInstance {
   private connection(database: string): DatabaseConnection {
     let connection = this.connections.get(database);
     if (!connection) {
-      connection = new DatabaseConnection(this.target, database, this.config.url, this.timeoutSeconds, this.config.sizeRefreshSeconds, this.log);
+      connection = new DatabaseConnection(this.target, database, this.config.url, this.timeoutSeconds, this.config.sizeRefreshSeconds, this.config.xidAgeRefreshSeconds, this.log);
       this.connections.set(database, connection);
     }
     return connection;
@@ -122,9 +122,11 @@ class PostgresCollector implements CollectorInstance {
       // The two per-table queries side by side, on the pool's two sessions: while node reads one's
       // rows, PostgreSQL works on the other's. Both are settled before anything fails, since their
       // columns go back to the pool when the collection ends.
+      // The xid ages are kept between their reads (DatabaseConnection.xidAges), so their columns are
+      // their own rather than the pool's, which gets them back when the collection ends.
       const [stats, ages] = await Promise.allSettled([
         readTableStats(connection.stream, database, this.config.tables, reading),
-        readTableXidAges(connection.stream, database, this.config.tables, reading),
+        connection.xidAges.get((last) => readTableXidAges(connection.stream, database, this.config.tables, { known: connection.rows, expectedRows: last?.length ?? connection.measure.length })),
       ]);
       if (stats.status === 'rejected') throw stats.reason;
       if (ages.status === 'rejected') throw ages.reason;

@@ -10,6 +10,8 @@ export const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be le
 // value ends up in a timer somewhere, so each is capped well below that.
 const MAX_TIMER_SECONDS = 2_000_000;
 export const seconds = z.number().positive().max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (about 23 days)`);
+/** seconds, or 0 for "every time". */
+export const secondsOrZero = z.number().min(0).max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} (about 23 days)`);
 
 /**
  * A URL that parses: an unparseable one would fail later with an error carrying the whole URL, and

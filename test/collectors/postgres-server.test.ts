@@ -76,6 +76,27 @@ t.test('postgres server-wide metrics', async (t) => {
     t.ok((events?.age ?? Infinity) < (wide?.age ?? 0), 'VACUUM FREEZE made audit.events younger');
   });
 
+  t.test('wraparound: the tables\' ages are read again only every xidAgeRefreshSeconds; the databases\' every scrape', async (t) => {
+    const scrapeAges = async (app: TestApp) => {
+      const { samples } = await app.scrape();
+      return { tables: byLabels(samples, 'upkeep_postgres_table_xid_age', ['database', 'schema', 'table']), app: valueOf(samples, 'upkeep_postgres_xid_age', { database: 'app' }) ?? 0 };
+    };
+    const plusFifty = (ages: Map<string, number>) => new Map([...ages].map(([table, age]) => [table, age + 50]));
+
+    const kept = await testApp(t, targetYaml(server, 'xidAgeRefreshSeconds: 3600'));
+    const first = await scrapeAges(kept);
+    await consumeXids(server, 50);
+    const second = await scrapeAges(kept);
+    t.equal(second.app, first.app + 50, 'the database\'s age is read again');
+    t.same(second.tables, first.tables, 'the tables\' ages are the first reading\'s, within the hour');
+    t.ok(second.tables.size >= 5, `every table (${second.tables.size})`);
+
+    const everyScrape = await testApp(t, targetYaml(server, 'xidAgeRefreshSeconds: 0'));
+    const before = await scrapeAges(everyScrape);
+    await consumeXids(server, 50);
+    t.same((await scrapeAges(everyScrape)).tables, plusFifty(before.tables), '0: read at every scrape');
+  });
+
   t.test('horizon: an idle-in-transaction backend, a logical slot and a prepared transaction, each named', async (t) => {
     await server.query("SELECT pg_create_logical_replication_slot('logical_held', 'test_decoding')");
     await server.query("SELECT pg_create_physical_replication_slot('physical_idle', true)");

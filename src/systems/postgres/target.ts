@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { name, parseableUrl, seconds } from '../fields.js';
+import { name, parseableUrl, seconds, secondsOrZero } from '../fields.js';
 
 const regex = z.string().refine((text) => { try { new RegExp(text); return true; } catch { return false; } }, 'must be a valid regular expression');
 
@@ -17,6 +17,8 @@ export const postgresTarget = z.strictObject({
   databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
   tables: tableFilter.prefault({}),
   sizeRefreshSeconds: seconds.default(300),
+  // How often a scrape reads the tables' xid ages again (0: every scrape); in between it exports the last reading.
+  xidAgeRefreshSeconds: secondsOrZero.default(60),
   // How often `databases: auto` looks for databases created or dropped since.
   discoverRefreshSeconds: seconds.default(300),
   statements: z.strictObject({ enabled: z.boolean().default(false), limit: z.number().int().positive().default(10) })

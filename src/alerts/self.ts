@@ -87,11 +87,14 @@ export function selfRules({ thresholds: { upkeep, selector }, series }: RuleCont
   };
 }
 
+// Readings a postgres target keeps per database, labelled `<reading>:<database>`.
+const PER_DATABASE = new Set(['sizes', 'xid_ages']);
+
 /** One comparison per refresh interval, over the readings that share it. */
 function cacheArms(upkeep: RuleContext['thresholds']['upkeep'], series: RuleContext['series']): string[] {
   const byInterval = new Map<number, string[]>();
   for (const [reading, seconds] of Object.entries(upkeep.cacheRefresh)) {
-    byInterval.set(seconds, [...(byInterval.get(seconds) ?? []), reading === 'sizes' ? 'sizes:.*' : reading]);
+    byInterval.set(seconds, [...(byInterval.get(seconds) ?? []), PER_DATABASE.has(reading) ? `${reading}:.*` : reading]);
   }
   return [...byInterval].map(([seconds, readings]) =>
     `${series('upkeep_collector_cache_age_seconds', `reading=~"${readings.join('|')}"`)} > ${number(upkeep.cacheStaleFactor)} * ${secondsExpr(seconds)}`);

@@ -79,10 +79,12 @@ export const thresholdsSchema = z.strictObject({
     targetAbsentLookback: positiveDuration.prefault('1 day'),
     scheduleLate: positiveDuration.prefault('10m'),
     cacheStaleFactor: ratio.default(3),
-    // The `reading` label of upkeep_collector_cache_age_seconds; `sizes` stands for every `sizes:<database>`.
+    // The `reading` label of upkeep_collector_cache_age_seconds; `sizes` stands for every `sizes:<database>`,
+    // `xid_ages` for every `xid_ages:<database>`.
     // The defaults are the config's default refresh intervals: change one here when you change it there.
     cacheRefresh: z.strictObject({
       sizes: positiveDuration.prefault('5m'),
+      xid_ages: positiveDuration.prefault('60s'),
       pattern_keys: positiveDuration.prefault('60s'),
       disk_usage: positiveDuration.prefault('5m'),
       container_logs: positiveDuration.prefault('60s'),

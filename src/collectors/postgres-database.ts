@@ -3,14 +3,20 @@ import type pg from 'pg';
 import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
-import { ReadAtMostEvery } from './framework/read-at-most-every.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
 import type { TableColumns, TableName } from './postgres-table-columns.js';
 import { TableRows } from './postgres-table-rows.js';
+import { readTableXidAges } from './postgres-wraparound.js';
+import type { TableFilter } from './postgres-tables.js';
 import { poolRows, type RowStream } from './postgres-top.js';
 
 // Sizes take longer than a scrape on big catalogs; they run in the background, under this cap.
 const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
+// The tables' xid ages are read this long after the scrape that found them old: scrapes come
+// seconds apart, so the read runs between two of them. Started by that scrape, it competed with its
+// queries and rows, and a scrape a second with the ages always old was as slow as reading them
+// itself (docs/performance.md, "Table xid ages read once a minute").
+const XID_AGE_DEFER_MS = 1000;
 // Longer than any sane scrape interval, so the scrape connection stays open between scrapes.
 const IDLE_CLOSE_MS = 120_000;
 
@@ -27,12 +33,15 @@ export class DatabaseConnection {
   /** The label rows of this database's exported tables, kept across scrapes. */
   readonly rows: TableRows;
   /**
-   * Its oldest tables by xid age, read again only every xidAgeRefreshSeconds: the query joins every
-   * table to its TOAST table and was most of what a scrape cost PostgreSQL (two thirds of its CPU
-   * at 3 x 3,400 tables, docs/performance.md, "Table xid ages read once a minute"), for ages that
-   * move by the transactions of those seconds against limits in the hundreds of millions.
+   * Its oldest tables by xid age, read in the background every xidAgeRefreshSeconds (null: 0, read
+   * by every scrape): the query joins every table to its TOAST table and was most of what a scrape
+   * cost PostgreSQL (two thirds of its CPU at 3 x 3,400 tables, docs/performance.md, "Table xid
+   * ages read once a minute"), for ages that move by the transactions of those seconds against
+   * limits in the hundreds of millions. Kept between reads, so its columns are its own, not the
+   * collections' pool's.
    */
-  readonly xidAges: ReadAtMostEvery<TableColumns>;
+  private readonly xidAges: CachedReading<TableColumns> | null;
+  private readonly xidAgeErrors = new DistinctErrors();
   private readonly errors = new DistinctErrors();
   private readonly sizeErrors = new DistinctErrors();
   private readonly firstSizeWaitMs: number;
@@ -51,6 +60,7 @@ export class DatabaseConnection {
     timeoutSeconds: number,
     sizeRefreshSeconds: number,
     xidAgeRefreshSeconds: number,
+    private readonly tables: TableFilter,
     private readonly log: Logger,
   ) {
     this.pool = createPool({ url: databaseUrl(url, database), max: 2, idleCloseMs: IDLE_CLOSE_MS, timeoutSeconds, applicationName: 'upkeep' });
@@ -58,7 +68,31 @@ export class DatabaseConnection {
     this.firstSizeWaitMs = (timeoutSeconds * 1000) / 2;
     this.rows = new TableRows(target, database);
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS, this.measure));
-    this.xidAges = new ReadAtMostEvery(xidAgeRefreshSeconds);
+    let last: TableColumns | undefined;
+    this.xidAges = xidAgeRefreshSeconds === 0 ? null : new CachedReading(xidAgeRefreshSeconds, async () => {
+      last = await this.readXidAges(last);
+      return last;
+    }, Date.now, XID_AGE_DEFER_MS);
+  }
+
+  /**
+   * Its oldest tables by xid age, with the reading's age (null: read now, for this caller). Only the first read is
+   * waited for, and its failure fails the caller; a later background read that fails is logged once
+   * and the last reading is served, its age growing (upkeep_collector_cache_age_seconds, alert
+   * UpkeepCacheStale), as sizes are.
+   */
+  async oldestTables(): Promise<{ value: TableColumns; ageSeconds: number | null }> {
+    if (!this.xidAges) return { value: await this.readXidAges(undefined), ageSeconds: null };
+    const reading = await this.xidAges.get();
+    const err = this.xidAges.error;
+    if (this.xidAgeErrors.changed(err ? err.message : null) && err) {
+      this.log.warn({ target: this.target, database: this.database, err: err.message }, 'postgres table xid age refresh failed; serving the last ages read');
+    }
+    return reading;
+  }
+
+  private readXidAges(last: TableColumns | undefined): Promise<TableColumns> {
+    return readTableXidAges(this.stream, this.database, this.tables, { known: this.rows, expectedRows: last?.length ?? this.measure.length });
   }
 
   /**
@@ -94,6 +128,7 @@ export class DatabaseConnection {
 
   async close(): Promise<void> {
     this.sizes.stop();
+    this.xidAges?.stop();
     await this.pool.end();
   }
 }

@@ -8,7 +8,6 @@ import { readOldestTransactionAge, readStatements, readTableStats, type Database
 import { selectTables, type TableFilter } from './postgres-tables.js';
 import { AUTOVACUUM_COLUMNS, AUTOVACUUM_FAMILIES } from './postgres-autovacuum.js';
 import { SERVER_FAMILIES, ServerReadings } from './postgres-server.js';
-import { readTableXidAges } from './postgres-wraparound.js';
 import { selectTop, type Selection, type SelectionArrays, type TableColumns, type TableName } from './postgres-table-columns.js';
 import type { BlockRow, CacheAge, CollectResult, CollectorInstance, CollectorModule, FamilySpec, Reading, SeriesBlock } from './framework/types.js';
 
@@ -40,6 +39,8 @@ export interface DatabaseResult {
   statements: StatementStats[] | null;
   /** Its oldest tables, column xid_age (readTableXidAges). */
   xidAges: TableColumns;
+  /** How old that reading is, when it was read before this collection (xidAgeRefreshSeconds). */
+  xidAgeSeconds?: number;
 }
 
 /** One postgres target: a connection per database, discovered when `databases: auto`. */
@@ -97,7 +98,7 @@ class PostgresCollector implements CollectorInstance {
   private connection(database: string): DatabaseConnection {
     let connection = this.connections.get(database);
     if (!connection) {
-      connection = new DatabaseConnection(this.target, database, this.config.url, this.timeoutSeconds, this.config.sizeRefreshSeconds, this.config.xidAgeRefreshSeconds, this.log);
+      connection = new DatabaseConnection(this.target, database, this.config.url, this.timeoutSeconds, this.config.sizeRefreshSeconds, this.config.xidAgeRefreshSeconds, this.config.tables, this.log);
       this.connections.set(database, connection);
     }
     return connection;
@@ -119,25 +120,24 @@ class PostgresCollector implements CollectorInstance {
     try {
       // The tables of the last reading: how many rows this one will most likely have.
       const reading = { known: connection.rows, expectedRows: connection.measure.length, arrays };
-      // The two per-table queries side by side, on the pool's two sessions: while node reads one's
-      // rows, PostgreSQL works on the other's. Both are settled before anything fails, since their
-      // columns go back to the pool when the collection ends.
-      // The xid ages are kept between their reads (DatabaseConnection.xidAges), so their columns are
-      // their own rather than the pool's, which gets them back when the collection ends.
+      // The two per-table queries side by side, on the pool's two sessions, when the xid ages are
+      // read now: while node reads one's rows, PostgreSQL works on the other's. Both are settled
+      // before anything fails, since the dead tuples' columns go back to the pool when the
+      // collection ends.
       const [stats, ages] = await Promise.allSettled([
         readTableStats(connection.stream, database, this.config.tables, reading),
-        connection.xidAges.get((last) => readTableXidAges(connection.stream, database, this.config.tables, { known: connection.rows, expectedRows: last?.length ?? connection.measure.length })),
+        connection.oldestTables(),
       ]);
       if (stats.status === 'rejected') throw stats.reason;
       if (ages.status === 'rejected') throw ages.reason;
       const tables = stats.value;
-      const xidAges = ages.value;
+      const { value: xidAges, ageSeconds: xidAgeSeconds } = ages.value;
       const oldestTransactionSeconds = await readOldestTransactionAge(connection.pool);
       connection.measure = tables.names;
       const sizes = await connection.cachedSizes();
       const statements = this.config.statements.enabled ? await this.statements(connection) : null;
       connection.noteResult(null);
-      return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges };
+      return { database, tables, oldestTransactionSeconds, sizes, statements, xidAges, ...(xidAgeSeconds === null ? {} : { xidAgeSeconds }) };
     } catch (err) {
       const error = new Error(`database "${database}": ${errorMessage(err)}`);
       connection.noteResult(error);
@@ -183,6 +183,7 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
   for (const result of results) {
     pushDatabase(readings, target, result);
     if (result.sizes) cacheAges.push({ reading: `sizes:${result.database}`, ageSeconds: result.sizes.ageSeconds });
+    if (result.xidAgeSeconds !== undefined) cacheAges.push({ reading: `xid_ages:${result.database}`, ageSeconds: result.xidAgeSeconds });
   }
   readings.push(...serverReadings);
   const tables = tableBlock(view, selectTables(results.map((result) => result.tables), view.tables, view.arrays), results);

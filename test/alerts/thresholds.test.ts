@@ -18,6 +18,7 @@ t.test('the shipped defaults', async (t) => {
   t.equal(DEFAULT_THRESHOLDS.backups.maxAge, 26 * 3600);
   t.equal(DEFAULT_THRESHOLDS.postgres.slotRetainedWal, 10 * 1024 ** 3);
   t.equal(DEFAULT_THRESHOLDS.upkeep.cacheRefresh.sizes, 300);
+  t.equal(DEFAULT_THRESHOLDS.upkeep.cacheRefresh.xid_ages, 60);
   t.same(DEFAULT_THRESHOLDS.for, {});
   t.same(parseThresholds(''), { ok: true, thresholds: DEFAULT_THRESHOLDS }, 'an empty file is the defaults');
 });

@@ -76,10 +76,13 @@ t.test('postgres server-wide metrics', async (t) => {
     t.ok((events?.age ?? Infinity) < (wide?.age ?? 0), 'VACUUM FREEZE made audit.events younger');
   });
 
-  t.test('wraparound: the tables\' ages are read again only every xidAgeRefreshSeconds; the databases\' every scrape', async (t) => {
+  t.test('wraparound: the tables\' ages are read again every xidAgeRefreshSeconds, or by every scrape with 0; the databases\' by every scrape', async (t) => {
     const scrapeAges = async (app: TestApp) => {
       const { samples } = await app.scrape();
-      return { tables: byLabels(samples, 'upkeep_postgres_table_xid_age', ['database', 'schema', 'table']), app: valueOf(samples, 'upkeep_postgres_xid_age', { database: 'app' }) ?? 0 };
+      return {
+        tables: byLabels(samples, 'upkeep_postgres_table_xid_age', ['database', 'schema', 'table']), app: valueOf(samples, 'upkeep_postgres_xid_age', { database: 'app' }) ?? 0,
+        readingAge: byLabels(samples, 'upkeep_collector_cache_age_seconds', ['reading']).get('xid_ages:app'),
+      };
     };
     const plusFifty = (ages: Map<string, number>) => new Map([...ages].map(([table, age]) => [table, age + 50]));
 
@@ -90,11 +93,14 @@ t.test('postgres server-wide metrics', async (t) => {
     t.equal(second.app, first.app + 50, 'the database\'s age is read again');
     t.same(second.tables, first.tables, 'the tables\' ages are the first reading\'s, within the hour');
     t.ok(second.tables.size >= 5, `every table (${second.tables.size})`);
+    t.ok(second.readingAge !== undefined && second.readingAge >= 0 && second.readingAge < 60, `the reading's age is exported (${second.readingAge} s)`);
 
     const everyScrape = await testApp(t, targetYaml(server, 'xidAgeRefreshSeconds: 0'));
     const before = await scrapeAges(everyScrape);
     await consumeXids(server, 50);
-    t.same((await scrapeAges(everyScrape)).tables, plusFifty(before.tables), '0: read at every scrape');
+    const after = await scrapeAges(everyScrape);
+    t.same(after.tables, plusFifty(before.tables), '0: read by every scrape');
+    t.equal(after.readingAge, undefined, 'and not a cached reading: no age');
   });
 
   t.test('horizon: an idle-in-transaction backend, a logical slot and a prepared transaction, each named', async (t) => {

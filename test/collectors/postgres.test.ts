@@ -214,19 +214,33 @@ t.test('postgres collector', async (t) => {
   });
 
   t.test('faults: PostgreSQL stopped mid-run, then back, without rebuilding the app', async (t) => {
-    const app = await testApp(t, targetYaml(server, 'databases: auto\ntables: { limit: 5000 }'));
-    t.equal(valueOf((await app.scrape()).samples, 'upkeep_postgres_up', { target: 'main' }), 1);
+    const app = await testApp(t, targetYaml(server, 'databases: auto\ntables: { limit: 5000 }\nxidAgeRefreshSeconds: 0.1'));
+    const ages = (samples: Sample[]) => byLabels(samples, 'upkeep_postgres_table_xid_age', TABLE_KEYS);
+    const up = await app.scrape();
+    t.equal(valueOf(up.samples, 'upkeep_postgres_up', { target: 'main' }), 1);
+    // Past the xid ages' interval: the scrape while the server is down asks for their background read, which fails.
+    await new Promise((resolve) => setTimeout(resolve, 200));
     await server.stop();
     const down = await app.scrape();
     t.equal(down.status, 200, '/metrics still answers');
     t.equal(valueOf(down.samples, 'upkeep_postgres_up', { target: 'main' }), 0);
     t.equal(valueOf(down.samples, 'upkeep_collector_up', { collector: 'postgres', target: 'main' }), 0);
     t.equal(tableNames(down.samples).length, 0, 'no stale table series');
+    t.equal(ages(down.samples).size, 0, 'nor the cached xid ages');
+    // The read that scrape asked for starts a second after it, while the server is still down.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     await server.start();
     const back = await app.scrape();
     t.equal(valueOf(back.samples, 'upkeep_postgres_up', { target: 'main' }), 1, 'up again on the next scrape');
     t.equal(valueOf(back.samples, 'upkeep_collector_up', { collector: 'postgres', target: 'main' }), 1);
     t.equal(tableNames(back.samples).length, 2 * TABLES + 1);
+    // The failed background read is reported once per database, and the ages read before the stop are served meanwhile.
+    const failed = app.logs.filter((entry) => entry.msg === 'postgres table xid age refresh failed; serving the last ages read');
+    t.same(failed.map((entry) => entry.database).sort(), ['app1', 'app2', 'postgres'], 'logged once for each database');
+    t.match(failed, failed.map(() => ({ level: 40, target: 'main', err: /\S/ })));
+    t.same(ages(back.samples), ages(up.samples), 'the last ages read are exported');
+    const readingAges = byLabels(back.samples, 'upkeep_collector_cache_age_seconds', ['reading']);
+    t.ok((readingAges.get('xid_ages:app1') ?? 0) > 0.2, `with their age (${readingAges.get('xid_ages:app1')} s)`);
   });
 });
 

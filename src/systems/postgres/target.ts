@@ -17,7 +17,7 @@ export const postgresTarget = z.strictObject({
   databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
   tables: tableFilter.prefault({}),
   sizeRefreshSeconds: seconds.default(300),
-  // How often a scrape reads the tables' xid ages again (0: every scrape); in between it exports the last reading.
+  // How often the tables' xid ages are read again, in the background (0: by every scrape itself).
   xidAgeRefreshSeconds: secondsOrZero.default(60),
   // How often `databases: auto` looks for databases created or dropped since.
   discoverRefreshSeconds: seconds.default(300),

@@ -160,6 +160,23 @@ t.test('cached readings', async (t) => {
     await t.rejects(cache.refresh(), /unreachable/);
     t.equal((await cache.get()).value, 'ok');
   });
+  t.test('with deferMs, a stale read asks for one refresh that starts that much later; stop cancels it', async (t) => {
+    let now = 1_000_000;
+    let fetches = 0;
+    const cache = new CachedReading(60, async () => ++fetches, () => now, 50);
+    await cache.get();
+    now += 60_000;
+    t.same([(await cache.get()).value, (await cache.get()).value], [1, 1], 'stale values are served');
+    t.equal(fetches, 1, 'no refresh yet');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    t.equal(fetches, 2, 'one refresh for both stale reads, after the delay');
+    t.same(await cache.get(), { value: 2, ageSeconds: 0 });
+    now += 60_000;
+    await cache.get();
+    cache.stop();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    t.equal(fetches, 2, 'stopped before the delay: no refresh');
+  });
   t.test('start refreshes on a timer until stopped', async (t) => {
     let fetches = 0;
     const cache = new CachedReading(0.02, async () => ++fetches);

@@ -76,10 +76,10 @@ export class DatabaseConnection {
   }
 
   /**
-   * Its oldest tables by xid age, with the reading's age (null: read now, for this caller). Only the first read is
-   * waited for, and its failure fails the caller; a later background read that fails is logged once
-   * and the last reading is served, its age growing (upkeep_collector_cache_age_seconds, alert
-   * UpkeepCacheStale), as sizes are.
+   * Its oldest tables by xid age, with the reading's age (null: read now, for this caller). Only
+   * the first read is waited for, and its failure fails the caller; a later background read that
+   * fails is logged once and the last reading is served, its age growing
+   * (upkeep_collector_cache_age_seconds, alert UpkeepCacheStale), as sizes are.
    */
   async oldestTables(): Promise<{ value: TableColumns; ageSeconds: number | null }> {
     if (!this.xidAges) return { value: await this.readXidAges(undefined), ageSeconds: null };

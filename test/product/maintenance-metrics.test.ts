@@ -15,6 +15,7 @@ const row = (rows: unknown) => z.tuple([z.record(z.string(), z.unknown())]).pars
 t.test('the installed upkeep exports the new PostgreSQL and Redis families with the servers\' own values', async (t) => {
   const postgres = await startTestPostgres(t, { autovacuum_freeze_max_age: '150000000' });
   await postgres.query('create database app');
+  await postgres.query('create table orders (id int)', [], 'app');
   await postgres.query('create role report_job login');
   await postgres.query("select pg_create_physical_replication_slot('standby_slot', true)");
   const holder = new pg.Client({ connectionString: postgres.url('app').replace('postgres@', 'report_job@'), application_name: 'report-job' });
@@ -49,6 +50,10 @@ t.test('the installed upkeep exports the new PostgreSQL and Redis families with 
   t.equal(value('upkeep_postgres_xid_age{target="main",database="app"}'), ages.xid, 'xid_age');
   t.equal(value('upkeep_postgres_mxid_age{target="main",database="app"}'), ages.mxid, 'mxid_age');
   t.equal(value('upkeep_postgres_freeze_max_age{target="main"}'), 150_000_000, 'the autovacuum_freeze_max_age setting');
+  // A table's: the first scrape reads them; later ones are served a reading kept up to 60 s, with its age.
+  const orders = row(await postgres.query("select age(relfrozenxid)::int as age from pg_class where relname = 'orders'", [], 'app'));
+  t.equal(value('upkeep_postgres_table_xid_age{target="main",database="app",schema="public",table="orders"}'), orders.age, 'table_xid_age');
+  t.ok(Number(value('upkeep_collector_cache_age_seconds{collector="postgres",target="main",reading="xid_ages:app"}')) >= 0, 'with the reading\'s age');
 
   // The horizon: the idle session, named by pid, and the slot with the WAL it keeps.
   t.equal(value('upkeep_postgres_idle_in_transaction_sessions{target="main"}'), 1);

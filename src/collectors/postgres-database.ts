@@ -4,7 +4,7 @@ import { DistinctErrors, type Logger } from '../log.js';
 import { createPool, databaseUrl } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
-import type { TableColumns, TableName } from './postgres-table-columns.js';
+import type { ReadingOptions, TableColumns, TableName } from './postgres-table-columns.js';
 import { TableRows } from './postgres-table-rows.js';
 import { readTableXidAges } from './postgres-wraparound.js';
 import type { TableFilter } from './postgres-tables.js';
@@ -17,6 +17,7 @@ const SIZE_STATEMENT_TIMEOUT_SECONDS = 60;
 // queries and rows, and a scrape a second with the ages always old was as slow as reading them
 // itself (docs/performance.md, "Table xid ages read once a minute").
 const XID_AGE_DEFER_MS = 1000;
+const SIZE_REFRESH_FAILED = 'postgres size refresh failed; serving the last sizes read';
 // Longer than any sane scrape interval, so the scrape connection stays open between scrapes.
 const IDLE_CLOSE_MS = 120_000;
 
@@ -70,29 +71,24 @@ export class DatabaseConnection {
     this.sizes = new CachedReading(sizeRefreshSeconds, () => readSizes(this.pool, SIZE_STATEMENT_TIMEOUT_SECONDS, this.measure));
     let last: TableColumns | undefined;
     this.xidAges = xidAgeRefreshSeconds === 0 ? null : new CachedReading(xidAgeRefreshSeconds, async () => {
-      last = await this.readXidAges(last);
+      // Columns of its own, sized for the last reading: they are kept between reads.
+      last = await readTableXidAges(this.stream, database, tables, { known: this.rows, expectedRows: last?.length ?? this.measure.length });
       return last;
     }, Date.now, XID_AGE_DEFER_MS);
   }
 
   /**
-   * Its oldest tables by xid age, with the reading's age (null: read now, for this caller). Only
-   * the first read is waited for, and its failure fails the caller; a later background read that
-   * fails is logged once and the last reading is served, its age growing
-   * (upkeep_collector_cache_age_seconds, alert UpkeepCacheStale), as sizes are.
+   * Its oldest tables by xid age, with the reading's age (null: read now, for this caller, made
+   * as `now` says, like the collection's other readings). Only the first read is waited for, and
+   * its failure fails the caller; a later background read that fails is logged once and the last
+   * reading is served, its age growing (upkeep_collector_cache_age_seconds, alert
+   * UpkeepCacheStale), as sizes are.
    */
-  async oldestTables(): Promise<{ value: TableColumns; ageSeconds: number | null }> {
-    if (!this.xidAges) return { value: await this.readXidAges(undefined), ageSeconds: null };
+  async oldestTables(now: ReadingOptions): Promise<{ value: TableColumns; ageSeconds: number | null }> {
+    if (!this.xidAges) return { value: await readTableXidAges(this.stream, this.database, this.tables, now), ageSeconds: null };
     const reading = await this.xidAges.get();
-    const err = this.xidAges.error;
-    if (this.xidAgeErrors.changed(err ? err.message : null) && err) {
-      this.log.warn({ target: this.target, database: this.database, err: err.message }, 'postgres table xid age refresh failed; serving the last ages read');
-    }
+    this.noteRefreshError(this.xidAgeErrors, this.xidAges.error, 'postgres table xid age refresh failed; serving the last ages read');
     return reading;
-  }
-
-  private readXidAges(last: TableColumns | undefined): Promise<TableColumns> {
-    return readTableXidAges(this.stream, this.database, this.tables, { known: this.rows, expectedRows: last?.length ?? this.measure.length });
   }
 
   /**
@@ -105,10 +101,10 @@ export class DatabaseConnection {
       const sizes = this.sizesRead ? await this.sizes.get() : await Promise.race([this.sizes.get(), delay(this.firstSizeWaitMs, null, { ref: false })]);
       if (!sizes) return null;
       this.sizesRead = true;
-      this.noteSizeError(this.sizes.error);
+      this.noteRefreshError(this.sizeErrors, this.sizes.error, SIZE_REFRESH_FAILED);
       return sizes;
     } catch (err) {
-      this.noteSizeError(err instanceof Error ? err : new Error(String(err)));
+      this.noteRefreshError(this.sizeErrors, err instanceof Error ? err : new Error(String(err)), SIZE_REFRESH_FAILED);
       return null;
     }
   }
@@ -122,9 +118,11 @@ export class DatabaseConnection {
     else this.log.info({ target: this.target, database: this.database }, 'postgres database collection recovered');
   }
 
-  private noteSizeError(err: Error | null): void {
-    if (this.sizeErrors.changed(err ? err.message : null) && err) this.log.warn({ target: this.target, database: this.database, err: err.message }, 'postgres size refresh failed; serving the last sizes read');
+  /** Logs a background refresh's failure when it starts or changes (a reading's DistinctErrors); the last value is served meanwhile. */
+  private noteRefreshError(errors: DistinctErrors, err: Error | null, message: string): void {
+    if (errors.changed(err ? err.message : null) && err) this.log.warn({ target: this.target, database: this.database, err: err.message }, message);
   }
+
 
   async close(): Promise<void> {
     this.sizes.stop();

@@ -122,11 +122,11 @@ class PostgresCollector implements CollectorInstance {
       const reading = { known: connection.rows, expectedRows: connection.measure.length, arrays };
       // The two per-table queries side by side, on the pool's two sessions, when the xid ages are
       // read now: while node reads one's rows, PostgreSQL works on the other's. Both are settled
-      // before anything fails, since the dead tuples' columns go back to the pool when the
-      // collection ends.
+      // before anything fails, since the columns read now go back to the pool when the collection
+      // ends.
       const [stats, ages] = await Promise.allSettled([
         readTableStats(connection.stream, database, this.config.tables, reading),
-        connection.oldestTables(),
+        connection.oldestTables(reading),
       ]);
       if (stats.status === 'rejected') throw stats.reason;
       if (ages.status === 'rejected') throw ages.reason;

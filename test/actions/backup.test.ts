@@ -13,21 +13,11 @@ import { Engine } from '../../src/engine/engine.js';
 import { ValidationError } from '../../src/errors.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { waitFor } from '../fixtures/ports.js';
+import { childrenOf } from '../fixtures/procs.js';
 import { makeDatabase, restoreWithPsql, sampleRss, tableCounts, writeConfigFile } from './backup-fixture.js';
 import { buildContext, perform, testConfig } from './context.js';
 
 const DAY = 86_400;
-
-/** Direct children of a process (pid and command name), from /proc. */
-async function childrenOf(parent: number): Promise<{ pid: number; name: string }[]> {
-  const found: { pid: number; name: string }[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
-    if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) === parent) found.push({ pid: Number(entry), name: /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '' });
-  }
-  return found;
-}
 
 async function alive(pid: number): Promise<boolean> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');

@@ -1,9 +1,9 @@
-import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import t from 'tap';
 import { z } from 'zod';
 import { startTestPostgres } from '../actions/postgres-fixture.js';
 import { waitFor } from '../fixtures/ports.js';
+import { childrenOf, procStat } from '../fixtures/procs.js';
 import { tempDir } from '../http/helpers.js';
 import { serveInstalled, writeConfig } from './installed.js';
 
@@ -17,32 +17,6 @@ import { serveInstalled, writeConfig } from './installed.js';
 
 const accepted = z.object({ runId: z.string() });
 const run = z.object({ status: z.string() });
-
-/** A process's parent and nice value, from /proc/PID/stat (fields 4 and 19; the name in parentheses may hold spaces). */
-async function stat(pid: number): Promise<{ parent: number; nice: number; name: string }> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { parent: Number(fields[1]), nice: Number(fields[16]), name };
-}
-
-/** The processes named `name` below `ancestor`. */
-async function descendantsNamed(ancestor: number, name: string): Promise<{ pid: number; nice: number }[]> {
-  const found: { pid: number; nice: number }[] = [];
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    const own = await stat(pid).catch(() => null);
-    if (own?.name !== name) continue;
-    for (let up = own.parent; up > 1; up = (await stat(up).catch(() => ({ parent: 0 }))).parent) {
-      if (up === ancestor) {
-        found.push({ pid, nice: own.nice });
-        break;
-      }
-    }
-  }
-  return found;
-}
 
 t.test('a backup\'s pg_dump runs 10 nice levels below the installed serve', async (t) => {
   const server = await startTestPostgres(t);
@@ -67,12 +41,14 @@ t.test('a backup\'s pg_dump runs 10 nice levels below the installed serve', asyn
   });
   t.equal(response.status, 202, 'the backup is accepted');
   const { runId } = accepted.parse(await response.json());
+  // env and bin/upkeep exec node, and setpriv execs pg_dump: pg_dump is a child of the served PID.
+  const pid = served.child.pid ?? 0;
   const dumps = await waitFor('pg_dump to wait for the table lock', async () => {
-    const found = await descendantsNamed(served.child.pid ?? 0, 'pg_dump');
+    const found = (await childrenOf(pid)).filter((child) => child.name === 'pg_dump');
     if (found.length !== 1) throw new Error(`${found.length} pg_dump processes`);
     return found;
   }, 60_000, 100);
-  const own = await stat(served.child.pid ?? 0);
+  const own = await procStat(`/proc/${pid}/stat`);
   t.same(dumps.map((dump) => dump.nice), [Math.min(19, own.nice + 10)], `pg_dump at nice ${Math.min(19, own.nice + 10)}, upkeep at ${own.nice}`);
 
   await holder.query('commit');

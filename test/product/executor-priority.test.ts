@@ -1,16 +1,17 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import t from 'tap';
+import { procStat } from '../fixtures/procs.js';
 import { serveInstalled } from './installed.js';
 import { dryRunConfig, oneDryRun } from './runs.js';
 
-/** Each thread of a process and its nice value, from /proc/PID/task/TID/stat (field 19; the name in parentheses may hold spaces). */
+/** Each thread of a process and its nice value, from /proc/PID/task/TID/stat. */
 async function niceValues(pid: number): Promise<Map<number, number>> {
   const nice = new Map<number, number>();
   for (const tid of await readdir(`/proc/${pid}/task`)) {
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
+    const stat = await procStat(`/proc/${pid}/task/${tid}/stat`).catch(() => null);
     // A thread may end between the listing and the read.
     if (stat === null) continue;
-    nice.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    nice.set(Number(tid), stat.nice);
   }
   return nice;
 }

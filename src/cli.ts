@@ -36,7 +36,7 @@ ${LOG_LEVEL}`,
   run: `upkeep run REMEDIATION [--param k=v ...] [--dry-run] --config FILE [--log-level LEVEL]
 Runs one remediation through the engine (same guards and journal) and prints the plan and result.
   -c, --config FILE  the YAML config (required)
-  --param k=v        a parameter; repeat for several (GET /remediations lists each one's)
+  --param k=v        a parameter; repeat for several keys, each once (GET /remediations lists them)
   --dry-run          record the plan, execute nothing
 ${LOG_LEVEL} (default warn; logs go to stderr)`,
   demo: `upkeep demo [--once] [--port N] [--log-level LEVEL]

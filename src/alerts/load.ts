@@ -1,6 +1,6 @@
 import { ConfigInvalid, describeIssue, readConfigText, ZOD_MESSAGES, type ConfigError } from '../config/load.js';
 import { formatPath } from '../config/interpolate.js';
-import { nearestName } from '../config/references.js';
+import { nearestName } from '../names.js';
 import { readYaml } from '../config/yaml.js';
 import { ALERT_NAMES } from './rules.js';
 import { thresholdsSchema, type Thresholds } from './thresholds.js';

@@ -3,6 +3,7 @@ import { formatPath } from './interpolate.js';
 import { describeIssue, ZOD_MESSAGES, type ConfigError } from './load.js';
 import type { Config } from './schema.js';
 import { isTemplated } from './template.js';
+import { nearestName, unknownNameHint } from '../names.js';
 
 /**
  * Cross-checks that need the registries: the remediations (name and params schema) and the
@@ -20,37 +21,6 @@ export interface Registries {
 
 type Params = Readonly<Record<string, string | number | boolean>>;
 type Path = readonly PropertyKey[];
-
-/** Edit distance, for "did you mean". Inputs are short names; anything long gets no suggestion. */
-function distance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j += 1) {
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
-const MAX_SUGGESTED_LENGTH = 64;
-
-/** The known name closest to a typo (or the one it is the last part of: `vacuum`), if any is close. */
-export function nearestName(given: string, known: readonly string[]): string | null {
-  if (given.length > MAX_SUGGESTED_LENGTH) return null;
-  // Two edits, fewer for short names: "q" is not a typo of "p".
-  const maxDistance = Math.min(2, Math.floor(given.length / 2));
-  const lower = given.toLowerCase();
-  const suffixed = known.find((name) => name.toLowerCase().endsWith(`.${lower}`));
-  if (suffixed) return suffixed;
-  let best: { name: string; distance: number } | null = null;
-  for (const name of known) {
-    const d = distance(lower, name.toLowerCase());
-    if (d <= maxDistance && (best === null || d < best.distance)) best = { name, distance: d };
-  }
-  return best?.name ?? null;
-}
 
 function didYouMean(given: string, known: readonly string[]): string {
   const near = nearestName(given, known);
@@ -154,9 +124,7 @@ function checkInvocation(config: Readonly<Config>, registries: Registries, prefi
   const action = registries.remediations.find((candidate) => candidate.name === remediation);
   if (!action) {
     const known = registries.remediations.map((candidate) => candidate.name);
-    const near = nearestName(remediation, known);
-    const hint = near === null ? `; the remediations are ${known.join(', ')}` : ` (did you mean "${near}"?)`;
-    return [{ path: formatPath([...prefix, 'remediation']), message: `unknown remediation${hint}` }];
+    return [{ path: formatPath([...prefix, 'remediation']), message: `unknown remediation${unknownNameHint(remediation, known, 'remediations')}` }];
   }
   const templated = new Set(Object.keys(params).filter((key) => isTemplated(params[key])));
   if (!fromAlert && templated.size > 0) {

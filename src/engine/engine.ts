@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { describeIssues } from '../zod-issues.js';
+import { unknownNameHint } from '../names.js';
 import { Connections } from '../systems/connections.js';
 import { RunFinisher } from './finish.js';
 import { InlineExecutor, type Executor } from './executor.js';
@@ -161,7 +162,7 @@ export class Engine implements RunSubmitter, TickClaims {
     const settled = (done: Promise<RunRecord>) => ({ runId: record.id, done, journalled: done.then((final) => final.status) });
     const action = this.actions.get(request.remediation);
     if (this.closing) return settled(this.finisher.finish(record, { status: 'cancelled', reason: 'upkeep is shutting down' }));
-    if (!action) return settled(this.finisher.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"` }));
+    if (!action) return settled(this.finisher.finish(record, { status: 'rejected', reason: `unknown remediation "${request.remediation}"${unknownNameHint(request.remediation, [...this.actions.keys()], 'remediations')}` }));
     // Checked before the alert is claimed, so a refused alert is not taken for a duplicate when it comes again.
     if (this.queue.room() < 1) throw new QueueFull(this.options.config.remediation.maxQueued);
     let settle: (record: RunRecord) => void = () => undefined;

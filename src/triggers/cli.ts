@@ -10,15 +10,21 @@ export interface CliRun {
   dryRun: boolean;
 }
 
-/** Parses `--param k=v` pairs; the first "=" splits, so values may contain "=". */
+/**
+ * Parses `--param k=v` pairs; the first "=" splits, so values may contain "=". A key given twice
+ * is refused rather than the last one winning: `--param keepDays=30 ... --param keepDays=3` in a
+ * script would otherwise delete what its first line meant to keep.
+ */
 export function parseParams(pairs: readonly string[]): Record<string, string> {
-  const params: Record<string, string> = {};
+  const params = new Map<string, string>();
   for (const pair of pairs) {
     const split = pair.indexOf('=');
     if (split <= 0) throw new Error(`--param "${pair}" must look like key=value`);
-    params[pair.slice(0, split)] = pair.slice(split + 1);
+    const key = pair.slice(0, split);
+    if (params.has(key)) throw new Error(`--param "${key}" is given twice; give each key once`);
+    params.set(key, pair.slice(split + 1));
   }
-  return params;
+  return Object.fromEntries(params);
 }
 
 export function formatRun(record: RunRecord): string[] {

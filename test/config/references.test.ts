@@ -2,7 +2,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { parseConfig } from '../../src/config/load.js';
-import { checkReferences, nearestName, type Registries } from '../../src/config/references.js';
+import { checkReferences, type Registries } from '../../src/config/references.js';
 import type { Config } from '../../src/config/schema.js';
 import { COLLECTORS } from '../../src/collectors/registry.js';
 import { ACTIONS } from '../../src/actions/registry.js';
@@ -157,15 +157,6 @@ t.test('no message quotes the offending value', async (t) => {
   });
   t.equal(errors.length, 4);
   t.notMatch(JSON.stringify(errors), secret);
-});
-
-t.test('nearestName: a close typo or the last part of a name, never a far or long one', async (t) => {
-  const known = ['postgres.vacuum', 'redis.bgsave', 'p'];
-  t.equal(nearestName('postgres.vacumm', known), 'postgres.vacuum');
-  t.equal(nearestName('BGSAVE', known), 'redis.bgsave');
-  t.equal(nearestName('q', known), null, 'one letter is not a typo of another');
-  t.equal(nearestName('postgres.analyze', known), null);
-  t.equal(nearestName('x'.repeat(100), ['x'.repeat(99)]), null);
 });
 
 t.test('a remediation whose params are not an object schema gets the whole-params check only', async (t) => {

@@ -65,7 +65,9 @@ t.test('outcomes: verification failure, errors, dry run of a cleared condition, 
   t.match(invalid.reason, /^invalid params: n: /);
   const unknown = await engine.submit({ remediation: 'nope', params: {}, trigger: 'schedule' }).done;
   t.equal(unknown.status, 'rejected');
-  t.equal(unknown.reason, 'unknown remediation "nope"');
+  t.equal(unknown.reason, 'unknown remediation "nope"; the remediations are unverified, thrower, cleared');
+  const typo = await engine.submit({ remediation: 'thrower.', params: {}, trigger: 'cli' }).done;
+  t.equal(typo.reason, 'unknown remediation "thrower." (did you mean "thrower"?)');
 });
 
 t.test('cooldown applies to automatic runs per (remediation, target object), not to manual ones', async (t) => {

@@ -90,13 +90,23 @@ t.test('100,000 runs under --max-old-space-size=128: 20 concurrent GET /runs, cu
   const newest = await getPage(t, served, '/runs?limit=1');
   t.equal(newest.runs[0]?.id, runId, 'the CLI\'s run is the newest');
   t.match((await getJson(served, `/runs/${runId}`)), { status: 200, body: { id: runId, trigger: 'cli', status: 'rejected' } });
+  const typo = await upkeep(['run', 'file.cleanup', '--param', 'name=nowhere', '--config', file]);
+  t.equal(typo.code, 1);
+  t.ok(typo.stdout.split('\n').includes('reason: unknown remediation "file.cleanup" (did you mean "files.cleanup"?)'), typo.stdout);
+  // A key given twice is a usage error: exit 2, the reason on stderr, and no run in the journal.
+  const twice = await upkeep(['run', 'files.cleanup', '--param', 'name=nowhere', '--param', 'name=elsewhere', '--config', file]);
+  t.equal(twice.code, 2);
+  t.equal(twice.stdout, '');
+  t.ok(twice.stderr.startsWith('--param "name" is given twice; give each key once\n'), twice.stderr);
+  const typoId = /^run (\S+):/.exec(typo.stdout)?.[1] ?? '';
+  t.equal((await getPage(t, served, '/runs?limit=1')).runs[0]?.id, typoId, 'the typo\'s run is journalled as rejected, the usage error is not a run');
   t.ok(served.alive());
 
   t.equal(await served.stop(), 0);
   const lines = served.logLines();
   t.same(lines.filter((line) => 'notJson' in line), [], 'every log line is JSON');
   t.same(lines.filter((line) => line.level !== undefined && Number(line.level) >= 50), [], 'nothing at error');
-  t.equal(lines.filter((line) => line.msg === 'request' && String(line.path).startsWith('/runs')).length, 20 + cliWalk.pages + failures.pages + 5, 'one line per GET /runs and /runs/:id');
+  t.equal(lines.filter((line) => line.msg === 'request' && String(line.path).startsWith('/runs')).length, 20 + cliWalk.pages + failures.pages + 6, 'one line per GET /runs and /runs/:id');
 });
 
 // The issue's size (bench/journal.ts also measures 2,000,000): at 2,000,000 this test took 51 s of the suite.

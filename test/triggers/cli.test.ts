@@ -63,6 +63,10 @@ t.test('upkeep run: same engine, guards and journal; prints the plan and the res
 t.test('parseParams, formatRun and exit codes', async (t) => {
   t.same(parseParams(['a=1', 'b=x=y']), { a: '1', b: 'x=y' });
   t.throws(() => parseParams(['=v']), /must look like key=value/);
+  t.throws(() => parseParams(['keepDays=30', 'backup=x', 'keepDays=3']), { message: '--param "keepDays" is given twice; give each key once' });
+  const proto = parseParams(['__proto__=x']);
+  t.same(Object.keys(proto), ['__proto__'], 'a key named __proto__ is kept as a key (the params check then refuses it), not dropped');
+  t.equal(Object.getPrototypeOf(proto), Object.prototype);
   const base = { id: 'r1', remediation: 'postgres.vacuum', trigger: 'cli' as const, params: {}, queuedAt: '2024-01-01T00:00:00Z' };
   t.same(formatRun({ ...base, status: 'failure', error: 'boom', verification: { ok: false, detail: 'no' } }), [
     'run r1: postgres.vacuum (cli)', 'status: failure', 'verification: FAILED: no', 'error: boom',

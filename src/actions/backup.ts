@@ -1,4 +1,4 @@
-import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
@@ -13,6 +13,7 @@ import { count, identifier } from './params.js';
 import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 import { onFirstUse } from '../lazy-schema.js';
+import { makeDirectory } from '../systems/files/make-directory.js';
 
 const DAY_SECONDS = 86_400;
 // gzip's default level, the one the runbook's `| gzip` uses.
@@ -237,7 +238,7 @@ export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
   },
   async run(params, payload, context) {
     const backup = requireBackup(context.config, params.backup);
-    await mkdir(backup.dir, { recursive: true });
+    await makeDirectory(backup.dir);
     const removedPartials = await removeStalePartials(backup);
     const { file } = payload;
     const partial = partialName(file);

@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigInvalid } from '../config/load.js';
 import { readFailure } from '../config/read.js';
@@ -6,6 +6,7 @@ import { loadThresholds } from './load.js';
 import { renderRules, RULES_FILE } from './render.js';
 import { ruleGroups } from './rules.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
+import { makeDirectory } from '../systems/files/make-directory.js';
 
 export interface RulesOptions {
   /** A thresholds file; without one, the shipped defaults. */
@@ -32,7 +33,7 @@ export async function rulesCommand(options: RulesOptions, io: { out: (line: stri
   }
   const file = join(options.out, RULES_FILE);
   try {
-    await mkdir(options.out, { recursive: true });
+    await makeDirectory(options.out);
     // Written aside and renamed, so a Prometheus reloading the directory never reads half a file.
     const partial = `${file}.partial-${process.pid}`;
     await writeFile(partial, text);

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '../../lazy.js';
 import { ClaimTable } from './claim-table.js';
@@ -6,6 +6,7 @@ import { FileSink, LineWriter } from './line-writer.js';
 import { HOST, otherProcessAlive } from './owner.js';
 import { scanLines } from './segment-scan.js';
 import type { GuardMemory, RunOutcome } from './store.js';
+import { makeDirectory } from '../../systems/files/make-directory.js';
 
 /**
  * The guards' memory of the file store, apart from the journal so that journal retention never
@@ -327,7 +328,7 @@ export class GuardFile implements GuardMemory {
   }
 
   private async writeSnapshot(): Promise<void> {
-    await mkdir(this.options.dir, { recursive: true });
+    await makeDirectory(this.options.dir);
     const target = join(this.options.dir, SNAPSHOT);
     const temporary = `${target}.${process.pid}.tmp`;
     const handle = await open(temporary, 'w');

@@ -1,7 +1,8 @@
 import { writeSync } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeDirectory } from '../../systems/files/make-directory.js';
 
 /** Where a LineWriter's batches go: `write` appends whole lines, `sync` makes them durable. */
 export interface LineSink {
@@ -150,7 +151,7 @@ export class FileSink implements LineSink {
 
   async write(batch: string): Promise<void> {
     if (!this.handle) {
-      await mkdir(dirname(this.file), { recursive: true });
+      await makeDirectory(dirname(this.file));
       this.handle = await open(this.file, 'a');
     }
     appendNow(this.handle.fd, Buffer.from(batch));

@@ -1,10 +1,11 @@
-import { mkdir, open, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { isFinished } from '../journal.js';
 import { appendNow } from './line-writer.js';
 import type { RunKey } from './run-key.js';
 import { encodeIndex, summarise, type IndexHeader } from './segment-index.js';
 import type { SegmentSet, Tail } from './segment-set.js';
 import { TailIndex } from './tail-index.js';
+import { makeDirectory } from '../../systems/files/make-directory.js';
 
 export interface SegmentLimits {
   readonly now: () => number;
@@ -89,7 +90,7 @@ export class SegmentWriter {
     if (!active) throw new Error('no journal segment to append to');
     if (this.appending?.seq === active.seq) return this.appending.handle;
     await this.close();
-    await mkdir(this.segments.dir, { recursive: true });
+    await makeDirectory(this.segments.dir);
     const handle = await open(active.file, 'a+');
     await endWithNewline(handle);
     this.appending = { seq: active.seq, handle };

@@ -1,6 +1,7 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { makeDirectory } from './make-directory.js';
 
 // backup.verify writes here and the backups collector reads it, so the verify age survives restarts.
 const entrySchema = z.object({ timestamp: z.number(), file: z.string() });
@@ -12,7 +13,7 @@ function entryPath(stateDir: string, backup: string): string {
 
 export async function recordVerify(stateDir: string, backup: string, entry: VerifyEntry): Promise<void> {
   const path = entryPath(stateDir, backup);
-  await mkdir(join(stateDir, 'verify'), { recursive: true });
+  await makeDirectory(join(stateDir, 'verify'));
   await writeFile(`${path}.tmp`, JSON.stringify(entry));
   await rename(`${path}.tmp`, path);
 }

@@ -193,8 +193,9 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
   try {
     return await body(config);
   } catch (err) {
-    // The state store could not be opened (state.postgres unreachable, refused, too new): its message names the problem, never a password.
-    const { StateStoreError } = await import('./engine/state/postgres-db.js');
+    // The state store could not be opened (state.postgres unreachable, refused, too new; a state.dir
+    // that cannot be made or written): its message names the problem, never a password.
+    const { StateStoreError } = await import('./engine/state/store-error.js');
     if (!(err instanceof StateStoreError)) throw err;
     io.err(err.message);
     return 1;

@@ -4,7 +4,8 @@ import { upkeep, writeConfig } from './installed.js';
 /**
  * A directory upkeep must make where mkdir refuses it: under /proc, node's own recursive mkdir
  * never returned (it spun a thread at 100 % CPU), so `upkeep rules --out` and `upkeep run` with a
- * state.dir there hung until killed. The installed package now fails at once and says where.
+ * state.dir there hung until killed. The installed package now fails at once and says where; a
+ * state.dir it cannot make or write stops `run` and `serve` before they start.
  */
 const NOWHERE = '/proc/upkeep-no-such-dir';
 
@@ -13,12 +14,12 @@ t.test('upkeep rules --out under /proc exits 1 and names the directory', async (
   t.same([rules.code, rules.stdout, rules.stderr], [1, '', `--out ${NOWHERE}: cannot write upkeep.rules.yml (ENOENT)\n`]);
 });
 
-t.test('upkeep run with state.dir under /proc finishes, and logs why the journal cannot be written', async (t) => {
+t.test('upkeep run and upkeep serve with state.dir under /proc stop at once and say why', async (t) => {
   const { file } = await writeConfig(t, { state: { dir: `${NOWHERE}/state` }, targets: { disks: [{ path: '/' }] } });
+  const message = `state.dir: cannot make or write ${NOWHERE}/state: ENOENT: no such file or directory, mkdir '${NOWHERE}'\n`;
   const run = await upkeep(['run', 'files.cleanup', '--param', 'name=x', '--config', file], { timeoutMs: 20_000 });
-  t.equal(run.code, 1, 'it exits (1: the run was rejected) instead of hanging');
-  t.match(run.stdout, /^run \S+: files\.cleanup \(cli\)\nstatus: rejected\n/);
-  const errors = run.stderr.split('\n').filter((line) => line.includes('"level":50')).map((line): unknown => JSON.parse(line));
-  t.equal(errors.length, 1, run.stderr);
-  t.match(errors[0], { msg: 'cannot write the journal', err: { code: 'ENOENT', syscall: 'mkdir', path: NOWHERE } });
+  t.same([run.code, run.stdout, run.stderr], [1, '', message], 'upkeep run: no run, exit 1');
+  // Before, serve started, answered /readyz "ready" and failed every run with a 500.
+  const served = await upkeep(['serve', '--config', file, '--port', '0'], { timeoutMs: 20_000 });
+  t.same([served.code, served.stdout, served.stderr], [1, '', message], 'upkeep serve: exits 1 before it listens');
 });

@@ -1,4 +1,8 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirectory } from '../../systems/files/make-directory.js';
+import { StateStoreError } from './store-error.js';
 import type { Logger } from '../../log.js';
 import type { RunRecord } from '../journal.js';
 import { FileJournal, JOURNAL_LIMITS, type JournalLimits } from './file-journal.js';
@@ -28,6 +32,15 @@ export class FileStore implements StateStore {
 
   static async open(options: FileStoreOptions): Promise<FileStore> {
     const now = options.now ?? Date.now;
+    // Made and checked here, so a state.dir upkeep cannot write stops the start with its reason.
+    // Made on the first write instead, serve started, answered /readyz ready and failed every run
+    // with a 500 (state.dir under /proc, 2026-12-04).
+    try {
+      await makeDirectory(options.dir);
+      await access(options.dir, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      throw new StateStoreError(`cannot make or write ${options.dir}`, err, 'state.dir');
+    }
     const [journal, guards] = await Promise.all([
       FileJournal.open({ ...JOURNAL_LIMITS, ...options.limits, dir: join(options.dir, 'journal'), now, retentionMs: options.retentionMs }),
       GuardFile.open({

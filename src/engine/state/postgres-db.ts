@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { postgresDriver } from '../../lazy.js';
-import { errorMessage } from '../../log.js';
+import { StateStoreError } from './store-error.js';
 import { socketFor } from '../../systems/postgres/client.js';
 
 export interface StateDbOptions {
@@ -16,19 +16,6 @@ export interface StateDbOptions {
 // and three replicas must not eat a database's max_connections.
 const POOL_SIZE = 5;
 const IDLE_CLOSE_MS = 60_000;
-
-/** A failure of the PostgreSQL state store: names the store and what it was doing, never the URL or its password. */
-export class StateStoreError extends Error {
-  /** The server's SQLSTATE or the socket's error code, when there is one. */
-  readonly code?: string;
-
-  constructor(readonly operation: string, cause: unknown) {
-    super(`state.postgres: ${operation}: ${errorMessage(cause)}`);
-    this.name = 'StateStoreError';
-    const code: unknown = cause !== null && typeof cause === 'object' ? Reflect.get(cause, 'code') : undefined;
-    if (typeof code === 'string') this.code = code;
-  }
-}
 
 /**
  * The state store's connection pool: every statement has the statement timeout, tables are named

@@ -33,8 +33,8 @@ export class FileStore implements StateStore {
   static async open(options: FileStoreOptions): Promise<FileStore> {
     const now = options.now ?? Date.now;
     // Made and checked here, so a state.dir upkeep cannot write stops the start with its reason.
-    // Made on the first write instead, serve started, answered /readyz ready and failed every run
-    // with a 500 (state.dir under /proc, 2026-12-04).
+    // When it was made only at the first write, serve started, answered /readyz ready and failed
+    // every run with a 500 (state.dir under /proc, 2026-12-04).
     try {
       await makeDirectory(options.dir);
       await access(options.dir, constants.W_OK | constants.X_OK);

@@ -117,6 +117,9 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   t.ok(served.alive(), 'alive after POST /alertmanager 413');
 
   t.match(await expectStatus(t, served, 'POST', '/remediations/files.cleanup', 400, { params: { name: 'missing' } }, auth), { error: /unknown directory "missing"/ });
+  // A key given twice: JSON.parse alone would have taken the last value, here a real run.
+  t.same(await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 400, '{"params":{"name":"tmp","olderThanHours":1},"dryRun":true,"dryRun":false}', auth),
+    { error: 'the body gives the key "dryRun" twice; give each key once' });
   const accepted = await expectStatus(t, served, 'POST', '/remediations/files.cleanup?wait=true', 200, { params: { name: 'tmp', olderThanHours: 1 }, dryRun: true }, auth);
   t.match(accepted, { status: 'dry_run', trigger: 'manual' });
   const runs = await expectStatus(t, served, 'GET', '/runs?limit=5', 200);
@@ -133,7 +136,7 @@ t.test('the installed serve answers every documented route, valid and invalid, a
     'GET /runs/00000000-0000-0000-0000-000000000000 404',
     'POST /remediations/postgres.vacuum 401', 'POST /remediations/postgres.vacuum 401', 'POST /remediations/nope.nope 404',
     'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 415',
-    'POST /alertmanager 400', 'POST /alertmanager 413', 'POST /remediations/files.cleanup 400', 'POST /remediations/files.cleanup?wait=*** 200', 'GET /runs?limit=*** 200',
+    'POST /alertmanager 400', 'POST /alertmanager 413', 'POST /remediations/files.cleanup 400', 'POST /remediations/files.cleanup?wait=*** 400', 'POST /remediations/files.cleanup?wait=*** 200', 'GET /runs?limit=*** 200',
   ]);
   const finished = lines.filter((line) => line.msg === 'run finished');
   t.match(finished, [{ level: 30, remediation: 'files.cleanup', trigger: 'manual', status: 'dry_run', reason: /dry run/ }]);

@@ -11,6 +11,8 @@ export function useZod(fastify: FastifyInstance): void {
     if (!(schema instanceof z.ZodType)) throw new Error('route schemas must be zod schemas');
     const plain = plainChecks.get(schema);
     return (data: unknown) => {
+      const repeated = httpPart === 'querystring' ? repeatedParameter(data) : null;
+      if (repeated !== null) return { error: new Error(`invalid querystring: "${repeated}" is given more than once; give it once`) };
       const checked = plain?.(data);
       if (checked !== undefined) return { value: checked };
       const result = schema.safeParse(data);
@@ -19,6 +21,17 @@ export function useZod(fastify: FastifyInstance): void {
     };
   });
   fastify.setSerializerCompiler(() => (data) => JSON.stringify(data));
+}
+
+/**
+ * A query parameter given twice (`?status=success&status=failure`) arrives as an array: every
+ * parameter upkeep takes is one value, and taking the first or the last would be a guess. Without
+ * this check the schema's message was about the array (`expected number, received NaN`).
+ */
+function repeatedParameter(data: unknown): string | null {
+  if (typeof data !== 'object' || data === null) return null;
+  for (const [name, value] of Object.entries(data)) if (Array.isArray(value)) return name;
+  return null;
 }
 
 const plainChecks = new WeakMap<z.ZodType, (data: unknown) => unknown>();

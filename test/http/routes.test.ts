@@ -75,6 +75,13 @@ t.test('GET /runs filters the journal; GET /runs/:id finds one run', async (t) =
   const badCursor = await app.fastify.inject({ method: 'GET', url: '/runs?cursor=nope!' });
   t.same([badCursor.statusCode, badCursor.json()], [400, { error: 'invalid cursor: pass back the "next" value of a previous GET /runs reply unchanged' }]);
   t.match((await app.fastify.inject({ method: 'GET', url: '/runs?limit=1001' })).json(), { error: /^invalid querystring: limit: / });
+  for (const [url, name] of [['/runs?status=success&status=failure', 'status'], ['/runs?limit=5&limit=6', 'limit'], ['/runs?cursor=a&trigger=alert&cursor=b', 'cursor']] as const) {
+    const twice = await app.fastify.inject({ method: 'GET', url });
+    t.same([twice.statusCode, twice.json()], [400, { error: `invalid querystring: "${name}" is given more than once; give it once` }], url);
+  }
+  const waits = await app.fastify.inject({ method: 'POST', url: '/remediations/files.cleanup?wait=true&wait=false', payload: { params: { name: 'tmp' } } });
+  t.same([waits.statusCode, waits.json()], [400, { error: 'invalid querystring: "wait" is given more than once; give it once' }]);
+  t.equal((await app.fastify.inject({ method: 'GET', url: '/runs' })).json().runs.length, 2, 'and nothing ran');
   const smallPages = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, server: { runsPageLimit: 5 } }));
   t.equal((await smallPages.fastify.inject({ method: 'GET', url: '/runs?limit=6' })).statusCode, 400, 'server.runsPageLimit is the largest limit');
   t.equal((await app.fastify.inject({ method: 'GET', url: `/runs/${first.id}` })).json().id, first.id);

@@ -102,6 +102,7 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   t.match(await expectStatus(t, served, 'GET', '/runs', 200), { runs: [] });
   t.match(await expectStatus(t, served, 'GET', '/runs?limit=0', 400), { error: /limit/ });
   t.match(await expectStatus(t, served, 'GET', '/runs?status=nope', 400), { error: /status/ });
+  t.same(await expectStatus(t, served, 'GET', '/runs?status=success&status=failure', 400), { error: 'invalid querystring: "status" is given more than once; give it once' });
   t.match(await expectStatus(t, served, 'GET', '/runs/00000000-0000-0000-0000-000000000000', 404), { error: /no run/ });
 
   t.match(await expectStatus(t, served, 'POST', '/remediations/postgres.vacuum', 401, { params: {} }), { error: /bearer/ });
@@ -132,7 +133,7 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   const requests = lines.filter((line) => line.msg === 'request');
   // /metrics, /healthz and /readyz are probes and scrapes: they are not logged.
   t.same(requests.map((line) => `${String(line.method)} ${String(line.path)} ${String(line.status)}`), [
-    'GET /remediations 200', 'GET /runs 200', 'GET /runs?limit=*** 400', 'GET /runs?status=*** 400',
+    'GET /remediations 200', 'GET /runs 200', 'GET /runs?limit=*** 400', 'GET /runs?status=*** 400', 'GET /runs?status=***&status=*** 400',
     'GET /runs/00000000-0000-0000-0000-000000000000 404',
     'POST /remediations/postgres.vacuum 401', 'POST /remediations/postgres.vacuum 401', 'POST /remediations/nope.nope 404',
     'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 400', 'POST /remediations/postgres.vacuum 415',

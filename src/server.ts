@@ -6,6 +6,7 @@ import type { CollectorModule } from './collectors/framework/types.js';
 import type { Config } from './config/schema.js';
 import { alertmanagerRoutes } from './http/alertmanager.js';
 import { bearerAuth } from './http/auth.js';
+import { errorReplies } from './http/error-replies.js';
 import { jsonBodies } from './http/json-body.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
@@ -97,14 +98,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     runsUntil = Date.now() + runsGraceMs(config.server.shutdownTimeoutSeconds);
   });
   fastify.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close'); });
-  fastify.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
-    const status = err.statusCode ?? 500;
-    if (status >= 500) {
-      request.log.error({ err }, 'request failed');
-      return reply.code(status).send({ error: 'internal error' });
-    }
-    return reply.code(status).send({ error: err.message });
-  });
+  errorReplies(fastify);
 
   fastify.get('/metrics', async (_request, reply) => {
     const slices = await scraper.slices();

@@ -39,6 +39,13 @@ t.test('malformed input gets a 4xx naming the problem, and nothing runs', async 
   const noFingerprint = await post('/alertmanager', JSON.stringify({ ...payload, alerts: [{ status: 'firing', labels: { alertname: 'X' }, startsAt: 'now' }] }));
   t.equal(noFingerprint.statusCode, 400);
   t.match(noFingerprint.json().error, /alerts\.0\.fingerprint/);
+  // Fastify's own refusals, in the same shape as upkeep's.
+  const wrongType = await app.fastify.inject({ method: 'POST', url: '/alertmanager', payload: 'x=1', headers: { 'content-type': 'text/plain' } });
+  t.same([wrongType.statusCode, wrongType.json()], [415, { error: 'the body has content type "text/plain"; send JSON with Content-Type: application/json' }]);
+  const noType = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum', payload: Buffer.from('{}') });
+  t.same([noType.statusCode, noType.json()], [415, { error: 'the body has no content type; send JSON with Content-Type: application/json' }]);
+  const noRoute = await app.fastify.inject({ method: 'DELETE', url: '/runs?token=secret-in-query' });
+  t.same([noRoute.statusCode, noRoute.json()], [404, { error: 'no route DELETE /runs' }], 'the query is not echoed');
   t.same((await app.fastify.inject({ method: 'GET', url: '/runs' })).json().runs, [], 'nothing was queued');
 
   const missingLabel = await postWebhook(app, await webhookPayload({ labels: { alertname: 'PostgresDeadTuplesHigh', schema: '' } }));

@@ -225,8 +225,8 @@ export function summarize(config: Readonly<Config>): string {
 }
 
 async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
-  const [{ createLogger }, { openToNetwork }, { buildApp }, { lowerOtherThreads }] = await Promise.all([
-    import('./log.js'), import('./config/checks.js'), import('./server.js'), import('./thread-priority.js'),
+  const [{ createLogger }, { openToNetwork }, { buildApp }, { lowerOtherThreads }, { listenFailure }] = await Promise.all([
+    import('./log.js'), import('./config/checks.js'), import('./server.js'), import('./thread-priority.js'), import('./http/listen-failure.js'),
   ]);
   const log = createLogger({ level: args.values['log-level'] ?? 'info' });
   const port = args.values.port === undefined ? config.server.port : Number(args.values.port);
@@ -240,7 +240,14 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
     return 1;
   }
   const app = await buildApp({ config, log });
-  await app.fastify.listen({ host: args.values.host ?? config.server.host, port });
+  const host = args.values.host ?? config.server.host;
+  try {
+    await app.fastify.listen({ host, port });
+  } catch (err) {
+    await app.fastify.close();
+    io.err(listenFailure(host, port, err));
+    return 1;
+  }
   const notLowered = lowerOtherThreads();
   if (notLowered) log.warn({ err: notLowered }, 'cannot lower the priority of upkeep\'s helper threads; they run at the main thread\'s');
   return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);

@@ -1,0 +1,14 @@
+import t from 'tap';
+import { listenFailure } from '../../src/http/listen-failure.js';
+
+t.test('why serve could not listen, in one line', async (t) => {
+  const refused = (code: string, message = `listen ${code}`) => Object.assign(new Error(message), { code });
+  t.equal(listenFailure('127.0.0.1', 9630, refused('EADDRINUSE')),
+    'cannot listen on 127.0.0.1:9630: the port is in use (another upkeep?); stop what holds it, or choose another port with --port or server.port');
+  t.equal(listenFailure('0.0.0.0', 80, refused('EACCES')),
+    'cannot listen on 0.0.0.0:80: permission denied: a port below 1024 needs root or CAP_NET_BIND_SERVICE; choose a port above 1023');
+  t.equal(listenFailure('::1', 9630, refused('EADDRNOTAVAIL')),
+    'cannot listen on [::1]:9630: no interface of this machine has that address; give one it has with --host or server.host');
+  t.equal(listenFailure('127.0.0.1', 9630, refused('EINVAL', 'listen EINVAL: invalid argument')), 'cannot listen on 127.0.0.1:9630: listen EINVAL: invalid argument', 'any other: its message');
+  t.equal(listenFailure('127.0.0.1', 9630, 'odd'), 'cannot listen on 127.0.0.1:9630: odd');
+});

@@ -99,8 +99,18 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
     case 'check-config': return withConfig(args, io, async (config) => { io.out(summarize(config)); return 0; });
     case 'run': return withConfig(args, io, (config) => runRemediation(config, args, io));
     case 'demo': {
-      const { runDemo } = await import('./demo/index.js');
       const port = args.values.port === undefined ? 0 : Number(args.values.port);
+      if (!isPort(port)) {
+        io.err(`--port must be a port number, got "${args.values.port}"`);
+        return 2;
+      }
+      const { listenProblem } = await import('./http/listen-failure.js');
+      const taken = port === 0 ? null : await listenProblem('127.0.0.1', port);
+      if (taken !== null) {
+        io.err(taken);
+        return 1;
+      }
+      const { runDemo } = await import('./demo/index.js');
       return runDemo({ once: args.values.once ?? false, port, ...(level !== undefined ? { logLevel: level } : {}) }, { out: io.out, interrupted: waitForInterrupt });
     }
     case 'rules': {
@@ -230,7 +240,7 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   ]);
   const log = createLogger({ level: args.values['log-level'] ?? 'info' });
   const port = args.values.port === undefined ? config.server.port : Number(args.values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  if (!isPort(port)) {
     io.err(`--port must be a port number, got "${args.values.port}"`);
     return 2;
   }
@@ -251,6 +261,10 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   const notLowered = lowerOtherThreads();
   if (notLowered) log.warn({ err: notLowered }, 'cannot lower the priority of upkeep\'s helper threads; they run at the main thread\'s');
   return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);
+}
+
+function isPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 0 && port <= 65535;
 }
 
 function waitForInterrupt(): Promise<void> {

@@ -13,3 +13,17 @@ export function listenFailure(host: string, port: number, err: unknown): string 
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return `cannot listen on ${address}: ${REASONS[code] ?? errorMessage(err)}`;
 }
+
+/**
+ * listenFailure's line if `host:port` cannot be listened on now, else null: a probe that binds
+ * and closes. The demo checks its --port with it before it spends seconds starting PostgreSQL,
+ * Redis, Prometheus and Alertmanager.
+ */
+export async function listenProblem(host: string, port: number): Promise<string | null> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  return new Promise((resolve) => {
+    probe.once('error', (err) => resolve(listenFailure(host, port, err)));
+    probe.listen(port, host, () => probe.close(() => resolve(null)));
+  });
+}

@@ -1,5 +1,7 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import t from 'tap';
-import { listenFailure } from '../../src/http/listen-failure.js';
+import { listenFailure, listenProblem } from '../../src/http/listen-failure.js';
 
 t.test('why serve could not listen, in one line', async (t) => {
   const refused = (code: string, message = `listen ${code}`) => Object.assign(new Error(message), { code });
@@ -11,4 +13,15 @@ t.test('why serve could not listen, in one line', async (t) => {
     'cannot listen on [::1]:9630: no interface of this machine has that address; give one it has with --host or server.host');
   t.equal(listenFailure('127.0.0.1', 9630, refused('EINVAL', 'listen EINVAL: invalid argument')), 'cannot listen on 127.0.0.1:9630: listen EINVAL: invalid argument', 'any other: its message');
   t.equal(listenFailure('127.0.0.1', 9630, 'odd'), 'cannot listen on 127.0.0.1:9630: odd');
+});
+
+t.test('listenProblem: null where a server could listen now, the line where one could not', async (t) => {
+  const holder = createServer().listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  const address = holder.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  t.match(await listenProblem('127.0.0.1', address.port), /^cannot listen on 127\.0\.0\.1:\d+: the port is in use/);
+  await new Promise((resolve) => holder.close(resolve));
+  t.equal(await listenProblem('127.0.0.1', address.port), null, 'free once closed: the probe does not hold it');
+  t.equal(await listenProblem('127.0.0.1', address.port), null, 'and again');
 });

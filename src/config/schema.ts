@@ -6,6 +6,7 @@ import { httpTarget, httpUrl } from '../systems/http/target.js';
 import { postgresTarget } from '../systems/postgres/target.js';
 import { redisTarget } from '../systems/redis/target.js';
 import { cronError } from './cron.js';
+import { distinct } from './distinct.js';
 import { parseDurationSeconds } from './duration.js';
 
 // Every object is strict: a typo in a key is an error, never a silently ignored setting. Each
@@ -125,14 +126,14 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   alertmanager: z.strictObject({ url: httpUrl('must be an http(s) URL') }).optional(),
   targets: z.strictObject({
-    postgres: z.array(postgresTarget).default([]),
-    redis: z.array(redisTarget).default([]),
-    docker: z.array(dockerTarget).default([]),
-    backups: z.array(backupTarget).default([]),
-    disks: z.array(diskTarget).default([]),
-    logs: z.array(logTarget).default([]),
-    http: z.array(httpTarget).default([]),
-    files: z.array(fileTarget).default([]),
+    postgres: z.array(postgresTarget).superRefine(distinct('name', 'targets.postgres')).default([]),
+    redis: z.array(redisTarget).superRefine(distinct('name', 'targets.redis')).default([]),
+    docker: z.array(dockerTarget).superRefine(distinct('name', 'targets.docker')).default([]),
+    backups: z.array(backupTarget).superRefine(distinct('name', 'targets.backups')).default([]),
+    disks: z.array(diskTarget).superRefine(distinct('path', 'targets.disks')).default([]),
+    logs: z.array(logTarget).superRefine(distinct('name', 'targets.logs')).default([]),
+    http: z.array(httpTarget).superRefine(distinct('name', 'targets.http')).default([]),
+    files: z.array(fileTarget).superRefine(distinct('name', 'targets.files')).default([]),
   }).prefault({}),
   collectors: z.strictObject({
     timeoutSeconds: seconds.default(5),
@@ -168,11 +169,11 @@ export const configSchema = z.strictObject({
     }).prefault({}),
     rules: z.array(rule).default([]),
     windows: z.array(window).default([]),
-    retention: z.array(retention).default([]),
+    retention: z.array(retention).superRefine(distinct('name', 'remediation.retention')).default([]),
   }).refine((remediation) => remediation.timeoutSeconds <= remediation.maxTimeoutSeconds, {
     path: ['timeoutSeconds'], message: 'must not be more than remediation.maxTimeoutSeconds',
   }).prefault({}),
-  schedule: z.array(scheduleEntry).default([]),
+  schedule: z.array(scheduleEntry).superRefine(distinct('name', 'schedule')).default([]),
 });
 
 export type Config = z.infer<typeof configSchema>;

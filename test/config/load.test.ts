@@ -100,7 +100,7 @@ t.test('aliases: recursion, bombs and unresolved names', async (t) => {
   t.same(errorsOf('%YAML 1.1\n---\na: &a 1\nc: { <<: *a }\n'), ['(root): not valid YAML: it cannot be turned into data'], 'any other failure of the library');
   const shared = parseConfig('x-disk: &disk { path: / }\n', {});
   t.notOk(shared.ok, 'an unknown top-level key is still an error');
-  const reused = parseConfig('targets:\n  disks: [&root { path: / }, *root]\n', {});
+  const reused = parseConfig('targets:\n  logs: [&tmp { name: tmp, dir: /tmp }]\n  files: [*tmp]\n', {});
   t.ok(reused.ok, 'an ordinary alias is fine');
 });
 

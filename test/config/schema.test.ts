@@ -248,3 +248,38 @@ t.test('${file:${VAR}/name}: the path may hold variables (systemd\'s $CREDENTIAL
   const dollar = parseConfig(`server: { authToken: "\${file:${dir}/a$b}" }\n`, {});
   t.same(dollar.ok ? [] : dollar.errors, [{ path: 'server.authToken', message: `cannot read secret file ${dir}/a$b (ENOENT)` }], 'a lone $ is part of the path');
 });
+
+t.test('entries of a list that one name tells apart must have their own', async (t) => {
+  const text = `
+targets:
+  postgres: [{ name: main, url: "postgres://127.0.0.1/a" }, { name: main, url: "postgres://127.0.0.1/b" }]
+  redis: [{ name: cache, url: "redis://127.0.0.1:6379" }, { name: cache, url: "redis://127.0.0.1:6380" }]
+  disks: [{ path: / }, { path: /var }, { path: / }]
+  http: [{ name: self, url: "http://127.0.0.1:9630/healthz" }, { name: other, url: "http://127.0.0.1:9630/readyz" }, { name: self, url: "http://127.0.0.1:9630/nope" }]
+  logs: [{ name: app, dir: /var/log }, { name: app, dir: /tmp }]
+  files: [{ name: tmp, dir: /tmp }, { name: tmp, dir: /var/tmp }]
+  backups: [{ name: db, dir: /a, pattern: "db_*" }, { name: db, dir: /b, pattern: "db_*" }]
+  docker: [{ name: local }, { name: local }]
+remediation:
+  windows: [{ name: nightly, cron: "0 2 * * 1-5", durationMinutes: 60 }, { name: nightly, cron: "0 4 * * 0,6", durationMinutes: 60 }]
+  retention: [{ name: old, target: main, database: a, table: t, timestampColumn: at, olderThan: 30 days }, { name: old, target: main, database: a, table: u, timestampColumn: at, olderThan: 30 days }]
+schedule:
+  - { name: nightly-cleanup, cron: "0 3 * * *", remediation: files.cleanup, params: { name: tmp } }
+  - { name: nightly-cleanup, cron: "0 4 * * *", remediation: files.cleanup, params: { name: tmp } }
+`;
+  const result = parseConfig(text, {});
+  t.same(result.ok ? [] : result.errors.map((error) => `${error.path}: ${error.message}`), [
+    'targets.postgres[1].name: is also the name of targets.postgres[0]; give each entry its own',
+    'targets.redis[1].name: is also the name of targets.redis[0]; give each entry its own',
+    'targets.docker[1].name: is also the name of targets.docker[0]; give each entry its own',
+    'targets.backups[1].name: is also the name of targets.backups[0]; give each entry its own',
+    'targets.disks[2].path: is also the path of targets.disks[0]; give each entry its own',
+    'targets.logs[1].name: is also the name of targets.logs[0]; give each entry its own',
+    'targets.http[2].name: is also the name of targets.http[0]; give each entry its own',
+    'targets.files[1].name: is also the name of targets.files[0]; give each entry its own',
+    'remediation.retention[1].name: is also the name of remediation.retention[0]; give each entry its own',
+    'schedule[1].name: is also the name of schedule[0]; give each entry its own',
+  ], 'one error per repeat, at the repeat; windows may share a name');
+  t.ok(parseConfig('targets:\n  logs: [{ name: app, dir: /var/log }]\n  files: [{ name: app, dir: /tmp }]\n  postgres: [{ name: app, url: "postgres://127.0.0.1/a" }]\n', {}).ok,
+    'one name in different lists is fine');
+});

@@ -84,6 +84,9 @@ t.test('the installed check-config exits 1 naming the path of each mistake', asy
       'schedule[0].params.keepDays: Invalid input: expected number, received string'],
     ['target', 'schedule: [{ name: v, cron: "0 2 * * *", remediation: postgres.vacuum, params: { target: mian, database: app } }]',
       'schedule[0].params.target: names no targets.postgres entry (did you mean "main"?)'],
+    // Before, both were taken, and the schedule kept its entries by name: the first ran unstopped at shutdown.
+    ['same-name', 'schedule: [{ name: nightly, cron: "0 2 * * *", remediation: backup.pg_dump, params: { backup: nightly } }, { name: nightly, cron: "0 3 * * *", remediation: backup.verify, params: { backup: nightly } }]',
+      'schedule[1].name: is also the name of schedule[0]; give each entry its own'],
     ['recursive-alias', 'x: &loop\n  again: *loop',
       'x.again: a YAML alias refers to a node that contains it (a recursive alias)'],
     ['bad-url', 'alertmanager: { url: "ftp://admin:${UPKEEP_TOKEN}@am.internal" }',

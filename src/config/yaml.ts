@@ -30,10 +30,21 @@ const SYNTAX: Partial<Record<ErrorCode, string>> = {
 
 export type YamlResult = { ok: true; value: unknown } | { ok: false; errors: ConfigError[] };
 
-function syntaxError(error: YAMLError): ConfigError {
+function syntaxError(error: YAMLError, text: string): ConfigError {
   const what = SYNTAX[error.code] ?? error.code.toLowerCase().replaceAll('_', ' ');
   const at = error.linePos?.[0];
-  return { path: '(root)', message: `not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${what}` };
+  return { path: '(root)', message: `not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${what}${unquotedReference(error, text)}` };
+}
+
+/**
+ * `port: ${PORT}` is plain YAML, but inside `{ }` or `[ ]` the braces of an unquoted `${PORT}` are
+ * YAML's own, and the parser stops at them with "unexpected character": the commonest mistake in
+ * a config written in flow style. Looked for around the error, never quoted.
+ */
+function unquotedReference(error: YAMLError, text: string): string {
+  const [start, end] = error.pos;
+  const near = text.slice(Math.max(0, start - 2), Math.min(text.length, end + 1));
+  return near.includes('${') ? ' (inside { } or [ ], quote a ${VAR}: "${VAR}")' : '';
 }
 
 function conversionError(err: unknown): ConfigError {
@@ -53,7 +64,7 @@ export function readYaml(text: string): YamlResult {
     // A warning (an unknown tag such as `!vault`) is an error too: the config is strict, and
     // a value the parser could not read as written must not be used as some other value.
     const first = document.errors[0] ?? document.warnings[0];
-    if (first) return { ok: false, errors: [syntaxError(first)] };
+    if (first) return { ok: false, errors: [syntaxError(first, text)] };
     value = document.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS }) ?? {};
   } catch (err) {
     return { ok: false, errors: [conversionError(err)] };

@@ -81,6 +81,9 @@ t.test('YAML syntax errors name the line and column, never the text', async (t) 
     [`a: "${secret}\n`, '(root): not valid YAML at line 2, column 1: a closing bracket, quote, comma or colon is missing'],
     [`a: [1, 2] ${secret}: x\n`, '(root): not valid YAML at line 1, column 11: unexpected character'],
     [`${'k'.repeat(1030)}: 1\n`, '(root): not valid YAML at line 1, column 1: a key longer than 1024 characters'],
+    // An unquoted ${VAR} in flow style: its braces are YAML's.
+    [`server: { authToken: \${TOKEN}, port: 1, x: ${secret} }\n`, '(root): not valid YAML at line 1, column 23: unexpected character (inside { } or [ ], quote a ${VAR}: "${VAR}")'],
+    [`targets:\n  disks: [{ path: \${DIR:-/} }]\n`, '(root): not valid YAML at line 2, column 20: unexpected character (inside { } or [ ], quote a ${VAR}: "${VAR}")'],
   ];
   for (const [text, expected] of cases) {
     const errors = errorsOf(text);

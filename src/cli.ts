@@ -316,5 +316,10 @@ function waitForShutdown(fastify: FastifyInstance, log: Logger, deadlineSeconds:
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Unhandled, SIGHUP ends node at once, as kill -9 would: no run finished or journalled, and a
+    // terminal closing under a foreground upkeep killed it. upkeep does not reload its config, and
+    // stopping cleanly instead would leave stopped a service that `kill -HUP` meant to reload
+    // (systemd's Restart=on-failure does not restart an exit 0).
+    process.on('SIGHUP', () => log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: upkeep does not reload its config; restart it to apply a change'));
   });
 }

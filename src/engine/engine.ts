@@ -314,9 +314,9 @@ export class Engine implements RunSubmitter, TickClaims {
 
   /**
    * Cancels queued runs, lets running ones finish for up to `runsGraceMs` (0: none) and interrupts
-   * the ones still running then, and closes the journal and clients.
+   * the ones still running then (`why` is their error), and closes the journal and clients.
    */
-  async close(runsGraceMs = 0): Promise<void> {
+  async close(runsGraceMs = 0, why = 'upkeep shut down'): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.youngGeneration.stop();
@@ -325,7 +325,7 @@ export class Engine implements RunSubmitter, TickClaims {
     const running = this.queue.activeCount();
     const graceSeconds = Math.round(runsGraceMs / 100) / 10;
     if (running > 0 && runsGraceMs > 0) log.info({ runs: running, graceSeconds }, 'waiting for the runs in flight to finish');
-    const interrupted = await this.queue.finishActive(runsGraceMs, new ShutDown('upkeep shut down'));
+    const interrupted = await this.queue.finishActive(runsGraceMs, new ShutDown(why));
     if (interrupted > 0 && runsGraceMs > 0) log.warn({ runs: interrupted, graceSeconds }, 'runs still in flight when the shutdown grace ran out are interrupted');
     await Promise.allSettled([...this.admitting.values(), ...cancelling]);
     await this.finisher.close();

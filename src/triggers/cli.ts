@@ -49,14 +49,31 @@ export function exitCodeFor(record: RunRecord): number {
  * this process serves nothing while it waits for its one run, so a second heap would only cost
  * memory (about 20 MB).
  */
-export async function runFromCli(config: Readonly<Config>, log: Logger, run: CliRun, out: (line: string) => void): Promise<number> {
+export async function runFromCli(config: Readonly<Config>, log: Logger, run: CliRun, out: (line: string) => void, signals: NodeJS.EventEmitter = process): Promise<number> {
   const engine = await Engine.create({ config: { ...config, remediation: { ...config.remediation, executor: 'inline' } }, log });
+  // Ctrl-C, a closed terminal or a kill: node's default ended the process at once, leaving the run
+  // `running` in the journal and a half-written backup behind. The run is stopped as a shutdown
+  // stops it (a statement cancelled, pg_dump ended, the partial file removed), journalled
+  // `interrupted` and printed; a second signal exits at once.
+  let stopping: Promise<void> | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'stopped again: exiting without waiting for the run');
+      process.exit(1);
+    }
+    log.warn({ signal }, 'stopping the run (send the signal again to exit at once)');
+    stopping = engine.close(0, `upkeep run was stopped by ${signal}`);
+  };
+  for (const signal of STOP_SIGNALS) signals.on(signal, onSignal);
   try {
     const { done } = engine.submit({ remediation: run.remediation, params: run.params, trigger: 'cli', dryRun: run.dryRun });
     const record = await done;
     for (const line of formatRun(record)) out(line);
     return exitCodeFor(record);
   } finally {
-    await engine.close();
+    for (const signal of STOP_SIGNALS) signals.off(signal, onSignal);
+    await (stopping ?? engine.close());
   }
 }
+
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

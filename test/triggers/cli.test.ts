@@ -1,10 +1,13 @@
+import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { main } from '../../src/cli.js';
-import { exitCodeFor, formatRun, parseParams } from '../../src/triggers/cli.js';
-import { journalLines, tempDir } from '../http/helpers.js';
+import { exitCodeFor, formatRun, parseParams, runFromCli } from '../../src/triggers/cli.js';
+import { waitFor } from '../fixtures/ports.js';
+import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
 import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 
 function io() {
@@ -72,4 +75,28 @@ t.test('parseParams, formatRun and exit codes', async (t) => {
     'run r1: postgres.vacuum (cli)', 'status: failure', 'verification: FAILED: no', 'error: boom',
   ]);
   t.same(['success', 'dry_run', 'skipped', 'failure', 'rejected', 'interrupted'].map((status) => exitCodeFor({ ...base, status: status as 'success' })), [0, 0, 0, 1, 1, 1]);
+});
+
+t.test('runFromCli: a signal stops the run (interrupted, exit 1), and the listeners go with it', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const locker = new pg.Client({ connectionString: server.url('app') });
+  await locker.connect();
+  t.teardown(() => locker.end());
+  await locker.query('begin');
+  await locker.query('lock table orders in access exclusive mode');
+  const config = testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { lockTimeoutSeconds: 600 } });
+  const logged = capturedLogger('info');
+  const signals = new EventEmitter();
+  const out: string[] = [];
+  const running = runFromCli(config, logged.log, { remediation: 'postgres.vacuum', params: { target: 'main', database: 'app', table: 'public.orders' }, dryRun: false }, (line) => out.push(line), signals);
+  await waitFor('the VACUUM to wait for the table', async () => {
+    if ((await server.query("select pid from pg_stat_activity where query like 'VACUUM%' and application_name like 'upkeep:%'")).length !== 1) throw new Error('not yet');
+  }, 30_000, 50);
+  signals.emit('SIGINT', 'SIGINT');
+  t.equal(await running, 1);
+  t.match(out.join('\n'), /\nstatus: interrupted\nreason: upkeep shut down during the run\n/);
+  t.match(logged.lines(), [{ level: 40, signal: 'SIGINT', msg: 'stopping the run (send the signal again to exit at once)' }]);
+  t.same(['SIGINT', 'SIGTERM', 'SIGHUP'].map((signal) => signals.listenerCount(signal)), [0, 0, 0], 'no listener left behind');
 });

@@ -44,6 +44,7 @@ ${LOG_LEVEL} (default warn; logs go to stderr)`,
 A self-contained tour on throwaway PostgreSQL and Redis servers.
   --once             exit after the tour instead of serving /metrics until Ctrl-C
   --port N           where the demo's upkeep listens (default: a free port)
+Ctrl-C at any point stops and removes its servers (exit 130 before the tour ends).
 ${LOG_LEVEL} (default warn)`,
   rules: `upkeep rules [--thresholds FILE] [--out DIR] [--log-level LEVEL]
 Renders the Prometheus alert rules (upkeep.rules.yml) from a thresholds file: the job selector,

@@ -28,7 +28,7 @@ export type WatchedScenario = Pick<Scenario, 'metrics' | 'runs'> & { readonly pr
  * Watches the loop until every problem is fixed and its alert has resolved, or the deadline
  * passes. Returns what it saw; printing is the caller's business.
  */
-export async function watchFixes(scenario: WatchedScenario, onAlert: (name: string) => void, deadlineMs = 240_000): Promise<DemoResult> {
+export async function watchFixes(scenario: WatchedScenario, onAlert: (name: string) => void, deadlineMs = 240_000, signal?: AbortSignal): Promise<DemoResult> {
   const before = readProblems(await scenario.metrics(), Date.now() / 1000);
   const watched = new Set(PROBLEMS.map((p) => p.alert));
   const fired = new Map<string, number>();
@@ -42,6 +42,7 @@ export async function watchFixes(scenario: WatchedScenario, onAlert: (name: stri
     onAlert(name);
   };
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     for (const alert of await scenario.prometheus.alerts()) {
       // Prometheus's activeAt is when the condition was first true; with `for: 0s` that is when it fired.
       if (alert.state === 'firing') fire(alert.labels.alertname ?? '', alert.activeAt ? Date.parse(alert.activeAt) : Date.now());
@@ -82,15 +83,36 @@ export function summarize(result: DemoResult): string {
   return renderTable(['problem', 'before', 'after', 'alert', 'remediation (trigger, status)', 'result', 'firing -> fixed'], rows);
 }
 
+// The shell's code for a command ended by Ctrl-C (128 + SIGINT's 2).
+const INTERRUPTED = 130;
+
 export async function runDemo(options: { once: boolean; port?: number; logLevel?: string }, io: DemoIo): Promise<number> {
   // Logs go to stderr at warn so the terminal shows the story, not the chatter.
   const log = createLogger({ level: options.logLevel ?? 'warn', destination: pino.destination(2) });
   io.out('upkeep demo: starting throwaway PostgreSQL and Redis, making the problems the runbooks fight...');
-  const scenario = await startScenario({ log, port: options.port });
+  // Ctrl-C at any point stops and removes what the demo started: before, one during the start or
+  // the tour ended the process at once and left the servers' directories in TMPDIR. A second
+  // Ctrl-C, with no listener left, ends it at once.
+  const stopping = new AbortController();
+  const interrupted = io.interrupted().then(() => {
+    io.out('Interrupted: stopping upkeep and removing the throwaway servers...');
+    stopping.abort();
+  });
+  let scenario: Scenario;
+  try {
+    scenario = await startScenario({ log, port: options.port, signal: stopping.signal });
+  } catch (err) {
+    if (stopping.signal.aborted) return INTERRUPTED;
+    throw err;
+  }
   try {
     io.out(`upkeep is serving ${scenario.url}/metrics; Prometheus at ${scenario.prometheus.url}, Alertmanager at ${scenario.alertmanager.url}${scenario.docker ? '; Docker is reachable and monitored' : ''}.`);
     io.out('Waiting for the shipped alert rules to fire and upkeep to fix what they point at...');
-    const result = await watchFixes(scenario, (name) => io.out(`  alert firing: ${name}`));
+    const result = await watchFixes(scenario, (name) => io.out(`  alert firing: ${name}`), undefined, stopping.signal).catch((err: unknown) => {
+      if (stopping.signal.aborted) return null;
+      throw err;
+    });
+    if (result === null) return INTERRUPTED;
     io.out('');
     io.out(summarize(result));
     io.out('');
@@ -99,7 +121,7 @@ export async function runDemo(options: { once: boolean; port?: number; logLevel?
     if (!allFixed) io.out('Some problems were not fixed in time; the journal says why.');
     if (options.once) return allFixed ? 0 : 1;
     io.out('Still serving /metrics. Press Ctrl-C to stop.');
-    await io.interrupted();
+    await interrupted;
     return 0;
   } finally {
     await scenario.stop();

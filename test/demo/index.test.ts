@@ -34,6 +34,14 @@ t.test('an alert fixed and resolved between two looks at Prometheus is still rep
   });
 });
 
+t.test('watchFixes stops when its signal is aborted', async (t) => {
+  const stop = new AbortController();
+  let looks = 0;
+  const scenario = { metrics: async () => '', runs: async () => [], prometheus: { alerts: async () => { looks += 1; if (looks === 2) stop.abort(); return []; } } };
+  await t.rejects(watchFixes(scenario, () => undefined, 60_000, stop.signal), { name: 'AbortError' });
+  t.equal(looks, 2, 'after the look that was under way, none more');
+});
+
 t.test('upkeep demo --once fixes every injected problem and exits 0', async (t) => {
   const child = spawn(process.execPath, ['bin/upkeep.js', 'demo', '--once'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

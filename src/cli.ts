@@ -269,10 +269,16 @@ function isPort(port: number): boolean {
   return Number.isInteger(port) && port >= 0 && port <= 65535;
 }
 
+/** The first SIGINT or SIGTERM; both listeners go then, so a second signal of either kind ends the process at once. */
 function waitForInterrupt(): Promise<void> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    const interrupted = () => {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+      resolve();
+    };
+    process.on('SIGINT', interrupted);
+    process.on('SIGTERM', interrupted);
   });
 }
 

@@ -89,15 +89,16 @@ const INTERRUPTED = 130;
 export async function runDemo(options: { once: boolean; port?: number; logLevel?: string }, io: DemoIo): Promise<number> {
   // Logs go to stderr at warn so the terminal shows the story, not the chatter.
   const log = createLogger({ level: options.logLevel ?? 'warn', destination: pino.destination(2) });
-  io.out('upkeep demo: starting throwaway PostgreSQL and Redis, making the problems the runbooks fight...');
   // Ctrl-C at any point stops and removes what the demo started: before, one during the start or
   // the tour ended the process at once and left the servers' directories in TMPDIR. A second
-  // Ctrl-C, with no listener left, ends it at once.
+  // Ctrl-C, with no listener left, ends it at once. Listened for before the first line is printed,
+  // so a Ctrl-C that answers it is caught.
   const stopping = new AbortController();
   const interrupted = io.interrupted().then(() => {
     io.out('Interrupted: stopping upkeep and removing the throwaway servers...');
     stopping.abort();
   });
+  io.out('upkeep demo: starting throwaway PostgreSQL and Redis, making the problems the runbooks fight...');
   let scenario: Scenario;
   try {
     scenario = await startScenario({ log, port: options.port, signal: stopping.signal });

@@ -20,6 +20,27 @@ export async function tableWithDeadTuples(server: PostgresServer, database: stri
   });
 }
 
+/**
+ * A session of its own that holds `table` in ACCESS EXCLUSIVE mode (its transaction left open), so
+ * whatever needs the table waits for as long as the test likes: a long VACUUM, a pg_dump held at
+ * its start. The returned function lets go (once; the teardown does it otherwise).
+ */
+export async function holdTable(t: { teardown(fn: () => unknown): void }, server: PostgresServer, database: string, table: string): Promise<() => Promise<void>> {
+  const locker = new pg.Client({ connectionString: server.url(database), application_name: 'test-locker' });
+  await locker.connect();
+  await locker.query('begin');
+  await locker.query(`lock table ${table} in access exclusive mode`);
+  let held = true;
+  const release = async () => {
+    if (!held) return;
+    held = false;
+    await locker.query('commit');
+    await locker.end();
+  };
+  t.teardown(release);
+  return release;
+}
+
 export async function tableStats(server: PostgresServer, database: string, table: string): Promise<{ deadTuples: number; vacuumCount: number; analyzeCount: number }> {
   const [row] = await server.query<{ dead: string; vacuums: string; analyzes: string }>(
     'select n_dead_tup as dead, vacuum_count as vacuums, analyze_count as analyzes from pg_stat_user_tables where relname = $1', [table], database);

@@ -1,19 +1,18 @@
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { chmod, readdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { waitFor } from '../fixtures/ports.js';
 import { tempDir } from '../http/helpers.js';
-import { asUser, upkeepBin } from './installed.js';
+import { spawnInstalled, upkeep } from './installed.js';
 
 t.test('the installed upkeep demo --once fixes every problem and exits 0, leaving nothing behind', async (t) => {
   // Before, it crashed at its first look at the metrics: it read them through Fastify's inject,
   // which the installed build leaves out (only `npm run demo`, from the sources, worked).
   const tmp = await tempDir(t);
   await chmod(tmp, 0o755);
-  const user = asUser(await upkeepBin(), ['demo', '--once'], { TMPDIR: tmp });
-  const { stdout } = await promisify(execFile)(user.file, user.args, { env: user.env, timeout: 300_000 });
+  const { code, stdout, stderr } = await upkeep(['demo', '--once'], { env: { TMPDIR: tmp }, timeoutMs: 300_000 });
+  t.equal(code, 0, stderr);
   const rows = stdout.split('\n').filter((line) => / (fixed|NOT FIXED) /.test(line));
   t.equal(rows.length, 5, 'one row per problem');
   for (const row of rows) t.match(row, /\(\w+, success\)\s+fixed /, row);
@@ -30,23 +29,17 @@ async function interruptDemo(t: Test, when: (stdout: string) => boolean) {
   const tmp = await tempDir(t);
   // The demo's PostgreSQL runs as the user postgres, which must reach its cluster in there.
   await chmod(tmp, 0o755);
-  const user = asUser(await upkeepBin(), ['demo', '--once'], { TMPDIR: tmp });
-  const child = spawn(user.file, user.args, { env: user.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const exited = once(child, 'exit');
+  const { child, exited, stdout, stderr } = await spawnInstalled(['demo', '--once'], { env: { TMPDIR: tmp } });
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   await waitFor('the demo to reach the moment', async () => {
-    if (child.exitCode !== null) throw new Error(`exited early: ${stdout}${stderr}`);
-    if (!when(stdout)) throw new Error('not yet');
+    if (child.exitCode !== null) throw new Error(`exited early: ${stdout()}${stderr()}`);
+    if (!when(stdout())) throw new Error('not yet');
   }, 120_000, 100);
   child.kill('SIGINT');
-  const [code] = (await exited) as [number | null];
+  const [code] = await exited;
   // What is left: the demo's files, and any process started with a path in its directory.
   const { stdout: processes } = await promisify(execFile)('ps', ['-eo', 'args']);
-  return { code, stdout, stderr, left: await readdir(tmp), running: processes.split('\n').filter((line) => line.includes(tmp)) };
+  return { code, stdout: stdout(), stderr: stderr(), left: await readdir(tmp), running: processes.split('\n').filter((line) => line.includes(tmp)) };
 }
 
 t.test('Ctrl-C while the installed demo starts its servers: they are stopped and removed, exit 130', async (t) => {

@@ -131,18 +131,25 @@ export function asUser(command: string, args: readonly string[], extra: Readonly
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
-/** Runs the installed `upkeep ARGS` to completion. */
-export async function upkeep(args: readonly string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Starts the installed `upkeep ARGS` as a user would, keeping what it prints; `exited` is its exit code and the signal that ended it. */
+export async function spawnInstalled(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
   const user = asUser(await upkeepBin(), args, options.env);
   const child = spawn(user.file, user.args, { env: user.env, cwd: options.cwd ?? tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** Runs the installed `upkeep ARGS` to completion. */
+export async function upkeep(args: readonly string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const started = await spawnInstalled(args, options);
+  const timer = setTimeout(() => started.child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const [code] = await started.exited;
   clearTimeout(timer);
-  return { code, stdout, stderr };
+  return { code, stdout: started.stdout(), stderr: started.stderr() };
 }
 
 export interface Served {

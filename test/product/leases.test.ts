@@ -1,10 +1,9 @@
-import pg from 'pg';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import { runRecordSchema } from '../../src/engine/journal.js';
 import { waitFor } from '../fixtures/ports.js';
 import { tempDir, VACUUM_RULE, webhookPayload } from '../http/helpers.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable, startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { serveInstalled, writeConfig, type Served } from './installed.js';
 
 const webhookReply = z.object({ accepted: z.array(z.object({ runId: z.string(), status: z.string() })), ignored: z.array(z.unknown()) });
@@ -31,13 +30,7 @@ async function lockedTableAndReplicas(t: Test, count: number) {
   await server.query('create database app');
   await server.query('create database upkeep');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const locker = new pg.Client({ connectionString: server.url('app'), application_name: 'test-locker' });
-  await locker.connect();
-  await locker.query('begin');
-  await locker.query('lock table orders in access exclusive mode');
-  let lockerOpen = true;
-  const releaseTable = async () => { if (lockerOpen) { lockerOpen = false; await locker.query('commit'); await locker.end(); } };
-  t.teardown(releaseTable);
+  const releaseTable = await holdTable(t, server, 'app', 'orders');
   const config = {
     targets: { postgres: [{ name: 'main', url: server.url('app') }] },
     remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600, cooldownSeconds: 0 },

@@ -1,15 +1,12 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
 import t, { type Test } from 'tap';
 import { runRecordSchema } from '../../src/engine/journal.js';
 import { waitFor } from '../fixtures/ports.js';
 import { tempDir } from '../http/helpers.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable, startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import type { PostgresServer } from '../../src/demo/servers/postgres.js';
-import { asUser, upkeepBin, writeConfig } from './installed.js';
+import { spawnInstalled, writeConfig } from './installed.js';
 
 /**
  * A signal to `upkeep run` while its run waits on a table another session holds: before, node's
@@ -21,33 +18,23 @@ async function lockedTable(t: Test): Promise<PostgresServer> {
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const locker = new pg.Client({ connectionString: server.url('app'), application_name: 'test-locker' });
-  await locker.connect();
-  await locker.query('begin');
-  await locker.query('lock table orders in access exclusive mode');
-  t.teardown(() => locker.end());
+  await holdTable(t, server, 'app', 'orders');
   return server;
 }
 
 /** Starts the installed `upkeep run ARGS`, waits until `waiting()` holds, sends `signal`, and returns what it printed and how it ended. */
 async function stopRun(args: readonly string[], waiting: () => Promise<boolean>, signal: NodeJS.Signals) {
-  const user = asUser(await upkeepBin(), ['run', ...args]);
-  const child = spawn(user.file, user.args, { env: user.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const exited = once(child, 'exit');
+  const { child, exited, stdout, stderr } = await spawnInstalled(['run', ...args]);
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   try {
     await waitFor('the run to wait for the table', async () => {
-      if (child.exitCode !== null) throw new Error(`exited early: ${stdout}${stderr}`);
+      if (child.exitCode !== null) throw new Error(`exited early: ${stdout()}${stderr()}`);
       if (!(await waiting())) throw new Error('not waiting yet');
     }, 30_000, 100);
     const signalled = Date.now();
     child.kill(signal);
-    const [code, killedBy] = (await exited) as [number | null, NodeJS.Signals | null];
-    return { code, killedBy, stdout, stderr, seconds: (Date.now() - signalled) / 1000 };
+    const [code, killedBy] = await exited;
+    return { code, killedBy, stdout: stdout(), stderr: stderr(), seconds: (Date.now() - signalled) / 1000 };
   } finally {
     clearTimeout(killer);
   }

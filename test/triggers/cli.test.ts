@@ -1,14 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { main } from '../../src/cli.js';
 import { exitCodeFor, formatRun, parseParams, runFromCli } from '../../src/triggers/cli.js';
 import { waitFor } from '../fixtures/ports.js';
 import { capturedLogger, journalLines, tempDir, testConfig } from '../http/helpers.js';
-import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable, startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 
 function io() {
   const out: string[] = [];
@@ -81,11 +80,7 @@ t.test('runFromCli: a signal stops the run (interrupted, exit 1), and the listen
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const locker = new pg.Client({ connectionString: server.url('app') });
-  await locker.connect();
-  t.teardown(() => locker.end());
-  await locker.query('begin');
-  await locker.query('lock table orders in access exclusive mode');
+  await holdTable(t, server, 'app', 'orders');
   const config = testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { lockTimeoutSeconds: 600 } });
   const logged = capturedLogger('info');
   const signals = new EventEmitter();

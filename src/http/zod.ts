@@ -10,9 +10,11 @@ export function useZod(fastify: FastifyInstance): void {
   fastify.setValidatorCompiler(({ schema, httpPart }) => {
     if (!(schema instanceof z.ZodType)) throw new Error('route schemas must be zod schemas');
     const plain = plainChecks.get(schema);
-    return (data: unknown) => {
-      const repeated = httpPart === 'querystring' ? repeatedParameter(data) : null;
+    return (given: unknown) => {
+      const repeated = httpPart === 'querystring' ? repeatedParameter(given) : null;
       if (repeated !== null) return { error: new Error(`invalid querystring: "${repeated}" is given more than once; give it once`) };
+      // Fastify gives a POST without a body as null: it is an absent body, which a schema's default fills.
+      const data = httpPart === 'body' && given === null ? undefined : given;
       const checked = plain?.(data);
       if (checked !== undefined) return { value: checked };
       const result = schema.safeParse(data);

@@ -44,6 +44,9 @@ t.test('malformed input gets a 4xx naming the problem, and nothing runs', async 
   t.same([wrongType.statusCode, wrongType.json()], [415, { error: 'the body has content type "text/plain"; send JSON with Content-Type: application/json' }]);
   const noType = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum', payload: Buffer.from('{}') });
   t.same([noType.statusCode, noType.json()], [415, { error: 'the body has no content type; send JSON with Content-Type: application/json' }]);
+  // No body at all is an absent body (its default, no params), not "expected object, received null".
+  const noBody = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum' });
+  t.same([noBody.statusCode, noBody.json()], [400, { error: 'invalid params: target: Invalid input: expected string, received undefined; database: Invalid input: expected string, received undefined' }]);
   const noRoute = await app.fastify.inject({ method: 'DELETE', url: '/runs?token=secret-in-query' });
   t.same([noRoute.statusCode, noRoute.json()], [404, { error: 'no route DELETE /runs' }], 'the query is not echoed');
   t.same((await app.fastify.inject({ method: 'GET', url: '/runs' })).json().runs, [], 'nothing was queued');

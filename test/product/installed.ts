@@ -160,6 +160,8 @@ export interface Served {
   output(): string;
   /** The JSON log lines so far (a line that is not JSON fails the caller's assertions). */
   logLines(): Record<string, unknown>[];
+  /** Waits until some log line matches (within `timeoutMs`, default 30 s), then gives every line that does. */
+  logged(what: string, matches: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   alive(): boolean;
   /** SIGTERM, then the exit code (SIGKILL after 15 s). */
   stop(): Promise<number | null>;
@@ -192,6 +194,11 @@ export async function serveInstalled(
       }
     }),
     alive,
+    logged: (what, matches, timeoutMs = 30_000) => waitFor(what, async () => {
+      const lines = served.logLines().filter(matches);
+      if (lines.length === 0) throw new Error('not logged yet');
+      return lines;
+    }, timeoutMs, 50),
     async stop() {
       if (!alive()) return child.exitCode;
       child.kill('SIGTERM');

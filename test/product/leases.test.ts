@@ -147,11 +147,7 @@ t.test('kill -STOP of the replica running a VACUUM past its lease: a peer marks 
   t.same({ status: kept.status, reason: kept.reason, finishedAt: kept.finishedAt, late: kept.late?.status },
     { status: 'interrupted', reason: interrupted.reason, finishedAt: interrupted.finishedAt, late: 'success' }, 'the record stays the peer\'s, with the late success attached');
   // The replica logs it once its write is answered, and its stdout reaches this process after that.
-  const warned = await waitFor('the stalled replica to log its late outcome', async () => {
-    const lines = stalled.logLines().filter((line) => line.level === 40);
-    if (lines.length === 0) throw new Error('not logged yet');
-    return lines;
-  }, 30_000, 50);
+  const warned = await stalled.logged('the stalled replica to log its late outcome', (line) => line.level === 40);
   t.match(warned, [{
     runId: first.runId, remediation: 'postgres.vacuum', status: 'success',
     msg: 'a peer journalled this run interrupted while this replica stalled past its lease; the journal keeps interrupted, with this outcome attached as late',

@@ -55,16 +55,12 @@ t.test('SIGTERM during a VACUUM: the installed serve lets it finish within the g
     const holder = await holdTableLock(t, server, 'orders');
     const runId = await vacuumWaitingForLock(served, server, 'orders');
     served.child.kill('SIGTERM');
-    await waitFor('upkeep to say it waits for the run', async () => {
-      if (!served.logLines().some((line) => line.msg === 'waiting for the runs in flight to finish')) throw new Error('not yet');
-    });
+    await served.logged('upkeep to say it waits for the run', (line) => line.msg === 'waiting for the runs in flight to finish');
     // Shutting down, and still alive: the run holds it.
     await new Promise((resolve) => setTimeout(resolve, 2000));
     t.ok(served.alive(), 'still running two seconds after SIGTERM, waiting for the run');
     served.child.kill('SIGTERM');
-    await waitFor('upkeep to note the second SIGTERM', async () => {
-      if (!served.logLines().some((line) => line.msg === 'already shutting down' && line.signal === 'SIGTERM')) throw new Error('not yet');
-    });
+    await served.logged('upkeep to note the second SIGTERM', (line) => line.msg === 'already shutting down' && line.signal === 'SIGTERM');
     t.ok(served.alive(), 'a second SIGTERM does not end it either');
     await holder.query('commit');
     t.equal(await served.stop(), 0, 'exits 0 once the run has finished');

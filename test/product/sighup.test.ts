@@ -1,5 +1,4 @@
 import t from 'tap';
-import { waitFor } from '../fixtures/ports.js';
 import { serveInstalled, writeConfig } from './installed.js';
 
 /**
@@ -12,11 +11,7 @@ t.test('the installed serve logs SIGHUP, keeps serving, and still stops cleanly 
   const pid = served.child.pid;
   if (pid === undefined) throw new Error('no pid');
   process.kill(pid, 'SIGHUP');
-  const warned = await waitFor('the SIGHUP warning', async () => {
-    const lines = served.logLines().filter((line) => line.signal === 'SIGHUP');
-    if (lines.length === 0) throw new Error('not logged yet');
-    return lines;
-  }, 15_000, 50);
+  const warned = await served.logged('the SIGHUP warning', (line) => line.signal === 'SIGHUP');
   t.match(warned, [{ level: 40, signal: 'SIGHUP', msg: 'SIGHUP ignored: upkeep does not reload its config; restart it to apply a change' }]);
   t.equal(warned.length, 1);
   t.ok(served.alive(), 'still running');

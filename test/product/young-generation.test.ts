@@ -3,7 +3,6 @@ import { z } from 'zod';
 import { PROBE_DEADLINE_MS, probeInstalled } from './probe.js';
 import type { Served } from './installed.js';
 import { BUSY_RUNS_PER_SECOND } from '../../src/engine/young-generation.js';
-import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { dryRunSettings, oneDryRun, postAlerts } from './runs.js';
 
@@ -96,12 +95,8 @@ t.test('while runs are admitted fast (an alert storm), V8 may grow the young gen
     const alerts = Array.from({ length: BUSY_RUNS_PER_SECOND }, (_, n) => ({ ...alert, fingerprint: `storm${String(n).padStart(6, '0')}` }));
     const reply = await postAlerts(served.base, { ...template, alerts });
     t.equal(reply.status, 202, 'the storm is accepted');
-    const line = await waitFor('the engine to see the storm', async () => {
-      const found = served.logLines().find((entry) => entry.msg === RELEASED);
-      if (!found) throw new Error('no such line yet');
-      return found;
-    }, PROBE_DEADLINE_MS);
-    t.equal(line.runsPerSecond, BUSY_RUNS_PER_SECOND, `logged at debug: "${RELEASED}", with the second's count`);
+    const [line] = await served.logged('the engine to see the storm', (entry) => entry.msg === RELEASED, PROBE_DEADLINE_MS);
+    t.equal(line?.runsPerSecond, BUSY_RUNS_PER_SECOND, `logged at debug: "${RELEASED}", with the second's count`);
   };
   const released = reading.parse(JSON.parse(await probeInstalled(t, await dryRunSettings(t), PROBE, { args: ['--log-level', 'debug'], before: storm })));
   t.ok(released.after > released.before, `new space grew from ${released.before} to ${released.after} bytes when 40 MB survived scavenges`);

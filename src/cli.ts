@@ -38,7 +38,8 @@ Runs one remediation through the engine (same guards and journal) and prints the
   -c, --config FILE  the YAML config (required)
   --param k=v        a parameter; repeat for several keys, each once (GET /remediations lists them)
   --dry-run          record the plan, execute nothing
-Ctrl-C (or SIGTERM, SIGHUP) stops the run, journals it interrupted and exits 1; a second exits at once.
+Ctrl-C (or SIGTERM) stops the run, journals it interrupted and exits 1; a second exits at once.
+SIGHUP (a closed terminal) lets the run go on: nohup upkeep run ... outlives the session.
 ${LOG_LEVEL} (default warn; logs go to stderr)`,
   demo: `upkeep demo [--once] [--port N] [--log-level LEVEL]
 A self-contained tour on throwaway PostgreSQL and Redis servers.

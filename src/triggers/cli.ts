@@ -51,11 +51,14 @@ export function exitCodeFor(record: RunRecord): number {
  */
 export async function runFromCli(config: Readonly<Config>, log: Logger, run: CliRun, out: (line: string) => void, signals: NodeJS.EventEmitter = process): Promise<number> {
   const engine = await Engine.create({ config: { ...config, remediation: { ...config.remediation, executor: 'inline' } }, log });
-  // Ctrl-C, a closed terminal or a kill: node's default ended the process at once, leaving the run
-  // `running` in the journal and a half-written backup behind. The run is stopped as a shutdown
-  // stops it (a statement cancelled, pg_dump ended, the partial file removed), journalled
-  // `interrupted` and printed; a second signal exits at once.
+  // Ctrl-C or a kill: node's default ended the process at once, leaving the run `running` in the
+  // journal and a half-written backup behind. The run is stopped as a shutdown stops it (a
+  // statement cancelled, pg_dump ended, the partial file removed), journalled `interrupted` and
+  // printed; a second signal exits at once. SIGHUP, a closed terminal, lets the run go on to its
+  // end in the journal: node resets the SIG_IGN that `nohup` sets, so without this `nohup upkeep
+  // run backup.pg_dump` over ssh died with the connection.
   let stopping: Promise<void> | null = null;
+  const onHangUp = () => log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: the run goes on; its outcome is journalled (GET /runs)');
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal }, 'stopped again: exiting without waiting for the run');
@@ -65,6 +68,7 @@ export async function runFromCli(config: Readonly<Config>, log: Logger, run: Cli
     stopping = engine.close(0, `upkeep run was stopped by ${signal}`);
   };
   for (const signal of STOP_SIGNALS) signals.on(signal, onSignal);
+  signals.on('SIGHUP', onHangUp);
   try {
     const { done } = engine.submit({ remediation: run.remediation, params: run.params, trigger: 'cli', dryRun: run.dryRun });
     const record = await done;
@@ -72,8 +76,9 @@ export async function runFromCli(config: Readonly<Config>, log: Logger, run: Cli
     return exitCodeFor(record);
   } finally {
     for (const signal of STOP_SIGNALS) signals.off(signal, onSignal);
+    signals.off('SIGHUP', onHangUp);
     await (stopping ?? engine.close());
   }
 }
 
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];

@@ -11,15 +11,14 @@ import { spawnInstalled, writeConfig } from './installed.js';
 /**
  * A signal to `upkeep run` while its run waits on a table another session holds: before, node's
  * default ended the process at once, so the journal kept the run `running`, a half-written
- * backup stayed behind and nothing was printed. Now the run is stopped as a shutdown stops it,
- * journalled and printed, and the process exits 1.
+ * backup stayed behind and nothing was printed. Now SIGINT or SIGTERM stops the run as a shutdown
+ * stops it, journalled and printed, and the process exits 1; SIGHUP lets it go on (`nohup`).
  */
-async function lockedTable(t: Test): Promise<PostgresServer> {
+async function lockedTable(t: Test): Promise<PostgresServer & { release(): Promise<void> }> {
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  await holdTable(t, server, 'app', 'orders');
-  return server;
+  return { ...server, release: await holdTable(t, server, 'app', 'orders') };
 }
 
 /** Starts the installed `upkeep run ARGS`, waits until `waiting()` holds, sends `signal`, and returns what it printed and how it ended. */
@@ -84,4 +83,23 @@ t.test('SIGTERM to upkeep run during a backup: pg_dump ends and no partial file 
   await waitFor('pg_dump to be gone', async () => { if ((await server.query("select pid from pg_stat_activity where application_name = 'pg_dump'")).length > 0) throw new Error('still there'); }, 10_000, 100);
   t.same(await readdir(backups), [], 'no partial file left');
   t.match(await journalled(join(dir, 'state'), runId(stopped.stdout)), { status: 'interrupted', remediation: 'backup.pg_dump' });
+});
+
+t.test('SIGHUP to upkeep run (a closed terminal, or nohup) lets the run go on to its end', async (t) => {
+  const server = await lockedTable(t);
+  const { file, dir } = await writeConfig(t, { targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { lockTimeoutSeconds: 600 } });
+  const vacuums = async () => server.query("select pid from pg_stat_activity where query like 'VACUUM%' and application_name like 'upkeep:%'");
+  const { child, exited, stdout, stderr } = await spawnInstalled(['run', 'postgres.vacuum', '--param', 'target=main', '--param', 'database=app', '--param', 'table=public.orders', '--config', file]);
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  await waitFor('the VACUUM to wait for the table', async () => { if ((await vacuums()).length !== 1) throw new Error('not yet'); }, 30_000, 100);
+  child.kill('SIGHUP');
+  await waitFor('the hang-up to be logged', async () => { if (!stderr().includes('SIGHUP ignored')) throw new Error(`not yet: ${stderr()}`); }, 10_000, 50);
+  t.equal((await vacuums()).length, 1, 'the VACUUM still waits');
+  t.equal(child.exitCode, null, 'upkeep run still runs');
+  await server.release();
+  const [code, killedBy] = await exited;
+  t.same([code, killedBy], [0, null], stderr());
+  t.match(stdout(), /^status: success$/m);
+  t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1, 'vacuumed');
+  t.match(await journalled(join(dir, 'state'), runId(stdout())), { status: 'success', trigger: 'cli' });
 });

@@ -102,11 +102,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
     case 'check-config': return withConfig(args, io, async (config) => { io.out(summarize(config)); return 0; });
     case 'run': return withConfig(args, io, (config) => runRemediation(config, args, io));
     case 'demo': {
-      const port = args.values.port === undefined ? 0 : Number(args.values.port);
-      if (!isPort(port)) {
-        io.err(`--port must be a port number, got "${args.values.port}"`);
-        return 2;
-      }
+      const port = portOption(args.values.port, 0, io);
+      if (port === null) return 2;
       const { listenProblem } = await import('./http/listen-failure.js');
       const taken = port === 0 ? null : await listenProblem('127.0.0.1', port);
       if (taken !== null) {
@@ -242,11 +239,8 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
     import('./log.js'), import('./config/checks.js'), import('./server.js'), import('./thread-priority.js'), import('./http/listen-failure.js'),
   ]);
   const log = createLogger({ level: args.values['log-level'] ?? 'info' });
-  const port = args.values.port === undefined ? config.server.port : Number(args.values.port);
-  if (!isPort(port)) {
-    io.err(`--port must be a port number, got "${args.values.port}"`);
-    return 2;
-  }
+  const port = portOption(args.values.port, config.server.port, io);
+  if (port === null) return 2;
   const open = args.values.host === undefined ? null : openToNetwork(args.values.host, config.server.authToken);
   if (open) {
     io.err(`--host: server.authToken ${open}`);
@@ -266,8 +260,12 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);
 }
 
-function isPort(port: number): boolean {
-  return Number.isInteger(port) && port >= 0 && port <= 65535;
+/** --port as a number (`fallback` without it), or null once it has said why it is not one. */
+function portOption(value: string | undefined, fallback: number, io: Io): number | null {
+  const port = value === undefined ? fallback : Number(value);
+  if (Number.isInteger(port) && port >= 0 && port <= 65535) return port;
+  io.err(`--port must be a port number, got "${value}"`);
+  return null;
 }
 
 /** The first SIGINT or SIGTERM; both listeners go then, so a second signal of either kind ends the process at once. */

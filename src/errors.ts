@@ -5,3 +5,9 @@ export class ValidationError extends Error {
     this.name = 'ValidationError';
   }
 }
+
+/** The `code` of a system, network or driver error (`ENOENT`, `EADDRINUSE`, a SQLSTATE), if it has one. */
+export function errorCode(err: unknown): string | undefined {
+  const code: unknown = err !== null && typeof err === 'object' ? Reflect.get(err, 'code') : undefined;
+  return typeof code === 'string' ? code : undefined;
+}

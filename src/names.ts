@@ -34,8 +34,13 @@ export function nearestName(given: string, known: readonly string[]): string | n
   return best?.name ?? null;
 }
 
+/** ` (did you mean "NAME"?)` for a close typo, else nothing. */
+export function didYouMean(given: string, known: readonly string[]): string {
+  const near = nearestName(given, known);
+  return near === null ? '' : ` (did you mean "${near}"?)`;
+}
+
 /** ` (did you mean "NAME"?)` for a close typo, else `; the KIND are A, B, C`. */
 export function unknownNameHint(given: string, known: readonly string[], kind: string): string {
-  const near = nearestName(given, known);
-  return near === null ? `; the ${kind} are ${known.join(', ')}` : ` (did you mean "${near}"?)`;
+  return didYouMean(given, known) || `; the ${kind} are ${known.join(', ')}`;
 }

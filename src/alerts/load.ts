@@ -1,6 +1,6 @@
 import { ConfigInvalid, describeIssue, readConfigText, ZOD_MESSAGES, type ConfigError } from '../config/load.js';
 import { formatPath } from '../config/interpolate.js';
-import { nearestName } from '../names.js';
+import { didYouMean } from '../names.js';
 import { readYaml } from '../config/yaml.js';
 import { ALERT_NAMES } from './rules.js';
 import { thresholdsSchema, type Thresholds } from './thresholds.js';
@@ -9,10 +9,8 @@ export type ThresholdsResult = { ok: true; thresholds: Thresholds } | { ok: fals
 
 /** Every `for:` override must name an alert: a typo would otherwise change nothing, silently. */
 function unknownAlerts(thresholds: Thresholds): ConfigError[] {
-  return Object.keys(thresholds.for).filter((name) => !ALERT_NAMES.includes(name)).map((name) => {
-    const near = nearestName(name, ALERT_NAMES);
-    return { path: formatPath(['for', name]), message: `names no alert${near === null ? '' : ` (did you mean "${near}"?)`}` };
-  });
+  return Object.keys(thresholds.for).filter((name) => !ALERT_NAMES.includes(name))
+    .map((name) => ({ path: formatPath(['for', name]), message: `names no alert${didYouMean(name, ALERT_NAMES)}` }));
 }
 
 /** Thresholds from YAML text; errors name their path, as config errors do. */

@@ -3,7 +3,7 @@ import { formatPath } from './interpolate.js';
 import { describeIssue, ZOD_MESSAGES, type ConfigError } from './load.js';
 import type { Config } from './schema.js';
 import { isTemplated } from './template.js';
-import { nearestName, unknownNameHint } from '../names.js';
+import { didYouMean, unknownNameHint } from '../names.js';
 
 /**
  * Cross-checks that need the registries: the remediations (name and params schema) and the
@@ -21,11 +21,6 @@ export interface Registries {
 
 type Params = Readonly<Record<string, string | number | boolean>>;
 type Path = readonly PropertyKey[];
-
-function didYouMean(given: string, known: readonly string[]): string {
-  const near = nearestName(given, known);
-  return near === null ? '' : ` (did you mean "${near}"?)`;
-}
 
 interface NamedList {
   readonly label: string;

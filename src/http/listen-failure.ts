@@ -1,3 +1,4 @@
+import { errorCode } from '../errors.js';
 import { errorMessage } from '../redact.js';
 
 // What a user can do about each refusal of listen(2).
@@ -9,7 +10,7 @@ const REASONS: Readonly<Record<string, string>> = {
 
 /** One line for stderr on why `upkeep serve` could not listen: before, node printed the exception's stack and exited 1. */
 export function listenFailure(host: string, port: number, err: unknown): string {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  const code = errorCode(err) ?? '';
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return `cannot listen on ${address}: ${REASONS[code] ?? errorMessage(err)}`;
 }

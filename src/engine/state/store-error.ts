@@ -1,3 +1,4 @@
+import { errorCode } from '../../errors.js';
 import { errorMessage } from '../../log.js';
 
 /**
@@ -11,7 +12,7 @@ export class StateStoreError extends Error {
   constructor(readonly operation: string, cause: unknown, store: 'state.postgres' | 'state.dir' = 'state.postgres') {
     super(`${store}: ${operation}: ${errorMessage(cause)}`);
     this.name = 'StateStoreError';
-    const code: unknown = cause !== null && typeof cause === 'object' ? Reflect.get(cause, 'code') : undefined;
-    if (typeof code === 'string') this.code = code;
+    const code = errorCode(cause);
+    if (code !== undefined) this.code = code;
   }
 }

@@ -1,9 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-
-function codeOf(err: unknown): unknown {
-  return err instanceof Error && 'code' in err ? err.code : undefined;
-}
+import { errorCode } from '../../errors.js';
 
 /**
  * `mkdir -p`, without node's `mkdir(path, { recursive: true })`: under /proc that call never
@@ -18,7 +15,7 @@ export async function makeDirectory(path: string): Promise<void> {
   const missing: string[] = [];
   for (let current = target; ; current = dirname(current)) {
     const found = await stat(current).then((info) => info, (err: unknown) => {
-      if (codeOf(err) === 'ENOENT') return null;
+      if (errorCode(err) === 'ENOENT') return null;
       throw err;
     });
     // A file where the directory should be: mkdir's own EEXIST, as `mkdir -p` gives.
@@ -30,7 +27,7 @@ export async function makeDirectory(path: string): Promise<void> {
   for (const dir of missing.reverse()) {
     await mkdir(dir).catch(async (err: unknown) => {
       // Made meanwhile by someone else (another replica starting on the same state.dir): fine.
-      const made = codeOf(err) === 'EEXIST' && await stat(dir).then((info) => info.isDirectory(), () => false);
+      const made = errorCode(err) === 'EEXIST' && await stat(dir).then((info) => info.isDirectory(), () => false);
       if (!made) throw err;
     });
   }

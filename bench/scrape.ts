@@ -44,16 +44,16 @@ function log(line: string): void {
 }
 
 /** `count` scrapes in a row, and the server's CPU per scrape over them. */
-async function timedScrapes(service: Service, count: number): Promise<{ scrapes: Scrape[]; cpuMs: number }> {
+async function timedScrapes(service: Service, count: number, encoding: 'identity' | 'gzip' = 'identity'): Promise<{ scrapes: Scrape[]; cpuMs: number }> {
   const before = await cpuSeconds(service.pid);
-  const scrapes = await scrapeMany(service, count);
+  const scrapes = await scrapeMany(service, count, 0, encoding);
   return { scrapes, cpuMs: (1000 * (await cpuSeconds(service.pid) - before)) / count };
 }
 
-async function scrapeMany(service: Service, count: number, pauseMs = 0): Promise<Scrape[]> {
+async function scrapeMany(service: Service, count: number, pauseMs = 0, encoding: 'identity' | 'gzip' = 'identity'): Promise<Scrape[]> {
   const results: Scrape[] = [];
   for (let i = 0; i < count; i += 1) {
-    results.push(await scrape(service.url));
+    results.push(await scrape(service.url, encoding));
     if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
   return results;
@@ -104,7 +104,8 @@ function row(measured: Measured): string {
 
 const msList = (scrapes: readonly Scrape[]) => scrapes.map((s) => (s.seconds * 1000).toFixed(0)).join(' ');
 
-const p50 = (measured: Measured) => percentile(measured.scrapes.map((s) => s.seconds * 1000), 50);
+const p50Of = (scrapes: readonly Scrape[]) => percentile(scrapes.map((s) => s.seconds * 1000), 50);
+const p50 = (measured: Measured) => p50Of(measured.scrapes);
 
 async function ratio(id: string, label: string, ours: Measured, theirs: Measured, goal: number, note: string): Promise<string> {
   const value = p50(ours) / p50(theirs);
@@ -154,6 +155,17 @@ async function main(): Promise<void> {
     log(`server CPU per scrape (ms): upkeep ${upkeepPg.cpuMs.toFixed(1)}; postgres_exporter ${exporterPg.cpuMs.toFixed(1)}`);
     const coldSizes = upkeepCold.text.includes('upkeep_postgres_table_size_bytes{');
     log(`upkeep's first scrape (connections opened${coldSizes ? ', sizes read' : '; sizes not read yet'}): ${(upkeepCold.seconds * 1000).toFixed(0)} ms`);
+
+    // Not a goal: what Prometheus gets, which asks for gzip with every scrape (both servers gzip).
+    log(`\nPostgreSQL as Prometheus asks for it (Accept-Encoding: gzip): ${SCRAPES} scrapes each`);
+    const upkeepGzip = await timedScrapes(upkeepPostgres, SCRAPES, 'gzip');
+    const exporterGzip = await timedScrapes(postgresExporter, SCRAPES, 'gzip');
+    const sameText = tablesIn(upkeepGzip.scrapes.at(-1)?.text ?? '', 'upkeep_postgres_dead_tuples', ['database', 'schema', 'table']).size === ours.size;
+    for (const [name, gzipped, plain] of [['upkeep', upkeepGzip, upkeepPg], ['postgres_exporter', exporterGzip, exporterPg]] as const) {
+      const wire = gzipped.scrapes.at(-1)?.bytes ?? 0;
+      log(`${name}: p50 ${p50Of(gzipped.scrapes).toFixed(1)} ms (uncompressed ${p50Of(plain.scrapes).toFixed(1)}), ${wire.toLocaleString('en-US')} bytes on the wire (${(wire / (plain.scrapes.at(-1)?.bytes ?? 1) * 100).toFixed(1)} % of the text), server CPU ${gzipped.cpuMs.toFixed(1)} ms per scrape (uncompressed ${plain.cpuMs.toFixed(1)})`);
+    }
+    log(`gzipped p50, upkeep / postgres_exporter: ${(p50Of(upkeepGzip.scrapes) / p50Of(exporterGzip.scrapes)).toFixed(4)}x; upkeep's gzipped text holds the same tables: ${sameText}`);
 
     log(`\nRedis: ${SCRAPES} scrapes each; upkeep's every 500 ms so the background SCAN (every ${PATTERN_REFRESH_SECONDS} s) runs between them`);
     const redisCold = await scrape(upkeepRedis.url);

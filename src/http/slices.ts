@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 
 /** The client went away before it had every slice: its doing, not a failure of upkeep's. */
 export class ClientGone extends Error {
@@ -9,12 +9,13 @@ export class ClientGone extends Error {
 }
 
 /**
- * Writes slices to a response, each one taken by the socket (its write callback called) before
- * the next is asked for: the renderer writes the next slice into the buffer of one already sent
- * (src/collectors/framework/text.ts). Rejects with ClientGone when the client goes away mid-way,
- * and with the renderer's error when rendering fails.
+ * Writes slices to a response (or to the gzip stream in front of it), each one taken (its write
+ * callback called: by the socket, or by gzip once it has compressed it) before the next is asked
+ * for: the renderer writes the next slice into the buffer of one already sent
+ * (src/collectors/framework/text.ts). Rejects with ClientGone when the client goes away mid-way
+ * (which closes the gzip stream too), and with the renderer's error when rendering fails.
  */
-export async function sendSlices(response: ServerResponse, slices: AsyncIterable<Uint8Array>): Promise<void> {
+export async function sendSlices(response: Writable, slices: AsyncIterable<Uint8Array>): Promise<void> {
   for await (const slice of slices) {
     await new Promise<void>((resolve, reject) => {
       const closed = () => reject(new ClientGone());

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { linesStartingWith, scrape } from '../../bench/scrape-client.js';
 
@@ -32,4 +33,23 @@ t.test('scrape reads the whole body in chunks, asks for it uncompressed, and ref
   t.ok(result.seconds > 0, 'timed');
   t.same(encodings, ['identity']);
   await t.rejects(scrape(`${base}/missing`), { message: `${base}/missing: HTTP 404` });
+});
+
+t.test('asked for gzip, scrape counts the bytes on the wire and unzips the text; a server that does not gzip is read as it is', async (t) => {
+  const text = 'upkeep_x{table="t"} 1\n'.repeat(2_000);
+  const server = createServer((request, response) => {
+    if (request.url === '/plain') { response.writeHead(200).end(text); return; }
+    const zipped = gzipSync(text);
+    response.writeHead(200, { 'content-encoding': 'gzip', 'content-length': zipped.length }).end(zipped);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const zipped = await scrape(`${base}/metrics`, 'gzip');
+  t.equal(zipped.text, text);
+  t.equal(zipped.bytes, gzipSync(text).length);
+  const plain = await scrape(`${base}/plain`, 'gzip');
+  t.equal(plain.text, text);
+  t.equal(plain.bytes, text.length);
 });

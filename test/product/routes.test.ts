@@ -4,8 +4,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
+import { promtoolCheckMetrics } from '../fixtures/promtool.js';
 import { asUser, installedPackage, serveInstalled, upkeep, writeConfig, type Served } from './installed.js';
 
 const TOKEN = 'tok-product-7f3a9c';
@@ -62,6 +64,18 @@ async function expectStatus(t: Test, served: Served, method: string, path: strin
   return response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text;
 }
 
+/** A GET read with node:http, which (unlike fetch) neither asks for gzip nor unzips what comes. */
+function rawGet(served: Served, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    request(new URL(path, served.base), { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    }).on('error', reject).end();
+  });
+}
+
 /**
  * A body declared over the limit: upkeep refuses it on its Content-Length, before reading it, and
  * closes the connection (docs/api.md). Only the first bytes are sent, so the reply is read before
@@ -96,6 +110,13 @@ t.test('the installed serve answers every documented route, valid and invalid, a
   const auth = { authorization: `Bearer ${TOKEN}` };
 
   t.match(await expectStatus(t, served, 'GET', '/metrics', 200), /upkeep_build_info\{version="/);
+  // Prometheus asks for gzip with every scrape.
+  const zipped = await rawGet(served, '/metrics', { 'accept-encoding': 'gzip' });
+  t.match(zipped, { status: 200, headers: { 'content-encoding': 'gzip', vary: 'Accept-Encoding' } }, 'gzipped when asked');
+  const unzipped = gunzipSync(zipped.body).toString();
+  t.match(unzipped, /^upkeep_build_info\{version="[^"]+"\} 1$/m);
+  t.same(await promtoolCheckMetrics(unzipped), { code: 0, output: '' }, 'the gzipped exposition, unzipped, passes promtool');
+  t.match(await rawGet(served, '/metrics', {}), { status: 200, headers: { 'content-encoding': undefined } }, 'the text as it is when not asked');
   t.same(await expectStatus(t, served, 'GET', '/healthz', 200), { status: 'ok' });
   t.match(await expectStatus(t, served, 'GET', '/readyz', 200), { status: 'ready' });
   t.match(await expectStatus(t, served, 'GET', '/remediations', 200), { remediations: [{ name: 'postgres.vacuum' }] });

@@ -5,7 +5,7 @@ import { nodeZlib } from '../lazy.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Registry } from '../prom.js';
 import { acceptsGzip } from './accept-gzip.js';
-import { ClientGone, sendSlices } from './slices.js';
+import { ClientGone, sendCopies, sendSlices } from './slices.js';
 
 export interface MetricsRouteOptions {
   scraper: Scraper;
@@ -45,11 +45,12 @@ export function metricsRoute(fastify: FastifyInstance, options: MetricsRouteOpti
     // its own rejection then says no more than sendSlices does.
     const piped = compressor ? pipeline(compressor, response).catch(() => undefined) : undefined;
     try {
-      await sendSlices(compressor ?? response, slices);
       if (compressor) {
+        await sendCopies(compressor, slices);
         compressor.end();
         await piped;
       } else {
+        await sendSlices(response, slices);
         response.end();
       }
       // A scrape under way when shutdown began kept its connection open (its headers went before),

@@ -1,9 +1,10 @@
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
 import { createServer, get, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { exposition, type FamilyText } from '../../src/collectors/framework/text.js';
-import { sendSlices } from '../../src/http/slices.js';
+import { ClientGone, sendCopies, sendSlices } from '../../src/http/slices.js';
 import { Gauge } from '../../src/prom.js';
 import { buildApp } from '../../src/server.js';
 import { capturedLogger, tempDir, testConfig } from './helpers.js';
@@ -90,4 +91,63 @@ t.test('a family that fails mid-way cuts the response short and is logged once',
   failing = false;
   t.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^test_last 1$/m, 'the next scrape is whole');
   t.same(captured.lines().filter((line) => line.level === 50).map(({ msg, err }) => ({ msg, err })), [{ msg: 'the exposition failed mid-way', err: 'collect failed' }]);
+});
+
+/** Slices as the renderer hands them: one buffer, written again once the next slice is asked for. */
+async function* reusedBuffer(count: number, pulled: { count: number }): AsyncGenerator<Uint8Array> {
+  const buffer = Buffer.alloc(1024);
+  for (let i = 0; i < count; i += 1) {
+    buffer.fill(i % 256);
+    pulled.count += 1;
+    yield buffer.subarray(0, 100 + i);
+  }
+}
+
+/** A stream that takes a write only when told to, as gzip does once it has compressed a chunk. */
+function heldStream(): { stream: Writable; taken: Buffer[]; release(): void; waiting(): number } {
+  const held: (() => void)[] = [];
+  const taken: Buffer[] = [];
+  const stream = new Writable({
+    highWaterMark: 1,
+    write(chunk: Buffer, _encoding, callback) {
+      held.push(() => { taken.push(Buffer.from(chunk)); callback(); });
+    },
+  });
+  return { stream, taken, release: () => { for (const done of held.splice(0)) done(); }, waiting: () => held.length };
+}
+
+t.test('sendCopies: the renderer goes on while the stream works, three copies ahead at most, and every slice arrives as it was', async (t) => {
+  const { stream, taken, release, waiting } = heldStream();
+  const pulled = { count: 0 };
+  const sent = sendCopies(stream, reusedBuffer(10, pulled));
+  for (let i = 0; i < 20 && pulled.count < 4; i += 1) await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(waiting(), 1, 'the stream works on one');
+  t.equal(stream.writableLength, 100 + 101 + 102, 'three copies handed to the stream before it took any');
+  t.equal(pulled.count, 4, 'the fourth slice rendered meanwhile, and waits for a copy to come back');
+  while (taken.length < 10) {
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await sent;
+  t.same(taken.map((chunk) => [chunk.length, chunk[0], chunk.every((byte) => byte === chunk[0])]), Array.from({ length: 10 }, (_, i) => [100 + i, i, true]),
+    'each slice whole, though the renderer wrote the next ones into the same buffer');
+});
+
+t.test('sendCopies: a stream closed mid-way (the client gone) rejects with ClientGone; a failing renderer with its own error', async (t) => {
+  const { stream } = heldStream();
+  const sent = sendCopies(stream, reusedBuffer(10, { count: 0 }));
+  await new Promise((resolve) => setImmediate(resolve));
+  stream.destroy();
+  await t.rejects(sent, ClientGone);
+
+  const failing = async function* (): AsyncGenerator<Uint8Array> {
+    yield Buffer.from('a');
+    throw new Error('render failed');
+  };
+  const open = new Writable({ write(_chunk, _encoding, callback) { callback(); } });
+  await t.rejects(sendCopies(open, failing()), { message: 'render failed' });
+  const erring = new Writable({ write(_chunk, _encoding, callback) { callback(new Error('EPIPE')); } });
+  erring.on('error', () => undefined);
+  await t.rejects(sendCopies(erring, reusedBuffer(5, { count: 0 })), { name: 'ClientGone', message: 'the client went away: EPIPE' });
 });

@@ -26,10 +26,14 @@ const QUIET_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
 // runs out (at most half of it): what is left is for journalling them and closing the clients.
 const CLOSING_RESERVE_MS = 2000;
 
+/** What is kept at the end of server.shutdownTimeoutSeconds for journalling the runs and closing the clients. */
+function closingReserveMs(shutdownTimeoutSeconds: number): number {
+  return Math.min(CLOSING_RESERVE_MS, (shutdownTimeoutSeconds * 1000) / 2);
+}
+
 /** How long runs in flight at shutdown may take to finish before they are interrupted. */
 function runsGraceMs(shutdownTimeoutSeconds: number): number {
-  const totalMs = shutdownTimeoutSeconds * 1000;
-  return totalMs - Math.min(CLOSING_RESERVE_MS, totalMs / 2);
+  return shutdownTimeoutSeconds * 1000 - closingReserveMs(shutdownTimeoutSeconds);
 }
 
 export interface AppOptions {
@@ -81,21 +85,27 @@ export async function buildApp(options: AppOptions): Promise<App> {
   new Gauge({ name: 'upkeep_replica_members', help: 'Live replicas sharing the targets, as this replica last saw them (1 with the file store).', registers: [registry],
     collect() { this.set(members?.ids().length ?? 1); } });
   const schedule = startSchedule({ config, submitter: engine, registry, log });
-  // The runs' grace counts from the start of the close, as the process's deadline does (cli.ts):
-  // in-flight requests are waited for first.
-  let runsUntil = 0;
+  // Runs are stopped from the start of the close, not once the server has closed (onClose): a
+  // request waiting on a run (?wait=true) holds the server open until the run ends, so waiting for
+  // the server first held both until the process's deadline (exit 1, the run never journalled).
+  // The grace counts from the start of the close, as the process's deadline does (cli.ts). A run
+  // cut off at its end that does not notice (a step that ignores its abort) is given up on within
+  // half the reserve, so its final line is still written.
+  let runsStopped: Promise<void> = Promise.resolve();
   fastify.addHook('onClose', async () => {
-    await schedule.stop();
+    await runsStopped;
     await replicas?.close();
     await scraper.close();
-    await engine.close(Math.max(0, runsUntil - Date.now()));
+    await engine.close();
   });
   // On shutdown, a response still in flight tells its client to hang up, so a keep-alive
   // connection (every Prometheus scrape uses one) cannot hold the process open afterwards.
   let closing = false;
   fastify.addHook('preClose', async () => {
     closing = true;
-    runsUntil = Date.now() + runsGraceMs(config.server.shutdownTimeoutSeconds);
+    await schedule.stop();
+    const { shutdownTimeoutSeconds } = config.server;
+    runsStopped = engine.stopRuns(runsGraceMs(shutdownTimeoutSeconds), undefined, closingReserveMs(shutdownTimeoutSeconds) / 2);
   });
   fastify.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close'); });
   errorReplies(fastify);

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { DistinctErrors, type Logger } from '../log.js';
-import { createPool, databaseUrl } from '../systems/postgres/client.js';
+import { createPool, databaseUrl, endPool } from '../systems/postgres/client.js';
 import { CachedReading } from './framework/cache.js';
 import { readSizes, type DatabaseSizes } from './postgres-queries.js';
 import type { ReadingOptions, TableColumns, TableName } from './postgres-table-columns.js';
@@ -127,6 +127,6 @@ export class DatabaseConnection {
   async close(): Promise<void> {
     this.sizes.stop();
     this.xidAges?.stop();
-    await this.pool.end();
+    await endPool(this.pool);
   }
 }

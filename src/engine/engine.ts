@@ -64,6 +64,8 @@ export class Engine implements RunSubmitter, TickClaims {
   private readonly now: () => number;
   readonly metrics: RemediationMetrics;
   private closing = false;
+  private runsStopped: Promise<void> | undefined;
+  private closed: Promise<void> | undefined;
   private leases: LeaseKeeper | null = null;
   /** state.retention: how long the journal keeps a run. */
   private readonly retentionMs: number;
@@ -314,10 +316,29 @@ export class Engine implements RunSubmitter, TickClaims {
 
   /**
    * Cancels queued runs, lets running ones finish for up to `runsGraceMs` (0: none) and interrupts
-   * the ones still running then (`why` is their error), and closes the journal and clients.
+   * the ones still running then (`why` is their error; `abandonAfterMs`: how long one may take to
+   * notice, see ShutDown). The journal and the clients stay open: a request still in flight (one
+   * waiting on a run with ?wait=true) reads them. Once; a second call waits for the first.
    */
-  async close(runsGraceMs = 0, why = 'upkeep shut down'): Promise<void> {
-    if (this.closing) return;
+  stopRuns(runsGraceMs = 0, why = 'upkeep shut down', abandonAfterMs?: number): Promise<void> {
+    this.runsStopped ??= this.finishRuns(runsGraceMs, why, abandonAfterMs);
+    return this.runsStopped;
+  }
+
+  /** stopRuns (with these arguments, unless it was called before), then closes the journal and the clients. Once; a second call waits for the first. */
+  close(runsGraceMs = 0, why = 'upkeep shut down', abandonAfterMs?: number): Promise<void> {
+    this.closed ??= (async () => {
+      await this.stopRuns(runsGraceMs, why, abandonAfterMs);
+      await this.finisher.close();
+      await this.leases?.stop();
+      await this.executor.close();
+      await this.store.close();
+      await this.connections.close();
+    })();
+    return this.closed;
+  }
+
+  private async finishRuns(runsGraceMs: number, why: string, abandonAfterMs: number | undefined): Promise<void> {
     this.closing = true;
     this.youngGeneration.stop();
     const { log } = this.options;
@@ -325,13 +346,8 @@ export class Engine implements RunSubmitter, TickClaims {
     const running = this.queue.activeCount();
     const graceSeconds = Math.round(runsGraceMs / 100) / 10;
     if (running > 0 && runsGraceMs > 0) log.info({ runs: running, graceSeconds }, 'waiting for the runs in flight to finish');
-    const interrupted = await this.queue.finishActive(runsGraceMs, new ShutDown(why));
+    const interrupted = await this.queue.finishActive(runsGraceMs, new ShutDown(why, abandonAfterMs));
     if (interrupted > 0 && runsGraceMs > 0) log.warn({ runs: interrupted, graceSeconds }, 'runs still in flight when the shutdown grace ran out are interrupted');
     await Promise.allSettled([...this.admitting.values(), ...cancelling]);
-    await this.finisher.close();
-    await this.leases?.stop();
-    await this.executor.close();
-    await this.store.close();
-    await this.connections.close();
   }
 }

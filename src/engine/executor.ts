@@ -85,7 +85,7 @@ class RunContext implements ActionContext {
 /** The run's context as an action sees it (its connections, its memo, its signal), and how to close it. */
 export function runContext(config: Readonly<Config>, shared: Connections, spec: RunSpec, now: () => number): { context: ActionContext; close: CloseRun } {
   const { runId, dryRun, deadline, trigger, log, abort, progress } = spec;
-  const connections = new RunConnections(config, shared, deadline, config.remediation.lockTimeoutSeconds * 1000, log, runId, dryRun);
+  const connections = new RunConnections(config, shared, deadline, config.remediation.lockTimeoutSeconds * 1000, log, runId, dryRun, abort);
   // At the deadline (or shutdown) the work is cancelled where it runs, not just abandoned here.
   const stopListening = abort.onAbort(() => { void connections.cancelBackends(); });
   const context = new RunContext(config, log, connections, abort, deadline, trigger, now, progress, dryRun);

@@ -157,8 +157,12 @@ export class RunPipeline {
     progress(planned);
     await journalBeforeActing(this.parts.store, planned);
     const output = await step(steps.run(params, plan.payload));
+    // Known before the verification: a verification that fails to run (its server gone) must not
+    // lose what the run did (the rows deleted, the keys unlinked) from the journal.
+    const ran = { ...planned, output: output.detail };
+    progress(ran);
     const verification = await step(steps.verify(params, check, output));
-    const verified = { ...planned, output: output.detail, verification };
+    const verified = { ...ran, verification };
     return verification.ok
       ? { ...verified, status: 'success' }
       : { ...verified, status: 'failure', error: `verification failed: ${verification.detail}` };
@@ -198,7 +202,11 @@ function stopped(record: RunRecord, err: unknown, abort: RunAbort, log: () => Lo
   }
   // The 'run finished' line carries the message; the stack is for whoever turns on debug.
   log().debug({ err }, 'remediation failed');
-  return { ...record, ...done, status: 'failure', error: abort.aborted ? `${errorMessage(abort.reason)}: ${errorMessage(err)}` : errorMessage(err) };
+  const message = errorMessage(err);
+  // The abort's reason says why the step stopped; a step that rejects with that very reason (the
+  // abandoned one; a connection given up) is not said twice.
+  const reason = abort.aborted ? errorMessage(abort.reason) : undefined;
+  return { ...record, ...done, status: 'failure', error: reason === undefined || reason === message ? message : `${reason}: ${message}` };
 }
 
 /**
@@ -216,7 +224,10 @@ async function journalBeforeActing(store: StateStore, record: RunRecord): Promis
 function untilAbandoned<T>(work: Promise<T>, abort: RunAbort): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => { timer = setTimeout(() => reject(abort.reason), ABANDON_AFTER_DEADLINE_MS); };
+    const onAbort = () => {
+      const waitMs = abort.reason instanceof ShutDown ? abort.reason.abandonAfterMs ?? ABANDON_AFTER_DEADLINE_MS : ABANDON_AFTER_DEADLINE_MS;
+      timer = setTimeout(() => reject(abort.reason), waitMs);
+    };
     if (abort.aborted) onAbort();
     const stopListening = abort.onAbort(onAbort);
     work.then(resolve, reject).finally(() => {

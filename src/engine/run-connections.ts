@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Connections } from '../systems/connections.js';
 import { catalogReadsOf, type CatalogReads } from '../systems/postgres/catalog-reads.js';
+import { connectPooled, type ConnectCancel } from '../systems/postgres/client.js';
 import { runApplicationName } from './locks.js';
 
 interface TrackedClient {
@@ -75,6 +76,8 @@ export class RunConnections extends Connections {
     private readonly log: Logger,
     private readonly runId: string,
     private readonly dryRun = false,
+    // The run's abort: a connection still being made when it comes is given up at once.
+    private readonly cancel?: ConnectCancel,
   ) {
     super(settings);
   }
@@ -82,12 +85,13 @@ export class RunConnections extends Connections {
   /** A session of the run's own (tagged for it, ended with it), or for a dry run one lent by the dry runs' pool. */
   private async open(target: string, database: string, applicationName: string): Promise<{ client: pg.Client; close: (discard: boolean) => Promise<void> }> {
     if (!this.dryRun) {
-      const client = await this.shared.postgres(target, database, applicationName);
+      // The run's deadline (or a shutdown) aborts a connection attempt at once, through `cancel`.
+      const client = await this.shared.postgres(target, database, applicationName, this.cancel ? { cancel: this.cancel } : {});
       // The client's own end(): postgres() makes end() hand the session back to the run.
       const end = client.end.bind(client);
       return { client, close: () => end() };
     }
-    const client = await this.dryRunPool(target, database).connect();
+    const client = await connectPooled(this.dryRunPool(target, database), this.cancel);
     const end = client.end;
     return {
       client,

@@ -12,5 +12,13 @@ export class Stop extends Error {
   }
 }
 
-/** The engine is shutting down: the run is interrupted, not failed. */
-export class ShutDown extends Error {}
+/**
+ * The engine is shutting down: the run is interrupted, not failed. `abandonAfterMs`: how long a
+ * run's step may take to notice before the engine stops waiting for it, so that its final line is
+ * written before the process's deadline (unset: as after a run's deadline).
+ */
+export class ShutDown extends Error {
+  constructor(message: string, readonly abandonAfterMs?: number) {
+    super(message);
+  }
+}

@@ -5,7 +5,7 @@ import type { CatalogReads } from './postgres/catalog-reads.js';
 import { ValidationError } from '../errors.js';
 import { dockerClient } from './docker/client.js';
 import type { DockerTarget } from './docker/target.js';
-import { connectClient, createPool, databaseUrl } from './postgres/client.js';
+import { connectClient, createPool, databaseUrl, endPool, type ConnectOptions } from './postgres/client.js';
 import type { PostgresTarget } from './postgres/target.js';
 import { createRedisClient, firstConnection } from './redis/client.js';
 import type { RedisTarget } from './redis/target.js';
@@ -45,8 +45,8 @@ export class Connections {
   }
 
   /** A new, connected client; the caller must end() it. */
-  async postgres(target: string, database: string, applicationName = 'upkeep-remediation'): Promise<pg.Client> {
-    return connectClient(this.postgresUrl(target, database), applicationName);
+  async postgres(target: string, database: string, applicationName = 'upkeep-remediation', options?: ConnectOptions): Promise<pg.Client> {
+    return connectClient(this.postgresUrl(target, database), applicationName, options);
   }
 
   /**
@@ -101,7 +101,7 @@ export class Connections {
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
+    await Promise.all(pools.map((pool) => endPool(pool).catch(() => undefined)));
     const clients = await Promise.allSettled(this.redisClients.values());
     for (const client of clients) if (client.status === 'fulfilled') client.value.disconnect();
     this.redisClients.clear();

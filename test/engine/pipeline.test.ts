@@ -18,7 +18,7 @@ import { startTestPostgres } from '../actions/postgres-fixture.js';
 /** An in-process action whose behaviour each test sets; it touches no external system. */
 function testAction(behaviour: {
   name?: string; risk?: Risk; lock?: LockSpec; proceed?: boolean; verifyOk?: boolean;
-  run?: (signal: AbortSignal) => Promise<void>; fail?: unknown;
+  run?: (signal: AbortSignal) => Promise<void>; fail?: unknown; verifyFails?: Error;
 } = {}): Action<{ n: number }> {
   return {
     name: behaviour.name ?? 'test.action',
@@ -34,7 +34,10 @@ function testAction(behaviour: {
       await behaviour.run?.(context.signal);
       return { detail: { done: true } };
     },
-    verify: async () => ({ ok: behaviour.verifyOk ?? true, detail: behaviour.verifyOk === false ? 'effect not seen' : 'fine' }),
+    verify: async () => {
+      if (behaviour.verifyFails) throw behaviour.verifyFails;
+      return { ok: behaviour.verifyOk ?? true, detail: behaviour.verifyOk === false ? 'effect not seen' : 'fine' };
+    },
   };
 }
 
@@ -70,6 +73,15 @@ t.test('outcomes: verification failure, errors, dry run of a cleared condition, 
   t.equal(typo.reason, 'unknown remediation "thrower." (did you mean "thrower"?)');
 });
 
+t.test('a verification that cannot run (its server gone) fails the run, and the journal keeps what the run did', async (t) => {
+  const dir = await tempDir(t);
+  const engine = await engineWith(t, [testAction({ verifyFails: new Error('Connection terminated unexpectedly') })], {}, dir);
+  const run = await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done;
+  t.match(run, { status: 'failure', error: 'Connection terminated unexpectedly', output: { done: true } });
+  const journalled = (await journalLines(dir)).filter((line) => line.id === run.id).at(-1);
+  t.match(journalled, { status: 'failure', output: { done: true } }, 'the final journal line holds the output');
+});
+
 t.test('cooldown applies to automatic runs per (remediation, target object), not to manual ones', async (t) => {
   const engine = await engineWith(t, [testAction()], { cooldownSeconds: 600 });
   const first = await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'schedule' }).done;
@@ -86,7 +98,7 @@ t.test('an action that ignores its deadline is abandoned and the run fails', asy
   const engine = await engineWith(t, [testAction({ run: () => new Promise((resolve) => setTimeout(resolve, 30_000).unref()) })]);
   const run = await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual', timeoutSeconds: 0.2 }).done;
   t.equal(run.status, 'failure');
-  t.match(run.error, /^deadline of 0.2s passed: deadline of 0.2s passed$/);
+  t.equal(run.error, 'deadline of 0.2s passed', 'said once: the abandoned step rejects with the deadline itself');
 });
 
 t.test('shutdown interrupts running runs, cancels queued ones and refuses new ones', async (t) => {

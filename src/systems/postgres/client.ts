@@ -18,12 +18,68 @@ export function databaseUrl(url: string, database: string): string {
   return parsed.toString();
 }
 
-/** A new, connected client; the caller must end() it. */
-export async function connectClient(url: string, applicationName: string): Promise<pg.Client> {
-  const client = new (postgresDriver().Client)({ connectionString: url, application_name: applicationName, stream: socketFor });
+/** What cuts a connection attempt short: a run's abort (its deadline, a shutdown); the engine's RunAbort is one. */
+export interface ConnectCancel {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  onAbort(listener: () => void): () => void;
+}
+
+// As long as the children (pg_dump, psql) get to connect (PGCONNECT_TIMEOUT in
+// src/systems/process/child.ts): a server that accepts and never answers fails a connect in
+// 30 s rather than holding it, and the run's slot, until the run's deadline or forever.
+export const CONNECT_TIMEOUT_MS = 30_000;
+
+export interface ConnectOptions {
+  readonly timeoutMs?: number;
+  readonly cancel?: ConnectCancel;
+}
+
+/** A new, connected client; the caller must end() it. An abort ends the attempt at once, rejecting with its reason. */
+export async function connectClient(url: string, applicationName: string, options: ConnectOptions = {}): Promise<pg.Client> {
+  const { timeoutMs = CONNECT_TIMEOUT_MS, cancel } = options;
+  if (cancel?.aborted) throw cancel.reason;
+  const client = new (postgresDriver().Client)({
+    connectionString: url, application_name: applicationName, stream: socketFor, connectionTimeoutMillis: Math.max(1, Math.round(timeoutMs)),
+  });
   client.on('error', () => undefined); // a dropped connection surfaces on the next query instead
-  await client.connect();
+  // The socket destroyed with an error, as pg's own connect timeout does: connect() then rejects.
+  // (end() while connecting closes the socket, but connect() never settles.)
+  const stopListening = cancel?.onAbort(() => { client.connection.stream.destroy(new Error('stopped while connecting')); });
+  try {
+    await client.connect();
+  } catch (err) {
+    if (cancel?.aborted) throw cancel.reason;
+    throw timedOut(err) ? new Error(`the server did not answer within ${Math.round(timeoutMs / 100) / 10}s of connecting`) : err;
+  } finally {
+    stopListening?.();
+  }
   return client;
+}
+
+/** pg's words for its own connect timeout, which say neither which timeout nor how long. */
+function timedOut(err: unknown): boolean {
+  return err instanceof Error && /timeout expired|connection timeout/.test(err.message);
+}
+
+/** A session of `pool`, given up on when `cancel` aborts: one that still comes is closed, not kept. */
+export function connectPooled(pool: pg.Pool, cancel?: ConnectCancel): Promise<pg.PoolClient> {
+  if (!cancel) return pool.connect();
+  if (cancel.aborted) return Promise.reject(cancel.reason);
+  const pending = pool.connect();
+  return new Promise((resolve, reject) => {
+    const stopListening = cancel.onAbort(() => {
+      void pending.then((late) => late.release(true), () => undefined);
+      reject(cancel.reason);
+    });
+    pending.then((client) => {
+      stopListening();
+      resolve(client);
+    }, (err: unknown) => {
+      stopListening();
+      reject(err);
+    });
+  });
 }
 
 export interface PoolOptions {
@@ -34,25 +90,54 @@ export interface PoolOptions {
   readonly applicationName: string;
 }
 
+// The clients each pool is still connecting (see endPool).
+const CONNECTING = new WeakMap<pg.Pool, Set<pg.Client>>();
+
 /**
  * A pool whose clients time out connecting and per statement. pg.Pool drops a client whose server
  * went away and connects a new one on the next query, so a restarted server needs nothing from us.
  */
 export function createPool(options: PoolOptions): pg.Pool {
-  const pool = new (postgresDriver().Pool)({
+  const Driver = postgresDriver();
+  const connecting = new Set<pg.Client>();
+  // Each client the pool makes is known until it has connected, so endPool can cut the attempts
+  // that would otherwise hold pool.end() (and the process) until their connect timeout.
+  class TrackedClient extends Driver.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      connecting.add(this);
+      const settled = () => connecting.delete(this);
+      this.once('connect', settled);
+      this.once('end', settled);
+    }
+  }
+  const pool = new Driver.Pool({
     connectionString: options.url,
     max: options.max,
     idleTimeoutMillis: options.idleCloseMs,
-    connectionTimeoutMillis: options.timeoutSeconds * 1000,
+    connectionTimeoutMillis: Math.min(options.timeoutSeconds * 1000, CONNECT_TIMEOUT_MS),
     statement_timeout: options.timeoutSeconds * 1000,
     application_name: options.applicationName,
     allowExitOnIdle: true,
     stream: socketFor,
+    Client: TrackedClient,
   });
+  CONNECTING.set(pool, connecting);
   // An idle client whose server restarted errors here; the pool discards it and the next query
   // reports whether the server is back.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/**
+ * Ends a pool made by createPool. A connection it is still making (to a server that takes
+ * connections and never answers; a run that gave up on it, connectPooled) is cut at once, rather
+ * than waited for until its connect timeout.
+ */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  const ending = pool.end();
+  for (const client of CONNECTING.get(pool) ?? []) client.connection.stream.destroy(new Error('the pool is closing'));
+  await ending;
 }
 
 /**

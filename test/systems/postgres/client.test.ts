@@ -1,8 +1,68 @@
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
-import { databaseUrl } from '../../../src/systems/postgres/client.js';
+import { RunAbort } from '../../../src/engine/run-abort.js';
+import { connectClient, connectPooled, createPool, databaseUrl, endPool } from '../../../src/systems/postgres/client.js';
+import { waitFor } from '../../fixtures/ports.js';
 
 t.test('a URL for another database of the same server keeps credentials and options', (t) => {
   t.equal(databaseUrl('postgres://monitor:secret@db.internal:5432/app?sslmode=require', 'reporting'), 'postgres://monitor:secret@db.internal:5432/reporting?sslmode=require');
   t.equal(databaseUrl('postgres://monitor@db.internal:5432', 'odd/name'), 'postgres://monitor@db.internal:5432/odd%2Fname');
   t.end();
+});
+
+/** A server that takes connections and never says a word, as a PostgreSQL behind a dead proxy or a full backlog may. */
+async function silentServer(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; open: () => number }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    // Read (and drop) what comes, or the client's FIN is never seen and the socket never closes.
+    socket.resume();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return { url: `postgres://upkeep@127.0.0.1:${(server.address() as AddressInfo).port}/app`, open: () => sockets.size };
+}
+
+t.test('connectClient: a server that never answers fails the connect at the timeout, in words', async (t) => {
+  const silent = await silentServer(t);
+  await t.rejects(connectClient(silent.url, 'test', { timeoutMs: 300 }), { message: 'the server did not answer within 0.3s of connecting' });
+  await waitFor('the socket closed', async () => { if (silent.open() !== 0) throw new Error('still open'); });
+});
+
+t.test('connectClient and connectPooled: the run\'s abort ends the attempt at once with its reason, and closes the socket', async (t) => {
+  const silent = await silentServer(t);
+  const abort = new RunAbort();
+  const connecting = connectClient(silent.url, 'test', { cancel: abort });
+  await waitFor('the connection', async () => { if (silent.open() !== 1) throw new Error('not yet'); });
+  const reason = new Error('deadline of 1s passed');
+  abort.abort(reason);
+  await t.rejects(connecting, reason);
+  await waitFor('the socket closed', async () => { if (silent.open() !== 0) throw new Error('still open'); });
+  await t.rejects(connectClient(silent.url, 'test', { cancel: abort }), reason, 'an abort that came first: no connection tried');
+  t.equal(silent.open(), 0);
+
+  const pool = createPool({ url: silent.url, max: 2, idleCloseMs: 1000, timeoutSeconds: 3600, applicationName: 'test' });
+  const pooledAbort = new RunAbort();
+  const pooled = connectPooled(pool, pooledAbort);
+  await waitFor('the pool\'s connection', async () => { if (silent.open() !== 1) throw new Error('not yet'); });
+  pooledAbort.abort(reason);
+  await t.rejects(pooled, reason, 'the pool\'s connect given up on at once');
+  await t.rejects(connectPooled(pool, pooledAbort), reason);
+  // The pool's own attempt would go on to its connect timeout (30 s), holding pool.end() that long: endPool cuts it.
+  const ended = endPool(pool).then(() => 'ended');
+  t.equal(await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 5000, 'still ending after 5 s').unref())]), 'ended');
+  await waitFor('the pool\'s socket closed', async () => { if (silent.open() !== 0) throw new Error('still open'); });
+});
+
+t.test('connectPooled without a cancel is the pool\'s connect', async (t) => {
+  const silent = await silentServer(t);
+  const pool = createPool({ url: silent.url, max: 1, idleCloseMs: 1000, timeoutSeconds: 0.3, applicationName: 'test' });
+  await t.rejects(connectPooled(pool), /timeout/);
+  await endPool(pool);
 });

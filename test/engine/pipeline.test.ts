@@ -101,6 +101,19 @@ t.test('an action that ignores its deadline is abandoned and the run fails', asy
   t.equal(run.error, 'deadline of 0.2s passed', 'said once: the abandoned step rejects with the deadline itself');
 });
 
+t.test('at shutdown, a run whose step ignores its abort is given up on after abandonAfterMs, not after the deadline\'s 5 s', async (t) => {
+  let started: () => void = () => undefined;
+  const running = new Promise<void>((resolve) => { started = resolve; });
+  const engine = await engineWith(t, [testAction({ run: () => { started(); return new Promise(() => undefined); } })]);
+  const run = engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' });
+  await running;
+  const closed = engine.close(0, 'upkeep shut down', 50).then(() => 'closed');
+  const later = new Promise((resolve) => setTimeout(resolve, 3000, 'still closing after 3 s').unref());
+  t.equal(await Promise.race([closed, later]), 'closed');
+  t.match(await run.done, { status: 'interrupted', reason: 'upkeep shut down during the run', error: 'upkeep shut down' });
+  t.equal(await Promise.race([engine.close().then(() => 'closed'), later]), 'closed', 'a second close waits for the first, which is done');
+});
+
 t.test('shutdown interrupts running runs, cancels queued ones and refuses new ones', async (t) => {
   let started: () => void = () => undefined;
   const running = new Promise<void>((resolve) => { started = resolve; });

@@ -93,6 +93,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // half the reserve, so its final line is still written.
   let runsStopped: Promise<void> = Promise.resolve();
   fastify.addHook('onClose', async () => {
+    // Not in preClose: it takes the schedule's metric out of the registry, which a scrape still in
+    // flight is rendering. A tick meanwhile is refused by the stopping engine (cancelled, journalled).
+    await schedule.stop();
     await runsStopped;
     await replicas?.close();
     await scraper.close();
@@ -103,7 +106,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   let closing = false;
   fastify.addHook('preClose', async () => {
     closing = true;
-    await schedule.stop();
     const { shutdownTimeoutSeconds } = config.server;
     runsStopped = engine.stopRuns(runsGraceMs(shutdownTimeoutSeconds), undefined, closingReserveMs(shutdownTimeoutSeconds) / 2);
   });

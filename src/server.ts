@@ -6,7 +6,8 @@ import type { CollectorModule } from './collectors/framework/types.js';
 import type { Config } from './config/schema.js';
 import { alertmanagerRoutes } from './http/alertmanager.js';
 import { bearerAuth } from './http/auth.js';
-import { errorReplies } from './http/error-replies.js';
+import { errorReplies, frameworkErrors } from './http/error-replies.js';
+import { requestHygiene } from './http/request-hygiene.js';
 import { jsonBodies } from './http/json-body.js';
 import { remediationRoutes } from './http/remediations.js';
 import { runRoutes } from './http/runs.js';
@@ -66,6 +67,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     logController: new LogController({ disableRequestLogging: true }),
     ...timeoutOptions(config.server), clientErrorHandler: clientErrorHandler(config.server, log),
     schemaController: { compilersFactory: noDefaultCompilers },
+    frameworkErrors: frameworkErrors(config.server.authToken),
   });
   connectionHooks(fastify);
   // One line per API request. Scrapes and probes arrive every few seconds; logging them would
@@ -111,6 +113,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
   fastify.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close'); });
   errorReplies(fastify);
+  requestHygiene(fastify);
 
   metricsRoute(fastify, { scraper, registry, log, closing: () => closing });
   fastify.get('/healthz', async () => ({ status: 'ok' }));

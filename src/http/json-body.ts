@@ -10,11 +10,16 @@ function badRequest(message: string): Error & { statusCode: number } {
  * `constructor.prototype` keys (prototype pollution), but answers every refusal with the same
  * "not valid JSON". A refused body is parsed once more to say which it was: the syntax error, or
  * the forbidden key. A body that gives one key twice is refused too (duplicate-keys.ts says why).
+ * An empty body is `{}`; a charset other than UTF-8 is a 415 (the text was decoded as UTF-8).
  */
 export function jsonBodies(fastify: FastifyInstance): void {
   const safeParse = fastify.getDefaultJsonParser('error', 'error');
   fastify.removeContentTypeParser('application/json');
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, text: string, done) => {
+    const charset = foreignCharset(request.headers['content-type']);
+    if (charset !== null) return done(Object.assign(new Error(`the body's charset is ${JSON.stringify(charset.slice(0, 40))}; upkeep reads JSON as UTF-8: send charset=utf-8 or none`), { statusCode: 415 }), undefined);
+    // An empty body is no body, as it is without a content type (docs/api.md): Fastify refused it.
+    if (text === '') return done(null, {});
     safeParse(request, text, (err: (Error & { code?: string }) | null, value?: unknown) => {
       if (err === null) {
         const repeated = duplicateKey(text);
@@ -29,4 +34,16 @@ export function jsonBodies(fastify: FastifyInstance): void {
       return done(badRequest('the body has a "__proto__" or "constructor.prototype" key; upkeep refuses them (prototype pollution)'), undefined);
     });
   });
+}
+
+// RFC 9110 §8.3.2: parameter names are case-insensitive, the value a token or a quoted string.
+const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i;
+
+/** The content type's charset when it is not UTF-8 (in any case), else null. */
+export function foreignCharset(contentType: string | undefined): string | null {
+  if (contentType === undefined || !contentType.includes(';')) return null;
+  const match = CHARSET.exec(contentType);
+  if (match === null) return null;
+  const charset = match[1] ?? match[2] ?? '';
+  return charset.toLowerCase() === 'utf-8' ? null : charset;
 }

@@ -14,16 +14,19 @@ const runsPage = z.object({ runs: z.array(runRecordSchema), next: z.string().nul
  */
 export async function runRoutes(fastify: FastifyInstance, options: { engine: Engine; pageLimit: number }): Promise<void> {
   const { engine, pageLimit } = options;
+  // Decimal digits only: z.coerce.number took `0x10`, ` 10` and `1e2`, and said of an empty value "expected number to be >0".
+  const limitRule = `must be a whole number from 1 to ${pageLimit} (server.runsPageLimit), in decimal digits`;
   const runsQuery = z.strictObject({
     remediation: z.string().optional(),
     status: runRecordSchema.shape.status.optional(),
     trigger: runRecordSchema.shape.trigger.optional(),
-    limit: z.coerce.number().int().positive().max(pageLimit).default(Math.min(100, pageLimit)),
+    limit: z.string().regex(/^[0-9]+$/, limitRule).transform(Number).pipe(z.number().min(1, limitRule).max(pageLimit, limitRule)).default(Math.min(100, pageLimit)),
     cursor: z.string().optional(),
   });
   useZod(fastify);
-  fastify.get('/runs', { schema: { querystring: runsQuery, response: { 200: runsPage, 400: errorReply } } }, async (request, reply) => {
-    const query = runsQuery.parse(request.query);
+  // The zod validator compiler (useZod) replaces the query with the parsed one: parsing it again would see a number for limit.
+  fastify.get<{ Querystring: z.output<typeof runsQuery> }>('/runs', { schema: { querystring: runsQuery, response: { 200: runsPage, 400: errorReply } } }, async (request, reply) => {
+    const query = request.query;
     const filter = {
       ...(query.remediation !== undefined ? { remediation: query.remediation } : {}),
       ...(query.status !== undefined ? { status: query.status } : {}),
@@ -40,7 +43,8 @@ export async function runRoutes(fastify: FastifyInstance, options: { engine: Eng
   });
   fastify.get('/runs/:id', { schema: { params: idParam, response: { 200: runRecordSchema, 404: errorReply } } }, async (request, reply) => {
     const { id } = idParam.parse(request.params);
-    const record = await engine.get(id);
+    // Run ids are UUIDs, which are case-insensitive; upkeep writes them in lower case.
+    const record = await engine.get(id.toLowerCase());
     if (!record) return reply.code(404).send({ error: `no run with id "${id}"` });
     return record;
   });

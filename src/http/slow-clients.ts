@@ -23,7 +23,9 @@ export function timeoutOptions(server: Readonly<Config['server']>) {
     keepAliveTimeout: milliseconds(server.keepAliveTimeoutSeconds),
     // Node looks for expired requests every connectionsCheckingInterval (30 s by default), which
     // would stretch a short timeout; once a second keeps the cut close to the configured value.
-    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout), maxHeaderSize: server.maxHeaderBytes },
+    // requireHostHeader: node's own refusal of an HTTP/1.1 request without Host had an empty body and
+    // no log line; request-hygiene.ts refuses it in upkeep's shape.
+    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout), maxHeaderSize: server.maxHeaderBytes, requireHostHeader: false },
   };
 }
 

@@ -247,6 +247,11 @@ export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
       const dumped = params.jobs === undefined
         ? await dumpTo(partial, backup, params.progressSeconds, context)
         : await dumpToDirectory(partial, context.connections.postgresUrl(backup.source.target, backup.source.database), params.jobs, { backup: backup.name, seconds: params.progressSeconds }, context);
+      // Judged before it takes its name and before any older backup goes: a dump found corrupt or
+      // incomplete (or one whose check could not finish) is removed, and the backups kept. Past
+      // this point the older backups were deleted before verify() said the new one was bad.
+      const problem = 'problem' in dumped ? dumped.problem : await archiveProblem(partial, context.signal);
+      if (problem !== null) throw new Error(`${problem}; it was removed, and no older backup was deleted`);
       await publish(partial, file);
       await fsyncDirectory(backup.dir);
       const deleted = await removeVictims(payload.victims);
@@ -269,6 +274,7 @@ export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
       return { ok: true, detail: `${listed.name}: ${listed.sizeBytes} bytes, a directory-format dump whose table of contents pg_restore reads`, observed: { sizeBytes: listed.sizeBytes } };
     }
     if (!('sha256' in output.detail)) return { ok: false, detail: `${listed.name}: the run recorded no check of the dump` };
+    // run() publishes only a dump whose check found no problem; a journalled output says so again here.
     const { sha256, problem } = output.detail;
     if (problem !== null) return { ok: false, detail: problem };
     const onDisk = await sha256File(file, context.signal);
@@ -290,6 +296,12 @@ async function publish(partial: string, file: string): Promise<void> {
   }
   if (await taken(file)) throw new Error(`${file} already exists; not replacing it`);
   await rename(partial, file);
+}
+
+/** What is wrong with a directory-format dump (its table of contents does not read), or null. */
+async function archiveProblem(path: string, signal: AbortSignal): Promise<string | null> {
+  const readable = await archiveReadable(path, signal);
+  return readable === true ? null : readable.replace(path, basename(path).replace(/\.partial$/, ''));
 }
 
 /** The planned victims (files, or directory-format dumps); one already gone (removed by hand meanwhile) is no error. */

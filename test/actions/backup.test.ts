@@ -77,7 +77,8 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
       backups: [
         { name: 'refnet', dir, pattern: 'refnet_*.sql.gz', keepDays: 7, source: { target: 'main', database: 'refnet' } },
         { name: 'tinynet', dir, pattern: 'tinynet_*.sql.gz', keepDays: 7, source: { target: 'main', database: 'tinynet' } },
-        { name: 'nosource', dir, pattern: '*.gz' },
+        // A directory of its own: '*.gz' in the others' would count their backups (a config error).
+        { name: 'nosource', dir: join(root, 'nosource'), pattern: '*.gz' },
         { name: 'wrongpattern', dir, pattern: 'db-*.sql.gz', source: { target: 'main', database: 'refnet' } },
         { name: 'missingdb', dir: join(root, 'missing'), pattern: 'missingdb_*.sql.gz', source: { target: 'main', database: 'nope' } },
       ],
@@ -228,6 +229,30 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     t.teardown(() => Promise.all(taken.map((file) => rm(file, { force: true }))));
     const params = await pgDump.resolve(pgDump.params.parse({ backup: 'tinynet' }), context);
     await t.rejects(pgDump.plan(params, { ...context, now: () => atMs }), { message: `backup "tinynet": the names for the next 60 seconds are all taken in ${dir}` });
+  });
+
+  t.test('a dump whose check fails (its gzip checker killed) is removed before it takes its name, and no older backup is deleted', async (t) => {
+    const now = Date.now() / 1000;
+    const old = join(dir, 'refnet_20200101_000000.sql.gz');
+    await writeFile(old, await readFile(tinyBackup));
+    await utimes(old, now - 30 * DAY, now - 30 * DAY);
+    const before = (await listBackups(dir, 'refnet_*.sql.gz')).map((file) => file.name);
+    const params = pgDump.params.parse({ backup: 'refnet' });
+    const { payload } = await pgDump.plan(params, context);
+    t.ok(payload.victims.includes(old), 'the 30-day-old backup is planned for deletion');
+    const running = pgDump.run(params, payload, context);
+    running.catch(() => undefined);
+    const checker = await waitFor('the dump\'s gzip checker, once 1 MB is written', async () => {
+      const name = (await readdir(dir)).find((entry) => entry.endsWith('.partial'));
+      const gzip = (await childrenOf(process.pid)).find((child) => child.name === 'gzip');
+      if (!name || !gzip || (await stat(join(dir, name))).size < 1024 * 1024) throw new Error('not yet');
+      return gzip;
+    }, 120_000, 50);
+    process.kill(checker.pid, 'SIGKILL');
+    await t.rejects(running, { message: /^refnet_\d{8}_\d{6}\.sql\.gz is corrupt or truncated: gzip exited with SIGKILL; it was removed, and no older backup was deleted$/ });
+    t.same((await listBackups(dir, 'refnet_*.sql.gz')).map((file) => file.name), before, 'the old backup is kept, and no new one is counted');
+    t.notOk((await readdir(dir)).some((entry) => entry.endsWith('.partial')), 'the partial dump is removed');
+    await rm(old);
   });
 
   t.test('a failing pg_dump leaves no file behind and says why', async (t) => {

@@ -1,7 +1,9 @@
 import { readVerify } from '../systems/files/verify-ledger.js';
-import { listBackups, newestValidBackup } from '../systems/files/backups.js';
+import { CLOCK_SKEW_SECONDS, fromTheFuture, listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
+import type { BackupTarget } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import { directoryPresent } from './dir.js';
-import type { CollectorModule, Reading } from './framework/types.js';
+import type { CollectorInstance, CollectorModule, Reading } from './framework/types.js';
 
 export const backups: CollectorModule = {
   name: 'backups',
@@ -13,28 +15,44 @@ export const backups: CollectorModule = {
     { name: 'upkeep_backup_total_bytes', help: 'Total size of the complete backup files matching the pattern.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_last_verify_success_timestamp_seconds', help: 'Unix time backup.verify last restored a backup successfully.', type: 'gauge', labelNames: ['backup'] },
   ],
-  build({ config }) {
-    return config.targets.backups.map((target) => ({
-      collector: 'backups',
-      target: target.name,
-      async collect() {
-        const backup = target.name;
-        const present = await directoryPresent(target.dir);
-        const files = present ? await listBackups(target.dir, target.pattern) : [];
-        const readings: Reading[] = [
-          { family: 'upkeep_backup_dir_present', labels: { backup }, value: present ? 1 : 0 },
-          { family: 'upkeep_backup_files', labels: { backup }, value: files.length },
-          { family: 'upkeep_backup_total_bytes', labels: { backup }, value: files.reduce((sum, f) => sum + f.sizeBytes, 0) },
-        ];
-        const newest = await newestValidBackup(files);
-        if (newest) {
-          readings.push({ family: 'upkeep_backup_last_success_timestamp_seconds', labels: { backup }, value: newest.mtimeSeconds });
-          readings.push({ family: 'upkeep_backup_last_size_bytes', labels: { backup }, value: newest.sizeBytes });
-        }
-        const verified = await readVerify(config.state.dir, backup);
-        if (verified) readings.push({ family: 'upkeep_backup_last_verify_success_timestamp_seconds', labels: { backup }, value: verified.timestamp });
-        return { readings };
-      },
-    }));
+  build({ config, log }) {
+    return config.targets.backups.map((target) => backupCollector(target, config.state.dir, log));
   },
 };
+
+function backupCollector(target: BackupTarget, stateDir: string, log: Logger): CollectorInstance {
+  const backup = target.name;
+  // Future-dated files already logged: each once while it stays, not at every scrape.
+  const reported = new Set<string>();
+  const reportFuture = (files: readonly BackupFile[], nowSeconds: number): void => {
+    const ahead = files.filter((file) => fromTheFuture(file, nowSeconds));
+    for (const file of ahead) {
+      if (!reported.has(file.name)) log.warn({ backup, file: file.name, mtimeSeconds: file.mtimeSeconds }, `backup file modified more than ${CLOCK_SKEW_SECONDS} s in the future; not taken for the newest valid backup`);
+    }
+    reported.clear();
+    for (const file of ahead) reported.add(file.name);
+  };
+  return {
+    collector: 'backups',
+    target: backup,
+    async collect() {
+      const present = await directoryPresent(target.dir);
+      const files = present ? await listBackups(target.dir, target.pattern) : [];
+      const nowSeconds = Date.now() / 1000;
+      reportFuture(files, nowSeconds);
+      const readings: Reading[] = [
+        { family: 'upkeep_backup_dir_present', labels: { backup }, value: present ? 1 : 0 },
+        { family: 'upkeep_backup_files', labels: { backup }, value: files.length },
+        { family: 'upkeep_backup_total_bytes', labels: { backup }, value: files.reduce((sum, f) => sum + f.sizeBytes, 0) },
+      ];
+      const newest = await newestValidBackup(files, nowSeconds);
+      if (newest) {
+        readings.push({ family: 'upkeep_backup_last_success_timestamp_seconds', labels: { backup }, value: newest.mtimeSeconds });
+        readings.push({ family: 'upkeep_backup_last_size_bytes', labels: { backup }, value: newest.sizeBytes });
+      }
+      const verified = await readVerify(stateDir, backup);
+      if (verified) readings.push({ family: 'upkeep_backup_last_verify_success_timestamp_seconds', labels: { backup }, value: verified.timestamp });
+      return { readings };
+    },
+  };
+}

@@ -5,6 +5,7 @@ import { backupTarget, diskTarget, fileTarget, logTarget } from '../systems/file
 import { httpTarget, httpUrl } from '../systems/http/target.js';
 import { postgresTarget } from '../systems/postgres/target.js';
 import { redisTarget } from '../systems/redis/target.js';
+import { backupOverlap } from './backup-overlap.js';
 import { cronError } from './cron.js';
 import { distinct } from './distinct.js';
 import { parseDurationSeconds } from './duration.js';
@@ -129,7 +130,7 @@ export const configSchema = z.strictObject({
     postgres: z.array(postgresTarget).superRefine(distinct('name', 'targets.postgres')).default([]),
     redis: z.array(redisTarget).superRefine(distinct('name', 'targets.redis')).default([]),
     docker: z.array(dockerTarget).superRefine(distinct('name', 'targets.docker')).default([]),
-    backups: z.array(backupTarget).superRefine(distinct('name', 'targets.backups')).default([]),
+    backups: z.array(backupTarget).superRefine(distinct('name', 'targets.backups')).superRefine(backupOverlap).default([]),
     disks: z.array(diskTarget).superRefine(distinct('path', 'targets.disks')).default([]),
     logs: z.array(logTarget).superRefine(distinct('name', 'targets.logs')).default([]),
     http: z.array(httpTarget).superRefine(distinct('name', 'targets.http')).default([]),

@@ -1,6 +1,6 @@
-import { mkdtemp, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
@@ -45,7 +45,8 @@ t.test('backup.verify against a real server', async (t) => {
       postgres: [{ name: 'main', url: server.url('postgres') }],
       backups: [
         { name: 'refnet', dir, pattern: 'refnet_*.sql.gz', source: { target: 'main', database: 'refnet' } },
-        { name: 'elsewhere', dir, pattern: 'refnet_*.sql.gz', source: { target: 'main', database: 'dropped_since' } },
+        // Its own directory, holding a copy of refnet's dump: one pattern for two entries in one directory is a config error.
+        { name: 'elsewhere', dir: join(root, 'elsewhere'), pattern: 'elsewhere_*.sql.gz', source: { target: 'main', database: 'dropped_since' } },
         { name: 'empty', dir: join(root, 'none'), pattern: 'empty_*.sql.gz', source: { target: 'main', database: 'refnet' } },
       ],
     },
@@ -56,6 +57,8 @@ t.test('backup.verify against a real server', async (t) => {
   const good = String(dumped.output.detail.file);
   // The good dump is a minute old, so each broken copy written below is the newest backup.
   await utimes(good, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  await mkdir(join(root, 'elsewhere'));
+  await copyFile(good, join(root, 'elsewhere', basename(good).replace(/^refnet_/, 'elsewhere_')));
 
   t.test('a good backup restores, matches the source exactly, and is recorded', async (t) => {
     const result = await perform(backupVerify, { backup: 'refnet', maxRowDifferenceRatio: 0 }, context);

@@ -39,10 +39,10 @@ t.test('retention policies and backup sources name a postgres target and a datab
     targets: {
       ...targets,
       backups: [
-        { name: 'a', dir: '/tmp', pattern: '*', source: { target: 'mian', database: 'app' } },
-        { name: 'b', dir: '/tmp', pattern: '*', source: { target: 'main', database: 'other' } },
-        { name: 'c', dir: '/tmp', pattern: '*', source: { target: 'any', database: 'anything' } },
-        { name: 'd', dir: '/tmp', pattern: '*' },
+        { name: 'a', dir: '/tmp/a', pattern: '*', source: { target: 'mian', database: 'app' } },
+        { name: 'b', dir: '/tmp/b', pattern: '*', source: { target: 'main', database: 'other' } },
+        { name: 'c', dir: '/tmp/c', pattern: '*', source: { target: 'any', database: 'anything' } },
+        { name: 'd', dir: '/tmp/d', pattern: '*' },
       ],
     },
     remediation: { retention: [

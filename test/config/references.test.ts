@@ -15,7 +15,8 @@ const TARGETS = {
   docker: [{ name: 'local' }],
   backups: [
     { name: 'nightly', dir: '/tmp', pattern: 'nightly_*.sql.gz', source: { target: 'main', database: 'app' } },
-    { name: 'copied', dir: '/tmp', pattern: '*.gz' },
+    // A directory of its own: in nightly's, *.gz would also match nightly's dumps (a config error).
+    { name: 'copied', dir: '/tmp/copied', pattern: '*.gz' },
   ],
   logs: [{ name: 'app-logs', dir: '/tmp' }],
   files: [{ name: 'scratch', dir: '/tmp' }],

@@ -71,7 +71,25 @@ export async function looksValid(file: BackupFile): Promise<boolean> {
   return startsWith(file.path, GZIP_MAGIC);
 }
 
-export async function newestValidBackup(files: readonly BackupFile[]): Promise<BackupFile | null> {
-  for (const file of files) if (await looksValid(file)) return file;
+/**
+ * How far ahead of upkeep's clock a backup's time may be: clocks kept by NTP (the dumping host's,
+ * or a file server's stamping the file) differ by well under a second, by minutes only before NTP
+ * steps one; 5 minutes is nothing beside the backup alerts' hours.
+ */
+export const CLOCK_SKEW_SECONDS = 300;
+
+/**
+ * Modified later than now plus the skew allowance: touched, copied with a wrong time, or written
+ * while a clock was far ahead. Such a file never counts as the newest valid backup: a corrupt one
+ * dated 2099 became it, so the backup's age stayed negative (BackupTooOld could never fire) and
+ * retention protected it instead of the real newest.
+ */
+export function fromTheFuture(file: BackupFile, nowSeconds: number): boolean {
+  return file.mtimeSeconds > nowSeconds + CLOCK_SKEW_SECONDS;
+}
+
+/** The first of `files` (newest first, as listBackups gives them) that looksValid and is not fromTheFuture. */
+export async function newestValidBackup(files: readonly BackupFile[], nowSeconds = Date.now() / 1000): Promise<BackupFile | null> {
+  for (const file of files) if (!fromTheFuture(file, nowSeconds) && await looksValid(file)) return file;
   return null;
 }

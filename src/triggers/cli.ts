@@ -27,14 +27,24 @@ export function parseParams(pairs: readonly string[]): Record<string, string> {
   return Object.fromEntries(params);
 }
 
+/**
+ * Control characters written as escapes: a file named with a newline printed raw made one plan
+ * step look like two (the journal's JSON was never ambiguous).
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
+}
+
 export function formatRun(record: RunRecord): string[] {
   const lines = [`run ${record.id}: ${record.remediation} (${record.trigger}${record.dryRun ? ', dry run' : ''})`];
-  if (record.plan && record.plan.length > 0) lines.push('plan:', ...record.plan.map((step) => `  ${step.kind}: ${step.detail}`));
-  if (typeof record.progress?.summary === 'string') lines.push(`progress: ${record.progress.summary}`);
+  if (record.plan && record.plan.length > 0) lines.push('plan:', ...record.plan.map((step) => `  ${step.kind}: ${printable(step.detail)}`));
+  if (typeof record.progress?.summary === 'string') lines.push(`progress: ${printable(record.progress.summary)}`);
   lines.push(`status: ${record.status}`);
-  if (record.reason) lines.push(`reason: ${record.reason}`);
-  if (record.verification) lines.push(`verification: ${record.verification.ok ? 'ok' : 'FAILED'}: ${record.verification.detail}`);
-  if (record.error) lines.push(`error: ${record.error}`);
+  if (record.reason) lines.push(`reason: ${printable(record.reason)}`);
+  if (record.verification) lines.push(`verification: ${record.verification.ok ? 'ok' : 'FAILED'}: ${printable(record.verification.detail)}`);
+  if (record.error) lines.push(`error: ${printable(record.error)}`);
+  // What a run that stopped part-way had done (rows deleted, keys unlinked) was only in the journal.
+  if (record.output && record.status !== 'success' && record.status !== 'dry_run') lines.push(`done before it stopped: ${JSON.stringify(record.output)}`);
   return lines;
 }
 

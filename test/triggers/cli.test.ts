@@ -73,6 +73,14 @@ t.test('parseParams, formatRun and exit codes', async (t) => {
   t.same(formatRun({ ...base, status: 'failure', error: 'boom', verification: { ok: false, detail: 'no' } }), [
     'run r1: postgres.vacuum (cli)', 'status: failure', 'verification: FAILED: no', 'error: boom',
   ]);
+  t.same(formatRun({
+    ...base, remediation: 'files.cleanup', status: 'failure', error: 'EACCES: permission denied',
+    plan: [{ kind: 'file', detail: 'unlink /tmp/x/a\nb.tmp' }], output: { deleted: 3, bytes: 12 },
+  }), [
+    'run r1: files.cleanup (cli)', 'plan:', '  file: unlink /tmp/x/a\\nb.tmp', 'status: failure', 'error: EACCES: permission denied',
+    'done before it stopped: {"deleted":3,"bytes":12}',
+  ], 'a newline in a name is printed as \\n; what a failed run had done is printed');
+  t.same(formatRun({ ...base, status: 'success', output: { deleted: 3 } }), ['run r1: postgres.vacuum (cli)', 'status: success'], 'a success\'s output is its verification\'s to say');
   t.same(['success', 'dry_run', 'skipped', 'failure', 'rejected', 'interrupted'].map((status) => exitCodeFor({ ...base, status: status as 'success' })), [0, 0, 0, 1, 1, 1]);
 });
 

@@ -153,11 +153,19 @@ export class Locks {
       await client.end().catch(() => undefined);
       throw err;
     }
+    // The session gone (its server restarted, its backend terminated): PostgreSQL let the lock go
+    // with it, so there is nothing to release. Before, each restart during a run logged
+    // "releasing the lock failed" at error, with a stack, beside the run's own failure.
+    let lost = false;
+    client.once('end', () => { lost = true; });
     return {
       description: `pg_advisory_lock(${key}) on ${spec.target}/${spec.database} for ${spec.key}`,
       release: async () => {
+        if (lost) return;
         try {
           await client.query('select pg_advisory_unlock($1::bigint)', [key.toString()]);
+        } catch (err) {
+          if (!lost) throw err;
         } finally {
           await client.end();
         }

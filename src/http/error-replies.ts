@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sha256 } from '../lazy.js';
+import { StateStoreError } from '../engine/state/store-error.js';
 import { loggedPath } from '../log.js';
 import { bearerProblem, refuseUnauthorised } from './auth.js';
 
@@ -12,6 +13,13 @@ import { bearerProblem, refuseUnauthorised } from './auth.js';
 export function errorReplies(fastify: FastifyInstance): void {
   const bodyTooLarge = `the body is over ${fastify.initialConfig.bodyLimit ?? 0} bytes (server.bodyLimitBytes)`;
   fastify.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, request, reply) => {
+    if (err instanceof StateStoreError) {
+      // The journal or the claims could not be read or written (the state PostgreSQL down): a
+      // 503 the client may retry (Alertmanager re-sends a webhook that got a 5xx), naming what
+      // failed; the cause (with the server's address) is in the log only.
+      request.log.error({ err }, 'request failed');
+      return reply.code(503).header('retry-after', '10').send({ error: `the state store failed while ${err.operation}; upkeep logged why; retry later` });
+    }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err }, 'request failed');

@@ -59,7 +59,7 @@ export async function postWebhook(app: App, payload: unknown, token?: string) {
     method: 'POST', url: '/alertmanager', payload: JSON.stringify(payload),
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
   });
-  return { statusCode: response.statusCode, body: response.statusCode === 202 ? webhookReply.parse(response.json()) : null, raw: response.body };
+  return { statusCode: response.statusCode, headers: response.headers, body: response.statusCode === 202 ? webhookReply.parse(response.json()) : null, raw: response.body };
 }
 
 const FINISHED = new Set(['success', 'failure', 'skipped', 'dry_run', 'interrupted', 'duplicate', 'cancelled', 'rejected']);

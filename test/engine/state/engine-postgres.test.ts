@@ -109,7 +109,7 @@ t.test('an alert refused outside the window on one replica runs when re-delivere
   t.equal((await a.submit(request).done).status, 'duplicate');
 });
 
-t.test('while the state database is down, an alert is not acknowledged (500) and runs nothing; once it is back, the re-sent alert is claimed and journalled', async (t) => {
+t.test('while the state database is down, an alert is not acknowledged (503, naming what failed) and runs nothing; once it is back, the re-sent alert is claimed and journalled', async (t) => {
   schemas += 1;
   const captured = bufferLogger();
   const config = testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema: `engine_${schemas}`, timeoutSeconds: 2 } }, remediation: { rules: [VACUUM_RULE] } });
@@ -119,7 +119,9 @@ t.test('while the state database is down, an alert is not acknowledged (500) and
   let restarted = false;
   t.teardown(async () => { if (!restarted) await server.start(); });
   const down = await postWebhook(app, payload);
-  t.same([down.statusCode, down.raw], [500, '{"error":"internal error"}']);
+  t.same([down.statusCode, down.raw, down.headers['retry-after']], [503, '{"error":"the state store failed while claiming an alert; upkeep logged why; retry later"}', '10']);
+  const runsDown = await app.fastify.inject({ method: 'GET', url: '/runs' });
+  t.same([runsDown.statusCode, runsDown.json()], [503, { error: 'the state store failed while listing runs; upkeep logged why; retry later' }], 'GET /runs too');
   t.match(captured.text(), /state\.postgres: claiming an alert: (connect ECONNREFUSED|Connection terminated)/);
   await server.start();
   restarted = true;

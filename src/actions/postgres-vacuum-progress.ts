@@ -13,6 +13,8 @@ export interface VacuumRunOutput extends Record<string, unknown> {
   readonly statements: string[];
   /** The last progress read for each statement that ran long enough to be seen. */
   readonly progress: VacuumSeen[];
+  /** PostgreSQL's warnings during the statements ("permission denied to vacuum ..., skipping it"), when there were any. */
+  readonly warnings?: string[];
 }
 
 export interface VacuumSeen { readonly statement: string; readonly phase: string; readonly heapBlocks: number; readonly heapBlocksScanned: number; readonly summary: string }
@@ -45,21 +47,32 @@ export async function runVacuums(context: ActionContext, params: { target: strin
     const [{ pid }] = z.tuple([z.object({ pid: z.number() })]).parse((await client.query('SELECT pg_backend_pid() AS pid')).rows);
     const executed: string[] = [];
     const progress: VacuumSeen[] = [];
-    for (const statement of statements) {
-      if (context.signal.aborted) throw context.signal.reason;
-      const stop = new AbortController();
-      const watching = watch(watcher, pid, statement, progressSeconds * 1000, stop.signal, context);
-      try {
-        await client.query(statement);
-      } catch (err) {
-        throw explainLockTimeout(err, what, context.config.remediation.lockTimeoutSeconds);
-      } finally {
-        stop.abort();
-        const last = await watching.catch(() => null);
-        if (last) progress.push(last);
+    // A VACUUM the role may not run is skipped with a WARNING, not an error: kept, so the
+    // verification that then finds no sign of it can say why.
+    const warnings: string[] = [];
+    const onNotice = (notice: { severity?: string | undefined; message?: string | undefined }) => {
+      if (notice.severity === 'WARNING' && notice.message !== undefined) warnings.push(notice.message);
+    };
+    client.on('notice', onNotice);
+    try {
+      for (const statement of statements) {
+        if (context.signal.aborted) throw context.signal.reason;
+        const stop = new AbortController();
+        const watching = watch(watcher, pid, statement, progressSeconds * 1000, stop.signal, context);
+        try {
+          await client.query(statement);
+        } catch (err) {
+          throw explainLockTimeout(err, what, context.config.remediation.lockTimeoutSeconds);
+        } finally {
+          stop.abort();
+          const last = await watching.catch(() => null);
+          if (last) progress.push(last);
+        }
+        executed.push(statement);
       }
-      executed.push(statement);
+    } finally {
+      client.off('notice', onNotice);
     }
-    return { detail: { statements: executed, progress } };
+    return { detail: { statements: executed, progress, ...(warnings.length > 0 ? { warnings } : {}) } };
   }));
 }

@@ -132,7 +132,7 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
     return sqlPlan(over.map((table) => vacuumStatement(table, { full: params.full, freeze: params.freeze, analyze: params.analyze })));
   },
   run: (params, payload, context) => runVacuums(context, params, payload.statements, params.table ?? `tables in ${where(params)}`, params.progressSeconds),
-  async verify(params, before, _output, context) {
+  async verify(params, before, output, context) {
     const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => measure(params, table) > threshold(params, context.config));
     // One query at a time: a pg client queues concurrent queries, and pg 9 will refuse them.
     const after = await withClient(context, params.target, params.database, async (client) => {
@@ -158,7 +158,9 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
       }
     }
     const observed = { tables: after.map(({ table, stats }) => ({ schema: table.schema, name: table.name, ...stats })) };
-    if (problems.length > 0) return { ok: false, detail: problems.join('; '), observed };
+    // What PostgreSQL said while it skipped the work (a role that does not own the table).
+    const said = output.detail.warnings?.length ? `; PostgreSQL warned: ${output.detail.warnings.join('; ')}` : '';
+    if (problems.length > 0) return { ok: false, detail: `${problems.join('; ')}${said}`, observed };
     const [what, value] = params.freeze ? ['xid age', (t: Measured) => t.xidAge] as const : ['dead tuples', (t: Measured) => t.deadTuples] as const;
     return { ok: true, detail: after.map(({ table, stats }) => `${table.schema}.${table.name}: ${what} ${value(table)} -> ${value(stats)}`).join(', '), observed };
   },

@@ -82,3 +82,18 @@ t.test('a VACUUM that cannot lock its table fails saying so; an aborted run runs
   await t.rejects(runVacuums(context, { target: 'main', database: 'app' }, ['VACUUM "public"."orders"'], 'orders', 1), /deadline/);
   t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 0, 'nothing was vacuumed');
 });
+
+t.test('a role that may not vacuum the table: PostgreSQL skips it with a warning, and the failed verification says so', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders', 10, 5);
+  await server.query('create role reporter login');
+  await server.query('grant select on all tables in schema public to reporter', [], 'app');
+  const url = server.url('app').replace('postgres@', 'reporter@');
+  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url }] } }));
+  const reply = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', table: 'orders', minDeadTuples: 0 } } });
+  const record = runRecordSchema.parse(reply.json());
+  t.equal(record.status, 'failure');
+  t.equal(record.error, 'verification failed: "public"."orders": no sign the vacuum ran (vacuum_count 0, was 0); PostgreSQL warned: skipping "orders" --- only table or database owner can vacuum it');
+  t.match(record.output, { warnings: [/only table or database owner can vacuum it/] });
+});

@@ -61,7 +61,10 @@ export function backupOverlap(entries: readonly Entry[], context: z.RefinementCt
   const byDir = new Map<string, Listed[]>();
   entries.forEach((entry, index) => {
     const dir = resolve(entry.dir);
-    const listed = { entry, index, match: globToRegExp(entry.pattern), names: written(entry) };
+    // A pattern that does not compile has its own issue (the schema's length limit): left out here.
+    const match = compiled(entry.pattern);
+    if (match === null) return;
+    const listed = { entry, index, match, names: written(entry) };
     const group = byDir.get(dir);
     if (group) group.push(listed);
     else byDir.set(dir, [listed]);
@@ -77,6 +80,14 @@ export function backupOverlap(entries: readonly Entry[], context: z.RefinementCt
         break;
       }
     });
+  }
+}
+
+function compiled(pattern: string): RegExp | null {
+  try {
+    return globToRegExp(pattern);
+  } catch {
+    return null;
   }
 }
 

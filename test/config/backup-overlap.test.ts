@@ -86,3 +86,13 @@ t.test('a conflicting entry is reported once, for its first conflict; a repeated
   ).map((error) => error.split(': ')[0]), ['targets.backups[1].pattern', 'targets.backups[2].dir']);
   t.same(errors(app(), app()), ['targets.backups[1].name: is also the name of targets.backups[0]; give each entry its own']);
 });
+
+t.test('a pattern too long to be a glob is refused at its own path, and the overlap check does not throw on it', async (t) => {
+  const huge = 'x'.repeat(100_000);
+  t.same(errors(app(), archive('/srv/backups', huge)), ['targets.backups[1].pattern: must be at most 1024 characters (a glob of file names)']);
+  const logs = parseConfig(`targets:\n  logs: [{ name: app, dir: /var/log/app, pattern: "${huge}" }]\n  files: [{ name: tmp, dir: /tmp/x, pattern: "${huge}" }]\n`, {});
+  t.same(logs.ok ? [] : logs.errors.map((error) => `${error.path}: ${error.message}`), [
+    'targets.logs[0].pattern: must be at most 1024 characters (a glob of file names)',
+    'targets.files[0].pattern: must be at most 1024 characters (a glob of file names)',
+  ]);
+});

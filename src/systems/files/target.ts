@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { name, seconds } from '../fields.js';
 
+// A glob of file names. picomatch throws on a pattern over 65,536 characters (config checks and
+// listings compile them), and no file name is longer than 255 bytes.
+const glob = z.string().min(1).max(1024, 'must be at most 1024 characters (a glob of file names)');
+
 /** A `targets.backups` entry: the dump files of one backup, and the database they come from. */
 export const backupTarget = z.strictObject({
   name,
   dir: z.string().min(1),
-  pattern: z.string().min(1),
+  pattern: glob,
   keepDays: z.number().int().positive().default(7),
   source: z.strictObject({ target: name, database: z.string().min(1) }).optional(),
 });
@@ -17,7 +21,7 @@ export const diskTarget = z.strictObject({ path: z.string().min(1) });
 export const logTarget = z.strictObject({
   name,
   dir: z.string().min(1),
-  pattern: z.string().min(1).default('*'),
+  pattern: glob.default('*'),
   refreshSeconds: seconds.default(60),
 });
 
@@ -25,7 +29,7 @@ export const logTarget = z.strictObject({
 export const fileTarget = z.strictObject({
   name,
   dir: z.string().min(1),
-  pattern: z.string().min(1).default('*'),
+  pattern: glob.default('*'),
 });
 
 export type BackupTarget = z.infer<typeof backupTarget>;

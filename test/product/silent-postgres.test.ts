@@ -1,8 +1,7 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
+import { silentServer } from '../fixtures/silent-server.js';
 import { serveInstalled, writeConfig } from './installed.js';
 
 /**
@@ -16,25 +15,9 @@ import { serveInstalled, writeConfig } from './installed.js';
 const run = z.object({ id: z.string(), status: z.string(), error: z.string().optional(), reason: z.string().optional(), startedAt: z.string(), finishedAt: z.string() });
 const page = z.object({ runs: z.array(z.object({ id: z.string(), status: z.string() })) });
 
-async function silentServer(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.resume();
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return `postgres://upkeep@127.0.0.1:${(server.address() as AddressInfo).port}/app`;
-}
-
 t.test('the installed serve against a PostgreSQL that never answers: runs end at their deadline, a shutdown within its grace', async (t) => {
   const { file } = await writeConfig(t, {
-    targets: { postgres: [{ name: 'stuck', url: await silentServer(t) }] },
+    targets: { postgres: [{ name: 'stuck', url: (await silentServer(t)).url }] },
     collectors: { disabled: ['postgres'] },
     server: { shutdownTimeoutSeconds: 4 },
   });

@@ -1,33 +1,14 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { RunAbort } from '../../../src/engine/run-abort.js';
 import { connectClient, connectPooled, createPool, databaseUrl, endPool } from '../../../src/systems/postgres/client.js';
 import { waitFor } from '../../fixtures/ports.js';
+import { silentServer } from '../../fixtures/silent-server.js';
 
 t.test('a URL for another database of the same server keeps credentials and options', (t) => {
   t.equal(databaseUrl('postgres://monitor:secret@db.internal:5432/app?sslmode=require', 'reporting'), 'postgres://monitor:secret@db.internal:5432/reporting?sslmode=require');
   t.equal(databaseUrl('postgres://monitor@db.internal:5432', 'odd/name'), 'postgres://monitor@db.internal:5432/odd%2Fname');
   t.end();
 });
-
-/** A server that takes connections and never says a word, as a PostgreSQL behind a dead proxy or a full backlog may. */
-async function silentServer(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; open: () => number }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    // Read (and drop) what comes, or the client's FIN is never seen and the socket never closes.
-    socket.resume();
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return { url: `postgres://upkeep@127.0.0.1:${(server.address() as AddressInfo).port}/app`, open: () => sockets.size };
-}
 
 t.test('connectClient: a server that never answers fails the connect at the timeout, in words', async (t) => {
   const silent = await silentServer(t);

@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { link, lstat, open, readdir, realpath, rm, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ValidationError } from '../../errors.js';
+import { errorCode, ValidationError } from '../../errors.js';
 import { nodeZlib } from '../../lazy.js';
 import { globToRegExp } from './glob.js';
 
@@ -32,25 +32,42 @@ export async function findFiles(area: Area, accept: (name: string) => boolean, s
   const skipped: Skipped[] = [];
   const visit = async (dir: string): Promise<void> => {
     signal?.throwIfAborted();
-    const real = await realpath(dir);
-    if (real !== root && !real.startsWith(root + sep)) {
+    // A subdirectory or a file removed between its listing and its reading (a busy temporary
+    // directory, the very kind files.cleanup is for) is gone, not an error: the run failed on it.
+    const real = await gone(realpath(dir));
+    if (real === null) return;
+    if (!within(root, real)) {
       skipped.push({ path: dir, reason: `resolves outside ${root}` });
       return;
     }
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const entries = dir === root ? await readdir(dir, { withFileTypes: true }) : await gone(readdir(dir, { withFileTypes: true }));
+    for (const entry of entries ?? []) {
       const path = join(dir, entry.name);
       if (entry.isSymbolicLink()) {
         if (accept(entry.name)) skipped.push({ path, reason: 'symlink (never followed)' });
       } else if (entry.isDirectory()) {
         await visit(path);
       } else if (entry.isFile() && accept(entry.name)) {
-        const info = await lstat(path);
-        if (info.isFile()) files.push({ path, sizeBytes: info.size, mtimeMs: info.mtimeMs });
+        const info = await gone(lstat(path));
+        if (info?.isFile()) files.push({ path, sizeBytes: info.size, mtimeMs: info.mtimeMs });
       }
     }
   };
   await visit(root);
   return { root, files: files.sort((a, b) => a.path.localeCompare(b.path)), skipped: skipped.map((entry) => ({ ...entry, path: relative(root, entry.path) })) };
+}
+
+/** Whether the real path `real` is `root` or below it. Below `/` every path starts with `/` (checking for `//` entered no subdirectory of an area at `/`). */
+export function within(root: string, real: string): boolean {
+  return real === root || real.startsWith(root === sep ? root : root + sep);
+}
+
+/** What `reading` gives, or null when what it reads is gone (ENOENT, or ENOTDIR: a directory replaced by a file); other errors stay errors. */
+async function gone<T>(reading: Promise<T>): Promise<T | null> {
+  return reading.catch((err: unknown) => {
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return null;
+    throw err;
+  });
 }
 
 /** Rotation: delete what is older than deleteAfterDays, gzip the rest that is older than compressAfterDays. */

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { upkeep, writeConfig } from './installed.js';
 
@@ -22,4 +24,16 @@ t.test('upkeep run and upkeep serve with state.dir under /proc stop at once and 
   // Before, serve started, answered /readyz "ready" and failed every run with a 500.
   const served = await upkeep(['serve', '--config', file, '--port', '0'], { timeoutMs: 20_000 });
   t.same([served.code, served.stdout, served.stderr], [1, '', message], 'upkeep serve: exits 1 before it listens');
+});
+
+t.test('upkeep serve and run with a journal under state.dir they cannot open stop at once with one line, not node\'s stack', async (t) => {
+  const { file, dir } = await writeConfig(t, { targets: { disks: [{ path: '/' }] } });
+  // As a journal/ made by root (`sudo upkeep run`) is for upkeep's own user: a segment it cannot open.
+  const segment = join(dir, 'state', 'journal', 'runs-00000001.jsonl');
+  await mkdir(segment, { recursive: true });
+  const message = `state.dir: cannot make or write ${join(dir, 'state')}: EISDIR: illegal operation on a directory, open '${segment}'\n`;
+  const served = await upkeep(['serve', '--config', file, '--port', '0'], { timeoutMs: 20_000 });
+  t.same([served.code, served.stdout, served.stderr], [1, '', message], 'upkeep serve: exits 1 before it listens');
+  const run = await upkeep(['run', 'files.cleanup', '--param', 'name=x', '--config', file], { timeoutMs: 20_000 });
+  t.same([run.code, run.stdout, run.stderr], [1, '', message], 'upkeep run: no run, exit 1');
 });

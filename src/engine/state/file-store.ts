@@ -41,16 +41,23 @@ export class FileStore implements StateStore {
     } catch (err) {
       throw new StateStoreError(`cannot make or write ${options.dir}`, err, 'state.dir');
     }
-    const [journal, guards] = await Promise.all([
-      FileJournal.open({ ...JOURNAL_LIMITS, ...options.limits, dir: join(options.dir, 'journal'), now, retentionMs: options.retentionMs }),
-      GuardFile.open({
-        dir: join(options.dir, 'guards'), now, claimTtlMs: CLAIM_TTL_MS, claimLimit: CLAIM_LIMIT,
-        cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs,
-      }),
-    ]);
-    const store = new FileStore(journal, guards, options.log, options.maintenanceMs ?? MAINTENANCE_MS);
-    await journal.maintain();
-    return store;
+    let opened: [FileJournal, GuardFile];
+    try {
+      opened = await Promise.all([
+        FileJournal.open({ ...JOURNAL_LIMITS, ...options.limits, dir: join(options.dir, 'journal'), now, retentionMs: options.retentionMs }),
+        GuardFile.open({
+          dir: join(options.dir, 'guards'), now, claimTtlMs: CLAIM_TTL_MS, claimLimit: CLAIM_LIMIT,
+          cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs,
+        }),
+      ]);
+      await opened[0].maintain();
+    } catch (err) {
+      // What is below it too: journal/ made by root (a `sudo upkeep run`), then serve as its own
+      // user, was an uncaught EACCES with node's stack, where the directory itself gets one line.
+      throw err instanceof StateStoreError ? err : new StateStoreError(`cannot make or write ${options.dir}`, err, 'state.dir');
+    }
+    const [journal, guards] = opened;
+    return new FileStore(journal, guards, options.log, options.maintenanceMs ?? MAINTENANCE_MS);
   }
 
   get skipped(): readonly { file: string; lines: number }[] {

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import type { RunRecord } from '../../../src/engine/journal.js';
@@ -27,4 +27,12 @@ t.test('a line the journal cannot write rejects `written` and `durable`; a calle
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.same(unhandled, [], 'nothing left unhandled by the store');
   await t.rejects(appended.durable, { code: /^(EEXIST|ENOTDIR)$/ }, 'a caller that waits for durability sees the failure too');
+});
+
+t.test('a state.dir whose journal cannot be opened stops the open with one error naming the directory, not node\'s own', async (t) => {
+  const dir = await tempDir(t);
+  // A segment that is a directory: opening it to end a torn line fails, as a root-owned one does for another user.
+  await mkdir(join(dir, 'journal', 'runs-00000001.jsonl'), { recursive: true });
+  const opening = FileStore.open({ dir, retentionMs: 24 * HOUR, cooldownMs: HOUR, failureWindowMs: HOUR, log: bufferLogger().log, now: Date.now });
+  await t.rejects(opening, { name: 'StateStoreError', message: new RegExp(`^state\\.dir: cannot make or write ${dir}: E[A-Z]+: `) });
 });

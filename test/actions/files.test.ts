@@ -1,4 +1,4 @@
-import { lstat, lutimes, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, lutimes, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -71,6 +71,11 @@ t.test('logs.rotate on files with known mtimes', async (t) => {
   await symlink(join(outside, 'app-secret.log'), join(logs, 'app-link.log'));
   await lutimes(join(logs, 'app-link.log'), new Date(Date.now() - 100 * DAY), new Date(Date.now() - 100 * DAY));
   await symlink(outside, join(logs, 'linked-dir'));
+  // The app's user and a log reader's mode, which the .gz keeps (as root; another user keeps its own).
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) await chown(join(logs, 'app-2d.log'), 65534, 65534);
+  await chmod(join(logs, 'app-2d.log'), 0o644);
+  await chmod(join(logs, 'nested', 'app-3d.log'), 0o600);
   const twoDayMtime = (await stat(join(logs, 'app-2d.log'))).mtimeMs;
   const twoDayContent = await readFile(join(logs, 'app-2d.log'));
   const context = buildContext({ targets: { logs: [{ name: 'app', dir: logs, pattern: 'app-*.log' }] } });
@@ -101,6 +106,9 @@ t.test('logs.rotate on files with known mtimes', async (t) => {
     t.equal((await lstat(join(outside, 'app-secret.log'))).isFile(), true);
     t.ok(Date.now() - (await stat(join(outside, 'app-old.log'))).mtimeMs > 99 * DAY);
     t.equal((await stat(join(logs, 'app-2d.log.gz'))).mtimeMs, twoDayMtime, 'the .gz keeps the original mtime');
+    const zipped = await stat(join(logs, 'app-2d.log.gz'));
+    t.same([zipped.mode & 0o777, (await stat(join(logs, 'nested', 'app-3d.log.gz'))).mode & 0o777], [0o644, 0o600], 'and its mode');
+    if (asRoot) t.same([zipped.uid, zipped.gid], [65534, 65534], 'and its owner');
     t.same(gunzipSync(await readFile(join(logs, 'app-2d.log.gz'))), twoDayContent);
     t.equal(await readFile(join(logs, 'app-5d.log.gz'), 'utf8'), 'someone else made this', 'an existing .gz is never replaced');
     t.equal(result.output.detail.compressed, 2);

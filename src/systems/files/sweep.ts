@@ -1,5 +1,5 @@
 import { constants, type Stats } from 'node:fs';
-import { link, lstat, open, readdir, realpath, rm, unlink, utimes } from 'node:fs/promises';
+import { chmod, chown, link, lstat, open, readdir, realpath, rm, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errorCode, ValidationError } from '../../errors.js';
@@ -111,6 +111,11 @@ async function compress(file: FoundFile): Promise<Skipped | null> {
     } finally {
       await output.close();
     }
+    // The log's owner and mode too, as gzip and logrotate keep them: the .gz was root's and 0640,
+    // so the app's user, or a log reader's group, could no longer read its own archived logs. The
+    // owner only where upkeep may give it (root); set-id bits are not kept.
+    await chown(temporary, opened.uid, opened.gid).catch((err: unknown) => { if (errorCode(err) !== 'EPERM') throw err; });
+    await chmod(temporary, opened.mode & 0o777);
     await utimes(temporary, opened.atime, opened.mtime);
     try {
       await link(temporary, target); // unlike rename, never replaces an existing .gz

@@ -73,6 +73,13 @@ function checkNames(config: Readonly<Config>, remediation: string, params: Param
   if (family === 'postgres' && target && database !== null && target.databases !== 'auto' && !target.databases.includes(database)) {
     errors.push({ path: formatPath([...prefix, 'database']), message: 'is not in that target\'s databases list' });
   }
+  // redis.expire_keys acts only on a declared pattern: a schedule or rule naming another was
+  // "config OK", and every run of it rejected.
+  const redis = config.targets.redis.find((candidate) => candidate.name === literal('target'));
+  const pattern = literal('pattern');
+  if (remediation === 'redis.expire_keys' && redis && pattern !== null && !redis.keyPatterns.includes(pattern)) {
+    errors.push({ path: formatPath([...prefix, 'pattern']), message: 'is not in that target\'s keyPatterns; declare it there to allow redis.expire_keys on it' });
+  }
   return errors;
 }
 

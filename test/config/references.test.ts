@@ -11,7 +11,7 @@ const REGISTRIES: Registries = { remediations: ACTIONS, collectors: COLLECTORS.m
 
 const TARGETS = {
   postgres: [{ name: 'main', url: 'postgres://upkeep:pg-secret-1@127.0.0.1/app', databases: ['app'] }, { name: 'any', url: 'postgres://127.0.0.1/x' }],
-  redis: [{ name: 'cache', url: 'redis://:redis-secret-2@127.0.0.1:6379' }],
+  redis: [{ name: 'cache', url: 'redis://:redis-secret-2@127.0.0.1:6379', keyPatterns: ['celery-task-meta-*'] }],
   docker: [{ name: 'local' }],
   backups: [
     { name: 'nightly', dir: '/tmp', pattern: 'nightly_*.sql.gz', source: { target: 'main', database: 'app' } },
@@ -45,7 +45,7 @@ t.test('a config whose every reference resolves has no errors', async (t) => {
       { name: 'a', cron: '0 2 * * *', remediation: 'postgres.vacuum', params: { target: 'main', database: 'app', full: 'true' } },
       { name: 'b', cron: '0 2 * * *', remediation: 'postgres.reindex', params: { target: 'any', database: 'whatever' } },
       { name: 'c', cron: '0 2 * * *', remediation: 'postgres.retention', params: { policy: 'job_logs' } },
-      { name: 'd', cron: '0 2 * * *', remediation: 'redis.expire_keys', params: { target: 'cache', pattern: 'x*', when: 'ttl-over', ttlOverSeconds: 60 } },
+      { name: 'd', cron: '0 2 * * *', remediation: 'redis.expire_keys', params: { target: 'cache', pattern: 'celery-task-meta-*', when: 'ttl-over', ttlOverSeconds: 60 } },
       { name: 'e', cron: '0 2 * * *', remediation: 'logs.rotate', params: { name: 'app-logs' } },
       { name: 'f', cron: '0 2 * * *', remediation: 'files.cleanup', params: { name: 'scratch', olderThanHours: 24 } },
       { name: 'h', cron: '0 2 * * *', remediation: 'backup.verify', params: { backup: 'nightly' } },
@@ -79,7 +79,7 @@ t.test('literal params parse against the remediation\'s own schema, each error a
   t.same(check(schedule('postgres.reindex', { target: 'main', database: 'app', table: 't', index: 'i' })), [
     { path: 'schedule[0].params', message: 'give table or index, not both' },
   ], 'rules across params apply when every param is literal');
-  t.same(check(rule('redis.expire_keys', { target: 'cache', pattern: 'x*', mode: 'expire' })), [
+  t.same(check(rule('redis.expire_keys', { target: 'cache', pattern: 'celery-task-meta-*', mode: 'expire' })), [
     { path: 'remediation.rules[0].params.expireSeconds', message: 'required when mode is "expire"' },
   ]);
 });
@@ -135,6 +135,10 @@ t.test('the targets, backups, logs, files and policies named by literal params e
   t.same(check(schedule('postgres.retention', { table: 'x', target: 'replica' })), [
     { path: 'schedule[0].params.target', message: 'names no targets.postgres entry' },
   ]);
+  t.same(check(schedule('redis.expire_keys', { target: 'cache', pattern: 'session:*' })), [
+    { path: 'schedule[0].params.pattern', message: 'is not in that target\'s keyPatterns; declare it there to allow redis.expire_keys on it' },
+  ], 'every run of it would be rejected');
+  t.same(check(schedule('redis.expire_keys', { target: 'cache', pattern: 'celery-task-meta-*' })), [], 'a declared pattern');
   t.same(check(schedule('backup.pg_dump', { backup: '' })), [
     { path: 'schedule[0].params.backup', message: 'must not be empty' },
   ], 'a param that fails its schema is not looked up as well');

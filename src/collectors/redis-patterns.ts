@@ -28,6 +28,10 @@ export interface PatternCounts { readonly value: ReadonlyMap<string, number>; re
  */
 export class KeyPatternCounts {
   private counts: { value: ReadonlyMap<string, number>; takenAt: number } | null = null;
+  // When the first scan failed, while no scan has succeeded: the counts served (none) are as old
+  // as that, so their age grows and UpkeepCacheStale fires. Before, a user whose ACL lacks SCAN
+  // got no pattern series and no age at all, and no alert could say so.
+  private failingSince: number | null = null;
   private scan: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;
   private lastScanMs = 0;
@@ -43,10 +47,11 @@ export class KeyPatternCounts {
     private readonly target: string,
   ) {}
 
-  /** The last counts and their age, or null until a scan has completed. */
+  /** The last counts and their age; none, aged from the first failure, when every scan so far failed; null until a scan has ended. */
   async current(): Promise<PatternCounts | null> {
     if (!this.counts) await Promise.race([this.scanNow(), delay(this.firstWaitMs, undefined, { ref: false })]);
-    return this.counts && { value: this.counts.value, ageSeconds: (Date.now() - this.counts.takenAt) / 1000 };
+    if (this.counts) return { value: this.counts.value, ageSeconds: (Date.now() - this.counts.takenAt) / 1000 };
+    return this.failingSince === null ? null : { value: new Map(), ageSeconds: (Date.now() - this.failingSince) / 1000 };
   }
 
   close(): void {
@@ -87,9 +92,10 @@ export class KeyPatternCounts {
   }
 
   private noteError(err: unknown): void {
+    if (!this.counts) this.failingSince ??= Date.now();
     const message = errorMessage(err);
     if (this.errors.changed(message) && !this.closed) {
-      this.log.warn({ target: this.target, err: message }, 'redis key-pattern SCAN failed; serving the last counts');
+      this.log.warn({ target: this.target, err: message }, this.counts ? 'redis key-pattern SCAN failed; serving the last counts' : 'redis key-pattern SCAN failed; no counts yet, their age grows from now');
     }
   }
 }

@@ -132,8 +132,12 @@ t.test('redis collector', async (t) => {
     t.equal(valueOf(partial, 'upkeep_redis_up', { target: 'cache' }), 1);
     t.equal(valueOf(partial, 'upkeep_redis_keys', { db: 'db0' }), 352);
     t.equal(valueOf(partial, 'upkeep_redis_pattern_keys'), undefined, 'no count rather than a wrong one');
-    t.equal(valueOf(partial, 'upkeep_collector_cache_age_seconds', { reading: 'pattern_keys' }), undefined);
-    const scanFailures = noScan.logs.filter((entry) => entry.msg === 'redis key-pattern SCAN failed; serving the last counts');
+    // The counts' age grows from the first failure, so UpkeepCacheStale says the counts are missing.
+    const firstAge = valueOf(partial, 'upkeep_collector_cache_age_seconds', { reading: 'pattern_keys' });
+    t.ok(firstAge !== undefined && firstAge >= 0, `the counts' age is served (${String(firstAge)} s)`);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    t.ok(Number(valueOf((await noScan.scrape()).samples, 'upkeep_collector_cache_age_seconds', { reading: 'pattern_keys' })) >= Number(firstAge) + 1, 'and grows');
+    const scanFailures = noScan.logs.filter((entry) => entry.msg === 'redis key-pattern SCAN failed; no counts yet, their age grows from now');
     t.equal(scanFailures.length, 1, 'logged once');
     t.match(scanFailures[0], { err: /NOPERM/ });
 

@@ -36,6 +36,8 @@ const selector = z.string()
 
 const runbookBaseUrl = z.string()
   .refine((text) => /^https?:\/\//.test(text) && URL.canParse(text), 'must be an http:// or https:// URL')
+  // An annotation is a Go template: `{{` in the URL made every rule one Prometheus refuses.
+  .refine((text) => !text.includes('{{') && !text.includes('}}'), 'must not hold {{ or }} (Prometheus reads annotations as templates)')
   .transform((text) => (text.endsWith('/') ? text : `${text}/`));
 
 export const thresholdsSchema = z.strictObject({

@@ -69,6 +69,7 @@ t.test('unknown keys and wrong values are errors that name their path', async (t
   t.same(errors('selector: job=upkeep\n'), ['selector: must be PromQL label matchers such as job="upkeep" (label, =, !=, =~ or !~, a double-quoted value; several separated by commas)']);
   t.same(errors('selector: ""\n').length, 1, 'an empty selector would match every job');
   t.same(errors('runbookBaseUrl: ftp://x/\n'), ['runbookBaseUrl: must be an http:// or https:// URL']);
+  t.same(errors('runbookBaseUrl: "https://x/{{bad/"\n'), ['runbookBaseUrl: must not hold {{ or }} (Prometheus reads annotations as templates)'], 'promtool refused every rule rendered from it');
   t.same(errors('for: { BackupTooOl: 1m, "bad name": 1m, DiskUsageHigh: 1m }\n'), [
     'for.BackupTooOl: names no alert (did you mean "BackupTooOld"?)',
     'for["bad name"]: names no alert',

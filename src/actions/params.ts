@@ -7,7 +7,9 @@ export function flag(defaultValue: boolean) {
 }
 
 export function count() {
-  return z.preprocess((value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value), z.number().int().min(0));
+  // A number written as text (`--param n=-5`, `n=1.5`) is read as one, so the refusal says what is
+  // wrong with the number ("expected number, received string" said the opposite of the truth).
+  return z.preprocess((value) => (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value), z.number().int().min(0));
 }
 
 // Control characters (a NUL ends a PostgreSQL startup packet) and lone UTF-16 surrogates (not

@@ -13,7 +13,7 @@ export const http: CollectorModule = {
       async collect(signal: AbortSignal) {
         const started = performance.now();
         const timeout = AbortSignal.timeout((target.timeoutSeconds ?? config.collectors.timeoutSeconds) * 1000);
-        const response = await fetch(target.url, { signal: AbortSignal.any([signal, timeout]), redirect: 'manual' });
+        const response = await fetch(target.url, { signal: AbortSignal.any([signal, timeout]), redirect: 'manual' }).catch((err: unknown) => { throw withCause(err); });
         await response.body?.cancel();
         const healthy = target.expectStatus === undefined ? response.status >= 200 && response.status < 300 : response.status === target.expectStatus;
         const service = target.name;
@@ -27,3 +27,11 @@ export const http: CollectorModule = {
     }));
   },
 };
+
+/**
+ * fetch's own words ("fetch failed") with its cause's ("self-signed certificate", "connect
+ * ECONNREFUSED 127.0.0.1:8080"): the log and /readyz said only "fetch failed".
+ */
+function withCause(err: unknown): unknown {
+  return err instanceof Error && err.cause instanceof Error ? new Error(`${err.message}: ${err.cause.message}`) : err;
+}

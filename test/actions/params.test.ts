@@ -1,5 +1,5 @@
 import t from 'tap';
-import { identifier } from '../../src/actions/params.js';
+import { count, identifier } from '../../src/actions/params.js';
 
 t.test('an identifier from outside refuses what no system could take as a name', async (t) => {
   for (const name of ['public.orders', 'таблица', 'ordérs', '🧹', 'a b', "it's"]) t.ok(identifier.safeParse(name).success, JSON.stringify(name));
@@ -15,4 +15,15 @@ t.test('an identifier from outside refuses what no system could take as a name',
     const result = identifier.safeParse(name);
     t.equal(result.error?.issues[0]?.message, message, JSON.stringify(name.slice(0, 20)));
   }
+});
+
+t.test('a count given as text is read as a number, so a refusal is about the number', async (t) => {
+  const schema = count();
+  t.equal(schema.parse('30'), 30);
+  t.equal(schema.parse(30), 30);
+  const message = (value: unknown) => { const result = schema.safeParse(value); return result.success ? 'accepted' : result.error.issues.map((issue) => issue.message).join('; '); };
+  t.match(message('-5'), /^Too small: expected number to be >=0$/, '-5 is a number too small, not a string');
+  t.equal(message('1.5'), 'Invalid input: expected int, received number', '1.5 is not whole');
+  t.match(message('abc'), /expected number, received string/, 'text that is no number stays a string');
+  t.match(message(' 5'), /expected number, received string/, 'nor is text with a space');
 });

@@ -78,5 +78,5 @@ t.test('a refused connection is a failed probe', async (t) => {
   t.equal(sample(body, 'upkeep_http_up{service="gone"}'), 0);
   t.equal(sample(body, 'upkeep_collector_up{collector="http",target="gone"}'), 0);
   const ready = (await app.fastify.inject({ method: 'GET', url: '/readyz' })).json();
-  t.match(ready, { status: 'ready', targets: [{ collector: 'http', target: 'gone', up: false }] });
+  t.match(ready, { status: 'ready', targets: [{ collector: 'http', target: 'gone', up: false, lastError: `fetch failed: connect ECONNREFUSED 127.0.0.1:${port}` }] }, 'with fetch\'s cause, not only "fetch failed"');
 });

@@ -96,7 +96,9 @@ export const configSchema = z.strictObject({
   server: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(9630),
-    authToken: z.string().optional(),
+    // What a client can send in an Authorization header: a token with a NUL or a newline (from a
+    // ${file:...} secret, say) was accepted, and no request could ever carry it.
+    authToken: z.string().refine((token) => !/[\x00-\x1f\x7f]/.test(token), 'must not hold control characters (a NUL, a newline): no Authorization header can carry them').optional(),
     bodyLimitBytes: z.number().int().positive().default(1048576),
     // Slow clients: every limit on how long a client may hold a connection (docs/configuration.md).
     headersTimeoutSeconds: seconds.default(10),

@@ -25,6 +25,13 @@ t.test('an empty or missing token while listening beyond loopback is an error', 
   t.same(errorsOf({ server: { host: 'localhost' } }), []);
 });
 
+t.test('a token no Authorization header can carry (a NUL, a newline) is an error, never quoted', async (t) => {
+  const message = 'must not hold control characters (a NUL, a newline): no Authorization header can carry them';
+  t.same(errorsOf({ server: { authToken: '${UPKEEP_TOKEN}' } }, { UPKEEP_TOKEN: 'tok\u0000en' }).map((error) => [error.path, error.message]), [['server.authToken', message]]);
+  t.same(errorsOf({ server: { authToken: '${UPKEEP_TOKEN}' } }, { UPKEEP_TOKEN: 'two\nlines' }).map((error) => [error.path, error.message]), [['server.authToken', message]]);
+  t.same(errorsOf({ server: { authToken: '${UPKEEP_TOKEN}' } }, { UPKEEP_TOKEN: 'a passphrase with spaces, é' }), [], 'spaces and UTF-8 are fine');
+});
+
 t.test('a rule with an empty match is an error', async (t) => {
   t.same(errorsOf({ remediation: { rules: [
     { match: { alertname: 'A' }, remediation: 'redis.bgsave' },

@@ -58,6 +58,10 @@ export const logsRotate: Action<RotateParams, SweepPayload, SweepOutput> = {
     const { found, steps } = await rotationFor(params, context);
     const remaining = remainingAfter(steps, found.root, output.detail);
     if (remaining.length > 0) return { ok: false, detail: `still to rotate: ${remaining.slice(0, 20).join(', ')}`, observed: { remaining: remaining.length } };
-    return { ok: true, detail: `${output.detail.compressed} compressed, ${output.detail.deleted} deleted, nothing left to rotate`, observed: { remaining: 0 } };
+    // What the run left as it was (an X.gz already there, a symlink) is said here too: the CLI
+    // printed "nothing left to rotate" while app.log stayed uncompressed, and only the journal knew why.
+    const { skipped } = output.detail;
+    const left = skipped.length === 0 ? '' : `; left as they are: ${skipped.slice(0, 5).map((entry) => `${entry.path} (${entry.reason})`).join(', ')}${skipped.length > 5 ? `, and ${skipped.length - 5} more` : ''}`;
+    return { ok: true, detail: `${output.detail.compressed} compressed, ${output.detail.deleted} deleted, nothing left to rotate${left}`, observed: { remaining: 0 } };
   },
 };

@@ -115,6 +115,7 @@ t.test('logs.rotate on files with known mtimes', async (t) => {
     t.equal(result.output.detail.deleted, 2);
     t.same(result.output.detail.skipped, [{ path: 'app-link.log', reason: 'symlink (never followed)' }, { path: 'app-5d.log', reason: 'app-5d.log.gz already exists' }]);
     t.equal(result.verification.ok, true);
+    t.equal(result.verification.detail, '2 compressed, 2 deleted, nothing left to rotate; left as they are: app-link.log (symlink (never followed)), app-5d.log (app-5d.log.gz already exists)', 'what was left is said where upkeep run prints it');
   });
 
   t.test('verify notices work left undone', async (t) => {

@@ -9,7 +9,7 @@ import { followGzip, sha256File } from '../systems/files/gzip-follow.js';
 import { childCommand, dumpEnding, exited, libpqTarget, postgresBinary, spawnClient, stderrTail } from '../systems/process/child.js';
 import { withClient } from './postgres-session.js';
 import { archiveReadable, directoryDumpArgs, dumpToDirectory } from './backup-directory.js';
-import { count, identifier } from './params.js';
+import { count, identifier, progressSeconds } from './params.js';
 import { type Action, type ActionContext, type LockSpec, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 import { onFirstUse } from '../lazy-schema.js';
@@ -153,7 +153,7 @@ const backupParams = onFirstUse(() => z.strictObject({
   /** Overrides the backup's keepDays for this run. */
   keepDays: count().refine((days) => days > 0, 'must be at least 1').optional(),
   /** How often a long dump logs its progress. */
-  progressSeconds: count().refine((seconds) => seconds > 0, 'must be at least 1').default(10),
+  progressSeconds: progressSeconds(),
   /**
    * Dump this many tables at once (`pg_dump --format=directory --jobs N`, N + 1 connections to
    * the source) into a NAME_YYYYmmdd_HHMMSS.dir directory; without it, one gzipped plain stream.

@@ -12,6 +12,15 @@ export function count() {
   return z.preprocess((value) => (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value), z.number().int().min(0));
 }
 
+/**
+ * How often a long run logs its progress: 1 s to a day. A timer longer than 2^31-1 ms (24.8 days)
+ * fires at once in Node, and then on every millisecond: `progressSeconds: 3000000` in a POST made
+ * a VACUUM read pg_stat_progress_vacuum and log a line each millisecond.
+ */
+export function progressSeconds() {
+  return count().refine((seconds) => seconds >= 1 && seconds <= 86_400, 'must be 1 to 86400 (a day)').default(10);
+}
+
 // Control characters (a NUL ends a PostgreSQL startup packet) and lone UTF-16 surrogates (not
 // encodable in a URL or UTF-8) make no valid name anywhere: refused here, before any connection.
 const UNUSABLE = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

@@ -6,7 +6,7 @@ import { runVacuums, type VacuumRunOutput } from './postgres-vacuum-progress.js'
 import { runStatements, sqlPlan, type SqlOutput, type SqlPayload, where, withClient } from './postgres-session.js';
 import { findTable, inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
-import { count, flag, identifier } from './params.js';
+import { count, flag, identifier, progressSeconds } from './params.js';
 import { once, type Action, type ActionContext, type CheckResult } from './contract.js';
 import { onFirstUse } from '../lazy-schema.js';
 
@@ -22,7 +22,7 @@ const vacuumParams = onFirstUse(() => z.strictObject({
   // Overrides the target's tables.minDeadTuples: the run proceeds only above it.
   minDeadTuples: count().optional(),
   /** How often a running VACUUM's progress is read, logged and journalled. */
-  progressSeconds: count().refine((seconds) => seconds > 0, 'must be at least 1').default(10),
+  progressSeconds: progressSeconds(),
   ...scopeParams,
 }));
 type VacuumParams = z.infer<typeof vacuumParams>;

@@ -235,8 +235,8 @@ export function summarize(config: Readonly<Config>): string {
 }
 
 async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, io: Io): Promise<number> {
-  const [{ createLogger }, { openToNetwork }, { buildApp }, { lowerOtherThreads }, { listenFailure }] = await Promise.all([
-    import('./log.js'), import('./config/checks.js'), import('./server.js'), import('./thread-priority.js'), import('./http/listen-failure.js'),
+  const [{ createLogger }, { openToNetwork }, { buildApp }, { lowerOtherThreads }, { interfacesProblem, listenFailure }, { networkInterfaces }] = await Promise.all([
+    import('./log.js'), import('./config/checks.js'), import('./server.js'), import('./thread-priority.js'), import('./http/listen-failure.js'), import('node:os'),
   ]);
   const log = createLogger({ level: args.values['log-level'] ?? 'info' });
   const port = portOption(args.values.port, config.server.port, io);
@@ -246,8 +246,13 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
     io.err(`--host: server.authToken ${open}`);
     return 1;
   }
-  const app = await buildApp({ config, log });
   const host = args.values.host ?? config.server.host;
+  const noInterfaces = interfacesProblem(host, port, networkInterfaces);
+  if (noInterfaces) {
+    io.err(noInterfaces);
+    return 1;
+  }
+  const app = await buildApp({ config, log });
   try {
     await app.fastify.listen({ host, port });
   } catch (err) {

@@ -16,6 +16,22 @@ export function listenFailure(host: string, port: number, err: unknown): string 
 }
 
 /**
+ * Why `upkeep serve` cannot start on 0.0.0.0 here, or null. Fastify names every address 0.0.0.0
+ * covers once it listens, through os.networkInterfaces() (getifaddrs, a netlink socket); where
+ * netlink is refused (systemd's RestrictAddressFamilies= without AF_NETLINK) that threw inside
+ * Fastify's listening handler, and serve died with a stack trace, restarted, and died again.
+ */
+export function interfacesProblem(host: string, port: number, listInterfaces: () => unknown): string | null {
+  if (host !== '0.0.0.0') return null;
+  try {
+    listInterfaces();
+    return null;
+  } catch (err) {
+    return `cannot listen on ${host}:${port}: the machine's network interfaces cannot be listed (${errorMessage(err)}), and listening on 0.0.0.0 names each of their addresses; under systemd allow AF_NETLINK in RestrictAddressFamilies=, or listen on one address with --host or server.host`;
+  }
+}
+
+/**
  * listenFailure's line if `host:port` cannot be listened on now, else null: a probe that binds
  * and closes. The demo checks its --port with it before it spends seconds starting PostgreSQL,
  * Redis, Prometheus and Alertmanager.

@@ -95,7 +95,9 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
   const url = `http://127.0.0.1:${port}`;
   const substitutions = new Substitutions([
     // The checkout is read-only here and already packed by the product tests: the same tarball.
-    ['npm pack --pack-destination /tmp', `cp /pack/${tarball} /tmp/`],
+    // The file name npm pack printed, not a glob: /tmp may still hold the tarball of the version
+    // before, and /tmp/upkeep-*.tgz installed whichever sorted last (0.9.0 after 0.10.0).
+    ['"$(npm pack --pack-destination /tmp | tail -n 1)"', `"$(cp /pack/${tarball} /tmp/ && echo ${tarball})"`],
     ['http://127.0.0.1:9630/', `${url}/`],
   ]);
   const blocks = (await docBlocks('systemd')).map((block) => substitutions.apply(block));
@@ -106,8 +108,10 @@ t.test('docs/deploy.md, systemd: install, start with every sandboxing setting, b
   ok(t, await inside(install), 'pack, install the package and the unit');
   phase(t, 'install (npm install in the container)', started);
   ok(t, await inside(prepare), 'user, backup directory, credentials, config');
-  // "Edit /etc/upkeep/upkeep.yml for your targets": this test's PostgreSQL and a free port.
-  ok(t, await inside(`sed -i -e 's/127.0.0.1:5432/127.0.0.1:${pg.port}/' -e 's/port: 9630/port: ${port}/' /etc/upkeep/upkeep.yml`), 'edit the config');
+  // "Edit /etc/upkeep/upkeep.yml for your targets": this test's PostgreSQL and a free port, and
+  // every address, as for a Prometheus on another host: under the unit's RestrictAddressFamilies=
+  // without AF_NETLINK, serve died on 0.0.0.0 listing the interfaces (the test only talks to 127.0.0.1).
+  ok(t, await inside(`sed -i -e 's/127.0.0.1:5432/127.0.0.1:${pg.port}/' -e 's/port: 9630/port: ${port}/' -e 's/host: 127.0.0.1/host: 0.0.0.0/' /etc/upkeep/upkeep.yml`), 'edit the config');
 
   const verify = await command(['docker', 'exec', CONTAINER, 'systemd-analyze', 'verify', '/etc/systemd/system/upkeep.service']);
   t.same([verify.code, verify.stdout + verify.stderr], [0, ''], 'systemd-analyze verify is clean');

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import t from 'tap';
-import { listenFailure, listenProblem } from '../../src/http/listen-failure.js';
+import { interfacesProblem, listenFailure, listenProblem } from '../../src/http/listen-failure.js';
 
 t.test('why serve could not listen, in one line', async (t) => {
   const refused = (code: string, message = `listen ${code}`) => Object.assign(new Error(message), { code });
@@ -24,4 +24,13 @@ t.test('listenProblem: null where a server could listen now, the line where one 
   await new Promise((resolve) => holder.close(resolve));
   t.equal(await listenProblem('127.0.0.1', address.port), null, 'free once closed: the probe does not hold it');
   t.equal(await listenProblem('127.0.0.1', address.port), null, 'and again');
+});
+
+t.test('0.0.0.0 where the interfaces cannot be listed: one line before anything starts', async (t) => {
+  const refusedNetlink = () => { throw new Error('A system error occurred: uv_interface_addresses returned Unknown system error 97'); };
+  t.equal(interfacesProblem('0.0.0.0', 9630, refusedNetlink),
+    "cannot listen on 0.0.0.0:9630: the machine's network interfaces cannot be listed (A system error occurred: uv_interface_addresses returned Unknown system error 97), and listening on 0.0.0.0 names each of their addresses; under systemd allow AF_NETLINK in RestrictAddressFamilies=, or listen on one address with --host or server.host");
+  t.equal(interfacesProblem('127.0.0.1', 9630, refusedNetlink), null, 'one address: Fastify lists no interfaces');
+  t.equal(interfacesProblem('::', 9630, refusedNetlink), null, 'nor for ::');
+  t.equal(interfacesProblem('0.0.0.0', 9630, () => ({ lo: [] })), null, 'listed: no problem');
 });

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
-import type { Config, RemediationRule } from '../src/config/schema.js';
+import { configSchema, type Config, type RemediationRule } from '../src/config/schema.js';
 import { ACTIONS } from '../src/actions/registry.js';
 import { templateParams } from '../src/triggers/rules.js';
 import { cronError, cronOccurrences } from '../src/config/cron.js';
@@ -231,6 +231,18 @@ t.test('examples/alertmanager.yml passes amtool and routes every shipped alert t
     const routed = await exec('amtool', ['config', 'routes', 'test', `--config.file=${example('alertmanager.yml')}`, ...args]);
     t.same(routed.stdout.trim().split(','), ['upkeep', 'operators'], `${alertname} reaches upkeep and the operators`);
   }
+});
+
+t.test('examples/alertmanager.yml groups by every label a shipped alert carries, and sends upkeep no more alerts than it takes', async (t) => {
+  const shipped = z.object({
+    route: z.object({ group_by: z.array(z.string()) }),
+    receivers: z.array(z.object({ name: z.string(), webhook_configs: z.array(z.object({ max_alerts: z.number().optional() })).optional() })),
+  }).parse(parseYaml(await readFile(example('alertmanager.yml'), 'utf8')));
+  const carried = new Set([...alertLabels.values()].flatMap((labels) => Object.keys(labels)));
+  // severity is the same for every alert of an object; grouping by it splits nothing.
+  t.same([...carried].filter((label) => label !== 'severity' && !shipped.route.group_by.includes(label)).sort(), [], 'no two objects share a notification');
+  const upkeep = shipped.receivers.find((receiver) => receiver.name === 'upkeep')?.webhook_configs?.[0];
+  t.equal(upkeep?.max_alerts, configSchema.parse({}).server.maxAlertsPerWebhook, 'max_alerts is server.maxAlertsPerWebhook\'s default');
 });
 
 t.test('a real Alertmanager running the example config delivers to upkeep with the bearer token', async (t) => {

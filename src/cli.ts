@@ -88,7 +88,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   try {
     args = parse(rest);
   } catch (err) {
-    io.err(`${errorMessage(err)}\n${USAGE}`);
+    const commandHelp = HELP[command];
+    io.err(commandHelp === undefined ? `unknown command "${command}"\n${USAGE}` : `${argumentError(command, err)}\n${commandHelp}`);
     return 2;
   }
   if (args.values.help) return help(command, io);
@@ -125,6 +126,15 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       io.err(`unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+/**
+ * parseArgs's refusal in upkeep's words. Its own text for an unknown option is advice on
+ * positional arguments, with an unbalanced quote ("as in '-- "--bogus"").
+ */
+function argumentError(command: string, err: unknown): string {
+  const unknown = /^Unknown option '([^']*)'/.exec(errorMessage(err));
+  return unknown ? `upkeep ${command}: unknown option ${unknown[1] ?? ''}` : `upkeep ${command}: ${errorMessage(err)}`;
 }
 
 function help(command: string | undefined, io: Io): number {

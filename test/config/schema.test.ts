@@ -212,6 +212,11 @@ t.test('check-config', async (t) => {
     t.equal(await main(['frobnicate'], io), 2);
     t.match(io.stderr.join('\n'), 'unknown command "frobnicate"');
     t.equal(await main(['check-config', '--bogus'], io), 2);
+    t.match(io.stderr.at(-1), /^upkeep check-config: unknown option --bogus\nupkeep check-config --config FILE/, "upkeep's words, then the command's own help");
+    t.equal(await main(['frobnicate', '--x'], io), 2);
+    t.match(io.stderr.at(-1), /^unknown command "frobnicate"\nusage:/, 'an unknown command before its unknown option');
+    t.equal(await main(['run', 'x', '--config'], io), 2);
+    t.match(io.stderr.at(-1), /^upkeep run: Option '-c, --config <value>' argument missing\nupkeep run REMEDIATION/, 'a missing value: parseArgs says which');
   });
 });
 

@@ -202,9 +202,7 @@ async function withConfig(args: ReturnType<typeof parse>, io: Io, body: (config:
   ]);
   let config: Readonly<Config>;
   try {
-    config = await loadConfig(file, io.env);
-    const problems = checkReferences(config, { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) });
-    if (problems.length > 0) throw new ConfigInvalid(file, problems);
+    config = await loadConfig(file, io.env, (parsed) => checkReferences(parsed, { remediations: ACTIONS, collectors: COLLECTORS.map((collector) => collector.name) }));
   } catch (err) {
     // Anything else is a bug; its message could quote the file, so only its type is shown.
     io.err(err instanceof ConfigInvalid ? err.message : `${file}: the config could not be checked (${err instanceof Error ? err.name : 'error'})`);

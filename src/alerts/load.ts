@@ -7,9 +7,14 @@ import { thresholdsSchema, type Thresholds } from './thresholds.js';
 
 export type ThresholdsResult = { ok: true; thresholds: Thresholds } | { ok: false; errors: ConfigError[] };
 
-/** Every `for:` override must name an alert: a typo would otherwise change nothing, silently. */
-function unknownAlerts(thresholds: Thresholds): ConfigError[] {
-  return Object.keys(thresholds.for).filter((name) => !ALERT_NAMES.includes(name))
+/**
+ * Every `for:` override must name an alert: a typo would otherwise change nothing, silently.
+ * Read from the file as written, so a wrong value elsewhere does not hide a wrong name.
+ */
+function unknownAlerts(raw: unknown): ConfigError[] {
+  const overrides = typeof raw === 'object' && raw !== null && 'for' in raw ? raw.for : null;
+  if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) return [];
+  return Object.keys(overrides).filter((name) => !ALERT_NAMES.includes(name))
     .map((name) => ({ path: formatPath(['for', name]), message: `names no alert${didYouMean(name, ALERT_NAMES)}` }));
 }
 
@@ -18,9 +23,8 @@ export function parseThresholds(text: string): ThresholdsResult {
   const raw = readYaml(text);
   if (!raw.ok) return raw;
   const result = thresholdsSchema.safeParse(raw.value, ZOD_MESSAGES);
-  if (!result.success) return { ok: false, errors: result.error.issues.flatMap((issue) => describeIssue(issue)) };
-  const errors = unknownAlerts(result.data);
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, thresholds: result.data };
+  const errors = [...(result.success ? [] : result.error.issues.flatMap((issue) => describeIssue(issue))), ...unknownAlerts(raw.value)];
+  return result.success && errors.length === 0 ? { ok: true, thresholds: result.data } : { ok: false, errors };
 }
 
 /** Reads and checks a thresholds file; throws ConfigInvalid naming each error's path. */

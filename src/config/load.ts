@@ -23,8 +23,15 @@ export class ConfigInvalid extends Error {
 
 export type ParseResult = { ok: true; config: Readonly<Config> } | { ok: false; errors: ConfigError[] };
 
-/** Turns YAML text into a validated, frozen config. Pure: the environment is passed in. */
-export function parseConfig(text: string, env: Readonly<Record<string, string | undefined>>): ParseResult {
+/** Checks of a config whose shape is valid, beyond checkConsistency's (the CLI's references to remediations and collectors). */
+export type MoreChecks = (config: Readonly<Config>) => readonly ConfigError[];
+
+/**
+ * Turns YAML text into a validated, frozen config. Pure: the environment is passed in. The
+ * cross-checks (checkConsistency, `more`) need a config of the right shape, so they run once the
+ * schema passes, all of them together: one fix of the file shows every error they find.
+ */
+export function parseConfig(text: string, env: Readonly<Record<string, string | undefined>>, more: MoreChecks = () => []): ParseResult {
   const raw = readYaml(text);
   if (!raw.ok) return raw;
   const errors: ConfigError[] = [];
@@ -32,7 +39,7 @@ export function parseConfig(text: string, env: Readonly<Record<string, string | 
   const result = configSchema.safeParse(expanded, ZOD_MESSAGES);
   if (!result.success) errors.push(...result.error.issues.flatMap((issue) => describeIssue(issue)));
   if (errors.length > 0 || !result.success) return { ok: false, errors };
-  errors.push(...checkConsistency(result.data));
+  errors.push(...checkConsistency(result.data), ...more(result.data));
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, config: deepFreeze(result.data) };
 }
@@ -55,8 +62,8 @@ export function readConfigText(file: string): string {
   }
 }
 
-export async function loadConfig(file: string, env: Readonly<Record<string, string | undefined>>): Promise<Readonly<Config>> {
-  const result = parseConfig(readConfigText(file), env);
+export async function loadConfig(file: string, env: Readonly<Record<string, string | undefined>>, more?: MoreChecks): Promise<Readonly<Config>> {
+  const result = parseConfig(readConfigText(file), env, more);
   if (!result.ok) throw new ConfigInvalid(file, result.errors);
   return result.config;
 }

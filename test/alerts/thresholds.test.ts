@@ -75,6 +75,12 @@ t.test('unknown keys and wrong values are errors that name their path', async (t
     'for["bad name"]: names no alert',
   ]);
   t.same(errors('for: { DiskUsageHigh: soon }\n'), ['for.DiskUsageHigh: must be a duration such as "26h", "10m" or "35 days"']);
+  t.same(errors('disk: { usedRatio: 80 }\nfor: { NoSuchAlert: 1h, DiskUsageHigh: soon }\n'), [
+    'disk.usedRatio: must be below 1',
+    'for.DiskUsageHigh: must be a duration such as "26h", "10m" or "35 days"',
+    'for.NoSuchAlert: names no alert',
+  ], 'a wrong name is listed with the wrong values, not after they are fixed');
+  t.same(errors('for: [BackupTooOld]\n'), ['for: Invalid input: expected record, received array'], 'for: not a map: no names to check');
   t.same(errors('disk: { usedRatio: [oops\n'), ['(root): not valid YAML at line 2, column 1: bad indentation'], 'YAML errors as the config reports them');
 });
 

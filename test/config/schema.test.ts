@@ -205,6 +205,22 @@ t.test('check-config', async (t) => {
     t.equal(await main(['check-config', '--config', file], io), 1);
     t.same(io.stderr, [`${file}: the config could not be checked (TypeError)`]);
   });
+  t.test('the cross-checks of the file and of its names come together: one fix shows every error they find', async (t) => {
+    const file = await configFile(t, [
+      'collectors: { disabled: [nope] }',
+      'remediation: { rules: [{ match: {}, remediation: postgres.vacum }] }',
+      'schedule: [{ name: a, cron: "0 2 * * *", remediation: backup.pg_dump, params: { backup: none } }]',
+    ].join('\n'));
+    const io = capture();
+    t.equal(await main(['check-config', '--config', file], io), 1);
+    t.same(io.stderr, [[
+      `${file}: 4 config error(s)`,
+      '  remediation.rules[0].match: is empty, so the rule would match every alert; name at least one label (e.g. alertname)',
+      '  collectors.disabled[0]: is not a collector; the collectors are disks, backups, logs, http, postgres, redis, docker',
+      '  remediation.rules[0].remediation: unknown remediation (did you mean "postgres.vacuum"?)',
+      '  schedule[0].params.backup: names no targets.backups entry',
+    ].join('\n')]);
+  });
   t.test('usage errors exit 2', async (t) => {
     const io = capture();
     t.equal(await main(['check-config'], io), 2);

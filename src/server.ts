@@ -17,6 +17,7 @@ import { clientErrorHandler, connectionHooks, timeoutOptions } from './http/slow
 import { loggedPath, type Logger } from './log.js';
 import { Engine } from './engine/engine.js';
 import { joinReplicas } from './engine/state/postgres-members.js';
+import type { SuccessRecord } from './engine/state/store.js';
 import { ownerOf, targetKey } from './collectors/framework/assignment.js';
 import { startSchedule } from './triggers/schedule.js';
 import type { AnyAction } from './actions/contract.js';
@@ -58,7 +59,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const { config, log } = options;
   const registry = new Registry();
   new Gauge({ name: 'upkeep_build_info', help: 'Always 1; the version label says which upkeep is running.', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
-  const scraper = buildScraper({ config, log }, registry, options.collectors);
+  // The collectors are built before the engine opens the state store; they read its success records once it has.
+  let readSuccesses: Engine['successes'] | undefined;
+  const successes = async (remediation: string) => (readSuccesses ? readSuccesses(remediation) : new Map<string, SuccessRecord>());
+  const scraper = buildScraper({ config, log, successes }, registry, options.collectors);
 
   // Widened to Fastify's logger type so route plugins see the default FastifyInstance.
   const loggerInstance: FastifyBaseLogger = log;
@@ -78,6 +82,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     request.log.info({ method: request.method, path: loggedPath(request.url), status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
   const engine = await Engine.create({ config, log, registry, ...(options.actions ? { actions: options.actions } : {}) });
+  readSuccesses = (remediation) => engine.successes(remediation);
   // After the engine: opening the state store migrated the schema the membership lives in.
   const replicas = await joinReplicas(config, log);
   const members = replicas?.members;

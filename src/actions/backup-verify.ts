@@ -278,6 +278,10 @@ export const backupVerify: Action<VerifyParams, VerifyPayload, RestoreOutput> = 
     const how = detail.comparedWithSource ? 'row counts match the source' : 'source unreachable, catalog sanity check only';
     return { ok: true, detail: `${detail.file} restored: ${detail.tables} tables, ${how}` };
   },
+  // Beside the ledger in this replica's state.dir: with replicas, whichever collects the backup reports the verify.
+  successRecord(params, output) {
+    return { subject: params.backup, detail: output.file };
+  },
 };
 
 async function withScratch<T>(context: ActionContext, backup: SourcedBackup, scratch: string, work: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -135,6 +135,19 @@ export interface Action<P, T = unknown, O extends Detail = Detail> {
   run(params: P, payload: T, context: ActionContext): Promise<RunOutput<O>>;
   /** Did it work? A failed verification makes the run a failure. */
   verify(params: P, before: CheckResult, output: RunOutput<O>, context: ActionContext): Promise<VerifyResult>;
+  /**
+   * What a success leaves for every replica to read when the state is shared (state.postgres):
+   * the object it was on and what it was about (backup.verify: the backup and the file restored),
+   * so the replica that collects that object reports it. The engine keeps it, with the run's
+   * finish time, on the main thread once the run has succeeded; null records nothing.
+   */
+  successRecord?(params: P, output: O): SuccessOf | null;
+}
+
+/** What an action's success records: see Action.successRecord. */
+export interface SuccessOf {
+  readonly subject: string;
+  readonly detail: string;
 }
 
 /**

@@ -1,9 +1,9 @@
-import { readVerify } from '../systems/files/verify-ledger.js';
+import { readVerify, type VerifyEntry } from '../systems/files/verify-ledger.js';
 import { CLOCK_SKEW_SECONDS, fromTheFuture, listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
 import type { BackupTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { directoryPresent } from './dir.js';
-import type { CollectorInstance, CollectorModule, Reading } from './framework/types.js';
+import type { CollectorInstance, CollectorModule, Reading, SharedSuccess } from './framework/types.js';
 
 export const backups: CollectorModule = {
   name: 'backups',
@@ -15,12 +15,25 @@ export const backups: CollectorModule = {
     { name: 'upkeep_backup_total_bytes', help: 'Total size of the complete backup files matching the pattern.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_last_verify_success_timestamp_seconds', help: 'Unix time backup.verify last restored a backup successfully.', type: 'gauge', labelNames: ['backup'] },
   ],
-  build({ config, log }) {
-    return config.targets.backups.map((target) => backupCollector(target, config.state.dir, log));
+  build({ config, log, successes }) {
+    const sharedVerifies = async () => (successes ? successes(VERIFY) : new Map<string, SharedSuccess>());
+    return config.targets.backups.map((target) => backupCollector(target, config.state.dir, sharedVerifies, log));
   },
 };
 
-function backupCollector(target: BackupTarget, stateDir: string, log: Logger): CollectorInstance {
+// The remediation whose successes the verify timestamp reports.
+const VERIFY = 'backup.verify';
+
+/**
+ * When the backup was last verified, in Unix seconds: the newer of this replica's ledger (its
+ * state.dir) and the shared record (state.postgres), which holds a verify any replica ran.
+ */
+export function lastVerified(local: VerifyEntry | null, shared: SharedSuccess | undefined): number | null {
+  const times = [...(local ? [local.timestamp] : []), ...(shared ? [shared.atMs / 1000] : [])];
+  return times.length > 0 ? Math.max(...times) : null;
+}
+
+function backupCollector(target: BackupTarget, stateDir: string, sharedVerifies: () => Promise<ReadonlyMap<string, SharedSuccess>>, log: Logger): CollectorInstance {
   const backup = target.name;
   // Future-dated files already logged: each once while it stays, not at every scrape.
   const reported = new Set<string>();
@@ -50,8 +63,9 @@ function backupCollector(target: BackupTarget, stateDir: string, log: Logger): C
         readings.push({ family: 'upkeep_backup_last_success_timestamp_seconds', labels: { backup }, value: newest.mtimeSeconds });
         readings.push({ family: 'upkeep_backup_last_size_bytes', labels: { backup }, value: newest.sizeBytes });
       }
-      const verified = await readVerify(stateDir, backup);
-      if (verified) readings.push({ family: 'upkeep_backup_last_verify_success_timestamp_seconds', labels: { backup }, value: verified.timestamp });
+      const [local, shared] = await Promise.all([readVerify(stateDir, backup), sharedVerifies()]);
+      const verified = lastVerified(local, shared.get(backup));
+      if (verified !== null) readings.push({ family: 'upkeep_backup_last_verify_success_timestamp_seconds', labels: { backup }, value: verified });
       return { readings };
     },
   };

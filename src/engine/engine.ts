@@ -25,7 +25,8 @@ import { AlertSilences } from './silences.js';
 import { HOST } from './state/owner.js';
 import { openStateStore, retentionMsOf } from './state/open.js';
 import { newRunId } from './state/run-id.js';
-import type { RunFilter, RunPage, RunPageJson, StateStore } from './state/store.js';
+import type { RunFilter, RunPage, RunPageJson, StateStore, SuccessRecord } from './state/store.js';
+import { SuccessCache } from './success-cache.js';
 import { ShutDown } from './stop.js';
 import { YoungGeneration } from './young-generation.js';
 import type { RunRequest, RunSubmitter, Submitted, TickClaims } from './submitter.js';
@@ -70,6 +71,8 @@ export class Engine implements RunSubmitter, TickClaims {
   /** state.retention: how long the journal keeps a run. */
   private readonly retentionMs: number;
   private readonly youngGeneration: YoungGeneration;
+  /** The shared success records, cached (state.postgres); null with the file store. */
+  private readonly successCache: SuccessCache | null;
 
   private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
     const { config, log } = options;
@@ -86,9 +89,10 @@ export class Engine implements RunSubmitter, TickClaims {
     this.youngGeneration = new YoungGeneration({ log });
     this.executor = threaded ? new ThreadExecutor(config, log, this.youngGeneration) : new InlineExecutor(config, this.connections, this.now);
     this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now, options.journalRetryMs);
+    this.successCache = store.successes ? new SuccessCache(store.successes, log) : null;
     const pipeline = new RunPipeline({
       config, log, executor: this.executor, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
-      silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, now: this.now,
+      silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, successes: this.successCache, now: this.now,
     });
     this.queue = new RunQueue(config.remediation, (job, abort, release) => pipeline.execute(job, abort, release));
   }
@@ -106,6 +110,14 @@ export class Engine implements RunSubmitter, TickClaims {
     engine.leases = await LeaseKeeper.start({ store, history, metrics, log: options.log, now, leaseMs });
     engine.youngGeneration.start();
     return engine;
+  }
+
+  /**
+   * The remediation's newest success per subject (Action.successRecord) as the shared state
+   * store has them, cached; empty with the file store.
+   */
+  async successes(remediation: string): Promise<ReadonlyMap<string, SuccessRecord>> {
+    return this.successCache ? this.successCache.read(remediation) : new Map();
   }
 
   listActions(): AnyAction[] {

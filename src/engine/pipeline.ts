@@ -17,6 +17,7 @@ import type { Job } from './queue.js';
 import type { RunAbort } from './run-abort.js';
 import type { AlertSilences } from './silences.js';
 import type { StateStore } from './state/store.js';
+import type { SuccessCache } from './success-cache.js';
 import { ShutDown, Stop } from './stop.js';
 
 // After a deadline, how long an action may take to notice before the engine stops waiting for it.
@@ -34,6 +35,8 @@ export interface PipelineParts {
   readonly metrics: RemediationMetrics;
   readonly store: StateStore;
   readonly finisher: RunFinisher;
+  /** The shared success records (state.postgres); absent with the file store. */
+  readonly successes?: SuccessCache | null;
   readonly now: () => number;
 }
 
@@ -107,6 +110,7 @@ export class RunPipeline {
           // lock sees its cooldown (and a failure's count towards the circuit breaker).
           record = { ...record, finishedAt: new Date(now()).toISOString() };
           await this.parts.finisher.remember(record);
+          if (record.status === 'success') await this.recordSuccess(action, params, record, runLog);
           if (silenceId) await this.parts.silences.release(silenceId, runLog());
           await lock.release().catch((err: unknown) => runLog().error({ err }, 'releasing the lock failed'));
         }
@@ -126,6 +130,22 @@ export class RunPipeline {
     // (docs/performance.md, "Runs finished after the turn's requests").
     await nextTurn();
     return this.parts.finisher.finish(record, {}, (now() - startedMs) / 1000, release);
+  }
+
+  /**
+   * What the action's success leaves for the other replicas (Action.successRecord), kept while the
+   * run still holds its lock. On the main thread: an executor thread has no state-store connection.
+   * A failure to keep it is logged; the run succeeded all the same.
+   */
+  private async recordSuccess(action: AnyAction, params: unknown, record: RunRecord, runLog: () => Logger): Promise<void> {
+    const { successes } = this.parts;
+    if (!successes || !action.successRecord || !record.output || record.finishedAt === undefined) return;
+    try {
+      const success = action.successRecord(params, record.output);
+      if (success) await successes.record({ remediation: action.name, subject: success.subject, detail: success.detail, atMs: Date.parse(record.finishedAt) });
+    } catch (err) {
+      runLog().error({ err }, 'cannot record the success in the state database; replicas that did not run it do not report it');
+    }
   }
 
   /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
-import { backups } from '../../src/collectors/backups.js';
-import type { CollectorInstance } from '../../src/collectors/framework/types.js';
+import { backups, lastVerified } from '../../src/collectors/backups.js';
+import { recordVerify } from '../../src/systems/files/verify-ledger.js';
+import type { CollectorContext, CollectorInstance, SharedSuccess } from '../../src/collectors/framework/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import { bufferLogger, type BufferLogger } from '../fixtures/log.js';
 
@@ -21,10 +22,10 @@ async function file(dir: string, name: string, content: Buffer, mtime: number): 
   await utimes(join(dir, name), mtime, mtime);
 }
 
-function collector(t: Test, dir: string, logger: BufferLogger): CollectorInstance {
+function collector(t: Test, dir: string, logger: BufferLogger, successes?: CollectorContext['successes']): CollectorInstance {
   const parsed = parseConfig(JSON.stringify({ state: { dir: join(dir, 'state') }, targets: { backups: [{ name: 'app', dir, pattern: 'app_*.sql.gz' }] } }), {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const [instance] = backups.build({ config: parsed.config, log: logger.log });
+  const [instance] = backups.build({ config: parsed.config, log: logger.log, ...(successes ? { successes } : {}) });
   if (!instance) throw new Error('no collector for the backup');
   t.teardown(() => instance.close?.());
   return instance;
@@ -75,4 +76,28 @@ t.test('a backup a little ahead (clock skew) is still the newest, and nothing is
   const logger = bufferLogger();
   t.equal((await values(collector(t, dir, logger))).upkeep_backup_last_success_timestamp_seconds, now + 60);
   t.equal(logger.text(), '');
+});
+
+t.test('the verify time is the newer of this replica\'s ledger and the shared record', async (t) => {
+  t.equal(lastVerified(null, undefined), null, 'never verified: no series, so BackupNeverVerified can fire');
+  t.equal(lastVerified({ timestamp: 1_700_000_000.25, file: 'a' }, undefined), 1_700_000_000.25);
+  t.equal(lastVerified(null, { atMs: 1_700_000_100_500, detail: 'b' }), 1_700_000_100.5);
+  t.equal(lastVerified({ timestamp: 1_700_000_200, file: 'a' }, { atMs: 1_700_000_100_500, detail: 'b' }), 1_700_000_200);
+  t.equal(lastVerified({ timestamp: 1_700_000_000, file: 'a' }, { atMs: 1_700_000_100_500, detail: 'b' }), 1_700_000_100.5);
+});
+
+t.test('a verify another replica recorded in the shared state is exported, and the newer of it and the ledger in state.dir', async (t) => {
+  const dir = await tempDir(t);
+  const asked: string[] = [];
+  let shared = new Map<string, SharedSuccess>([['app', { atMs: 1_700_000_100_500, detail: 'app_1.sql.gz' }], ['other', { atMs: 1_800_000_000_000, detail: 'x' }]]);
+  const instance = collector(t, dir, bufferLogger(), async (remediation) => { asked.push(remediation); return shared; });
+  const verified = async () => (await values(instance)).upkeep_backup_last_verify_success_timestamp_seconds;
+  t.equal(await verified(), 1_700_000_100.5, 'only the shared record: another replica verified it');
+  await recordVerify(join(dir, 'state'), 'app', { timestamp: 1_700_000_000, file: 'app_0.sql.gz' });
+  t.equal(await verified(), 1_700_000_100.5, 'the ledger\'s older verify does not hide it');
+  await recordVerify(join(dir, 'state'), 'app', { timestamp: 1_700_000_200, file: 'app_2.sql.gz' });
+  t.equal(await verified(), 1_700_000_200, 'a newer verify in the ledger wins');
+  shared = new Map();
+  t.equal(await verified(), 1_700_000_200, 'no shared record: the ledger alone, as without state.postgres');
+  t.same([...new Set(asked)], ['backup.verify'], 'it asks for backup.verify\'s successes');
 });

@@ -75,6 +75,17 @@ export interface CollectorInstance {
 export interface CollectorContext {
   readonly config: Readonly<Config>;
   readonly log: Logger;
+  /**
+   * A remediation's newest success per subject as every replica sees it (the shared state store,
+   * cached; it never throws); absent or empty without state.postgres.
+   */
+  readonly successes?: (remediation: string) => Promise<ReadonlyMap<string, SharedSuccess>>;
+}
+
+/** A success another replica may have had: when (epoch ms), and what it was about (backup.verify: the file). */
+export interface SharedSuccess {
+  readonly atMs: number;
+  readonly detail: string;
 }
 
 /**

@@ -23,6 +23,8 @@ const MAINTENANCE_MS = 3_600_000;
 export class FileStore implements StateStore {
   /** One host: a start marks what a crash left (recoverInterrupted), no lease needed. */
   readonly leases = null;
+  /** One replica: backup.verify's own ledger under state.dir says when it last succeeded. */
+  readonly successes = null;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(private readonly journal: FileJournal, readonly guards: GuardFile, private readonly log: Logger, maintenanceMs: number) {

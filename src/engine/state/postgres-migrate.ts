@@ -10,6 +10,7 @@ import type { StateDb } from './postgres-db.js';
  * execution per lock key (cooldowns), failures since the last success (circuit breaker) and
  * the last success per remediation. leases (version 2): each process's lease, so a peer can
  * tell a dead replica's runs. members (version 3): the replicas that collect (targets shared out).
+ * success_records (version 4): the newest success per (remediation, subject), for the collectors.
  */
 const MIGRATIONS: readonly ((t: (name: string) => string) => string[])[] = [
   (t) => [
@@ -53,6 +54,17 @@ const MIGRATIONS: readonly ((t: (name: string) => string) => string[])[] = [
       pid integer not null,
       joined_at timestamptz not null default clock_timestamp(),
       heartbeat_at timestamptz not null default clock_timestamp()
+    )`,
+  ],
+  // success_records: the newest success of each (remediation, subject), such as the backup
+  // backup.verify restored and its file, so whichever replica collects the backup reports it.
+  (t) => [
+    `create table ${t('success_records')} (
+      remediation text collate "C" not null,
+      subject text collate "C" not null,
+      at_ms bigint not null,
+      detail text not null,
+      primary key (remediation, subject)
     )`,
   ],
 ];

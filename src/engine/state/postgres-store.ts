@@ -5,6 +5,7 @@ import { HOST, interruptedRecord, otherProcessAlive } from './owner.js';
 import { StateDb, storableJson, storableText } from './postgres-db.js';
 import { PostgresGuards } from './postgres-guards.js';
 import { PostgresLeases } from './postgres-leases.js';
+import { PostgresSuccesses } from './postgres-successes.js';
 import { migrate, SCHEMA_VERSION } from './postgres-migrate.js';
 import { decodeCursor, encodeCursor, runKey } from './run-key.js';
 import { retentionHorizon, type Appended, type RunFilter, type RunPage, type RunPageJson, type StateStore, type StoreOptions } from './store.js';
@@ -31,6 +32,7 @@ const UNFINISHED = ['queued', 'running'];
 export class PostgresStore implements StateStore {
   readonly guards: PostgresGuards;
   readonly leases: PostgresLeases;
+  readonly successes: PostgresSuccesses;
   readonly skipped: readonly { file: string; lines: number }[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
@@ -41,6 +43,7 @@ export class PostgresStore implements StateStore {
     this.now = options.now ?? Date.now;
     this.guards = new PostgresGuards(db, { claimTtlMs: CLAIM_TTL_MS, cooldownMs: options.cooldownMs, failureWindowMs: options.failureWindowMs });
     this.leases = new PostgresLeases(db, parseRow, this.now);
+    this.successes = new PostgresSuccesses(db);
     this.timer = setInterval(() => void this.maintain(), options.maintenanceMs ?? MAINTENANCE_MS);
     this.timer.unref();
   }

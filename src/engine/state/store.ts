@@ -40,7 +40,31 @@ export interface StateStore {
    * null for a store that serves one host (the file store), where a start recovers what a crash left.
    */
   readonly leases: ReplicaLeases | null;
+  /**
+   * What successful runs leave for every replica to read (backup.verify: the backup it verified),
+   * so the replica that collects a target reports a success another one had; null for a store
+   * that serves one host (the file store), where the action's own files say it.
+   */
+  readonly successes: SuccessRecords | null;
   close(): Promise<void>;
+}
+
+/** The last success of a remediation on one object (its subject), and what it was about. */
+export interface SuccessRecord {
+  readonly remediation: string;
+  /** What the success was on: backup.verify's backup. */
+  readonly subject: string;
+  readonly atMs: number;
+  /** What it was about: backup.verify's file. */
+  readonly detail: string;
+}
+
+/** The newest success of each (remediation, subject), shared by the replicas. One row each, never pruned. */
+export interface SuccessRecords {
+  /** Keeps the record unless a newer one of the same remediation and subject is kept already. */
+  record(success: SuccessRecord): Promise<void>;
+  /** The remediation's records, one per subject. */
+  read(remediation: string): Promise<SuccessRecord[]>;
 }
 
 /**

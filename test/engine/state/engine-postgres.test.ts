@@ -131,3 +131,45 @@ t.test('while the state database is down, an alert is not acknowledged (503, nam
   t.match(back.body?.ignored, [{ runId: String, reason: /nowhere/ }], 'claimed and journalled now (rejected: the rule names an unknown target)');
   t.same((await app.engine.list({}, null, 10)).runs.map((run) => [run.id, run.status]), [[runId, 'rejected']], 'one run journalled, from the acknowledged delivery');
 });
+
+t.test('a success the action records (Action.successRecord) is read by the other replica, with the run\'s finish time; a failure records nothing', async (t) => {
+  const recording = (fail: boolean): Action<{ n: number }> => ({
+    ...countingAction({ fail }),
+    successRecord: (params: { n: number }, output: Readonly<Record<string, unknown>>) => ({ subject: `object-${params.n}`, detail: JSON.stringify(output) }),
+  });
+  const [a, b] = await twoReplicas(t, recording(false));
+  // Read on the replica that runs it: the other's first read comes after (a read is cached for 30 s).
+  t.same([...(await a.successes('test.action')).entries()], [], 'nothing yet');
+  const run = await a.submit({ remediation: 'test.action', params: { n: 7 }, trigger: 'manual' }).done;
+  t.equal(run.status, 'success');
+  const expected = { remediation: 'test.action', subject: 'object-7', atMs: Date.parse(run.finishedAt ?? ''), detail: '{"done":true}' };
+  t.same([...(await b.successes('test.action')).entries()], [['object-7', expected]], 'the other replica reads it');
+  t.same([...(await a.successes('test.action')).entries()], [['object-7', expected]], 'and the one that ran it');
+  const [failing] = await twoReplicas(t, recording(true));
+  t.equal((await failing.submit({ remediation: 'test.action', params: { n: 8 }, trigger: 'manual' }).done).status, 'failure');
+  t.same([...(await failing.successes('test.action')).entries()], [], 'a failed run records nothing');
+});
+
+t.test('a success the state database refuses to record is logged; the run stays a success', async (t) => {
+  schemas += 1;
+  const schema = `engine_${schemas}`;
+  const captured = bufferLogger();
+  const action = { ...countingAction(), successRecord: () => ({ subject: 'object', detail: 'file' }) };
+  const engine = await Engine.create({ config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema } } }), log: captured.log, actions: [action] });
+  t.teardown(() => engine.close());
+  await server.query(`drop table ${schema}.success_records`);
+  const run = await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done;
+  t.equal(run.status, 'success');
+  t.match(captured.lines().filter((line) => line.level === 50), [{
+    runId: run.id, remediation: 'test.action', err: { message: `state.postgres: recording a success: relation "${schema}.success_records" does not exist` },
+    msg: 'cannot record the success in the state database; replicas that did not run it do not report it',
+  }]);
+});
+
+t.test('with the file store the engine keeps no shared success: backup.verify\'s ledger in state.dir says it', async (t) => {
+  const action = { ...countingAction(), successRecord: () => ({ subject: 'object', detail: 'file' }) };
+  const engine = await Engine.create({ config: testConfig({ state: { dir: await tempDir(t) } }), log: bufferLogger().log, actions: [action] });
+  t.teardown(() => engine.close());
+  t.equal((await engine.submit({ remediation: 'test.action', params: { n: 1 }, trigger: 'manual' }).done).status, 'success');
+  t.same([...(await engine.successes('test.action')).entries()], []);
+});

@@ -43,13 +43,13 @@ t.test('three replicas starting at once: one migrates under the advisory lock, t
   const logs = [bufferLogger(), bufferLogger(), bufferLogger()];
   const stores = await Promise.all(logs.map((log) => PostgresStore.open({ ...base, log: log.log })));
   t.teardown(() => Promise.all(stores.map((store) => store.close())));
-  t.same(await server.query(`select version from ${base.schema}.schema_version order by version`), [{ version: 1 }, { version: 2 }, { version: 3 }], 'each version, once');
+  t.same(await server.query(`select version from ${base.schema}.schema_version order by version`), [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }], 'each version, once');
   const migrated = logs.map((log) => log.lines());
   t.equal(migrated.filter((lines) => lines.length > 0).length, 1, 'one replica migrated');
-  t.match(migrated.flat(), [{ level: 30, schema: base.schema, from: 0, to: 3, msg: 'state.postgres: schema migrated' }]);
+  t.match(migrated.flat(), [{ level: 30, schema: base.schema, from: 0, to: 4, msg: 'state.postgres: schema migrated' }]);
   t.equal(migrated.flat().length, 1, 'and nothing else was logged');
   const tables = await server.query<{ tablename: string }>('select tablename from pg_tables where schemaname = $1 order by tablename', [base.schema]);
-  t.same(tables.map((row) => row.tablename), ['alert_claims', 'executions', 'failures', 'leases', 'members', 'runs', 'schema_version', 'successes', 'tick_claims']);
+  t.same(tables.map((row) => row.tablename), ['alert_claims', 'executions', 'failures', 'leases', 'members', 'runs', 'schema_version', 'success_records', 'successes', 'tick_claims']);
   const again = bufferLogger();
   await (await PostgresStore.open({ ...base, log: again.log })).close();
   t.equal(again.text(), '', 'a restart finds the schema current and says nothing');
@@ -59,7 +59,7 @@ t.test('a schema migrated by a newer upkeep is refused', async (t) => {
   const settings = options();
   await (await PostgresStore.open(settings)).close();
   await server.query(`insert into ${settings.schema}.schema_version values (99)`);
-  await t.rejects(PostgresStore.open(settings), new Error(`state.postgres: migrating the schema: the schema "${settings.schema}" is at version 99, newer than this upkeep knows (3): upgrade upkeep, or use another schema`));
+  await t.rejects(PostgresStore.open(settings), new Error(`state.postgres: migrating the schema: the schema "${settings.schema}" is at version 99, newer than this upkeep knows (4): upgrade upkeep, or use another schema`));
 });
 
 t.test('a role that only owns its schema, with its password from a file: the config opens the store; a wrong password names the store, never the password', async (t) => {

@@ -40,7 +40,9 @@ export async function findFiles(area: Area, accept: (name: string) => boolean, s
       skipped.push({ path: dir, reason: `resolves outside ${root}` });
       return;
     }
-    const entries = dir === root ? await readdir(dir, { withFileTypes: true }) : await gone(readdir(dir, { withFileTypes: true }));
+    // A subdirectory upkeep's user may not read (Debian's /var/log/private is root's, 0700) is
+    // skipped and named, as the logs collector does; it failed the whole run, and nothing rotated.
+    const entries = dir === root ? await readdir(dir, { withFileTypes: true }) : await denied(gone(readdir(dir, { withFileTypes: true })), () => skipped.push({ path: dir, reason: 'not readable by upkeep\'s user' }));
     for (const entry of entries ?? []) {
       const path = join(dir, entry.name);
       if (entry.isSymbolicLink()) {
@@ -48,7 +50,7 @@ export async function findFiles(area: Area, accept: (name: string) => boolean, s
       } else if (entry.isDirectory()) {
         await visit(path);
       } else if (entry.isFile() && accept(entry.name)) {
-        const info = await gone(lstat(path));
+        const info = await denied(gone(lstat(path)), () => skipped.push({ path, reason: 'not readable by upkeep\'s user' }));
         if (info?.isFile()) files.push({ path, sizeBytes: info.size, mtimeMs: info.mtimeMs });
       }
     }
@@ -60,6 +62,15 @@ export async function findFiles(area: Area, accept: (name: string) => boolean, s
 /** Whether the real path `real` is `root` or below it. Below `/` every path starts with `/` (checking for `//` entered no subdirectory of an area at `/`). */
 export function within(root: string, real: string): boolean {
   return real === root || real.startsWith(root === sep ? root : root + sep);
+}
+
+/** What `reading` gives, or null (after `onDenied`) when upkeep's user may not read it (EACCES, EPERM). */
+async function denied<T>(reading: Promise<T>, onDenied: () => void): Promise<T | null> {
+  return reading.catch((err: unknown) => {
+    if (errorCode(err) !== 'EACCES' && errorCode(err) !== 'EPERM') throw err;
+    onDenied();
+    return null;
+  });
 }
 
 /** What `reading` gives, or null when what it reads is gone (ENOENT, or ENOTDIR: a directory replaced by a file); other errors stay errors. */

@@ -1,5 +1,5 @@
 import { rmSync, unlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t from 'tap';
@@ -47,4 +47,37 @@ t.test('within: a real path is inside its root, or below it; below / every absol
   t.notOk(within('/srv/tmp', '/srv'));
   t.ok(within('/', '/'));
   t.ok(within('/', '/var/tmp'), 'an area at / enters its subdirectories');
+});
+
+t.test('findFiles: a subdirectory upkeep\'s user may not read is skipped and named; the area itself must be readable', async (t) => {
+  const dir = await area(t);
+  await chmod(dir, 0o755);
+  await mkdir(join(dir, 'private'));
+  await mkdir(join(dir, 'listonly'));
+  await writeFile(join(dir, 'app.log'), 'x');
+  await writeFile(join(dir, 'private', 'secret.log'), 'x');
+  await writeFile(join(dir, 'listonly', 'hidden.log'), 'x');
+  await chmod(join(dir, 'private'), 0o000);
+  await chmod(join(dir, 'listonly'), 0o444);
+  t.teardown(async () => {
+    await chmod(join(dir, 'private'), 0o755);
+    await chmod(join(dir, 'listonly'), 0o755);
+  });
+  // Root reads a chmod 000 directory anyway: as root, the walk runs as nobody (seteuid covers libuv's threads too).
+  const asNobody = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (process.getuid?.() !== 0 || !process.seteuid) return work();
+    process.seteuid(65534);
+    try {
+      return await work();
+    } finally {
+      process.seteuid(0);
+    }
+  };
+  const found = await asNobody(() => findFiles({ name: 'app', dir, pattern: '*.log' }, (name) => name.endsWith('.log')));
+  t.same(found.files.map((file) => relative(dir, file.path)), ['app.log']);
+  t.same([...found.skipped].sort((a, b) => a.path.localeCompare(b.path)), [
+    { path: join('listonly', 'hidden.log'), reason: "not readable by upkeep's user" },
+    { path: 'private', reason: "not readable by upkeep's user" },
+  ]);
+  await t.rejects(asNobody(() => findFiles({ name: 'private', dir: join(dir, 'private'), pattern: '*.log' }, () => true)), { code: 'EACCES' }, 'the area itself: the run fails');
 });

@@ -97,7 +97,7 @@ export class RunPipeline {
         });
         if (!lock) {
           const holder = await step(this.parts.locks.holder(lockSpec)).catch(() => null);
-          throw new Stop('skipped', `locked: another run of ${action.name} holds the lock on ${lockKey}${holder ? ` (${holder})` : ''}`, 'lock');
+          throw new Stop('skipped', `locked: ${await this.holdersRun(holder)} holds the lock on ${lockKey}${holder ? ` (${holder})` : ''}`, 'lock');
         }
         const silenceId = await this.parts.silences.hold(request.alert, record, deadline, runLog());
         try {
@@ -146,6 +146,18 @@ export class RunPipeline {
     } catch (err) {
       runLog().error({ err }, 'cannot record the success in the state database; replicas that did not run it do not report it');
     }
+  }
+
+  /**
+   * "another run of backup.pg_dump": the remediation of the run a lock's holder names, from the
+   * journal. Remediations may share a lock (backup.pg_dump and backup.verify of one backup), and a
+   * verify skipped for a dump's lock said "another run of backup.verify", sending operators after
+   * a stuck verify that did not exist. "another run" when the journal cannot say.
+   */
+  private async holdersRun(holder: string | null): Promise<string> {
+    const runId = holder === null ? undefined : /^run ([^\s,]+)/.exec(holder)?.[1];
+    const run = runId === undefined ? undefined : await this.parts.store.get(runId).catch(() => undefined);
+    return run ? `another run of ${run.remediation}` : 'another run';
   }
 
   /** Automatic runs stop at the risk gate, the maintenance window and the circuit breaker. */

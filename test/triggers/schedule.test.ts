@@ -96,7 +96,7 @@ t.test('a manual run during a scheduled one is refused by the lock', async (t) =
   const out: string[] = [];
   const code = await main(['run', 'redis.expire_keys', '--param', 'target=cache', '--param', `pattern=${PATTERN}`, '--config', cliConfig], { out: (line) => out.push(line), err: () => undefined, env: {} });
   t.equal(code, 0, 'a skip is not an error');
-  t.match(out.join('\n'), /status: skipped\nreason: locked: another run of redis\.expire_keys holds the lock on redis\.expire_keys redis:cache:redis\.expire_keys:celery-task-meta-\* \(run \S+ on \S+ \(pid \d+\)\)$/m, 'the reason names the holder');
+  t.match(out.join('\n'), /status: skipped\nreason: locked: another run holds the lock on redis\.expire_keys redis:cache:redis\.expire_keys:celery-task-meta-\* \(run \S+ on \S+ \(pid \d+\)\)$/m, 'the reason names the holder');
 
   // The same engine refuses a manual run too.
   const manual: RunRecord = await app.engine.submit({ remediation: 'redis.expire_keys', params: { target: 'cache', pattern: PATTERN }, trigger: 'manual' }).done;

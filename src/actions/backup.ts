@@ -231,7 +231,10 @@ export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
       : `${await postgresBinary('pg_dump')} ${directoryDumpArgs(target.url, partialName(file), params.jobs).join(' ')}`;
     const steps: PlanStep[] = [
       { kind: 'exec', detail: dump },
-      { kind: 'file', detail: `${params.jobs === undefined ? 'fsync' : 'pg_dump fsyncs'} ${partialName(file)}, rename to ${file}, fsync ${backup.dir}` },
+      // As publish() does: a file is linked (a link never replaces a backup), a directory renamed once its name is free.
+      { kind: 'file', detail: params.jobs === undefined
+        ? `fsync ${partialName(file)}, link it to ${file}, unlink ${partialName(file)}, fsync ${backup.dir}`
+        : `pg_dump fsyncs ${partialName(file)}, rename it to ${file} if that name is free, fsync ${backup.dir}` },
       ...victims.map((victim): PlanStep => ({ kind: 'file', detail: `unlink ${victim.path} (older than ${params.keepDays ?? backup.keepDays} days)` })),
     ];
     return { steps, payload: { file, victims: victims.map((victim) => victim.path) } };

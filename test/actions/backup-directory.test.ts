@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { pgDump } from '../../src/actions/backup.js';
@@ -67,6 +67,7 @@ t.test('backup.pg_dump with jobs: a directory-format dump, counted, verified by 
   t.same(output.removedPartials, ['refnet_20200102_000000.dir.partial'], 'the dead dump\'s partial directory is removed');
   t.same((await readdir(dir)).sort(), [output.file.split('/').at(-1)]);
   t.match(result.plan[0]?.detail, /pg_dump --format=directory --jobs=2 --compress=6 --no-password --file .*refnet_\d{8}_\d{6}\.dir\.partial --dbname postgres:\/\/postgres@127\.0\.0\.1:\d+\/refnet$/);
+  t.equal(result.plan[1]?.detail, `pg_dump fsyncs ${output.file}.partial, rename it to ${output.file} if that name is free, fsync ${dirname(output.file)}`, 'a directory is renamed, as the run does');
   t.same(result.payload, { file: output.file, victims: [old] }, 'run() was handed the plan');
 
   const files = await readdir(output.file);

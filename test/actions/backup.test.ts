@@ -107,7 +107,7 @@ t.test('backup.pg_dump on a 200 MB database', async (t) => {
     const backups = await listBackups(dir, 'refnet_*.sql.gz');
     t.equal(backups.length, 1);
     const firstBackup = backups[0]?.path ?? '';
-    t.ok(stdout.includes(`rename to ${firstBackup}, fsync`), 'the file the plan announced is the file written');
+    t.ok(stdout.includes(`link it to ${firstBackup}, unlink ${firstBackup}.partial, fsync`), 'the file the plan announced is the file written, linked as the run does');
     t.ok((backups[0]?.sizeBytes ?? 0) > 20 * 1024 * 1024, `${backups[0]?.sizeBytes} bytes compressed`);
     await server.query('create database restored');
     await restoreWithPsql(firstBackup, server.url('restored'));

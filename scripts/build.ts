@@ -13,7 +13,7 @@
  * in src/ for the two that look for files beside them: src/version.ts (../package.json) and
  * src/engine/executor-thread.ts (./executor-worker.js, the thread's entry, an entry point here).
  */
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -81,10 +81,15 @@ const neverCalled: Plugin = {
   },
 };
 
-await rm(join(ROOT, 'dist'), { recursive: true, force: true });
+// Built beside dist/ and swapped in at the end: removing dist/ first left a package without its
+// entry point for the seconds esbuild took, and an `npm pack` (or a test's) that ran meanwhile in
+// the same checkout shipped no dist/cli.js (ERR_MODULE_NOT_FOUND at the installed `upkeep`).
+const DIST = join(ROOT, 'dist');
+const building = `${DIST}.build-${process.pid}`;
+await rm(building, { recursive: true, force: true });
 await build({
   entryPoints: { cli: join(ROOT, 'src/cli.ts'), 'executor-worker': join(ROOT, 'src/engine/executor-worker.ts') },
-  outdir: join(ROOT, 'dist'),
+  outdir: building,
   bundle: true,
   // One file, not chunks shared through imports: node resolved each of the 127 imports among 31
   // chunks with path functions that became hot enough for V8's optimizing compiler while `serve`
@@ -107,3 +112,21 @@ await build({
   banner: { js: "import { createRequire as __upkeepCreateRequire } from 'node:module'; const require = __upkeepCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });
+
+const code = (err: unknown): unknown => (err instanceof Error && 'code' in err ? err.code : undefined);
+// Two renames, since rename(2) replaces no directory that has files. A build beside this one in the
+// same checkout may put its dist/ back between them (ENOTEMPTY): then this one moves that aside too.
+for (let attempt = 0; ; attempt += 1) {
+  const previous = `${DIST}.old-${process.pid}-${attempt}`;
+  await rename(DIST, previous).catch((err: unknown) => {
+    if (code(err) !== 'ENOENT') throw err;
+  });
+  try {
+    await rename(building, DIST);
+    await rm(previous, { recursive: true, force: true });
+    break;
+  } catch (err) {
+    await rm(previous, { recursive: true, force: true });
+    if ((code(err) !== 'ENOTEMPTY' && code(err) !== 'EEXIST') || attempt >= 10) throw err;
+  }
+}

@@ -46,6 +46,9 @@ export class TimeoutError extends Error {
  * publishes the results into the app's registry. One slow or broken target only costs its own
  * series; overlapping scrapes share the collection in flight.
  */
+
+// What /readyz says of a target before its first collection (not a failure: nothing to recover from).
+const NOT_SCRAPED = 'not scraped yet';
 export class Scraper {
   private readonly states: InstanceState[] = [];
   private readonly families = new Map<string, SnapshotMetric>();
@@ -70,7 +73,7 @@ export class Scraper {
       for (const instance of instances.get(module) ?? []) {
         this.states.push({
           instance, module, pending: null, durationSeconds: 0, readings: [], blocks: [], cacheAges: [], release: null,
-          status: { collector: instance.collector, target: instance.target, up: false, lastSuccessSeconds: null, lastError: 'not scraped yet' },
+          status: { collector: instance.collector, target: instance.target, up: false, lastSuccessSeconds: null, lastError: NOT_SCRAPED },
         });
       }
     }
@@ -148,6 +151,8 @@ export class Scraper {
       state.cacheAges = result.cacheAges ?? [];
       state.release = result.release ?? null;
       state.durationSeconds = (performance.now() - started) / 1000;
+      // The failure was logged once; so is the end of it, or the log never says the target is back.
+      if (state.status.lastError !== null && state.status.lastError !== NOT_SCRAPED) this.log.info({ collector: instance.collector, target: instance.target }, 'collection recovered');
       state.status = { ...state.status, up: true, lastSuccessSeconds: Date.now() / 1000, lastError: null };
     } catch (err) {
       // Shown in /readyz and the log: a URL's password or a Redis command's arguments are masked.

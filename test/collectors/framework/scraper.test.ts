@@ -21,8 +21,8 @@ function fakeModule(name: string, instances: CollectorInstance[], extra: Partial
   return [module, instances];
 }
 
-function scraperOf(entries: [CollectorModule, CollectorInstance[]][], timeoutSeconds = 0.2): Scraper {
-  return new Scraper(new Registry(), entries.map(([m]) => m), new Map(entries), timeoutSeconds, log);
+function scraperOf(entries: [CollectorModule, CollectorInstance[]][], timeoutSeconds = 0.2, logger = log): Scraper {
+  return new Scraper(new Registry(), entries.map(([m]) => m), new Map(entries), timeoutSeconds, logger);
 }
 
 function line(text: string, series: string): string | undefined {
@@ -82,7 +82,8 @@ t.test('failures are reported, recovery is seen, and series vanish with the fail
       return { readings: [{ family: 'test_flaky_value', labels: { target: 'x' }, value: 1 }], cacheAges: [{ reading: 'sizes', ageSeconds: 3 }] };
     },
   };
-  const scraper = scraperOf([fakeModule('flaky', [instance], { upFamily: { name: 'test_flaky_up', help: 'Up.', label: 'target' } })]);
+  const logged = bufferLogger();
+  const scraper = scraperOf([fakeModule('flaky', [instance], { upFamily: { name: 'test_flaky_up', help: 'Up.', label: 'target' } })], 0.2, logged.log);
   let text = await readAll(await scraper.scrape());
   t.equal(line(text, 'test_flaky_up{target="x"}'), 'test_flaky_up{target="x"} 0');
   t.equal(line(text, 'test_flaky_value{target="x"}'), undefined);
@@ -97,6 +98,15 @@ t.test('failures are reported, recovery is seen, and series vanish with the fail
   text = await readAll(await scraper.scrape());
   t.equal(line(text, 'test_flaky_value{target="x"}'), undefined, 'no stale values after a failure');
   t.match(text, /upkeep_collector_last_success_timestamp_seconds\{collector="flaky",target="x"\} \d+/, 'last success is kept');
+  healthy = true;
+  await readAll(await scraper.scrape());
+  await readAll(await scraper.scrape());
+  t.same(logged.lines().map(({ level, collector, target, err, msg }) => ({ level, collector, target, err, msg })), [
+    { level: 40, collector: 'flaky', target: 'x', err: 'connection refused', msg: 'collection failed' },
+    { level: 30, collector: 'flaky', target: 'x', err: undefined, msg: 'collection recovered' },
+    { level: 40, collector: 'flaky', target: 'x', err: 'connection refused', msg: 'collection failed' },
+    { level: 30, collector: 'flaky', target: 'x', err: undefined, msg: 'collection recovered' },
+  ], 'each failure and each recovery logged once, whatever the number of scrapes');
 });
 
 t.test('a collector may report its own target down while collecting fine', async (t) => {

@@ -63,10 +63,16 @@ t.test('a seconds-field entry runs through the engine with trigger schedule', as
   const tokyo = new Date(next('tokyo-nightly') * 1000);
   t.equal(tokyo.getUTCHours(), 17, '02:00 in Asia/Tokyo is 17:00 UTC');
   t.equal(tokyo.getUTCMinutes(), 0);
-  // The journal settles the run a moment before the schedule's own log line is written.
-  await waitFor('the schedule to log the finished run', async () => {
-    if (!context.logLines.some((line) => line.msg === 'scheduled run finished' && line.job === 'every-second-bgsave')) throw new Error('not yet');
+  // At info a tick logs two lines: the schedule's (with the job's name and the run) and the engine's end of the run.
+  await waitFor('the run to be logged as finished', async () => {
+    if (!context.logLines.some((line) => line.msg === 'run finished' && line.runId === record.id)) throw new Error('not yet');
   });
+  const aboutTheRun = new Set(['scheduled run submitted', 'run finished', 'scheduled run finished']);
+  const atInfo = context.logLines.filter((line) => line.runId === record.id && Number(line.level) >= 30 && aboutTheRun.has(String(line.msg)));
+  t.same(atInfo.map((line) => [line.level, line.msg, line.job ?? null, line.trigger ?? null, line.status ?? null]), [
+    [30, 'scheduled run submitted', 'every-second-bgsave', null, null],
+    [30, 'run finished', null, 'schedule', 'success'],
+  ], 'no third line saying the same at info');
 });
 
 t.test('a manual run during a scheduled one is refused by the lock', async (t) => {

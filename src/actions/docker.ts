@@ -1,15 +1,39 @@
 import type Docker from 'dockerode';
 import { z } from 'zod';
-import { diskUsage } from '../systems/docker/df.js';
+import { diskUsage, systemDfWhenFree } from '../systems/docker/df.js';
 import { flag, identifier } from './params.js';
 import { PartialWork, type Action, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
 import { onFirstUse } from '../lazy-schema.js';
 
-// Go durations ("24h", "90m") or a timestamp, as `docker ... prune --filter until=` accepts them.
-const UNTIL = /^(?:(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+|\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)$/;
-// "key", "key=value"; a leading "!" means "without this label" (label!=).
-const LABEL = /^!?[A-Za-z0-9][A-Za-z0-9._/-]*(?:=[^\s,]*)?$/;
+// "key", "key=value"; a leading "!" means "without this label" (label!=). No control or bidi
+// characters in the value: no label holds them, and they would reach the daemon and the journal.
+const LABEL = /^!?[A-Za-z0-9][A-Za-z0-9._/-]*(?:=[^\s,\u0000-\u001f\u007f\u200e\u200f\u202a-\u202e\u2066-\u2069]*)?$/;
+
+const UNIT_SECONDS: Readonly<Record<string, number>> = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+// Go's durations end near 292 years; a longer one, or a date that is none, was a 500 from the
+// daemon and a failed run (counted by the circuit breaker) instead of a refusal.
+const MAX_UNTIL_SECONDS = 100 * 365 * 86_400;
+const DURATION_PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))?)?$/;
+
+/** Whether `docker ... prune --filter until=` takes it: a Go duration, a Unix time, or a real date. */
+export function validUntil(text: string): boolean {
+  if (/^\d{1,10}$/.test(text)) return true;
+  const date = DATE.exec(text);
+  if (date) {
+    const [year, month, day, hour = 0, minute = 0, second = 0, zoneHour = 0, zoneMinute = 0] = date.slice(1).map((part) => Number(part ?? 0));
+    const at = new Date(Date.UTC(year ?? 0, (month ?? 0) - 1, day ?? 0));
+    return at.getUTCMonth() === (month ?? 0) - 1 && at.getUTCDate() === day && hour < 24 && minute < 60 && second < 60 && zoneHour < 24 && zoneMinute < 60;
+  }
+  DURATION_PART.lastIndex = 0;
+  let seconds = 0;
+  for (let part = DURATION_PART.exec(text); part; part = DURATION_PART.exec(text)) {
+    seconds += Number(part[1]) * (UNIT_SECONDS[part[2] ?? ''] ?? 0);
+    if (DURATION_PART.lastIndex === text.length) return seconds <= MAX_UNTIL_SECONDS;
+  }
+  return false;
+}
 
 const labelList = onFirstUse(() => z.union([z.string(), z.array(z.string())]).transform((value) =>
   (Array.isArray(value) ? value : value.split(',')).map((label) => label.trim()).filter((label) => label !== '')));
@@ -21,7 +45,7 @@ const pruneParams = onFirstUse(() => z.strictObject({
   networks: flag(true),
   buildCache: flag(true),
   volumes: flag(false),
-  until: z.string().regex(UNTIL, 'must be a duration such as "24h" or a timestamp').optional(),
+  until: z.string().max(64, 'is too long').refine(validUntil, 'must be a duration such as "24h" (at most 100 years), a Unix time, or a date such as "2026-12-01" or "2026-12-01T10:00:00Z"').optional(),
   /** Only objects with these labels ("k=v,k2", "!k" = without k): confines a prune to what one deployment owns. */
   // An empty filter (say, from an alert label that was blank) would prune everything: refused.
   label: labelList.pipe(z.array(z.string().regex(LABEL, 'must be key, key=value or !key')).min(1, 'must name at least one label; an empty filter would prune everything (leave label out to prune without one)')).optional(),
@@ -164,7 +188,7 @@ export const dockerPrune: Action<PruneParams, PrunePayload, PruneOutput> = {
   },
   lock: (params) => ({ kind: 'local', key: `docker.prune:${params.target}` }),
   async check(params, context) {
-    const usage = diskUsage(await context.connections.docker(params.target).df());
+    const usage = diskUsage(await systemDfWhenFree(context.connections.docker(params.target), context.signal));
     const reclaimable = usage.map((entry) => `${entry.type} ${entry.reclaimableBytes}`).join(', ');
     return { proceed: true, reason: `reclaimable bytes: ${reclaimable}`, observed: { usage } };
   },
@@ -194,7 +218,7 @@ export const dockerPrune: Action<PruneParams, PrunePayload, PruneOutput> = {
     return { detail };
   },
   async verify(params, before, output, context) {
-    const df: unknown = await context.connections.docker(params.target).df();
+    const df = await systemDfWhenFree(context.connections.docker(params.target), context.signal);
     const present = presentObjects(df);
     const lingering = Object.values(output.detail.pruned).flatMap((result) => result.deleted).filter((id) => present.has(id));
     const usageBefore = z.array(z.object({ type: z.string(), bytes: z.number(), reclaimableBytes: z.number() })).parse(before.observed?.usage ?? []);

@@ -4,7 +4,7 @@ import type { DockerTarget } from '../config/schema.js';
 import { dockerClient } from '../systems/docker/client.js';
 import type { Logger } from '../log.js';
 import { CachedReading } from './framework/cache.js';
-import { diskUsage, type DiskUsage } from '../systems/docker/df.js';
+import { diskUsage, systemDfWhenFree, type DiskUsage } from '../systems/docker/df.js';
 import { ContainerLogs, containerName, containerSummary, type ContainerSummary, type LogSizes } from './docker-logs.js';
 import type { CacheAge, CollectorInstance, CollectorModule, FamilySpec, Reading } from './framework/types.js';
 
@@ -12,7 +12,7 @@ const TARGET = ['target'];
 const FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_docker_container_running', help: 'Whether the container is running (1) or not (0).', type: 'gauge', labelNames: ['target', 'container'] },
   { name: 'upkeep_docker_stopped_containers', help: 'Containers that are exited, created or dead: what `docker container prune` would remove.', type: 'gauge', labelNames: TARGET },
-  { name: 'upkeep_docker_dangling_images', help: 'Untagged images no other image refers to (what `docker image prune` would remove).', type: 'gauge', labelNames: TARGET },
+  { name: 'upkeep_docker_dangling_images', help: 'Untagged images no other image refers to; `docker image prune` removes those no container uses.', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_docker_disk_bytes', help: 'Disk used by type, as `docker system df` reports it; refreshed every diskRefreshSeconds.', type: 'gauge', labelNames: ['target', 'type'] },
   { name: 'upkeep_docker_reclaimable_bytes', help: 'Disk a prune could reclaim by type, as `docker system df` reports it; refreshed every diskRefreshSeconds.', type: 'gauge', labelNames: ['target', 'type'] },
   { name: 'upkeep_docker_container_log_bytes', help: 'Size of the container\'s json-file log (stat of its LogPath); refreshed every logRefreshSeconds.', type: 'gauge', labelNames: ['target', 'container'] },
@@ -35,7 +35,8 @@ class DockerCollector implements CollectorInstance {
     this.target = config.name;
     this.docker = dockerClient(config, timeoutSeconds);
     this.containerLogs = new ContainerLogs(this.docker);
-    this.disk = new CachedReading(config.diskRefreshSeconds, async () => diskUsage(await this.docker.df()));
+    // Waits out another disk-usage computation for as long as a collection may take.
+    this.disk = new CachedReading(config.diskRefreshSeconds, async () => diskUsage(await systemDfWhenFree(this.docker, AbortSignal.timeout(timeoutSeconds * 1000))));
     this.logs = new CachedReading(config.logRefreshSeconds, async () => this.containerLogs.measure(await this.containers()));
   }
 

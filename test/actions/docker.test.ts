@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import t from 'tap';
 import { z } from 'zod';
 import { DOCKER_SOCKET, ensureDocker, ensureTestImage, runContainer, TEST_IMAGE } from '../fixtures/docker.js';
-import { dockerPrune, pruneFilters, pruneScope, pruneWhenFree } from '../../src/actions/docker.js';
+import { dockerPrune, pruneFilters, pruneScope, pruneWhenFree, validUntil } from '../../src/actions/docker.js';
 import { ValidationError } from '../../src/errors.js';
 import { buildContext, perform, testConfig } from './context.js';
 
@@ -75,6 +75,15 @@ t.test('filters and scope', async (t) => {
   t.throws(() => dockerPrune.screen?.(params, testConfig({}), 'alert'), /unknown docker target "local"/, 'an unknown target is refused before the run is queued');
   t.throws(() => dockerPrune.params.parse({ target: 'local', until: 'yesterday' }));
   t.ok(dockerPrune.params.parse({ target: 'local', until: '2024-01-02T03:04:05Z' }));
+  // What the daemon parses, and what it refused with a 500 (a failed run, counted by the circuit breaker).
+  for (const until of ['24h', '1h30m', '1.5h', '90m', '876000h', '24', '1700000000', '2026-12-01', '2026-12-01T10:00', '2026-02-28T23:59:59.5+09:00']) t.equal(validUntil(until), true, until);
+  for (const until of ['99999999999999999999h', '876001h', '9999999999999999999999', '2026-13-45', '2026-02-30', '2026-12-01T25:00:00Z', '24h ', 'h', '']) t.equal(validUntil(until), false, until);
+  t.equal(dockerPrune.params.safeParse({ target: 'local', until: '2026-13-45' }).error?.issues[0]?.message, 'must be a duration such as "24h" (at most 100 years), a Unix time, or a date such as "2026-12-01" or "2026-12-01T10:00:00Z"');
+  // No label value holds control or bidi characters; they reached the daemon and the journal.
+  for (const label of ['app=probe\u0000', 'app=\u0001\u001b[31m', 'k=\u202eevil', 'k=a\u2066b']) {
+    t.equal(dockerPrune.params.safeParse({ target: 'local', label }).error?.issues[0]?.message, 'must be key, key=value or !key', JSON.stringify(label));
+  }
+  t.ok(dockerPrune.params.parse({ target: 'local', label: 'team=données,!keep' }), 'other Unicode is a value like any');
   t.same(dockerPrune.lock(params, testConfig({})), { kind: 'local', key: 'docker.prune:local' });
 });
 

@@ -45,3 +45,24 @@ export function diskUsage(response: unknown): DiskUsage[] {
 function sum(values: readonly number[]): number {
   return values.reduce((total, value) => total + value, 0);
 }
+
+// Docker before 23.0 runs one disk-usage computation at a time and refuses a second with a 500:
+// a `docker system df` by hand, upkeep's own collector and a prune's check or verify collide.
+const DF_BUSY = /a disk usage operation is already running/;
+const DF_RETRY_MS = 250;
+
+/**
+ * GET /system/df, waiting out another disk-usage computation until `signal` aborts. Refused at
+ * once, a prune's check failed the run, and its verify made a prune that had pruned a `failure`,
+ * opening the circuit breaker; the collector's first reading reported the daemon down.
+ */
+export async function systemDfWhenFree(docker: { df(options: { abortSignal: AbortSignal }): Promise<unknown> }, signal: AbortSignal): Promise<unknown> {
+  for (;;) {
+    try {
+      return await docker.df({ abortSignal: signal });
+    } catch (err) {
+      if (!(err instanceof Error && DF_BUSY.test(err.message)) || signal.aborted) throw err;
+      await new Promise((resolve) => setTimeout(resolve, DF_RETRY_MS));
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { diskUsage } from '../../../src/systems/docker/df.js';
+import { diskUsage, systemDfWhenFree } from '../../../src/systems/docker/df.js';
 
 const byType = (response: unknown) => Object.fromEntries(diskUsage(response).map((usage) => [usage.type, [usage.bytes, usage.reclaimableBytes]]));
 
@@ -56,4 +56,22 @@ t.test('a response that is not a df answer is rejected, not guessed at', (t) => 
   t.throws(() => diskUsage({ Images: 'many' }));
   t.same(byType({}), { images: [0, 0], containers: [0, 0], volumes: [0, 0], build_cache: [0, 0] }, 'an empty daemon');
   t.end();
+});
+
+t.test('GET /system/df waits out another disk-usage computation (Docker before 23 refuses a second with a 500)', async (t) => {
+  // dockerode's error, as a helper saw it while `docker system df` ran in a loop beside a prune.
+  const busy = () => Object.assign(new Error('(HTTP code 500) server error - a disk usage operation is already running '), { statusCode: 500 });
+  let calls = 0;
+  const flaky = { df: async () => { calls += 1; if (calls < 3) throw busy(); return { LayersSize: 7 }; } };
+  t.same(await systemDfWhenFree(flaky, new AbortController().signal), { LayersSize: 7 });
+  t.equal(calls, 3, 'asked again until the other computation was done');
+
+  const broken = { df: async () => { throw Object.assign(new Error('(HTTP code 500) server error - no space left on device'), { statusCode: 500 }); } };
+  await t.rejects(systemDfWhenFree(broken, new AbortController().signal), /no space left on device/, 'any other error at once');
+
+  const aborted = new AbortController();
+  let tries = 0;
+  const stuck = { df: async () => { tries += 1; if (tries === 2) aborted.abort(); throw busy(); } };
+  await t.rejects(systemDfWhenFree(stuck, aborted.signal), /a disk usage operation is already running/, 'until the run or the scrape gives up');
+  t.equal(tries, 2);
 });

@@ -124,13 +124,18 @@ export async function pruneWhenFree(call: () => Promise<unknown>, signal: AbortS
   }
 }
 
+const imageList = onFirstUse(() => z.array(z.object({ Id: z.string() })));
+
 async function prune(docker: Docker, kind: PruneKind, filters: Record<string, string[]>, signal: AbortSignal): Promise<PruneResult> {
   const options = { filters: JSON.stringify(filters), abortSignal: signal };
+  // An image prune lists each image's layers among the ids it deleted: an image's count was its
+  // layers' too (two for one image). Only the ids that were images before count as images.
+  const images = kind === 'images' ? new Set(imageList.parse(await docker.listImages({ all: true, abortSignal: signal })).map((image) => image.Id)) : null;
   const reply = await pruneWhenFree(() => callPrune(docker, kind, options), signal);
   const parsed = pruneReply.parse(reply);
   const deleted = [
     ...(parsed.ContainersDeleted ?? []), ...(parsed.VolumesDeleted ?? []), ...(parsed.NetworksDeleted ?? []), ...(parsed.CachesDeleted ?? []),
-    ...(parsed.ImagesDeleted ?? []).flatMap((entry) => (entry.Deleted ? [entry.Deleted] : [])),
+    ...(parsed.ImagesDeleted ?? []).flatMap((entry) => (entry.Deleted && images?.has(entry.Deleted) ? [entry.Deleted] : [])),
   ];
   return { kind, deleted, reclaimedBytes: parsed.SpaceReclaimed ?? 0 };
 }

@@ -130,6 +130,8 @@ t.test('docker.prune against the real daemon', async (t) => {
     const reported = Number(result.output.detail.reclaimedBytes);
     t.ok(reported > 96 * 1024, `reclaimed ${reported} bytes`);
     t.equal(reported, vanishedBytes(before, after, [stopped.id, dangling]), 'reported bytes = df sizes of the objects that disappeared');
+    const pruned = z.object({ images: z.object({ count: z.number(), deleted: z.array(z.string()) }) }).parse(result.output.detail.pruned);
+    t.same(pruned.images, { count: 1, deleted: [dangling] }, 'one image, not its layer too (the daemon lists both as deleted)');
     t.equal(result.verification.ok, true);
     t.match(result.verification.detail, new RegExp(`^reported ${reported} bytes reclaimed; docker system df total fell by -?\\d+ bytes$`));
     t.match(result.plan.at(-1)?.detail, /^skip build cache/);

@@ -73,6 +73,7 @@ export class Engine implements RunSubmitter, TickClaims {
   private readonly youngGeneration: YoungGeneration;
   /** The shared success records, cached (state.postgres); null with the file store. */
   private readonly successCache: SuccessCache | null;
+  private readonly silences: AlertSilences;
 
   private constructor(private readonly options: EngineOptions, private readonly store: StateStore) {
     const { config, log } = options;
@@ -90,9 +91,10 @@ export class Engine implements RunSubmitter, TickClaims {
     this.executor = threaded ? new ThreadExecutor(config, log, this.youngGeneration) : new InlineExecutor(config, this.connections, this.now);
     this.finisher = new RunFinisher(this.history, this.metrics, store, log, this.now, options.journalRetryMs);
     this.successCache = store.successes ? new SuccessCache(store.successes, log) : null;
+    this.silences = new AlertSilences(config.alertmanager?.url);
     const pipeline = new RunPipeline({
       config, log, executor: this.executor, locks: new Locks(this.connections, { redisTtlMs: config.remediation.redisLockTtlSeconds * 1000, liveness: new RunLiveness(store), log }), history: this.history,
-      silences: new AlertSilences(config.alertmanager?.url), metrics: this.metrics, store, finisher: this.finisher, successes: this.successCache, now: this.now,
+      silences: this.silences, metrics: this.metrics, store, finisher: this.finisher, successes: this.successCache, now: this.now,
     });
     this.queue = new RunQueue(config.remediation, (job, abort, release) => pipeline.execute(job, abort, release));
   }
@@ -104,10 +106,10 @@ export class Engine implements RunSubmitter, TickClaims {
   static async create(options: EngineOptions): Promise<Engine> {
     const store = await openStateStore(options.config, options.log, options.now ?? Date.now);
     const engine = new Engine(options, store);
-    const { history, metrics, now } = engine;
-    await recover({ store, history, metrics, remediations: new Set(engine.actions.keys()), log: options.log, now });
+    const { history, metrics, now, silences } = engine;
+    await recover({ store, history, metrics, silences, remediations: new Set(engine.actions.keys()), log: options.log, now });
     const leaseMs = (options.config.state.postgres?.leaseSeconds ?? 0) * 1000;
-    engine.leases = await LeaseKeeper.start({ store, history, metrics, log: options.log, now, leaseMs });
+    engine.leases = await LeaseKeeper.start({ store, history, metrics, silences, log: options.log, now, leaseMs });
     engine.youngGeneration.start();
     return engine;
   }
@@ -343,6 +345,7 @@ export class Engine implements RunSubmitter, TickClaims {
       await this.stopRuns(runsGraceMs, why, abandonAfterMs);
       await this.finisher.close();
       await this.leases?.stop();
+      this.silences.close();
       await this.executor.close();
       await this.store.close();
       await this.connections.close();

@@ -3,6 +3,7 @@ import type { RunHistory } from './history.js';
 import { isFinished, type RunRecord } from './journal.js';
 import type { RemediationMetrics } from './metrics.js';
 import { settleInterrupted } from './recovery.js';
+import type { AlertSilences } from './silences.js';
 import { HOST, otherProcessAlive } from './state/owner.js';
 import { ownerKey, type ReplicaLeases, type StateStore } from './state/store.js';
 
@@ -10,6 +11,7 @@ export interface LeaseParts {
   readonly store: StateStore;
   readonly history: RunHistory;
   readonly metrics: RemediationMetrics;
+  readonly silences?: AlertSilences;
   readonly log: Logger;
   readonly now: () => number;
   /** `state.postgres.leaseSeconds`, in ms. */

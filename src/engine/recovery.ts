@@ -3,6 +3,7 @@ import { idempotencyKey } from './guards/idempotency.js';
 import type { RunHistory } from './history.js';
 import type { RunRecord } from './journal.js';
 import type { RemediationMetrics } from './metrics.js';
+import type { AlertSilences } from './silences.js';
 import type { StateStore } from './state/store.js';
 
 /**
@@ -12,7 +13,7 @@ import type { StateStore } from './state/store.js';
  * alerts keep working across restarts).
  */
 export async function recover(parts: {
-  store: StateStore; history: RunHistory; metrics: RemediationMetrics; remediations: ReadonlySet<string>; log: Logger; now: () => number;
+  store: StateStore; history: RunHistory; metrics: RemediationMetrics; silences?: AlertSilences; remediations: ReadonlySet<string>; log: Logger; now: () => number;
 }): Promise<void> {
   const { store, history, metrics, remediations, log, now } = parts;
   await history.replay(store.legacyRecords());
@@ -24,14 +25,21 @@ export async function recover(parts: {
   }
 }
 
-/** What follows a run journalled interrupted for its dead owner (at start, or by a peer once the owner's lease expired): the metric, a log line, and its alert given back. */
+/**
+ * What follows a run journalled interrupted for its dead owner (at start, or by a peer once the
+ * owner's lease expired): the metric, a log line, its alert given back, and the silence it held on
+ * that alert expired. That silence outlived a kill -9 by up to an hour, and while it held,
+ * Alertmanager sent no re-delivery that could run again.
+ */
 export async function settleInterrupted(
-  records: readonly RunRecord[], parts: { history: RunHistory; metrics: RemediationMetrics; now: () => number }, report: (record: RunRecord) => void,
+  records: readonly RunRecord[], parts: { history: RunHistory; metrics: RemediationMetrics; silences?: AlertSilences; log: Logger; now: () => number }, report: (record: RunRecord) => void,
 ): Promise<void> {
   for (const record of records) {
     report(record);
     parts.metrics.finished(record.remediation, record.status, null, parts.now());
     // An interrupted run did not do its work: a re-delivery of its alert may run again.
     if (record.alert) await parts.history.releaseAlert(idempotencyKey(record.alert, record.remediation), record.id);
+    // Not awaited: a start does not wait for Alertmanager (release tries again while it is away).
+    if (record.silenceId && parts.silences) void parts.silences.release(record.silenceId, parts.log.child({ runId: record.id }));
   }
 }

@@ -44,12 +44,20 @@ export class SilenceClient {
 
 // The silence outlives the run's deadline by this much, so it never lapses while the run still goes on.
 const SILENCE_MARGIN_MS = 60_000;
+// How often a silence that could not be expired is tried again, until it would have ended anyway.
+const RETRY_MS = 5_000;
+// How long a silence named only by the journal (a run a crash or a dead replica left) may still
+// hold: its end is not journalled, so it is tried for as long as the longest one could last.
+const UNKNOWN_END_MS = 24 * 3_600_000 + SILENCE_MARGIN_MS;
 
 /** The silences the engine holds on an alert while its remediation runs; none without alertmanager.url. */
 export class AlertSilences {
   private readonly client: SilenceClient | null;
+  /** When each silence this process made ends by itself (epoch ms). */
+  private readonly ends = new Map<string, number>();
+  private readonly retries = new Set<NodeJS.Timeout>();
 
-  constructor(alertmanagerUrl: string | undefined) {
+  constructor(alertmanagerUrl: string | undefined, private readonly retryMs = RETRY_MS) {
     this.client = alertmanagerUrl ? new SilenceClient(alertmanagerUrl) : null;
   }
 
@@ -58,6 +66,7 @@ export class AlertSilences {
     if (!this.client || !alert) return null;
     try {
       const id = await this.client.silence(alert.labels, new Date(deadline + SILENCE_MARGIN_MS), `upkeep is running ${run.remediation} (run ${run.id})`);
+      this.ends.set(id, deadline + SILENCE_MARGIN_MS);
       log.info({ silenceId: id }, 'alert silenced while the remediation runs');
       return id;
     } catch (err) {
@@ -67,11 +76,46 @@ export class AlertSilences {
     }
   }
 
+  /**
+   * Expires the silence, at once or, while Alertmanager refuses, every few seconds until it would
+   * have ended by itself. Tried once, a silence outlived a run that failed while Alertmanager was
+   * away by up to an hour: the failed remediation hid its own alert from everyone.
+   */
   async release(silenceId: string, log: Logger): Promise<void> {
+    if (!this.client) return;
+    const endsAt = this.ends.get(silenceId) ?? Date.now() + UNKNOWN_END_MS;
+    this.ends.delete(silenceId);
+    const refused = await this.expireError(silenceId);
+    if (refused === null) return;
+    log.warn({ err: refused, silenceId, retrySeconds: this.retryMs / 1000 }, 'could not expire the silence; trying again until it would end by itself');
+    const again = (): void => {
+      const timer = setTimeout(() => {
+        this.retries.delete(timer);
+        void this.expireError(silenceId).then((err) => {
+          if (err === null) log.info({ silenceId }, 'silence expired');
+          else if (Date.now() + this.retryMs < endsAt) again();
+        });
+      }, this.retryMs);
+      // Pending retries do not hold the process open: a silence ends by itself in the end.
+      timer.unref();
+      this.retries.add(timer);
+    };
+    again();
+  }
+
+  /** Stops the retries (the engine is closing). */
+  close(): void {
+    for (const timer of this.retries) clearTimeout(timer);
+    this.retries.clear();
+  }
+
+  /** Null once the silence is expired, else why not. */
+  private async expireError(silenceId: string): Promise<unknown> {
     try {
       await this.client?.expire(silenceId);
+      return null;
     } catch (err) {
-      log.warn({ err, silenceId }, 'could not expire the silence; it ends by itself shortly after the run deadline');
+      return err;
     }
   }
 }

@@ -78,3 +78,37 @@ t.test('the silence is expired at once when the run fails; a down Alertmanager d
   t.notOk(ran.silenceId);
   t.match(captured.text(), /could not create a silence/);
 });
+
+t.test('Alertmanager away when the run ends: the silence is expired once it is back, not left to hide the alert', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const alertmanager = await startAlertmanager();
+  t.teardown(() => alertmanager.destroy());
+  const captured = capturedLogger('info');
+  const app = await startApp(t, testConfig({
+    state: { dir: await tempDir(t) }, alertmanager: { url: alertmanager.url },
+    targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600 },
+  }), captured.log);
+  const locker = new pg.Client({ connectionString: server.url('app') });
+  await locker.connect();
+  await locker.query('begin; lock table orders in access exclusive mode');
+  t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
+
+  const runId = (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '';
+  const silenceId = await waitFor('the run to silence its alert', async () => {
+    const [active] = (await alertmanager.silences()).filter((silence) => silence.status.state === 'active');
+    if (!active) throw new Error('no active silence');
+    return active.id;
+  });
+  await alertmanager.stop();
+  await locker.query('commit');
+  t.equal((await finishedRun(app, runId)).status, 'success');
+  await alertmanager.start();
+  await waitFor('the silence to be expired', async () => {
+    const [silence] = (await alertmanager.silences()).filter((candidate) => candidate.id === silenceId);
+    if (silence?.status.state !== 'expired') throw new Error(`still ${silence?.status.state ?? 'gone'}`);
+  }, 30_000, 250);
+  const lines = captured.lines().filter((line) => line.silenceId === silenceId).map((line) => [line.level, line.msg]);
+  t.same(lines, [[30, 'alert silenced while the remediation runs'], [40, 'could not expire the silence; trying again until it would end by itself'], [30, 'silence expired']]);
+});

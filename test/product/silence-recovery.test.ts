@@ -1,0 +1,50 @@
+import pg from 'pg';
+import t from 'tap';
+import { startAlertmanager } from '../fixtures/alertmanager.js';
+import { waitFor } from '../fixtures/ports.js';
+import { webhookPayload } from '../fixtures/webhook-payload.js';
+import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { VACUUM_RULE } from '../http/helpers.js';
+import { serveInstalled, writeConfig } from './installed.js';
+import { postAlerts } from './runs.js';
+
+/**
+ * kill -9 of the installed serve while an alert's VACUUM holds a silence on that alert: the next
+ * start journals the run interrupted and expires the silence. It stayed active for up to an hour
+ * (the run's deadline), and while it held Alertmanager sent no re-delivery that could run again.
+ */
+t.test('the installed serve, killed with -9 mid-run: the next start expires the silence the run held', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  const alertmanager = await startAlertmanager();
+  t.teardown(() => alertmanager.destroy());
+  const { file } = await writeConfig(t, {
+    alertmanager: { url: alertmanager.url },
+    targets: { postgres: [{ name: 'main', url: server.url('app') }] },
+    remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600 },
+  });
+  const locker = new pg.Client({ connectionString: server.url('app') });
+  await locker.connect();
+  await locker.query('begin; lock table orders in access exclusive mode');
+  t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
+
+  const first = await serveInstalled(t, file);
+  t.equal((await postAlerts(first.base, await webhookPayload())).status, 202);
+  const silenceId = await waitFor('the run to silence its alert', async () => {
+    const [active] = (await alertmanager.silences()).filter((silence) => silence.status.state === 'active');
+    if (!active) throw new Error('no active silence');
+    return active.id;
+  });
+  first.child.kill('SIGKILL');
+  await waitFor('the first serve to die', async () => { if (first.alive()) throw new Error('alive'); });
+
+  const second = await serveInstalled(t, file);
+  await waitFor('the silence to be expired', async () => {
+    const [silence] = (await alertmanager.silences()).filter((candidate) => candidate.id === silenceId);
+    if (silence?.status.state !== 'expired') throw new Error(`still ${silence?.status.state ?? 'gone'}`);
+  }, 30_000, 250);
+  const [interrupted] = await second.logged('the run journalled interrupted', (line) => line.msg === 'run was left unfinished by a previous upkeep; journalled as interrupted');
+  t.match(interrupted, { level: 40, remediation: 'postgres.vacuum' });
+  t.equal(await second.stop(), 0);
+});

@@ -235,7 +235,7 @@ t.test('examples/alertmanager.yml passes amtool and routes every shipped alert t
 
 t.test('examples/alertmanager.yml groups by every label a shipped alert carries, and sends upkeep no more alerts than it takes', async (t) => {
   const shipped = z.object({
-    route: z.object({ group_by: z.array(z.string()) }),
+    route: z.object({ group_by: z.array(z.string()), routes: z.array(z.object({ receiver: z.string(), repeat_interval: z.string().optional() })) }),
     receivers: z.array(z.object({ name: z.string(), webhook_configs: z.array(z.object({ max_alerts: z.number().optional() })).optional() })),
   }).parse(parseYaml(await readFile(example('alertmanager.yml'), 'utf8')));
   const carried = new Set([...alertLabels.values()].flatMap((labels) => Object.keys(labels)));
@@ -243,6 +243,8 @@ t.test('examples/alertmanager.yml groups by every label a shipped alert carries,
   t.same([...carried].filter((label) => label !== 'severity' && !shipped.route.group_by.includes(label)).sort(), [], 'no two objects share a notification');
   const upkeep = shipped.receivers.find((receiver) => receiver.name === 'upkeep')?.webhook_configs?.[0];
   t.equal(upkeep?.max_alerts, configSchema.parse({}).server.maxAlertsPerWebhook, 'max_alerts is server.maxAlertsPerWebhook\'s default');
+  // A refused or failed alert runs again only when Alertmanager sends it again.
+  t.equal(shipped.route.routes.find((route) => route.receiver === 'upkeep')?.repeat_interval, '10m', 'the upkeep route repeats within minutes, not the root\'s 4h');
 });
 
 t.test('a real Alertmanager running the example config delivers to upkeep with the bearer token', async (t) => {

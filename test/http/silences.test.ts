@@ -1,6 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
-import { startAlertmanager } from '../fixtures/alertmanager.js';
+import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
 import { DEAD_TUPLES_ALERT } from '../fixtures/alertmanager-capture.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
 import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
@@ -96,19 +96,12 @@ t.test('Alertmanager away when the run ends: the silence is expired once it is b
   t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
 
   const runId = (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '';
-  const silenceId = await waitFor('the run to silence its alert', async () => {
-    const [active] = (await alertmanager.silences()).filter((silence) => silence.status.state === 'active');
-    if (!active) throw new Error('no active silence');
-    return active.id;
-  });
+  const silenceId = await silenceIn(alertmanager, 'active');
   await alertmanager.stop();
   await locker.query('commit');
   t.equal((await finishedRun(app, runId)).status, 'success');
   await alertmanager.start();
-  await waitFor('the silence to be expired', async () => {
-    const [silence] = (await alertmanager.silences()).filter((candidate) => candidate.id === silenceId);
-    if (silence?.status.state !== 'expired') throw new Error(`still ${silence?.status.state ?? 'gone'}`);
-  }, 30_000, 250);
+  await silenceIn(alertmanager, 'expired', silenceId);
   const lines = captured.lines().filter((line) => line.silenceId === silenceId).map((line) => [line.level, line.msg]);
   t.same(lines, [[30, 'alert silenced while the remediation runs'], [40, 'could not expire the silence; trying again until it would end by itself'], [30, 'silence expired']]);
 });

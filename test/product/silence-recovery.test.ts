@@ -1,6 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
-import { startAlertmanager } from '../fixtures/alertmanager.js';
+import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
 import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
 import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
@@ -31,19 +31,12 @@ t.test('the installed serve, killed with -9 mid-run: the next start expires the 
 
   const first = await serveInstalled(t, file);
   t.equal((await postAlerts(first.base, await webhookPayload())).status, 202);
-  const silenceId = await waitFor('the run to silence its alert', async () => {
-    const [active] = (await alertmanager.silences()).filter((silence) => silence.status.state === 'active');
-    if (!active) throw new Error('no active silence');
-    return active.id;
-  });
+  const silenceId = await silenceIn(alertmanager, 'active');
   first.child.kill('SIGKILL');
   await waitFor('the first serve to die', async () => { if (first.alive()) throw new Error('alive'); });
 
   const second = await serveInstalled(t, file);
-  await waitFor('the silence to be expired', async () => {
-    const [silence] = (await alertmanager.silences()).filter((candidate) => candidate.id === silenceId);
-    if (silence?.status.state !== 'expired') throw new Error(`still ${silence?.status.state ?? 'gone'}`);
-  }, 30_000, 250);
+  await silenceIn(alertmanager, 'expired', silenceId);
   const [interrupted] = await second.logged('the run journalled interrupted', (line) => line.msg === 'run was left unfinished by a previous upkeep; journalled as interrupted');
   t.match(interrupted, { level: 40, remediation: 'postgres.vacuum' });
   t.equal(await second.stop(), 0);

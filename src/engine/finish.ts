@@ -37,6 +37,8 @@ export class RunFinisher {
 
   /** Runs whose outcome remember() put in the guards' memory already. */
   private readonly remembered = new Set<string>();
+  /** Remediations whose circuit this replica saw open (logCircuit). */
+  private readonly openCircuits = new Set<string>();
 
   /**
    * Final lines the journal refused (a full disk), by run id. Left alone, such a run would read
@@ -60,6 +62,26 @@ export class RunFinisher {
     }
   }
 
+  /**
+   * The circuit breaker's turns, in the log: it opened on this replica's failure, or this
+   * replica's success closed what it saw open. Before, only the metric said so. (Failures aging
+   * out of the window close it silently; the metric shows that.)
+   */
+  private async logCircuit(finished: RunRecord): Promise<void> {
+    const { remediation } = finished;
+    try {
+      if (finished.status === 'failure' && await this.history.circuitJustOpened(remediation, this.now())) {
+        this.openCircuits.add(remediation);
+        this.log.warn({ remediation, runId: finished.id }, 'circuit opened: automatic runs of this remediation are refused until it succeeds (run it manually) or its failures age out');
+      } else if (finished.status === 'success' && this.openCircuits.delete(remediation)) {
+        this.log.info({ remediation, runId: finished.id }, 'circuit closed: the remediation succeeded');
+      }
+    } catch {
+      // The guards' memory could not be read (the state database is away): only this line is
+      // lost; the breaker reads the memory itself when it refuses a run.
+    }
+  }
+
   /** `handedOver` is called once the guards' memory has the outcome and the final line is handed to the journal. */
   async finish(record: RunRecord, changes: Partial<RunRecord>, durationSeconds: number | null = null, handedOver: () => void = () => undefined): Promise<RunRecord> {
     const finished: RunRecord = { ...record, ...changes, finishedAt: record.finishedAt ?? new Date(this.now()).toISOString() };
@@ -73,6 +95,7 @@ export class RunFinisher {
     }
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
     logFinished(this.log, finished, durationSeconds);
+    await this.logCircuit(finished);
     let appended: ReturnType<StateStore['append']> | undefined;
     try {
       appended = this.store.append(finished);

@@ -54,4 +54,10 @@ export class RunHistory {
   circuitOpen(remediation: string, nowMs: number): Promise<boolean> {
     return circuitOpen(this.memory, this.settings.circuitBreaker, remediation, nowMs);
   }
+
+  /** Whether the failure just recorded is the one that opened the circuit (exactly `failures` in the window now). */
+  async circuitJustOpened(remediation: string, nowMs: number): Promise<boolean> {
+    const { failures, windowSeconds } = this.settings.circuitBreaker;
+    return (await this.memory.recentFailures(remediation, nowMs - windowSeconds * 1000)) === failures;
+  }
 }

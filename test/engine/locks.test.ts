@@ -2,7 +2,7 @@ import pg from 'pg';
 import t from 'tap';
 import { waitFor } from '../fixtures/ports.js';
 import type { PostgresServer } from '../fixtures/postgres.js';
-import { finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload, startMainApp } from '../http/helpers.js';
+import { capturedLogger, finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload, startMainApp } from '../http/helpers.js';
 import { startTestPostgres, tableStats, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 
 /** Another session holding ACCESS EXCLUSIVE on the table until release(). */
@@ -111,9 +111,11 @@ t.test('after N failures the circuit opens: automatic runs are refused and the m
   const server = await startTestPostgres(t);
   await server.query('create database app');
   await tableWithDeadTuples(server, 'app', 'orders');
-  const app = await startMainApp(t, server, {
+  const captured = capturedLogger('info');
+  const app = await startApp(t, testConfig({
+    state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] },
     remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1, circuitBreaker: { failures: 2, windowSeconds: 3600 } },
-  });
+  }), captured.log);
   const circuitMetric = async () => {
     const text = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
     return /^upkeep_remediation_circuit_open\{remediation="postgres\.vacuum"\} (\d+)$/m.exec(text)?.[1];
@@ -141,6 +143,10 @@ t.test('after N failures the circuit opens: automatic runs are refused and the m
   const manual = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', table: 'public.orders' } } });
   t.equal(manual.json().status, 'success');
   t.equal(await circuitMetric(), '0');
+  t.same(captured.lines().filter((line) => String(line.msg).startsWith('circuit ')).map((line) => [line.level, line.remediation, line.msg]), [
+    [40, 'postgres.vacuum', 'circuit opened: automatic runs of this remediation are refused until it succeeds (run it manually) or its failures age out'],
+    [30, 'postgres.vacuum', 'circuit closed: the remediation succeeded'],
+  ], 'the log says when the circuit opened and when it closed, once each');
 });
 
 t.test('a backup.verify skipped for the lock a backup.pg_dump of the same backup holds names backup.pg_dump', async (t) => {

@@ -157,7 +157,12 @@ export class Locks {
     // with it, so there is nothing to release. Before, each restart during a run logged
     // "releasing the lock failed" at error, with a stack, beside the run's own failure.
     let lost = false;
-    client.once('end', () => { lost = true; });
+    const markLost = () => { lost = true; };
+    client.once('end', markLost);
+    // A dead socket is an 'error' first (pg then refuses every query: "Client has encountered a
+    // connection error and is not queryable") and an 'end' after: a release between the two
+    // failed (seen once in CI, the release racing the backend's termination).
+    client.on('error', markLost);
     return {
       description: `pg_advisory_lock(${key}) on ${spec.target}/${spec.database} for ${spec.key}`,
       release: async () => {

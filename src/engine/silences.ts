@@ -109,13 +109,16 @@ export class AlertSilences {
     this.retries.clear();
   }
 
-  /** Null once the silence is expired, else why not. */
+  /**
+   * Null once the silence is expired (or Alertmanager no longer has it: one restarted without its
+   * storage answers 500 "silence not found", and nothing is left to expire), else why not.
+   */
   private async expireError(silenceId: string): Promise<unknown> {
     try {
       await this.client?.expire(silenceId);
       return null;
     } catch (err) {
-      return err;
+      return err instanceof Error && err.message.includes('silence not found') ? null : err;
     }
   }
 }

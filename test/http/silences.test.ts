@@ -1,5 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
+import { AlertSilences } from '../../src/engine/silences.js';
 import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
 import { DEAD_TUPLES_ALERT } from '../fixtures/alertmanager-capture.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
@@ -104,4 +105,10 @@ t.test('Alertmanager away when the run ends: the silence is expired once it is b
   await silenceIn(alertmanager, 'expired', silenceId);
   const lines = captured.lines().filter((line) => line.silenceId === silenceId).map((line) => [line.level, line.msg]);
   t.same(lines, [[30, 'alert silenced while the remediation runs'], [40, 'could not expire the silence; trying again until it would end by itself'], [30, 'silence expired']]);
+
+  // A silence Alertmanager no longer has (restarted without its storage: a 500, "silence not
+  // found") is nothing to expire: no warning, and no retries for a day.
+  const unknown = capturedLogger('info');
+  await new AlertSilences(alertmanager.url).release('00000000-0000-0000-0000-000000000000', unknown.log);
+  t.same(unknown.lines(), []);
 });

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import t from 'tap';
+import { z } from 'zod';
 import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
 import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
@@ -32,6 +33,12 @@ t.test('the installed serve, killed with -9 mid-run: the next start expires the 
   const first = await serveInstalled(t, file);
   t.equal((await postAlerts(first.base, await webhookPayload())).status, 202);
   const silenceId = await silenceIn(alertmanager, 'active');
+  // Killed once the journal names the silence: a crash between its creation and that line leaves
+  // a silence no start can know of (it then ends by itself after the run's deadline).
+  await waitFor('the journal to name the silence', async () => {
+    const { runs } = z.object({ runs: z.array(z.object({ silenceId: z.string().optional() })) }).parse(await (await fetch(`${first.base}/runs`)).json());
+    if (!runs.some((run) => run.silenceId === silenceId)) throw new Error('not journalled yet');
+  });
   first.child.kill('SIGKILL');
   await waitFor('the first serve to die', async () => { if (first.alive()) throw new Error('alive'); });
 

@@ -4,7 +4,7 @@ import { AlertSilences } from '../../src/engine/silences.js';
 import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
 import { DEAD_TUPLES_ALERT } from '../fixtures/alertmanager-capture.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
-import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable, startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { capturedLogger, finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
 const TOKEN = 'am-webhook-token-4d1c';
@@ -91,15 +91,12 @@ t.test('Alertmanager away when the run ends: the silence is expired once it is b
     state: { dir: await tempDir(t) }, alertmanager: { url: alertmanager.url },
     targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600 },
   }), captured.log);
-  const locker = new pg.Client({ connectionString: server.url('app') });
-  await locker.connect();
-  await locker.query('begin; lock table orders in access exclusive mode');
-  t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
+  const release = await holdTable(t, server, 'app', 'orders');
 
   const runId = (await postWebhook(app, await webhookPayload())).body?.accepted[0]?.runId ?? '';
   const silenceId = await silenceIn(alertmanager, 'active');
   await alertmanager.stop();
-  await locker.query('commit');
+  await release();
   t.equal((await finishedRun(app, runId)).status, 'success');
   await alertmanager.start();
   await silenceIn(alertmanager, 'expired', silenceId);

@@ -1,10 +1,9 @@
-import pg from 'pg';
 import t from 'tap';
 import { z } from 'zod';
 import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
 import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
-import { startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable, startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
 import { VACUUM_RULE } from '../http/helpers.js';
 import { serveInstalled, writeConfig } from './installed.js';
 import { postAlerts } from './runs.js';
@@ -25,10 +24,7 @@ t.test('the installed serve, killed with -9 mid-run: the next start expires the 
     targets: { postgres: [{ name: 'main', url: server.url('app') }] },
     remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 600 },
   });
-  const locker = new pg.Client({ connectionString: server.url('app') });
-  await locker.connect();
-  await locker.query('begin; lock table orders in access exclusive mode');
-  t.teardown(async () => { await locker.query('commit').catch(() => undefined); await locker.end(); });
+  await holdTable(t, server, 'app', 'orders');
 
   const first = await serveInstalled(t, file);
   t.equal((await postAlerts(first.base, await webhookPayload())).status, 202);

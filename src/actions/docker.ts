@@ -195,7 +195,8 @@ export const dockerPrune: Action<PruneParams, PrunePayload, PruneOutput> = {
   async check(params, context) {
     const usage = diskUsage(await systemDfWhenFree(context.connections.docker(params.target), context.signal));
     const reclaimable = usage.map((entry) => `${entry.type} ${entry.reclaimableBytes}`).join(', ');
-    return { proceed: true, reason: `reclaimable bytes: ${reclaimable}`, observed: { usage } };
+    const prunable = usage.flatMap((entry) => (entry.prunableBytes === null ? [] : [`${entry.type} ${entry.prunableBytes}`])).join(', ');
+    return { proceed: true, reason: `reclaimable bytes: ${reclaimable}; prunable (no volumes, no tagged images): ${prunable}`, observed: { usage } };
   },
   async plan(params) {
     const { kinds, skipped } = pruneScope(params);

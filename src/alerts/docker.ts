@@ -16,12 +16,12 @@ export function dockerRules({ thresholds: { docker }, series }: RuleContext): Ru
       },
       {
         alert: 'DockerReclaimableSpaceHigh',
-        why: 'Volumes are left out: pruning them deletes data, so their space is not "reclaimable"\nin the sense the safe prune can act on.',
-        expr: `sum by (job, instance, target) (${series('upkeep_docker_reclaimable_bytes', 'type!="volumes"')}) > ${bytesExpr(docker.reclaimable)}`,
+        why: 'Counts only what the safe prune frees: not volumes (pruning them deletes data) and not unused\ntagged images (docker system df calls them reclaimable, but a prune that never removes them\nwould run, free nothing and leave the alert firing).',
+        expr: `sum by (job, instance, target) (${series('upkeep_docker_prunable_bytes')}) > ${bytesExpr(docker.reclaimable)}`,
         forSeconds: 3600,
         severity: 'warning',
         summary: `Docker holds over ${bytes(docker.reclaimable)} that a safe prune would reclaim.`,
-        description: `Docker {{ $labels.target }} has {{ $value | humanize1024 }}B reclaimable in stopped containers, unused images and build cache (threshold ${bytes(docker.reclaimable)}).`,
+        description: `Docker {{ $labels.target }} has {{ $value | humanize1024 }}B that a prune would free in stopped containers, untagged images and build cache (threshold ${bytes(docker.reclaimable)}).`,
       },
     ],
   };

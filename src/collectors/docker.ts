@@ -15,6 +15,7 @@ const FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_docker_dangling_images', help: 'Untagged images no other image refers to; `docker image prune` removes those no container uses.', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_docker_disk_bytes', help: 'Disk used by type, as `docker system df` reports it; refreshed every diskRefreshSeconds.', type: 'gauge', labelNames: ['target', 'type'] },
   { name: 'upkeep_docker_reclaimable_bytes', help: 'Disk a prune could reclaim by type, as `docker system df` reports it; refreshed every diskRefreshSeconds.', type: 'gauge', labelNames: ['target', 'type'] },
+  { name: 'upkeep_docker_prunable_bytes', help: 'Disk docker.prune\'s safe defaults would free by type: stopped containers, untagged images no container uses, unused build cache (tagged images and volumes are never pruned); refreshed every diskRefreshSeconds.', type: 'gauge', labelNames: ['target', 'type'] },
   { name: 'upkeep_docker_container_log_bytes', help: 'Size of the container\'s json-file log (stat of its LogPath); refreshed every logRefreshSeconds.', type: 'gauge', labelNames: ['target', 'container'] },
   { name: 'upkeep_docker_log_read_errors', help: 'Containers whose log file could not be read in the last log refresh (is /var/lib/docker/containers mounted and readable?).', type: 'gauge', labelNames: TARGET },
 ];
@@ -56,6 +57,7 @@ class DockerCollector implements CollectorInstance {
     for (const usage of disk.value) {
       readings.push({ family: 'upkeep_docker_disk_bytes', labels: { target, type: usage.type }, value: usage.bytes });
       readings.push({ family: 'upkeep_docker_reclaimable_bytes', labels: { target, type: usage.type }, value: usage.reclaimableBytes });
+      if (usage.prunableBytes !== null) readings.push({ family: 'upkeep_docker_prunable_bytes', labels: { target, type: usage.type }, value: usage.prunableBytes });
     }
     for (const [container, bytes] of logs.value.bytes) readings.push({ family: 'upkeep_docker_container_log_bytes', labels: { target, container }, value: bytes });
     this.noteLogErrors(logs.value);

@@ -163,7 +163,7 @@ t.test('docker.prune against the real daemon', async (t) => {
     const params = dockerPrune.params.parse({ target: 'local', label });
     const before = await dockerPrune.check(params, context);
     t.equal(before.proceed, true);
-    t.match(before.reason, /^reclaimable bytes: images \d+, containers \d+, volumes \d+, build_cache \d+$/);
+    t.match(before.reason, /^reclaimable bytes: images \d+, containers \d+, volumes \d+, build_cache \d+; prunable \(no volumes, no tagged images\): images \d+, containers \d+, build_cache \d+$/);
     const output = { detail: { reclaimedBytes: 0, pruned: { containers: { count: 1, reclaimedBytes: 0, deleted: [running.id] } } } };
     const verification = await dockerPrune.verify(params, before, output, context);
     t.equal(verification.ok, false);

@@ -102,6 +102,45 @@ t.test('docker collector', async (t) => {
     }
   });
 
+  t.test('prunable images: the untagged ones docker lists as dangling, never an unused tagged release', async (t) => {
+    // Random bytes, so no layer is shared with another image and each image's size is its own.
+    const importImage = async (tag: string, kib: number) => {
+      const root = await mkdtemp(join(tmpdir(), 'upkeep-image-'));
+      try {
+        await run('dd', ['if=/dev/urandom', `of=${join(root, 'blob')}`, 'bs=1024', `count=${kib}`]);
+        await run('bash', ['-c', `tar -C '${root}' -c . | docker import - '${tag}'`]);
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+      return (await dockerCli('image', 'inspect', '--format', '{{.Id}} {{.Size}}', tag))[0]!.split(' ') as [string, string];
+    };
+    const release = `${prefix}-release:1`;
+    const [releaseId, releaseSize] = await importImage(release, 700);
+    const [danglingId] = await importImage(`${prefix}-dangling:1`, 300);
+    await importImage(`${prefix}-dangling:1`, 10); // takes the tag: the 300 KiB image is now untagged
+    t.teardown(async () => { await run('docker', ['image', 'rm', '-f', releaseId, danglingId, `${prefix}-dangling:1`]).catch(() => undefined); });
+    t.ok((await dockerCli('images', '-q', '--no-trunc', '--filter', 'dangling=true')).includes(danglingId), 'docker lists it as dangling');
+
+    // Ground truth from the CLI: the exact sizes of the dangling images no container uses.
+    const danglingBytes = async () => {
+      const ids = await dockerCli('images', '-q', '--no-trunc', '--filter', 'dangling=true');
+      const used = new Set(await dockerCli('ps', '-a', '--no-trunc', '--format', '{{.Image}}'));
+      let total = 0;
+      for (const id of ids) if (!used.has(id)) total += Number((await dockerCli('image', 'inspect', '--format', '{{.Size}}', id))[0]);
+      return total;
+    };
+    const app = await testApp(t, dockerYaml(`socketPath: ${DOCKER_SOCKET}`));
+    let samples: Sample[] = [];
+    await bracket(t, danglingBytes, async () => { samples = (await app.scrape()).samples; return valueOf(samples, 'upkeep_docker_prunable_bytes', { type: 'images' }); }, 'prunable image bytes');
+    const prunable = byLabels(samples, 'upkeep_docker_prunable_bytes', ['type']);
+    const reclaimable = byLabels(samples, 'upkeep_docker_reclaimable_bytes', ['type']);
+    t.same([...prunable.keys()], ['images', 'containers', 'build_cache'], 'volumes are never pruned unasked: no series');
+    t.ok((prunable.get('images') ?? 0) >= 300 * 1024, `the dangling image counts (${prunable.get('images')} bytes)`);
+    t.ok((reclaimable.get('images') ?? 0) - (prunable.get('images') ?? 0) >= Number(releaseSize),
+      `the unused release (${releaseSize} bytes) is reclaimable to docker system df (${reclaimable.get('images')}) but not prunable (${prunable.get('images')})`);
+    t.equal(prunable.get('containers'), reclaimable.get('containers'), 'stopped containers: both figures agree');
+  });
+
   t.test('an unreadable log file is one log line and a metric, never a crash', async (t) => {
     const app = await testApp(t, dockerYaml(`socketPath: ${DOCKER_SOCKET}`, 'logRefreshSeconds: 0.05'));
     await app.scrape();

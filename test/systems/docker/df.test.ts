@@ -2,6 +2,7 @@ import t from 'tap';
 import { diskUsage, systemDfWhenFree } from '../../../src/systems/docker/df.js';
 
 const byType = (response: unknown) => Object.fromEntries(diskUsage(response).map((usage) => [usage.type, [usage.bytes, usage.reclaimableBytes]]));
+const prunable = (response: unknown) => Object.fromEntries(diskUsage(response).map((usage) => [usage.type, usage.prunableBytes]));
 
 t.test('an idle daemon as Docker 20.10 answers /system/df (null lists)', (t) => {
   const response = {
@@ -49,6 +50,26 @@ t.test('reclaimable follows docker system df: only what a prune could remove', (
     volumes: [1000, 300],
     build_cache: [12, 5],
   });
+  t.end();
+});
+
+t.test('prunable: what the safe prune frees, so an alert on it clears once the prune ran', (t) => {
+  const response = {
+    LayersSize: 10_000,
+    Images: [
+      { Containers: 0, Size: 4000, SharedSize: 0, RepoTags: ['app:1.0'] }, // an old release: reclaimable, never pruned
+      { Containers: 0, Size: 900, SharedSize: 100, RepoTags: [] }, // untagged (Docker 23+): its 800 unshared bytes
+      { Containers: 0, Size: 70, SharedSize: -1, RepoTags: ['<none>:<none>'] }, // untagged (Docker 20.10), shared size unknown
+      { Containers: 0, Size: 5, SharedSize: 0, RepoTags: null },
+      { Containers: 1, Size: 3000, SharedSize: 0, RepoTags: ['<none>:<none>'] }, // untagged but a container uses it
+      { Containers: 0, Size: 600, SharedSize: 0, RepoTags: ['<none>:<none>', 'app:2.0'] },
+    ],
+    Containers: [{ State: 'exited', SizeRw: 80 }, { State: 'running', SizeRw: 10 }],
+    Volumes: [{ UsageData: { Size: 300, RefCount: 0 } }],
+    BuildCache: [{ Size: 5, InUse: false, Shared: false }, { Size: 7, InUse: true, Shared: false }],
+  };
+  t.same(prunable(response), { images: 875, containers: 80, volumes: null, build_cache: 5 });
+  t.equal(byType(response).images?.[1], 10_000 - 3000, 'Docker\'s reclaimable still counts the tagged release');
   t.end();
 });
 

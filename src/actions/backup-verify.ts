@@ -191,8 +191,13 @@ async function restoreSteps(file: BackupFile, scratch: string, scratchUrl: strin
 }
 
 async function newestBackup(backup: SourcedBackup): Promise<BackupFile> {
-  const newest = await newestValidBackup(await listBackups(backup.dir, backup.pattern).catch(() => []));
-  if (!newest) throw new Error(`no valid backup matching ${backup.pattern} in ${backup.dir}: nothing to verify (run backup.pg_dump first)`);
+  const unreadable: string[] = [];
+  const onUnreadable = (path: string) => { unreadable.push(path); };
+  const newest = await newestValidBackup(await listBackups(backup.dir, backup.pattern, onUnreadable).catch(() => []), Date.now() / 1000, onUnreadable);
+  if (!newest) {
+    const why = unreadable.length > 0 ? `upkeep's user may not read ${unreadable.join(', ')}` : 'run backup.pg_dump first';
+    throw new Error(`no valid backup matching ${backup.pattern} in ${backup.dir}: nothing to verify (${why})`);
+  }
   return newest;
 }
 

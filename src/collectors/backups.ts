@@ -1,7 +1,7 @@
 import { readVerify, type VerifyEntry } from '../systems/files/verify-ledger.js';
 import { CLOCK_SKEW_SECONDS, fromTheFuture, listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
 import type { BackupTarget } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import { errorMessage, type Logger } from '../log.js';
 import { directoryPresent } from './dir.js';
 import type { CollectorInstance, CollectorModule, Reading, SharedSuccess } from './framework/types.js';
 
@@ -13,6 +13,7 @@ export const backups: CollectorModule = {
     { name: 'upkeep_backup_dir_present', help: 'Whether the backup directory exists (1) or is missing (0).', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_files', help: 'Number of complete, non-empty backup files matching the pattern.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_total_bytes', help: 'Total size of the complete backup files matching the pattern.', type: 'gauge', labelNames: ['backup'] },
+    { name: 'upkeep_backup_unreadable', help: 'Backups matching the pattern that upkeep\'s user may not read: a directory-format dump it cannot search is not counted at all, a file it cannot open is never the newest valid backup.', type: 'gauge', labelNames: ['backup'] },
     { name: 'upkeep_backup_last_verify_success_timestamp_seconds', help: 'Unix time backup.verify last restored a backup successfully.', type: 'gauge', labelNames: ['backup'] },
   ],
   build({ config, log, successes }) {
@@ -45,20 +46,32 @@ function backupCollector(target: BackupTarget, stateDir: string, sharedVerifies:
     reported.clear();
     for (const file of ahead) reported.add(file.name);
   };
+  // Unreadable backups already logged: each once while it stays unreadable.
+  let unreadableBefore = new Set<string>();
+  const reportUnreadable = (unreadable: ReadonlyMap<string, string>): void => {
+    for (const [file, err] of unreadable) {
+      if (!unreadableBefore.has(file)) log.warn({ backup, file, err }, 'backup not readable by upkeep\'s user: not counted, never the newest valid backup (pg_dump -Fd makes its directory 0700; let upkeep\'s user read it)');
+    }
+    unreadableBefore = new Set(unreadable.keys());
+  };
   return {
     collector: 'backups',
     target: backup,
     async collect() {
+      const unreadable = new Map<string, string>();
+      const onUnreadable = (file: string, err: unknown) => { unreadable.set(file, errorMessage(err)); };
       const present = await directoryPresent(target.dir);
-      const files = present ? await listBackups(target.dir, target.pattern) : [];
+      const files = present ? await listBackups(target.dir, target.pattern, onUnreadable) : [];
       const nowSeconds = Date.now() / 1000;
       reportFuture(files, nowSeconds);
+      const newest = await newestValidBackup(files, nowSeconds, onUnreadable);
+      reportUnreadable(unreadable);
       const readings: Reading[] = [
         { family: 'upkeep_backup_dir_present', labels: { backup }, value: present ? 1 : 0 },
         { family: 'upkeep_backup_files', labels: { backup }, value: files.length },
         { family: 'upkeep_backup_total_bytes', labels: { backup }, value: files.reduce((sum, f) => sum + f.sizeBytes, 0) },
+        { family: 'upkeep_backup_unreadable', labels: { backup }, value: unreadable.size },
       ];
-      const newest = await newestValidBackup(files, nowSeconds);
       if (newest) {
         readings.push({ family: 'upkeep_backup_last_success_timestamp_seconds', labels: { backup }, value: newest.mtimeSeconds });
         readings.push({ family: 'upkeep_backup_last_size_bytes', labels: { backup }, value: newest.sizeBytes });

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -11,6 +11,7 @@ import { readVerify } from '../../src/systems/files/verify-ledger.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { makeDatabase, makeOwnedDatabase } from './backup-fixture.js';
 import { buildContext, perform, testConfig } from './context.js';
+import { asNobody } from '../fixtures/as-nobody.js';
 
 t.test('pure parts', async (t) => {
   const table = (schema: string, name: string, rows: number) => ({ schema, name, rows });
@@ -139,7 +140,15 @@ t.test('backup.verify against a real server', async (t) => {
 
   t.test('nothing to verify, unknown backups', async (t) => {
     const params = await backupVerify.resolve(backupVerify.params.parse({ backup: 'empty' }), context);
-    await t.rejects(backupVerify.check(params, context), /no valid backup matching empty_\*\.sql\.gz in .*none/);
+    await t.rejects(backupVerify.check(params, context), /no valid backup matching empty_\*\.sql\.gz in .*none: nothing to verify \(run backup\.pg_dump first\)$/);
+    // The only dump written with umask 077 by another user (root): the reason is named, not "run it first".
+    if (process.getuid?.() !== 0) return;
+    await chmod(root, 0o755);
+    await mkdir(join(root, 'none'), { recursive: true, mode: 0o755 });
+    const foreign = join(root, 'none', 'empty_20260101_020000.sql.gz');
+    await writeFile(foreign, gzipSync('-- PostgreSQL database dump complete\n'), { mode: 0o600 });
+    t.teardown(() => rm(join(root, 'none'), { recursive: true, force: true }));
+    await t.rejects(asNobody(() => backupVerify.check(params, context)), { message: `no valid backup matching empty_*.sql.gz in ${join(root, 'none')}: nothing to verify (upkeep's user may not read ${foreign})` });
     await t.rejects(backupVerify.resolve(backupVerify.params.parse({ backup: 'nope' }), context), ValidationError);
     const verification = await backupVerify.verify(params, { proceed: true, reason: '' }, { detail: { file: 'x', scratchDatabase: 'upkeep_verify_none', droppedStale: [], tables: 0, rows: 0, comparedWithSource: false, problems: [] } }, context);
     t.equal(verification.ok, false);

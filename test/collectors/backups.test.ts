@@ -1,4 +1,4 @@
-import { mkdtemp, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -8,6 +8,7 @@ import { recordVerify } from '../../src/systems/files/verify-ledger.js';
 import type { CollectorContext, CollectorInstance, SharedSuccess } from '../../src/collectors/framework/types.js';
 import { parseConfig } from '../../src/config/load.js';
 import { bufferLogger, type BufferLogger } from '../fixtures/log.js';
+import { asNobody } from '../fixtures/as-nobody.js';
 
 const DAY = 86400;
 
@@ -52,6 +53,7 @@ t.test('a corrupt backup dated 2099 is not the newest valid backup: the real one
     upkeep_backup_dir_present: 1,
     upkeep_backup_files: 2,
     upkeep_backup_total_bytes: dump.length + truncated.length,
+    upkeep_backup_unreadable: 0,
     upkeep_backup_last_success_timestamp_seconds: now - 30 * 3600,
     upkeep_backup_last_size_bytes: dump.length,
   }, 'the age is 30 hours, so BackupTooOld can fire; the future file is still a file matching the pattern');
@@ -76,6 +78,53 @@ t.test('a backup a little ahead (clock skew) is still the newest, and nothing is
   const logger = bufferLogger();
   t.equal((await values(collector(t, dir, logger))).upkeep_backup_last_success_timestamp_seconds, now + 60);
   t.equal(logger.text(), '');
+});
+
+t.test('a backup upkeep\'s user may not read is counted as unreadable and logged once, never silently dropped', async (t) => {
+  const dir = await tempDir(t);
+  await chmod(dir, 0o755);
+  const now = Math.floor(Date.now() / 1000);
+  const dump = gzipSync('CREATE TABLE t ();\n-- PostgreSQL database dump complete\n');
+  await file(dir, 'app_20260101_020000.sql.gz', dump, now - 30 * 3600);
+  // Another user's `pg_dump -Fd` (its directory 0700), and a dump written with umask 077.
+  const directory = join(dir, 'app_20260102_020000.dir');
+  await mkdir(directory, { mode: 0o700 });
+  await file(directory, 'toc.dat', Buffer.from('PGDMP-toc'), now - 2 * 3600);
+  await chmod(directory, 0o700);
+  await file(dir, 'app_20260102_030000.sql.gz', dump, now - 3600);
+  await chmod(join(dir, 'app_20260102_030000.sql.gz'), 0o600);
+  if (process.getuid?.() === 0) {
+    await chown(directory, 0, 0);
+    await chown(join(dir, 'app_20260102_030000.sql.gz'), 0, 0);
+  }
+  const logger = bufferLogger();
+  const parsed = parseConfig(JSON.stringify({ state: { dir: join(dir, 'state') }, targets: { backups: [{ name: 'app', dir, pattern: 'app_*' }] } }), {});
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const [instance] = backups.build({ config: parsed.config, log: logger.log });
+  if (!instance) throw new Error('no collector for the backup');
+  const collect = () => asNobody(() => values(instance));
+
+  t.same(await collect(), {
+    upkeep_backup_dir_present: 1,
+    upkeep_backup_files: 2,
+    upkeep_backup_total_bytes: 2 * dump.length,
+    upkeep_backup_unreadable: 2,
+    upkeep_backup_last_success_timestamp_seconds: now - 30 * 3600,
+    upkeep_backup_last_size_bytes: dump.length,
+  }, 'the readable dump is the newest valid one; the two others are counted as unreadable');
+  await collect();
+  const message = 'backup not readable by upkeep\'s user: not counted, never the newest valid backup (pg_dump -Fd makes its directory 0700; let upkeep\'s user read it)';
+  const logged = () => logger.lines().map(({ level, msg, backup, file, err }) => ({ level, msg, backup, file, err }));
+  t.same(logged(), [
+    { level: 40, msg: message, backup: 'app', file: directory, err: `EACCES: permission denied, stat '${join(directory, 'toc.dat')}'` },
+    { level: 40, msg: message, backup: 'app', file: join(dir, 'app_20260102_030000.sql.gz'), err: `EACCES: permission denied, open '${join(dir, 'app_20260102_030000.sql.gz')}'` },
+  ], 'each once, not at every scrape');
+
+  await chmod(directory, 0o755);
+  await chmod(join(directory, 'toc.dat'), 0o644);
+  const fixed = await collect();
+  t.same([fixed.upkeep_backup_unreadable, fixed.upkeep_backup_files, fixed.upkeep_backup_last_success_timestamp_seconds], [1, 3, now - 2 * 3600], 'once readable, the directory-format dump is the newest valid backup');
+  t.equal(logged().length, 2, 'nothing more logged');
 });
 
 t.test('the verify time is the newer of this replica\'s ledger and the shared record', async (t) => {

@@ -10,6 +10,7 @@ import { logs as logsCollector, measureDir } from '../../src/collectors/logs.js'
 import { parseConfig } from '../../src/config/load.js';
 import { globToRegExp } from '../../src/systems/files/glob.js';
 import { bufferLogger, type BufferLogger } from '../fixtures/log.js';
+import { asNobody } from '../fixtures/as-nobody.js';
 
 // Root reads a chmod 000 directory anyway. As root, the collector runs as nobody: in a child
 // process (logs-child.ts, what a non-root `upkeep serve` does), or measureDir alone under seteuid.
@@ -101,14 +102,8 @@ t.test('measureDir sums matching files below the directory, never through symlin
 });
 
 /** measureDir as nobody when the test runs as root: only while it runs, so nothing else is read as nobody. */
-async function measureAsUser(dir: string, match: RegExp): ReturnType<typeof measureDir> {
-  if (!asRoot || !process.seteuid) return measureDir(dir, match);
-  process.seteuid(NOBODY);
-  try {
-    return await measureDir(dir, match);
-  } finally {
-    process.seteuid(0);
-  }
+function measureAsUser(dir: string, match: RegExp): ReturnType<typeof measureDir> {
+  return asNobody(() => measureDir(dir, match));
 }
 
 t.test('measureDir skips subdirectories it may not read; the directory itself must be readable', async (t) => {

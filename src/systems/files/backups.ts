@@ -1,6 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { globToRegExp } from './glob.js';
+import { errorCode } from '../../errors.js';
 
 /**
  * One backup: a file (a plain dump, NAME_….sql.gz) or a directory-format dump (`pg_dump -Fd`,
@@ -16,21 +17,30 @@ const ARCHIVE_MAGIC = Buffer.from('PGDMP');
 /** The table of contents of a directory-format dump. */
 export const TOC_FILE = 'toc.dat';
 
-async function directoryBackup(name: string, path: string): Promise<BackupFile | null> {
-  const toc = await stat(join(path, TOC_FILE)).catch(() => null);
-  if (!toc?.isFile()) return null;
-  let sizeBytes = 0;
-  for (const entry of await readdir(path, { withFileTypes: true })) {
-    if (entry.isFile()) sizeBytes += (await stat(join(path, entry.name))).size;
+/** A matching entry upkeep's user may not read (EACCES, EPERM): pg_dump -Fd makes its directory 0700, so another user's dump is one. */
+export type OnUnreadable = (path: string, err: unknown) => void;
+
+async function directoryBackup(name: string, path: string, onUnreadable: OnUnreadable): Promise<BackupFile | null> {
+  try {
+    const toc = await stat(join(path, TOC_FILE));
+    if (!toc.isFile()) return null;
+    let sizeBytes = 0;
+    for (const entry of await readdir(path, { withFileTypes: true })) {
+      if (entry.isFile()) sizeBytes += (await stat(join(path, entry.name))).size;
+    }
+    return { name, path, sizeBytes, mtimeSeconds: toc.mtimeMs / 1000, directory: true };
+  } catch (err) {
+    // No toc.dat (not a dump), or retention removing the dump meanwhile.
+    if (errorCode(err) !== 'ENOENT') unreadable(path, err, onUnreadable);
+    return null;
   }
-  return { name, path, sizeBytes, mtimeSeconds: toc.mtimeMs / 1000, directory: true };
 }
 
 /**
  * Non-empty regular files and directory-format dumps (directories with a toc.dat) matching the
  * pattern that are not temporary, newest first.
  */
-export async function listBackups(dir: string, pattern: string): Promise<BackupFile[]> {
+export async function listBackups(dir: string, pattern: string, onUnreadable: OnUnreadable = () => undefined): Promise<BackupFile[]> {
   const match = globToRegExp(pattern);
   const entries = await readdir(dir, { withFileTypes: true });
   const files: BackupFile[] = [];
@@ -38,7 +48,7 @@ export async function listBackups(dir: string, pattern: string): Promise<BackupF
     if (IN_PROGRESS.test(entry.name) || !match.test(entry.name)) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
-      const backup = await directoryBackup(entry.name, path);
+      const backup = await directoryBackup(entry.name, path, onUnreadable);
       if (backup) files.push(backup);
       continue;
     }
@@ -89,7 +99,17 @@ export function fromTheFuture(file: BackupFile, nowSeconds: number): boolean {
 }
 
 /** The first of `files` (newest first, as listBackups gives them) that looksValid and is not fromTheFuture. */
-export async function newestValidBackup(files: readonly BackupFile[], nowSeconds = Date.now() / 1000): Promise<BackupFile | null> {
-  for (const file of files) if (!fromTheFuture(file, nowSeconds) && await looksValid(file)) return file;
+export async function newestValidBackup(files: readonly BackupFile[], nowSeconds = Date.now() / 1000, onUnreadable: OnUnreadable = () => undefined): Promise<BackupFile | null> {
+  for (const file of files) {
+    if (fromTheFuture(file, nowSeconds)) continue;
+    if (await looksValid(file).catch((err: unknown) => unreadable(file.path, err, onUnreadable))) return file;
+  }
   return null;
+}
+
+/** False after telling onUnreadable, for a backup upkeep's user may not read; any other error is thrown. */
+function unreadable(path: string, err: unknown, onUnreadable: OnUnreadable): false {
+  if (errorCode(err) !== 'EACCES' && errorCode(err) !== 'EPERM') throw err;
+  onUnreadable(path, err);
+  return false;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t from 'tap';
 import { findFiles, within } from '../../../src/systems/files/sweep.js';
+import { asNobody } from '../../fixtures/as-nobody.js';
 
 async function area(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'upkeep-sweep-'));
@@ -64,15 +65,6 @@ t.test('findFiles: a subdirectory upkeep\'s user may not read is skipped and nam
     await chmod(join(dir, 'listonly'), 0o755);
   });
   // Root reads a chmod 000 directory anyway: as root, the walk runs as nobody (seteuid covers libuv's threads too).
-  const asNobody = async <T>(work: () => Promise<T>): Promise<T> => {
-    if (process.getuid?.() !== 0 || !process.seteuid) return work();
-    process.seteuid(65534);
-    try {
-      return await work();
-    } finally {
-      process.seteuid(0);
-    }
-  };
   const found = await asNobody(() => findFiles({ name: 'app', dir, pattern: '*.log' }, (name) => name.endsWith('.log')));
   t.same(found.files.map((file) => relative(dir, file.path)), ['app.log']);
   t.same([...found.skipped].sort((a, b) => a.path.localeCompare(b.path)), [

@@ -6,13 +6,19 @@ import { PartialWork, type Action, type ActionContext, type PlanStep } from './c
 import { ValidationError } from '../errors.js';
 import { onFirstUse } from '../lazy-schema.js';
 
+// Redis refuses an EXPIRE whose milliseconds overflow ("invalid expire time") or that is not an
+// integer it can read (1e+20): the run failed at its first batch, counted by the circuit breaker,
+// instead of being refused. A TTL past a century is no TTL anyway.
+const MAX_TTL_SECONDS = 100 * 365 * 86_400;
+const ttlSeconds = () => count().refine((seconds) => seconds > 0, 'must be positive').refine((seconds) => seconds <= MAX_TTL_SECONDS, `must be at most ${MAX_TTL_SECONDS} (100 years)`);
+
 const expireParams = onFirstUse(() => z.strictObject({
   target: identifier,
   pattern: identifier,
   mode: z.enum(['unlink', 'expire']).default('unlink'),
   when: z.enum(['always', 'no-ttl', 'ttl-over']).default('always'),
-  ttlOverSeconds: count().refine((seconds) => seconds > 0, 'must be positive').optional(),
-  expireSeconds: count().refine((seconds) => seconds > 0, 'must be positive').optional(),
+  ttlOverSeconds: ttlSeconds().optional(),
+  expireSeconds: ttlSeconds().optional(),
   /** SCAN COUNT and the most keys one UNLINK (or one script) touches: the longest Redis is busy for us at once. */
   batchSize: count().refine((size) => size >= 1 && size <= 10_000, 'must be 1 to 10000').default(1000),
 }).superRefine((params, issues) => {

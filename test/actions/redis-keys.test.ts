@@ -50,6 +50,12 @@ t.test('parameter rules', async (t) => {
   t.throws(() => expireKeys.params.parse({ target: 'c', pattern: 'p', when: 'ttl-over' }), /ttlOverSeconds/);
   t.throws(() => expireKeys.params.parse({ target: 'c', pattern: 'p', mode: 'expire' }), /expireSeconds/);
   t.throws(() => expireKeys.params.parse({ target: 'c', pattern: 'p', batchSize: 100_000 }));
+  // Redis refuses these with "invalid expire time" or "not an integer": refused here, before any batch.
+  for (const seconds of ['9223372036854775', '100000000000000000000', 3_153_600_001]) {
+    t.throws(() => expireKeys.params.parse({ target: 'c', pattern: 'p', mode: 'expire', expireSeconds: seconds }), { message: /expireSeconds.*must be at most 3153600000 \(100 years\)/s }, String(seconds));
+    t.throws(() => expireKeys.params.parse({ target: 'c', pattern: 'p', when: 'ttl-over', ttlOverSeconds: seconds }), { message: /ttlOverSeconds.*must be at most 3153600000/s });
+  }
+  t.equal(expireKeys.params.parse({ target: 'c', pattern: 'p', mode: 'expire', expireSeconds: '3153600000' }).expireSeconds, 3_153_600_000, 'a century is taken (Redis accepts it)');
   const params = expireKeys.params.parse({ target: 'c', pattern: 'p' });
   t.equal(expireKeys.risk(params), 'destructive');
   t.same(expireKeys.lock(params, testConfig({})), { kind: 'redis', target: 'c', key: 'redis.expire_keys:p' });

@@ -42,6 +42,7 @@ t.test('pure parts', async (t) => {
   // ?password= leaves the URL too, read as node-pg reads it; the other parameters stay as written.
   t.same(libpqTarget('postgres://app@h/db?sslmode=require&password=p%26w+x&options=-c%20a%3D1'), { url: 'postgres://app@h/db?sslmode=require&options=-c%20a%3D1', env: { PGPASSWORD: 'p&w x' } });
   t.same(libpqTarget('postgres://app:userinfo@h/db?password=query'), { url: 'postgres://app@h/db', env: { PGPASSWORD: 'query' } }, 'the query wins, as in node-pg');
+  t.same(libpqTarget('postgres://app:pw@h/db?sslpassword=SslPwLEAK&sslmode=disable'), { url: 'postgres://app@h/db?sslmode=disable', env: { PGPASSWORD: 'pw' } }, 'sslpassword never reaches argv or a plan');
   t.same(libpqTarget('postgres://app:userinfo@h/db?password='), { url: 'postgres://app@h/db', env: { PGPASSWORD: 'userinfo' } });
   t.same(brokenPipe({ code: 1, signal: null }, 'gzip: stdout: Connection reset by peer'), true);
   t.same(brokenPipe({ code: null, signal: 'SIGPIPE' }, ''), true);

@@ -36,8 +36,10 @@ export async function systemBinary(name: 'gzip' | 'tail' | 'sed'): Promise<strin
   return found;
 }
 
+const SECRET_PARAMS = ['password', 'sslpassword'];
+
 /**
- * A libpq URL without its password (neither `user:password@` nor `?password=`), plus the
+ * A libpq URL without its password (neither `user:password@` nor `?password=`, nor `sslpassword`), plus the
  * environment that carries the password instead, so it never shows in the process list or a plan.
  * The password is read as node-pg reads it (the query's first), so pg_dump logs in exactly as
  * upkeep's own clients do. The other query parameters are kept as written: libpq decodes only %XX.
@@ -45,7 +47,9 @@ export async function systemBinary(name: 'gzip' | 'tail' | 'sed'): Promise<strin
 export function libpqTarget(connectionUrl: string): { url: string; env: Record<string, string> } {
   const url = new URL(connectionUrl);
   const password = new URLSearchParams(url.search).get('password') || decodeURIComponent(url.password);
-  const kept = url.search.slice(1).split('&').filter((pair) => pair !== '' && !new URLSearchParams(pair).has('password'));
+  // sslpassword has no libpq environment variable, and upkeep's own client (node-pg) cannot open
+  // an encrypted sslkey, so no working target needs it: dropped, it was in pg_dump's argv and plan.
+  const kept = url.search.slice(1).split('&').filter((pair) => pair !== '' && !SECRET_PARAMS.some((name) => new URLSearchParams(pair).has(name)));
   url.password = '';
   url.search = kept.length > 0 ? `?${kept.join('&')}` : '';
   return { url: url.toString(), env: password ? { PGPASSWORD: password } : {} };

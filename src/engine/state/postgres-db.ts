@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { postgresDriver } from '../../lazy.js';
 import { StateStoreError } from './store-error.js';
-import { socketFor } from '../../systems/postgres/client.js';
+import { quietClients, socketFor } from '../../systems/postgres/client.js';
 
 export interface StateDbOptions {
   /** `state.postgres.url`; it never appears in an error. */
@@ -37,8 +37,7 @@ export class StateDb {
       allowExitOnIdle: true,
       stream: socketFor,
     });
-    // An idle client whose server went away errors here; the pool drops it and the next query reports.
-    this.pool.on('error', () => undefined);
+    quietClients(this.pool);
   }
 
   /** `"schema".name`. */

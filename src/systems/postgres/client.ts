@@ -123,10 +123,20 @@ export function createPool(options: PoolOptions): pg.Pool {
     Client: TrackedClient,
   });
   CONNECTING.set(pool, connecting);
-  // An idle client whose server restarted errors here; the pool discards it and the next query
-  // reports whether the server is back.
-  pool.on('error', () => undefined);
+  quietClients(pool);
   return pool;
+}
+
+/**
+ * An idle client whose server restarted errors on the pool, which discards it; the next query
+ * reports whether the server is back. pg-pool listens only to idle clients: a FATAL (a restart's
+ * "terminating connection due to administrator command") reaching a client lent out between two
+ * of its queries, as a collector's BEGIN … COMMIT is, was an 'error' event nobody listened to, and
+ * it ended the process. Every client gets a listener; its next query fails instead.
+ */
+export function quietClients(pool: pg.Pool): void {
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => { client.on('error', () => undefined); });
 }
 
 /**

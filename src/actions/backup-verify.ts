@@ -219,6 +219,9 @@ export const backupVerify: Action<VerifyParams, VerifyPayload, RestoreOutput> = 
   riskClass: 'safe (creates and always drops its own scratch database; reads the source)',
   params: verifyParams,
   risk: () => 'safe',
+  // An unknown backup (or one without a source) is refused before the run is queued, as the other
+  // families' unknown names are: a manual run gets a 400, an alert is listed as ignored.
+  screen: (params, config) => { requireBackup(config, params.backup); },
   async resolve(params, context) {
     requireBackup(context.config, params.backup);
     return params;

@@ -202,6 +202,7 @@ export const pgDump: Action<BackupParams, DumpPayload, DumpOutput> = {
   riskClass: 'safe (reads the database; deletes only backups past keepDays, never the newest)',
   params: backupParams,
   risk: () => 'safe',
+  screen: (params, config) => { requireBackup(config, params.backup); },
   async resolve(params, context) {
     const backup = requireBackup(context.config, params.backup);
     const sample = backupFileName(backup.name, new Date(context.now()), params.jobs !== undefined);

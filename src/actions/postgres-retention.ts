@@ -27,12 +27,30 @@ function sameTable(declared: string, asked: string): boolean {
   return key(declared).some((candidate) => key(asked).includes(candidate));
 }
 
+/**
+ * A policy named together with a target, database or table that are not its own. The policy
+ * decides what is deleted; the others were ignored and journalled as given, so the run's record
+ * named one table while the DELETE ran on another: refused instead, naming the policy's own.
+ */
+function contradiction(policy: RetentionPolicy, params: RetentionParams): string | null {
+  const differing = [
+    params.target !== undefined && params.target !== policy.target ? `target ${JSON.stringify(params.target)}` : null,
+    params.database !== undefined && params.database !== policy.database ? `database ${JSON.stringify(params.database)}` : null,
+    params.table !== undefined && !sameTable(policy.table, params.table) ? `table ${JSON.stringify(params.table)}` : null,
+  ].filter((given) => given !== null);
+  if (differing.length === 0) return null;
+  return `retention policy ${JSON.stringify(policy.name)} acts on target ${JSON.stringify(policy.target)}, database ${JSON.stringify(policy.database)}, table ${JSON.stringify(policy.table)}, `
+    + `but the params give ${differing.join(', ')}; leave them out or give the policy's own`;
+}
+
 /** The declared policy these params name; refuses anything else. */
 export function findPolicy(policies: readonly RetentionPolicy[], params: RetentionParams): RetentionPolicy {
   const declared = policies.map((policy) => policy.name).join(', ') || 'none';
   if (params.policy !== undefined) {
     const policy = policies.find((candidate) => candidate.name === params.policy);
     if (!policy) throw new ValidationError(`no retention policy named ${JSON.stringify(params.policy)} (declared: ${declared})`);
+    const reason = contradiction(policy, params);
+    if (reason !== null) throw new ValidationError(reason);
     return policy;
   }
   const policy = policies.find((candidate) => sameTable(candidate.table, params.table ?? '')

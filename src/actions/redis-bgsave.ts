@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { errorMessage } from '../log.js';
 import { readPersistence, type Persistence } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
-import { redisLock, resolveTarget, targetParams, type TargetParams } from './redis-target.js';
+import { redisLock, resolveTarget, screenTarget, targetParams, type TargetParams } from './redis-target.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 const POLL_MS = 100;
@@ -96,6 +96,7 @@ export const bgsave: Action<TargetParams, BgsavePayload, BgsaveOutput> = {
   riskClass: 'safe (a forked background save; the server keeps serving)',
   params: targetParams,
   risk: () => 'safe',
+  screen: screenTarget,
   resolve: resolveTarget,
   lock: (params) => redisLock('redis.bgsave', params.target),
   async check(params, context) {

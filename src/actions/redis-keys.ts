@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { count, identifier } from './params.js';
 import { redisLock, requireRedisTarget } from './redis-target.js';
-import { PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
+import { PartialWork, type Action, type PlanStep } from './contract.js';
+import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
 import { onFirstUse } from '../lazy-schema.js';
 
@@ -106,8 +107,9 @@ function conditionText(params: ExpireParams): string {
   return '';
 }
 
-function resolvePattern(params: ExpireParams, context: ActionContext): ExpireParams {
-  const target = requireRedisTarget(context.config, params.target);
+/** A configured target and a pattern it declares: the screen, and resolve again for a run the engine did not screen. */
+function requirePattern(params: ExpireParams, config: Readonly<Config>): ExpireParams {
+  const target = requireRedisTarget(config, params.target);
   // The pattern decides what is deleted; only patterns the operator declared (and upkeep measures) are allowed.
   if (!target.keyPatterns.includes(params.pattern)) {
     throw new ValidationError(`pattern "${params.pattern}" is not in targets.redis[${params.target}].keyPatterns; declare it there to allow expire_keys on it`);
@@ -131,8 +133,9 @@ export const expireKeys: Action<ExpireParams, ExpirePayload, ExpireOutput> = {
   riskClass: 'destructive (deletes or expires keys); only patterns declared in targets.redis[].keyPatterns',
   params: expireParams,
   risk: () => 'destructive',
+  screen: (params, config) => { requirePattern(params, config); },
   async resolve(params, context) {
-    return resolvePattern(params, context);
+    return requirePattern(params, context.config);
   },
   lock: (params) => redisLock(`redis.expire_keys:${params.pattern}`, params.target),
   async check(params, context) {

@@ -4,7 +4,7 @@ import { errorMessage } from '../log.js';
 import { readMemory } from '../systems/redis/state.js';
 import type { Action } from './contract.js';
 import { flag, identifier } from './params.js';
-import { positiveNumber, redisLock, resolveTarget } from './redis-target.js';
+import { positiveNumber, redisLock, resolveTarget, screenTarget } from './redis-target.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 export type ActiveDefrag = 'enabled' | 'already-enabled' | 'unsupported' | 'not-requested';
@@ -53,6 +53,7 @@ export const memoryPurge: Action<PurgeParams, PurgePayload, PurgeOutput> = {
   riskClass: 'safe (no restart, no data loss; defrag runs within activedefrag CPU limits)',
   params: purgeParams,
   risk: () => 'safe',
+  screen: screenTarget,
   resolve: resolveTarget,
   lock: (params) => redisLock('redis.memory_purge', params.target),
   async check(params, context) {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Action } from './contract.js';
-import { redisLock, resolveTarget, targetParams, type TargetParams } from './redis-target.js';
+import { redisLock, resolveTarget, screenTarget, targetParams, type TargetParams } from './redis-target.js';
 
 async function slowlogLength(redis: Redis): Promise<number> {
   return z.number().int().min(0).parse(await redis.slowlog('LEN'));
@@ -20,6 +20,7 @@ export const slowlogReset: Action<TargetParams, SlowlogResetPayload, { entriesBe
   riskClass: 'safe (forgets logged slow commands; no data is touched)',
   params: targetParams,
   risk: () => 'safe',
+  screen: screenTarget,
   resolve: resolveTarget,
   lock: (params) => redisLock('redis.slowlog_reset', params.target),
   async check(params, context) {

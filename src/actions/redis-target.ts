@@ -17,6 +17,15 @@ export function requireRedisTarget(config: Readonly<Config>, target: string): Co
   return entry;
 }
 
+/**
+ * The Redis families' screen: an unknown target is refused before the run is queued (a 400 for a
+ * manual run, `ignored` for an alert), as the other families' are, instead of being accepted and
+ * journalled as rejected once it ran.
+ */
+export function screenTarget(params: { readonly target: string }, config: Readonly<Config>): void {
+  requireRedisTarget(config, params.target);
+}
+
 /** The Redis families' resolve: a configured target is all there is to look up. */
 export async function resolveTarget<P extends { readonly target: string }>(params: P, context: ActionContext): Promise<P> {
   requireRedisTarget(context.config, params.target);

@@ -9,6 +9,7 @@ import { backupOverlap } from './backup-overlap.js';
 import { cronError } from './cron.js';
 import { distinct } from './distinct.js';
 import { parseDurationSeconds } from './duration.js';
+import { withoutFragment } from './url-fragment.js';
 
 // Every object is strict: a typo in a key is an error, never a silently ignored setting. Each
 // system's target schema lives with the system (src/systems/<system>/target.ts).
@@ -68,7 +69,7 @@ const scheduleEntry = z.strictObject({
  * what needs no quoting (and fits PostgreSQL's 63 bytes).
  */
 const statePostgres = z.strictObject({
-  url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  url: withoutFragment(parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')),
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63').default('upkeep'),
   // Each statement's limit (and the connect timeout): a stuck database fails a claim, it does not hang it.
   timeoutSeconds: seconds.default(10),
@@ -82,6 +83,11 @@ const statePostgres = z.strictObject({
   path: ['memberLeaseSeconds'],
   message: 'must be at least 3 times state.postgres.memberHeartbeatSeconds, so a replica whose heartbeat is a little late is not taken for gone',
 });
+
+// The targets whose URLs carry a password to a driver: a '#' in one is refused (url-fragment.ts).
+// http and alertmanager URLs take no credentials at all (systems/http/target.ts).
+const postgresEntry = postgresTarget.extend({ url: withoutFragment(postgresTarget.shape.url) });
+const redisEntry = redisTarget.extend({ url: withoutFragment(redisTarget.shape.url) });
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -129,8 +135,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   alertmanager: z.strictObject({ url: httpUrl('must be an http(s) URL') }).optional(),
   targets: z.strictObject({
-    postgres: z.array(postgresTarget).superRefine(distinct('name', 'targets.postgres')).default([]),
-    redis: z.array(redisTarget).superRefine(distinct('name', 'targets.redis')).default([]),
+    postgres: z.array(postgresEntry).superRefine(distinct('name', 'targets.postgres')).default([]),
+    redis: z.array(redisEntry).superRefine(distinct('name', 'targets.redis')).default([]),
     docker: z.array(dockerTarget).superRefine(distinct('name', 'targets.docker')).default([]),
     backups: z.array(backupTarget).superRefine(distinct('name', 'targets.backups')).superRefine(backupOverlap).default([]),
     disks: z.array(diskTarget).superRefine(distinct('path', 'targets.disks')).default([]),

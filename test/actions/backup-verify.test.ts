@@ -28,6 +28,12 @@ t.test('pure parts', async (t) => {
   const withBackup = testConfig({ targets: { postgres: [{ name: 'main', url: 'postgres://127.0.0.1/x' }], backups: [{ name: 'x', dir: '/tmp', pattern: 'x_*.sql.gz', source: { target: 'main', database: 'app' } }] } });
   t.same(backupVerify.lock(backupVerify.params.parse({ backup: 'x' }), withBackup), pgDump.lock(pgDump.params.parse({ backup: 'x' }), withBackup), 'verify and dump of one backup never overlap');
   t.same(pgDump.lock(pgDump.params.parse({ backup: 'x' }), withBackup), { kind: 'postgres', target: 'main', database: 'app', key: 'backup:x' }, 'across replicas: an advisory lock on the source server');
+  // Refused before the run is queued: a 400 for a manual run, `ignored` for an alert.
+  const screen = (backup: string, config = withBackup) => () => backupVerify.screen?.(backupVerify.params.parse({ backup }), config, 'alert');
+  t.throws(screen('nope'), new ValidationError('unknown backup "nope" (not in targets.backups)'));
+  const sourceless = testConfig({ targets: { backups: [{ name: 'files', dir: '/tmp', pattern: 'files_*.tar.gz' }] } });
+  t.throws(screen('files', sourceless), new ValidationError('backup "files" has no source: set targets.backups[files].source { target, database }'));
+  t.doesNotThrow(screen('x'));
 });
 
 const outputShape = z.object({ file: z.string(), scratchDatabase: z.string(), droppedStale: z.array(z.string()), tables: z.number(), rows: z.number(), comparedWithSource: z.boolean(), problems: z.array(z.unknown()) });

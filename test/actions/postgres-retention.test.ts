@@ -1,8 +1,11 @@
+import { EventEmitter } from 'node:events';
 import t from 'tap';
 import { bufferLogger } from '../fixtures/log.js';
+import { ValidationError } from '../../src/errors.js';
+import { runFromCli } from '../../src/triggers/cli.js';
 import { Connections } from '../../src/systems/connections.js';
 import { findPolicy, retention } from '../../src/actions/postgres-retention.js';
-import { finishedRun, postWebhook, testConfig, webhookPayload, startMainApp } from '../http/helpers.js';
+import { finishedRun, postWebhook, tempDir, testConfig, webhookPayload, startMainApp } from '../http/helpers.js';
 import { startTestPostgres } from './postgres-fixture.js';
 
 async function seedLogs(server: Awaited<ReturnType<typeof startTestPostgres>>): Promise<void> {
@@ -108,6 +111,47 @@ t.test('findPolicy matches declared tables with or without their schema', async 
   t.equal(findPolicy([policy], { table: 'job_logs', target: 'main', database: 'app' }).name, 'p');
   t.throws(() => findPolicy([policy], { table: 'job_logs', database: 'other' }), /not declared/);
   t.throws(() => findPolicy([], { policy: 'p' }), /declared: none/);
+});
+
+t.test('a policy named with a target, database or table other than its own is refused, naming its own', async (t) => {
+  const policy = { name: 'ev', target: 'main', database: 'app', table: 'public.events', timestampColumn: 'c', olderThan: '1 day', archiveTable: null, batchSize: 1 };
+  const own = 'retention policy "ev" acts on target "main", database "app", table "public.events", but the params give';
+  t.throws(() => findPolicy([policy], { policy: 'ev', target: 'nosuch', database: 'nosuchdb', table: 'public.other' }),
+    new ValidationError(`${own} target "nosuch", database "nosuchdb", table "public.other"; leave them out or give the policy's own`));
+  t.throws(() => findPolicy([policy], { policy: 'ev', target: 'nosuch' }), new ValidationError(`${own} target "nosuch"; leave them out or give the policy's own`), 'an unknown target');
+  t.throws(() => findPolicy([policy], { policy: 'ev', database: 'other' }), new ValidationError(`${own} database "other"; leave them out or give the policy's own`));
+  t.throws(() => findPolicy([policy], { policy: 'ev', table: 'audit.events' }), new ValidationError(`${own} table "audit.events"; leave them out or give the policy's own`));
+  t.equal(findPolicy([policy], { policy: 'ev', target: 'main', database: 'app', table: 'public.events' }), policy, 'the policy\'s own values are fine');
+  t.equal(findPolicy([policy], { policy: 'ev', table: 'events' }), policy, 'its table in another spelling too');
+  t.throws(() => findPolicy([policy], { table: 'public.events', target: 'nosuch' }), /is not declared in remediation.retention/, 'the table form refuses an unknown target as before');
+});
+
+t.test('postgres.retention with a policy and someone else\'s target, database or table: a 400 and nothing journalled; the CLI rejects it', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await server.query('create table events (id int primary key, created_at timestamptz not null)', [], 'app');
+  await server.query('create table other (id int primary key, created_at timestamptz not null)', [], 'app');
+  await server.query("insert into events select g, now() - interval '40 days' from generate_series(1, 10) g", [], 'app');
+  await server.query("insert into other select g, now() - interval '40 days' from generate_series(1, 10) g", [], 'app');
+  const remediation = { retention: [{ name: 'ev', target: 'main', database: 'app', table: 'public.events', timestampColumn: 'created_at', olderThan: '30 days' }] };
+  const app = await startMainApp(t, server, { remediation });
+  const post = (params: Record<string, string>) => app.fastify.inject({ method: 'POST', url: '/remediations/postgres.retention?wait=true', payload: { params, dryRun: true } });
+
+  const refused = await post({ policy: 'ev', target: 'nosuch', database: 'nosuchdb', table: 'public.other' });
+  t.same([refused.statusCode, refused.json()], [400, { error: 'retention policy "ev" acts on target "main", database "app", table "public.events", but the params give target "nosuch", database "nosuchdb", table "public.other"; leave them out or give the policy\'s own' }]);
+  t.same((await app.fastify.inject({ method: 'GET', url: '/runs' })).json(), { runs: [], next: null }, 'nothing journalled');
+
+  const agreeing = (await post({ policy: 'ev', target: 'main', database: 'app', table: 'public.events' })).json();
+  t.equal(agreeing.status, 'dry_run', agreeing.reason);
+  t.match(agreeing.plan[0].detail, /^DELETE FROM "public"."events" /, 'the policy\'s own values name its table, which is planned');
+
+  const lines: string[] = [];
+  const config = testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation });
+  const exit = await runFromCli(config, bufferLogger().log, { remediation: 'postgres.retention', params: { policy: 'ev', target: 'nosuch' }, dryRun: true }, (line) => lines.push(line), new EventEmitter());
+  t.equal(exit, 1);
+  t.same(lines.slice(1), ['status: rejected', 'reason: retention policy "ev" acts on target "main", database "app", table "public.events", but the params give target "nosuch"; leave them out or give the policy\'s own']);
+  const [{ events, others }] = await server.query<{ events: string; others: string }>('select (select count(*) from events) as events, (select count(*) from other) as others', [], 'app') as [{ events: string; others: string }];
+  t.same([Number(events), Number(others)], [10, 10], 'nothing was deleted');
 });
 
 t.test('retention verification fails when old rows remain or the archive count differs', async (t) => {

@@ -61,6 +61,14 @@ t.test('parameter rules', async (t) => {
   t.same(expireKeys.lock(params, testConfig({})), { kind: 'redis', target: 'c', key: 'redis.expire_keys:p' });
 });
 
+t.test('an unknown target or an undeclared pattern is refused by the screen, before the run is queued', async (t) => {
+  const config = testConfig({ targets: { redis: [{ name: 'cache', url: 'redis://127.0.0.1:1', keyPatterns: [PATTERN] }] } });
+  const screen = (raw: Record<string, unknown>) => () => expireKeys.screen?.(expireKeys.params.parse(raw), config, 'alert');
+  t.throws(screen({ target: 'nope', pattern: PATTERN }), new ValidationError('unknown redis target "nope" (not in targets.redis)'));
+  t.throws(screen({ target: 'cache', pattern: '*' }), new ValidationError('pattern "*" is not in targets.redis[cache].keyPatterns; declare it there to allow expire_keys on it'));
+  t.doesNotThrow(screen({ target: 'cache', pattern: PATTERN }), 'a declared pattern passes');
+});
+
 t.test('redis.expire_keys on 200k matching and 50k other keys', async (t) => {
   const server = await startRedis();
   t.teardown(() => server.destroy());

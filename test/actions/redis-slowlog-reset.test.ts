@@ -62,6 +62,7 @@ t.test('redis.slowlog_reset against a real redis-server', async (t) => {
     const rejected = await run({ target: 'nope' });
     t.equal(rejected.status, 'rejected');
     t.equal(rejected.reason, 'unknown redis target "nope" (not in targets.redis)');
+    t.throws(() => slowlogReset.screen?.({ target: 'nope' }, config, 'manual'), { message: 'unknown redis target "nope" (not in targets.redis)' }, 'by the screen, before the run is queued');
     t.equal(slowlogReset.risk({ target: 'cache' }), 'safe');
     t.same(slowlogReset.lock({ target: 'cache' }, config), { kind: 'redis', target: 'cache', key: 'redis.slowlog_reset' });
   });

@@ -130,6 +130,8 @@ t.test('redis.bgsave', async (t) => {
 
   t.test('unknown target is a validation error', async (t) => {
     await t.rejects(bgsave.resolve({ target: 'nope' }, context), ValidationError);
+    t.throws(() => bgsave.screen?.({ target: 'nope' }, context.config, 'alert'), new ValidationError('unknown redis target "nope" (not in targets.redis)'), 'refused before the run is queued');
+    t.doesNotThrow(() => bgsave.screen?.({ target: 'cache' }, context.config, 'alert'));
     t.same(bgsave.lock({ target: 'cache' }, testConfig({})), { kind: 'redis', target: 'cache', key: 'redis.bgsave' });
     t.equal(bgsave.risk({ target: 'cache' }), 'safe');
   });
@@ -191,6 +193,7 @@ t.test('redis.memory_purge', async (t) => {
     } }, context);
     t.equal(verification.ok, false);
     await t.rejects(memoryPurge.resolve({ target: 'other', activeDefrag: true }, context), /unknown redis target "other"/);
+    t.throws(() => memoryPurge.screen?.({ target: 'other', activeDefrag: true }, context.config, 'manual'), new ValidationError('unknown redis target "other" (not in targets.redis)'), 'refused before the run is queued');
     t.equal(memoryPurge.risk({ target: 'cache', activeDefrag: true }), 'safe');
     t.equal(memoryPurge.lock({ target: 'cache', activeDefrag: true }, testConfig({})).key, 'redis.memory_purge');
   });

@@ -46,6 +46,13 @@ export class RunFinisher {
    * re-delivery would run it again: they are written again until the journal takes them.
    */
   private readonly unwritten = new Map<string, RunRecord>();
+  /**
+   * Outcomes the guards' memory refused (state.postgres away for a moment), by run id. Only
+   * logged, such a run's cooldown and its count toward the circuit breaker were lost for good: the
+   * alert's next episode ran again inside the cooldown. Recorded again until the memory takes them
+   * (recording is idempotent: the latest time wins, a failure is keyed by its run).
+   */
+  private readonly unrecorded = new Map<string, RunRecord>();
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -90,7 +97,8 @@ export class RunFinisher {
       try {
         await this.history.recordFinish(finished);
       } catch (err) {
-        this.log.error({ err, runId: finished.id }, 'cannot record the run in the guards\' memory');
+        this.log.error({ err, runId: finished.id }, 'cannot record the run in the guards\' memory; trying again every 5 s');
+        this.keep(this.unrecorded, finished, 'outcome');
       }
     }
     this.metrics.finished(finished.remediation, finished.status, executed, this.now());
@@ -118,30 +126,57 @@ export class RunFinisher {
   }
 
   private keepUnwritten(record: RunRecord): void {
-    this.unwritten.delete(record.id);
-    this.unwritten.set(record.id, record);
-    const [oldest] = this.unwritten.keys();
-    if (this.unwritten.size > UNWRITTEN_LIMIT && oldest !== undefined) {
-      this.unwritten.delete(oldest);
-      this.log.error({ runId: oldest }, `more than ${UNWRITTEN_LIMIT} final lines wait for the journal; this run's is given up`);
+    this.keep(this.unwritten, record, 'final line');
+  }
+
+  private keep(waiting: Map<string, RunRecord>, record: RunRecord, what: 'final line' | 'outcome'): void {
+    waiting.delete(record.id);
+    waiting.set(record.id, record);
+    const [oldest] = waiting.keys();
+    if (waiting.size > UNWRITTEN_LIMIT && oldest !== undefined) {
+      waiting.delete(oldest);
+      this.log.error({ runId: oldest }, what === 'final line'
+        ? `more than ${UNWRITTEN_LIMIT} final lines wait for the journal; this run's is given up`
+        : `more than ${UNWRITTEN_LIMIT} outcomes wait for the guards' memory; this run's is given up`);
     }
     this.retryLater();
   }
 
   private retryLater(): void {
-    if (!this.closed) this.retry ??= setTimeout(() => { void this.writeUnwritten(); }, this.retryMs).unref();
+    if (!this.closed) this.retry ??= setTimeout(() => { void this.retryWaiting(); }, this.retryMs).unref();
   }
 
-  /** Before the journal closes: a last try for the final lines it refused (the disk may have room by now). */
+  private async retryWaiting(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    await this.recordUnrecorded();
+    await this.writeUnwritten();
+  }
+
+  /** Before the journal closes: a last try for the final lines and outcomes refused (the disk may have room, the database be back). */
   async close(): Promise<void> {
     this.closed = true;
-    await this.writeUnwritten();
+    await this.retryWaiting();
+  }
+
+  /** Offers the guards' memory the outcomes it refused, oldest first, until one is refused again. */
+  private async recordUnrecorded(): Promise<void> {
+    let recorded = 0;
+    for (const record of [...this.unrecorded.values()]) {
+      try {
+        await this.history.recordFinish(record);
+      } catch {
+        this.retryLater();
+        break;
+      }
+      if (this.unrecorded.get(record.id) === record) this.unrecorded.delete(record.id);
+      recorded += 1;
+    }
+    if (recorded > 0) this.log.info({ runs: recorded, waiting: this.unrecorded.size }, 'the guards\' memory took outcomes it had refused');
   }
 
   /** Offers the journal the final lines it refused, oldest first, until one is refused again. */
   private async writeUnwritten(): Promise<void> {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
     let written = 0;
     for (const record of [...this.unwritten.values()]) {
       try {

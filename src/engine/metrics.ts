@@ -20,6 +20,36 @@ export function outcomeOf(status: RunStatus): Outcome | null {
 
 const OUTCOMES: readonly Outcome[] = ['success', 'failure', 'skipped', 'rejected', 'dry_run'];
 
+/** How long a scrape waits for the circuit breakers' state before it serves what it read last. */
+export const CIRCUIT_READ_MS = 1_000;
+
+/**
+ * The circuit breakers' state for the exposition, read from the guards' memory (state.postgres
+ * with replicas). With that database down, the read failed and took the whole exposition with it
+ * on every replica (every target's series lost), and with it stalled each scrape hung for the
+ * statement timeout (10 s, Prometheus's whole scrape timeout). A read that fails or outlasts
+ * CIRCUIT_READ_MS now leaves the last values in place; one still running is not started again.
+ */
+export class CircuitReadings {
+  private readonly last = new Map<string, boolean>();
+  private inFlight: Promise<void> | null = null;
+
+  constructor(private readonly remediations: readonly string[], private readonly circuitOpen: (remediation: string) => Promise<boolean>, private readonly waitMs = CIRCUIT_READ_MS) {}
+
+  async read(): Promise<ReadonlyMap<string, boolean>> {
+    this.inFlight ??= Promise.allSettled(this.remediations.map((remediation) => this.circuitOpen(remediation))).then((results) => {
+      results.forEach((result, index) => {
+        const remediation = this.remediations[index];
+        if (result.status === 'fulfilled' && remediation !== undefined) this.last.set(remediation, result.value);
+      });
+    }).finally(() => { this.inFlight = null; });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.inFlight, new Promise((resolve) => { timer = setTimeout(resolve, this.waitMs); })]);
+    clearTimeout(timer);
+    return this.last;
+  }
+}
+
 /** The remediation families on the app's registry. */
 export class RemediationMetrics {
   readonly runs: Counter<'remediation' | 'outcome'>;
@@ -38,11 +68,12 @@ export class RemediationMetrics {
     });
     this.lastSuccess = new Gauge({ name: 'upkeep_remediation_last_success_timestamp_seconds', help: 'Unix time of the last successful run of each remediation.', labelNames: ['remediation'], registers });
     this.running = new Gauge({ name: 'upkeep_remediation_running', help: 'Runs of each remediation executing now.', labelNames: ['remediation'], registers });
+    const circuits = new CircuitReadings(remediations, circuitOpen);
     new Gauge({
       name: 'upkeep_remediation_circuit_open', help: 'Whether the circuit breaker refuses automatic runs of this remediation (1) or not (0).',
       labelNames: ['remediation'], registers,
       async collect() {
-        for (const remediation of remediations) this.set({ remediation }, await circuitOpen(remediation) ? 1 : 0);
+        for (const [remediation, open] of await circuits.read()) this.set({ remediation }, open ? 1 : 0);
       },
     });
     this.late = new Counter({

@@ -11,3 +11,18 @@ export function errorCode(err: unknown): string | undefined {
   const code: unknown = err !== null && typeof err === 'object' ? Reflect.get(err, 'code') : undefined;
   return typeof code === 'string' ? code : undefined;
 }
+
+// ioredis's words when a command's retries ran out while the connection was down.
+const REDIS_RETRIES = /^Reached the max retries per request limit \(which is (\d+)\)\. Refer to "maxRetriesPerRequest" option for details\.$/;
+
+/**
+ * An error's message, in words that say what happened. ioredis's "Reached the max retries per
+ * request limit (which is 2). Refer to "maxRetriesPerRequest" option for details." was a run's
+ * whole error after a Redis restart: it named neither Redis nor the lost connection, and pointed at
+ * an option upkeep's users cannot set.
+ */
+export function plainMessage(err: Error): string {
+  const retries = REDIS_RETRIES.exec(err.message);
+  if (retries) return `lost the connection to Redis and it did not come back while the command was retried ${retries[1]} times (was the server restarted or stopped?)`;
+  return err.message;
+}

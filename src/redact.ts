@@ -1,3 +1,5 @@
+import { plainMessage } from './errors.js';
+
 // Passwords inside connection URLs (user:password@ and ?password=) are masked wherever a URL is logged.
 const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@\s/]+@/gi;
 const QUERY_SECRET = /([?&](?:password|sslpassword|passfile|token|auth|secret)=)[^&\s"']*/gi;
@@ -21,5 +23,5 @@ export function redactText(text: string): string {
 
 /** An error's message, safe to show anywhere (lastError, the journal's `error`, CLI output). */
 export function errorMessage(err: unknown): string {
-  return redactText(err instanceof Error ? err.message : String(err));
+  return redactText(err instanceof Error ? plainMessage(err) : String(err));
 }

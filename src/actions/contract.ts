@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Connections } from '../systems/connections.js';
 import { onFirstUse } from '../lazy-schema.js';
+import { plainMessage } from '../errors.js';
 
 /**
  * The contract between the engine and an action family. An action knows its system (SQL,
@@ -164,7 +165,7 @@ export type AnyAction = Action<unknown, unknown>;
  */
 export class PartialWork extends Error {
   constructor(cause: unknown, readonly done: Readonly<Record<string, unknown>>) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    super(cause instanceof Error ? plainMessage(cause) : String(cause), { cause });
     this.name = 'PartialWork';
   }
 }

@@ -132,6 +132,7 @@ t.test('Redis down for a while during redis.expire_keys: the run fails saying ho
   const done = z.object({ scanned: z.number(), matched: z.number(), unlinked: z.number(), batches: z.number() }).parse(failed.output);
   t.ok(done.unlinked > 0, `the journal says what it had deleted: ${JSON.stringify(done)}`);
   t.ok(failed.plan && failed.plan.length > 0, 'and what it planned');
+  t.notMatch(failed.error ?? '', /maxRetriesPerRequest/, `the error says what happened, not which ioredis option gave up: ${failed.error ?? ''}`);
   await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
   await redis.start();
   const ttlMs = await redisQuery(redis, (client) => client.pttl(LOCK_KEY));

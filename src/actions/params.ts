@@ -25,10 +25,26 @@ export function progressSeconds() {
 // encodable in a URL or UTF-8) make no valid name anywhere: refused here, before any connection.
 const UNUSABLE = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+// Format characters (Unicode category Cf) are invisible: bidi controls (U+202A-U+202E,
+// U+2066-U+2069, U+200E, U+200F), zero-width spaces and joiners (U+200B-U+200D, U+2060), U+FEFF.
+// They pass as text everywhere, but on a screen "ev\u202eents" reads "evstne": in a log line, the
+// journal or a terminal a name can pose as another or reorder what follows it. No name that
+// upkeep acts on needs one.
+const FORMAT = /\p{Cf}/u;
+
 /**
  * A non-empty name that came from outside; the action still checks it against the live catalog.
  * Built at load, unlike the params schemas around it: it is one small schema, and as a field of
  * theirs a z.lazy would cost a step on every parse.
  */
 export const identifier = z.string().min(1, 'must not be empty').max(255, 'is too long')
-  .refine((name) => !UNUSABLE.test(name), 'must not contain control characters or broken Unicode');
+  .refine((name) => !UNUSABLE.test(name), 'must not contain control characters or broken Unicode')
+  .superRefine((name, ctx) => {
+    const format = FORMAT.exec(name);
+    if (format !== null) ctx.addIssue({ code: 'custom', message: `must not contain invisible Unicode format characters (${codePoint(format[0])}): they make a name display as another` });
+  });
+
+/** U+XXXX: an invisible character named, so that it can be found. */
+function codePoint(character: string): string {
+  return `U+${(character.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+}

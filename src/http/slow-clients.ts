@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { afterRepliesOwed } from './replies-owed.js';
 
 /**
  * Slow clients. A client may hold a connection only so long:
@@ -36,22 +37,30 @@ function milliseconds(seconds: number): number {
 /**
  * What a client that did not finish its request in time gets: a 408 naming the limits, then the
  * connection closes. Other malformed requests (bad HTTP, oversized headers) get a 400 or 431.
+ * Requests that arrived whole before the error on the same connection get their replies first
+ * (replies-owed.ts).
  */
 export function clientErrorHandler(server: Readonly<Config['server']>, log: Logger) {
   const timeout = `the request did not arrive in time: headers within ${server.headersTimeoutSeconds}s (server.headersTimeoutSeconds), the whole request within ${server.requestTimeoutSeconds}s (server.requestTimeoutSeconds)`;
+  // A failed parser fails again on every chunk that follows, and a timeout may follow too, while
+  // the refusal waits for the replies owed: the first error is the one answered.
+  const refusing = new WeakSet<Socket>();
   return (err: Error & { code?: string }, socket: Socket): void => {
-    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    if (err.code === 'ECONNRESET' || socket.destroyed || refusing.has(socket)) return;
+    refusing.add(socket);
     const [status, text, error] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'Request Timeout', timeout]
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', `the request headers are over ${server.maxHeaderBytes} bytes (server.maxHeaderBytes)`]
         : [400, 'Bad Request', 'malformed HTTP request'];
-    log.info({ status, reason: error, remoteAddress: socket.remoteAddress ?? null }, 'connection refused');
-    const body = JSON.stringify({ error });
-    if (socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    }
-    socket.destroy();
+    afterRepliesOwed(socket, () => {
+      log.info({ status, reason: error, remoteAddress: socket.remoteAddress ?? null }, 'connection refused');
+      const body = JSON.stringify({ error });
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    });
   };
 }
 

@@ -146,53 +146,40 @@ export class RunFinisher {
     if (!this.closed) this.retry ??= setTimeout(() => { void this.retryWaiting(); }, this.retryMs).unref();
   }
 
-  private async retryWaiting(): Promise<void> {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
-    await this.recordUnrecorded();
-    await this.writeUnwritten();
-  }
-
   /** Before the journal closes: a last try for the final lines and outcomes refused (the disk may have room, the database be back). */
   async close(): Promise<void> {
     this.closed = true;
     await this.retryWaiting();
   }
 
-  /** Offers the guards' memory the outcomes it refused, oldest first, until one is refused again. */
-  private async recordUnrecorded(): Promise<void> {
-    let recorded = 0;
-    for (const record of [...this.unrecorded.values()]) {
-      try {
-        await this.history.recordFinish(record);
-      } catch {
-        this.retryLater();
-        break;
-      }
-      if (this.unrecorded.get(record.id) === record) this.unrecorded.delete(record.id);
-      recorded += 1;
-    }
-    if (recorded > 0) this.log.info({ runs: recorded, waiting: this.unrecorded.size }, 'the guards\' memory took outcomes it had refused');
+  /** Offers the guards' memory the outcomes it refused, and the journal the final lines it refused. */
+  private async retryWaiting(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    await this.offer(this.unrecorded, (record) => this.history.recordFinish(record), 'the guards\' memory took outcomes it had refused');
+    await this.offer(this.unwritten, async (record) => {
+      const appended = this.store.append(record);
+      // Its fsync is not waited for: a written line is what keeps the run from reading `running`.
+      appended.durable.catch(() => undefined);
+      await appended.written;
+    }, 'the journal took final lines it had refused');
   }
 
-  /** Offers the journal the final lines it refused, oldest first, until one is refused again. */
-  private async writeUnwritten(): Promise<void> {
-    let written = 0;
-    for (const record of [...this.unwritten.values()]) {
+  /** Offers what waits to `take`, oldest first, until one is refused again; says how many it took. */
+  private async offer(waiting: Map<string, RunRecord>, take: (record: RunRecord) => Promise<void>, took: string): Promise<void> {
+    let taken = 0;
+    for (const record of [...waiting.values()]) {
       try {
-        const appended = this.store.append(record);
-        // Its fsync is not waited for: a written line is what keeps the run from reading `running`.
-        appended.durable.catch(() => undefined);
-        await appended.written;
+        await take(record);
       } catch {
         this.retryLater();
         break;
       }
       // A newer outcome of the same run (a late one) may have come meanwhile: only this one is done.
-      if (this.unwritten.get(record.id) === record) this.unwritten.delete(record.id);
-      written += 1;
+      if (waiting.get(record.id) === record) waiting.delete(record.id);
+      taken += 1;
     }
-    if (written > 0) this.log.info({ runs: written, waiting: this.unwritten.size }, 'the journal took final lines it had refused');
+    if (taken > 0) this.log.info({ runs: taken, waiting: waiting.size }, took);
   }
 
   /**

@@ -4,6 +4,7 @@ import t from 'tap';
 import { main, type Io } from '../../src/cli.js';
 import { parseConfig } from '../../src/config/load.js';
 import { tempDir } from '../http/helpers.js';
+import { PATH_AT_MESSAGE } from '../../src/config/url-fragment.js';
 
 const MESSAGE = 'must not contain "#": a URL ends its host at "#", so an unencoded "#" or "@" in the password sends part of it to DNS and the logs as the host; percent-encode special characters in the user name and password ("@" as %40, "#" as %23, "/" as %2F, ":" as %3A, "?" as %3F, "%" as %25)';
 
@@ -51,6 +52,14 @@ t.test('a "#" from the environment or a file secret is refused just the same', a
 t.test('a "#" is the one error even where the URL would not parse or has the wrong scheme', async (t) => {
   t.same(errorsOf('targets: { redis: [{ name: cache, url: "redis://:p#wordHashLEAK@127.0.0.1:6379" }] }\n'), [{ path: 'targets.redis[0].url', message: MESSAGE }]);
   t.same(errorsOf('state: { postgres: { url: "mysql://upk:P@ss#wordHashLEAK@127.0.0.1:34983/app" } }\n'), [{ path: 'state.postgres.url', message: MESSAGE }]);
+});
+
+t.test('an "@" after the host is refused the same way: an unencoded "/" and "@" in the password', async (t) => {
+  t.same(errorsOf('targets: { postgres: [{ name: main, url: "postgres://upk:x@HostPartLEAK/tailLEAK@127.0.0.1:34983/app" }] }\n'), [{ path: 'targets.postgres[0].url', message: PATH_AT_MESSAGE }]);
+  t.same(errorsOf('state: { postgres: { url: "postgres://upk:x@HostPartLEAK/tailLEAK@127.0.0.1:34983/statedb" } }\n'), [{ path: 'state.postgres.url', message: PATH_AT_MESSAGE }]);
+  t.same(errorsOf('targets: { redis: [{ name: cache, url: "redis://:x@HostPartLEAK/tail@127.0.0.1:6379" }] }\n'), [{ path: 'targets.redis[0].url', message: PATH_AT_MESSAGE }]);
+  t.same(errorsOf('targets: { postgres: [{ name: main, url: "postgres://upk@127.0.0.1:34983/app?password=p@ss/word" }] }\n'), [], 'an "@" in the query is a password given there');
+  t.same(errorsOf('targets: { postgres: [{ name: main, url: "postgres://upk:x%2Fy%40z@127.0.0.1:34983/app" }] }\n'), [], 'encoded, it is accepted');
 });
 
 t.test('the same password percent-encoded is accepted, and means what it says', async (t) => {

@@ -6,7 +6,7 @@ import { isSystemSchema } from '../systems/postgres/watched.js';
 import { columnsOf, findRelation, type Relation } from '../systems/postgres/catalog.js';
 import { explainLockTimeout, withClient } from './postgres-session.js';
 import { checkTarget } from './postgres-scope.js';
-import { nameReadings, qualified, retentionSql, type QualifiedName, type RetentionSql } from '../systems/postgres/sql.js';
+import { qualified, retentionSql, sameTable, type QualifiedName, type RetentionSql } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
 import { once, PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
 import { ValidationError } from '../errors.js';
@@ -21,11 +21,6 @@ const retentionParams = onFirstUse(() => z.strictObject({
   table: identifier.optional(),
 }).refine((params) => params.policy !== undefined || params.table !== undefined, 'give policy (a remediation.retention name) or table'));
 type RetentionParams = z.infer<typeof retentionParams>;
-
-function sameTable(declared: string, asked: string): boolean {
-  const key = (text: string) => nameReadings(text).map((name) => `${name.schema}\u0000${name.name}`);
-  return key(declared).some((candidate) => key(asked).includes(candidate));
-}
 
 /**
  * A policy named together with a target, database or table that are not its own. The policy

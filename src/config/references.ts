@@ -4,6 +4,7 @@ import { describeIssue, ZOD_MESSAGES, type ConfigError } from './load.js';
 import type { Config } from './schema.js';
 import { isTemplated } from './template.js';
 import { didYouMean, unknownNameHint } from '../names.js';
+import { sameTable } from '../systems/postgres/sql.js';
 
 /**
  * Cross-checks that need the registries: the remediations (name and params schema) and the
@@ -79,6 +80,17 @@ function checkNames(config: Readonly<Config>, remediation: string, params: Param
   const pattern = literal('pattern');
   if (remediation === 'redis.expire_keys' && redis && pattern !== null && !redis.keyPatterns.includes(pattern)) {
     errors.push({ path: formatPath([...prefix, 'pattern']), message: 'is not in that target\'s keyPatterns; declare it there to allow redis.expire_keys on it' });
+  }
+  // postgres.retention deletes from its policy's table: a target, database or table beside the
+  // policy that are not its own were "config OK", and every run of the entry refused.
+  const policy = config.remediation.retention.find((candidate) => candidate.name === literal('policy'));
+  if (remediation === 'postgres.retention' && policy) {
+    const own = { target: policy.target, database: policy.database, table: policy.table };
+    for (const [key, value] of Object.entries(own)) {
+      const given = literal(key);
+      const differs = given !== null && (key === 'table' ? !sameTable(value, given) : given !== value);
+      if (differs) errors.push({ path: formatPath([...prefix, key]), message: `is not retention policy ${JSON.stringify(policy.name)}'s ${key} (${JSON.stringify(value)}): the policy decides what is deleted; leave it out` });
+    }
   }
   return errors;
 }

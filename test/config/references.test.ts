@@ -135,6 +135,13 @@ t.test('the targets, backups, logs, files and policies named by literal params e
   t.same(check(schedule('postgres.retention', { table: 'x', target: 'replica' })), [
     { path: 'schedule[0].params.target', message: 'names no targets.postgres entry' },
   ]);
+  t.same(check(schedule('postgres.retention', { policy: 'job_logs', target: 'any', database: 'other', table: 'public.events' })), [
+    { path: 'schedule[0].params.target', message: 'is not retention policy "job_logs"\'s target ("main"): the policy decides what is deleted; leave it out' },
+    { path: 'schedule[0].params.database', message: 'is not retention policy "job_logs"\'s database ("app"): the policy decides what is deleted; leave it out' },
+    { path: 'schedule[0].params.table', message: 'is not retention policy "job_logs"\'s table ("job_logs"): the policy decides what is deleted; leave it out' },
+  ], 'every run of it would be refused');
+  t.same(check(schedule('postgres.retention', { policy: 'job_logs', target: 'main', database: 'app', table: 'public.job_logs' })), [], 'the policy\'s own, the table spelled another way');
+  t.same(check(rule('postgres.retention', { policy: 'job_logs', table: '{{labels.table}}' })), [], 'a templated table is checked when the alert fills it');
   t.same(check(schedule('redis.expire_keys', { target: 'cache', pattern: 'session:*' })), [
     { path: 'schedule[0].params.pattern', message: 'is not in that target\'s keyPatterns; declare it there to allow redis.expire_keys on it' },
   ], 'every run of it would be rejected');

@@ -71,6 +71,12 @@ export function nameReadings(text: string): NameReading[] {
   return readings;
 }
 
+/** Whether two texts can name the same table (`events` and `public.events`, `"Ev"` and `public.Ev`). */
+export function sameTable(declared: string, asked: string): boolean {
+  const key = (text: string) => nameReadings(text).map((name) => `${name.schema}\u0000${name.name}`);
+  return key(declared).some((candidate) => key(asked).includes(candidate));
+}
+
 export function vacuumStatement(table: QualifiedName, options: { full: boolean; freeze?: boolean; analyze: boolean }): string {
   const flags = [options.full ? 'FULL' : null, options.freeze === true ? 'FREEZE' : null, options.analyze ? 'ANALYZE' : null].filter((flag) => flag !== null);
   return `VACUUM ${flags.length > 0 ? `(${flags.join(', ')}) ` : ''}${qualified(table)}`;

@@ -28,6 +28,10 @@ export interface LeaseParts {
 export class LeaseKeeper {
   private readonly timer: NodeJS.Timeout;
   private ticking: Promise<void> = Promise.resolve();
+  /** Whether the last renewal failed: the store was out of reach. */
+  private blind = false;
+  /** When this replica reached the store again after losing it; null once a lease has passed since. */
+  private seeingSince: number | null = null;
 
   private constructor(private readonly leases: ReplicaLeases, private readonly parts: LeaseParts) {
     this.timer = setInterval(() => { this.ticking = this.ticking.then(() => this.tick()); }, parts.leaseMs / 3);
@@ -45,12 +49,22 @@ export class LeaseKeeper {
   }
 
   private async tick(): Promise<void> {
+    const { now, leaseMs } = this.parts;
     try {
-      await this.leases.renew(this.parts.leaseMs);
+      await this.leases.renew(leaseMs);
     } catch (err) {
       this.parts.log.error({ err }, 'cannot renew the lease; peers take this replica for dead once it expires');
+      this.blind = true;
       return;
     }
+    if (this.blind) this.seeingSince = now();
+    this.blind = false;
+    // Back after losing the store, every peer that lost it too (the shared database was down) has
+    // an expired lease it has not had the chance to renew: sweeping at once journalled live
+    // replicas' runs interrupted and gave their alerts back. A lease's time to renew comes first;
+    // a replica that really died meanwhile is swept that much later.
+    if (this.seeingSince !== null && now() - this.seeingSince < leaseMs) return;
+    this.seeingSince = null;
     await this.sweep();
   }
 

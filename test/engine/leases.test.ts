@@ -267,3 +267,39 @@ t.test('a Postgres lock is not granted while a live run of it still has a backen
   await server.query('select pg_terminate_backend($1)', [otherBackend.pid]);
   await otherBackend.ended;
 });
+
+t.test('back after the state database was away longer than a lease, a replica gives its peers a lease\'s time to renew before it sweeps', async (t) => {
+  // A helper's three replicas: the shared database down for 42 s (the lease 30 s), and the first
+  // replica to reach it again journalled a live peer's VACUUM interrupted and gave its alert back.
+  const { schema, store } = await sharedSchema(t);
+  const peerRun = await deadReplicaRun(store);
+  await setDeadLease(schema, HOUR);
+  const log = bufferLogger();
+  const engine = await Engine.create({
+    config: testConfig({ state: { dir: await tempDir(t), postgres: { url: server.url(), schema, leaseSeconds: 3 } } }), log: log.log, actions: [flakyAction()],
+  });
+  t.teardown(() => engine.close());
+  await setDeadLease(schema, 1000);
+  await server.stop('fast');
+  await new Promise((resolve) => setTimeout(resolve, 4500));
+  await server.start();
+  // The peer is alive: its first renewal after the outage comes within its renewal interval (a third of the lease).
+  await waitFor('this replica to reach the database again', async () => {
+    if (!log.lines().some((line) => line.level === 50 && line.msg === 'cannot renew the lease; peers take this replica for dead once it expires')) throw new Error('no renewal failed yet');
+    await server.query(`select 1 from ${schema}.leases where host = $1 and pid = $2 and expires_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint`, [hostname(), process.pid]).then((rows) => { if (rows.length === 0) throw new Error('not renewed yet'); });
+  }, 20_000, 100);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await setDeadLease(schema, HOUR);
+  // Long enough for this replica to sweep again once a lease has passed since it came back.
+  await new Promise((resolve) => setTimeout(resolve, 4000));
+  t.equal((await engine.get(peerRun.id))?.status, 'running', 'the live peer\'s run is left to it');
+  t.notOk(log.lines().some((line) => line.msg === 'the replica running this run stopped renewing its lease; journalled as interrupted'), 'nothing journalled interrupted');
+
+  await setDeadLease(schema, -1);
+  const marked = await waitFor('a peer that does not renew to be swept after all', async () => {
+    const run = await engine.get(peerRun.id);
+    if (run?.status !== 'interrupted') throw new Error(`still ${run?.status}`);
+    return run;
+  }, 20_000, 100);
+  t.equal(marked.status, 'interrupted');
+});

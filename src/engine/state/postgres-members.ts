@@ -30,6 +30,8 @@ export class Members {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
   private failing = false;
+  /** When the heartbeat worked again after failing (see beat). */
+  private recoveredAt: number | null = null;
   private readonly joinedAt = performance.now();
   private readonly heartbeatMs: number;
   private readonly leaseMs: number;
@@ -82,7 +84,7 @@ export class Members {
 
   private schedule(): void {
     this.timer = setTimeout(() => {
-      this.beating = this.beat().then(() => {
+      this.beating = this.beat(this.failing).then(() => {
         if (this.failing) this.log.info({ member: this.id, members: this.live.length }, 'membership heartbeat works again');
         this.failing = false;
       }, (err: unknown) => {
@@ -95,14 +97,21 @@ export class Members {
   }
 
   /** Renews this replica's heartbeat, then reads who is live. */
-  private async beat(): Promise<void> {
+  private async beat(recovering = false): Promise<void> {
     await this.db.query('renewing the membership heartbeat', `
       insert into ${this.db.table('members')} (id, host, pid) values ($1, $2, $3)
       on conflict (id) do update set heartbeat_at = clock_timestamp()`, [this.id, HOST, process.pid]);
     const rows = await this.db.query<{ id: string }>('reading the live replicas', `
       select id from ${this.db.table('members')} where heartbeat_at > clock_timestamp() - $1 * interval '1 millisecond' order by id`, [this.leaseMs]);
     // Sorted by the database's collation; sorted again here so the comparison below is exact.
-    const live = rows.map((row) => row.id).sort();
+    let live = rows.map((row) => row.id).sort();
+    // Back after the database was out of reach, the peers that lost it too have heartbeats older
+    // than the lease until their next beat: read as it was, this replica took itself for the only
+    // one and collected their targets too (two replicas on one target, a helper saw) until they
+    // beat. For a lease after coming back, the members it knew stay until that has passed.
+    if (recovering) this.recoveredAt = performance.now();
+    if (this.recoveredAt !== null && performance.now() - this.recoveredAt < this.leaseMs) live = [...new Set([...this.live, ...live])].sort();
+    else this.recoveredAt = null;
     if (live.join('\n') !== this.live.join('\n') && this.timer !== null) this.log.info({ member: this.id, members: live }, 'the live replicas changed');
     this.live = live;
   }

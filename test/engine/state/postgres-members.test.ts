@@ -97,6 +97,29 @@ t.test('a heartbeat that fails and comes back is logged once each way', async (t
   t.same(member.ids(), [member.id]);
 });
 
+t.test('back after the database was out of reach for longer than the lease, no replica takes itself for the only one', async (t) => {
+  const db = await schema(t);
+  const logs = [bufferLogger(), bufferLogger()];
+  const members = [await Members.join(db, logs[0]!.log, TIMING), await Members.join(db, logs[1]!.log, TIMING)];
+  t.teardown(() => Promise.all(members.map((member) => member.leave())));
+  await waitFor('both seeing both', async () => { if (members.some((member) => member.ids().length !== 2)) throw new Error('not yet'); }, 10_000, 20);
+  await server.query(`alter table ${db.schema}.members rename to members_away`);
+  await new Promise((resolve) => setTimeout(resolve, TIMING.leaseMs + 4 * TIMING.heartbeatMs));
+  await server.query(`alter table ${db.schema}.members_away rename to members`);
+  // Each replica's list, sampled until both are back and a lease has passed: read at once after the
+  // outage, the first to beat saw only itself (the other's heartbeat was older than the lease).
+  const alone = new Set<string>();
+  const recovered = () => logs.every((log) => log.text().includes('membership heartbeat works again'));
+  let since: number | null = null;
+  await waitFor('both back, and a lease past', async () => {
+    for (const member of members) if (member.ids().length < 2) alone.add(member.id);
+    if (since === null && recovered()) since = performance.now();
+    if (since === null || performance.now() - since < TIMING.leaseMs + 2 * TIMING.heartbeatMs) throw new Error('not yet');
+  }, 20_000, 5);
+  t.same([...alone], [], 'neither replica ever saw itself alone');
+  t.same(members.map((member) => member.ids().length), [2, 2]);
+});
+
 t.test('joinReplicas: null with the file store; with the PostgreSQL store it joins on its own pool, forgets day-old rows, and a failure to join throws', async (t) => {
   const fileStore = testConfig({ state: { dir: '/tmp/upkeep-members-unused' } });
   t.equal(await joinReplicas(fileStore, bufferLogger().log), null);

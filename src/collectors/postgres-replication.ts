@@ -15,15 +15,19 @@ export const REPLICATION_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_replication_lag_seconds', help: 'On a primary, per standby: pg_stat_replication.replay_lag (0 once the standby has caught up and the server reports none).', type: 'gauge', labelNames: STANDBY },
   { name: 'upkeep_postgres_replication_lag_bytes', help: 'On a primary, per standby: WAL bytes between the current position and the standby\'s replay_lsn.', type: 'gauge', labelNames: STANDBY },
   { name: 'upkeep_postgres_replication_info', help: 'On a primary, one series per standby with its state and sync_state (pg_stat_replication).', type: 'gauge', labelNames: ['target', 'standby', 'state', 'sync_state', 'client_addr'] },
-  { name: 'upkeep_postgres_standby_replay_lag_seconds', help: 'On a standby: now() - pg_last_xact_replay_timestamp(), 0 when everything received is replayed.', type: 'gauge', labelNames: TARGET },
+  { name: 'upkeep_postgres_standby_replay_lag_seconds', help: 'On a standby: now() - pg_last_xact_replay_timestamp() (the time since it started when it has replayed no transaction since), 0 when everything received is replayed.', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_postgres_wal_bytes_total', help: 'WAL written since the cluster was created (pg_current_wal_lsn() - \'0/0\'); on a primary only.', type: 'counter', labelNames: TARGET },
 ];
 
+// A standby that has replayed no transaction since it started has no replay timestamp; it used to
+// read 0 (caught up) while it was minutes behind (restarted with recovery_min_apply_delay, or
+// paused). The transactions it replayed before are older than its start, so the time since it
+// started is a lower bound of its lag, and PostgresReplicationLag still sees it.
 const SERVER_SQL = `
 SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS replay_lag,
+            ELSE extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())) END::float8 AS replay_lag,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS wal_bytes`;
 
 // Bounded by max_wal_senders. A cascading standby's own position is its replay position.

@@ -108,3 +108,28 @@ t.test('replication: a real streaming standby, seen from the primary and from it
     t.equal(valueOf(samples, 'upkeep_postgres_replication_lag_bytes', { standby: 'replica1' }), row?.lag_bytes, 'by the bytes pg_stat_replication says');
   });
 });
+
+t.test('a standby that has replayed no transaction since it started is not "caught up": its lag is at least the time since it started', async (t) => {
+  // A helper's standby, restarted with recovery_min_apply_delay (or paused before its first commit),
+  // read 0 while the primary was 26 MB ahead: pg_last_xact_replay_timestamp() is null until then.
+  const primary = await startPostgres({ settings: { autovacuum: 'off' } });
+  t.teardown(() => primary.destroy());
+  await primary.query("SELECT pg_create_physical_replication_slot('fresh_slot')");
+  const standby = await startStandby(primary, { slot: 'fresh_slot', name: 'fresh' });
+  t.teardown(() => standby.destroy());
+  await standby.query('SELECT pg_wal_replay_pause()');
+  await primary.query('CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 1000)');
+  const [written] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  await waitFor('the standby received it, replaying nothing', async () => {
+    const [row] = await standby.query<{ received: boolean; replayed: string | null }>('SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn AS received, pg_last_xact_replay_timestamp()::text AS replayed', [written?.lsn]);
+    if (!row?.received) throw new Error('not yet');
+    if (row.replayed !== null) throw new Error(`replayed a transaction at ${row.replayed}`);
+  });
+  const app = await testApp(t, `targets:\n  postgres:\n    - { name: standby, url: "${standby.url()}", databases: [postgres] }\n`);
+  const sinceStart = async () => (await standby.query<{ seconds: number }>('SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS seconds'))[0]?.seconds ?? -1;
+  const before = await sinceStart();
+  const lag = valueOf((await app.scrape()).samples, 'upkeep_postgres_standby_replay_lag_seconds', { target: 'standby' }) ?? -1;
+  const after = await sinceStart();
+  t.ok(lag > 0 && lag >= before && lag <= after, `lag ${lag}s: the time since the standby started (${before}s to ${after}s around the scrape), not 0`);
+  await standby.query('SELECT pg_wal_replay_resume()');
+});

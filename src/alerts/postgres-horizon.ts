@@ -68,8 +68,16 @@ export function postgresHorizonRules({ thresholds: { postgres }, series }: RuleC
       },
       {
         alert: 'PostgresReplicationSlotInactive',
-        why: 'A slot nobody consumes keeps every WAL segment and its xmin forever: the disk fills and the\nhorizon stays held.',
-        expr: `${series('upkeep_postgres_replication_slot_active')} == 0`,
+        why: [
+          'A slot nobody consumes keeps every WAL segment and its xmin forever: the disk fills and the',
+          'horizon stays held. A slot that holds neither (created without reserving WAL, never used) costs',
+          'nothing, and is left out.',
+        ].join('\n'),
+        expr: [
+          `${series('upkeep_postgres_replication_slot_active')} == 0`,
+          'and on (job, instance, target, slot)',
+          `(${series('upkeep_postgres_replication_slot_retained_wal_bytes')} or ${series('upkeep_postgres_replication_slot_xmin_age')} > 0)`,
+        ].join('\n'),
         forSeconds: 1800,
         severity: 'warning',
         summary: 'A PostgreSQL replication slot has no consumer.',

@@ -15,13 +15,22 @@ const IDLE_GRACE_MS = 3000;
 // restart (a new run_id: the save is gone) from a dropped connection (the save may go on).
 const RECONNECT_GRACE_MS = 10_000;
 
+// Redis stamps LASTSAVE with time(), which reads the kernel's coarse clock: up to a tick (4 ms at
+// HZ=250) behind the precise clock TIME reads. A small save started just as TIME turned the second
+// finished before time() did, was stamped with the old second, and was taken for no save at all
+// (a CI run failed so). Starting a little into the next second leaves the coarse clock time to turn.
+const PAST_THE_SECOND_MS = 50;
+
 /** LASTSAVE has one-second resolution: a save in the same second as the last one could not be told apart. */
 async function waitForNextSecond(redis: Redis, lastSave: number, signal: AbortSignal): Promise<void> {
   for (;;) {
     const [seconds, micros] = await redis.time();
     const now = Number(seconds);
-    if (now > lastSave) return;
-    await sleep(Math.max(10, 1000 - Number(micros) / 1000), undefined, { signal });
+    const intoSecondMs = Number(micros) / 1000;
+    if (now > lastSave + 1 || (now === lastSave + 1 && intoSecondMs >= PAST_THE_SECOND_MS)) return;
+    // To PAST_THE_SECOND_MS into the second after LASTSAVE's.
+    const waitMs = now === lastSave + 1 ? PAST_THE_SECOND_MS - intoSecondMs : 1000 - intoSecondMs + PAST_THE_SECOND_MS;
+    await sleep(Math.max(10, waitMs), undefined, { signal });
   }
 }
 
@@ -64,7 +73,26 @@ async function pollState(redis: Redis, reconnect: () => Promise<Redis>, signal: 
 }
 
 /**
- * Polls INFO until LASTSAVE passes the one before the save, on the same server (run_id); fails
+ * Whether the save run() waits for has completed: none is running now, and LASTSAVE passed the one
+ * before, or else (LASTSAVE has one-second resolution: a CI run saw a save complete, status ok,
+ * with LASTSAVE still on the second before) rdb_saves, which Redis 7.0 and later count as saves
+ * start, shows one started after `before` (or the one running then) and it ended well.
+ */
+export function completed(before: Persistence, state: Persistence): boolean {
+  if (state.bgsaveInProgress) return false;
+  if (state.lastSave > before.lastSave) return true;
+  if (before.rdbSaves === null || state.rdbSaves === null) return false;
+  return state.rdbSaves >= before.rdbSaves + (before.bgsaveInProgress ? 0 : 1) && state.lastBgsaveStatus === 'ok';
+}
+
+/** How the saves moved between two readings, in the words of the figure that shows it. */
+function progress(before: Pick<Persistence, 'lastSave' | 'rdbSaves'>, after: Pick<Persistence, 'lastSave' | 'rdbSaves'>): string {
+  if (after.lastSave > before.lastSave || before.rdbSaves === null || after.rdbSaves === null) return `LASTSAVE advanced from ${before.lastSave} to ${after.lastSave}`;
+  return `rdb_saves went from ${before.rdbSaves} to ${after.rdbSaves} (LASTSAVE ${after.lastSave}, in the same second)`;
+}
+
+/**
+ * Polls INFO until the save completes (completed), on the same server (run_id); fails
  * when the server goes idle without a new save, or restarted meanwhile.
  */
 async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before: Persistence, signal: AbortSignal): Promise<Persistence> {
@@ -73,7 +101,7 @@ async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before
     const state = await pollState(redis, reconnect, signal);
     if (state.runId !== before.runId) throw new Error(restarted('during the BGSAVE', before, state));
     const busy = state.bgsaveInProgress || state.aofRewriteInProgress;
-    if (!state.bgsaveInProgress && state.lastSave > before.lastSave) return state;
+    if (completed(before, state)) return state;
     if (busy) idleSince = null;
     else idleSince ??= Date.now();
     if (idleSince !== null && Date.now() - idleSince > IDLE_GRACE_MS) {
@@ -86,9 +114,9 @@ async function waitForSave(redis: Redis, reconnect: () => Promise<Redis>, before
 /** The server run() saves. */
 export interface BgsavePayload { readonly target: string }
 /** The save run() saw complete: on which server (run_id), and LASTSAVE before and after. */
-export type BgsaveOutput = { start: string; runId: string; lastSaveBefore: number; lastSave: number; status: string };
-/** What the check saw, journalled as its observations. */
-const checked = onFirstUse(() => z.object({ runId: z.string(), lastSave: z.number() }));
+export type BgsaveOutput = { start: string; runId: string; lastSaveBefore: number; lastSave: number; status: string; saves?: number | null };
+/** What the check saw, journalled as its observations (rdbSaves: not journalled before it was read). */
+const checked = onFirstUse(() => z.object({ runId: z.string(), lastSave: z.number(), rdbSaves: z.number().nullable().default(null) }));
 
 export const bgsave: Action<TargetParams, BgsavePayload, BgsaveOutput> = {
   name: 'redis.bgsave',
@@ -119,18 +147,19 @@ export const bgsave: Action<TargetParams, BgsavePayload, BgsaveOutput> = {
     const start = await startBgsave(redis);
     context.log.info({ target: payload.target, start }, 'waiting for BGSAVE');
     const after = await waitForSave(redis, () => context.connections.redis(payload.target), before, context.signal);
-    return { detail: { start, runId: after.runId, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus } };
+    return { detail: { start, runId: after.runId, lastSaveBefore: before.lastSave, lastSave: after.lastSave, status: after.lastBgsaveStatus, saves: after.rdbSaves } };
   },
   async verify(params, before, output, context) {
     const state = await readPersistence(await context.connections.redis(params.target));
     const previous = { ...state, ...checked.parse(before.observed) };
     if (state.runId !== previous.runId) return { ok: false, detail: restarted('since the check', previous, state), observed: { ...state } };
     // The save run() saw complete is newer than the check's, and nothing older replaced it since.
-    const saved = output.detail.lastSave;
-    const ok = saved > previous.lastSave && state.lastSave >= saved && state.lastBgsaveStatus === 'ok';
+    const saved = { lastSave: output.detail.lastSave, rdbSaves: output.detail.saves ?? null };
+    const newer = saved.lastSave > previous.lastSave || (saved.rdbSaves !== null && previous.rdbSaves !== null && saved.rdbSaves > previous.rdbSaves);
+    const ok = newer && state.lastSave >= saved.lastSave && state.lastBgsaveStatus === 'ok';
     return {
       ok,
-      detail: ok ? `LASTSAVE advanced from ${previous.lastSave} to ${state.lastSave}, rdb_last_bgsave_status:ok, same run_id` : `LASTSAVE ${state.lastSave} (was ${previous.lastSave}), rdb_last_bgsave_status:${state.lastBgsaveStatus}`,
+      detail: ok ? `${progress(previous, saved)}, rdb_last_bgsave_status:ok, same run_id` : `LASTSAVE ${state.lastSave} (was ${previous.lastSave}), rdb_last_bgsave_status:${state.lastBgsaveStatus}`,
       observed: { ...state },
     };
   },

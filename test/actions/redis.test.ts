@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { waitFor } from '../fixtures/ports.js';
 import { fillKeys, startRedis } from '../fixtures/redis.js';
 import { redis as redisCollector } from '../../src/collectors/redis.js';
-import { bgsave, type BgsaveOutput } from '../../src/actions/redis-bgsave.js';
+import { bgsave, completed, type BgsaveOutput } from '../../src/actions/redis-bgsave.js';
 import type { CheckResult, RunOutput } from '../../src/actions/contract.js';
 import { memoryPurge } from '../../src/actions/redis-memory-purge.js';
 import { readPersistence } from '../../src/systems/redis/state.js';
@@ -19,6 +19,18 @@ function noSave(before: CheckResult): RunOutput<BgsaveOutput> {
   const observed = z.object({ runId: z.string(), lastSave: z.number() }).parse(before.observed);
   return { detail: { start: 'started', runId: observed.runId, lastSaveBefore: observed.lastSave, lastSave: observed.lastSave, status: 'err' } };
 }
+
+t.test('when the save run() waits for has completed: LASTSAVE passed, or else rdb_saves (counted as saves start) and the status say so', (t) => {
+  const at = (lastSave: number, rdbSaves: number | null, bgsaveInProgress = false, lastBgsaveStatus = 'ok') => ({ runId: 'r', lastSave, rdbSaves, bgsaveInProgress, aofRewriteInProgress: false, lastBgsaveStatus });
+  t.equal(completed(at(100, 4), at(101, 5)), true, 'LASTSAVE passed');
+  t.equal(completed(at(100, 4), at(100, 5)), true, 'started after, ended well, in the same second');
+  t.equal(completed(at(100, 4, true), at(100, 4)), true, 'the save running before (joined) ended well');
+  t.equal(completed(at(100, 4), at(100, 4)), false, 'none started since');
+  t.equal(completed(at(100, 4), at(100, 5, true)), false, 'still running');
+  t.equal(completed(at(100, 4), at(100, 5, false, 'err')), false, 'it failed');
+  t.equal(completed(at(100, null), at(100, null)), false, 'before Redis 7 only LASTSAVE tells');
+  t.end();
+});
 
 t.test('redis.bgsave', async (t) => {
   const server = await startRedis();
@@ -41,6 +53,21 @@ t.test('redis.bgsave', async (t) => {
     t.equal(result.verification.ok, true);
     t.match(result.verification.detail, /^LASTSAVE advanced from \d+ to \d+, rdb_last_bgsave_status:ok, same run_id$/);
     t.same(result.plan.map((step) => step.detail.split(' ')[0]), ['BGSAVE', 'INFO']);
+  });
+
+  t.test('a save counted in rdb_saves is a save even when LASTSAVE shows the same second', async (t) => {
+    // A CI run saw a completed save (status ok) whose LASTSAVE never passed the one before it, and
+    // the run failed; LASTSAVE has one-second resolution, the save count has none.
+    const state = await readPersistence(await context.connections.redis('cache'));
+    t.ok(state.rdbSaves !== null && state.rdbSaves > 0, `Redis 7 counts its saves (rdb_saves ${state.rdbSaves})`);
+    const saves = state.rdbSaves ?? 0;
+    const check: CheckResult = { proceed: true, reason: '', observed: { runId: state.runId, lastSave: state.lastSave, rdbSaves: saves - 1 } };
+    const output: RunOutput<BgsaveOutput> = { detail: { start: 'started', runId: state.runId, lastSaveBefore: state.lastSave, lastSave: state.lastSave, status: 'ok', saves } };
+    const verification = await bgsave.verify({ target: 'cache' }, check, output, context);
+    t.equal(verification.ok, true, verification.detail);
+    t.equal(verification.detail, `rdb_saves went from ${saves - 1} to ${saves} (LASTSAVE ${state.lastSave}, in the same second), rdb_last_bgsave_status:ok, same run_id`);
+    const stale = await bgsave.verify({ target: 'cache' }, { ...check, observed: { ...check.observed, rdbSaves: saves } }, output, context);
+    t.equal(stale.ok, false, 'no save since the check: not verified');
   });
 
   t.test('upkeep_redis_rdb_last_save_timestamp_seconds follows on the next scrape', async (t) => {

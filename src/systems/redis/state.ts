@@ -19,6 +19,8 @@ export interface Persistence {
   bgsaveInProgress: boolean;
   aofRewriteInProgress: boolean;
   lastBgsaveStatus: string;
+  /** INFO's rdb_saves (Redis 7.0 and later): snapshots completed since the server started; null before 7.0. */
+  rdbSaves: number | null;
 }
 
 export async function readPersistence(redis: Redis): Promise<Persistence> {
@@ -31,6 +33,7 @@ export async function readPersistence(redis: Redis): Promise<Persistence> {
     bgsaveInProgress: fields.get('rdb_bgsave_in_progress') === '1',
     aofRewriteInProgress: fields.get('aof_rewrite_in_progress') === '1',
     lastBgsaveStatus: fields.get('rdb_last_bgsave_status') ?? 'unknown',
+    rdbSaves: fields.has('rdb_saves') ? numberField(fields, 'rdb_saves') : null,
   };
 }
 

@@ -15,10 +15,10 @@ const IDLE_GRACE_MS = 3000;
 // restart (a new run_id: the save is gone) from a dropped connection (the save may go on).
 const RECONNECT_GRACE_MS = 10_000;
 
-// Redis stamps LASTSAVE with time(), which reads the kernel's coarse clock: up to a tick (4 ms at
-// HZ=250) behind the precise clock TIME reads. A small save started just as TIME turned the second
-// finished before time() did, was stamped with the old second, and was taken for no save at all
-// (a CI run failed so). Starting a little into the next second leaves the coarse clock time to turn.
+// Redis stamps LASTSAVE with time(), which may read the kernel's coarse clock, up to a tick behind
+// the precise clock TIME reads: a save started just as TIME turned the second could be stamped with
+// the old second and taken for no save at all (the likeliest cause of a CI failure, not proven).
+// Starting a little into the next second leaves the coarse clock time to turn.
 const PAST_THE_SECOND_MS = 50;
 
 /** LASTSAVE has one-second resolution: a save in the same second as the last one could not be told apart. */
@@ -74,8 +74,8 @@ async function pollState(redis: Redis, reconnect: () => Promise<Redis>, signal: 
 
 /**
  * Whether the save run() waits for has completed: none is running now, and LASTSAVE passed the one
- * before, or else (LASTSAVE has one-second resolution: a CI run saw a save complete, status ok,
- * with LASTSAVE still on the second before) rdb_saves, which Redis 7.0 and later count as saves
+ * before, or else (LASTSAVE has one-second resolution: a CI run failed, status ok, with LASTSAVE
+ * still on the second before) rdb_saves, which Redis 7.0 and later count as saves
  * start, shows one started after `before` (or the one running then) and it ended well.
  */
 export function completed(before: Persistence, state: Persistence): boolean {

@@ -92,6 +92,13 @@ t.test('replication: a real streaming standby, seen from the primary and from it
   t.test('replay paused on the standby: both ends see it fall behind', async (t) => {
     await standby.query('SELECT pg_wal_replay_pause()');
     t.teardown(() => standby.query('SELECT pg_wal_replay_resume()'));
+    // Replay pauses when it next has a record to apply; until then the pause is only requested.
+    // A CI run saw the insert below replayed all the same: a WAL record first, and the pause seen.
+    await primary.query("SELECT pg_logical_emit_message(false, 'upkeep-test', 'pause')");
+    await waitFor('replay paused', async () => {
+      const [row] = await standby.query<{ state: string }>('SELECT pg_get_wal_replay_pause_state() AS state');
+      if (row?.state !== 'paused') throw new Error(`replay ${row?.state ?? 'unknown'}`);
+    });
     await primary.query('INSERT INTO items SELECT generate_series(1, 10000)');
     const [written] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
     await waitFor('the standby received the insert', async () => {

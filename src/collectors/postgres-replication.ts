@@ -16,6 +16,7 @@ export const REPLICATION_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_replication_lag_bytes', help: 'On a primary, per standby: WAL bytes between the current position and the standby\'s replay_lsn.', type: 'gauge', labelNames: STANDBY },
   { name: 'upkeep_postgres_replication_info', help: 'On a primary, one series per standby with its state and sync_state (pg_stat_replication).', type: 'gauge', labelNames: ['target', 'standby', 'state', 'sync_state', 'client_addr'] },
   { name: 'upkeep_postgres_standby_replay_lag_seconds', help: 'On a standby: now() - pg_last_xact_replay_timestamp() (the time since it started when it has replayed no transaction since), 0 when everything received is replayed.', type: 'gauge', labelNames: TARGET },
+  { name: 'upkeep_postgres_standby_streaming', help: 'On a standby: whether its WAL receiver is streaming from the primary (1) or not (0: the primary unreachable, the receiver restarting, or recovery from the archive only); needs pg_read_all_stats.', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_postgres_wal_bytes_total', help: 'WAL written since the cluster was created (pg_current_wal_lsn() - \'0/0\'); on a primary only.', type: 'counter', labelNames: TARGET },
 ];
 
@@ -28,7 +29,8 @@ SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())) END::float8 AS replay_lag,
-       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS wal_bytes`;
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS wal_bytes,
+       CASE WHEN pg_is_in_recovery() THEN (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming') END::float8 AS streaming`;
 
 // Bounded by max_wal_senders. A cascading standby's own position is its replay position.
 const STANDBYS_SQL = `
@@ -38,7 +40,7 @@ SELECT application_name, coalesce(host(client_addr), 'local') AS client_addr, co
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::float8 AS lag_bytes
 FROM pg_stat_replication ORDER BY application_name, client_addr, client_port`;
 
-const serverRow = onFirstUse(() => z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable() }));
+const serverRow = onFirstUse(() => z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable(), streaming: z.number().nullable() }));
 const standbyRow = onFirstUse(() => z.object({
   application_name: z.string(),
   client_addr: z.string(),
@@ -70,6 +72,9 @@ export async function readReplication(pool: pg.Pool, target: string): Promise<Re
   const readings: Reading[] = [{ family: 'upkeep_postgres_in_recovery', labels, value: server.in_recovery ? 1 : 0 }];
   if (server.replay_lag !== null) readings.push({ family: 'upkeep_postgres_standby_replay_lag_seconds', labels, value: server.replay_lag });
   if (server.wal_bytes !== null) readings.push({ family: 'upkeep_postgres_wal_bytes_total', labels, value: server.wal_bytes });
+  // A standby cut off from its primary replays nothing more; its lag shows it only once it exceeds
+  // the alert's threshold, and only while a transaction was replayed since it started.
+  if (server.streaming !== null) readings.push({ family: 'upkeep_postgres_standby_streaming', labels, value: server.streaming > 0 ? 1 : 0 });
   const names = standbyNames(standbys);
   standbys.forEach((row, index) => {
     const standby = names[index] ?? row.application_name;

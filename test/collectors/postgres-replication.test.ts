@@ -67,6 +67,8 @@ t.test('replication: a real streaming standby, seen from the primary and from it
       ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8 AS lag`);
     t.equal(valueOf(samples, 'upkeep_postgres_standby_replay_lag_seconds', { target: 'standby' }), own?.lag, 'the standby\'s own view');
     t.equal(valueOf(samples, 'upkeep_postgres_standby_replay_lag_seconds', { target: 'primary' }), undefined, 'only a standby reports it');
+    t.equal(valueOf(samples, 'upkeep_postgres_standby_streaming', { target: 'standby' }), 1, 'its WAL receiver streams');
+    t.equal(valueOf(samples, 'upkeep_postgres_standby_streaming', { target: 'primary' }), undefined, 'only a standby has one');
     t.equal(valueOf(samples, 'upkeep_postgres_replication_lag_seconds', { target: 'standby' }), undefined, 'only a primary has standbys');
     t.ok((valueOf(samples, 'upkeep_postgres_wal_bytes_total', { target: 'primary' }) ?? 0) > 0);
     t.equal(valueOf(samples, 'upkeep_postgres_wal_bytes_total', { target: 'standby' }), undefined, 'a standby writes no WAL of its own');
@@ -139,4 +141,31 @@ t.test('a standby that has replayed no transaction since it started is not "caug
   const after = await sinceStart();
   t.ok(lag > 0 && lag >= before && lag <= after, `lag ${lag}s: the time since the standby started (${before}s to ${after}s around the scrape), not 0`);
   await standby.query('SELECT pg_wal_replay_resume()');
+});
+
+t.test('a standby cut off from its primary says so: upkeep_postgres_standby_streaming 0 while the primary is down, 1 once it streams again', async (t) => {
+  const primary = await startPostgres({ settings: { autovacuum: 'off' } });
+  t.teardown(() => primary.destroy());
+  await primary.query("SELECT pg_create_physical_replication_slot('cut_slot')");
+  const standby = await startStandby(primary, { slot: 'cut_slot', name: 'cut' });
+  t.teardown(() => standby.destroy());
+  const app = await testApp(t, `targets:\n  postgres:\n    - { name: standby, url: "${standby.url()}", databases: [postgres] }\n`);
+  const receiver = async () => (await standby.query<{ status: string }>('SELECT status FROM pg_stat_wal_receiver'))[0]?.status ?? 'none';
+  const streaming = async () => valueOf((await app.scrape()).samples, 'upkeep_postgres_standby_streaming', { target: 'standby' });
+  // Each figure read between two reads of pg_stat_wal_receiver that agree with it.
+  const agreeing = (want: number) => waitFor(`streaming ${want}`, async () => {
+    const before = await receiver();
+    const seen = await streaming();
+    const after = await receiver();
+    const expected = before === 'streaming' ? 1 : 0;
+    if (before !== after || seen !== expected || seen !== want) throw new Error(`receiver ${before} then ${after}, exported ${seen}`);
+    return { seen, receiver: before };
+  }, 30_000, 100);
+  t.same(await agreeing(1), { seen: 1, receiver: 'streaming' }, 'streaming');
+  await primary.stop('fast');
+  const down = await agreeing(0);
+  t.equal(down.seen, 0, `the primary down: 0, as pg_stat_wal_receiver says (${down.receiver})`);
+  t.not(down.receiver, 'streaming');
+  await primary.start();
+  t.same(await agreeing(1), { seen: 1, receiver: 'streaming' }, 'streaming again once the primary is back');
 });

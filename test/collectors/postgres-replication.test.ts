@@ -30,12 +30,18 @@ async function agreeing(scrape: () => Promise<Sample[]>, view: () => Promise<Sta
   }, 30_000, 50);
 }
 
-t.test('replication: a real streaming standby, seen from the primary and from itself', async (t) => {
+/** A primary (autovacuum off) and a real streaming standby of it on the replication slot `slot`, both gone at teardown. */
+async function primaryAndStandby(t: { teardown(fn: () => unknown): void }, slot: string, name: string) {
   const primary = await startPostgres({ settings: { autovacuum: 'off' } });
   t.teardown(() => primary.destroy());
-  await primary.query("SELECT pg_create_physical_replication_slot('replica_slot')");
-  const standby = await startStandby(primary, { slot: 'replica_slot', name: 'replica1' });
+  await primary.query(`SELECT pg_create_physical_replication_slot('${slot}')`);
+  const standby = await startStandby(primary, { slot, name });
   t.teardown(() => standby.destroy());
+  return { primary, standby };
+}
+
+t.test('replication: a real streaming standby, seen from the primary and from itself', async (t) => {
+  const { primary, standby } = await primaryAndStandby(t, 'replica_slot', 'replica1');
   await primary.query('CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 1000)');
 
   const primaryView = () => primary.query<Standby>(`SELECT application_name, host(client_addr) AS client_addr, state, sync_state,
@@ -121,11 +127,7 @@ t.test('replication: a real streaming standby, seen from the primary and from it
 t.test('a standby that has replayed no transaction since it started is not "caught up": its lag is at least the time since it started', async (t) => {
   // A helper's standby, restarted with recovery_min_apply_delay (or paused before its first commit),
   // read 0 while the primary was 26 MB ahead: pg_last_xact_replay_timestamp() is null until then.
-  const primary = await startPostgres({ settings: { autovacuum: 'off' } });
-  t.teardown(() => primary.destroy());
-  await primary.query("SELECT pg_create_physical_replication_slot('fresh_slot')");
-  const standby = await startStandby(primary, { slot: 'fresh_slot', name: 'fresh' });
-  t.teardown(() => standby.destroy());
+  const { primary, standby } = await primaryAndStandby(t, 'fresh_slot', 'fresh');
   await standby.query('SELECT pg_wal_replay_pause()');
   await primary.query('CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 1000)');
   const [written] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
@@ -144,11 +146,7 @@ t.test('a standby that has replayed no transaction since it started is not "caug
 });
 
 t.test('a standby cut off from its primary says so: upkeep_postgres_standby_streaming 0 while the primary is down, 1 once it streams again', async (t) => {
-  const primary = await startPostgres({ settings: { autovacuum: 'off' } });
-  t.teardown(() => primary.destroy());
-  await primary.query("SELECT pg_create_physical_replication_slot('cut_slot')");
-  const standby = await startStandby(primary, { slot: 'cut_slot', name: 'cut' });
-  t.teardown(() => standby.destroy());
+  const { primary, standby } = await primaryAndStandby(t, 'cut_slot', 'cut');
   const app = await testApp(t, `targets:\n  postgres:\n    - { name: standby, url: "${standby.url()}", databases: [postgres] }\n`);
   const receiver = async () => (await standby.query<{ status: string }>('SELECT status FROM pg_stat_wal_receiver'))[0]?.status ?? 'none';
   const streaming = async () => valueOf((await app.scrape()).samples, 'upkeep_postgres_standby_streaming', { target: 'standby' });

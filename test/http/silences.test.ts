@@ -1,21 +1,17 @@
 import pg from 'pg';
 import t from 'tap';
 import { AlertSilences } from '../../src/engine/silences.js';
-import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
+import { ordersAndAlertmanager, silenceIn } from '../fixtures/alertmanager.js';
 import { DEAD_TUPLES_ALERT } from '../fixtures/alertmanager-capture.js';
 import { freePort, waitFor } from '../fixtures/ports.js';
-import { holdTable, startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable } from '../actions/postgres-fixture.js';
 import { capturedLogger, finishedRun, postWebhook, startApp, tempDir, testConfig, VACUUM_RULE, webhookPayload } from './helpers.js';
 
 const TOKEN = 'am-webhook-token-4d1c';
 
 t.test('a real Alertmanager: its webhook triggers the run, and the alert is silenced while the run goes on', async (t) => {
-  const server = await startTestPostgres(t);
-  await server.query('create database app');
-  await tableWithDeadTuples(server, 'app', 'orders');
   const port = await freePort();
-  const alertmanager = await startAlertmanager({ webhookUrl: `http://127.0.0.1:${port}/alertmanager`, token: TOKEN });
-  t.teardown(() => alertmanager.destroy());
+  const { server, alertmanager } = await ordersAndAlertmanager(t, { webhookUrl: `http://127.0.0.1:${port}/alertmanager`, token: TOKEN });
   const app = await startApp(t, testConfig({
     server: { authToken: TOKEN },
     state: { dir: await tempDir(t) },
@@ -53,11 +49,7 @@ t.test('a real Alertmanager: its webhook triggers the run, and the alert is sile
 });
 
 t.test('the silence is expired at once when the run fails; a down Alertmanager does not stop the run', async (t) => {
-  const server = await startTestPostgres(t);
-  await server.query('create database app');
-  await tableWithDeadTuples(server, 'app', 'orders');
-  const alertmanager = await startAlertmanager();
-  t.teardown(() => alertmanager.destroy());
+  const { server, alertmanager } = await ordersAndAlertmanager(t);
   const base = { targets: { postgres: [{ name: 'main', url: server.url('app') }] }, remediation: { rules: [VACUUM_RULE], lockTimeoutSeconds: 1 } };
   const app = await startApp(t, testConfig({ ...base, state: { dir: await tempDir(t) }, alertmanager: { url: alertmanager.url } }));
   const locker = new pg.Client({ connectionString: server.url('app') });
@@ -81,11 +73,7 @@ t.test('the silence is expired at once when the run fails; a down Alertmanager d
 });
 
 t.test('Alertmanager away when the run ends: the silence is expired once it is back, not left to hide the alert', async (t) => {
-  const server = await startTestPostgres(t);
-  await server.query('create database app');
-  await tableWithDeadTuples(server, 'app', 'orders');
-  const alertmanager = await startAlertmanager();
-  t.teardown(() => alertmanager.destroy());
+  const { server, alertmanager } = await ordersAndAlertmanager(t);
   const captured = capturedLogger('info');
   const app = await startApp(t, testConfig({
     state: { dir: await tempDir(t) }, alertmanager: { url: alertmanager.url },

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { z } from 'zod';
-import { silenceIn, startAlertmanager } from '../fixtures/alertmanager.js';
+import { ordersAndAlertmanager, silenceIn } from '../fixtures/alertmanager.js';
 import { waitFor } from '../fixtures/ports.js';
 import { webhookPayload } from '../fixtures/webhook-payload.js';
-import { holdTable, startTestPostgres, tableWithDeadTuples } from '../actions/postgres-fixture.js';
+import { holdTable } from '../actions/postgres-fixture.js';
 import { VACUUM_RULE } from '../http/helpers.js';
 import { serveInstalled, writeConfig } from './installed.js';
 import { postAlerts } from './runs.js';
@@ -14,11 +14,7 @@ import { postAlerts } from './runs.js';
  * (the run's deadline), and while it held Alertmanager sent no re-delivery that could run again.
  */
 t.test('the installed serve, killed with -9 mid-run: the next start expires the silence the run held', async (t) => {
-  const server = await startTestPostgres(t);
-  await server.query('create database app');
-  await tableWithDeadTuples(server, 'app', 'orders');
-  const alertmanager = await startAlertmanager();
-  t.teardown(() => alertmanager.destroy());
+  const { server, alertmanager } = await ordersAndAlertmanager(t);
   const { file } = await writeConfig(t, {
     alertmanager: { url: alertmanager.url },
     targets: { postgres: [{ name: 'main', url: server.url('app') }] },

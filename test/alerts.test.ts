@@ -101,7 +101,7 @@ t.test('every alert SPEC and the runbooks name is defined', async (t) => {
     // AOF and replicas, inodes, missing directories, absent targets, rejected and missed runs, stale caches.
     'PostgresWraparoundRisk', 'PostgresWraparoundImminent', 'PostgresLongTransaction', 'PostgresIdleInTransaction',
     'PostgresVacuumHorizonHeld', 'PostgresReplicationSlotInactive', 'PostgresReplicationSlotRetainingWal',
-    'PostgresDatabaseDown', 'PostgresConnectionsNearLimit', 'PostgresReplicationLag', 'RedisReplicaLinkDown',
+    'PostgresDatabaseDown', 'PostgresConnectionsNearLimit', 'PostgresReplicationLag', 'PostgresStandbyNotStreaming', 'RedisReplicaLinkDown',
     'RedisMemoryNearLimit', 'RedisAofWriteFailed', 'RedisAofRewriteFailed', 'DiskInodesLow', 'LogDirectoryMissing',
     'UpkeepAbsent', 'UpkeepTargetAbsent', 'UpkeepRemediationRejected', 'UpkeepScheduleMissed', 'UpkeepCacheStale',
   ];

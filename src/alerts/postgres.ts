@@ -88,6 +88,19 @@ export function postgresRules({ thresholds: { postgres }, series }: RuleContext)
         summary: `A PostgreSQL standby replays more than ${duration(postgres.replicationLag)} behind its primary.`,
         description: `{{ if $labels.standby }}Standby {{ $labels.standby }} of {{ $labels.target }}{{ else }}Standby {{ $labels.target }}{{ end }} is {{ $value | humanizeDuration }} behind its primary (threshold ${duration(postgres.replicationLag)}); reads there are stale and a failover now would lose that much.`,
       },
+      {
+        alert: 'PostgresStandbyNotStreaming',
+        why: [
+          'The lag alert sees a standby cut off from its primary only once its lag passes the',
+          'threshold. Five minutes covers a primary\'s restart (the WAL receiver retries every 5 s).',
+          'A standby that recovers from the archive only has no such series, so it never fires.',
+        ].join('\n'),
+        expr: `${series('upkeep_postgres_standby_streaming')} == 0`,
+        forSeconds: 300,
+        severity: 'critical',
+        summary: 'A PostgreSQL standby is not streaming WAL from its primary.',
+        description: 'The WAL receiver of standby {{ $labels.target }} on {{ $labels.instance }} is not streaming from its primary: it replays only what it already has (or the archive), its reads get staler, and a failover to it would lose what it missed.',
+      },
     ],
   };
 }

@@ -16,7 +16,7 @@ export const REPLICATION_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_replication_lag_bytes', help: 'On a primary, per standby: WAL bytes between the current position and the standby\'s replay_lsn.', type: 'gauge', labelNames: STANDBY },
   { name: 'upkeep_postgres_replication_info', help: 'On a primary, one series per standby with its state and sync_state (pg_stat_replication).', type: 'gauge', labelNames: ['target', 'standby', 'state', 'sync_state', 'client_addr'] },
   { name: 'upkeep_postgres_standby_replay_lag_seconds', help: 'On a standby: now() - pg_last_xact_replay_timestamp() (the time since it started when it has replayed no transaction since), 0 when everything received is replayed.', type: 'gauge', labelNames: TARGET },
-  { name: 'upkeep_postgres_standby_streaming', help: 'On a standby: whether its WAL receiver is streaming from the primary (1) or not (0: the primary unreachable, the receiver restarting, or recovery from the archive only); needs pg_read_all_stats.', type: 'gauge', labelNames: TARGET },
+  { name: 'upkeep_postgres_standby_streaming', help: 'On a standby set to stream (primary_conninfo): whether its WAL receiver is streaming from the primary (1) or not (0: the primary unreachable, the receiver restarting); absent on a standby that recovers from the archive only, and without pg_read_all_stats (in pg_monitor).', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_postgres_wal_bytes_total', help: 'WAL written since the cluster was created (pg_current_wal_lsn() - \'0/0\'); on a primary only.', type: 'counter', labelNames: TARGET },
 ];
 
@@ -24,13 +24,20 @@ export const REPLICATION_FAMILIES: readonly FamilySpec[] = [
 // read 0 (caught up) while it was minutes behind (restarted with recovery_min_apply_delay, or
 // paused). The transactions it replayed before are older than its start, so the time since it
 // started is a lower bound of its lag, and PostgresReplicationLag still sees it.
+// The streaming figure is left out where it would read 0 for good, and PostgresStandbyNotStreaming
+// fire: on a standby without primary_conninfo (it recovers from the archive only), and for a role
+// without pg_read_all_stats, to which pg_stat_wal_receiver shows no status. pg_settings hides
+// primary_conninfo (it may hold a password) from a role without pg_read_all_settings: such a
+// standby is taken as one that streams. Only whether the setting is empty is read.
 const SERVER_SQL = `
 SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())) END::float8 AS replay_lag,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS wal_bytes,
-       CASE WHEN pg_is_in_recovery() THEN (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming') END::float8 AS streaming`;
+       CASE WHEN pg_is_in_recovery() AND pg_has_role('pg_read_all_stats', 'USAGE')
+                 AND coalesce((SELECT setting <> '' FROM pg_settings WHERE name = 'primary_conninfo'), true)
+            THEN (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming') END::float8 AS streaming`;
 
 // Bounded by max_wal_senders. A cascading standby's own position is its replay position.
 const STANDBYS_SQL = `

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startPostgres } from '../fixtures/postgres.js';
+import { queryOnce, startPostgres } from '../fixtures/postgres.js';
 import { startStandby } from '../fixtures/postgres-standby.js';
 import { waitFor } from '../fixtures/ports.js';
 import { testApp, valueOf, type Sample } from './helpers.js';
@@ -166,4 +166,43 @@ t.test('a standby cut off from its primary says so: upkeep_postgres_standby_stre
   t.not(down.receiver, 'streaming');
   await primary.start();
   t.same(await agreeing(1), { seen: 1, receiver: 'streaming' }, 'streaming again once the primary is back');
+});
+
+t.test('no streaming figure where it would read 0 for good: for a role that cannot see the receiver, and on a standby without primary_conninfo', async (t) => {
+  const { primary, standby } = await primaryAndStandby(t, 'quiet_slot', 'quiet');
+  await primary.query('CREATE ROLE watcher LOGIN');
+  await primary.query('CREATE ROLE stats_only LOGIN IN ROLE pg_read_all_stats');
+  await waitFor('the roles on the standby', async () => {
+    const [row] = await standby.query<{ roles: string }>("SELECT count(*)::text AS roles FROM pg_roles WHERE rolname IN ('watcher', 'stats_only')");
+    if (row?.roles !== '2') throw new Error(`${row?.roles ?? 0} of 2 roles replayed`);
+  }, 30_000, 100);
+  const as = (role: string) => standby.url().replace('//postgres@', `//${role}@`);
+  const app = await testApp(t, [
+    'targets:',
+    '  postgres:',
+    `    - { name: standby, url: "${standby.url()}", databases: [postgres] }`,
+    `    - { name: as_watcher, url: "${as('watcher')}", databases: [postgres] }`,
+    `    - { name: as_stats_only, url: "${as('stats_only')}", databases: [postgres] }`,
+    '',
+  ].join('\n'));
+  const streaming = async (target: string) => valueOf((await app.scrape()).samples, 'upkeep_postgres_standby_streaming', { target });
+  await waitFor('streaming', async () => {
+    if (await streaming('standby') !== 1) throw new Error('not streaming yet');
+  }, 30_000, 100);
+  const [hidden] = await queryOnce<Record<string, string>>(as('stats_only'), "SELECT count(*)::text AS shown FROM pg_settings WHERE name = 'primary_conninfo'");
+  t.equal(hidden?.shown, '0', 'pg_settings hides primary_conninfo from a role without pg_read_all_settings');
+  t.equal(await streaming('as_stats_only'), 1, 'it streams as that role sees it: primary_conninfo hidden counts as set');
+  const [blind] = await queryOnce<Record<string, string>>(as('watcher'), 'SELECT count(*)::text AS rows, count(status)::text AS statuses FROM pg_stat_wal_receiver');
+  t.same(blind, { rows: '1', statuses: '0' }, 'a role without pg_read_all_stats sees the receiver but not its status');
+  t.equal(await streaming('as_watcher'), undefined, 'so it has no figure (it read 0, and the alert fired, while the standby streamed)');
+  t.equal(valueOf((await app.scrape()).samples, 'upkeep_postgres_in_recovery', { target: 'as_watcher' }), 1, 'the standby is still reported as one');
+
+  await standby.query("ALTER SYSTEM SET primary_conninfo = ''");
+  await standby.query('SELECT pg_reload_conf()');
+  await waitFor('the receiver gone', async () => {
+    const rows = await standby.query('SELECT 1 FROM pg_stat_wal_receiver');
+    if (rows.length > 0) throw new Error('the WAL receiver still runs');
+  }, 30_000, 100);
+  t.equal(await streaming('standby'), undefined, 'a standby that recovers from the archive only has no figure');
+  t.equal(valueOf((await app.scrape()).samples, 'upkeep_postgres_in_recovery', { target: 'standby' }), 1, 'and is still a standby');
 });

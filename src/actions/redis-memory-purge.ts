@@ -76,7 +76,7 @@ export const memoryPurge: Action<PurgeParams, PurgePayload, PurgeOutput> = {
     const before = await readMemory(redis);
     const purge = await redis.memory('PURGE');
     const defrag = payload.activeDefrag ? await enableActiveDefrag(redis) : { state: 'not-requested' as const };
-    if (defrag.state === 'unsupported') context.log.warn({ target: payload.target, reason: defrag.reason }, 'active defragmentation is not available on this Redis build');
+    if (defrag.state === 'unsupported') context.log.warn({ target: payload.target, reason: defrag.reason }, 'active defragmentation is not available on this Redis build; MEMORY PURGE ran without it (the parameter activeDefrag: false skips the attempt and this warning)');
     const after = await readMemory(redis);
     return {
       detail: {

@@ -18,6 +18,8 @@ declare -A PROBE=(
   [curl]=/usr/bin/curl
   # test/product/schedule-skew.test.ts runs one replica with its clock 30 s ahead.
   [faketime]=/usr/bin/faketime
+  # The TLS tests (test/fixtures/postgres-tls.ts) make a CA and a server certificate.
+  [openssl]=/usr/bin/openssl
 )
 if [[ "${UPKEEP_BENCH_DEPS:-}" == 1 ]]; then
   PROBE[prometheus-postgres-exporter]=/usr/bin/prometheus-postgres-exporter

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { dockerTarget } from '../systems/docker/target.js';
-import { name, parseableUrl, seconds } from '../systems/fields.js';
+import { name, seconds } from '../systems/fields.js';
 import { backupTarget, diskTarget, fileTarget, logTarget } from '../systems/files/target.js';
 import { httpTarget, httpUrl } from '../systems/http/target.js';
-import { postgresTarget } from '../systems/postgres/target.js';
+import { postgresTarget, postgresUrl } from '../systems/postgres/target.js';
 import { redisTarget } from '../systems/redis/target.js';
 import { backupOverlap } from './backup-overlap.js';
 import { cronError } from './cron.js';
@@ -69,7 +69,7 @@ const scheduleEntry = z.strictObject({
  * what needs no quoting (and fits PostgreSQL's 63 bytes).
  */
 const statePostgres = z.strictObject({
-  url: withoutFragment(parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')),
+  url: withoutFragment(postgresUrl),
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be an SQL identifier: lower-case letters, digits and "_", not starting with a digit, at most 63').default('upkeep'),
   // Each statement's limit (and the connect timeout): a stuck database fails a claim, it does not hang it.
   timeoutSeconds: seconds.default(10),

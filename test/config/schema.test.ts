@@ -96,6 +96,28 @@ t.test('errors name their path', async (t) => {
   t.ok(messages.some((m) => m.startsWith('collectors.timeoutSeconds: ')), 'wrong type');
 });
 
+t.test('a PostgreSQL URL\'s TLS parameters are checked where they are written: the mode, the CA a mode needs, the files', async (t) => {
+  const result = parseConfig([
+    'targets:',
+    '  postgres:',
+    '    - { name: a, url: "postgres://u@h/app?sslmode=required" }',
+    '    - { name: b, url: "postgres://u@h/app?sslmode=verify-ca" }',
+    '    - { name: c, url: "postgres://u@h/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem" }',
+    '    - { name: d, url: "postgres://u@h/app?ssl=true" }',
+    '    - { name: e, url: "postgres://u@h/app?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt" }',
+    'state: { postgres: { url: "postgres://u@h/state?sslmode=verify-ca" } }',
+  ].join('\n'), {});
+  t.notOk(result.ok);
+  if (result.ok) return;
+  t.same(result.errors.map((e) => `${e.path}: ${e.message}`).sort(), [
+    'state.postgres.url: sslmode=verify-ca needs sslrootcert (the CA file the server\'s certificate is checked against)',
+    'targets.postgres[0].url: sslmode "required" is not one of disable, allow, prefer, require, verify-ca, verify-full',
+    'targets.postgres[1].url: sslmode=verify-ca needs sslrootcert (the CA file the server\'s certificate is checked against)',
+    'targets.postgres[2].url: sslrootcert /nonexistent/ca.pem: cannot read it (ENOENT)',
+    'targets.postgres[3].url: "ssl" is not a libpq parameter (pg_dump and psql refuse it); set sslmode (disable, require, verify-ca, verify-full)',
+  ].sort(), 'each bad URL once, by its path; a readable CA file passes');
+});
+
 t.test('YAML syntax errors and empty files', async (t) => {
   const broken = parseConfig('server: [unclosed', {});
   t.notOk(broken.ok);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { postgresDriver } from '../../lazy.js';
 import { StateStoreError } from './store-error.js';
 import { quietClients, socketFor } from '../../systems/postgres/client.js';
+import { pgConnection } from '../../systems/postgres/tls.js';
 
 export interface StateDbOptions {
   /** `state.postgres.url`; it never appears in an error. */
@@ -26,7 +27,7 @@ export class StateDb {
 
   constructor(private readonly options: StateDbOptions) {
     this.pool = new (postgresDriver().Pool)({
-      connectionString: options.url,
+      ...pgConnection(options.url),
       max: POOL_SIZE,
       idleTimeoutMillis: IDLE_CLOSE_MS,
       connectionTimeoutMillis: options.timeoutMs,

@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import type pg from 'pg';
 import { postgresDriver } from '../../lazy.js';
 import { MessageSocket } from './message-socket.js';
+import { pgConnection } from './tls.js';
 
 /**
  * pg's `stream` option: called with the connection's settings for each new connection. Plain
@@ -40,7 +41,7 @@ export async function connectClient(url: string, applicationName: string, option
   const { timeoutMs = CONNECT_TIMEOUT_MS, cancel } = options;
   if (cancel?.aborted) throw cancel.reason;
   const client = new (postgresDriver().Client)({
-    connectionString: url, application_name: applicationName, stream: socketFor, connectionTimeoutMillis: Math.max(1, Math.round(timeoutMs)),
+    ...pgConnection(url), application_name: applicationName, stream: socketFor, connectionTimeoutMillis: Math.max(1, Math.round(timeoutMs)),
   });
   client.on('error', () => undefined); // a dropped connection surfaces on the next query instead
   // The socket destroyed with an error, as pg's own connect timeout does: connect() then rejects.
@@ -112,7 +113,7 @@ export function createPool(options: PoolOptions): pg.Pool {
     }
   }
   const pool = new Driver.Pool({
-    connectionString: options.url,
+    ...pgConnection(options.url),
     max: options.max,
     idleTimeoutMillis: options.idleCloseMs,
     connectionTimeoutMillis: Math.min(options.timeoutSeconds * 1000, CONNECT_TIMEOUT_MS),

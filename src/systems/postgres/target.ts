@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { name, parseableUrl, seconds, secondsOrZero } from '../fields.js';
+import { sslProblem } from './tls.js';
 
 const regex = z.string().refine((text) => { try { new RegExp(text); return true; } catch { return false; } }, 'must be a valid regular expression');
 
@@ -10,10 +11,17 @@ const tableFilter = z.strictObject({
   limit: z.number().int().positive().default(500),
 });
 
+/** A postgres:// URL whose TLS parameters (sslmode, sslrootcert...) mean what libpq says (tls.ts). */
+export const postgresUrl = parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').superRefine((url, context) => {
+  // An unparseable URL has its own message already (parseableUrl).
+  const problem = URL.canParse(url) ? sslProblem(url) : null;
+  if (problem !== null) context.addIssue({ code: 'custom', message: problem });
+});
+
 /** A `targets.postgres` entry: a server and the databases and tables upkeep watches on it. */
 export const postgresTarget = z.strictObject({
   name,
-  url: parseableUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  url: postgresUrl,
   databases: z.union([z.literal('auto'), z.array(z.string().min(1)).min(1)]).default('auto'),
   tables: tableFilter.prefault({}),
   sizeRefreshSeconds: seconds.default(300),

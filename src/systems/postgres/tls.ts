@@ -1,0 +1,82 @@
+import { accessSync, constants, readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+
+/**
+ * libpq's sslmode for upkeep's own sessions, so that one URL means to them what it means to
+ * pg_dump and psql, which get it too. pg's own parser takes require (and prefer, verify-ca) as
+ * verify-full: a server with a self-signed certificate (Debian's postgresql package ships one)
+ * refused the collectors' sessions while pg_dump connected, and pg wrote a deprecation warning
+ * to stderr on every new connection.
+ *   disable, allow, prefer, none given: no TLS. libpq's allow and prefer also fall back (prefer
+ *     tries TLS first); a server that takes only TLS sessions (hostssl) needs require.
+ *   require: TLS without a certificate check, or, with sslrootcert, as verify-ca (libpq's rule).
+ *   verify-ca: TLS, the certificate chain checked against sslrootcert (which it needs).
+ *   verify-full: TLS, the chain (against sslrootcert, else the system's CAs) and the host name.
+ * sslcert and sslkey add a client certificate to any mode that uses TLS.
+ */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = typeof SSL_MODES[number];
+
+// Read here, and taken out of the URL pg parses, which would apply its own meaning to them.
+const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'sslpassword', 'ssl', 'sslnegotiation', 'uselibpqcompat'];
+
+export function isSslMode(mode: string): mode is SslMode {
+  return (SSL_MODES as readonly string[]).includes(mode);
+}
+
+const FILES = ['sslrootcert', 'sslcert', 'sslkey'];
+
+function unreadable(err: unknown): string {
+  return err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
+}
+
+/**
+ * What is wrong with a URL's TLS parameters, for the config's check (at start, SIGHUP and
+ * check-config); null when nothing is. The files are read by this process's user, as pg_dump's
+ * and every session's will be; one that cannot be is said here, not at each scrape.
+ */
+export function sslProblem(url: string): string | null {
+  const query = new URL(url).searchParams;
+  const mode = query.get('sslmode');
+  if (mode !== null && !isSslMode(mode)) return `sslmode "${mode}" is not one of ${SSL_MODES.join(', ')}`;
+  if (mode === 'verify-ca' && !query.get('sslrootcert')) return 'sslmode=verify-ca needs sslrootcert (the CA file the server\'s certificate is checked against)';
+  for (const name of ['ssl', 'sslnegotiation', 'uselibpqcompat']) {
+    if (query.has(name)) return `"${name}" is not a libpq parameter (pg_dump and psql refuse it); set sslmode (disable, require, verify-ca, verify-full)`;
+  }
+  for (const name of FILES) {
+    const path = query.get(name);
+    if (!path) continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (err) {
+      return `${name} ${path}: cannot read it (${unreadable(err)})`;
+    }
+  }
+  return null;
+}
+
+function readPem(query: URLSearchParams, name: string): string | undefined {
+  const path = query.get(name);
+  if (!path) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`${name} ${path}: cannot read it (${unreadable(err)})`);
+  }
+}
+
+/** pg's client settings for a URL: the URL without its TLS parameters, and the TLS options they mean. */
+export function pgConnection(url: string): { connectionString: string; ssl: false | ConnectionOptions } {
+  const parsed = new URL(url);
+  const query = parsed.searchParams;
+  const mode = query.get('sslmode') ?? 'prefer';
+  const files = { ca: readPem(query, 'sslrootcert'), cert: readPem(query, 'sslcert'), key: readPem(query, 'sslkey') };
+  for (const name of TLS_PARAMETERS) query.delete(name);
+  const connectionString = parsed.toString();
+  if (mode === 'disable' || mode === 'allow' || mode === 'prefer') return { connectionString, ssl: false };
+  const client = { ...(files.cert ? { cert: files.cert } : {}), ...(files.key ? { key: files.key } : {}) };
+  // pg names the server to TLS only by a host name; the host here makes an address checked too.
+  if (mode === 'verify-full') return { connectionString, ssl: { ...client, ...(files.ca ? { ca: files.ca } : {}), host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') } };
+  if (mode === 'verify-ca' || files.ca) return { connectionString, ssl: { ...client, ca: files.ca, checkServerIdentity: () => undefined } };
+  return { connectionString, ssl: { ...client, rejectUnauthorized: false } };
+}

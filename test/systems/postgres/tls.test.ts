@@ -1,0 +1,63 @@
+import t from 'tap';
+import { StateDb } from '../../../src/engine/state/postgres-db.js';
+import { connectClient, createPool, endPool } from '../../../src/systems/postgres/client.js';
+import { pgConnection, sslProblem } from '../../../src/systems/postgres/tls.js';
+import { startTlsPostgres } from '../../fixtures/postgres-tls.js';
+
+t.test('pgConnection: the URL pg parses carries no TLS parameter; the options say what libpq would do', async (t) => {
+  t.same(pgConnection('postgres://u@h:5432/app'), { connectionString: 'postgres://u@h:5432/app', ssl: false }, 'no sslmode: no TLS');
+  t.same(pgConnection('postgres://u@h/app?sslmode=disable&application_name=x'), { connectionString: 'postgres://u@h/app?application_name=x', ssl: false });
+  t.same(pgConnection('postgres://u@h/app?sslmode=prefer'), { connectionString: 'postgres://u@h/app', ssl: false });
+  t.same(pgConnection('postgres://u@h/app?sslmode=allow'), { connectionString: 'postgres://u@h/app', ssl: false });
+  t.same(pgConnection('postgres://u@h/app?sslmode=require'), { connectionString: 'postgres://u@h/app', ssl: { rejectUnauthorized: false } });
+  const verifyFull = pgConnection('postgres://u@db.example:5433/app?sslmode=verify-full');
+  t.same(verifyFull, { connectionString: 'postgres://u@db.example:5433/app', ssl: { host: 'db.example' } }, 'verify-full: the system CAs and the host name');
+  t.throws(() => pgConnection('postgres://u@h/app?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem'), { message: 'sslrootcert /nonexistent/ca.pem: cannot read it (ENOENT)' });
+  t.same(pgConnection('postgres://u@h/app?sslmode=require&sslpassword=x').connectionString, 'postgres://u@h/app', 'sslpassword is dropped, as for pg_dump');
+});
+
+t.test('sslProblem: what check-config says of a URL\'s TLS parameters', async (t) => {
+  t.equal(sslProblem('postgres://u@h/app'), null);
+  t.equal(sslProblem('postgres://u@h/app?sslmode=verify-full'), null);
+  t.equal(sslProblem('postgres://u@h/app?sslmode=required'), 'sslmode "required" is not one of disable, allow, prefer, require, verify-ca, verify-full');
+  t.equal(sslProblem('postgres://u@h/app?sslmode=verify-ca'), 'sslmode=verify-ca needs sslrootcert (the CA file the server\'s certificate is checked against)');
+  t.equal(sslProblem('postgres://u@h/app?ssl=true'), '"ssl" is not a libpq parameter (pg_dump and psql refuse it); set sslmode (disable, require, verify-ca, verify-full)');
+});
+
+t.test('a PostgreSQL with TLS: each sslmode connects or is refused as libpq would, with no warning', async (t) => {
+  const { server, files } = await startTlsPostgres(t);
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => { warnings.push(warning.message); };
+  process.on('warning', onWarning);
+  t.teardown(() => { process.off('warning', onWarning); });
+  const encryptedAt = async (url: string): Promise<boolean> => {
+    const client = await connectClient(url, 'upkeep-test');
+    try {
+      const { rows: [row] } = await client.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+      return row?.ssl === true;
+    } finally {
+      await client.end();
+    }
+  };
+  const encrypted = (query: string) => encryptedAt(`${server.url()}?${query}`);
+  t.equal(await encrypted('sslmode=require'), true, 'require: encrypted, the certificate not checked');
+  t.equal(await encrypted(`sslmode=verify-ca&sslrootcert=${files.ca}`), true, 'verify-ca: the chain checked');
+  t.equal(await encrypted(`sslmode=verify-full&sslrootcert=${files.ca}`), true, 'verify-full: the chain and the address (127.0.0.1 in the certificate)');
+  t.equal(await encrypted('sslmode=disable'), false, 'disable: plain');
+  t.equal(await encrypted('application_name=x'), false, 'no sslmode: plain, as before');
+  await t.rejects(encrypted(`sslmode=verify-ca&sslrootcert=${files.otherCa}`), /certificate/, 'verify-ca with another CA: refused');
+  await t.rejects(encrypted(`sslmode=require&sslrootcert=${files.otherCa}`), /certificate/, 'require with sslrootcert is verify-ca, as in libpq');
+  await t.rejects(encrypted('sslmode=verify-full'), /certificate/, 'verify-full without sslrootcert: the system CAs do not know this one');
+  const asCertUser = `postgres://cert_user@127.0.0.1:${server.port}/postgres?sslmode=verify-full&sslrootcert=${files.ca}`;
+  t.equal(await encryptedAt(`${asCertUser}&sslcert=${files.clientCert}&sslkey=${files.clientKey}`), true, 'a client certificate: the role that logs in only with one');
+  await t.rejects(encryptedAt(asCertUser), /certificate/, 'without it, refused');
+  const pool = createPool({ url: `${server.url()}?sslmode=require`, max: 1, idleCloseMs: 1000, timeoutSeconds: 5, applicationName: 'upkeep-test' });
+  t.teardown(() => endPool(pool));
+  const { rows: [pooled] } = await pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+  t.equal(pooled?.ssl, true, 'a pool\'s sessions too');
+  const state = new StateDb({ url: `${server.url()}?sslmode=require`, schema: 'upkeep', timeoutMs: 5000 });
+  t.teardown(() => state.pool.end());
+  const { rows: [stored] } = await state.pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+  t.equal(stored?.ssl, true, 'and the state store\'s');
+  t.same(warnings, [], 'the driver warned of nothing (it warned of sslmode=require on every connection)');
+});

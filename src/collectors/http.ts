@@ -28,10 +28,17 @@ export const http: CollectorModule = {
   },
 };
 
+// What Node's TLS calls a certificate from a CA it does not know.
+const UNKNOWN_CA = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY']);
+
 /**
  * fetch's own words ("fetch failed") with its cause's ("self-signed certificate", "connect
- * ECONNREFUSED 127.0.0.1:8080"): the log and /readyz said only "fetch failed".
+ * ECONNREFUSED 127.0.0.1:8080"): the log and /readyz said only "fetch failed". A service whose
+ * certificate a private CA signed is told how to trust that CA.
  */
 function withCause(err: unknown): unknown {
-  return err instanceof Error && err.cause instanceof Error ? new Error(`${err.message}: ${err.cause.message}`) : err;
+  if (!(err instanceof Error && err.cause instanceof Error)) return err;
+  const code = 'code' in err.cause ? String(err.cause.code) : '';
+  const hint = UNKNOWN_CA.has(code) ? ` (${code}); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA's certificate file` : '';
+  return new Error(`${err.message}: ${err.cause.message}${hint}`);
 }

@@ -1,7 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { freePort } from '../fixtures/ports.js';
+import { tlsFiles } from '../fixtures/tls.js';
 import { appFromYaml, sample } from './app.js';
 
 /** A TCP server that accepts connections and never answers: the worst kind of sick service. */
@@ -79,4 +82,18 @@ t.test('a refused connection is a failed probe', async (t) => {
   t.equal(sample(body, 'upkeep_collector_up{collector="http",target="gone"}'), 0);
   const ready = (await app.fastify.inject({ method: 'GET', url: '/readyz' })).json();
   t.match(ready, { status: 'ready', targets: [{ collector: 'http', target: 'gone', up: false, lastError: `fetch failed: connect ECONNREFUSED 127.0.0.1:${port}` }] }, 'with fetch\'s cause, not only "fetch failed"');
+});
+
+t.test('an https service signed by a CA Node does not know: the probe fails, and its error names NODE_EXTRA_CA_CERTS', async (t) => {
+  const { files } = await tlsFiles(t);
+  const server = createHttpsServer({ cert: await readFile(files.cert), key: await readFile(files.key) }, (_req, res) => { res.end('ok'); });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const app = await appFromYaml(`targets:\n  http:\n    - { name: internal, url: "https://127.0.0.1:${port}/health" }\n`);
+  t.teardown(() => app.fastify.close());
+  const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
+  t.equal(sample(body, 'upkeep_http_up{service="internal"}'), 0);
+  const ready = (await app.fastify.inject({ method: 'GET', url: '/readyz' })).json();
+  t.match(ready, { targets: [{ target: 'internal', up: false, lastError: 'fetch failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA\'s certificate file' }] });
 });

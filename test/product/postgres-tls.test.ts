@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
-import { startTlsPostgres } from '../fixtures/postgres-tls.js';
+import { startTlsPostgres } from '../fixtures/tls.js';
 import { serveInstalled, writeConfig } from './installed.js';
 
 /**

@@ -2,7 +2,7 @@ import t from 'tap';
 import { StateDb } from '../../../src/engine/state/postgres-db.js';
 import { connectClient, createPool, endPool } from '../../../src/systems/postgres/client.js';
 import { pgConnection, sslProblem } from '../../../src/systems/postgres/tls.js';
-import { startTlsPostgres } from '../../fixtures/postgres-tls.js';
+import { startTlsPostgres } from '../../fixtures/tls.js';
 
 t.test('pgConnection: the URL pg parses carries no TLS parameter; the options say what libpq would do', async (t) => {
   t.same(pgConnection('postgres://u@h:5432/app'), { connectionString: 'postgres://u@h:5432/app', ssl: false }, 'no sslmode: no TLS');

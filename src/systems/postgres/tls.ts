@@ -65,15 +65,24 @@ function readPem(query: URLSearchParams, name: string): string | undefined {
   }
 }
 
+/** A Unix socket's directory as the host (`?host=/run/postgresql`, or `%2Frun%2Fpostgresql`). */
+function socketHost(parsed: URL): boolean {
+  return (parsed.searchParams.get('host') ?? decodeURIComponent(parsed.hostname)).startsWith('/');
+}
+
 /** pg's client settings for a URL: the URL without its TLS parameters, and the TLS options they mean. */
 export function pgConnection(url: string): { connectionString: string; ssl: false | ConnectionOptions } {
   const parsed = new URL(url);
   const query = parsed.searchParams;
+  // A URL without them goes to pg as it was written (re-encoding its query changes nothing, but
+  // nothing needs it either).
+  if (!TLS_PARAMETERS.some((name) => query.has(name))) return { connectionString: url, ssl: false };
   const mode = query.get('sslmode') ?? 'prefer';
   const files = { ca: readPem(query, 'sslrootcert'), cert: readPem(query, 'sslcert'), key: readPem(query, 'sslkey') };
   for (const name of TLS_PARAMETERS) query.delete(name);
   const connectionString = parsed.toString();
-  if (mode === 'disable' || mode === 'allow' || mode === 'prefer') return { connectionString, ssl: false };
+  // libpq uses no TLS on a Unix socket, whatever sslmode says; PostgreSQL offers none there.
+  if (mode === 'disable' || mode === 'allow' || mode === 'prefer' || socketHost(parsed)) return { connectionString, ssl: false };
   const client = { ...(files.cert ? { cert: files.cert } : {}), ...(files.key ? { key: files.key } : {}) };
   // pg names the server to TLS only by a host name; the host here makes an address checked too.
   if (mode === 'verify-full') return { connectionString, ssl: { ...client, ...(files.ca ? { ca: files.ca } : {}), host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') } };

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import t from 'tap';
 import { StateDb } from '../../../src/engine/state/postgres-db.js';
 import { connectClient, createPool, endPool } from '../../../src/systems/postgres/client.js';
@@ -14,6 +15,10 @@ t.test('pgConnection: the URL pg parses carries no TLS parameter; the options sa
   t.same(verifyFull, { connectionString: 'postgres://u@db.example:5433/app', ssl: { host: 'db.example' } }, 'verify-full: the system CAs and the host name');
   t.throws(() => pgConnection('postgres://u@h/app?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem'), { message: 'sslrootcert /nonexistent/ca.pem: cannot read it (ENOENT)' });
   t.same(pgConnection('postgres://u@h/app?sslmode=require&sslpassword=x').connectionString, 'postgres://u@h/app', 'sslpassword is dropped, as for pg_dump');
+  t.same(pgConnection('postgres://u@h/app?options=-c%20a%3D1'), { connectionString: 'postgres://u@h/app?options=-c%20a%3D1', ssl: false }, 'a URL without TLS parameters goes as written');
+  t.same(pgConnection('postgres:///app?host=/run/postgresql&sslmode=require'), { connectionString: 'postgres:///app?host=%2Frun%2Fpostgresql', ssl: false }, 'a Unix socket: no TLS, as libpq');
+  t.same(pgConnection('postgres://u@%2Frun%2Fpostgresql/app?sslmode=verify-full').ssl, false, 'the socket as the host, too');
+  t.same(pgConnection('postgres://u@[::1]:5432/app?sslmode=verify-full').ssl, { host: '::1' }, 'an IPv6 address is checked as the address');
 });
 
 t.test('sslProblem: what check-config says of a URL\'s TLS parameters', async (t) => {
@@ -48,6 +53,7 @@ t.test('a PostgreSQL with TLS: each sslmode connects or is refused as libpq woul
   await t.rejects(encrypted(`sslmode=verify-ca&sslrootcert=${files.otherCa}`), /certificate/, 'verify-ca with another CA: refused');
   await t.rejects(encrypted(`sslmode=require&sslrootcert=${files.otherCa}`), /certificate/, 'require with sslrootcert is verify-ca, as in libpq');
   await t.rejects(encrypted('sslmode=verify-full'), /certificate/, 'verify-full without sslrootcert: the system CAs do not know this one');
+  t.equal(await encryptedAt(`postgres:///postgres?host=${dirname(server.dataDir)}&port=${server.port}&user=postgres&sslmode=require`), false, 'over the Unix socket, require connects without TLS, as libpq does');
   const asCertUser = `postgres://cert_user@127.0.0.1:${server.port}/postgres?sslmode=verify-full&sslrootcert=${files.ca}`;
   t.equal(await encryptedAt(`${asCertUser}&sslcert=${files.clientCert}&sslkey=${files.clientKey}`), true, 'a client certificate: the role that logs in only with one');
   await t.rejects(encryptedAt(asCertUser), /certificate/, 'without it, refused');

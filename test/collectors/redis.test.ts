@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import t from 'tap';
 import { freePort, waitFor } from '../fixtures/ports.js';
 import { startRedis, type RedisServer } from '../fixtures/redis.js';
+import { tlsFiles } from '../fixtures/tls.js';
 import { byLabels, testApp, valueOf } from './helpers.js';
 
 const run = promisify(execFile);
@@ -169,25 +168,23 @@ t.test('redis collector', async (t) => {
 });
 
 t.test('rediss:// with a private CA', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'upkeep-tls-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  const { dir, files: { ca, cert, key } } = await tlsFiles(t);
   const tlsPort = await freePort();
-  const server = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-auth-clients', 'no'] });
+  // With its CA (for clients' certificates, none asked here) Redis sends its chain, CA included.
+  const server = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', ca, '--tls-auth-clients', 'no'] });
   t.teardown(() => server.destroy());
   const url = `rediss://127.0.0.1:${tlsPort}`;
 
-  const trusted = await testApp(t, redisYaml(url, `caFile: ${cert}`));
+  const trusted = await testApp(t, redisYaml(url, `caFile: ${ca}`));
   t.equal(valueOf((await trusted.scrape()).samples, 'upkeep_redis_up', { target: 'cache' }), 1, 'TLS with the CA file');
 
   const untrusted = await testApp(t, redisYaml(url));
-  t.equal(valueOf((await untrusted.scrape()).samples, 'upkeep_redis_up', { target: 'cache' }), 0, 'TLS is really on: the self-signed certificate is refused');
+  t.equal(valueOf((await untrusted.scrape()).samples, 'upkeep_redis_up', { target: 'cache' }), 0, 'TLS is really on: a certificate from an unknown CA is refused');
   t.match(untrusted.logs.find((entry) => entry.msg === 'collection failed'), { err: /self[- ]signed/i });
 
   const missingCa = join(dir, 'later.pem');
   const late = await testApp(t, redisYaml(url, `caFile: ${missingCa}`));
   t.equal(valueOf((await late.scrape()).samples, 'upkeep_redis_up', { target: 'cache' }), 0, 'an unreadable CA file is a failed scrape');
-  await run('cp', [cert, missingCa]);
+  await run('cp', [ca, missingCa]);
   t.equal(valueOf((await late.scrape()).samples, 'upkeep_redis_up', { target: 'cache' }), 1, 'and is read again on the next one');
 });

@@ -1,30 +1,15 @@
-import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { Engine } from '../../../src/engine/engine.js';
 import { RedisConnection, tlsProblem } from '../../../src/systems/redis/client.js';
 import { bufferLogger } from '../../fixtures/log.js';
 import { freePort } from '../../fixtures/ports.js';
 import { startRedis } from '../../fixtures/redis.js';
+import { tlsFiles } from '../../fixtures/tls.js';
 import { tempDir, testConfig } from '../../http/helpers.js';
 
-const run = promisify(execFile);
-
-/** A private CA, and a certificate for 127.0.0.1 that it signed (not self-signed: the CA is what the client must trust). */
-async function privateCa(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const [ca, caKey, cert, key, request, extensions] = ['ca.pem', 'ca.key', 'server.pem', 'server.key', 'server.csr', 'san.cnf'].map((name) => join(dir, name)) as [string, string, string, string, string, string];
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca, '-days', '1', '-subj', '/CN=upkeep test CA']);
-  await run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', request, '-subj', '/CN=127.0.0.1']);
-  await writeFile(extensions, 'subjectAltName=IP:127.0.0.1\n');
-  await run('openssl', ['x509', '-req', '-in', request, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '1', '-extfile', extensions]);
-  return { ca, cert, key };
-}
-
 t.test('a remediation against rediss:// with a private CA goes through the one client factory, caFile included', async (t) => {
-  const dir = await tempDir(t, 'upkeep-tls-');
-  const { ca, cert, key } = await privateCa(dir);
+  const { dir, files: { ca, cert, key } } = await tlsFiles(t);
   const tlsPort = await freePort();
   const server = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', ca, '--tls-auth-clients', 'no'] });
   t.teardown(() => server.destroy());

@@ -21,6 +21,17 @@ export async function withClient<T>(context: ActionContext, target: string, data
   }
 }
 
+const SEES_SESSIONS = 'SELECT pg_has_role(\'pg_read_all_stats\', \'USAGE\') AS sees';
+
+/**
+ * What a run that found no session to blame adds when its role cannot see other roles' sessions
+ * (PostgreSQL hides their state and transactions without pg_read_all_stats): '' when it can.
+ */
+export async function hiddenSessionsNote(client: pg.Client): Promise<string> {
+  const { rows: [row] } = await client.query<{ sees: boolean }>(SEES_SESSIONS);
+  return row?.sees === true ? '' : ' (this role cannot see other roles\' sessions: grant it pg_read_all_stats, see docs/security.md)';
+}
+
 /** Turns Postgres' lock-timeout error into one that says what to do. */
 export function explainLockTimeout(err: unknown, what: string, lockTimeoutSeconds: number): unknown {
   if (pgErrorCode(err) !== '55P03') return err;

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { urlDatabase } from '../systems/postgres/watched.js';
-import { withClient } from './postgres-session.js';
+import { hiddenSessionsNote, withClient } from './postgres-session.js';
 import { checkTarget, postgresTarget, requireWatchedDatabase } from './postgres-scope.js';
 import { count, identifier } from './params.js';
 import type { Action, ActionContext, RunOutput } from './contract.js';
@@ -87,9 +87,12 @@ function homeDatabase(config: Readonly<Config>, target: string): string {
   return urlDatabase(postgresTarget(config, target).url);
 }
 
-async function candidates(params: TerminateParams, context: ActionContext): Promise<Candidate[]> {
-  return withClient(context, params.target, homeDatabase(context.config, params.target), async (client: pg.Client) =>
-    z.array(candidateRow).parse((await client.query(candidatesSql(params.idleSeconds), [params.database ?? null])).rows));
+async function candidates(params: TerminateParams, context: ActionContext): Promise<{ sessions: Candidate[]; hidden: string }> {
+  return withClient(context, params.target, homeDatabase(context.config, params.target), async (client: pg.Client) => {
+    const sessions = z.array(candidateRow).parse((await client.query(candidatesSql(params.idleSeconds), [params.database ?? null])).rows);
+    // "No session qualifies" said by a role that sees none of the others' is no finding.
+    return { sessions, hidden: sessions.length === 0 ? await hiddenSessionsNote(client) : '' };
+  });
 }
 
 function describeSession(session: Candidate): string {
@@ -127,13 +130,13 @@ export const terminateIdle: Action<TerminateParams, TerminatePayload, TerminateO
   },
   lock: (params, config) => ({ kind: 'postgres', target: params.target, database: homeDatabase(config, params.target), key: 'terminate_idle' }),
   async check(params, context) {
-    const sessions = await candidates(params, context);
+    const { sessions, hidden } = await candidates(params, context);
     const where = params.database === undefined ? `on target ${params.target}` : `in database ${params.database}`;
-    if (sessions.length === 0) return { proceed: false, reason: `no session ${where} has been idle in a transaction for over ${params.idleSeconds}s`, observed: { sessions } };
+    if (sessions.length === 0) return { proceed: false, reason: `no session ${where} has been idle in a transaction for over ${params.idleSeconds}s${hidden}`, observed: { sessions } };
     return { proceed: true, reason: `${sessions.length} session(s) idle in a transaction for over ${params.idleSeconds}s: ${sessions.map(describeSession).join(', ')}`, observed: { sessions } };
   },
   async plan(params, context) {
-    const sessions = (await candidates(params, context)).map(({ pid, backendStart }) => ({ pid, backendStart }));
+    const sessions = (await candidates(params, context)).sessions.map(({ pid, backendStart }) => ({ pid, backendStart }));
     return {
       steps: sessions.map((session) => ({ kind: 'sql', detail: terminateStatement(session, params.idleSeconds) })),
       payload: { idleSeconds: params.idleSeconds, sessions },

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ageOf, oldestTables, snapshotAge, statsOf, type Relation } from '../systems/postgres/catalog.js';
 import { describeHolder, heldAtVacuum, horizonHolders, type HorizonHolder } from '../systems/postgres/horizon.js';
 import { runVacuums, type VacuumRunOutput } from './postgres-vacuum-progress.js';
-import { runStatements, sqlPlan, type SqlOutput, type SqlPayload, where, withClient } from './postgres-session.js';
+import { hiddenSessionsNote, runStatements, sqlPlan, type SqlOutput, type SqlPayload, where, withClient } from './postgres-session.js';
 import { findTable, inScope, resolveScope, resolveTable, scopeParams, screenScope } from './postgres-scope.js';
 import { analyzeStatement, qualified, vacuumStatement } from '../systems/postgres/sql.js';
 import { count, flag, identifier, progressSeconds } from './params.js';
@@ -135,12 +135,12 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
   async verify(params, before, output, context) {
     const previous = observedTables.parse(before.observed ?? { tables: [] }).tables.filter((table) => measure(params, table) > threshold(params, context.config));
     // One query at a time: a pg client queues concurrent queries, and pg 9 will refuse them.
-    const after = await withClient(context, params.target, params.database, async (client) => {
+    const { after, hidden } = await withClient(context, params.target, params.database, async (client) => {
       const read = [];
       for (const table of previous) {
         read.push({ table, stats: await statsOf(client, table.oid), ageNow: table.frozenXid === null ? 0 : await ageOf(client, table.frozenXid) });
       }
-      return read;
+      return { after: read, hidden: await hiddenSessionsNote(client) };
     });
     const problems: string[] = [];
     for (const { table, stats, ageNow } of after) {
@@ -154,7 +154,8 @@ export const vacuum: Action<VacuumParams, SqlPayload, VacuumRunOutput> = {
       else if (params.freeze && stats.xidAge >= ageNow) {
         problems.push(`${name}: xid age did not fall (${ageNow} for its relfrozenxid before the run, ${stats.xidAge} now); something holds the vacuum horizon back`);
       } else if (!params.freeze && !params.full && stats.deadTuples >= table.deadTuples && stats.deadTuples > 0) {
-        problems.push(`${name}: dead tuples did not fall (${table.deadTuples} before, ${stats.deadTuples} after); an old open transaction may be holding them`);
+        // The check skips such a run, naming the session, when the role can see it.
+        problems.push(`${name}: dead tuples did not fall (${table.deadTuples} before, ${stats.deadTuples} after); an old open transaction may be holding them${hidden}`);
       }
     }
     const observed = { tables: after.map(({ table, stats }) => ({ schema: table.schema, name: table.name, ...stats })) };

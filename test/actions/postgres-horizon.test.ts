@@ -36,6 +36,23 @@ t.test('an idle-in-transaction session holding the horizon: the alert-driven vac
   t.equal((await tableStats(server, 'app', 'orders')).vacuumCount, 1, 'nothing more was vacuumed');
 });
 
+t.test('a role that cannot see the session holding the horizon: the vacuum runs in vain, and its failure says to grant pg_read_all_stats', async (t) => {
+  const server = await startTestPostgres(t);
+  await server.query('create database app');
+  await holdHorizon(t, server, 'app');
+  await tableWithDeadTuples(server, 'app', 'orders');
+  await vacuumedInVain(server);
+  // It owns the table, so it may vacuum it; the holder is the superuser's session, hidden from it.
+  await server.query('create role blind login');
+  await server.query('alter table orders owner to blind', [], 'app');
+  const url = server.url('app').replace('//postgres@', '//blind@');
+  const app = await startApp(t, testConfig({ state: { dir: await tempDir(t) }, targets: { postgres: [{ name: 'main', url }] } }));
+  const reply = await app.fastify.inject({ method: 'POST', url: '/remediations/postgres.vacuum?wait=true', payload: { params: { target: 'main', database: 'app', table: 'public.orders' } } });
+  const run = z.object({ status: z.string(), error: z.string() }).parse(reply.json());
+  t.equal(run.status, 'failure');
+  t.equal(run.error, 'verification failed: "public"."orders": dead tuples did not fall (400 before, 400 after); an old open transaction may be holding them (this role cannot see other roles\' sessions: grant it pg_read_all_stats, see docs/security.md)');
+});
+
 t.test('a replication slot holding the horizon is named', async (t) => {
   const primary = await startTestPostgres(t);
   await primary.query('create database app');

@@ -71,6 +71,15 @@ t.test('against a real server: ends the old idle-in-transaction sessions, never 
   const young = await terminateIdle.check({ target: 'main', idleSeconds: 3600 }, context);
   t.same(young, { proceed: false, reason: 'no session on target main has been idle in a transaction for over 3600s', observed: { sessions: [] } });
 
+  // A role without pg_read_all_stats sees no other role's state: its "none qualifies" says why.
+  await server.query('create role blind login');
+  const blindContext = buildContext({ targets: { postgres: [{ name: 'blind', url: server.url('postgres').replace('//postgres@', '//blind@'), databases: ['app', 'other'] }] } });
+  t.teardown(() => blindContext.close());
+  t.same(await terminateIdle.check({ target: 'blind', idleSeconds: 1 }, blindContext), {
+    proceed: false, observed: { sessions: [] },
+    reason: 'no session on target blind has been idle in a transaction for over 1s (this role cannot see other roles\' sessions: grant it pg_read_all_stats, see docs/security.md)',
+  }, 'four sessions qualify; this role sees none of them');
+
   const performed = await perform(terminateIdle, { target: 'main', idleSeconds: 1, database: 'app' }, context);
   t.equal(performed.before.proceed, true);
   t.match(performed.before.reason, new RegExp(`^1 session\\(s\\) idle in a transaction for over 1s: pid ${idler.pid} \\(user app_user, application "report-job", 127\\.0\\.0\\.1, database app, idle in transaction for \\d+s, xmin age \\d+\\)$`));

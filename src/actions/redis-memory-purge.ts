@@ -7,9 +7,13 @@ import { flag, identifier } from './params.js';
 import { positiveNumber, redisLock, resolveTarget, screenTarget } from './redis-target.js';
 import { onFirstUse } from '../lazy-schema.js';
 
-export type ActiveDefrag = 'enabled' | 'already-enabled' | 'unsupported' | 'not-requested';
+export type ActiveDefrag = 'enabled' | 'already-enabled' | 'unsupported' | 'refused' | 'not-requested';
 
-/** CONFIG SET activedefrag yes fails on builds without Redis's own jemalloc (Debian's, for one); that is reported, not fatal. */
+/**
+ * CONFIG SET activedefrag yes fails on builds without Redis's own jemalloc (Debian's, for one),
+ * and for an ACL user without +config|set (docs/security.md leaves it out on purpose); either is
+ * reported, not fatal. The two were one "unsupported", which blamed the build for the ACL.
+ */
 async function enableActiveDefrag(redis: Redis): Promise<{ state: ActiveDefrag; reason?: string }> {
   const current = await redis.config('GET', 'activedefrag');
   if (current[1] === 'yes') return { state: 'already-enabled' };
@@ -18,9 +22,12 @@ async function enableActiveDefrag(redis: Redis): Promise<{ state: ActiveDefrag; 
     return { state: 'enabled' };
   } catch (err) {
     // Journalled and logged: masked like every error text that leaves upkeep.
-    return { state: 'unsupported', reason: errorMessage(err) };
+    const reason = errorMessage(err);
+    return { state: reason.startsWith('NOPERM') ? 'refused' : 'unsupported', reason };
   }
 }
+
+const SKIP_IT = 'MEMORY PURGE ran without it (the parameter activeDefrag: false skips the attempt and this line)';
 
 const purgeParams = onFirstUse(() => z.strictObject({
   target: identifier,
@@ -76,7 +83,8 @@ export const memoryPurge: Action<PurgeParams, PurgePayload, PurgeOutput> = {
     const before = await readMemory(redis);
     const purge = await redis.memory('PURGE');
     const defrag = payload.activeDefrag ? await enableActiveDefrag(redis) : { state: 'not-requested' as const };
-    if (defrag.state === 'unsupported') context.log.warn({ target: payload.target, reason: defrag.reason }, 'active defragmentation is not available on this Redis build; MEMORY PURGE ran without it (the parameter activeDefrag: false skips the attempt and this warning)');
+    if (defrag.state === 'unsupported') context.log.warn({ target: payload.target, reason: defrag.reason }, `active defragmentation is not available on this Redis build; ${SKIP_IT}`);
+    if (defrag.state === 'refused') context.log.info({ target: payload.target, reason: defrag.reason }, `CONFIG SET activedefrag was refused: the ACL user has no +config|set (docs/security.md leaves it out); ${SKIP_IT}`);
     const after = await readMemory(redis);
     return {
       detail: {

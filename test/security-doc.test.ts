@@ -94,6 +94,17 @@ t.test('the Redis ACL of docs/security.md is exactly what the collector and ever
   const refused = z.array(z.array(z.unknown())).parse(await admin.call('ACL', 'LOG'));
   t.same(refused.map((entry) => entry[entry.indexOf('object') + 1]), ['config|set'], 'the one refusal is the CONFIG SET the doc leaves out');
   t.same(await admin.call('ACL', 'DRYRUN', 'upkeep', 'SET', 'other:1', 'y'), 'This user has no permissions to access the \'other:1\' key', 'keys outside the patterns are out of reach');
+
+  // A user with the collector's grants only: its remediations are refused at their lock, saying so.
+  await admin.call('ACL', 'SETUSER', 'watcher', 'on', '>watch-pw-5d1e', '-@all', '+info', '+client|setname', '+select', '+bgsave');
+  const watching = await startApp(t, {
+    state: { dir: join(root, 'state-watcher') },
+    collectors: { disabled: ['postgres', 'docker', 'disks', 'backups', 'logs', 'http'] },
+    targets: { redis: [{ name: 'cache', url: `redis://watcher:watch-pw-5d1e@127.0.0.1:${redis.port}/1` }] },
+  });
+  const locked = await run(watching, 'redis.bgsave', { target: 'cache' });
+  t.equal(locked.status, 'failure');
+  t.equal(locked.error, 'cannot take the remediation\'s lock upkeep:lock:redis.bgsave: NOPERM this user has no permissions to run the \'set\' command; the ACL user needs +set +get +eval on ~upkeep:lock:* (docs/security.md)', 'the refusal names the lock key and the grant');
 });
 
 t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retention and backups work with exactly those grants', async (t) => {

@@ -238,7 +238,7 @@ export class Locks {
     const key = redisLockKey(spec.key);
     const token = redisLockValue(runId);
     const ttlMs = this.redisTtlMs;
-    const result = await redis.set(key, token, 'PX', ttlMs, 'NX');
+    const result = await redis.set(key, token, 'PX', ttlMs, 'NX').catch((err: unknown) => { throw lockRefused(err, key); });
     if (result !== 'OK') return null;
     // Each renewal asks for the connection again, so one after a brief outage reconnects; a renewal
     // that fails is tried again at the next one. If Redis stays away past the TTL the lock is gone,
@@ -254,4 +254,13 @@ export class Locks {
       },
     };
   }
+}
+
+/**
+ * ACL refusals name neither the key nor why upkeep wanted it ("NOPERM this user has no
+ * permissions to run the 'set' command"): the lock key and the grant that fixes it are added.
+ */
+function lockRefused(err: unknown, key: string): unknown {
+  if (!(err instanceof Error) || !err.message.startsWith('NOPERM')) return err;
+  return new Error(`cannot take the remediation's lock ${key}: ${err.message}; the ACL user needs +set +get +eval on ~upkeep:lock:* (docs/security.md)`);
 }

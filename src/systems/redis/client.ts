@@ -16,7 +16,62 @@ export interface RedisEndpoint {
  */
 export async function createRedisClient(endpoint: RedisEndpoint, options: RedisOptions): Promise<Redis> {
   const tls = endpoint.caFile && endpoint.url.startsWith('rediss:') ? { tls: { ca: await readFile(endpoint.caFile) } } : {};
-  return new (ioredis().Redis)(endpoint.url, { ...options, ...tls });
+  const client = new (ioredis().Redis)(endpoint.url, { ...options, ...tls });
+  // ioredis parses the URL's path with parseInt: a path that is no number would be database 0.
+  const db = client.options.db ?? 0;
+  if (!Number.isSafeInteger(db) || db < 0) {
+    client.disconnect();
+    throw new Error(`the URL's path must be a database number (redis://HOST:PORT/1), not "${new URL(endpoint.url).pathname}"`);
+  }
+  refuseUnselectedDatabase(client, db);
+  return client;
+}
+
+/** A connection refused SELECT for the database its URL names; it is never used on another. */
+export class SelectRefused extends Error {
+  constructor(readonly db: number, reply: Error) {
+    const fix = reply.message.startsWith('NOPERM')
+      ? 'give the ACL user +select'
+      : 'use a database number the server has (its "databases" setting)';
+    super(`the URL names database ${db}, but SELECT ${db} was refused (${reply.message}): ${fix}`, { cause: reply });
+  }
+}
+
+/**
+ * Makes a refused SELECT fail the connection, on the first connect and on every reconnect.
+ *
+ * ioredis keeps the URL's database as the connection's (options.db, copied into `condition.select`
+ * on each connect) and sends SELECT in its connect handshake, but a refused SELECT (NOPERM for an
+ * ACL user without +select) only goes to the 'error' event: the handshake goes on, the client
+ * becomes ready and every command runs on database 0. A refused AUTH, by contrast, fails the
+ * handshake: the commands waiting are rejected with its error and the connection is dropped
+ * (`recoverFromFatalError`), so the client never becomes ready. The listener below makes SELECT's
+ * refusal that same failure: it throws from inside the handshake's error handler, which rejects
+ * the handshake, before the ready check is sent, so no command of ours ever reaches that
+ * connection; the commands queued for it are rejected with this error, which the 'error' event
+ * then reports (to RedisConnection, firstConnection and the log).
+ *
+ * The database is left to ioredis rather than selected by a hook of ours: ioredis tags each
+ * queued command with the database it was queued for and, when the connection becomes ready,
+ * sends SELECT for any tag that differs from the connection's; with ioredis told database 0 and
+ * our own SELECT after, commands queued before the first ready would be sent after a SELECT 0.
+ */
+function refuseUnselectedDatabase(client: Redis, db: number): void {
+  if (db === 0) return; // ioredis sends no SELECT for database 0, where every connection starts
+  client.on('error', (err: Error) => {
+    if (!isSelectReply(err)) return;
+    const refused = new SelectRefused(db, err);
+    // In the handshake (the only place ioredis reports a SELECT reply as an event): fail it, as a refused AUTH does.
+    if (client.status === 'connect' && client.condition?.handshake === true) throw refused;
+    // Anywhere else: reject what waits and drop the connection, which is what the handshake's failure does.
+    client.recoverFromFatalError(refused, refused, {});
+  });
+}
+
+/** An error reply to a SELECT (ioredis names the command a reply error answered). */
+function isSelectReply(err: Error): boolean {
+  return 'command' in err && typeof err.command === 'object' && err.command !== null
+    && 'name' in err.command && typeof err.command.name === 'string' && err.command.name.toLowerCase() === 'select';
 }
 
 /**
@@ -32,8 +87,8 @@ export function tlsProblem(err: Error): string | null {
 
 /**
  * The client once its first connection attempt has settled: ready, or failed in a way its retries
- * and commands will report (a server not up yet). A TLS failure, which retrying cannot fix,
- * rejects with a message that names it, and the client is disconnected.
+ * and commands will report (a server not up yet). A TLS failure or a refused SELECT, which
+ * retrying cannot fix, rejects with a message that names it, and the client is disconnected.
  */
 export function firstConnection(client: Redis): Promise<Redis> {
   if (client.status === 'ready') return Promise.resolve(client);
@@ -41,13 +96,13 @@ export function firstConnection(client: Redis): Promise<Redis> {
     const settle = (err: Error | null) => {
       client.off('ready', onReady);
       client.off('error', onError);
-      const problem = err === null ? null : tlsProblem(err);
-      if (problem === null) {
+      const tls = err === null ? null : tlsProblem(err);
+      if (err === null || (tls === null && !(err instanceof SelectRefused))) {
         resolve(client);
         return;
       }
       client.disconnect();
-      reject(new Error(problem, { cause: err }));
+      reject(tls === null ? err : new Error(tls, { cause: err }));
     };
     const onReady = () => settle(null);
     const onError = (err: Error) => settle(err);
@@ -66,7 +121,8 @@ export interface RedisConnectionOptions extends RedisEndpoint {
  * strategy a lost connection ends, commands fail at once (no offline queue), and the next scrape
  * connects again. A target that comes back is therefore up on the very next scrape, and a dead
  * one costs no background reconnect loop. The URL carries the password, ACL user, TLS (rediss://)
- * and database number; ioredis reads them all from it.
+ * and database number; ioredis reads them all from it (a refused SELECT fails the connection:
+ * see refuseUnselectedDatabase).
  */
 export class RedisConnection {
   private client: Promise<Redis> | null = null;

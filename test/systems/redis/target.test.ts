@@ -9,3 +9,11 @@ t.test('a redis target takes redis:// or rediss:// and an optional CA file', asy
   const bad = redisTarget.safeParse({ name: 'cache', url: 'http://127.0.0.1', caFile: '' });
   t.equal(bad.error && describeIssues(bad.error.issues), 'url: must be a redis:// or rediss:// URL; caFile: Too small: expected string to have >=1 characters');
 });
+
+t.test('a Redis URL\'s path is a database number or nothing', async (t) => {
+  const url = (text: string) => redisTarget.safeParse({ name: 'cache', url: text });
+  for (const good of ['redis://h:6379', 'redis://h:6379/', 'redis://h:6379/0', 'rediss://u:p@h:6380/15']) t.ok(url(good).success, good);
+  for (const bad of ['redis://h:6379/one', 'redis://h:6379/1x', 'redis://h:6379/1/2']) {
+    t.match(url(bad).error?.issues, [{ message: 'the path must be a database number (redis://HOST:PORT/1), or none for database 0' }], bad);
+  }
+});

@@ -9,7 +9,7 @@ import type { FamilySpec, Reading } from './framework/types.js';
 const VACUUM = ['target', 'database', 'pid'];
 
 export const PROGRESS_FAMILIES: readonly FamilySpec[] = [
-  { name: 'upkeep_postgres_vacuum_running_info', help: 'A VACUUM running now (pg_stat_progress_vacuum): its table\'s oid, kind (manual or auto) and phase; absent when none runs.', type: 'gauge', labelNames: [...VACUUM, 'table_oid', 'kind', 'phase'] },
+  { name: 'upkeep_postgres_vacuum_running_info', help: 'A VACUUM running now (pg_stat_progress_vacuum): its table\'s oid, kind (manual or auto) and phase; absent when none runs. Without pg_read_all_stats (in pg_monitor), only the role\'s own vacuums.', type: 'gauge', labelNames: [...VACUUM, 'table_oid', 'kind', 'phase'] },
   { name: 'upkeep_postgres_vacuum_heap_blocks', help: 'Heap blocks of the table a running VACUUM will scan (heap_blks_total).', type: 'gauge', labelNames: VACUUM },
   { name: 'upkeep_postgres_vacuum_heap_blocks_scanned', help: 'Heap blocks a running VACUUM has scanned so far (heap_blks_scanned).', type: 'gauge', labelNames: VACUUM },
 ];

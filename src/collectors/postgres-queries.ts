@@ -6,6 +6,7 @@ import type { TableFilter } from './postgres-tables.js';
 import { TableColumns, type ReadingOptions, type StatColumn, type TableName } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
 import { onFirstUse } from '../lazy-schema.js';
+import { READ_ALL_STATS } from './postgres-visibility.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
 // Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the
@@ -38,9 +39,11 @@ FROM (
 ) top
 ORDER BY dead_tuples DESC, schema, "table"`);
 
-// Our own backend is excluded: its transaction is the scrape itself.
+// Our own backend is excluded: its transaction is the scrape itself. A role without
+// pg_read_all_stats sees other roles' xact_start as NULL, and read 0 while one had been open for
+// minutes: for such a role the age is NULL, and not exported.
 const OLDEST_TRANSACTION_SQL = `
-SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8 AS age
+SELECT CASE WHEN ${READ_ALL_STATS} THEN coalesce(extract(epoch FROM now() - min(xact_start)), 0) END::float8 AS age
 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
 
 // Only the tables the scrapes select are measured, so the cache stays as small as tables.limit.
@@ -58,9 +61,11 @@ SELECT count(*)::float8 AS count, coalesce(sum(pg_relation_size(s.indexrelid)), 
 FROM pg_stat_user_indexes s JOIN pg_index i USING (indexrelid)
 WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND NOT i.indisexclusion`;
 
+// pg_stat_statements hides other roles' queryids from a role without pg_read_all_stats: its top
+// statements would be its own, their times only its own part of each queryid's. It reads none.
 const STATEMENTS_SCHEMA_SQL = `
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE e.extname = 'pg_stat_statements'`;
+WHERE e.extname = 'pg_stat_statements' AND ${READ_ALL_STATS}`;
 
 /** TABLE_STATS's number columns, after schema and table: the timestamps are NULL when never. */
 export const TABLE_STAT_COLUMNS: readonly StatColumn[] = [
@@ -73,7 +78,7 @@ export const TABLE_STAT_COLUMNS: readonly StatColumn[] = [
 ];
 const sizeRow = onFirstUse(() => z.object({ schema: z.string(), table: z.string(), bytes: z.number().nullable() }));
 const bytesRow = onFirstUse(() => z.object({ bytes: z.number() }));
-const ageRow = onFirstUse(() => z.object({ age: z.number() }));
+const ageRow = onFirstUse(() => z.object({ age: z.number().nullable() }));
 const unusedRow = onFirstUse(() => z.object({ count: z.number(), bytes: z.number() }));
 const schemaRow = onFirstUse(() => z.object({ schema: z.string() }));
 const statementRow = onFirstUse(() => z.object({ queryid: z.string(), seconds: z.number(), calls: z.number() }));
@@ -99,7 +104,8 @@ export async function readTableStats(stream: RowStream, database: string, filter
   return reading;
 }
 
-export async function readOldestTransactionAge(pool: pg.Pool): Promise<number> {
+/** null: the role may not see other roles' transactions (no pg_read_all_stats). */
+export async function readOldestTransactionAge(pool: pg.Pool): Promise<number | null> {
   const { rows } = await pool.query(OLDEST_TRANSACTION_SQL);
   return z.tuple([ageRow]).parse(rows)[0].age;
 }
@@ -131,7 +137,10 @@ export async function readSizes(pool: pg.Pool, statementTimeoutSeconds: number, 
   });
 }
 
-/** Top statements by total execution time in this database; null when the extension is not installed here. */
+/**
+ * Top statements by total execution time in this database; null when the extension is not
+ * installed here, or the role may not see other roles' statements (no pg_read_all_stats).
+ */
 export async function readStatements(pool: pg.Pool, limit: number): Promise<StatementStats[] | null> {
   const found = z.array(schemaRow).parse((await pool.query(STATEMENTS_SCHEMA_SQL)).rows);
   const schema = found[0]?.schema;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { FamilySpec, Reading } from './framework/types.js';
+import { READ_ALL_STATS } from './postgres-visibility.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 // Replication seen from both ends: a primary reports each standby (pg_stat_replication), a
@@ -12,9 +13,9 @@ const STANDBY = ['target', 'standby'];
 
 export const REPLICATION_FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_in_recovery', help: 'Whether the server is a standby (in recovery, 1) or a primary (0).', type: 'gauge', labelNames: TARGET },
-  { name: 'upkeep_postgres_replication_lag_seconds', help: 'On a primary, per standby: pg_stat_replication.replay_lag (0 once the standby has caught up and the server reports none).', type: 'gauge', labelNames: STANDBY },
-  { name: 'upkeep_postgres_replication_lag_bytes', help: 'On a primary, per standby: WAL bytes between the current position and the standby\'s replay_lsn.', type: 'gauge', labelNames: STANDBY },
-  { name: 'upkeep_postgres_replication_info', help: 'On a primary, one series per standby with its state and sync_state (pg_stat_replication).', type: 'gauge', labelNames: ['target', 'standby', 'state', 'sync_state', 'client_addr'] },
+  { name: 'upkeep_postgres_replication_lag_seconds', help: 'On a primary, per standby: pg_stat_replication.replay_lag (0 once the standby has caught up and the server reports none); absent without pg_read_all_stats (in pg_monitor).', type: 'gauge', labelNames: STANDBY },
+  { name: 'upkeep_postgres_replication_lag_bytes', help: 'On a primary, per standby: WAL bytes between the current position and the standby\'s replay_lsn; absent without pg_read_all_stats (in pg_monitor).', type: 'gauge', labelNames: STANDBY },
+  { name: 'upkeep_postgres_replication_info', help: 'On a primary, one series per standby with its state and sync_state (pg_stat_replication); absent without pg_read_all_stats (in pg_monitor).', type: 'gauge', labelNames: ['target', 'standby', 'state', 'sync_state', 'client_addr'] },
   { name: 'upkeep_postgres_standby_replay_lag_seconds', help: 'On a standby: now() - pg_last_xact_replay_timestamp() (the time since it started when it has replayed no transaction since), 0 when everything received is replayed.', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_postgres_standby_streaming', help: 'On a standby set to stream (primary_conninfo): whether its WAL receiver is streaming from the primary (1) or not (0: the primary unreachable, the receiver restarting); absent on a standby that recovers from the archive only, and without pg_read_all_stats (in pg_monitor).', type: 'gauge', labelNames: TARGET },
   { name: 'upkeep_postgres_wal_bytes_total', help: 'WAL written since the cluster was created (pg_current_wal_lsn() - \'0/0\'); on a primary only.', type: 'counter', labelNames: TARGET },
@@ -35,17 +36,19 @@ SELECT pg_is_in_recovery() AS in_recovery,
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())) END::float8 AS replay_lag,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS wal_bytes,
-       CASE WHEN pg_is_in_recovery() AND pg_has_role('pg_read_all_stats', 'USAGE')
+       CASE WHEN pg_is_in_recovery() AND ${READ_ALL_STATS}
                  AND coalesce((SELECT setting <> '' FROM pg_settings WHERE name = 'primary_conninfo'), true)
             THEN (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming') END::float8 AS streaming`;
 
-// Bounded by max_wal_senders. A cascading standby's own position is its replay position.
+// Bounded by max_wal_senders. A cascading standby's own position is its replay position. A role
+// without pg_read_all_stats sees each standby's application_name and nothing else (its state,
+// address, positions and lags NULL): its lag read 0 and its state "", so it gets no row.
 const STANDBYS_SQL = `
 SELECT application_name, coalesce(host(client_addr), 'local') AS client_addr, coalesce(client_port, -1) AS client_port,
        coalesce(state, '') AS state, coalesce(sync_state, '') AS sync_state,
        coalesce(extract(epoch FROM replay_lag), 0)::float8 AS lag_seconds,
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::float8 AS lag_bytes
-FROM pg_stat_replication ORDER BY application_name, client_addr, client_port`;
+FROM pg_stat_replication WHERE ${READ_ALL_STATS} ORDER BY application_name, client_addr, client_port`;
 
 const serverRow = onFirstUse(() => z.object({ in_recovery: z.boolean(), replay_lag: z.number().nullable(), wal_bytes: z.number().nullable(), streaming: z.number().nullable() }));
 const standbyRow = onFirstUse(() => z.object({

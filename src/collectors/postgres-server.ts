@@ -1,9 +1,11 @@
 import type pg from 'pg';
+import { z } from 'zod';
 import type { Logger } from '../log.js';
 import { ACTIVITY_FAMILIES, readActivity } from './postgres-activity.js';
 import { HORIZON_FAMILIES, readHorizon } from './postgres-horizon.js';
 import { PROGRESS_FAMILIES, readProgress } from './postgres-progress.js';
 import { readReplication, REPLICATION_FAMILIES } from './postgres-replication.js';
+import { Visibility } from './postgres-visibility.js';
 import { readWraparound, WRAPAROUND_FAMILIES } from './postgres-wraparound.js';
 import type { FamilySpec, Reading } from './framework/types.js';
 
@@ -19,17 +21,24 @@ const READERS = [['wraparound', readWraparound], ['horizon', readHorizon], ['act
  */
 export class ServerReadings {
   private readonly lastErrors = new Map<string, string | null>();
+  private readonly visibility: Visibility;
 
-  constructor(private readonly target: string, private readonly log: Logger) {}
+  /** `statements`: whether the target reads pg_stat_statements (statements.enabled), for the log. */
+  constructor(private readonly target: string, statements: boolean, private readonly log: Logger) {
+    this.visibility = new Visibility(target, statements, log);
+  }
 
   async read(pool: pg.Pool): Promise<Reading[]> {
     const readings: Reading[] = [];
+    // Only for the log: each reading checks the privilege itself. A failure here is the
+    // connection's or the timeout's, which the readings below meet and log.
+    await this.visibility.check(pool).catch(() => undefined);
     for (const [name, reader] of READERS) {
       try {
         readings.push(...await reader(pool, this.target));
         this.note(name, null);
       } catch (err) {
-        this.note(name, err instanceof Error ? err.message : String(err));
+        this.note(name, failure(err));
       }
     }
     return readings;
@@ -42,4 +51,13 @@ export class ServerReadings {
     if (message !== null) this.log.warn({ target: this.target, reading, err: message }, 'postgres server reading failed; its series are skipped');
     else this.log.info({ target: this.target, reading }, 'postgres server reading recovered');
   }
+}
+
+/**
+ * A failed reading's message, on one line: a row the schema refuses is named by its fields and what
+ * was wrong with them, not by zod's pretty-printed list of issues (a dozen lines of JSON).
+ */
+function failure(err: unknown): string {
+  if (err instanceof z.ZodError) return `unexpected rows: ${err.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`;
+  return err instanceof Error ? err.message : String(err);
 }

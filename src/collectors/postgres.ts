@@ -25,16 +25,17 @@ const FAMILIES: readonly FamilySpec[] = [
   { name: 'upkeep_postgres_database_size_bytes', help: 'pg_database_size of the database, refreshed every sizeRefreshSeconds.', type: 'gauge', labelNames: DATABASE },
   { name: 'upkeep_postgres_unused_indexes', help: 'Indexes never scanned since the statistics were reset, not counting unique, primary-key and exclusion indexes; refreshed every sizeRefreshSeconds.', type: 'gauge', labelNames: DATABASE },
   { name: 'upkeep_postgres_unused_index_bytes', help: 'Total size of the indexes counted by upkeep_postgres_unused_indexes.', type: 'gauge', labelNames: DATABASE },
-  { name: 'upkeep_postgres_oldest_transaction_age_seconds', help: 'Age of the oldest open transaction in the database (pg_stat_activity.xact_start), 0 when none.', type: 'gauge', labelNames: DATABASE },
-  { name: 'upkeep_postgres_statement_seconds_total', help: 'Total execution time of one of the top statements by total time (pg_stat_statements), by queryid.', type: 'counter', labelNames: STATEMENT },
-  { name: 'upkeep_postgres_statement_calls_total', help: 'Calls of one of the top statements by total time (pg_stat_statements), by queryid.', type: 'counter', labelNames: STATEMENT },
+  { name: 'upkeep_postgres_oldest_transaction_age_seconds', help: 'Age of the oldest open transaction in the database (pg_stat_activity.xact_start), 0 when none; absent without pg_read_all_stats (in pg_monitor).', type: 'gauge', labelNames: DATABASE },
+  { name: 'upkeep_postgres_statement_seconds_total', help: 'Total execution time of one of the top statements by total time (pg_stat_statements), by queryid; none without pg_read_all_stats (in pg_monitor).', type: 'counter', labelNames: STATEMENT },
+  { name: 'upkeep_postgres_statement_calls_total', help: 'Calls of one of the top statements by total time (pg_stat_statements), by queryid; none without pg_read_all_stats (in pg_monitor).', type: 'counter', labelNames: STATEMENT },
 ];
 
 export interface DatabaseResult {
   database: string;
   /** Its top tables by dead tuples, every column of TABLE_STATS (readTableStats). */
   tables: TableColumns;
-  oldestTransactionSeconds: number;
+  /** null: not known, the role may not see other roles' sessions. */
+  oldestTransactionSeconds: number | null;
   sizes: { value: DatabaseSizes; ageSeconds: number } | null;
   statements: StatementStats[] | null;
   /** Its oldest tables, column xid_age (readTableXidAges). */
@@ -56,7 +57,7 @@ class PostgresCollector implements CollectorInstance {
 
   constructor(private readonly config: PostgresTarget, private readonly timeoutSeconds: number, private readonly log: Logger) {
     this.target = config.name;
-    this.server = new ServerReadings(config.name, log);
+    this.server = new ServerReadings(config.name, config.statements.enabled, log);
     this.adminDatabase = urlDatabase(config.url);
     this.discovery = config.databases === 'auto'
       ? new CachedReading(config.discoverRefreshSeconds, () => discoverDatabases(this.connection(this.adminDatabase).pool))
@@ -194,7 +195,7 @@ export function postgresResult(view: PostgresView, databases: readonly string[],
 
 function pushDatabase(readings: Reading[], target: string, result: DatabaseResult): void {
   const labels = { target, database: result.database };
-  readings.push({ family: 'upkeep_postgres_oldest_transaction_age_seconds', labels, value: result.oldestTransactionSeconds });
+  if (result.oldestTransactionSeconds !== null) readings.push({ family: 'upkeep_postgres_oldest_transaction_age_seconds', labels, value: result.oldestTransactionSeconds });
   if (result.sizes) {
     const sizes = result.sizes.value;
     readings.push({ family: 'upkeep_postgres_database_size_bytes', labels, value: sizes.databaseBytes });

@@ -183,6 +183,8 @@ t.test('no streaming figure where it would read 0 for good: for a role that cann
     `    - { name: standby, url: "${standby.url()}", databases: [postgres] }`,
     `    - { name: as_watcher, url: "${as('watcher')}", databases: [postgres] }`,
     `    - { name: as_stats_only, url: "${as('stats_only')}", databases: [postgres] }`,
+    `    - { name: primary, url: "${primary.url()}", databases: [postgres] }`,
+    `    - { name: primary_as_watcher, url: "${primary.url().replace('//postgres@', '//watcher@')}", databases: [postgres] }`,
     '',
   ].join('\n'));
   const streaming = async (target: string) => valueOf((await app.scrape()).samples, 'upkeep_postgres_standby_streaming', { target });
@@ -196,6 +198,13 @@ t.test('no streaming figure where it would read 0 for good: for a role that cann
   t.same(blind, { rows: '1', statuses: '0' }, 'a role without pg_read_all_stats sees the receiver but not its status');
   t.equal(await streaming('as_watcher'), undefined, 'so it has no figure (it read 0, and the alert fired, while the standby streamed)');
   t.equal(valueOf((await app.scrape()).samples, 'upkeep_postgres_in_recovery', { target: 'as_watcher' }), 1, 'the standby is still reported as one');
+  // On the primary, pg_stat_replication shows such a role the standby's name and nothing else.
+  const primaryView = (await app.scrape()).samples;
+  t.equal(valueOf(primaryView, 'upkeep_postgres_replication_info', { target: 'primary', standby: 'quiet', state: 'streaming' }), 1, 'the superuser sees the standby streaming');
+  t.ok(valueOf(primaryView, 'upkeep_postgres_replication_lag_bytes', { target: 'primary', standby: 'quiet' }) !== undefined);
+  for (const family of ['upkeep_postgres_replication_info', 'upkeep_postgres_replication_lag_seconds', 'upkeep_postgres_replication_lag_bytes']) {
+    t.same(primaryView.filter((sample) => sample.name === family && sample.labels.target === 'primary_as_watcher'), [], `${family}: none for the role that cannot see it (the lag read 0, the state "")`);
+  }
 
   await standby.query("ALTER SYSTEM SET primary_conninfo = ''");
   await standby.query('SELECT pg_reload_conf()');

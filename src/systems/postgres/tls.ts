@@ -24,14 +24,15 @@ export function isSslMode(mode: string): mode is SslMode {
   return (SSL_MODES as readonly string[]).includes(mode);
 }
 
-const FILES = ['sslrootcert', 'sslcert', 'sslkey'];
+// The TLS option each file parameter fills.
+const PEMS = [['ca', 'sslrootcert'], ['cert', 'sslcert'], ['key', 'sslkey']] as const;
 
 function unreadable(err: unknown): string {
   return err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
 }
 
 /**
- * What is wrong with a URL's TLS parameters, for the config's check (at start, SIGHUP and
+ * What is wrong with a URL's TLS parameters, for the config's check (at start and by
  * check-config); null when nothing is. The files are read by this process's user, as pg_dump's
  * and every session's will be; one that cannot be is said here, not at each scrape.
  */
@@ -43,7 +44,7 @@ export function sslProblem(url: string): string | null {
   for (const name of ['ssl', 'sslnegotiation', 'uselibpqcompat']) {
     if (query.has(name)) return `"${name}" is not a libpq parameter (pg_dump and psql refuse it); set sslmode (disable, require, verify-ca, verify-full)`;
   }
-  for (const name of FILES) {
+  for (const [, name] of PEMS) {
     const path = query.get(name);
     if (!path) continue;
     try {
@@ -55,14 +56,41 @@ export function sslProblem(url: string): string | null {
   return null;
 }
 
-function readPem(query: URLSearchParams, name: string): string | undefined {
-  const path = query.get(name);
-  if (!path) return undefined;
+function readPem(parameter: string, path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(`${name} ${path}: cannot read it (${unreadable(err)})`);
+    throw new Error(`${parameter} ${path}: cannot read it (${unreadable(err)})`);
   }
+}
+
+/**
+ * Puts the URL's files into `options` as properties read at each connection, as libpq reads them:
+ * a renewed client certificate or CA reaches the next session without a restart (pg copies these
+ * properties when it opens each TLS connection; a pool's clients share one object). The first
+ * read is here, so a file missing now fails at once; one that goes missing later keeps the last
+ * content read, since a throw there would be inside pg's handshake, uncaught. Configurable: pg
+ * makes `key` non-enumerable, so logging the options does not print it.
+ */
+function addPems(options: ConnectionOptions, query: URLSearchParams): ConnectionOptions {
+  for (const [option, parameter] of PEMS) {
+    const path = query.get(parameter);
+    if (!path) continue;
+    let last = readPem(parameter, path);
+    Object.defineProperty(options, option, {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        try {
+          last = readFileSync(path, 'utf8');
+        } catch {
+          // Kept: see above.
+        }
+        return last;
+      },
+    });
+  }
+  return options;
 }
 
 /** A Unix socket's directory as the host (`?host=/run/postgresql`, or `%2Frun%2Fpostgresql`). */
@@ -78,14 +106,13 @@ export function pgConnection(url: string): { connectionString: string; ssl: fals
   // nothing needs it either).
   if (!TLS_PARAMETERS.some((name) => query.has(name))) return { connectionString: url, ssl: false };
   const mode = query.get('sslmode') ?? 'prefer';
-  const files = { ca: readPem(query, 'sslrootcert'), cert: readPem(query, 'sslcert'), key: readPem(query, 'sslkey') };
+  const tls = new URLSearchParams(query);
   for (const name of TLS_PARAMETERS) query.delete(name);
   const connectionString = parsed.toString();
   // libpq uses no TLS on a Unix socket, whatever sslmode says; PostgreSQL offers none there.
   if (mode === 'disable' || mode === 'allow' || mode === 'prefer' || socketHost(parsed)) return { connectionString, ssl: false };
-  const client = { ...(files.cert ? { cert: files.cert } : {}), ...(files.key ? { key: files.key } : {}) };
-  // pg names the server to TLS only by a host name; the host here makes an address checked too.
-  if (mode === 'verify-full') return { connectionString, ssl: { ...client, ...(files.ca ? { ca: files.ca } : {}), host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') } };
-  if (mode === 'verify-ca' || files.ca) return { connectionString, ssl: { ...client, ca: files.ca, checkServerIdentity: () => undefined } };
-  return { connectionString, ssl: { ...client, rejectUnauthorized: false } };
+  // The host makes an address checked too: pg names the server to TLS only by a host name.
+  if (mode === 'verify-full') return { connectionString, ssl: addPems({ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') }, tls) };
+  if (mode === 'verify-ca' || tls.has('sslrootcert')) return { connectionString, ssl: addPems({ checkServerIdentity: () => undefined }, tls) };
+  return { connectionString, ssl: addPems({ rejectUnauthorized: false }, tls) };
 }

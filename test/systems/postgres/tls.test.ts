@@ -1,4 +1,5 @@
-import { dirname } from 'node:path';
+import { copyFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { StateDb } from '../../../src/engine/state/postgres-db.js';
 import { connectClient, createPool, endPool } from '../../../src/systems/postgres/client.js';
@@ -61,6 +62,20 @@ t.test('a PostgreSQL with TLS: each sslmode connects or is refused as libpq woul
   t.teardown(() => endPool(pool));
   const { rows: [pooled] } = await pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
   t.equal(pooled?.ssl, true, 'a pool\'s sessions too');
+  // The files are read at each connection, as libpq reads them: a CA (or client certificate)
+  // renewed on disk reaches the next session of a pool made before, without a restart.
+  const rotated = join(dirname(files.ca), 'rotated-ca.pem');
+  await copyFile(files.otherCa, rotated);
+  const rotating = createPool({ url: `${server.url()}?sslmode=verify-ca&sslrootcert=${rotated}`, max: 1, idleCloseMs: 1000, timeoutSeconds: 5, applicationName: 'upkeep-test' });
+  t.teardown(() => endPool(rotating));
+  await t.rejects(rotating.query('SELECT 1'), /certificate/, 'the wrong CA in the file: refused');
+  await copyFile(files.ca, rotated);
+  t.same((await rotating.query<{ one: number }>('SELECT 1 AS one')).rows, [{ one: 1 }], 'the right CA written over it: the same pool connects');
+  const [before] = (await rotating.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+  (await rotating.connect()).release(true); // its session closed: the next query opens another
+  await rm(rotated);
+  const [after] = (await rotating.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+  t.not(after?.pid, before?.pid, 'the file gone, a new session still connects: the last content read is kept');
   const state = new StateDb({ url: `${server.url()}?sslmode=require`, schema: 'upkeep', timeoutMs: 5000 });
   t.teardown(() => state.pool.end());
   const { rows: [stored] } = await state.pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');

@@ -34,11 +34,14 @@ const ROUNDS = Number(options.rounds);
 const MB = 1024 * 1024;
 /**
  * Both sides run the same `pg_dump -Fd -j N -Z 6`, and upkeep adds `pg_restore --list` (9 ms
- * measured on 2026-12-05), so the goal is parity, not a win: a line at exactly 1.0x judged the
- * noise between two runs of one binary (MET in 4 of the 14 whole runs that took medians of 3,
- * whose ratios were 0.988-1.046). 5 % is above every one of those; a second pass over the dump
- * (gzip -dc of its 240 MB, about 820 MB of rows: some 4 s of CPU at the 0.53 s per 108 MB
- * measured here) would cross it.
+ * measured on 2026-12-05), so the goal is parity, not a win. A line at exactly 1.0x was MET in 4
+ * of the 14 whole runs that took medians of 3 (ratios 0.988-1.046). Those ratios are not centred
+ * on 1.0: 10 of the 14 are above it, mean 1.012, so upkeep's side runs about 1 % (100 ms) slower
+ * in the whole bench, which the 9 ms check does not explain (timed apart in the action, five
+ * rounds alone: its dump 7.69-7.82 s against the peer's 7.68-7.94 s, no difference). 1.05 was set
+ * after those runs, just above the worst of them: it catches work added to the dump of some 5 %
+ * and more (a second pass over the dump, gzip -dc of its 240 MB, would be some 4 s of CPU at
+ * the 0.53 s per 108 MB measured here, about 50 %), not a regression of 1-4 %.
  */
 const PARITY = 1.05;
 

@@ -270,6 +270,8 @@ async function serve(config: Readonly<Config>, args: ReturnType<typeof parse>, i
   }
   const notLowered = lowerOtherThreads();
   if (notLowered) log.warn({ err: notLowered }, 'cannot lower the priority of upkeep\'s helper threads; they run at the main thread\'s');
+  // node-postgres read it for URLs without TLS parameters, and pg_dump never got it: the URL says.
+  if ((config.targets.postgres.length > 0 || config.state.postgres !== undefined) && io.env['PGSSLMODE'] !== undefined) log.warn({ PGSSLMODE: io.env['PGSSLMODE'] }, 'PGSSLMODE is not read: put sslmode in each PostgreSQL URL (docs/configuration.md, "TLS to PostgreSQL")');
   return waitForShutdown(app.fastify, log, config.server.shutdownTimeoutSeconds);
 }
 

@@ -22,6 +22,8 @@ const REDIS_RETRIES = /^Reached the max retries per request limit \(which is (\d
  * an option upkeep's users cannot set.
  */
 export function plainMessage(err: Error): string {
+  // node-postgres's words when sslmode asks for TLS (prefer included) and the server has none.
+  if (err.message === 'The server does not support SSL connections') return 'the server does not support SSL connections: the URL\'s sslmode asks for TLS (libpq\'s prefer falls back to none, upkeep\'s does not); set sslmode=disable to connect without it';
   const retries = REDIS_RETRIES.exec(err.message);
   if (retries) return `lost the connection to Redis and it did not come back while the command was retried ${retries[1]} times (was the server restarted or stopped?)`;
   return err.message;

@@ -104,7 +104,7 @@ t.test('the Redis ACL of docs/security.md is exactly what the collector and ever
   });
   const locked = await run(watching, 'redis.bgsave', { target: 'cache' });
   t.equal(locked.status, 'failure');
-  t.equal(locked.error, 'cannot take the remediation\'s lock upkeep:lock:redis.bgsave: NOPERM this user has no permissions to run the \'set\' command; the ACL user needs +set +get +eval on ~upkeep:lock:* (docs/security.md)', 'the refusal names the lock key and the grant');
+  t.equal(locked.error, 'the remediation\'s lock upkeep:lock:redis.bgsave: NOPERM this user has no permissions to run the \'set\' command; the ACL user needs +set +get +eval on ~upkeep:lock:* (docs/security.md)', 'the refusal names the lock key and the grant');
 });
 
 t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retention and backups work with exactly those grants', async (t) => {

@@ -39,6 +39,6 @@ const UNKNOWN_CA = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED
 function withCause(err: unknown): unknown {
   if (!(err instanceof Error && err.cause instanceof Error)) return err;
   const code = 'code' in err.cause ? String(err.cause.code) : '';
-  const hint = UNKNOWN_CA.has(code) ? ` (${code}); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA's certificate file` : '';
+  const hint = UNKNOWN_CA.has(code) ? ` (${code}); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA's certificate file (signed by a public CA: the service must send its intermediate certificate too)` : '';
   return new Error(`${err.message}: ${err.cause.message}${hint}`);
 }

@@ -250,7 +250,7 @@ export class Locks {
       description: `SET ${key} NX PX ${ttlMs} on ${spec.target}, renewed every ${ttlMs / 3000}s`,
       release: async () => {
         clearInterval(renewal);
-        await redis.eval(RELEASE_IF_OWNER, 1, key, token);
+        await redis.eval(RELEASE_IF_OWNER, 1, key, token).catch((err: unknown) => { throw lockRefused(err, key); });
       },
     };
   }
@@ -258,9 +258,10 @@ export class Locks {
 
 /**
  * ACL refusals name neither the key nor why upkeep wanted it ("NOPERM this user has no
- * permissions to run the 'set' command"): the lock key and the grant that fixes it are added.
+ * permissions to run the 'set' command"): the lock key and the grant that fixes it are added,
+ * when it is taken and when it is let go (a renewal's failure is only retried).
  */
 function lockRefused(err: unknown, key: string): unknown {
   if (!(err instanceof Error) || !err.message.startsWith('NOPERM')) return err;
-  return new Error(`cannot take the remediation's lock ${key}: ${err.message}; the ACL user needs +set +get +eval on ~upkeep:lock:* (docs/security.md)`);
+  return new Error(`the remediation's lock ${key}: ${err.message}; the ACL user needs +set +get +eval on ~upkeep:lock:* (docs/security.md)`, { cause: err });
 }

@@ -95,5 +95,5 @@ t.test('an https service signed by a CA Node does not know: the probe fails, and
   const body = (await app.fastify.inject({ method: 'GET', url: '/metrics' })).body;
   t.equal(sample(body, 'upkeep_http_up{service="internal"}'), 0);
   const ready = (await app.fastify.inject({ method: 'GET', url: '/readyz' })).json();
-  t.match(ready, { targets: [{ target: 'internal', up: false, lastError: 'fetch failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA\'s certificate file' }] });
+  t.match(ready, { targets: [{ target: 'internal', up: false, lastError: 'fetch failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA\'s certificate file (signed by a public CA: the service must send its intermediate certificate too)' }] });
 });

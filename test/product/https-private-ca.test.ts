@@ -25,7 +25,7 @@ t.test('the installed serve probes an https service signed by a private CA once 
   const untrusting = await serveInstalled(t, file);
   t.match(await (await fetch(`${untrusting.base}/metrics`)).text(), /^upkeep_http_up\{service="auth"\} 0$/m, 'without the CA: down');
   const [target] = ready.parse(await (await fetch(`${untrusting.base}/readyz`)).json()).targets;
-  t.equal(target?.lastError, 'fetch failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA\'s certificate file', 'and why, with the way out');
+  t.equal(target?.lastError, 'fetch failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE); for a service signed by a private CA, start upkeep with NODE_EXTRA_CA_CERTS set to that CA\'s certificate file (signed by a public CA: the service must send its intermediate certificate too)', 'and why, with the way out');
   t.equal(await untrusting.stop(), 0);
 
   const trusting = await serveInstalled(t, file, { env: { NODE_EXTRA_CA_CERTS: files.ca } });

@@ -32,7 +32,8 @@ t.test('the installed serve against a PostgreSQL with TLS: each sslmode as libpq
       backups: [{ name: 'app', dir: backups, pattern: 'app_*.sql.gz', keepDays: 7, source: { target: 'require', database: 'app' } }],
     },
   });
-  const served = await serveInstalled(t, file);
+  // As a unit file might set it for psql's sake: said to be ignored, once, at start.
+  const served = await serveInstalled(t, file, { env: { PGSSLMODE: 'verify-full' } });
   const metrics = await (await fetch(`${served.base}/metrics`)).text();
   const up = (target: string) => new RegExp(`^upkeep_postgres_up\\{target="${target}"\\} (\\d)$`, 'm').exec(metrics)?.[1];
   t.equal(up('require'), '1', 'sslmode=require: encrypted, the certificate not checked (it was refused)');
@@ -49,6 +50,9 @@ t.test('the installed serve against a PostgreSQL with TLS: each sslmode as libpq
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ params: { backup: 'app' } }),
   });
   t.match(finished.parse(await response.json()), { status: 'success' }, 'pg_dump took the same URL');
+  t.match(served.logLines().filter((line) => typeof line.msg === 'string' && line.msg.startsWith('PGSSLMODE')), [
+    { level: 40, PGSSLMODE: 'verify-full', msg: 'PGSSLMODE is not read: put sslmode in each PostgreSQL URL (docs/configuration.md, "TLS to PostgreSQL")' },
+  ]);
   t.equal(await served.stop(), 0);
   t.same(served.logLines().filter((line) => 'notJson' in line), [], 'every line is JSON: no warning from the driver on stderr');
   t.notMatch(served.output(), /SECURITY WARNING|DeprecationWarning/);

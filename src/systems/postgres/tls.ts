@@ -7,11 +7,15 @@ import type { ConnectionOptions } from 'node:tls';
  * verify-full: a server with a self-signed certificate (Debian's postgresql package ships one)
  * refused the collectors' sessions while pg_dump connected, and pg wrote a deprecation warning
  * to stderr on every new connection.
- *   disable, allow, prefer, none given: no TLS. libpq's allow and prefer also fall back (prefer
- *     tries TLS first); a server that takes only TLS sessions (hostssl) needs require.
+ *   disable, none given: no TLS (libpq's default is prefer; pg's, and upkeep's before, none).
+ *   allow: no TLS (libpq's tries TLS only if the server refuses a session without it).
+ *   prefer: TLS without a certificate check, as libpq's; where the server has no TLS, libpq's
+ *     falls back to none and upkeep's fails, saying so (src/errors.ts): never plaintext unasked.
  *   require: TLS without a certificate check, or, with sslrootcert, as verify-ca (libpq's rule).
- *   verify-ca: TLS, the certificate chain checked against sslrootcert (which it needs).
- *   verify-full: TLS, the chain (against sslrootcert, else the system's CAs) and the host name.
+ *   verify-ca: TLS, the certificate chain checked against sslrootcert.
+ *   verify-full: TLS, the chain checked against sslrootcert and the host name or address.
+ * Both verify modes need sslrootcert: libpq 15 (pg_dump's) has no "system" CAs, and looks in
+ * ~/.postgresql/root.crt instead, which upkeep does not read.
  * sslcert and sslkey add a client certificate to any mode that uses TLS.
  */
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
@@ -40,10 +44,11 @@ export function sslProblem(url: string): string | null {
   const query = new URL(url).searchParams;
   const mode = query.get('sslmode');
   if (mode !== null && !isSslMode(mode)) return `sslmode "${mode}" is not one of ${SSL_MODES.join(', ')}`;
-  if (mode === 'verify-ca' && !query.get('sslrootcert')) return 'sslmode=verify-ca needs sslrootcert (the CA file the server\'s certificate is checked against)';
-  for (const name of ['ssl', 'sslnegotiation', 'uselibpqcompat']) {
+  if ((mode === 'verify-ca' || mode === 'verify-full') && !query.get('sslrootcert')) return `sslmode=${mode} needs sslrootcert (the CA file the server's certificate is checked against)`;
+  for (const name of ['ssl', 'uselibpqcompat']) {
     if (query.has(name)) return `"${name}" is not a libpq parameter (pg_dump and psql refuse it); set sslmode (disable, require, verify-ca, verify-full)`;
   }
+  if (query.has('sslnegotiation')) return '"sslnegotiation" is not supported by upkeep (nor by libpq 15\'s pg_dump); leave it out';
   for (const [, name] of PEMS) {
     const path = query.get(name);
     if (!path) continue;
@@ -110,9 +115,9 @@ export function pgConnection(url: string): { connectionString: string; ssl: fals
   for (const name of TLS_PARAMETERS) query.delete(name);
   const connectionString = parsed.toString();
   // libpq uses no TLS on a Unix socket, whatever sslmode says; PostgreSQL offers none there.
-  if (mode === 'disable' || mode === 'allow' || mode === 'prefer' || socketHost(parsed)) return { connectionString, ssl: false };
-  // The host makes an address checked too: pg names the server to TLS only by a host name.
-  if (mode === 'verify-full') return { connectionString, ssl: addPems({ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') }, tls) };
-  if (mode === 'verify-ca' || tls.has('sslrootcert')) return { connectionString, ssl: addPems({ checkServerIdentity: () => undefined }, tls) };
+  if (mode === 'disable' || mode === 'allow' || socketHost(parsed)) return { connectionString, ssl: false };
+  // pg checks the name against the host it connects to (a ?host= over the URL's own included).
+  if (mode === 'verify-full') return { connectionString, ssl: addPems({}, tls) };
+  if (mode === 'verify-ca' || (mode === 'require' && tls.has('sslrootcert'))) return { connectionString, ssl: addPems({ checkServerIdentity: () => undefined }, tls) };
   return { connectionString, ssl: addPems({ rejectUnauthorized: false }, tls) };
 }

@@ -27,13 +27,17 @@ export async function createRedisClient(endpoint: RedisEndpoint, options: RedisO
   return client;
 }
 
-/** A connection refused SELECT for the database its URL names; it is never used on another. */
+/**
+ * A connection refused SELECT for the database its URL names; it is never used on another. Any
+ * error reply counts, a passing one too (LOADING while Redis reads its dump): that connection is
+ * dropped, and the next scrape or run connects again.
+ */
 export class SelectRefused extends Error {
   constructor(readonly db: number, reply: Error) {
-    const fix = reply.message.startsWith('NOPERM')
-      ? 'give the ACL user +select'
-      : 'use a database number the server has (its "databases" setting)';
-    super(`the URL names database ${db}, but SELECT ${db} was refused (${reply.message}): ${fix}`, { cause: reply });
+    const fix = reply.message.startsWith('NOPERM') ? ': give the ACL user +select'
+      : /DB index is out of range/.test(reply.message) ? ': use a database number the server has (its "databases" setting)'
+        : '';
+    super(`the URL names database ${db}, but SELECT ${db} was refused (${reply.message})${fix}`, { cause: reply });
   }
 }
 
@@ -47,9 +51,11 @@ export class SelectRefused extends Error {
  * handshake: the commands waiting are rejected with its error and the connection is dropped
  * (`recoverFromFatalError`), so the client never becomes ready. The listener below makes SELECT's
  * refusal that same failure: it throws from inside the handshake's error handler, which rejects
- * the handshake, before the ready check is sent, so no command of ours ever reaches that
- * connection; the commands queued for it are rejected with this error, which the 'error' event
- * then reports (to RedisConnection, firstConnection and the log).
+ * the handshake, before the ready check is sent, so no command that depends on the database
+ * runs on that connection (ioredis writes its handshake's own commands, INFO and CLIENT among
+ * them, straight to the socket: neither depends on it); the commands queued for it are rejected
+ * with this error, which the 'error' event then reports (to RedisConnection, firstConnection and
+ * the log).
  *
  * The database is left to ioredis rather than selected by a hook of ours: ioredis tags each
  * queued command with the database it was queued for and, when the connection becomes ready,

@@ -2,29 +2,32 @@ import { copyFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { StateDb } from '../../../src/engine/state/postgres-db.js';
+import { errorMessage } from '../../../src/log.js';
 import { connectClient, createPool, endPool } from '../../../src/systems/postgres/client.js';
 import { pgConnection, sslProblem } from '../../../src/systems/postgres/tls.js';
+import { startPostgres } from '../../fixtures/postgres.js';
 import { startTlsPostgres } from '../../fixtures/tls.js';
 
 t.test('pgConnection: the URL pg parses carries no TLS parameter; the options say what libpq would do', async (t) => {
   t.same(pgConnection('postgres://u@h:5432/app'), { connectionString: 'postgres://u@h:5432/app', ssl: false }, 'no sslmode: no TLS');
   t.same(pgConnection('postgres://u@h/app?sslmode=disable&application_name=x'), { connectionString: 'postgres://u@h/app?application_name=x', ssl: false });
-  t.same(pgConnection('postgres://u@h/app?sslmode=prefer'), { connectionString: 'postgres://u@h/app', ssl: false });
+  t.same(pgConnection('postgres://u@h/app?sslmode=prefer'), { connectionString: 'postgres://u@h/app', ssl: { rejectUnauthorized: false } }, 'prefer: TLS, as libpq when the server has it');
   t.same(pgConnection('postgres://u@h/app?sslmode=allow'), { connectionString: 'postgres://u@h/app', ssl: false });
   t.same(pgConnection('postgres://u@h/app?sslmode=require'), { connectionString: 'postgres://u@h/app', ssl: { rejectUnauthorized: false } });
-  const verifyFull = pgConnection('postgres://u@db.example:5433/app?sslmode=verify-full');
-  t.same(verifyFull, { connectionString: 'postgres://u@db.example:5433/app', ssl: { host: 'db.example' } }, 'verify-full: the system CAs and the host name');
+  t.same(pgConnection('postgres://u@db.example:5433/app?sslmode=verify-full'), { connectionString: 'postgres://u@db.example:5433/app', ssl: {} }, 'verify-full: pg checks the host it connects to');
   t.throws(() => pgConnection('postgres://u@h/app?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem'), { message: 'sslrootcert /nonexistent/ca.pem: cannot read it (ENOENT)' });
   t.same(pgConnection('postgres://u@h/app?sslmode=require&sslpassword=x').connectionString, 'postgres://u@h/app', 'sslpassword is dropped, as for pg_dump');
   t.same(pgConnection('postgres://u@h/app?options=-c%20a%3D1'), { connectionString: 'postgres://u@h/app?options=-c%20a%3D1', ssl: false }, 'a URL without TLS parameters goes as written');
   t.same(pgConnection('postgres:///app?host=/run/postgresql&sslmode=require'), { connectionString: 'postgres:///app?host=%2Frun%2Fpostgresql', ssl: false }, 'a Unix socket: no TLS, as libpq');
   t.same(pgConnection('postgres://u@%2Frun%2Fpostgresql/app?sslmode=verify-full').ssl, false, 'the socket as the host, too');
-  t.same(pgConnection('postgres://u@[::1]:5432/app?sslmode=verify-full').ssl, { host: '::1' }, 'an IPv6 address is checked as the address');
+  t.match(pgConnection('postgres://u@h/app?sslmode=prefer&sslrootcert=/etc/ssl/certs/ca-certificates.crt').ssl, { rejectUnauthorized: false, ca: /BEGIN CERTIFICATE/ }, 'prefer checks nothing, even with a CA (libpq\'s rule: only require turns into verify-ca)');
 });
 
 t.test('sslProblem: what check-config says of a URL\'s TLS parameters', async (t) => {
   t.equal(sslProblem('postgres://u@h/app'), null);
-  t.equal(sslProblem('postgres://u@h/app?sslmode=verify-full'), null);
+  t.equal(sslProblem('postgres://u@h/app?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt'), null);
+  t.equal(sslProblem('postgres://u@h/app?sslmode=verify-full'), 'sslmode=verify-full needs sslrootcert (the CA file the server\'s certificate is checked against)', 'libpq 15 knows no system CAs');
+  t.equal(sslProblem('postgres://u@h/app?sslnegotiation=direct'), '"sslnegotiation" is not supported by upkeep (nor by libpq 15\'s pg_dump); leave it out');
   t.equal(sslProblem('postgres://u@h/app?sslmode=required'), 'sslmode "required" is not one of disable, allow, prefer, require, verify-ca, verify-full');
   t.equal(sslProblem('postgres://u@h/app?sslmode=verify-ca'), 'sslmode=verify-ca needs sslrootcert (the CA file the server\'s certificate is checked against)');
   t.equal(sslProblem('postgres://u@h/app?ssl=true'), '"ssl" is not a libpq parameter (pg_dump and psql refuse it); set sslmode (disable, require, verify-ca, verify-full)');
@@ -50,6 +53,8 @@ t.test('a PostgreSQL with TLS: each sslmode connects or is refused as libpq woul
   t.equal(await encrypted(`sslmode=verify-ca&sslrootcert=${files.ca}`), true, 'verify-ca: the chain checked');
   t.equal(await encrypted(`sslmode=verify-full&sslrootcert=${files.ca}`), true, 'verify-full: the chain and the address (127.0.0.1 in the certificate)');
   t.equal(await encrypted('sslmode=disable'), false, 'disable: plain');
+  t.equal(await encrypted('sslmode=prefer'), true, 'prefer: encrypted where the server offers TLS, as libpq');
+  t.equal(await encrypted('sslmode=allow'), false, 'allow: plain where the server takes it, as libpq');
   t.equal(await encrypted('application_name=x'), false, 'no sslmode: plain, as before');
   await t.rejects(encrypted(`sslmode=verify-ca&sslrootcert=${files.otherCa}`), /certificate/, 'verify-ca with another CA: refused');
   await t.rejects(encrypted(`sslmode=require&sslrootcert=${files.otherCa}`), /certificate/, 'require with sslrootcert is verify-ca, as in libpq');
@@ -81,4 +86,11 @@ t.test('a PostgreSQL with TLS: each sslmode connects or is refused as libpq woul
   const { rows: [stored] } = await state.pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
   t.equal(stored?.ssl, true, 'and the state store\'s');
   t.same(warnings, [], 'the driver warned of nothing (it warned of sslmode=require on every connection)');
+});
+
+t.test('sslmode=prefer on a server without TLS: refused, saying so and how to connect without it (libpq would fall back)', async (t) => {
+  const server = await startPostgres();
+  t.teardown(() => server.destroy());
+  const err = await connectClient(`${server.url()}?sslmode=prefer`, 'upkeep-test').then(() => null, (failure: unknown) => failure);
+  t.equal(errorMessage(err), 'the server does not support SSL connections: the URL\'s sslmode asks for TLS (libpq\'s prefer falls back to none, upkeep\'s does not); set sslmode=disable to connect without it');
 });

@@ -122,6 +122,12 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
     delete from app.events where id % 10 = 0;
     reset role;`, [], 'appdb');
   for (const block of ['postgres-metrics', 'postgres-maintenance', 'postgres-retention', 'postgres-backup', 'postgres-terminate']) await server.query(await docBlock(block), [], 'appdb');
+  // The backup role of the doc less its CREATEDB, and the retention role less its UPDATE: what the doc says each is for.
+  await server.query('create role upkeep_no_createdb login in role pg_read_all_data');
+  await server.query(`create role upkeep_no_update login;
+    grant usage on schema app to upkeep_no_update;
+    grant select, delete on app.events to upkeep_no_update;
+    grant insert on app.events_archive to upkeep_no_update;`, [], 'appdb');
 
   const url = (role: string) => `postgres://${role}:change-me@127.0.0.1:${server.port}/postgres`;
   const root = await tempDir(t, 'upkeep-roles-');
@@ -133,6 +139,7 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
       retention: [
         { name: 'archive', target: 'retention', database: 'appdb', table: 'app.events', timestampColumn: 'created_at', olderThan: '150 days', archiveTable: 'app.events_archive' },
         { name: 'delete', target: 'retention', database: 'appdb', table: 'app.events', timestampColumn: 'created_at', olderThan: '100 days' },
+        { name: 'archive-no-update', target: 'no_update', database: 'appdb', table: 'app.events', timestampColumn: 'created_at', olderThan: '150 days', archiveTable: 'app.events_archive' },
       ],
     },
     targets: {
@@ -143,8 +150,13 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
         { name: 'retention', url: url('upkeep_retention') },
         { name: 'backup', url: url('upkeep_backup') },
         { name: 'sessions', url: url('upkeep_sessions') },
+        { name: 'no_update', url: `postgres://upkeep_no_update@127.0.0.1:${server.port}/postgres` },
+        { name: 'no_createdb', url: `postgres://upkeep_no_createdb@127.0.0.1:${server.port}/postgres` },
       ],
-      backups: [{ name: 'appdb', dir: join(root, 'backups'), pattern: 'appdb_*.sql.gz', source: { target: 'backup', database: 'appdb' } }],
+      backups: [
+        { name: 'appdb', dir: join(root, 'backups'), pattern: 'appdb_*.sql.gz', source: { target: 'backup', database: 'appdb' } },
+        { name: 'nocreate', dir: join(root, 'backups-nocreate'), pattern: 'nocreate_*.sql.gz', source: { target: 'no_createdb', database: 'appdb' } },
+      ],
     },
   });
 
@@ -169,6 +181,12 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
     const refused = await run(app, 'postgres.vacuum', { target: 'retention', ...table });
     t.equal(refused.status, 'failure');
     t.match(refused.error, /^verification failed: "app"\."events": no sign the vacuum ran \(vacuum_count (\d+), was \1\); PostgreSQL warned: skipping "events" --- only table or database owner can vacuum it$/);
+  });
+
+  t.test('retention: without the UPDATE the doc grants, archiving fails saying what it is for', async (t) => {
+    const refused = await run(app, 'postgres.retention', { policy: 'archive-no-update' });
+    t.equal(refused.status, 'failure');
+    t.equal(refused.error, 'permission denied for table events: archiving locks each batch with SELECT … FOR UPDATE, which needs UPDATE on at least one column of the table besides SELECT and DELETE (docs/security.md, "Retention")');
   });
 
   t.test('retention: SELECT, DELETE, UPDATE on the timestamp column and INSERT on the archive are enough', async (t) => {
@@ -208,5 +226,13 @@ t.test('the PostgreSQL roles of docs/security.md: metrics, maintenance, retentio
     const verified = await run(app, 'backup.verify', { backup: 'appdb', maxRowDifferenceRatio: 0 });
     t.equal(verified.status, 'success', verified.error ?? '');
     t.match(verified.output, { tables: 2, comparedWithSource: true, problems: [] });
+  });
+
+  t.test('backups: without the CREATEDB the doc grants, the dump works and the verify fails saying what it is for', async (t) => {
+    const dumped = await run(app, 'backup.pg_dump', { backup: 'nocreate' });
+    t.equal(dumped.status, 'success', dumped.error ?? '');
+    const refused = await run(app, 'backup.verify', { backup: 'nocreate' });
+    t.equal(refused.status, 'failure');
+    t.equal(refused.error, 'permission denied to create database: backup.verify restores into a scratch database of its own, which needs CREATEDB on the role (docs/security.md, "Backups")');
   });
 });

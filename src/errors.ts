@@ -12,6 +12,16 @@ export function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * PostgreSQL's "permission denied …" (SQLSTATE 42501) with what the refused step needs, which its
+ * words never say ("permission denied for table events" for a missing UPDATE); other errors as
+ * they are.
+ */
+export function withPrivilegeNeeded(err: unknown, needs: string): unknown {
+  if (errorCode(err) !== '42501' || !(err instanceof Error)) return err;
+  return new Error(`${err.message}: ${needs}`, { cause: err });
+}
+
 // ioredis's words when a command's retries ran out while the connection was down.
 const REDIS_RETRIES = /^Reached the max retries per request limit \(which is (\d+)\)\. Refer to "maxRetriesPerRequest" option for details\.$/;
 

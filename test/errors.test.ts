@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PartialWork } from '../src/actions/contract.js';
-import { plainMessage } from '../src/errors.js';
+import { plainMessage, withPrivilegeNeeded } from '../src/errors.js';
 import { errorMessage } from '../src/redact.js';
 
 t.test('ioredis\'s "max retries" error says what happened, in the journal\'s error and a partial run\'s', (t) => {
@@ -13,4 +13,13 @@ t.test('ioredis\'s "max retries" error says what happened, in the journal\'s err
   t.equal(plainMessage(new Error('Connection is closed.')), 'Connection is closed.', 'any other message as it is');
   t.equal(errorMessage(new Error('connect ECONNREFUSED postgres://u:pw@127.0.0.1:5432/app')), 'connect ECONNREFUSED postgres://u:***@127.0.0.1:5432/app', 'and still masked');
   t.end();
+});
+
+t.test('withPrivilegeNeeded adds what a refused step needs to PostgreSQL\'s "permission denied", and only to it', async (t) => {
+  const denied = Object.assign(new Error('permission denied for table events'), { code: '42501' });
+  const added = withPrivilegeNeeded(denied, 'it needs UPDATE');
+  t.match(added, { message: 'permission denied for table events: it needs UPDATE', cause: denied });
+  const other = Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+  t.equal(withPrivilegeNeeded(other, 'it needs UPDATE'), other, 'another error is left as it is');
+  t.equal(withPrivilegeNeeded('42501', 'it needs UPDATE'), '42501', 'and so is what is no error');
 });

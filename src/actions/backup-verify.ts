@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { listBackups, newestValidBackup, type BackupFile } from '../systems/files/backups.js';
-import { errorCode } from '../errors.js';
+import { withPrivilegeNeeded } from '../errors.js';
 import { errorMessage, redactText } from '../log.js';
 import { recordVerify } from '../systems/files/verify-ledger.js';
 import { backupLock, DUMP_TRAILER, dumpComplete, requireBackup, type SourcedBackup } from './backup.js';
@@ -11,6 +11,9 @@ import { qualified, quoteIdent, type QualifiedName } from '../systems/postgres/s
 import { identifier } from './params.js';
 import type { Action, ActionContext, PlanStep } from './contract.js';
 import { onFirstUse } from '../lazy-schema.js';
+
+// Said when the scratch database is refused ("permission denied to create database" named neither).
+const SCRATCH_NEEDS = 'backup.verify restores into a scratch database of its own, which needs CREATEDB on the role (docs/security.md, "Backups")';
 
 const MAINTENANCE_DATABASE = 'postgres';
 const SCRATCH_PREFIX = 'upkeep_verify_';
@@ -253,7 +256,7 @@ export const backupVerify: Action<VerifyParams, VerifyPayload, RestoreOutput> = 
     try {
       const stale = await dropStaleScratch(admin, backup.name);
       await checkComplete(file, context.signal);
-      await admin.query(`create database ${quoteIdent(scratch)} template template0`).catch((err: unknown) => { throw scratchRefused(err); });
+      await admin.query(`create database ${quoteIdent(scratch)} template template0`).catch((err: unknown) => { throw withPrivilegeNeeded(err, SCRATCH_NEEDS); });
       try {
         await restore(file, context.connections.postgresUrl(backup.source.target, scratch), backup.source.target, context);
         const restored = await withScratch(context, backup, scratch, countRows);
@@ -304,10 +307,4 @@ async function withScratch<T>(context: ActionContext, backup: SourcedBackup, scr
 
 async function withAdmin<T>(context: ActionContext, backup: SourcedBackup, work: (client: pg.Client) => Promise<T>): Promise<T> {
   return withScratch(context, backup, MAINTENANCE_DATABASE, work);
-}
-
-/** PostgreSQL's "permission denied to create database" named neither the scratch database nor the grant. */
-function scratchRefused(err: unknown): unknown {
-  if (errorCode(err) !== '42501' || !(err instanceof Error)) return err;
-  return new Error(`${err.message}: backup.verify restores into a scratch database of its own, which needs CREATEDB on the role (docs/security.md, "Backups")`, { cause: err });
 }

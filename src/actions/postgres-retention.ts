@@ -3,13 +3,13 @@ import { z } from 'zod';
 import type { RetentionPolicy } from '../config/schema.js';
 import { parseDurationSeconds } from '../config/duration.js';
 import { isSystemSchema } from '../systems/postgres/watched.js';
-import { columnsOf, findRelation, pgErrorCode, type Relation } from '../systems/postgres/catalog.js';
+import { columnsOf, findRelation, type Relation } from '../systems/postgres/catalog.js';
 import { explainLockTimeout, withClient } from './postgres-session.js';
 import { checkTarget } from './postgres-scope.js';
 import { qualified, retentionSql, sameTable, type QualifiedName, type RetentionSql } from '../systems/postgres/sql.js';
 import { identifier } from './params.js';
 import { once, PartialWork, type Action, type ActionContext, type PlanStep } from './contract.js';
-import { ValidationError } from '../errors.js';
+import { ValidationError, withPrivilegeNeeded } from '../errors.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 // Name the policy, or the table (as a rule templated from an alert would): either way, only a
@@ -195,20 +195,14 @@ export const retention: Action<RetentionParams, RetentionPayload, RetentionOutpu
   },
 };
 
-/**
- * PostgreSQL's "permission denied for table events" when the batch is locked: a role with SELECT
- * and DELETE lacks what SELECT … FOR UPDATE also needs, and nothing said so.
- */
-function lockRefused(err: unknown): unknown {
-  if (pgErrorCode(err) !== '42501' || !(err instanceof Error)) return err;
-  return new Error(`${err.message}: archiving locks each batch with SELECT … FOR UPDATE, which needs UPDATE on at least one column of the table besides SELECT and DELETE (docs/security.md, "Retention")`, { cause: err });
-}
+// Said when the batch's lock is refused: a role with SELECT and DELETE lacks what FOR UPDATE needs.
+const LOCK_NEEDS = 'archiving locks each batch with SELECT … FOR UPDATE, which needs UPDATE on at least one column of the table besides SELECT and DELETE (docs/security.md, "Retention")';
 
 /** One batch in one transaction: lock the rows, copy them to the archive, delete them; all or nothing. */
 async function archiveBatch(client: pg.Client, sql: RetentionPayload['sql']): Promise<{ deleted: number; archived: number }> {
   await client.query('BEGIN');
   try {
-    const tids = z.array(z.object({ tid: z.string() })).parse((await client.query(sql.selectBatch).catch((err: unknown) => { throw lockRefused(err); })).rows).map((row) => row.tid);
+    const tids = z.array(z.object({ tid: z.string() })).parse((await client.query(sql.selectBatch).catch((err: unknown) => { throw withPrivilegeNeeded(err, LOCK_NEEDS); })).rows).map((row) => row.tid);
     if (tids.length === 0) {
       await client.query('COMMIT');
       return { deleted: 0, archived: 0 };

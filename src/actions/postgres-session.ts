@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { ValidationError } from '../errors.js';
 import { errorMessage } from '../log.js';
 import { pgErrorCode } from '../systems/postgres/catalog.js';
+import { READ_ALL_STATS } from '../systems/postgres/horizon.js';
 import type { ActionContext, Plan, RunOutput } from './contract.js';
 
 // The session every Postgres family runs its SQL in: a client of the run, and its plan executed as planned.
@@ -21,7 +22,7 @@ export async function withClient<T>(context: ActionContext, target: string, data
   }
 }
 
-const SEES_SESSIONS = 'SELECT pg_has_role(\'pg_read_all_stats\', \'USAGE\') AS sees';
+const SEES_SESSIONS = `SELECT ${READ_ALL_STATS} AS sees`;
 
 /**
  * What a run that found no session to blame adds when its role cannot see other roles' sessions

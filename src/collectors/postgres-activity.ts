@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { FamilySpec, Reading } from './framework/types.js';
-import { READ_ALL_STATS } from './postgres-visibility.js';
+import { READ_ALL_STATS } from '../systems/postgres/horizon.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 // What the server is doing as a whole: connections against the limit, lock waits, autovacuum

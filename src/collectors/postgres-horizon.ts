@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { BACKEND_AGE, BACKENDS, IDLE, SLOTS_SQL } from '../systems/postgres/horizon.js';
+import { BACKEND_AGE, BACKENDS, IDLE, READ_ALL_STATS, SLOTS_SQL } from '../systems/postgres/horizon.js';
 import type { FamilySpec, Reading } from './framework/types.js';
-import { READ_ALL_STATS } from './postgres-visibility.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 // The vacuum horizon: VACUUM removes only rows that died before the oldest xmin anything on the

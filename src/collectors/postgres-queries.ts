@@ -5,8 +5,8 @@ import { named } from '../systems/postgres/prepared.js';
 import type { TableFilter } from './postgres-tables.js';
 import { TableColumns, type ReadingOptions, type StatColumn, type TableName } from './postgres-table-columns.js';
 import { afterCursor, readTop, type RowStream } from './postgres-top.js';
+import { READ_ALL_STATS } from '../systems/postgres/horizon.js';
 import { onFirstUse } from '../lazy-schema.js';
-import { READ_ALL_STATS } from './postgres-visibility.js';
 
 // Counters are cast to float8 so pg hands back numbers, not the strings it uses for int8/numeric.
 // Only the database's top tables by dead tuples come back (tables.limit, see readTop): past the

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { FamilySpec, Reading } from './framework/types.js';
-import { READ_ALL_STATS } from './postgres-visibility.js';
+import { READ_ALL_STATS } from '../systems/postgres/horizon.js';
 import { onFirstUse } from '../lazy-schema.js';
 
 // Replication seen from both ends: a primary reports each standby (pg_stat_replication), a

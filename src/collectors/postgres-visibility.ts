@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import { onFirstUse } from '../lazy-schema.js';
+import { READ_ALL_STATS } from '../systems/postgres/horizon.js';
 
 // What a role without pg_read_all_stats (in pg_monitor) sees of other roles' sessions. PostgreSQL
 // (15) shows it their pid, database, user, application_name, backend_xid and backend_xmin, but
@@ -12,9 +13,6 @@ import { onFirstUse } from '../lazy-schema.js';
 // auxiliary process), so for such a role they are left out, never exported as a wrong 0.
 // pg_locks and pg_stat_database show everything to everyone: lock waits, deadlocks and rollbacks
 // stay. The check is in each query itself (READ_ALL_STATS), so a reading and its privilege agree.
-
-/** True when the session's role sees every role's sessions, as pg_stat_activity itself decides. */
-export const READ_ALL_STATS = "pg_has_role('pg_read_all_stats', 'USAGE')";
 
 /** What a target without pg_read_all_stats does not export, as its log line names them. */
 export function hiddenFamilies(statements: boolean): string[] {

@@ -16,6 +16,9 @@ export const IDLE = `state IN ('idle in transaction', 'idle in transaction (abor
 // workers' xmin is ignored by other vacuums.
 export const BACKENDS = `${NOT_COLLECTOR} AND backend_type NOT IN ('walsender', 'autovacuum worker')`;
 export const BACKEND_AGE = 'greatest(age(backend_xid), age(backend_xmin))';
+// True when the session's role sees every role's sessions, as pg_stat_activity itself decides:
+// without pg_read_all_stats (in pg_monitor) their state, type and transactions are hidden.
+export const READ_ALL_STATS = "pg_has_role('pg_read_all_stats', 'USAGE')";
 
 // Slots are bounded by max_replication_slots. restart_lsn is NULL for a slot that never reserved WAL.
 export const SLOTS_SQL = `

@@ -18,13 +18,13 @@ import type { ConnectionOptions } from 'node:tls';
  * ~/.postgresql/root.crt instead, which upkeep does not read.
  * sslcert and sslkey add a client certificate to any mode that uses TLS.
  */
-export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
-export type SslMode = typeof SSL_MODES[number];
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+type SslMode = typeof SSL_MODES[number];
 
 // Read here, and taken out of the URL pg parses, which would apply its own meaning to them.
 const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'sslpassword', 'ssl', 'sslnegotiation', 'uselibpqcompat'];
 
-export function isSslMode(mode: string): mode is SslMode {
+function isSslMode(mode: string): mode is SslMode {
   return (SSL_MODES as readonly string[]).includes(mode);
 }
 
